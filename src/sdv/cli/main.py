@@ -1,0 +1,61 @@
+"""Entry point of the ``sdv`` command.
+
+Each command group lives in its own module and exposes ``register(subparsers)``; the group adds its parsers and
+sets ``handler`` on them. A handler returns the process exit code. Errors of the project's tree are printed as one
+clear message on stderr with exit code 2; nothing else is caught, so real bugs keep their traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from sdv import __version__
+from sdv.errors import SdvError
+
+__all__ = ["build_parser", "main"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every command group registered."""
+    parser = argparse.ArgumentParser(prog="sdv", description="On-board middleware for software-defined vehicles.")
+    parser.add_argument("--version", action="version", version=f"sdv {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from sdv.cli import hal_commands  # noqa: PLC0415 - groups import their heavy dependencies lazily
+
+    hal_commands.register(subparsers)
+    try:
+        from sdv.cli import ota_commands  # noqa: PLC0415
+    except ImportError:  # the OTA group is optional while it is being built
+        pass
+    else:
+        ota_commands.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``sdv`` command and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return handler(args)
+    except SdvError as error:
+        print(f"sdv {args.command}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

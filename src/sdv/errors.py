@@ -1,0 +1,112 @@
+"""The project's exception tree.
+
+Every error the library raises on purpose derives from :class:`SdvError`, with one base per domain so that
+callers can catch a whole domain (``except sdv.HalError``) or one precise condition. Where a standard-library
+type fits, the error subclasses it too (an out-of-range value is also a ``ValueError``), so generic handlers keep
+working. Third-party exceptions are translated at the boundary with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "AccessDenied",
+    "ActuationError",
+    "DbcError",
+    "FrameError",
+    "HalError",
+    "OtaError",
+    "Problem",
+    "ProfileError",
+    "ReadOnlyError",
+    "SdvError",
+    "UnknownSignalError",
+    "ValueOutOfRangeError",
+    "VerificationError",
+]
+
+
+class SdvError(Exception):
+    """Root of every error raised by sdv."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located problem in an input file.
+
+    Attributes:
+        file: the file the problem is in (or a label such as ``<string>``).
+        location: where in the file: ``line 12`` for DBC text, a key path such as ``signals[3].source.message``
+            for a profile.
+        message: what is wrong and what was expected.
+    """
+
+    file: str
+    location: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.location}: {self.message}"
+
+
+class _ProblemsError(SdvError):
+    """An error that carries every problem found, not only the first."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        lines = "\n".join(f"  {problem}" for problem in self.problems)
+        count = len(self.problems)
+        super().__init__(f"{count} problem{'s' if count != 1 else ''}:\n{lines}")
+
+
+class DbcError(_ProblemsError):
+    """A DBC file that cannot be loaded: names the file, the line and what was expected."""
+
+
+class ProfileError(_ProblemsError, ValueError):
+    """A vehicle profile that does not validate: lists every problem with its file and key path."""
+
+
+class HalError(SdvError):
+    """Base of the hardware abstraction layer's runtime errors."""
+
+
+class FrameError(HalError, ValueError):
+    """A CAN frame that cannot be decoded (unknown id, wrong length, value outside the DBC range)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class ActuationError(HalError):
+    """An actuation request that could not be carried out."""
+
+
+class UnknownSignalError(ActuationError, KeyError):
+    """A path that names no signal of the profile."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ReadOnlyError(ActuationError):
+    """A write to a sensor or attribute: only actuators accept requests."""
+
+
+class ValueOutOfRangeError(ActuationError, ValueError):
+    """A value of the wrong type, outside min/max or outside the allowed values."""
+
+
+class AccessDenied(SdvError, PermissionError):
+    """A request the caller's credentials do not allow."""
+
+
+class OtaError(SdvError):
+    """Base of the over-the-air update errors."""
+
+
+class VerificationError(OtaError):
+    """A bundle or trust root that fails verification."""
