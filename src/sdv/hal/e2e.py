@@ -22,6 +22,7 @@ __all__ = [
     "available_checksums",
     "byte_sum",
     "checksum_function",
+    "compute_checksum",
     "counter_step_ok",
     "crc8_sae_j1850",
     "register_checksum",
@@ -100,6 +101,31 @@ def checksum_function(name: str) -> ChecksumFunction:
         return _REGISTRY[name]
     except KeyError:
         raise KeyError(f"unknown checksum algorithm {name!r}; known: {', '.join(available_checksums())}") from None
+
+
+def compute_checksum(
+    function: ChecksumFunction,
+    payload: bytes,
+    checksum_bytes: frozenset[int],
+    data_id: int | None,
+    bits: int,
+) -> int:
+    """The checksum of ``payload`` as the E2E contract defines it.
+
+    Args:
+        function: the algorithm (see :func:`checksum_function`).
+        payload: the whole frame payload; the bytes that hold the checksum signal are left out of the input.
+        checksum_bytes: indices of the payload bytes the checksum signal occupies.
+        data_id: when set, its two bytes (little-endian) precede the covered payload bytes.
+        bits: width of the checksum signal; the result is reduced to it.
+
+    Returns:
+        The raw checksum value to place in, or compare with, the checksum signal.
+    """
+    covered = bytes(byte for index, byte in enumerate(payload) if index not in checksum_bytes)
+    if data_id is not None:
+        covered = data_id.to_bytes(2, "little") + covered
+    return function(covered) & ((1 << bits) - 1)
 
 
 def counter_step_ok(previous: int, current: int, bits: int, max_step: int) -> bool:
