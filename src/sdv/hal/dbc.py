@@ -1,0 +1,685 @@
+"""Tolerant DBC loading: repair the deviations real DBC files carry, refuse what is ambiguous.
+
+:func:`load_dbc` reads a DBC text, repairs the deviations below in a pass over its tokens, records one warning
+per repair (a :class:`~sdv.errors.Problem` naming the file and the line, also logged), and hands the repaired
+text to cantools (``strict=False``). Every repair keeps the text's line structure, so line numbers in warnings
+and errors always point at the original text.
+
+Repaired (a warning each):
+
+* ``CM_ SG_ <id> "<text>";`` (a signal comment without a signal name): the comment is dropped.
+* ``CM_ <id> "<text>";`` (a message comment without ``BO_``): read as ``CM_ BO_ <id> "<text>";``; dropped if
+  no message has that id.
+* ``BO_ <id>`` with an id above 0x7FF but without the extended flag (bit 31 of the DBC id): the message is
+  marked extended, and every reference to that id (``CM_``, ``BA_``, ``BA_REL_``, ``VAL_``, ``SIG_VALTYPE_``,
+  ``BO_TX_BU_``, ``SG_MUL_VAL_``, ``SIG_GROUP_``) is rewritten with it.
+* ``VAL_`` and ``SIG_VALTYPE_`` entries for a message or signal that does not exist: dropped.
+* Numbers without a leading digit (``.25``): written ``0.25``.
+* Identifiers that start with a digit (``BO_ 1275 2017_5: ...``, ``SG_ 0_COUNTER : ...``): renamed with a
+  leading underscore (``_2017_5``, ``_0_COUNTER``; more underscores if that name is taken) everywhere they
+  occur. :attr:`LoadedDbc.original_names` maps each new name back to the one in the file.
+* A statement without its closing ``;`` (the next statement starts first): the ``;`` is added.
+
+Reported as warnings but loaded unchanged:
+
+* Signals of one message that share bits (and are not told apart by a multiplexer value), and signals that
+  do not fit in their message's length. cantools loads them with ``strict=False``.
+
+Refused with :class:`~sdv.errors.DbcError` (every problem of the file at once, each with its line and what was
+expected):
+
+* A syntax error the repairs do not cover.
+* A ``BO_`` frame id wider than 29 bits (after removing the extended flag, bit 31); the pseudo message
+  ``VECTOR__INDEPENDENT_SIG_MSG`` is exempt, as cantools skips it.
+* Two ``BO_`` with the same frame id, or with the same name.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final, NamedTuple
+
+from cantools.database.can import Database
+
+from sdv.errors import DbcError, Problem
+
+__all__ = ["LoadedDbc", "load_dbc"]
+
+_LOG = logging.getLogger(__name__)
+
+_EXTENDED_FLAG: Final = 0x80000000
+_STANDARD_MAX: Final = 0x7FF
+_EXTENDED_LIMIT: Final = 1 << 29
+# cantools skips this pseudo message (it holds signals assigned to no message), so its id is no frame id.
+_INDEPENDENT_SIGNALS: Final = "VECTOR__INDEPENDENT_SIG_MSG"
+
+# The token kinds follow cantools' DBC tokenizer, with two differences that let the repairs see what cantools
+# would misread: a number may start with "." and a number glued to letters or "_" is an identifier.
+_TOKEN_RE: Final = re.compile(
+    r"""
+    (?P<skip>[ \t\r\n]+|//[^\n]*)
+    | (?P<string>"(?:\\"|[^"])*?")
+    | (?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![A-Za-z0-9_]))
+    | (?P<word>[A-Za-z0-9_]+)
+    | (?P<punct>[()\[\],|@+\-;:])
+    | (?P<other>.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_NEWLINE_RE: Final = re.compile(r"\n")
+_BARE_FRACTION_RE: Final = re.compile(r"^([-+]?)\.")
+
+# Every keyword cantools' tokenizer knows: a word with one of these values starts or structures a statement.
+_KEYWORDS: Final = frozenset(
+    {
+        "BA_",
+        "BA_DEF_",
+        "BA_DEF_DEF_",
+        "BA_DEF_DEF_REL_",
+        "BA_DEF_REL_",
+        "BA_DEF_SGTYPE_",
+        "BA_REL_",
+        "BA_SGTYPE_",
+        "BO_",
+        "BO_TX_BU_",
+        "BS_",
+        "BU_",
+        "BU_BO_REL_",
+        "BU_EV_REL_",
+        "BU_SG_REL_",
+        "CAT_",
+        "CAT_DEF_",
+        "CM_",
+        "ENVVAR_DATA_",
+        "EV_",
+        "EV_DATA_",
+        "FILTER",
+        "NS_",
+        "NS_DESC_",
+        "SG_",
+        "SG_MUL_VAL_",
+        "SGTYPE_",
+        "SGTYPE_VAL_",
+        "SIG_GROUP_",
+        "SIG_TYPE_REF_",
+        "SIG_VALTYPE_",
+        "SIGTYPE_VALTYPE_",
+        "VAL_",
+        "VAL_TABLE_",
+        "VERSION",
+    }
+)
+# Statements that end with ";". The others (VERSION, NS_, BS_, BU_, BO_, SG_) end where the next one starts.
+_SEMICOLON_TERMINATED: Final = frozenset(
+    {
+        "BA_",
+        "BA_DEF_",
+        "BA_DEF_DEF_",
+        "BA_DEF_DEF_REL_",
+        "BA_DEF_REL_",
+        "BA_REL_",
+        "BO_TX_BU_",
+        "CM_",
+        "ENVVAR_DATA_",
+        "EV_",
+        "SG_MUL_VAL_",
+        "SIG_GROUP_",
+        "SIG_VALTYPE_",
+        "VAL_",
+        "VAL_TABLE_",
+    }
+)
+# Keywords that name an object type inside another statement (CM_ SG_ ..., BA_ "x" BO_ ...). Anywhere else
+# they start a new statement.
+_OBJECT_KEYWORDS: Final = frozenset({"BO_", "SG_", "BU_", "EV_", "BU_SG_REL_", "BU_BO_REL_", "BU_EV_REL_"})
+# Where an object keyword may stand inside a statement: its token index, or None for anywhere.
+_OBJECT_POSITION: Final[Mapping[str, int | None]] = {
+    "CM_": 1,
+    "BA_DEF_": 1,
+    "BA_": 2,
+    "BA_REL_": None,
+    "BA_DEF_REL_": None,
+}
+# Statements whose token 1 is a message id when it is a number (VAL_ may also name an environment variable).
+_ID_AT_INDEX_1: Final = frozenset({"VAL_", "SIG_VALTYPE_", "BO_TX_BU_", "SG_MUL_VAL_", "SIG_GROUP_"})
+
+# What each statement should look like, for syntax errors.
+_SYNTAX: Final[Mapping[str, str]] = {
+    "VERSION": 'VERSION "<text>"',
+    "NS_": "NS_ : <keyword> ...",
+    "BS_": "BS_:",
+    "BU_": "BU_: <node> ...",
+    "BO_": "BO_ <id> <name>: <length> <sender>",
+    "SG_": (
+        'SG_ <name> [M|m<value>] : <start>|<length>@<0|1><+|-> (<factor>,<offset>) [<min>|<max>] "<unit>" '
+        "<receiver>,..."
+    ),
+    "CM_": 'CM_ [BU_ <node> | BO_ <id> | SG_ <id> <signal> | EV_ <variable>] "<text>";',
+    "BA_DEF_": 'BA_DEF_ [BU_|BO_|SG_|EV_] "<name>" <INT|HEX|FLOAT|STRING|ENUM> [<min> <max> | "<item>",...];',
+    "BA_DEF_DEF_": 'BA_DEF_DEF_ "<name>" <value>;',
+    "BA_": 'BA_ "<name>" [BU_ <node> | BO_ <id> | SG_ <id> <signal> | EV_ <variable>] <value>;',
+    "BA_DEF_REL_": 'BA_DEF_REL_ <BU_SG_REL_|BU_BO_REL_|BU_EV_REL_> "<name>" <type> ...;',
+    "BA_DEF_DEF_REL_": 'BA_DEF_DEF_REL_ "<name>" <value>;',
+    "BA_REL_": 'BA_REL_ "<name>" BU_SG_REL_ <node> SG_ <id> <signal> <value>;',
+    "VAL_": 'VAL_ <id> <signal> <value> "<label>" ...;',
+    "VAL_TABLE_": 'VAL_TABLE_ <name> <value> "<label>" ...;',
+    "SIG_VALTYPE_": "SIG_VALTYPE_ <id> <signal> : <0|1|2|3>;",
+    "BO_TX_BU_": "BO_TX_BU_ <id> : <node>,...;",
+    "SG_MUL_VAL_": "SG_MUL_VAL_ <id> <signal> <multiplexer> <low>-<high>,...;",
+    "SIG_GROUP_": "SIG_GROUP_ <id> <group> <repetitions> : <signal> ...;",
+    "EV_": 'EV_ <name> : <type> [<min>|<max>] "<unit>" <initial> <id> <access> <node>,...;',
+    "ENVVAR_DATA_": "ENVVAR_DATA_ <variable> : <size>;",
+}
+
+
+@dataclass(frozen=True)
+class LoadedDbc:
+    """A DBC file loaded into cantools, with the repairs made on the way.
+
+    Attributes:
+        path: the file's path, or the name given with ``text``.
+        database: the cantools database of the repaired text.
+        warnings: one problem per repair or suspicious construct, in line order, each naming file and line.
+        original_names: repaired identifier -> identifier as written in the file, for each renamed identifier.
+        message_lines: message name -> 1-based line of its ``BO_`` in the original text (see :meth:`line_of`).
+    """
+
+    path: str
+    database: Database
+    warnings: tuple[Problem, ...]
+    original_names: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    message_lines: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+
+    def line_of(self, message_name: str) -> int | None:
+        """Return the line of a message's ``BO_`` in the original text.
+
+        Args:
+            message_name: the message's name in :attr:`database`, or as written in the file.
+
+        Returns:
+            The 1-based line number, or ``None`` if the file has no such message.
+        """
+        return self.message_lines.get(message_name)
+
+
+class _Token(NamedTuple):
+    kind: str
+    value: str
+    start: int
+    end: int
+
+
+@dataclass
+class _Statement:
+    keyword: str | None
+    tokens: list[_Token]
+    dropped: bool = False
+
+
+@dataclass
+class _Signal:
+    name: str
+    line: int
+    start: int
+    length: int
+    little_endian: bool
+    multiplexer_ids: frozenset[int] | None
+    is_multiplexer: bool
+
+
+@dataclass
+class _Message:
+    dbc_id: int
+    name: str
+    line: int
+    length: int
+    signals: dict[str, _Signal] = field(default_factory=dict)
+
+
+class _Repairer:
+    """One file's repair pass: tokens -> statements -> edits and warnings."""
+
+    def __init__(self, file: str, text: str) -> None:
+        self.file = file
+        self.text = text
+        self.line_starts = [0, *(match.end() for match in _NEWLINE_RE.finditer(text))]
+        self.edits: list[tuple[int, int, str]] = []
+        self.warnings: list[tuple[int, Problem]] = []
+        self.errors: list[tuple[int, Problem]] = []
+        self.renames: dict[str, str] = {}
+        self.messages: dict[int, _Message] = {}
+        self.id_rewrites: dict[int, int] = {}
+        self.statements: list[_Statement] = []
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+
+    def line(self, offset: int) -> int:
+        return bisect.bisect_right(self.line_starts, offset)
+
+    def warn(self, offset: int, message: str) -> None:
+        line = self.line(offset)
+        self.warnings.append((line, Problem(self.file, f"line {line}", message)))
+
+    def refuse(self, offset: int, message: str) -> None:
+        line = self.line(offset)
+        self.errors.append((line, Problem(self.file, f"line {line}", message)))
+
+    def drop(self, statement: _Statement, why: str) -> None:
+        first, last = statement.tokens[0], statement.tokens[-1]
+        # Keep the newlines so that every later line keeps its number.
+        self.edits.append((first.start, last.end, "\n" * self.text.count("\n", first.start, last.end)))
+        statement.dropped = True
+        self.warn(first.start, f"{why}; dropped the statement")
+
+    # -- pass 1: tokens and statements ---------------------------------------------------------------------
+
+    def tokenize(self) -> list[_Token]:
+        tokens = []
+        for match in _TOKEN_RE.finditer(self.text):
+            kind = match.lastgroup
+            if kind is None or kind == "skip":
+                continue
+            value = match.group()
+            if kind == "word" and value in _KEYWORDS:
+                kind = "keyword"
+            tokens.append(_Token(kind, value, match.start(), match.end()))
+        return tokens
+
+    def split(self, tokens: list[_Token]) -> None:
+        """Group the tokens into statements, adding each missing ``;``."""
+        count = len(tokens)
+        index = 0
+        while index < count:
+            first = tokens[index]
+            keyword = first.value if first.kind == "keyword" else None
+            end = index + 1
+            if keyword == "NS_":
+                # Like cantools: the NS_ list runs up to the token before the next ":" (that of "BS_:").
+                end = index + 2
+                while end + 1 < count and tokens[end + 1].value != ":":
+                    end += 1
+            elif keyword in _SEMICOLON_TERMINATED:
+                position = _OBJECT_POSITION.get(keyword, -1)
+                while end < count and tokens[end].value != ";":
+                    token = tokens[end]
+                    if token.kind == "keyword" and self._starts_statement(token, end - index, position):
+                        break
+                    end += 1
+                if end < count and tokens[end].value == ";":
+                    end += 1
+                else:
+                    last = tokens[end - 1]
+                    self.edits.append((last.end, last.end, ";"))
+                    self.warn(last.start, f"{keyword} statement has no closing ';'; added one")
+            else:
+                while end < count and tokens[end].kind != "keyword":
+                    end += 1
+            self.statements.append(_Statement(keyword, tokens[index:end]))
+            index = end
+
+    def _starts_statement(self, token: _Token, index: int, position: int | None) -> bool:
+        if token.value not in _OBJECT_KEYWORDS:
+            return True
+        if position is None or index == position:
+            return False
+        # An object keyword out of place: a new statement only if it opens a line (the usual layout), else
+        # leave it to the syntax check.
+        return self.line(token.start) != self.line(self._previous_end(token))
+
+    def _previous_end(self, token: _Token) -> int:
+        # The offset just before the token, skipping blanks back to the previous token on the text.
+        offset = token.start - 1
+        while offset > 0 and self.text[offset] in " \t\r\n":
+            offset -= 1
+        return offset
+
+    # -- pass 2: messages and signals ------------------------------------------------------------------------
+
+    def collect(self) -> None:
+        current: _Message | None = None
+        names: dict[str, _Message] = {}
+        for statement in self.statements:
+            tokens = statement.tokens
+            if statement.keyword == "BO_":
+                current = None
+                if len(tokens) < 5 or tokens[1].kind != "number" or not tokens[1].value.isdigit():
+                    continue
+                name = tokens[2].value
+                length = int(tokens[4].value) if tokens[4].value.isdigit() else 0
+                message = _Message(int(tokens[1].value), name, self.line(tokens[0].start), length)
+                current = message
+                if name == _INDEPENDENT_SIGNALS:
+                    continue
+                other = self.messages.get(message.dbc_id)
+                if other is not None:
+                    self.refuse(
+                        tokens[0].start,
+                        f"message {name} has frame id {message.dbc_id}, already used by message {other.name} "
+                        f"on line {other.line}; expected each frame id once",
+                    )
+                    continue
+                same_name = names.get(name)
+                if same_name is not None:
+                    self.refuse(
+                        tokens[0].start,
+                        f"message name {name} already used by the message on line {same_name.line}; "
+                        "expected each message name once",
+                    )
+                    continue
+                self.messages[message.dbc_id] = message
+                names[name] = message
+            elif statement.keyword == "SG_" and current is not None:
+                signal = self._signal(tokens)
+                if signal is not None:
+                    current.signals.setdefault(signal.name, signal)
+
+    def _signal(self, tokens: list[_Token]) -> _Signal | None:
+        # SG_ <name> [mux] : <start> | <length> @ <order> <sign> ...
+        if len(tokens) < 8:
+            return None
+        colon = 2 if tokens[2].value == ":" else 3
+        if len(tokens) < colon + 7 or tokens[colon].value != ":":
+            return None
+        start, length, order = tokens[colon + 1], tokens[colon + 3], tokens[colon + 5]
+        if not (start.value.isdigit() and length.value.isdigit() and order.value in {"0", "1"}):
+            return None
+        mux = tokens[2].value if colon == 3 else ""
+        multiplexer_ids: frozenset[int] | None = None
+        if mux.startswith("m") and mux[1:].rstrip("M").isdigit():
+            multiplexer_ids = frozenset({int(mux[1:].rstrip("M"))})
+        return _Signal(
+            name=tokens[1].value,
+            line=self.line(tokens[0].start),
+            start=int(start.value),
+            length=int(length.value),
+            little_endian=order.value == "1",
+            multiplexer_ids=multiplexer_ids,
+            is_multiplexer=mux.endswith("M"),
+        )
+
+    # -- pass 3: repairs -------------------------------------------------------------------------------------
+
+    def check_ids(self) -> None:
+        for message in self.messages.values():
+            if message.name == _INDEPENDENT_SIGNALS:
+                continue
+            raw = message.dbc_id & ~_EXTENDED_FLAG
+            if raw >= _EXTENDED_LIMIT:
+                self.refuse(
+                    self.line_starts[message.line - 1],
+                    f"message {message.name} has frame id {message.dbc_id} (0x{message.dbc_id:X}), wider "
+                    "than 29 bits; expected an 11-bit standard id or a 29-bit extended id with bit 31 set",
+                )
+            elif raw > _STANDARD_MAX and not message.dbc_id & _EXTENDED_FLAG:
+                extended = message.dbc_id | _EXTENDED_FLAG
+                other = self.messages.get(extended)
+                if other is not None:
+                    self.refuse(
+                        self.line_starts[message.line - 1],
+                        f"message {message.name} has standard frame id 0x{raw:X}, wider than 11 bits, and "
+                        f"message {other.name} on line {other.line} already has extended id 0x{raw:X}; "
+                        "expected each frame id once",
+                    )
+                    continue
+                self.id_rewrites[message.dbc_id] = extended
+                self.warn(
+                    self.line_starts[message.line - 1],
+                    f"message {message.name} has standard frame id 0x{raw:X}, wider than 11 bits; "
+                    f"marked it extended (DBC id {message.dbc_id | _EXTENDED_FLAG})",
+                )
+
+    def repair(self) -> None:
+        for statement in self.statements:
+            tokens = statement.tokens
+            keyword = statement.keyword
+            if keyword == "CM_" and len(tokens) >= 4:
+                self._repair_comment(statement)
+            elif keyword in {"VAL_", "SIG_VALTYPE_"} and len(tokens) >= 3 and tokens[1].kind == "number":
+                self._check_reference(statement)
+            if statement.dropped:
+                continue
+            for index, token in enumerate(tokens):
+                if token.kind == "number":
+                    if token.value[0] in ".-+" and _BARE_FRACTION_RE.match(token.value):
+                        fixed = _BARE_FRACTION_RE.sub(r"\g<1>0.", token.value)
+                        self.edits.append((token.start, token.end, fixed))
+                        self.warn(
+                            token.start,
+                            f"number {token.value} has no digit before the point; read as {fixed}",
+                        )
+                    elif self.id_rewrites and self._is_id_reference(keyword, tokens, index):
+                        rewritten = self.id_rewrites.get(int(token.value)) if token.value.isdigit() else None
+                        if rewritten is not None:
+                            self.edits.append((token.start, token.end, str(rewritten)))
+                elif token.kind == "word" and token.value[0].isdigit():
+                    self._rename(token)
+
+    def _repair_comment(self, statement: _Statement) -> None:
+        tokens = statement.tokens
+        second, third = tokens[1], tokens[2]
+        if second.value == "SG_" and third.kind == "number" and tokens[3].kind == "string":
+            self.drop(statement, f"CM_ SG_ {third.value} has no signal name")
+        elif second.kind == "number" and third.kind == "string" and second.value.isdigit():
+            if int(second.value) in self.messages:
+                self.edits.append((second.start, second.start, "BO_ "))
+                self.warn(
+                    second.start, f"CM_ {second.value} lacks the object type; read as CM_ BO_ {second.value}"
+                )
+            else:
+                self.drop(statement, f"CM_ {second.value} lacks the object type and no message has that id")
+
+    def _check_reference(self, statement: _Statement) -> None:
+        tokens = statement.tokens
+        keyword = statement.keyword
+        if not tokens[1].value.isdigit():
+            return
+        message = self.messages.get(int(tokens[1].value))
+        signal = tokens[2].value
+        if message is None or message.name == _INDEPENDENT_SIGNALS:
+            self.drop(statement, f"{keyword} names message id {tokens[1].value}, which no BO_ defines")
+        elif signal not in message.signals:
+            self.drop(
+                statement, f"{keyword} names signal {signal}, which message {message.name} does not have"
+            )
+
+    @staticmethod
+    def _is_id_reference(keyword: str | None, tokens: list[_Token], index: int) -> bool:
+        if index == 1:
+            return keyword == "BO_" or keyword in _ID_AT_INDEX_1
+        previous = tokens[index - 1].value
+        if previous in {"BO_", "SG_"}:
+            return keyword in {"CM_", "BA_", "BA_REL_"}
+        # BA_REL_ "<name>" BU_BO_REL_ <node> <id> <value>;
+        return keyword == "BA_REL_" and index >= 2 and tokens[index - 2].value == "BU_BO_REL_"
+
+    def _rename(self, token: _Token) -> None:
+        original = token.value
+        new = self.renames.get(original)
+        if new is None:
+            new = "_" + original
+            taken = self._all_words()
+            while new in taken:
+                new = "_" + new
+            self.renames[original] = new
+            self.warn(token.start, f"identifier {original} starts with a digit; renamed it {new} throughout")
+        self.edits.append((token.start, token.end, new))
+
+    def _all_words(self) -> set[str]:
+        return {
+            token.value for statement in self.statements for token in statement.tokens if token.kind == "word"
+        }
+
+    # -- pass 4: apply -----------------------------------------------------------------------------------
+
+    def repaired_text(self) -> str:
+        if not self.edits:
+            return self.text
+        parts = []
+        position = 0
+        for start, end, replacement in sorted(self.edits, key=lambda edit: (edit[0], edit[1])):
+            parts.append(self.text[position:start])
+            parts.append(replacement)
+            position = end
+        parts.append(self.text[position:])
+        return "".join(parts)
+
+    def check_layout(self) -> None:
+        """Warn about signals that share bits or leave their message."""
+        for message in self.messages.values():
+            if message.name == _INDEPENDENT_SIGNALS:
+                continue
+            owners: dict[int, list[_Signal]] = {}
+            limit = message.length * 8
+            for signal in message.signals.values():
+                bits = _signal_bits(signal)
+                outside = [bit for bit in bits if bit >= limit or bit < 0]
+                if outside:
+                    self.warn(
+                        self.line_starts[signal.line - 1],
+                        f"signal {signal.name} of message {message.name} does not fit in {message.length} "
+                        "bytes; kept it as written",
+                    )
+                clashes: list[str] = []
+                for bit in bits:
+                    for other in owners.setdefault(bit, []):
+                        if other.name not in clashes and _coexist(signal, other):
+                            clashes.append(other.name)
+                    owners[bit].append(signal)
+                if clashes:
+                    self.warn(
+                        self.line_starts[signal.line - 1],
+                        f"signal {signal.name} of message {message.name} overlaps signal "
+                        f"{', '.join(clashes)}; kept both as written",
+                    )
+
+
+def _signal_bits(signal: _Signal) -> list[int]:
+    if signal.little_endian:
+        return list(range(signal.start, signal.start + signal.length))
+    # Motorola order: the start bit is the most significant one, counted in the DBC's sawtooth numbering.
+    bits = []
+    position = signal.start
+    for _ in range(signal.length):
+        bits.append(position)
+        position = position + 15 if position % 8 == 0 else position - 1
+    return bits
+
+
+def _coexist(first: _Signal, second: _Signal) -> bool:
+    if first.multiplexer_ids is None or second.multiplexer_ids is None:
+        return True
+    return bool(first.multiplexer_ids & second.multiplexer_ids)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise DbcError([Problem(path, "file", f"cannot read the file: {error.strerror or error}")]) from error
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        # Vector tools write Windows-1252; latin-1 never fails for the bytes cp1252 leaves undefined.
+        try:
+            return data.decode("cp1252")
+        except UnicodeDecodeError:
+            return data.decode("latin-1")
+
+
+def _syntax_problem(file: str, repairer: _Repairer, error: Exception) -> Problem:
+    line = getattr(error, "line", None)
+    column = getattr(error, "column", None)
+    if not isinstance(line, int):
+        return Problem(file, "file", f"cannot load the DBC: {error}")
+    text = getattr(error, "text", "")
+    offset = getattr(error, "offset", None)
+    near = ""
+    if isinstance(text, str) and isinstance(offset, int):
+        match = _TOKEN_RE.match(text, offset)
+        near = f" at {match.group()!r}" if match and match.group().strip() else " at the end of the file"
+    keyword = None
+    starts = [repairer.line(statement.tokens[0].start) for statement in repairer.statements]
+    index = bisect.bisect_right(starts, line) - 1
+    if index >= 0:
+        keyword = repairer.statements[index].keyword
+    expected = _SYNTAX.get(
+        keyword or "", "a statement starting with a DBC keyword (BO_, SG_, CM_, BA_, VAL_, ...)"
+    )
+    where = f", column {column}" if isinstance(column, int) else ""
+    return Problem(file, f"line {line}", f"invalid syntax{where}{near}; expected {expected}")
+
+
+def _sorted(entries: list[tuple[int, Problem]]) -> Iterator[Problem]:
+    return (problem for _, problem in sorted(entries, key=lambda entry: entry[0]))
+
+
+def load_dbc(source: str | os.PathLike[str], *, text: str | None = None) -> LoadedDbc:
+    """Load a DBC file, repairing the deviations listed in the module documentation.
+
+    Args:
+        source: the path of the file to read, or, with ``text``, the name used in warnings and errors.
+        text: the DBC text; if given, ``source`` is not read.
+
+    Returns:
+        The loaded database with the warnings of every repair. Each warning is also logged.
+
+    Raises:
+        DbcError: the file cannot be read, has a syntax error the repairs do not cover, a frame id wider than
+            29 bits, or two messages with the same frame id or name. Lists every such problem with its line.
+    """
+    file = os.fspath(source)
+    if text is None:
+        text = _read(file)
+    repairer = _Repairer(file, text)
+    repairer.split(repairer.tokenize())
+    repairer.collect()
+    repairer.check_ids()
+    if repairer.errors:
+        raise DbcError(list(_sorted(repairer.errors)))
+    repairer.repair()
+    repairer.check_layout()
+    repaired = repairer.repaired_text()
+    database = Database(strict=False)
+    try:
+        database.add_dbc_string(repaired)
+    except Exception as error:  # cantools raises parser errors, ValueError, KeyError ...: all mean "bad file"
+        raise DbcError([_syntax_problem(file, repairer, error)]) from error
+    warnings = tuple(_sorted(repairer.warnings))
+    for warning in warnings:
+        _LOG.warning("%s", warning)
+    original_names = {new: old for old, new in repairer.renames.items()}
+    return LoadedDbc(
+        path=file,
+        database=database,
+        warnings=warnings,
+        original_names=MappingProxyType(original_names),
+        message_lines=MappingProxyType(_message_lines(repairer, database, original_names)),
+    )
+
+
+def _message_lines(
+    repairer: _Repairer, database: Database, original_names: Mapping[str, str]
+) -> dict[str, int]:
+    lines: dict[str, int] = {}
+    by_frame: dict[tuple[int, bool], int] = {}
+    for message in repairer.messages.values():
+        dbc_id = repairer.id_rewrites.get(message.dbc_id, message.dbc_id)
+        by_frame[(dbc_id & ~_EXTENDED_FLAG, bool(dbc_id & _EXTENDED_FLAG))] = message.line
+        # As written in the file, and as renamed.
+        lines[message.name] = message.line
+        lines.setdefault(repairer.renames.get(message.name, message.name), message.line)
+    for loaded in database.messages:
+        line = by_frame.get((loaded.frame_id, loaded.is_extended_frame))
+        if line is not None:
+            lines[loaded.name] = line
+            original = original_names.get(loaded.name)
+            if original is not None:
+                lines.setdefault(original, line)
+    return lines
