@@ -1,0 +1,98 @@
+"""Specific errors of the OTA layer.
+
+Every failure the verifier can report has its own class, so that an agent can react to the precise reason
+(log a rollback attempt, ask the server for a fresh bundle after an expiry, ...) and tests can assert on it.
+All derive from :class:`sdv.errors.VerificationError` (a bundle or trust root refused) or
+:class:`sdv.errors.OtaError` (a problem of the tooling, such as an unreadable key file). Messages name the
+thing and the place: the payload, the archive entry, the key id, and the expected against the actual value.
+"""
+
+from __future__ import annotations
+
+from sdv.errors import OtaError, VerificationError
+
+__all__ = [
+    "ArchiveFormatError",
+    "BadSignatureError",
+    "BundleFormatError",
+    "ExpiredError",
+    "HardwareIdMismatchError",
+    "HashMismatchError",
+    "KeyFormatError",
+    "LengthMismatchError",
+    "NonceMismatchError",
+    "OtaError",
+    "RollbackError",
+    "RotationError",
+    "SizeLimitError",
+    "ThresholdNotMetError",
+    "TrustRootFormatError",
+    "UnknownKeyError",
+    "UnsafeArchiveEntryError",
+    "VerificationError",
+]
+
+
+class KeyFormatError(OtaError, ValueError):
+    """A key file or key record that cannot be loaded (wrong encoding, unsupported algorithm or curve)."""
+
+
+class BundleFormatError(VerificationError, ValueError):
+    """A bundle whose container or manifest does not follow ``ota/bundle-format.md``."""
+
+
+class TrustRootFormatError(VerificationError, ValueError):
+    """A trust root file that does not follow the trust root format."""
+
+
+class SizeLimitError(VerificationError):
+    """Data larger than a configured limit (Uptane "endless data" attack): names the item, limit and size."""
+
+
+class ThresholdNotMetError(VerificationError):
+    """Fewer distinct valid signatures of the required role than its threshold."""
+
+
+class BadSignatureError(VerificationError):
+    """A signature attributed to a trusted key that does not verify: the signed bytes were altered."""
+
+
+class UnknownKeyError(VerificationError):
+    """A signature by a key the trust root does not list for the role (strict signature policy)."""
+
+
+class ExpiredError(VerificationError):
+    """Metadata whose expiry lies before the trusted time (Uptane "freeze" attack)."""
+
+
+class HardwareIdMismatchError(VerificationError):
+    """A bundle that does not list the ECU's hardware id (Uptane "mix-and-match" on the wrong ECU)."""
+
+
+class RollbackError(VerificationError):
+    """A release counter not strictly above the installed one, or a trust root version going backwards."""
+
+
+class LengthMismatchError(VerificationError):
+    """A payload or bundle whose length differs from the signed manifest (truncated or extended data)."""
+
+
+class HashMismatchError(VerificationError):
+    """A payload whose SHA-256 differs from the one in the signed manifest."""
+
+
+class ArchiveFormatError(VerificationError, ValueError):
+    """A file-tree payload that is not a well-formed POSIX tar archive."""
+
+
+class UnsafeArchiveEntryError(VerificationError):
+    """A file-tree entry that could write outside its tree or create something other than files, dirs,
+    links."""
+
+
+class RotationError(VerificationError):
+    """A new trust root that the current one does not authorize (version, signatures of old or new keys)."""
+
+
+class NonceMismatchError(VerificationError):
+    """An install report that answers another request than the one the server sent (replayed report)."""

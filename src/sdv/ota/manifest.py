@@ -1,0 +1,170 @@
+"""The bundle manifest: what a bundle contains, for which hardware, and for how long it is valid.
+
+Invariants (enforced by validation, so a :class:`Manifest` object always satisfies them):
+
+* names (bundle, payloads, slots, hardware ids) use a restricted ASCII alphabet, so they are safe in file
+  names, logs and shell scripts;
+* the version is a Semantic Versioning 2.0.0 string; the release counter is a positive integer that the
+  vehicle maker only ever increases (the version is for humans, the counter for anti-rollback: Uptane section
+  5.4.4.3);
+* hardware ids and payload names are unique; ``expires`` lies after ``created``;
+* a file-tree payload's install path is absolute, normalized and free of ``..``.
+
+The manifest's canonical JSON (:mod:`sdv.ota.canonical`) is what release keys sign. Its JSON schema, generated
+from these models by :func:`manifest_json_schema`, is committed as ``ota/manifest.schema.json``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sdv.ota.canonical import UtcTime
+
+__all__ = [
+    "MANIFEST_TYPE",
+    "MAX_COUNTER",
+    "FileTreeTarget",
+    "HardwareId",
+    "Manifest",
+    "Name",
+    "Payload",
+    "PayloadTarget",
+    "SlotImageTarget",
+    "manifest_json_schema",
+]
+
+MANIFEST_TYPE: Final = "sdv-ota/manifest/v1"
+"""The ``type`` of a manifest, also the label of its signatures."""
+
+MAX_COUNTER = 2**63 - 1
+"""Largest release counter (fits a signed 64-bit integer on any ECU)."""
+
+_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$"
+
+Name = Annotated[str, Field(pattern=_NAME_PATTERN, description="letters, digits and . _ + -; at most 128")]
+"""A bundle, payload or slot name."""
+
+HardwareId = Annotated[
+    str, Field(pattern=_NAME_PATTERN, description="an ECU hardware type, as the ECU reports it")
+]
+"""An ECU hardware id."""
+
+_SEMVER_PATTERN = (
+    r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(?:-((?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*))?"
+    r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
+)
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class SlotImageTarget(BaseModel):
+    """Install the payload as a raw image into a slot (a partition of an A/B pair, a firmware bank).
+
+    Attributes:
+        kind: always ``"slot-image"``.
+        slot: the slot's name, as the ECU's installer knows it.
+    """
+
+    model_config = _STRICT
+
+    kind: Literal["slot-image"]
+    slot: Name
+
+
+class FileTreeTarget(BaseModel):
+    """Unpack the payload, an uncompressed POSIX tar archive, below a directory.
+
+    Attributes:
+        kind: always ``"file-tree"``.
+        path: the absolute, normalized directory the tree is installed into.
+    """
+
+    model_config = _STRICT
+
+    kind: Literal["file-tree"]
+    path: str = Field(min_length=1, max_length=1024, pattern=r"^/[A-Za-z0-9._+/-]*$")
+
+    @field_validator("path")
+    @classmethod
+    def _normalized(cls, value: str) -> str:
+        if posixpath.normpath(value) != value or ".." in value.split("/"):
+            raise ValueError(f"install path {value!r} is not a normalized absolute path without '..'")
+        return value
+
+
+PayloadTarget = Annotated[SlotImageTarget | FileTreeTarget, Field(discriminator="kind")]
+"""Where a payload is installed."""
+
+
+class Payload(BaseModel):
+    """One payload of a bundle, stored in the bundle in manifest order.
+
+    Attributes:
+        name: unique within the bundle.
+        size: length in bytes.
+        sha256: SHA-256 of the payload in lowercase hex.
+        target: where it is installed.
+    """
+
+    model_config = _STRICT
+
+    name: Name
+    size: int = Field(ge=0, le=MAX_COUNTER)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    target: PayloadTarget
+
+
+class Manifest(BaseModel):
+    """The signed description of a bundle.
+
+    Attributes:
+        type: the document type, ``"sdv-ota/manifest/v1"``.
+        name: the bundle's name.
+        version: its Semantic Versioning 2.0.0 version, for humans.
+        release_counter: strictly increasing release number, for anti-rollback.
+        hardware_ids: the ECU hardware ids the bundle may be installed on.
+        created: when the bundle was built.
+        expires: after this time the bundle is refused (freeze attack defence).
+        payloads: the payloads, in the order they follow the header in the bundle.
+    """
+
+    model_config = _STRICT
+
+    type: Literal["sdv-ota/manifest/v1"]
+    name: Name
+    version: str = Field(max_length=256, pattern=_SEMVER_PATTERN)
+    release_counter: int = Field(ge=1, le=MAX_COUNTER)
+    hardware_ids: list[HardwareId] = Field(min_length=1, max_length=256)
+    created: UtcTime
+    expires: UtcTime
+    payloads: list[Payload] = Field(min_length=1, max_length=4096)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        if len(set(self.hardware_ids)) != len(self.hardware_ids):
+            raise ValueError("hardware_ids lists an id twice")
+        names = [payload.name for payload in self.payloads]
+        if len(set(names)) != len(names):
+            raise ValueError("two payloads share a name")
+        if self.expires <= self.created:
+            raise ValueError("expires must lie after created")
+        return self
+
+    @property
+    def total_size(self) -> int:
+        """Sum of the payload sizes."""
+        return sum(payload.size for payload in self.payloads)
+
+
+def manifest_json_schema() -> dict[str, Any]:
+    """The JSON schema of the manifest, as committed in ``ota/manifest.schema.json``."""
+    schema = Manifest.model_json_schema(mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://sdv.example/ota/manifest.schema.json",
+        **schema,
+    }

@@ -1,0 +1,278 @@
+"""The bundle verifier: decides, without any I/O of its own, whether an ECU may install a bundle.
+
+In the spirit of python-tuf's ``TrustedMetadataSet``, the verifier is built from the trusted state (trust
+root, hardware id, installed release counter, trusted time) and then fed the untrusted bundle. It checks in
+this fixed order and stops at the first failure with a specific error:
+
+1. container header: magic, section lengths against the limits, canonical signature section
+   (:class:`BundleFormatError`, :class:`SizeLimitError`);
+2. the trust root itself is not expired (:class:`ExpiredError`);
+3. signatures over the manifest bytes: in strict mode no bad and no unknown signature
+   (:class:`BadSignatureError`, :class:`UnknownKeyError`), then a threshold of *distinct* ``release`` keys
+   (:class:`ThresholdNotMetError`); Uptane section 5.4.4.2, TUF section 5.3.2;
+4. the manifest parses and is canonical (:class:`BundleFormatError`); only signed bytes are ever parsed;
+5. expiry against the trusted time (:class:`ExpiredError`; freeze attack);
+6. the ECU's hardware id is listed (:class:`HardwareIdMismatchError`; Uptane section 5.4.4.3);
+7. the release counter is strictly above the installed one (:class:`RollbackError`; rollback attack);
+8. payload count and declared sizes within the limits (:class:`SizeLimitError`; endless data), before any
+   payload byte is read;
+9. per payload, while streaming: length (:class:`LengthMismatchError`; partial bundle and endless data), then
+   SHA-256 (:class:`HashMismatchError`; arbitrary software), then for file trees the archive checks of
+   :mod:`sdv.ota.archive`; a payload is never held in memory, only one chunk at a time;
+10. nothing follows the last payload (:class:`LengthMismatchError`).
+
+Streams are passed in already opened; the verifier reads them but opens, writes and times nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sdv.ota.archive import ArchiveEntry, TarInspector
+from sdv.ota.bundle import BundleHeader, ByteStream, read_header
+from sdv.ota.canonical import format_time
+from sdv.ota.config import DEFAULT_LIMITS, OtaLimits
+from sdv.ota.errors import (
+    ExpiredError,
+    HardwareIdMismatchError,
+    HashMismatchError,
+    LengthMismatchError,
+    RollbackError,
+    SizeLimitError,
+    VerificationError,
+)
+from sdv.ota.manifest import MANIFEST_TYPE, FileTreeTarget, Manifest, Payload
+from sdv.ota.trust import RoleName, TrustRoot, check_threshold, check_trust_root_fresh, tally_signatures
+
+__all__ = ["BundleVerifier", "PayloadChecker", "VerifiedBundle", "VerifiedPayload"]
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VerifiedPayload:
+    """A payload that passed every check.
+
+    Attributes:
+        payload: its manifest entry.
+        offset: where its bytes start in the bundle.
+        entries: the archive entries of a file-tree payload (empty for slot images).
+    """
+
+    payload: Payload
+    offset: int
+    entries: tuple[ArchiveEntry, ...]
+
+
+@dataclass(frozen=True)
+class VerifiedBundle:
+    """A bundle the ECU may install.
+
+    Attributes:
+        manifest: the verified manifest.
+        signers: ids of the release keys whose signatures counted.
+        payloads: the verified payloads, in bundle order.
+    """
+
+    manifest: Manifest
+    signers: frozenset[str]
+    payloads: tuple[VerifiedPayload, ...]
+
+
+class PayloadChecker:
+    """Streams one payload through its length, hash and (for file trees) archive checks.
+
+    Args:
+        payload: the payload's manifest entry.
+        limits: archive limits.
+        label: names the payload in messages.
+    """
+
+    def __init__(self, payload: Payload, limits: OtaLimits = DEFAULT_LIMITS, label: str = "") -> None:
+        self._payload = payload
+        self._label = label or f"payload {payload.name}"
+        self._hash = hashlib.sha256()
+        self._received = 0
+        self._inspector = (
+            TarInspector(self._label, limits) if isinstance(payload.target, FileTreeTarget) else None
+        )
+        self._archive_error: VerificationError | None = None
+
+    @property
+    def received(self) -> int:
+        """Bytes fed so far."""
+        return self._received
+
+    def feed(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Check the next bytes of the payload.
+
+        Raises:
+            LengthMismatchError: as soon as more bytes arrive than the manifest declares.
+        """
+        size = len(chunk)
+        if self._received + size > self._payload.size:
+            raise LengthMismatchError(
+                f"{self._label}: more than the {self._payload.size} bytes the manifest declares"
+            )
+        self._received += size
+        self._hash.update(chunk)
+        if self._inspector is not None and self._archive_error is None:
+            try:
+                self._inspector.feed(chunk)
+            except VerificationError as error:  # reported after the hash check, to keep the check order
+                self._archive_error = error
+
+    def finish(self) -> tuple[ArchiveEntry, ...]:
+        """Conclude the checks once the payload's last byte was fed.
+
+        Returns:
+            The archive entries of a file-tree payload, else an empty tuple.
+
+        Raises:
+            LengthMismatchError: fewer bytes than declared (a truncated bundle).
+            HashMismatchError: a SHA-256 other than the manifest's.
+            ArchiveFormatError, UnsafeArchiveEntryError, SizeLimitError: a file tree that is unsafe to unpack.
+        """
+        if self._received != self._payload.size:
+            raise LengthMismatchError(
+                f"{self._label}: {self._received} bytes, "
+                f"the manifest declares {self._payload.size} (truncated)"
+            )
+        digest = self._hash.hexdigest()
+        if digest != self._payload.sha256:
+            raise HashMismatchError(
+                f"{self._label}: SHA-256 is {digest}, the manifest declares {self._payload.sha256}"
+            )
+        if self._inspector is None:
+            return ()
+        if self._archive_error is not None:
+            raise self._archive_error
+        return tuple(self._inspector.finish())
+
+
+class BundleVerifier:
+    """Verifies bundles for one ECU against its trusted state.
+
+    Args:
+        trust: the ECU's trust root.
+        hardware_id: the ECU's hardware id.
+        installed_counter: release counter of the installed software (0 if none).
+        trusted_now: the trusted time (see :func:`sdv.ota.trusted_time.trusted_now`).
+        limits: size limits and signature policy.
+    """
+
+    def __init__(
+        self,
+        trust: TrustRoot,
+        *,
+        hardware_id: str,
+        installed_counter: int,
+        trusted_now: datetime,
+        limits: OtaLimits = DEFAULT_LIMITS,
+    ) -> None:
+        if trusted_now.tzinfo is None:
+            raise ValueError("trusted_now must be an aware datetime")
+        if installed_counter < 0:
+            raise ValueError(f"installed_counter must not be negative, got {installed_counter}")
+        self._trust = trust
+        self._hardware_id = hardware_id
+        self._installed_counter = installed_counter
+        self._now = trusted_now
+        self._limits = limits
+
+    def verify_header(self, header: BundleHeader, source: str) -> tuple[Manifest, frozenset[str]]:
+        """Run checks 2 to 8 on a read header.
+
+        Returns:
+            The manifest and the ids of the release keys that signed it.
+        """
+        check_trust_root_fresh(self._trust, self._now)
+        role = self._trust.roles[RoleName.RELEASE]
+        tally = tally_signatures(
+            MANIFEST_TYPE, header.manifest_bytes, header.signatures, self._trust.role_keys(RoleName.RELEASE)
+        )
+        signers = check_threshold(
+            tally,
+            threshold=role.threshold,
+            what=f"{source}: manifest",
+            role=RoleName.RELEASE.value,
+            strict=self._limits.strict_signatures,
+        )
+        manifest = header.parse_manifest(source)
+        what = f"{source}: bundle {manifest.name} {manifest.version}"
+        if manifest.expires < self._now:
+            raise ExpiredError(
+                f"{what} expired at {format_time(manifest.expires)} (trusted time {format_time(self._now)})"
+            )
+        if self._hardware_id not in manifest.hardware_ids:
+            raise HardwareIdMismatchError(
+                f"{what} is for hardware {', '.join(manifest.hardware_ids)}, this ECU is {self._hardware_id}"
+            )
+        if manifest.release_counter <= self._installed_counter:
+            raise RollbackError(
+                f"{what} has release counter {manifest.release_counter}, not above the installed "
+                f"{self._installed_counter}"
+            )
+        self._check_sizes(manifest, what)
+        return manifest, signers
+
+    def _check_sizes(self, manifest: Manifest, what: str) -> None:
+        limits = self._limits
+        if len(manifest.payloads) > limits.max_payloads:
+            raise SizeLimitError(
+                f"{what}: {len(manifest.payloads)} payloads exceed the limit of {limits.max_payloads}"
+            )
+        for payload in manifest.payloads:
+            if payload.size > limits.max_payload_bytes:
+                raise SizeLimitError(
+                    f"{what}: payload {payload.name} of {payload.size} bytes exceeds the limit of "
+                    f"{limits.max_payload_bytes}"
+                )
+        if manifest.total_size > limits.max_total_payload_bytes:
+            raise SizeLimitError(
+                f"{what}: payloads total {manifest.total_size} bytes, "
+                f"the limit is {limits.max_total_payload_bytes}"
+            )
+
+    def verify_stream(self, stream: ByteStream, source: str) -> VerifiedBundle:
+        """Verify a whole bundle read from ``stream`` (checks 1 to 10), one chunk at a time.
+
+        Args:
+            stream: the bundle, positioned at its start.
+            source: names the bundle in messages.
+
+        Returns:
+            The verified bundle.
+        """
+        header = read_header(stream, source, self._limits)
+        manifest, signers = self.verify_header(header, source)
+        offset = header.encoded_length
+        buffer = bytearray(self._limits.chunk_bytes)
+        view = memoryview(buffer)
+        verified = []
+        for payload in manifest.payloads:
+            checker = PayloadChecker(payload, self._limits, f"{source}: payload {payload.name}")
+            remaining = payload.size
+            while remaining:
+                count = stream.readinto(view[: min(remaining, len(buffer))])
+                if not count:
+                    break
+                checker.feed(view[:count])
+                remaining -= count
+            entries = checker.finish()
+            verified.append(VerifiedPayload(payload, offset, entries))
+            offset += payload.size
+        if stream.read(1):
+            raise LengthMismatchError(f"{source}: data follows the last payload at offset {offset}")
+        _logger.info(
+            "%s: bundle %s %s (counter %d) verified, signed by %d release key(s)",
+            source,
+            manifest.name,
+            manifest.version,
+            manifest.release_counter,
+            len(signers),
+        )
+        return VerifiedBundle(manifest, signers, tuple(verified))
