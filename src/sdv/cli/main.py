@@ -22,7 +22,9 @@ Handler = Callable[[argparse.Namespace], int]
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every command group registered."""
-    parser = argparse.ArgumentParser(prog="sdv", description="On-board middleware for software-defined vehicles.")
+    parser = argparse.ArgumentParser(
+        prog="sdv", description="On-board middleware for software-defined vehicles."
+    )
     parser.add_argument("--version", action="version", version=f"sdv {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

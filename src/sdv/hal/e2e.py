@@ -100,7 +100,9 @@ def checksum_function(name: str) -> ChecksumFunction:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown checksum algorithm {name!r}; known: {', '.join(available_checksums())}") from None
+        raise KeyError(
+            f"unknown checksum algorithm {name!r}; known: {', '.join(available_checksums())}"
+        ) from None
 
 
 def compute_checksum(

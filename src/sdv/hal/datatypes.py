@@ -1,0 +1,131 @@
+"""The VSS datatypes a signal can have, their value ranges, and strict coercion into them.
+
+The names are those of the COVESA Vehicle Signal Specification (``boolean``, ``int8`` ... ``uint64``, ``float``,
+``double``, ``string``). Coercion is strict on purpose: a request for an ``uint8`` actuator with ``3.5`` or
+``True`` is an error, not a silent rounding.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+__all__ = [
+    "DATATYPES",
+    "INTEGER_RANGES",
+    "Datatype",
+    "Value",
+    "coerce",
+    "parse_text",
+]
+
+Datatype = Literal[
+    "boolean",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float",
+    "double",
+    "string",
+]
+Value = bool | int | float | str
+
+DATATYPES: tuple[str, ...] = (
+    "boolean",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float",
+    "double",
+    "string",
+)
+
+INTEGER_RANGES: dict[str, tuple[int, int]] = {
+    f"{'u' if unsigned else ''}int{bits}": (
+        (0, (1 << bits) - 1) if unsigned else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+    )
+    for bits in (8, 16, 32, 64)
+    for unsigned in (False, True)
+}
+
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
+def coerce(datatype: str, value: object) -> Value:
+    """Convert ``value`` to ``datatype`` without losing information.
+
+    Args:
+        datatype: one of :data:`DATATYPES`.
+        value: a Python value (from a decoded frame, a request or a profile).
+
+    Returns:
+        The value as ``bool``, ``int``, ``float`` or ``str``.
+
+    Raises:
+        ValueError: when the value has the wrong type or does not fit the datatype.
+    """
+    if datatype == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int | float) and value in (0, 1):
+            return bool(value)
+        raise ValueError(f"expected a boolean, got {value!r}")
+    if datatype in INTEGER_RANGES:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"expected an integer ({datatype}), got {value!r}")
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError(f"expected an integer ({datatype}), got {value!r}")
+            value = int(value)
+        low, high = INTEGER_RANGES[datatype]
+        if not low <= value <= high:
+            raise ValueError(f"{value} does not fit {datatype} [{low}, {high}]")
+        return value
+    if datatype in ("float", "double"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"expected a number ({datatype}), got {value!r}")
+        number = float(value)
+        if datatype == "float" and math.isfinite(number) and abs(number) > _FLOAT32_MAX:
+            raise ValueError(f"{value} does not fit a 32-bit float")
+        return number
+    if datatype == "string":
+        if isinstance(value, str):
+            return value
+        raise ValueError(f"expected a string, got {value!r}")
+    raise ValueError(f"unknown datatype {datatype!r}; expected one of {', '.join(DATATYPES)}")
+
+
+def parse_text(datatype: str, text: str) -> Value:
+    """Parse a command-line or text representation of a value of ``datatype``.
+
+    Raises:
+        ValueError: when the text is not a value of that datatype.
+    """
+    if datatype == "boolean":
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "on", "yes"):
+            return True
+        if lowered in ("false", "0", "off", "no"):
+            return False
+        raise ValueError(f"expected a boolean (true/false), got {text!r}")
+    if datatype in INTEGER_RANGES:
+        try:
+            return coerce(datatype, int(text, 0))
+        except ValueError:
+            raise ValueError(f"expected an integer ({datatype}), got {text!r}") from None
+    if datatype in ("float", "double"):
+        try:
+            return coerce(datatype, float(text))
+        except ValueError:
+            raise ValueError(f"expected a number ({datatype}), got {text!r}") from None
+    return coerce(datatype, text)

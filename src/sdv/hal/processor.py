@@ -1,0 +1,442 @@
+"""The frame processor: CAN frames in, batches of VSS signal updates out. Pure: no threads, no I/O, no clock.
+
+Everything that depends only on the vehicle model is compiled at construction: a routing table per bus keyed by
+(arbitration id, extended flag); per routed message a decoder specialised to the signals the profile maps (plus
+their multiplexers and E2E signals); per signal a converter from the DBC physical value to the VSS value. The
+per-frame path then does a dictionary lookup, one compiled call and a loop over the message's mapped signals.
+
+Invariants:
+
+* A frame never raises out of :meth:`FrameProcessor.process`: bad frames are counted per bus and reason
+  (``unknown_id``, ``wrong_length``, ``out_of_range``, ``unmapped_value``, ``e2e_counter``, ``e2e_checksum``,
+  ``error_frame``) and logged at most once per bus, message id and reason.
+* An update is emitted only when a signal's value changed (or its status did), at most once per its update
+  policy's ``min_interval_ms``; the latest held-back value is emitted when the interval has passed.
+* A message whose E2E check fails publishes nothing from that frame and marks its signals ``E2E_FAILED``; a
+  message not received within ``timeout_multiple`` cycle times marks its signals ``STALE``. Both recover, with
+  every signal re-published, on the next good frame.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sdv.hal.codec import DecodeFunction, MessageCodec, SignalLayout
+from sdv.hal.datatypes import INTEGER_RANGES, Value
+from sdv.hal.e2e import checksum_function, compute_checksum, counter_step_ok
+from sdv.hal.profile import E2EConfig, SignalConfig
+from sdv.hal.vehicle import VehicleModel, value_table_for
+
+__all__ = [
+    "BusStatistics",
+    "FrameLike",
+    "FrameProcessor",
+    "SignalUpdate",
+    "Status",
+    "route_key",
+    "signal_converter",
+]
+
+_LOG = logging.getLogger(__name__)
+_EXTENDED = 1 << 29
+
+
+def route_key(arbitration_id: int, is_extended: bool) -> int:
+    """One integer for (id, extended flag): 29-bit ids cannot collide with the flag bit."""
+    return arbitration_id | _EXTENDED if is_extended else arbitration_id
+
+
+class FrameLike(Protocol):
+    """What the processor reads of a frame (``can.Message`` has it)."""
+
+    @property
+    def arbitration_id(self) -> int: ...
+    @property
+    def is_extended_id(self) -> bool: ...
+    @property
+    def timestamp(self) -> float: ...
+    @property
+    def data(self) -> bytearray | bytes: ...
+    @property
+    def is_error_frame(self) -> bool: ...
+
+
+class Status(enum.Enum):
+    """Whether a signal's value can be trusted right now."""
+
+    VALID = "valid"
+    STALE = "stale"
+    """Freshness monitoring: the message was not received within its timeout."""
+    E2E_FAILED = "e2e_failed"
+    """The message's counter or checksum check failed."""
+    NOT_AVAILABLE = "not_available"
+    """No value has been received (or the bus is down)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignalUpdate:
+    """A new value or status of one VSS signal, stamped with the time of the frame that carried it."""
+
+    path: str
+    value: Value | None
+    timestamp: float
+    status: Status = Status.VALID
+
+
+@dataclass
+class BusStatistics:
+    """Frame counters of one bus."""
+
+    frames: int = 0
+    decoded: int = 0
+    bad: Counter[str] = field(default_factory=Counter)
+
+    def snapshot(self) -> BusStatistics:
+        """A copy that later frames do not change."""
+        return BusStatistics(self.frames, self.decoded, Counter(self.bad))
+
+
+Converter = Callable[[int | float], Value]
+
+
+class _Binding:
+    """One profile signal fed by one DBC signal: its converter and its publishing state."""
+
+    __slots__ = (
+        "convert",
+        "high",
+        "last_physical",
+        "last_published",
+        "last_value",
+        "low",
+        "min_interval",
+        "path",
+        "pending",
+        "signal",
+    )
+
+    def __init__(self, config: SignalConfig, layout: SignalLayout) -> None:
+        self.path = config.path
+        self.signal = layout.name
+        self.convert = signal_converter(config, layout)
+        low, high = layout.physical_bounds()
+        self.low = low
+        self.high = high
+        self.min_interval = config.update.min_interval_ms / 1000.0
+        self.last_physical: int | float | None = None
+        self.last_value: Value | None = None
+        self.last_published = -float("inf")
+        self.pending = False
+
+
+def signal_converter(config: SignalConfig, layout: SignalLayout) -> Converter:
+    """The function from a DBC physical value to the signal's VSS value (a ``KeyError`` means unmapped)."""
+    table = value_table_for(config, layout)
+    if table is not None:
+        return table.__getitem__  # a KeyError is an unmapped value
+    factor, offset = (config.transform.factor, config.transform.offset) if config.transform else (1.0, 0.0)
+    identity = factor == 1.0 and offset == 0.0
+    datatype = config.datatype
+    if datatype == "boolean":
+        return bool if identity else lambda value: bool(value * factor + offset)
+    if datatype in INTEGER_RANGES:
+        if identity and layout.conversion != "linear":
+            return int
+        return lambda value: round(value * factor + offset)
+    return float if identity else lambda value: float(value * factor + offset)
+
+
+class _E2ECheck:
+    """Counter and checksum verification of one message (see :mod:`sdv.hal.e2e`)."""
+
+    __slots__ = (
+        "_length",
+        "_read",
+        "checksum",
+        "checksum_bytes",
+        "counter",
+        "data_id",
+        "function",
+        "max_jump",
+        "previous_counter",
+    )
+
+    def __init__(self, config: E2EConfig, codec: MessageCodec) -> None:
+        self.counter = codec.signal(config.counter)
+        self.checksum = codec.signal(config.checksum)
+        self.checksum_bytes = self.checksum.covered_bytes(8 * codec.length)
+        self.function = checksum_function(config.algorithm)
+        self.data_id = config.data_id
+        self.max_jump = config.max_counter_jump
+        self.previous_counter: int | None = None
+        self._length = codec.length
+        self._read = codec.compile_decoder([config.counter, config.checksum])
+
+    def failure(self, data: bytes | bytearray) -> str | None:
+        """``None`` when the frame passes, else the reason (``e2e_checksum`` or ``e2e_counter``)."""
+        counter, checksum = self._read(bytes(data))
+        expected = compute_checksum(
+            self.function,
+            bytes(data[: self._length]),
+            self.checksum_bytes,
+            self.data_id,
+            self.checksum.length,
+        )
+        if checksum != expected:
+            return "e2e_checksum"
+        previous = self.previous_counter
+        self.previous_counter = int(counter or 0)
+        if previous is not None and not counter_step_ok(
+            previous, int(counter or 0), self.counter.length, self.max_jump
+        ):
+            return "e2e_counter"
+        return None
+
+
+class _Route:
+    """A message the processor receives on one bus."""
+
+    __slots__ = (
+        "bindings",
+        "codec",
+        "decode",
+        "e2e",
+        "e2e_failed",
+        "last_data",
+        "last_seen",
+        "length",
+        "stale",
+        "throttled",
+        "timeout",
+    )
+
+    def __init__(
+        self, codec: MessageCodec, bindings: list[_Binding], e2e: _E2ECheck | None, timeout: float | None
+    ) -> None:
+        self.codec = codec
+        self.length = codec.length
+        self.bindings = tuple(bindings)
+        self.decode: DecodeFunction | None = (
+            codec.compile_decoder([b.signal for b in bindings]) if bindings else None
+        )
+        self.e2e = e2e
+        self.timeout = timeout
+        self.throttled = any(b.min_interval > 0 for b in bindings)
+        self.last_data: bytes | None = None
+        self.last_seen: float | None = None
+        self.stale = False
+        self.e2e_failed = False
+
+
+class FrameProcessor:
+    """Turns frames of the vehicle's buses into signal updates.
+
+    Args:
+        vehicle: the checked vehicle model.
+    """
+
+    def __init__(self, vehicle: VehicleModel) -> None:
+        self.vehicle = vehicle
+        self.bus_names: tuple[str, ...] = tuple(vehicle.buses)
+        self._routes: list[dict[int, _Route]] = []
+        self._statistics: list[BusStatistics] = []
+        self._logged: set[tuple[int, int, str]] = set()
+        freshness = vehicle.config.freshness
+        bindings_by_message: dict[tuple[str, str], list[_Binding]] = {}
+        for signal in vehicle.signals.values():
+            if signal.source is None:
+                continue
+            codec = vehicle.codec(signal.source.bus, signal.source.message)
+            binding = _Binding(signal, codec.signal(signal.source.signal))
+            bindings_by_message.setdefault((signal.source.bus, signal.source.message), []).append(binding)
+        for bus_name, bus in vehicle.buses.items():
+            routes: dict[int, _Route] = {}
+            for (frame_id, extended), codec in bus.codecs.items():
+                bindings = bindings_by_message.get((bus_name, codec.name), [])
+                settings = vehicle.messages.get((bus_name, codec.name))
+                e2e = (
+                    _E2ECheck(settings.e2e, codec)
+                    if settings is not None and settings.e2e is not None
+                    else None
+                )
+                cycle = vehicle.cycle_time_ms(bus_name, codec.name)
+                timeout = (
+                    cycle * freshness.timeout_multiple / 1000.0
+                    if cycle and freshness.enabled and bindings
+                    else None
+                )
+                routes[route_key(frame_id, extended)] = _Route(codec, bindings, e2e, timeout)
+            self._routes.append(routes)
+            self._statistics.append(BusStatistics())
+        self._timed = [
+            route for routes in self._routes for route in routes.values() if route.timeout is not None
+        ]
+
+    def bus_index(self, name: str) -> int:
+        """Index of a bus, as :meth:`process` takes it."""
+        return self.bus_names.index(name)
+
+    def statistics(self) -> dict[str, BusStatistics]:
+        """Frame counters per bus (copies)."""
+        return {name: stats.snapshot() for name, stats in zip(self.bus_names, self._statistics, strict=True)}
+
+    def last_payload(self, bus: str, frame_id: int, is_extended: bool) -> bytes | None:
+        """The payload of the last frame of a message received on a bus, if any."""
+        route = self._routes[self.bus_index(bus)].get(route_key(frame_id, is_extended))
+        return route.last_data if route is not None else None
+
+    def attribute_updates(self, timestamp: float) -> list[SignalUpdate]:
+        """Updates for the attributes that have a fixed value in the profile."""
+        return [
+            SignalUpdate(signal.path, signal.value, timestamp)
+            for signal in self.vehicle.signals.values()
+            if signal.source is None and signal.value is not None
+        ]
+
+    def _bad(self, bus_index: int, reason: str, key: int, detail: str) -> None:
+        self._statistics[bus_index].bad[reason] += 1
+        marker = (bus_index, key, reason)
+        if marker not in self._logged:
+            self._logged.add(marker)
+            _LOG.warning(
+                "bus %s: %s for frame id 0x%X (%s); further ones for this id are only counted",
+                self.bus_names[bus_index],
+                reason,
+                key & ~_EXTENDED,
+                detail,
+            )
+
+    def process(self, bus_index: int, frames: Iterable[FrameLike]) -> list[SignalUpdate]:
+        """Decode a batch of frames received on one bus.
+
+        Returns:
+            The updates the batch produced, in frame order.
+        """
+        routes = self._routes[bus_index]
+        statistics = self._statistics[bus_index]
+        updates: list[SignalUpdate] = []
+        append = updates.append
+        received = 0
+        decoded = 0
+        for frame in frames:
+            received += 1
+            if frame.is_error_frame:
+                self._bad(bus_index, "error_frame", frame.arbitration_id, "error frame")
+                continue
+            key = frame.arbitration_id | _EXTENDED if frame.is_extended_id else frame.arbitration_id
+            route = routes.get(key)
+            if route is None:
+                self._bad(bus_index, "unknown_id", key, "no DBC message on this bus")
+                continue
+            data = frame.data
+            if len(data) < route.length:
+                self._bad(
+                    bus_index,
+                    "wrong_length",
+                    key,
+                    f"{len(data)} bytes, {route.codec.name} has {route.length}",
+                )
+                continue
+            timestamp = frame.timestamp
+            route.last_seen = timestamp
+            decoded += 1
+            force = route.stale
+            if force:
+                route.stale = False
+            e2e = route.e2e
+            if e2e is None:
+                if data == route.last_data and not force and not route.throttled:
+                    continue  # nothing in the payload changed, so no signal did
+            else:
+                reason = e2e.failure(data)
+                if reason is not None:
+                    self._bad(bus_index, reason, key, route.codec.name)
+                    if not route.e2e_failed:
+                        route.e2e_failed = True
+                        for binding in route.bindings:
+                            append(
+                                SignalUpdate(binding.path, binding.last_value, timestamp, Status.E2E_FAILED)
+                            )
+                    continue
+                if route.e2e_failed:
+                    route.e2e_failed = False
+                    force = True
+            route.last_data = bytes(data)
+            decode = route.decode
+            if decode is None:
+                continue
+            values = decode(route.last_data)
+            for binding, physical in zip(route.bindings, values):  # noqa: B905 - same length by construction
+                if physical is None:
+                    continue  # inactive multiplexer branch
+                if physical == binding.last_physical and not force:
+                    if binding.pending and timestamp - binding.last_published >= binding.min_interval:
+                        binding.pending = False
+                        binding.last_published = timestamp
+                        append(SignalUpdate(binding.path, binding.last_value, timestamp))
+                    continue
+                if physical < binding.low or physical > binding.high:
+                    self._bad(
+                        bus_index,
+                        "out_of_range",
+                        key,
+                        f"{binding.signal}={physical} outside [{binding.low}, {binding.high}]",
+                    )
+                    continue
+                try:
+                    value = binding.convert(physical)
+                except KeyError:
+                    self._bad(
+                        bus_index,
+                        "unmapped_value",
+                        key,
+                        f"{binding.signal}={physical} not in the value table",
+                    )
+                    continue
+                binding.last_physical = physical
+                binding.last_value = value
+                if timestamp - binding.last_published < binding.min_interval and not force:
+                    binding.pending = True
+                    continue
+                binding.pending = False
+                binding.last_published = timestamp
+                append(SignalUpdate(binding.path, value, timestamp))
+        statistics.frames += received
+        statistics.decoded += decoded
+        return updates
+
+    def check_freshness(self, now: float) -> list[SignalUpdate]:
+        """Mark the signals of messages overdue at ``now`` (seconds, the frames' time base) as stale."""
+        updates = []
+        for route in self._timed:
+            if route.stale or route.last_seen is None or route.timeout is None:
+                continue
+            if now - route.last_seen > route.timeout:
+                route.stale = True
+                for binding in route.bindings:
+                    updates.append(SignalUpdate(binding.path, binding.last_value, now, Status.STALE))
+        return updates
+
+    def message_states(self) -> Mapping[str, Mapping[str, str]]:
+        """Per bus, the state of each mapped message: ``valid``, ``stale``, ``e2e_failed`` or ``not_received``."""
+        states: dict[str, dict[str, str]] = {}
+        for name, routes in zip(self.bus_names, self._routes, strict=True):
+            bus_states = states.setdefault(name, {})
+            for route in routes.values():
+                if not route.bindings:
+                    continue
+                if route.last_seen is None:
+                    state = "not_received"
+                elif route.stale:
+                    state = "stale"
+                elif route.e2e_failed:
+                    state = "e2e_failed"
+                else:
+                    state = "valid"
+                bus_states[route.codec.name] = state
+        return states

@@ -1,0 +1,363 @@
+"""The vehicle profile: which buses exist and which DBC signals become which VSS signals.
+
+A profile is a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file validated by the pydantic models below. This
+module checks the file on its own (shape, types, required fields, duplicates); :mod:`sdv.hal.vehicle` checks it
+against the DBC files it names. Both report every problem at once, each with the file and the key path
+(``signals[3].source.message``), and for YAML files the line.
+
+Relative paths in a profile (DBC files, recordings) are resolved against the profile's own directory.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sdv.errors import Problem, ProfileError
+
+__all__ = [
+    "ActuatorTarget",
+    "BusConfig",
+    "E2EConfig",
+    "FreshnessConfig",
+    "MessageConfig",
+    "ProfileConfig",
+    "RecordingConfig",
+    "SignalConfig",
+    "SignalSource",
+    "Transform",
+    "UpdatePolicy",
+    "format_key_path",
+    "load_profile_config",
+    "parse_profile_text",
+]
+
+VSS_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$")
+Scalar = bool | int | float | str
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RecordingConfig(_Model):
+    """A python-can recording (candump ``.log``, ``.asc``, ``.blf``, ``.trc``, optionally ``.gz``) replayed as a bus."""
+
+    file: Path
+    realtime: bool = Field(True, description="replay at the recorded pace; false replays as fast as possible")
+    loop: bool = Field(False, description="start over at the end of the recording")
+    channel: str | None = Field(None, description="replay only frames recorded on this channel")
+
+
+class BusConfig(_Model):
+    """One CAN bus: a python-can interface or a recording, and the DBC files describing its traffic."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    interface: str | None = Field(
+        None, description="python-can interface: socketcan, virtual, pcan, kvaser, ..."
+    )
+    channel: str | int | None = Field(None, description="python-can channel, e.g. can0")
+    options: dict[str, Any] = Field(default_factory=dict, description="further python-can Bus arguments")
+    recording: RecordingConfig | None = None
+    fd: bool = Field(False, description="CAN FD bus (frames up to 64 bytes, bit rate switch)")
+    dbc: list[Path] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BusConfig:
+        if (self.interface is None) == (self.recording is None):
+            raise ValueError("a bus needs exactly one of 'interface' (a python-can interface) or 'recording'")
+        return self
+
+
+class SignalSource(_Model):
+    """Where a signal's value comes from: a DBC signal of a message on a bus."""
+
+    bus: str
+    message: str
+    signal: str
+
+
+class ActuatorTarget(_Model):
+    """The DBC message and signal that carry requests for an actuator (the bus defaults to the source's)."""
+
+    bus: str | None = None
+    message: str
+    signal: str
+
+
+class Transform(_Model):
+    """From the DBC physical value to the VSS value: a linear map or a value table (not both).
+
+    Value-table keys are DBC choice labels (``"P"``) or numbers (as strings in YAML when needed).
+    """
+
+    factor: float = 1.0
+    offset: float = 0.0
+    value_table: dict[str, Scalar] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Transform:
+        if self.value_table is not None and (self.factor != 1.0 or self.offset != 0.0):
+            raise ValueError("use either factor/offset or value_table, not both")
+        if self.factor == 0:
+            raise ValueError("factor must not be 0")
+        return self
+
+    @field_validator("value_table", mode="before")
+    @classmethod
+    def _keys_as_text(cls, table: object) -> object:
+        if isinstance(table, Mapping):
+            return {str(key): value for key, value in table.items()}
+        return table
+
+
+class UpdatePolicy(_Model):
+    """When a changed value is published: on every change, or at most every ``min_interval_ms``."""
+
+    min_interval_ms: float = Field(0.0, ge=0, description="0 publishes every change")
+
+
+class SignalConfig(_Model):
+    """One VSS signal of the vehicle."""
+
+    path: str
+    kind: Literal["sensor", "actuator", "attribute"]
+    datatype: Literal[
+        "boolean",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "float",
+        "double",
+        "string",
+    ]
+    unit: str | None = None
+    min: float | None = None
+    max: float | None = None
+    allowed: list[Scalar] | None = None
+    description: str = ""
+    source: SignalSource | None = None
+    value: Scalar | None = Field(None, description="fixed value of an attribute without a source")
+    transform: Transform | None = None
+    actuator: ActuatorTarget | None = None
+    update: UpdatePolicy = UpdatePolicy()
+
+    @field_validator("path")
+    @classmethod
+    def _vss_path(cls, path: str) -> str:
+        if not VSS_PATH.match(path):
+            raise ValueError("expected a dotted VSS path such as Vehicle.Speed")
+        return path
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SignalConfig:
+        if self.kind == "actuator" and self.actuator is None:
+            raise ValueError("an actuator needs 'actuator' (the DBC message and signal carrying requests)")
+        if self.kind != "actuator" and self.actuator is not None:
+            raise ValueError(f"only actuators take 'actuator'; this signal is a {self.kind}")
+        if self.source is None and not (self.kind == "attribute" and self.value is not None):
+            raise ValueError(
+                "needs 'source' (bus, message, signal); only attributes may give a fixed 'value'"
+            )
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class E2EConfig(_Model):
+    """End-to-end protection of a message: its counter and checksum signals and the algorithm."""
+
+    counter: str
+    checksum: str
+    algorithm: str = "crc8_sae_j1850"
+    data_id: int | None = Field(None, ge=0, le=0xFFFF)
+    max_counter_jump: int = Field(1, ge=1, description="largest accepted counter step (1 = no frame lost)")
+
+
+class MessageConfig(_Model):
+    """Settings of one DBC message on one bus."""
+
+    bus: str
+    message: str
+    cycle_time_ms: float | None = Field(None, gt=0, description="overrides the DBC's GenMsgCycleTime")
+    e2e: E2EConfig | None = None
+
+
+class FreshnessConfig(_Model):
+    """Freshness monitoring of cyclic messages."""
+
+    enabled: bool = True
+    timeout_multiple: float = Field(
+        3.0, ge=1.0, description="a message is stale after this many cycle times without a frame"
+    )
+
+
+class ProfileConfig(_Model):
+    """A vehicle profile, as read from its file."""
+
+    name: str = "vehicle"
+    description: str = ""
+    buses: list[BusConfig] = Field(min_length=1)
+    signals: list[SignalConfig] = Field(default_factory=list)
+    messages: list[MessageConfig] = Field(default_factory=list)
+    freshness: FreshnessConfig = FreshnessConfig()
+
+
+def format_key_path(location: tuple[int | str, ...]) -> str:
+    """``("signals", 3, "source")`` → ``signals[3].source``."""
+    text = ""
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+def _yaml_lines(
+    node: yaml.Node, path: tuple[int | str, ...], lines: dict[tuple[int | str, ...], int]
+) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            _yaml_lines(value_node, (*path, key), lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _yaml_lines(item, (*path, index), lines)
+
+
+class LocatedConfig:
+    """A validated profile with what is needed to point back into its file."""
+
+    def __init__(self, config: ProfileConfig, file: str, lines: Mapping[tuple[int | str, ...], int]) -> None:
+        self.config = config
+        self.file = file
+        self._lines = dict(lines)
+        self.directory = Path(file).resolve().parent if not file.startswith("<") else Path.cwd()
+
+    def problem(self, location: tuple[int | str, ...], message: str) -> Problem:
+        """A problem at ``location`` (a key path), with the file line where one is known."""
+        return Problem(self.file, _describe(location, self._lines), message)
+
+    def resolve(self, path: Path) -> Path:
+        """A path from the profile, relative to the profile's directory."""
+        return path if path.is_absolute() else self.directory / path
+
+
+def _describe(location: tuple[int | str, ...], lines: Mapping[tuple[int | str, ...], int]) -> str:
+    probe = location
+    while probe and probe not in lines:
+        probe = probe[:-1]
+    line = lines.get(probe)
+    key_path = format_key_path(location)
+    return f"line {line}: {key_path}" if line else key_path
+
+
+def parse_profile_text(text: str, file: str = "<string>", *, toml: bool = False) -> LocatedConfig:
+    """Parse and validate profile text.
+
+    Raises:
+        ProfileError: with every problem found, each with its key path (and line, for YAML).
+    """
+    lines: dict[tuple[int | str, ...], int] = {}
+    try:
+        if toml:
+            data: Any = tomllib.loads(text)
+        else:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            if node is not None:
+                _yaml_lines(node, (), lines)
+            data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "syntax"
+        raise ProfileError([Problem(file, where, f"not valid YAML: {error.problem}")]) from None
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as error:
+        raise ProfileError(
+            [Problem(file, "syntax", f"not valid {'TOML' if toml else 'YAML'}: {error}")]
+        ) from None
+    if not isinstance(data, dict):
+        raise ProfileError([Problem(file, "(top level)", "expected a mapping with at least 'buses'")])
+    try:
+        config = ProfileConfig.model_validate(data)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            location = tuple(
+                part for part in item["loc"] if not isinstance(part, str) or not part.startswith("function-")
+            )
+            message = item["msg"].removeprefix("Value error, ")
+            if item["type"] == "missing":
+                message = "required field is missing"
+            elif item["type"] == "extra_forbidden":
+                message = "unknown field (check the spelling)"
+            problems.append(Problem(file, _describe(location, lines), message))
+        raise ProfileError(problems) from None
+    located = LocatedConfig(config, file, lines)
+    duplicates = _duplicate_problems(located)
+    if duplicates:
+        raise ProfileError(duplicates)
+    return located
+
+
+def _duplicate_problems(located: LocatedConfig) -> list[Problem]:
+    problems = []
+    seen: dict[str, int] = {}
+    for index, bus in enumerate(located.config.buses):
+        if bus.name in seen:
+            problems.append(
+                located.problem(
+                    ("buses", index, "name"), f"duplicate bus {bus.name!r} (also buses[{seen[bus.name]}])"
+                )
+            )
+        seen.setdefault(bus.name, index)
+    paths: dict[str, int] = {}
+    for index, signal in enumerate(located.config.signals):
+        if signal.path in paths:
+            problems.append(
+                located.problem(
+                    ("signals", index, "path"),
+                    f"duplicate path {signal.path} (also signals[{paths[signal.path]}])",
+                )
+            )
+        paths.setdefault(signal.path, index)
+    messages: dict[tuple[str, str], int] = {}
+    for index, message in enumerate(located.config.messages):
+        key = (message.bus, message.message)
+        if key in messages:
+            problems.append(
+                located.problem(
+                    ("messages", index), f"duplicate settings for {message.message} on bus {message.bus}"
+                )
+            )
+        messages.setdefault(key, index)
+    return problems
+
+
+def load_profile_config(path: str | Path) -> LocatedConfig:
+    """Read and validate a profile file (YAML, or TOML by its ``.toml`` suffix).
+
+    Raises:
+        ProfileError: when the file cannot be read or does not validate.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ProfileError(
+            [Problem(str(file), "file", f"cannot be read: {error.strerror or error}")]
+        ) from None
+    return parse_profile_text(text, str(file), toml=file.suffix.lower() == ".toml")

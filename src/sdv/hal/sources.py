@@ -1,0 +1,220 @@
+"""Frame sources: where a bus's frames come from and where its outgoing frames go.
+
+:class:`FrameSource` is the edge; :class:`BusSource` wraps any python-can bus (``socketcan`` on a vehicle,
+``virtual`` as the in-memory twin, ``pcan``, ``kvaser``, ...), :class:`RecordingSource` replays a python-can
+recording (candump ``.log``, ``.asc``, ``.blf``, ``.trc``, each optionally ``.gz``) in real time or as fast as
+possible. Sources hand out frames in batches: batching is what keeps the per-frame cost low further up.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import can
+
+from sdv.errors import HalError
+from sdv.hal.profile import BusConfig
+
+__all__ = ["BusSource", "FrameSource", "RecordingSource", "open_source", "read_recording"]
+
+_LOG = logging.getLogger(__name__)
+DEFAULT_BATCH = 512
+
+
+class FrameSource(ABC):
+    """One bus's frames in, its outgoing frames out."""
+
+    name: str
+    realtime: bool = True
+    """Whether frame timestamps follow the wall clock (freshness is then judged against it)."""
+
+    @abstractmethod
+    def receive(self, timeout: float) -> list[can.Message]:
+        """The frames that arrived, waiting up to ``timeout`` seconds for the first (possibly none).
+
+        Raises:
+            EOFError: when a finite source (a recording played once) has no more frames.
+        """
+
+    @abstractmethod
+    def send(self, frame: can.Message) -> None:
+        """Transmit a frame.
+
+        Raises:
+            HalError: when the frame could not be sent.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the underlying bus or file."""
+
+
+class BusSource(FrameSource):
+    """A python-can bus."""
+
+    def __init__(self, name: str, bus: can.BusABC, *, batch_size: int = DEFAULT_BATCH) -> None:
+        self.name = name
+        self.bus = bus
+        self.batch_size = batch_size
+
+    @classmethod
+    def open(cls, config: BusConfig) -> BusSource:
+        """Open the python-can interface a bus configuration names.
+
+        Raises:
+            HalError: when python-can cannot open it (unknown interface, missing device, no permission).
+        """
+        options: dict[str, Any] = dict(config.options)
+        options.setdefault("fd", config.fd)
+        try:
+            bus = can.Bus(interface=config.interface, channel=config.channel, **options)
+        except (can.CanError, OSError, ValueError, ImportError, NotImplementedError) as error:
+            raise HalError(
+                f"bus {config.name}: cannot open python-can interface {config.interface!r} channel {config.channel!r}: {error}"
+            ) from error
+        return cls(config.name, bus)
+
+    def receive(self, timeout: float) -> list[can.Message]:
+        first = self.bus.recv(timeout)
+        if first is None:
+            return []
+        frames = [first]
+        while len(frames) < self.batch_size:
+            frame = self.bus.recv(0)
+            if frame is None:
+                break
+            frames.append(frame)
+        return frames
+
+    def send(self, frame: can.Message) -> None:
+        try:
+            self.bus.send(frame)
+        except (can.CanError, OSError) as error:
+            raise HalError(f"bus {self.name}: frame 0x{frame.arbitration_id:X} not sent: {error}") from error
+
+    def close(self) -> None:
+        self.bus.shutdown()
+
+
+def read_recording(path: Path, channel: str | None = None) -> Iterator[can.Message]:
+    """The frames of a python-can recording, optionally only those of one channel.
+
+    Raises:
+        HalError: when the file cannot be read or its format is not known to python-can.
+    """
+    try:
+        reader = can.LogReader(str(path))
+    except (OSError, ValueError) as error:
+        raise HalError(f"recording {path}: cannot be read: {error}") from error
+    try:
+        for frame in reader:
+            if channel is None or str(frame.channel) == channel:
+                yield frame
+    except (OSError, ValueError, EOFError) as error:
+        raise HalError(f"recording {path}: unreadable after some frames: {error}") from error
+    finally:
+        reader.stop()
+
+
+class RecordingSource(FrameSource):
+    """Replays a recording as a bus.
+
+    In real time, frames are released at their recorded pace and restamped onto the wall clock, so that ages and
+    freshness behave as on a live bus. As fast as possible, frames keep their recorded timestamps. When looping,
+    each pass continues the time line of the previous one. Frames sent to this bus go to a python-can virtual
+    bus (channel ``tx_channel``) where an application or a test can observe them.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        *,
+        realtime: bool = True,
+        loop: bool = False,
+        channel: str | None = None,
+        tx_channel: str | None = None,
+        batch_size: int = DEFAULT_BATCH,
+        clock: Any = time.time,
+    ) -> None:
+        self.name = name
+        self.path = path
+        self.realtime = realtime
+        self.loop = loop
+        self.channel = channel
+        self.batch_size = batch_size
+        self._clock = clock
+        self._frames = self._timeline()
+        self._ahead: can.Message | None = None
+        self._tx = can.Bus(
+            interface="virtual", channel=tx_channel or f"sdv.{name}", receive_own_messages=False
+        )
+        self._start_wall: float | None = None
+        self._start_recorded: float | None = None
+
+    def _timeline(self) -> Iterator[can.Message]:
+        shift = 0.0
+        for _ in itertools.count() if self.loop else range(1):
+            first = last = None
+            for frame in read_recording(self.path, self.channel):
+                if first is None:
+                    first = frame.timestamp
+                last = frame.timestamp
+                frame.timestamp += shift
+                yield frame
+            if first is None or last is None:
+                return  # an empty recording does not loop forever
+            shift += last - first + 0.001
+
+    def receive(self, timeout: float) -> list[can.Message]:
+        frames: list[can.Message] = []
+        deadline = self._clock() + timeout
+        while len(frames) < self.batch_size:
+            frame = self._ahead or next(self._frames, None)
+            self._ahead = None
+            if frame is None:
+                if frames:
+                    return frames
+                raise EOFError(f"end of recording {self.path}")
+            if self.realtime:
+                now = self._clock()
+                if self._start_wall is None or self._start_recorded is None:
+                    self._start_wall, self._start_recorded = now, frame.timestamp
+                due = self._start_wall + (frame.timestamp - self._start_recorded)
+                if due > now:
+                    if frames or due > deadline:
+                        self._ahead = frame
+                        if not frames:
+                            time.sleep(max(0.0, deadline - now))
+                        return frames
+                    time.sleep(due - now)
+                frame.timestamp = due
+            frames.append(frame)
+        return frames
+
+    def send(self, frame: can.Message) -> None:
+        self._tx.send(frame)
+
+    def close(self) -> None:
+        self._tx.shutdown()
+
+
+def open_source(config: BusConfig, directory: Path) -> FrameSource:
+    """The source a bus configuration describes; relative recording paths resolve against ``directory``."""
+    if config.recording is not None:
+        recording = config.recording
+        path = recording.file if recording.file.is_absolute() else directory / recording.file
+        return RecordingSource(
+            config.name,
+            path,
+            realtime=recording.realtime,
+            loop=recording.loop,
+            channel=recording.channel,
+            tx_channel=str(config.channel) if config.channel is not None else None,
+        )
+    return BusSource.open(config)

@@ -1,0 +1,414 @@
+"""A vehicle: a validated profile together with the DBC files it names, compiled into codecs.
+
+:func:`load_vehicle` is the one way from a profile file to something the HAL can run. It loads every DBC file of
+every bus (tolerantly, see :mod:`sdv.hal.dbc`), checks each signal of the profile against them, and reports every
+problem at once: unknown bus, message or signal (with close matches), a datatype or range that cannot hold the
+DBC signal, value tables naming labels the DBC does not have, E2E settings naming missing signals, a CAN FD
+message on a classic bus. The result is immutable.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sdv.errors import DbcError, Problem, ProfileError
+from sdv.hal.codec import MessageCodec, SignalLayout, codec_from_cantools
+from sdv.hal.datatypes import INTEGER_RANGES, Value, coerce
+from sdv.hal.dbc import LoadedDbc, load_dbc
+from sdv.hal.e2e import available_checksums
+from sdv.hal.profile import (
+    BusConfig,
+    LocatedConfig,
+    MessageConfig,
+    ProfileConfig,
+    SignalConfig,
+    Transform,
+    load_profile_config,
+    parse_profile_text,
+)
+
+__all__ = ["BusModel", "VehicleModel", "load_vehicle", "value_table_for", "vehicle_from_text"]
+
+
+@dataclass(frozen=True)
+class BusModel:
+    """One bus with its messages, compiled from its DBC files."""
+
+    config: BusConfig
+    dbcs: tuple[LoadedDbc, ...]
+    codecs: Mapping[tuple[int, bool], MessageCodec]
+    by_name: Mapping[str, MessageCodec]
+
+    @property
+    def name(self) -> str:
+        """The bus name."""
+        return self.config.name
+
+
+@dataclass(frozen=True)
+class VehicleModel:
+    """A profile checked against its DBC files.
+
+    Attributes:
+        config: the profile as read.
+        file: the profile file (for messages).
+        directory: the profile's directory, against which relative paths resolve.
+        buses: bus name → bus.
+        signals: VSS path → signal configuration, in profile order.
+        messages: (bus, message) → message settings.
+        warnings: the DBC loader's repairs and other non-fatal findings.
+    """
+
+    config: ProfileConfig
+    file: str
+    directory: Path
+    buses: Mapping[str, BusModel]
+    signals: Mapping[str, SignalConfig]
+    messages: Mapping[tuple[str, str], MessageConfig]
+    warnings: tuple[Problem, ...]
+
+    def codec(self, bus: str, message: str) -> MessageCodec:
+        """The codec of a message on a bus."""
+        return self.buses[bus].by_name[message]
+
+    def cycle_time_ms(self, bus: str, message: str) -> float | None:
+        """The message's cycle time: the profile's setting, else the DBC's ``GenMsgCycleTime``."""
+        settings = self.messages.get((bus, message))
+        if settings is not None and settings.cycle_time_ms is not None:
+            return settings.cycle_time_ms
+        cycle = self.codec(bus, message).cycle_time_ms
+        return float(cycle) if cycle else None
+
+    def resolve(self, path: Path) -> Path:
+        """A path from the profile, relative to its directory."""
+        return path if path.is_absolute() else self.directory / path
+
+
+def load_vehicle(path: str | Path) -> VehicleModel:
+    """Load a profile file and the DBC files it names, and check them against each other.
+
+    Raises:
+        ProfileError: listing every problem, each with the profile file and key path (and line).
+    """
+    return _check(load_profile_config(path))
+
+
+def vehicle_from_text(text: str, file: str, *, toml: bool = False) -> VehicleModel:
+    """Like :func:`load_vehicle`, for profile text; relative paths resolve against ``file``'s directory."""
+    return _check(parse_profile_text(text, file, toml=toml))
+
+
+def _suggest(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=3)
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+def _check(located: LocatedConfig) -> VehicleModel:
+    config = located.config
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    buses: dict[str, BusModel] = {}
+    for bus_index, bus in enumerate(config.buses):
+        model = _load_bus(located, bus_index, bus, problems)
+        warnings.extend(w for dbc in model.dbcs for w in dbc.warnings)
+        buses[bus.name] = model
+    messages: dict[tuple[str, str], MessageConfig] = {}
+    for index, message in enumerate(config.messages):
+        messages[(message.bus, message.message)] = message
+        _check_message(located, index, message, buses, problems)
+    for index, signal in enumerate(config.signals):
+        _check_signal(located, index, signal, buses, problems)
+    if problems:
+        raise ProfileError(problems)
+    return VehicleModel(
+        config=config,
+        file=located.file,
+        directory=located.directory,
+        buses=buses,
+        signals={signal.path: signal for signal in config.signals},
+        messages=messages,
+        warnings=tuple(warnings),
+    )
+
+
+def _load_bus(located: LocatedConfig, bus_index: int, bus: BusConfig, problems: list[Problem]) -> BusModel:
+    dbcs = []
+    codecs: dict[tuple[int, bool], MessageCodec] = {}
+    by_name: dict[str, MessageCodec] = {}
+    for dbc_index, dbc_path in enumerate(bus.dbc):
+        where = ("buses", bus_index, "dbc", dbc_index)
+        resolved = located.resolve(dbc_path)
+        try:
+            loaded = load_dbc(resolved)
+        except DbcError as error:
+            problems.append(located.problem(where, f"DBC file {resolved} does not load:"))
+            problems.extend(error.problems)
+            continue
+        dbcs.append(loaded)
+        for message in loaded.database.messages:
+            codec = codec_from_cantools(message)
+            key = (codec.frame_id, codec.is_extended)
+            if key in codecs:
+                problems.append(
+                    located.problem(
+                        where,
+                        f"{resolved}: message {codec.name} uses frame id 0x{codec.frame_id:X}, already used by "
+                        f"{codecs[key].name} on bus {bus.name}",
+                    )
+                )
+                continue
+            codecs[key] = codec
+            by_name[codec.name] = codec
+    if bus.recording is not None and not located.resolve(bus.recording.file).is_file():
+        problems.append(
+            located.problem(
+                ("buses", bus_index, "recording", "file"),
+                f"no such recording: {located.resolve(bus.recording.file)}",
+            )
+        )
+    return BusModel(config=bus, dbcs=tuple(dbcs), codecs=codecs, by_name=by_name)
+
+
+def _find(
+    located: LocatedConfig,
+    where: tuple[int | str, ...],
+    buses: Mapping[str, BusModel],
+    bus: str,
+    message: str,
+    signal: str | None,
+    problems: list[Problem],
+) -> tuple[MessageCodec, SignalLayout | None] | None:
+    model = buses.get(bus)
+    if model is None:
+        problems.append(
+            located.problem((*where, "bus"), f"unknown bus {bus!r}; buses: {', '.join(buses) or 'none'}")
+        )
+        return None
+    if not model.dbcs:
+        return None  # the DBC problem is already reported
+    codec = model.by_name.get(message)
+    if codec is None:
+        files = ", ".join(dbc.path for dbc in model.dbcs)
+        problems.append(
+            located.problem(
+                (*where, "message"),
+                f"unknown message {message!r} on bus {bus!r} ({files}){_suggest(message, model.by_name)}",
+            )
+        )
+        return None
+    if not model.config.fd and (codec.is_fd or codec.length > 8):
+        problems.append(
+            located.problem(
+                (*where, "message"),
+                f"message {message} is a CAN FD message but bus {bus!r} is not 'fd: true'",
+            )
+        )
+    if signal is None:
+        return codec, None
+    if not codec.has_signal(signal):
+        problems.append(
+            located.problem(
+                (*where, "signal"),
+                f"message {message} has no signal {signal!r}{_suggest(signal, codec.signal_names)}",
+            )
+        )
+        return None
+    return codec, codec.signal(signal)
+
+
+def _check_message(
+    located: LocatedConfig,
+    index: int,
+    message: MessageConfig,
+    buses: Mapping[str, BusModel],
+    problems: list[Problem],
+) -> None:
+    where: tuple[int | str, ...] = ("messages", index)
+    found = _find(located, where, buses, message.bus, message.message, None, problems)
+    if found is None or message.e2e is None:
+        return
+    codec = found[0]
+    for field_name in ("counter", "checksum"):
+        name = getattr(message.e2e, field_name)
+        if not codec.has_signal(name):
+            problems.append(
+                located.problem(
+                    (*where, "e2e", field_name),
+                    f"message {codec.name} has no signal {name!r}{_suggest(name, codec.signal_names)}",
+                )
+            )
+    if message.e2e.algorithm not in available_checksums():
+        problems.append(
+            located.problem(
+                (*where, "e2e", "algorithm"),
+                f"unknown checksum algorithm {message.e2e.algorithm!r}; known: {', '.join(available_checksums())}",
+            )
+        )
+
+
+def value_table_for(signal: SignalConfig, layout: SignalLayout) -> dict[float, Value] | None:
+    """The value table of a signal keyed by DBC physical value, or ``None`` for a linear transform.
+
+    Labels resolve through the DBC signal's choices; a ``string`` signal without a table takes the choice labels.
+
+    Raises:
+        ValueError: naming a key that is neither a choice label of the DBC signal nor a number.
+    """
+    transform = signal.transform
+    table = transform.value_table if transform is not None else None
+    if table is None and signal.datatype == "string" and layout.choices:
+        table = {label: label for label in layout.choices.values()}
+    if table is None:
+        return None
+    by_label = {label: raw for raw, label in layout.choices.items()}
+    resolved: dict[float, Value] = {}
+    for key, value in table.items():
+        if key in by_label:
+            raw = by_label[key]
+            physical = layout.to_physical(raw & layout.mask)
+        else:
+            try:
+                physical = float(key)
+            except ValueError:
+                labels = ", ".join(sorted(by_label)) or "none"
+                raise ValueError(
+                    f"{key!r} is neither a number nor a choice label of {layout.name} (labels: {labels})"
+                ) from None
+        resolved[float(physical)] = value
+    return resolved
+
+
+def _check_signal(
+    located: LocatedConfig,
+    index: int,
+    signal: SignalConfig,
+    buses: Mapping[str, BusModel],
+    problems: list[Problem],
+) -> None:
+    where: tuple[int | str, ...] = ("signals", index)
+    for key, values in (
+        ("allowed", signal.allowed or []),
+        ("value", [] if signal.value is None else [signal.value]),
+    ):
+        for value in values:
+            try:
+                coerce(signal.datatype, value)
+            except ValueError as error:
+                problems.append(located.problem((*where, key), f"{error} (datatype {signal.datatype})"))
+    if signal.source is not None:
+        found = _find(
+            located,
+            (*where, "source"),
+            buses,
+            signal.source.bus,
+            signal.source.message,
+            signal.source.signal,
+            problems,
+        )
+        if found is not None and found[1] is not None:
+            _check_fit(located, where, signal, found[1], problems, actuator=False)
+    if signal.actuator is not None:
+        bus = signal.actuator.bus or (signal.source.bus if signal.source else "")
+        found = _find(
+            located,
+            (*where, "actuator"),
+            buses,
+            bus,
+            signal.actuator.message,
+            signal.actuator.signal,
+            problems,
+        )
+        if found is not None and found[1] is not None:
+            _check_fit(located, where, signal, found[1], problems, actuator=True)
+
+
+def _transformed_range(transform: Transform | None, layout: SignalLayout) -> tuple[float, float]:
+    low, high = layout.physical_bounds()
+    factor, offset = (transform.factor, transform.offset) if transform else (1.0, 0.0)
+    ends = sorted((low * factor + offset, high * factor + offset))
+    return ends[0], ends[1]
+
+
+def _check_fit(
+    located: LocatedConfig,
+    where: tuple[int | str, ...],
+    signal: SignalConfig,
+    layout: SignalLayout,
+    problems: list[Problem],
+    *,
+    actuator: bool,
+) -> None:
+    """Whether the signal's datatype and range can hold every value the DBC signal carries."""
+    part = "actuator" if actuator else "source"
+    try:
+        table = value_table_for(signal, layout)
+    except ValueError as error:
+        problems.append(located.problem((*where, "transform", "value_table"), str(error)))
+        return
+    if table is not None:
+        for value in table.values():
+            try:
+                coerce(signal.datatype, value)
+            except ValueError as error:
+                problems.append(
+                    located.problem(
+                        (*where, "transform", "value_table"), f"{error} (datatype {signal.datatype})"
+                    )
+                )
+        return
+    if signal.datatype == "string":
+        problems.append(
+            located.problem(
+                (*where, "datatype"),
+                f"string needs a value_table: DBC signal {layout.name} has no choice labels",
+            )
+        )
+        return
+    low, high = _transformed_range(signal.transform, layout)
+    dbc_range = f"the DBC signal {layout.name}'s range [{_fmt(low)}, {_fmt(high)}]"
+    if signal.datatype == "boolean" and not (low >= 0 and high <= 1):
+        problems.append(located.problem((*where, "datatype"), f"boolean cannot hold {dbc_range}"))
+    elif signal.datatype in INTEGER_RANGES:
+        type_low, type_high = INTEGER_RANGES[signal.datatype]
+        step = layout.scale * (signal.transform.factor if signal.transform else 1.0)
+        offset = layout.offset * (signal.transform.factor if signal.transform else 1.0) + (
+            signal.transform.offset if signal.transform else 0.0
+        )
+        if low < type_low or high > type_high:
+            problems.append(
+                located.problem((*where, "datatype"), f"{signal.datatype} cannot hold {dbc_range}")
+            )
+        elif not (float(step).is_integer() and float(offset).is_integer()) or layout.is_float:
+            problems.append(
+                located.problem(
+                    (*where, "datatype"),
+                    f"{signal.datatype} cannot hold the fractional values of {layout.name} (factor {step}, offset {offset})",
+                )
+            )
+    if actuator:
+        # Every request the profile accepts must be encodable into the request signal.
+        for bound, name in ((signal.min, "min"), (signal.max, "max")):
+            if bound is not None and not low <= bound <= high:
+                problems.append(
+                    located.problem((*where, name), f"{name} {_fmt(bound)} lies outside {dbc_range} ({part})")
+                )
+    else:
+        # A sensor's range must hold what the bus can deliver, or valid frames would be rejected.
+        if signal.min is not None and signal.min > low:
+            problems.append(
+                located.problem((*where, "min"), f"min {_fmt(signal.min)} cannot hold {dbc_range}")
+            )
+        if signal.max is not None and signal.max < high:
+            problems.append(
+                located.problem((*where, "max"), f"max {_fmt(signal.max)} cannot hold {dbc_range}")
+            )
+
+
+def _fmt(number: float) -> str:
+    if math.isinf(number):
+        return "inf" if number > 0 else "-inf"
+    return f"{number:g}"
