@@ -200,10 +200,16 @@ def _datatype_for(layout: SignalLayout) -> str:
         return "string"
     if layout.is_float:
         return "double" if layout.length > 32 else "float"
-    if layout.length == 1 and not layout.is_signed and layout.conversion == "identity":
+    low, high = layout.physical_bounds()
+    if (
+        layout.length == 1
+        and not layout.is_signed
+        and layout.conversion == "identity"
+        and low >= 0
+        and high <= 1
+    ):
         return "boolean"
     if layout.conversion != "linear":
-        low, high = layout.physical_bounds()
         for name in ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64"):
             type_low, type_high = INTEGER_RANGES[name]
             if type_low <= low and high <= type_high:

@@ -24,11 +24,11 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from sdv.hal.codec import DecodeFunction, MessageCodec, SignalLayout
 from sdv.hal.datatypes import INTEGER_RANGES, Value
-from sdv.hal.e2e import checksum_function, compute_checksum, counter_step_ok
+from sdv.hal.e2e import checksum_function, counter_step_ok
 from sdv.hal.profile import E2EConfig, SignalConfig
 from sdv.hal.vehicle import VehicleModel, value_table_for
 
@@ -78,9 +78,11 @@ class Status(enum.Enum):
     """No value has been received (or the bus is down)."""
 
 
-@dataclass(frozen=True, slots=True)
-class SignalUpdate:
-    """A new value or status of one VSS signal, stamped with the time of the frame that carried it."""
+class SignalUpdate(NamedTuple):
+    """A new value or status of one VSS signal, stamped with the time of the frame that carried it.
+
+    A named tuple rather than a dataclass: one is created per changed signal on the hot path.
+    """
 
     path: str
     value: Value | None
@@ -155,8 +157,11 @@ class _E2ECheck:
     """Counter and checksum verification of one message (see :mod:`sdv.hal.e2e`)."""
 
     __slots__ = (
+        "_after",
+        "_checksum_mask",
+        "_first",
         "_length",
-        "_read",
+        "_prefix",
         "checksum",
         "checksum_bytes",
         "counter",
@@ -175,24 +180,27 @@ class _E2ECheck:
         self.max_jump = config.max_counter_jump
         self.previous_counter: int | None = None
         self._length = codec.length
-        self._read = codec.compile_decoder([config.counter, config.checksum])
+        self._prefix = b"" if config.data_id is None else config.data_id.to_bytes(2, "little")
+        self._first = min(self.checksum_bytes)
+        self._after = max(self.checksum_bytes) + 1
+        self._checksum_mask = self.checksum.mask
 
-    def failure(self, data: bytes | bytearray) -> str | None:
-        """``None`` when the frame passes, else the reason (``e2e_checksum`` or ``e2e_counter``)."""
-        counter, checksum = self._read(bytes(data))
-        expected = compute_checksum(
-            self.function,
-            bytes(data[: self._length]),
-            self.checksum_bytes,
-            self.data_id,
-            self.checksum.length,
+    def failure(self, data: bytes, counter: object, checksum: object) -> str | None:
+        """``None`` when the frame passes, else the reason (``e2e_checksum`` or ``e2e_counter``).
+
+        ``counter`` and ``checksum`` are the decoded values of the two signals in this frame.
+        """
+        # The checksum covers the payload without its own bytes (a contiguous range), after the data id.
+        expected = (
+            self.function(self._prefix + data[: self._first] + data[self._after : self._length])
+            & self._checksum_mask
         )
         if checksum != expected:
             return "e2e_checksum"
         previous = self.previous_counter
-        self.previous_counter = int(counter or 0)
+        self.previous_counter = current = int(counter)  # type: ignore[call-overload]
         if previous is not None and not counter_step_ok(
-            previous, int(counter or 0), self.counter.length, self.max_jump
+            previous, current, self.counter.length, self.max_jump
         ):
             return "e2e_counter"
         return None
@@ -221,9 +229,10 @@ class _Route:
         self.codec = codec
         self.length = codec.length
         self.bindings = tuple(bindings)
-        self.decode: DecodeFunction | None = (
-            codec.compile_decoder([b.signal for b in bindings]) if bindings else None
-        )
+        wanted = [binding.signal for binding in bindings]
+        if e2e is not None:  # decoded last, so the E2E check reads them from the same decode
+            wanted += [e2e.counter.name, e2e.checksum.name]
+        self.decode: DecodeFunction | None = codec.compile_decoder(wanted) if wanted else None
         self.e2e = e2e
         self.timeout = timeout
         self.throttled = any(b.min_interval > 0 for b in bindings)
@@ -321,6 +330,8 @@ class FrameProcessor:
         statistics = self._statistics[bus_index]
         updates: list[SignalUpdate] = []
         append = updates.append
+        new = tuple.__new__  # a named tuple without its keyword-handling constructor: the hot path
+        valid = Status.VALID
         received = 0
         decoded = 0
         for frame in frames:
@@ -348,29 +359,34 @@ class FrameProcessor:
             force = route.stale
             if force:
                 route.stale = False
+            decode = route.decode
             e2e = route.e2e
             if e2e is None:
                 if data == route.last_data and not force and not route.throttled:
                     continue  # nothing in the payload changed, so no signal did
+                route.last_data = data = bytes(data)
+                if decode is None:
+                    continue
+                values = decode(data)
             else:
-                reason = e2e.failure(data)
+                route.last_data = data = bytes(data)
+                values = decode(data)  # type: ignore[misc]  # an E2E route always has a decoder
+                reason = e2e.failure(data, values[-2], values[-1])
                 if reason is not None:
                     self._bad(bus_index, reason, key, route.codec.name)
                     if not route.e2e_failed:
                         route.e2e_failed = True
                         for binding in route.bindings:
                             append(
-                                SignalUpdate(binding.path, binding.last_value, timestamp, Status.E2E_FAILED)
+                                new(
+                                    SignalUpdate,
+                                    (binding.path, binding.last_value, timestamp, Status.E2E_FAILED),
+                                )
                             )
                     continue
                 if route.e2e_failed:
                     route.e2e_failed = False
                     force = True
-            route.last_data = bytes(data)
-            decode = route.decode
-            if decode is None:
-                continue
-            values = decode(route.last_data)
             for binding, physical in zip(route.bindings, values):  # noqa: B905 - same length by construction
                 if physical is None:
                     continue  # inactive multiplexer branch
@@ -378,7 +394,7 @@ class FrameProcessor:
                     if binding.pending and timestamp - binding.last_published >= binding.min_interval:
                         binding.pending = False
                         binding.last_published = timestamp
-                        append(SignalUpdate(binding.path, binding.last_value, timestamp))
+                        append(new(SignalUpdate, (binding.path, binding.last_value, timestamp, valid)))
                     continue
                 if physical < binding.low or physical > binding.high:
                     self._bad(
@@ -405,7 +421,7 @@ class FrameProcessor:
                     continue
                 binding.pending = False
                 binding.last_published = timestamp
-                append(SignalUpdate(binding.path, value, timestamp))
+                append(new(SignalUpdate, (binding.path, value, timestamp, valid)))
         statistics.frames += received
         statistics.decoded += decoded
         return updates
