@@ -59,11 +59,24 @@ _EXTENDED_LIMIT: Final = 1 << 29
 # cantools skips this pseudo message (it holds signals assigned to no message), so its id is no frame id.
 _INDEPENDENT_SIGNALS: Final = "VECTOR__INDEPENDENT_SIG_MSG"
 
-# The token kinds follow cantools' DBC tokenizer, with two differences that let the repairs see what cantools
-# would misread: a number may start with "." and a number glued to letters or "_" is an identifier.
+_NUMBER: Final = r"[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?"
+_NAME: Final = r"[A-Za-z_][A-Za-z0-9_]*"
+# The token kinds follow cantools' DBC tokenizer, with three differences. A number may start with "." and a
+# number glued to letters or "_" is an identifier, so that the repairs see what cantools would misread. And a
+# well-formed signal line (standard numbers, names starting with a letter) is one token: none of the repairs
+# applies to it, and it is most of a DBC file, so this keeps the pass fast.
 _TOKEN_RE: Final = re.compile(
-    r"""
+    rf"""
     (?P<skip>[ \t\r\n]+|//[^\n]*)
+    | (?P<signal>
+        SG_[ \t]+(?P<sg_name>{_NAME})(?:[ \t]+(?P<sg_mux>M|m\d+M?))?[ \t]*:
+        [ \t]*(?P<sg_start>\d+)\|(?P<sg_length>\d+)@(?P<sg_order>[01])[+-]
+        [ \t]*\([ \t]*{_NUMBER}[ \t]*,[ \t]*{_NUMBER}[ \t]*\)
+        [ \t]*\[[ \t]*{_NUMBER}[ \t]*\|[ \t]*{_NUMBER}[ \t]*\]
+        [ \t]*"(?:\\"|[^"])*"
+        [ \t]*{_NAME}(?:[ \t]*,[ \t]*{_NAME})*
+        (?=[ \t]*(?:\r?\n|//|\Z))
+      )
     | (?P<string>"(?:\\"|[^"])*?")
     | (?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![A-Za-z0-9_]))
     | (?P<word>[A-Za-z0-9_]+)
@@ -72,6 +85,8 @@ _TOKEN_RE: Final = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
+# What a syntax error message quotes: the token at the error's offset.
+_NEAR_RE: Final = re.compile(r'"[^"\n]*"?|[A-Za-z0-9_.]+|\S')
 _NEWLINE_RE: Final = re.compile(r"\n")
 _BARE_FRACTION_RE: Final = re.compile(r"^([-+]?)\.")
 
@@ -135,6 +150,8 @@ _SEMICOLON_TERMINATED: Final = frozenset(
         "VAL_TABLE_",
     }
 )
+# Token kinds that start a statement (a keyword, or a whole signal line).
+_STARTERS: Final = frozenset({"keyword", "signal"})
 # Keywords that name an object type inside another statement (CM_ SG_ ..., BA_ "x" BO_ ...). Anywhere else
 # they start a new statement.
 _OBJECT_KEYWORDS: Final = frozenset({"BO_", "SG_", "BU_", "EV_", "BU_SG_REL_", "BU_BO_REL_", "BU_EV_REL_"})
@@ -256,6 +273,7 @@ class _Repairer:
         self.messages: dict[int, _Message] = {}
         self.id_rewrites: dict[int, int] = {}
         self.statements: list[_Statement] = []
+        self.fast_signals: dict[int, _Signal] = {}
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
@@ -288,6 +306,16 @@ class _Repairer:
             value = match.group()
             if kind == "word" and value in _KEYWORDS:
                 kind = "keyword"
+            elif kind == "signal":
+                self.fast_signals[match.start()] = _Signal(
+                    name=match["sg_name"],
+                    line=self.line(match.start()),
+                    start=int(match["sg_start"]),
+                    length=int(match["sg_length"]),
+                    little_endian=match["sg_order"] == "1",
+                    multiplexer_ids=_multiplexer_ids(match["sg_mux"] or ""),
+                    is_multiplexer=(match["sg_mux"] or "").endswith("M"),
+                )
             tokens.append(_Token(kind, value, match.start(), match.end()))
         return tokens
 
@@ -297,7 +325,7 @@ class _Repairer:
         index = 0
         while index < count:
             first = tokens[index]
-            keyword = first.value if first.kind == "keyword" else None
+            keyword = "SG_" if first.kind == "signal" else first.value if first.kind == "keyword" else None
             end = index + 1
             if keyword == "NS_":
                 # Like cantools: the NS_ list runs up to the token before the next ":" (that of "BS_:").
@@ -308,7 +336,7 @@ class _Repairer:
                 position = _OBJECT_POSITION.get(keyword, -1)
                 while end < count and tokens[end].value != ";":
                     token = tokens[end]
-                    if token.kind == "keyword" and self._starts_statement(token, end - index, position):
+                    if token.kind in _STARTERS and self._starts_statement(token, end - index, position):
                         break
                     end += 1
                 if end < count and tokens[end].value == ";":
@@ -318,7 +346,7 @@ class _Repairer:
                     self.edits.append((last.end, last.end, ";"))
                     self.warn(last.start, f"{keyword} statement has no closing ';'; added one")
             else:
-                while end < count and tokens[end].kind != "keyword":
+                while end < count and tokens[end].kind not in _STARTERS:
                     end += 1
             self.statements.append(_Statement(keyword, tokens[index:end]))
             index = end
@@ -375,7 +403,7 @@ class _Repairer:
                 self.messages[message.dbc_id] = message
                 names[name] = message
             elif statement.keyword == "SG_" and current is not None:
-                signal = self._signal(tokens)
+                signal = self.fast_signals.get(tokens[0].start) or self._signal(tokens)
                 if signal is not None:
                     current.signals.setdefault(signal.name, signal)
 
@@ -390,16 +418,13 @@ class _Repairer:
         if not (start.value.isdigit() and length.value.isdigit() and order.value in {"0", "1"}):
             return None
         mux = tokens[2].value if colon == 3 else ""
-        multiplexer_ids: frozenset[int] | None = None
-        if mux.startswith("m") and mux[1:].rstrip("M").isdigit():
-            multiplexer_ids = frozenset({int(mux[1:].rstrip("M"))})
         return _Signal(
             name=tokens[1].value,
             line=self.line(tokens[0].start),
             start=int(start.value),
             length=int(length.value),
             little_endian=order.value == "1",
-            multiplexer_ids=multiplexer_ids,
+            multiplexer_ids=_multiplexer_ids(mux),
             is_multiplexer=mux.endswith("M"),
         )
 
@@ -520,14 +545,26 @@ class _Repairer:
     def repaired_text(self) -> str:
         if not self.edits:
             return self.text
+        self.edits.sort(key=lambda edit: (edit[0], edit[1]))
         parts = []
         position = 0
-        for start, end, replacement in sorted(self.edits, key=lambda edit: (edit[0], edit[1])):
+        for start, end, replacement in self.edits:
             parts.append(self.text[position:start])
             parts.append(replacement)
             position = end
         parts.append(self.text[position:])
         return "".join(parts)
+
+    def original_offset(self, offset: int) -> int:
+        """Map an offset in the repaired text back to the original text (the start of an edit inside one)."""
+        shift = 0
+        for start, end, replacement in self.edits:
+            if offset < start + shift:
+                break
+            if offset < start + shift + len(replacement):
+                return start
+            shift += len(replacement) - (end - start)
+        return offset - shift
 
     def check_layout(self) -> None:
         """Warn about signals that share bits or leave their message."""
@@ -557,6 +594,13 @@ class _Repairer:
                         f"signal {signal.name} of message {message.name} overlaps signal "
                         f"{', '.join(clashes)}; kept both as written",
                     )
+
+
+def _multiplexer_ids(mux: str) -> frozenset[int] | None:
+    # "m3" and "m3M" (a multiplexed multiplexer) are shown for multiplexer value 3; "M" and "" always.
+    if mux.startswith("m") and mux[1:].rstrip("M").isdigit():
+        return frozenset({int(mux[1:].rstrip("M"))})
+    return None
 
 
 def _signal_bits(signal: _Signal) -> list[int]:
@@ -594,26 +638,26 @@ def _read(path: str) -> str:
 
 
 def _syntax_problem(file: str, repairer: _Repairer, error: Exception) -> Problem:
-    line = getattr(error, "line", None)
-    column = getattr(error, "column", None)
-    if not isinstance(line, int):
-        return Problem(file, "file", f"cannot load the DBC: {error}")
-    text = getattr(error, "text", "")
     offset = getattr(error, "offset", None)
-    near = ""
-    if isinstance(text, str) and isinstance(offset, int):
-        match = _TOKEN_RE.match(text, offset)
-        near = f" at {match.group()!r}" if match and match.group().strip() else " at the end of the file"
-    keyword = None
-    starts = [repairer.line(statement.tokens[0].start) for statement in repairer.statements]
-    index = bisect.bisect_right(starts, line) - 1
-    if index >= 0:
-        keyword = repairer.statements[index].keyword
-    expected = _SYNTAX.get(
-        keyword or "", "a statement starting with a DBC keyword (BO_, SG_, CM_, BA_, VAL_, ...)"
-    )
-    where = f", column {column}" if isinstance(column, int) else ""
-    return Problem(file, f"line {line}", f"invalid syntax{where}{near}; expected {expected}")
+    if not isinstance(offset, int):
+        # Not a parser error (cantools raises ValueError, KeyError ... on content it cannot use).
+        return Problem(file, "file", f"cannot load the DBC: {error}; expected a DBC that cantools accepts")
+    original = repairer.original_offset(offset)
+    line = repairer.line(original)
+    column = original - repairer.line_starts[line - 1] + 1
+    match = _NEAR_RE.match(repairer.text, original)
+    near = repr(match.group()) if match else "the end of the file"
+    first_on_line = not repairer.text[repairer.line_starts[line - 1] : original].strip()
+    if match and first_on_line and match.group() not in _KEYWORDS:
+        expected = "a statement starting with a DBC keyword (BO_, SG_, CM_, BA_, VAL_, ...)"
+    else:
+        starts = [repairer.line(statement.tokens[0].start) for statement in repairer.statements]
+        index = bisect.bisect_right(starts, line) - 1
+        keyword = repairer.statements[index].keyword if index >= 0 else None
+        expected = _SYNTAX.get(
+            keyword or "", "a statement starting with a DBC keyword (BO_, SG_, CM_, BA_, ...)"
+        )
+    return Problem(file, f"line {line}", f"unexpected {near} at column {column}; expected {expected}")
 
 
 def _sorted(entries: list[tuple[int, Problem]]) -> Iterator[Problem]:
