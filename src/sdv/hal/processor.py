@@ -196,6 +196,8 @@ class _E2ECheck:
             & self._checksum_mask
         )
         if checksum != expected:
+            # A corrupted frame's counter means nothing: resynchronise on the next intact frame.
+            self.previous_counter = None
             return "e2e_checksum"
         previous = self.previous_counter
         self.previous_counter = current = int(counter)  # type: ignore[call-overload]
