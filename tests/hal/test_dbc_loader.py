@@ -408,6 +408,13 @@ REFUSALS = [
         "SECOND",
     ),
     Refusal(
+        "duplicate_signal_name",
+        'BO_ 100 MSG: 8 ECU\n SG_ X : 7|8@0+ (1,0) [0|255] "" GW\n SG_ X : 15|8@0+ (1,0) [0|255] "" GW\n',
+        "SG_ X : 15",
+        ("message MSG has a second signal X", "expected each signal name once per message"),
+        "SG_ X : 7",
+    ),
+    Refusal(
         "duplicate_name",
         'BO_ 100 SAME: 8 ECU\n SG_ A : 0|8@1+ (1,0) [0|255] "" GW\n\n'
         'BO_ 101 SAME: 8 ECU\n SG_ B : 0|8@1+ (1,0) [0|255] "" GW\n',
@@ -449,10 +456,23 @@ def test_every_wide_id_is_listed_at_once() -> None:
 def test_independent_signals_pseudo_message_is_not_a_wide_id() -> None:
     text = dbc(
         'BO_ 100 A: 8 ECU\n SG_ X : 7|8@0+ (1,0) [0|255] "" GW\n\n'
-        'BO_ 3221225472 VECTOR__INDEPENDENT_SIG_MSG: 0 Vector__XXX\n SG_ LOOSE : 0|8@1+ (1,0) [0|0] "" GW\n'
+        'BO_ 3221225472 VECTOR__INDEPENDENT_SIG_MSG: 0 Vector__XXX\n SG_ LOOSE : 0|8@1+ (1,0) [0|0] "" GW\n\n'
+        'VAL_ 3221225472 LOOSE 0 "NONE";\n'
     )
+    assert cantools_refuses(text), "cantools skips the pseudo message, so its VAL_ is left over"
     loaded = load_dbc(FILE, text=text)
     assert [message.name for message in loaded.database.messages] == ["A"]
+    (warning,) = loaded.warnings
+    assert warning.location == f"line {line_with(text, 'VAL_ 3221225472')}"
+    assert "VECTOR__INDEPENDENT_SIG_MSG" in warning.message
+
+
+def test_byte_order_mark_is_ignored(tmp_path: Path) -> None:
+    text = dbc('BO_ 100 A: 8 ECU\n SG_ X : 7|8@0+ (1,0) [0|255] "" GW\n')
+    path = tmp_path / "bom.dbc"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert load_dbc(path).warnings == ()
+    assert load_dbc(FILE, text="\ufeff" + text).line_of("A") == line_with(text, "BO_ 100")
 
 
 def test_unreadable_file_names_it(tmp_path: Path) -> None:

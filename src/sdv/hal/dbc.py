@@ -13,7 +13,8 @@ Repaired (a warning each):
 * ``BO_ <id>`` with an id above 0x7FF but without the extended flag (bit 31 of the DBC id): the message is
   marked extended, and every reference to that id (``CM_``, ``BA_``, ``BA_REL_``, ``VAL_``, ``SIG_VALTYPE_``,
   ``BO_TX_BU_``, ``SG_MUL_VAL_``, ``SIG_GROUP_``) is rewritten with it.
-* ``VAL_`` and ``SIG_VALTYPE_`` entries for a message or signal that does not exist: dropped.
+* ``VAL_`` and ``SIG_VALTYPE_`` entries for a message or signal that does not exist (or for a signal of
+  ``VECTOR__INDEPENDENT_SIG_MSG``, which cantools skips): dropped.
 * Numbers without a leading digit (``.25``): written ``0.25``.
 * Identifiers that start with a digit (``BO_ 1275 2017_5: ...``, ``SG_ 0_COUNTER : ...``): renamed with a
   leading underscore (``_2017_5``, ``_0_COUNTER``; more underscores if that name is taken) everywhere they
@@ -31,7 +32,10 @@ expected):
 * A syntax error the repairs do not cover.
 * A ``BO_`` frame id wider than 29 bits (after removing the extended flag, bit 31); the pseudo message
   ``VECTOR__INDEPENDENT_SIG_MSG`` is exempt, as cantools skips it.
-* Two ``BO_`` with the same frame id, or with the same name.
+* Two ``BO_`` with the same frame id (also once a repair marked one extended), or with the same name.
+* Two ``SG_`` with the same name in one message.
+
+A file is read as UTF-8, else as Windows-1252 (what Vector tools write); a leading byte order mark is ignored.
 """
 
 from __future__ import annotations
@@ -274,6 +278,7 @@ class _Repairer:
         self.id_rewrites: dict[int, int] = {}
         self.statements: list[_Statement] = []
         self.fast_signals: dict[int, _Signal] = {}
+        self.words: set[str] | None = None
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
@@ -383,6 +388,8 @@ class _Repairer:
                 message = _Message(int(tokens[1].value), name, self.line(tokens[0].start), length)
                 current = message
                 if name == _INDEPENDENT_SIGNALS:
+                    # Kept for the references to it, out of the frame id and name checks.
+                    self.messages.setdefault(message.dbc_id, message)
                     continue
                 other = self.messages.get(message.dbc_id)
                 if other is not None:
@@ -404,8 +411,18 @@ class _Repairer:
                 names[name] = message
             elif statement.keyword == "SG_" and current is not None:
                 signal = self.fast_signals.get(tokens[0].start) or self._signal(tokens)
-                if signal is not None:
-                    current.signals.setdefault(signal.name, signal)
+                if signal is None:
+                    continue
+                twin = current.signals.get(signal.name)
+                if twin is not None:
+                    # cantools keeps both and decodes only one of them: which one is meant cannot be known.
+                    self.refuse(
+                        tokens[0].start,
+                        f"message {current.name} has a second signal {signal.name} (the first is on line "
+                        f"{twin.line}); expected each signal name once per message",
+                    )
+                    continue
+                current.signals[signal.name] = signal
 
     def _signal(self, tokens: list[_Token]) -> _Signal | None:
         # SG_ <name> [mux] : <start> | <length> @ <order> <sign> ...
@@ -506,8 +523,10 @@ class _Repairer:
             return
         message = self.messages.get(int(tokens[1].value))
         signal = tokens[2].value
-        if message is None or message.name == _INDEPENDENT_SIGNALS:
+        if message is None:
             self.drop(statement, f"{keyword} names message id {tokens[1].value}, which no BO_ defines")
+        elif message.name == _INDEPENDENT_SIGNALS:
+            self.drop(statement, f"{keyword} names a signal of {_INDEPENDENT_SIGNALS}, which is no message")
         elif signal not in message.signals:
             self.drop(
                 statement, f"{keyword} names signal {signal}, which message {message.name} does not have"
@@ -528,17 +547,19 @@ class _Repairer:
         new = self.renames.get(original)
         if new is None:
             new = "_" + original
-            taken = self._all_words()
+            if self.words is None:
+                self.words = {
+                    token.value
+                    for statement in self.statements
+                    for token in statement.tokens
+                    if token.kind == "word"
+                }
+            taken = self.words | set(self.renames.values())
             while new in taken:
                 new = "_" + new
             self.renames[original] = new
             self.warn(token.start, f"identifier {original} starts with a digit; renamed it {new} throughout")
         self.edits.append((token.start, token.end, new))
-
-    def _all_words(self) -> set[str]:
-        return {
-            token.value for statement in self.statements for token in statement.tokens if token.kind == "word"
-        }
 
     # -- pass 4: apply -----------------------------------------------------------------------------------
 
@@ -681,6 +702,9 @@ def load_dbc(source: str | os.PathLike[str], *, text: str | None = None) -> Load
     file = os.fspath(source)
     if text is None:
         text = _read(file)
+    if text.startswith("\ufeff"):
+        # A byte order mark is encoding, not content; a blank keeps every column in place.
+        text = " " + text[1:]
     repairer = _Repairer(file, text)
     repairer.split(repairer.tokenize())
     repairer.collect()
