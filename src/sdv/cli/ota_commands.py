@@ -214,15 +214,15 @@ def _trust_sign(args: argparse.Namespace) -> int:
 
 def _trust_update(args: argparse.Namespace) -> int:
     current = load_trust(args.trust)
-    trusted = current.signed
+    accepted = current
     for path in args.new:
-        trusted = verify_rotation(trusted, load_trust(path), str(path))
+        candidate = load_trust(path)
+        verify_rotation(accepted.signed, candidate, str(path))
+        accepted = candidate
+    trusted = accepted.signed
     state = load_time_state(args.time_state) if args.time_state else None
     check_trust_root_fresh(trusted, trusted_now(args.now or datetime.now(UTC), state))
-    if trusted is current.signed:
-        print(f"trust root stays at version {trusted.version}")
-        return 0
-    save_trust(args.trust, load_trust(args.new[-1]))
+    save_trust(args.trust, accepted)
     print(f"trust root updated from version {current.signed.version} to {trusted.version}")
     return 0
 
