@@ -253,6 +253,22 @@ def test_repairs_what_cantools_refuses(repair: Repair) -> None:
     assert all(warning.file == FILE for warning in loaded.warnings)
 
 
+def test_repairs_combine_on_one_message() -> None:
+    # "CM_ <id>" gains its BO_ and the id its extended flag: the comment must still reach the message.
+    text = dbc(
+        'BO_ 103596083 2BSM: 8 ECU\n SG_ 1ST : 7|1@0+ (.5,0) [0|.5] "" GW\n\n'
+        'CM_ 103596083 "Blind spot"\nVAL_ 103596083 1ST 1 "YES" 0 "NO";\n'
+    )
+    loaded = load_dbc(FILE, text=text)
+    message = loaded.database.get_message_by_name("_2BSM")
+    assert (message.frame_id, message.is_extended_frame, message.comment) == (0x62CC033, True, "Blind spot")
+    signal = message.get_signal_by_name("_1ST")
+    assert (signal.scale, signal.maximum) == (0.5, 0.5)
+    assert choices(loaded, "_2BSM", "_1ST") == {1: "YES", 0: "NO"}
+    assert loaded.original_names == {"_2BSM": "2BSM", "_1ST": "1ST"}
+    assert len(loaded.warnings) == 7
+
+
 def test_warnings_are_logged_and_returned_in_line_order(caplog: pytest.LogCaptureFixture) -> None:
     text = dbc(
         'BO_ 500 ENGINE: 8 ECU\n SG_ TORQUE : 4|13@0+ (.25,-500) [-500|1547.5] "NM" GW\n\n'

@@ -251,7 +251,6 @@ class _Signal:
     length: int
     little_endian: bool
     multiplexer_ids: frozenset[int] | None
-    is_multiplexer: bool
 
 
 @dataclass
@@ -319,7 +318,6 @@ class _Repairer:
                     length=int(match["sg_length"]),
                     little_endian=match["sg_order"] == "1",
                     multiplexer_ids=_multiplexer_ids(match["sg_mux"] or ""),
-                    is_multiplexer=(match["sg_mux"] or "").endswith("M"),
                 )
             tokens.append(_Token(kind, value, match.start(), match.end()))
         return tokens
@@ -442,7 +440,6 @@ class _Repairer:
             length=int(length.value),
             little_endian=order.value == "1",
             multiplexer_ids=_multiplexer_ids(mux),
-            is_multiplexer=mux.endswith("M"),
         )
 
     # -- pass 3: repairs -------------------------------------------------------------------------------------
@@ -480,7 +477,7 @@ class _Repairer:
         for statement in self.statements:
             tokens = statement.tokens
             keyword = statement.keyword
-            if keyword == "CM_" and len(tokens) >= 4:
+            if keyword == "CM_" and len(tokens) >= 3:
                 self._repair_comment(statement)
             elif keyword in {"VAL_", "SIG_VALTYPE_"} and len(tokens) >= 3 and tokens[1].kind == "number":
                 self._check_reference(statement)
@@ -505,7 +502,12 @@ class _Repairer:
     def _repair_comment(self, statement: _Statement) -> None:
         tokens = statement.tokens
         second, third = tokens[1], tokens[2]
-        if second.value == "SG_" and third.kind == "number" and tokens[3].kind == "string":
+        if (
+            second.value == "SG_"
+            and third.kind == "number"
+            and len(tokens) > 3
+            and tokens[3].kind == "string"
+        ):
             self.drop(statement, f"CM_ SG_ {third.value} has no signal name")
         elif second.kind == "number" and third.kind == "string" and second.value.isdigit():
             if int(second.value) in self.messages:
@@ -535,7 +537,8 @@ class _Repairer:
     @staticmethod
     def _is_id_reference(keyword: str | None, tokens: list[_Token], index: int) -> bool:
         if index == 1:
-            return keyword == "BO_" or keyword in _ID_AT_INDEX_1
+            # CM_ counts for its "CM_ <id>" form, which the comment repair turns into "CM_ BO_ <id>".
+            return keyword in {"BO_", "CM_"} or keyword in _ID_AT_INDEX_1
         previous = tokens[index - 1].value
         if previous in {"BO_", "SG_"}:
             return keyword in {"CM_", "BA_", "BA_REL_"}
@@ -697,7 +700,8 @@ def load_dbc(source: str | os.PathLike[str], *, text: str | None = None) -> Load
 
     Raises:
         DbcError: the file cannot be read, has a syntax error the repairs do not cover, a frame id wider than
-            29 bits, or two messages with the same frame id or name. Lists every such problem with its line.
+            29 bits, two messages with the same frame id or name, or two signals of one message with the
+            same name. Lists every such problem with its line.
     """
     file = os.fspath(source)
     if text is None:
