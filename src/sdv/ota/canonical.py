@@ -5,7 +5,8 @@ Invariants:
 * A signed document (bundle manifest, trust root, install report) is a JSON object encoded with sorted keys,
   no whitespace, ASCII only (other characters as lowercase ``\\uXXXX`` escapes), integers only (no floats, NaN
   or infinities), and times as ``YYYY-MM-DDTHH:MM:SSZ`` in UTC. The same content therefore always yields the
-  same bytes, and signatures are reproducible (the idea of TUF's canonical JSON, specification section 4.2).
+  same bytes, and signatures are reproducible (the idea of TUF's canonical JSON, TUF specification "File
+  formats: general principles").
 * A reader accepts a document only if re-encoding the parsed model yields exactly the bytes it read
   (:func:`parse_canonical`). Any other spelling of the same content (whitespace, key order, escapes, duplicate
   keys, ``1.0`` for ``1``) is refused, so no byte of a signed document can change without detection even where

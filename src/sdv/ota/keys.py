@@ -6,7 +6,7 @@ Invariants:
   lowercase hex (32 bytes for Ed25519, the 65-byte uncompressed point for P-256). Loading a record re-encodes
   the key and refuses any other spelling, so a key id names exactly one key.
 * A key id is the SHA-256 of the record's canonical JSON (as TUF derives key ids from the key, specification
-  section 4.2), so it cannot be chosen independently of the key.
+  "File formats: general principles"), so it cannot be chosen independently of the key.
 * ECDSA signs SHA-256 digests and signatures are DER-encoded; Ed25519 signatures are the 64 raw bytes. Both
   are stored as lowercase hex. A malformed signature simply does not verify.
 * Key files are PEM: SubjectPublicKeyInfo for public keys, unencrypted PKCS#8 for private keys, so they

@@ -5,8 +5,8 @@ Invariants (enforced by validation, so a :class:`Manifest` object always satisfi
 * names (bundle, payloads, slots, hardware ids) use a restricted ASCII alphabet, so they are safe in file
   names, logs and shell scripts;
 * the version is a Semantic Versioning 2.0.0 string; the release counter is a positive integer that the
-  vehicle maker only ever increases (the version is for humans, the counter for anti-rollback: Uptane section
-  5.4.4.3);
+  vehicle maker only ever increases (the version is for humans, the counter for anti-rollback, as Uptane's
+  release counter in Targets metadata);
 * hardware ids and payload names are unique; ``expires`` lies after ``created``;
 * a file-tree payload's install path is absolute, normalized and free of ``..``.
 

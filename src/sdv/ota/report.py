@@ -3,8 +3,8 @@
 After installing (or at any time the server asks), an ECU reports its installed bundle: name, version, release
 counter, the hashes of its payloads, the time, and the nonce the server sent with its request. The ECU signs
 the report with its own key, which the server knows from the vehicle's provisioning. This is Uptane's ECU
-version report (Uptane standard section 5.4.2.1): the signature shows which ECU speaks, the nonce shows that
-the report answers this request and is not a replay of an older one.
+version report (Uptane Standard, "ECU version report"): the signature shows which ECU speaks, the nonce shows
+that the report answers this request and is not a replay of an older one.
 
 Invariants:
 

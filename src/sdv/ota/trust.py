@@ -1,7 +1,7 @@
 """Trust roots: which keys may sign what, how many signatures are needed, and how the root itself rotates.
 
-A trust root lists public keys and two roles (as TUF's root metadata, specification section 4.3, and Uptane's
-Director/Image repository roots, section 5.3.1):
+A trust root lists public keys and two roles (as TUF's root metadata, TUF specification "root.json", and
+Uptane's Root metadata of the Director and Image repositories):
 
 * ``root`` signs new versions of the trust root;
 * ``release`` signs bundle manifests.
@@ -13,10 +13,10 @@ Invariants:
 
 * every key id of a role is listed in ``keys`` and equals the SHA-256 of the key's record;
 * a role's threshold lies between 1 and its number of keys;
-* rotation (TUF specification section 5.3.4 and 5.3.5): version N+1 is accepted only if it is signed by a
-  threshold of the *old* root's ``root`` keys and by a threshold of its *own* ``root`` keys, and if its
-  version is exactly one more. Keys the new root leaves out stop counting at once, for bundles and for later
-  rotations.
+* rotation (TUF specification, client workflow "Update the root role"): version N+1 is accepted only if it is
+  signed by a threshold of the *old* root's ``root`` keys and by a threshold of its *own* ``root`` keys, and
+  if its version is exactly one more. Keys the new root leaves out stop counting at once, for bundles and for
+  later rotations.
 
 The ECU's current root is trusted because it was provisioned (at the factory or by an earlier verified
 rotation); it is loaded without checking its own signatures, like an installed certificate authority bundle.
@@ -302,10 +302,11 @@ def sign_trust_root(signed: SignedTrustRoot, signature: Signature) -> SignedTrus
 def verify_rotation(current: TrustRoot, candidate: SignedTrustRoot, source: str) -> TrustRoot:
     """Accept the next version of the trust root, or refuse it.
 
-    Checks, in this order (TUF specification section 5.3.4-5.3.5): the version is exactly one more than the
-    current one; no signature is bad or by a key that neither root lists for the root role; a threshold of the
-    current root's ``root`` keys signed; a threshold of the candidate's own ``root`` keys signed. Expiry of
-    the final root is checked by the caller against the trusted time, after the whole chain is applied.
+    Checks, in this order (TUF specification, client workflow "Update the root role"): the version is exactly
+    one more than the current one; no signature is bad or by a key that neither root lists for the root role;
+    a threshold of the current root's ``root`` keys signed; a threshold of the candidate's own ``root`` keys
+    signed. Expiry of the final root is checked by the caller against the trusted time, after the whole chain
+    is applied.
 
     Args:
         current: the trusted root.

@@ -1,7 +1,7 @@
 """Trusted time: the time expiry is checked against, which an attacker cannot turn back.
 
 An ECU's real-time clock is not a secure time source: it may be reset to its epoch by a flat battery or set
-back by an attacker to make an expired (frozen) bundle look valid again. Uptane section 5.4.4.3 therefore
+back by an attacker to make an expired (frozen) bundle look valid again. Uptane's full verification therefore
 checks expiry against the latest time the ECU has *securely* seen. Here that floor is persisted in a small
 state file and raised by times that come from signed sources (the ``created`` time of every bundle that
 verified).

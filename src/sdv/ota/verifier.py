@@ -9,10 +9,11 @@ this fixed order and stops at the first failure with a specific error:
 2. the trust root itself is not expired (:class:`ExpiredError`);
 3. signatures over the manifest bytes: in strict mode no bad and no unknown signature
    (:class:`BadSignatureError`, :class:`UnknownKeyError`), then a threshold of *distinct* ``release`` keys
-   (:class:`ThresholdNotMetError`); Uptane section 5.4.4.2, TUF section 5.3.2;
+   (:class:`ThresholdNotMetError`); Uptane "Full verification",
+   TUF client workflow "Update the targets role";
 4. the manifest parses and is canonical (:class:`BundleFormatError`); only signed bytes are ever parsed;
 5. expiry against the trusted time (:class:`ExpiredError`; freeze attack);
-6. the ECU's hardware id is listed (:class:`HardwareIdMismatchError`; Uptane section 5.4.4.3);
+6. the ECU's hardware id is listed (:class:`HardwareIdMismatchError`; Uptane's hardware identifier check);
 7. the release counter is strictly above the installed one (:class:`RollbackError`; rollback attack);
 8. payload count and declared sizes within the limits (:class:`SizeLimitError`; endless data), before any
    payload byte is read;
