@@ -89,7 +89,7 @@ class Actuator:
             )
         return checked
 
-    def encode(self, value: object, base: bytes | None, timestamp: float) -> can.Message:
+    def encode(self, value: object, base: bytes | bytearray | None, timestamp: float) -> can.Message:
         """The frame that requests ``value``.
 
         Args:

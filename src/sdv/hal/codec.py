@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 PhysicalValue = int | float
-DecodeFunction = Callable[[bytes], tuple[PhysicalValue | None, ...]]
+DecodeFunction = Callable[[bytes | bytearray], tuple[PhysicalValue | None, ...]]
 """Compiled decoder: payload bytes to one value per requested signal (``None`` when its multiplexer branch is
 inactive)."""
 
@@ -271,7 +271,7 @@ class MessageCodec:
     def decode_labelled(self, data: bytes | bytearray) -> dict[str, PhysicalValue | str]:
         """Like :meth:`decode`, with choice labels in place of enumerated raw values (as cantools reports them)."""
         self.check_length(data)
-        values = self._decode_all(bytes(data))
+        values = self._decode_all(bytes(data[: self.length]))
         result: dict[str, PhysicalValue | str] = {}
         for signal, value in zip(self.signals, values, strict=True):
             if value is None:
@@ -344,9 +344,9 @@ def _compile(
     total_bits = 8 * length
     lines = [f"def decode(data, _unpack=_unpack):  # {message}"]
     if any(s.little_endian for s in signals):
-        lines.append(f"    le = int.from_bytes(data[:{length}], 'little')")
+        lines.append("    le = int.from_bytes(data, 'little')")
     if any(not s.little_endian for s in signals):
-        lines.append(f"    be = int.from_bytes(data[:{length}], 'big')")
+        lines.append("    be = int.from_bytes(data, 'big')")
     variables: dict[str, str] = {}
     for index, signal in enumerate(signals):
         source = "le" if signal.little_endian else "be"

@@ -24,11 +24,11 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sdv.hal.codec import DecodeFunction, MessageCodec, SignalLayout
 from sdv.hal.datatypes import INTEGER_RANGES, Value
-from sdv.hal.e2e import checksum_function, counter_step_ok
+from sdv.hal.e2e import checksum_function
 from sdv.hal.profile import E2EConfig, SignalConfig
 from sdv.hal.vehicle import VehicleModel, value_table_for
 
@@ -119,6 +119,7 @@ class _Binding:
         "min_interval",
         "path",
         "pending",
+        "range_checked",
         "signal",
     )
 
@@ -129,6 +130,9 @@ class _Binding:
         low, high = layout.physical_bounds()
         self.low = low
         self.high = high
+        # Only a DBC range narrower than the bit field can be violated by a decoded value.
+        bit_low, bit_high = (layout.to_physical(raw & layout.mask) for raw in layout.raw_bounds)
+        self.range_checked = low > min(bit_low, bit_high) or high < max(bit_low, bit_high)
         self.min_interval = config.update.min_interval_ms / 1000.0
         self.last_physical: int | float | None = None
         self.last_value: Value | None = None
@@ -159,6 +163,7 @@ class _E2ECheck:
     __slots__ = (
         "_after",
         "_checksum_mask",
+        "_counter_mask",
         "_first",
         "_length",
         "_prefix",
@@ -184,27 +189,28 @@ class _E2ECheck:
         self._first = min(self.checksum_bytes)
         self._after = max(self.checksum_bytes) + 1
         self._checksum_mask = self.checksum.mask
+        self._counter_mask = self.counter.mask
 
-    def failure(self, data: bytes, counter: object, checksum: object) -> str | None:
+    def failure(self, data: bytes | bytearray, counter: Any, checksum: Any) -> str | None:
         """``None`` when the frame passes, else the reason (``e2e_checksum`` or ``e2e_counter``).
 
-        ``counter`` and ``checksum`` are the decoded values of the two signals in this frame.
+        ``data`` is the payload cut to the message length; ``counter`` and ``checksum`` are the two signals'
+        values decoded from it. The checks are those of :func:`sdv.hal.e2e.compute_checksum` and
+        :func:`sdv.hal.e2e.counter_step_ok`, inlined: this runs for every protected frame.
         """
         # The checksum covers the payload without its own bytes (a contiguous range), after the data id.
-        expected = (
-            self.function(self._prefix + data[: self._first] + data[self._after : self._length])
-            & self._checksum_mask
-        )
-        if checksum != expected:
-            # A corrupted frame's counter means nothing: resynchronise on the next intact frame.
-            self.previous_counter = None
+        if (
+            checksum
+            != self.function(self._prefix + data[: self._first] + data[self._after :]) & self._checksum_mask
+        ):
+            self.previous_counter = None  # a corrupted frame's counter means nothing: resynchronise
             return "e2e_checksum"
         previous = self.previous_counter
-        self.previous_counter = current = int(counter)  # type: ignore[call-overload]
-        if previous is not None and not counter_step_ok(
-            previous, current, self.counter.length, self.max_jump
-        ):
-            return "e2e_counter"
+        self.previous_counter = counter
+        if previous is not None:
+            step = (counter - previous) & self._counter_mask
+            if step == 0 or step > self.max_jump:
+                return "e2e_counter"
         return None
 
 
@@ -238,7 +244,7 @@ class _Route:
         self.e2e = e2e
         self.timeout = timeout
         self.throttled = any(b.min_interval > 0 for b in bindings)
-        self.last_data: bytes | None = None
+        self.last_data: bytes | bytearray | None = None
         self.last_seen: float | None = None
         self.stale = False
         self.e2e_failed = False
@@ -296,7 +302,7 @@ class FrameProcessor:
         """Frame counters per bus (copies)."""
         return {name: stats.snapshot() for name, stats in zip(self.bus_names, self._statistics, strict=True)}
 
-    def last_payload(self, bus: str, frame_id: int, is_extended: bool) -> bytes | None:
+    def last_payload(self, bus: str, frame_id: int, is_extended: bool) -> bytes | bytearray | None:
         """The payload of the last frame of a message received on a bus, if any."""
         route = self._routes[self.bus_index(bus)].get(route_key(frame_id, is_extended))
         return route.last_data if route is not None else None
@@ -355,6 +361,8 @@ class FrameProcessor:
                     f"{len(data)} bytes, {route.codec.name} has {route.length}",
                 )
                 continue
+            if len(data) > route.length:
+                data = data[: route.length]  # excess bytes carry no signal (cantools ignores them too)
             timestamp = frame.timestamp
             route.last_seen = timestamp
             decoded += 1
@@ -366,12 +374,12 @@ class FrameProcessor:
             if e2e is None:
                 if data == route.last_data and not force and not route.throttled:
                     continue  # nothing in the payload changed, so no signal did
-                route.last_data = data = bytes(data)
+                route.last_data = data
                 if decode is None:
                     continue
                 values = decode(data)
             else:
-                route.last_data = data = bytes(data)
+                route.last_data = data
                 values = decode(data)  # type: ignore[misc]  # an E2E route always has a decoder
                 reason = e2e.failure(data, values[-2], values[-1])
                 if reason is not None:
@@ -398,7 +406,7 @@ class FrameProcessor:
                         binding.last_published = timestamp
                         append(new(SignalUpdate, (binding.path, binding.last_value, timestamp, valid)))
                     continue
-                if physical < binding.low or physical > binding.high:
+                if binding.range_checked and (physical < binding.low or physical > binding.high):
                     self._bad(
                         bus_index,
                         "out_of_range",
@@ -418,11 +426,12 @@ class FrameProcessor:
                     continue
                 binding.last_physical = physical
                 binding.last_value = value
-                if timestamp - binding.last_published < binding.min_interval and not force:
-                    binding.pending = True
-                    continue
-                binding.pending = False
-                binding.last_published = timestamp
+                if binding.min_interval:
+                    if timestamp - binding.last_published < binding.min_interval and not force:
+                        binding.pending = True
+                        continue
+                    binding.pending = False
+                    binding.last_published = timestamp
                 append(new(SignalUpdate, (binding.path, value, timestamp, valid)))
         statistics.frames += received
         statistics.decoded += decoded
