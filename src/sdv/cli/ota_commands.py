@@ -86,6 +86,16 @@ def _time(text: str) -> datetime:
     return moment
 
 
+def _counter(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"counter {value} must not be negative")
+    return value
+
+
 def _duration(text: str) -> str:
     try:
         parse_duration(text)
@@ -507,7 +517,7 @@ def _add_report_parsers(group: argparse._SubParsersAction[argparse.ArgumentParse
     check.add_argument("report", type=Path)
     check.add_argument("--ecu-key", type=Path, required=True, help="the ECU's public key")
     check.add_argument("--nonce", required=True, help="the nonce the server sent")
-    check.add_argument("--expect-counter", type=int, help="release counter the ECU should run")
+    check.add_argument("--expect-counter", type=_counter, help="release counter the ECU should run")
     check.set_defaults(handler=_refusing("report verify", _report_verify))
 
 
@@ -562,7 +572,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     verify.add_argument("--trust", type=Path, required=True, help="the ECU's trust file")
     verify.add_argument("--hardware-id", required=True, help="the ECU's hardware id")
     verify.add_argument(
-        "--installed-counter", type=int, default=0, help="installed release counter (default 0)"
+        "--installed-counter", type=_counter, default=0, help="installed release counter (default 0)"
     )
     verify.add_argument("--time-state", type=Path, help="trusted time file, read and advanced on success")
     verify.add_argument("--now", type=_time, help="clock reading to use instead of the system clock")
