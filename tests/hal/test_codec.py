@@ -32,9 +32,6 @@ FRACTIONAL_CONVERSIONS = [
     (-0.5, 0),
     (1, 0.5),
 ]
-# SignalLayout.to_raw divides through a float, so encode is exact for raw integers up to 2**53 only; 64-bit
-# round trips stay within that range.
-EXACT_64_BIT = (1 << 53) - 1
 
 
 @dataclass(frozen=True)
@@ -136,12 +133,9 @@ def layouts(draw: st.DrawFn, *, max_signals: int = 8, lossless: bool = False) ->
     return Layout(length, tuple(signals))
 
 
-def raw_values(layout: Layout, *, exact_64: bool) -> st.SearchStrategy[dict[str, int]]:
+def raw_values(layout: Layout) -> st.SearchStrategy[dict[str, int]]:
     def one(signal: SignalLayout) -> st.SearchStrategy[int]:
-        high = signal.mask
-        if exact_64 and signal.length == 64 and not signal.is_float:
-            high = EXACT_64_BIT
-        values = st.integers(0, high)
+        values = st.integers(0, signal.mask)
         if signal.is_float:
             return values.filter(lambda raw: not math.isnan(signal.to_physical(raw)))
         return values
@@ -186,7 +180,7 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 @given(data=st.data())
 def test_encode_decode_round_trip(data: st.DataObject) -> None:
     layout = data.draw(layouts(lossless=True))
-    raws = data.draw(raw_values(layout, exact_64=True))
+    raws = data.draw(raw_values(layout))
     codec = layout.codec()
     physical = {s.name: s.to_physical(raws[s.name]) for s in layout.signals}
 
@@ -202,7 +196,7 @@ def test_encode_decode_round_trip(data: st.DataObject) -> None:
 @given(data=st.data())
 def test_encode_matches_cantools_bit_for_bit(data: st.DataObject) -> None:
     layout = data.draw(layouts(lossless=True))
-    raws = data.draw(raw_values(layout, exact_64=True))
+    raws = data.draw(raw_values(layout))
     physical = {s.name: s.to_physical(raws[s.name]) for s in layout.signals}
     base = data.draw(st.binary(min_size=layout.length, max_size=layout.length))
 
@@ -266,13 +260,21 @@ def test_float_signals_decode_ieee_values() -> None:
     assert codec.encode(values) == payload
 
 
-def test_64_bit_values_within_float_precision() -> None:
+@pytest.mark.parametrize("value", [(1 << 53) + 1, (1 << 64) - 1])
+def test_64_bit_values_encode_exactly_beyond_float_precision(value: int) -> None:
     codec = MessageCodec("Wide", 1, False, 8, [SignalLayout("X", 0, 64)])
 
-    payload = codec.encode({"X": EXACT_64_BIT})
+    payload = codec.encode({"X": value})
 
-    assert payload == EXACT_64_BIT.to_bytes(8, "little")
-    assert codec.decode(bytes([0xFF] * 8)) == {"X": (1 << 64) - 1}
+    assert payload == value.to_bytes(8, "little")
+    assert codec.decode(payload) == {"X": value}
+
+
+def test_64_bit_integer_conversion_is_exact() -> None:
+    codec = MessageCodec("Wide", 1, False, 8, [SignalLayout("Y", 0, 64, scale=3, offset=7)])
+    value = ((1 << 60) + 1) * 3 + 7
+
+    assert codec.decode(codec.encode({"Y": value})) == {"Y": value}
 
 
 # --- multiplexing ----------------------------------------------------------------------------------------------

@@ -125,7 +125,12 @@ class SignalLayout:
         if self.is_float:
             number = (float(value) - self.offset) / self.scale
             return _bits_from_float(number, self.length)
-        scaled = (value - self.offset) / self.scale
+        if isinstance(value, int) and self.conversion != "linear" and self.scale > 0:
+            # Integer arithmetic: a float division would lose bits above 2**53 (64-bit signals).
+            quotient, remainder = divmod(value - int(self.offset), int(self.scale))
+            scaled: int | float = quotient + (1 if 2 * remainder >= int(self.scale) else 0)
+        else:
+            scaled = (value - self.offset) / self.scale
         if isinstance(scaled, float):
             if not math.isfinite(scaled):
                 raise ValueError(f"{self.name}: {value!r} is not a finite number")
