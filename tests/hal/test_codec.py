@@ -270,9 +270,10 @@ def test_64_bit_values_encode_exactly_beyond_float_precision(value: int) -> None
     assert codec.decode(payload) == {"X": value}
 
 
-def test_64_bit_integer_conversion_is_exact() -> None:
-    codec = MessageCodec("Wide", 1, False, 8, [SignalLayout("Y", 0, 64, scale=3, offset=7)])
-    value = ((1 << 60) + 1) * 3 + 7
+@pytest.mark.parametrize(("scale", "offset", "raw"), [(3, 7, (1 << 60) + 1), (-2, 100, (1 << 53) + 1)])
+def test_64_bit_integer_conversion_is_exact(scale: int, offset: int, raw: int) -> None:
+    codec = MessageCodec("Wide", 1, False, 8, [SignalLayout("Y", 0, 64, scale=scale, offset=offset)])
+    value = raw * scale + offset
 
     assert codec.decode(codec.encode({"Y": value})) == {"Y": value}
 

@@ -25,6 +25,7 @@ import math
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from sdv.errors import FrameError
@@ -125,10 +126,9 @@ class SignalLayout:
         if self.is_float:
             number = (float(value) - self.offset) / self.scale
             return _bits_from_float(number, self.length)
-        if isinstance(value, int) and self.conversion != "linear" and self.scale > 0:
-            # Integer arithmetic: a float division would lose bits above 2**53 (64-bit signals).
-            quotient, remainder = divmod(value - int(self.offset), int(self.scale))
-            scaled: int | float = quotient + (1 if 2 * remainder >= int(self.scale) else 0)
+        if isinstance(value, int) and self.conversion != "linear":
+            # Exact rational arithmetic: a float division would lose bits above 2**53 (64-bit signals).
+            scaled: int | float = round(Fraction(value - int(self.offset), int(self.scale)))
         else:
             scaled = (value - self.offset) / self.scale
         if isinstance(scaled, float):
