@@ -14,9 +14,12 @@ from dataclasses import dataclass
 __all__ = [
     "AccessDenied",
     "ActuationError",
+    "AlreadyProvidedError",
     "DbcError",
     "FrameError",
     "HalError",
+    "LimitExceededError",
+    "NoProviderError",
     "OtaError",
     "Problem",
     "ProfileError",
@@ -98,6 +101,18 @@ class ReadOnlyError(ActuationError):
 
 class ValueOutOfRangeError(ActuationError, ValueError):
     """A value of the wrong type, outside min/max or outside the allowed values."""
+
+
+class NoProviderError(ActuationError):
+    """No provider currently owns the actuator (gRPC ``UNAVAILABLE``)."""
+
+
+class AlreadyProvidedError(ActuationError):
+    """Another provider already owns the actuator or signal (gRPC ``ALREADY_EXISTS``)."""
+
+
+class LimitExceededError(SdvError):
+    """A request beyond a configured limit (gRPC ``RESOURCE_EXHAUSTED``)."""
 
 
 class AccessDenied(SdvError, PermissionError):
