@@ -15,7 +15,7 @@ import can
 
 from sdv.errors import ValueOutOfRangeError
 from sdv.hal.codec import MessageCodec
-from sdv.hal.datatypes import Value, coerce
+from sdv.hal.datatypes import Value, check_request
 from sdv.hal.e2e import checksum_function, compute_checksum
 from sdv.hal.profile import SignalConfig
 from sdv.hal.vehicle import VehicleModel, value_table_for
@@ -74,20 +74,9 @@ class Actuator:
             ValueOutOfRangeError: naming the path, the value and what is accepted.
         """
         signal = self.signal
-        try:
-            checked = coerce(signal.datatype, value)
-        except ValueError as error:
-            raise ValueOutOfRangeError(f"{self.path}: {error}") from None
-        if isinstance(checked, int | float) and not isinstance(checked, bool):
-            if signal.min is not None and checked < signal.min:
-                raise ValueOutOfRangeError(f"{self.path}: {checked} is below the minimum {signal.min:g}")
-            if signal.max is not None and checked > signal.max:
-                raise ValueOutOfRangeError(f"{self.path}: {checked} is above the maximum {signal.max:g}")
-        if signal.allowed is not None and checked not in signal.allowed:
-            raise ValueOutOfRangeError(
-                f"{self.path}: {checked!r} is not one of the allowed values {signal.allowed}"
-            )
-        return checked
+        return check_request(
+            self.path, signal.datatype, value, minimum=signal.min, maximum=signal.max, allowed=signal.allowed
+        )
 
     def encode(self, value: object, base: bytes | bytearray | None, timestamp: float) -> can.Message:
         """The frame that requests ``value``.

@@ -8,13 +8,17 @@ The names are those of the COVESA Vehicle Signal Specification (``boolean``, ``i
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal
+
+from sdv.errors import ValueOutOfRangeError
 
 __all__ = [
     "DATATYPES",
     "INTEGER_RANGES",
     "Datatype",
     "Value",
+    "check_request",
     "coerce",
     "parse_text",
 ]
@@ -129,3 +133,33 @@ def parse_text(datatype: str, text: str) -> Value:
         except ValueError:
             raise ValueError(f"expected a number ({datatype}), got {text!r}") from None
     return coerce(datatype, text)
+
+
+def check_request(
+    path: str,
+    datatype: str,
+    value: object,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    allowed: Sequence[Value] | None = None,
+) -> Value:
+    """A requested value as ``datatype``, checked against min/max and the allowed values.
+
+    The one check that actuator requests and published values go through, in the HAL and in the broker.
+
+    Raises:
+        ValueOutOfRangeError: naming the path, the value and what is accepted.
+    """
+    try:
+        checked = coerce(datatype, value)
+    except ValueError as error:
+        raise ValueOutOfRangeError(f"{path}: {error}") from None
+    if isinstance(checked, int | float) and not isinstance(checked, bool):
+        if minimum is not None and checked < minimum:
+            raise ValueOutOfRangeError(f"{path}: {checked} is below the minimum {minimum:g}")
+        if maximum is not None and checked > maximum:
+            raise ValueOutOfRangeError(f"{path}: {checked} is above the maximum {maximum:g}")
+    if allowed is not None and checked not in allowed:
+        raise ValueOutOfRangeError(f"{path}: {checked!r} is not one of the allowed values {list(allowed)}")
+    return checked

@@ -1,0 +1,20 @@
+"""The signal broker: the vehicle's current values, metadata, subscriptions and actuation routing.
+
+Pure asyncio and threading; the gRPC edge (:mod:`sdv.api`) builds on it.
+"""
+
+from sdv.broker.broker import Broker, Subscription
+from sdv.broker.config import BrokerConfig
+from sdv.broker.model import Datapoint, SignalMetadata, metadata_from_vehicle
+from sdv.broker.providers import ActuationProvider, HalProvider
+
+__all__ = [
+    "ActuationProvider",
+    "Broker",
+    "BrokerConfig",
+    "Datapoint",
+    "HalProvider",
+    "SignalMetadata",
+    "Subscription",
+    "metadata_from_vehicle",
+]

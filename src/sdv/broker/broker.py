@@ -1,0 +1,381 @@
+"""The signal broker: current values, metadata, subscriptions and actuation routing. Imports nothing from grpc.
+
+Threading: the HAL publishes from its reader threads, subscribers consume on an asyncio event loop. One lock
+guards the value store and every subscription's pending batch; a publishing thread never waits for a subscriber.
+
+Invariants:
+
+* A subscription holds at most one pending datapoint per subscribed signal: a slow subscriber receives the latest
+  value of each signal, older ones are dropped and counted (:attr:`Subscription.dropped`). Memory per subscriber
+  is bounded by the number of signals it subscribed to, whatever the update rate.
+* Publishing only notifies subscribers when a signal's value or status changed (on-change filter); a
+  subscription's ``min_interval_ms`` spaces its batches (minimum-sample-interval filter).
+* Each actuator has at most one provider. An actuation request is validated completely (paths, kinds, types,
+  ranges, allowed values, providers) before any provider is called, and returns once the provider accepted it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from sdv.broker.config import BrokerConfig
+from sdv.broker.model import NO_VALUE, Datapoint, SignalMetadata, metadata_from_vehicle
+from sdv.broker.providers import ActuationProvider
+from sdv.errors import (
+    AlreadyProvidedError,
+    LimitExceededError,
+    NoProviderError,
+    ReadOnlyError,
+    UnknownSignalError,
+    ValueOutOfRangeError,
+)
+from sdv.hal.datatypes import Value, check_request
+from sdv.hal.processor import SignalUpdate, Status
+from sdv.hal.vehicle import VehicleModel
+
+__all__ = ["Broker", "Subscription"]
+
+
+class Subscription:
+    """A stream of batches of datapoints for a set of signals; iterate it with ``async for``.
+
+    The first batch holds the current datapoint of every subscribed signal; later batches hold the signals that
+    changed since the previous batch, each with its latest datapoint.
+    """
+
+    def __init__(
+        self, broker: Broker, paths: Sequence[str], min_interval_ms: float, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.paths = tuple(dict.fromkeys(paths))
+        self.min_interval = min_interval_ms / 1000.0
+        self.dropped = 0
+        self.delivered = 0
+        self._broker = broker
+        self._loop = loop
+        self._event = asyncio.Event()
+        self._pending: dict[str, Datapoint] = {}
+        self._signalled = False
+        self._closed = False
+        self._last_batch = -float("inf")
+
+    def _offer(self, path: str, datapoint: Datapoint) -> None:
+        """Queue a datapoint (the caller holds the broker lock)."""
+        if path in self._pending:
+            self.dropped += 1
+        self._pending[path] = datapoint
+        if not self._signalled:
+            self._signalled = True
+            self._loop.call_soon_threadsafe(self._event.set)
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Datapoint]]:
+        return self
+
+    async def __anext__(self) -> dict[str, Datapoint]:
+        while not self._closed:
+            await self._event.wait()
+            if self.min_interval:
+                wait = self._last_batch + self.min_interval - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            with self._broker._lock:
+                batch, self._pending = self._pending, {}
+                self._signalled = False
+                self._event.clear()
+            if batch and not self._closed:
+                self._last_batch = time.monotonic()
+                self.delivered += len(batch)
+                return batch
+        raise StopAsyncIteration
+
+    def close(self) -> None:
+        """Stop the subscription; a waiting ``async for`` ends."""
+        if self._closed:
+            return
+        self._closed = True
+        self._broker._unsubscribe(self)
+        self._loop.call_soon_threadsafe(self._event.set)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+
+class Broker:
+    """The signals of one vehicle, shared between the HAL, external providers and apps.
+
+    Args:
+        metadata: every signal the broker serves.
+        config: limits.
+    """
+
+    def __init__(self, metadata: Sequence[SignalMetadata], config: BrokerConfig | None = None) -> None:
+        self.config = config or BrokerConfig()
+        self._by_path = {meta.path: meta for meta in metadata}
+        self._by_id = {meta.id: meta for meta in metadata}
+        self._values: dict[str, Datapoint] = dict.fromkeys(self._by_path, NO_VALUE)
+        self._targets: dict[str, Datapoint] = {}
+        self._subscribers: dict[str, list[Subscription]] = {}
+        self._subscriptions: set[Subscription] = set()
+        self._providers: dict[str, ActuationProvider] = {}
+        self._lock = threading.Lock()
+        self._statistics_source: Callable[[], dict[str, Any]] | None = None
+        self.updates_published = 0
+
+    @classmethod
+    def from_vehicle(cls, vehicle: VehicleModel, config: BrokerConfig | None = None) -> Broker:
+        """A broker for every signal of a vehicle profile."""
+        return cls(metadata_from_vehicle(vehicle), config)
+
+    # --- metadata ------------------------------------------------------------------------------------------
+    def _check_path(self, path: str) -> None:
+        if not path or len(path) > self.config.max_path_length:
+            raise ValueOutOfRangeError(
+                f"a signal path must have 1 to {self.config.max_path_length} characters"
+            )
+
+    def metadata(self, path: str) -> SignalMetadata:
+        """The metadata of the signal at ``path``.
+
+        Raises:
+            UnknownSignalError: naming the path and close matches.
+            ValueOutOfRangeError: for an empty or over-long path.
+        """
+        self._check_path(path)
+        meta = self._by_path.get(path)
+        if meta is None:
+            close = difflib.get_close_matches(path, list(self._by_path), n=3)
+            raise UnknownSignalError(
+                f"unknown signal {path!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
+            )
+        return meta
+
+    def metadata_by_id(self, signal_id: int) -> SignalMetadata:
+        """The metadata of the signal with id ``signal_id``.
+
+        Raises:
+            UnknownSignalError: when no signal has that id.
+        """
+        meta = self._by_id.get(signal_id)
+        if meta is None:
+            raise UnknownSignalError(f"unknown signal id {signal_id}")
+        return meta
+
+    def list_metadata(self, root: str = "") -> list[SignalMetadata]:
+        """Metadata of the signals under ``root``.
+
+        ``root`` is empty (every signal), a branch (``Vehicle.Cabin``), a signal path, or a pattern in which
+        ``*`` matches one path segment and ``**`` any number of segments (``Vehicle.*.IsOpen``).
+
+        Raises:
+            UnknownSignalError: when nothing matches.
+        """
+        if not root:
+            return list(self._by_path.values())
+        if len(root) > self.config.max_path_length:
+            raise ValueOutOfRangeError(
+                f"a signal path must have at most {self.config.max_path_length} characters"
+            )
+        if "*" in root:
+            pattern = re.compile(
+                "^"
+                + r"\.".join(
+                    ".+" if part == "**" else "[^.]+" if part == "*" else re.escape(part)
+                    for part in root.split(".")
+                )
+                + "$"
+            )
+            found = [meta for path, meta in self._by_path.items() if pattern.match(path)]
+        else:
+            prefix = root + "."
+            found = [meta for path, meta in self._by_path.items() if path == root or path.startswith(prefix)]
+        if not found:
+            raise UnknownSignalError(f"no signal matches {root!r}")
+        return found
+
+    # --- values --------------------------------------------------------------------------------------------
+    def get(self, path: str) -> Datapoint:
+        """The latest datapoint of a signal (``value`` None if none was received).
+
+        Raises:
+            UnknownSignalError: unknown path.
+        """
+        self.metadata(path)
+        return self._values[path]
+
+    def target(self, path: str) -> Datapoint:
+        """The last target value requested for an actuator."""
+        self.metadata(path)
+        return self._targets.get(path, NO_VALUE)
+
+    def publish(self, updates: Sequence[SignalUpdate]) -> None:
+        """Take a batch of updates (the HAL's consumer); thread-safe, never waits for subscribers."""
+        values = self._values
+        subscribers = self._subscribers
+        with self._lock:
+            for update in updates:
+                path = update[0]
+                datapoint = Datapoint(update[1], update[2], update[3])
+                previous = values.get(path)
+                if previous is None:
+                    continue  # not a signal of this broker
+                values[path] = datapoint
+                if previous[0] == datapoint[0] and previous[2] is datapoint[2] and previous[1] is not None:
+                    continue  # on-change filter: same value, same status
+                interested = subscribers.get(path)
+                if interested:
+                    for subscription in interested:
+                        subscription._offer(path, datapoint)
+            self.updates_published += len(updates)
+
+    def publish_value(self, path: str, value: object, timestamp: float | None = None) -> None:
+        """Publish one value from an external provider, validated against the signal's metadata.
+
+        Raises:
+            UnknownSignalError: unknown path.
+            ValueOutOfRangeError: wrong type, outside min/max or not an allowed value.
+        """
+        meta = self.metadata(path)
+        checked = check_request(
+            path, meta.datatype, value, minimum=meta.min, maximum=meta.max, allowed=meta.allowed
+        )
+        self.publish(
+            [SignalUpdate(path, checked, time.time() if timestamp is None else timestamp, Status.VALID)]
+        )
+
+    # --- subscriptions -------------------------------------------------------------------------------------
+    def subscribe(self, paths: Sequence[str], *, min_interval_ms: float = 0) -> Subscription:
+        """Subscribe to signals; call from the event loop that will iterate the subscription.
+
+        Raises:
+            UnknownSignalError: a path names no signal.
+            ValueOutOfRangeError: no paths, too many, or an over-long path.
+            LimitExceededError: too many subscriptions are open.
+        """
+        if not paths:
+            raise ValueOutOfRangeError("subscribe needs at least one signal path")
+        if len(paths) > self.config.max_paths_per_request:
+            raise ValueOutOfRangeError(
+                f"{len(paths)} paths in one request; at most {self.config.max_paths_per_request}"
+            )
+        if min_interval_ms < 0:
+            raise ValueOutOfRangeError("min_interval_ms must not be negative")
+        for path in paths:
+            self.metadata(path)
+        subscription = Subscription(self, paths, min_interval_ms, asyncio.get_running_loop())
+        with self._lock:
+            if len(self._subscriptions) >= self.config.max_subscriptions:
+                raise LimitExceededError(
+                    f"{len(self._subscriptions)} subscriptions are open; the limit is {self.config.max_subscriptions}"
+                )
+            self._subscriptions.add(subscription)
+            for path in subscription.paths:
+                self._subscribers.setdefault(path, []).append(subscription)
+                subscription._offer(path, self._values[path])
+        return subscription
+
+    def _unsubscribe(self, subscription: Subscription) -> None:
+        with self._lock:
+            self._subscriptions.discard(subscription)
+            for path in subscription.paths:
+                interested = self._subscribers.get(path)
+                if interested and subscription in interested:
+                    interested.remove(subscription)
+
+    @property
+    def subscription_count(self) -> int:
+        """Open subscriptions."""
+        return len(self._subscriptions)
+
+    # --- actuation -----------------------------------------------------------------------------------------
+    def register_actuation_provider(self, paths: Sequence[str], provider: ActuationProvider) -> object:
+        """Make ``provider`` the owner of the actuators at ``paths``.
+
+        Returns:
+            A handle for :meth:`unregister_provider`.
+
+        Raises:
+            UnknownSignalError: unknown path.
+            ReadOnlyError: a path is not an actuator.
+            AlreadyProvidedError: another provider owns one of the actuators.
+        """
+        for path in paths:
+            meta = self.metadata(path)
+            if meta.kind != "actuator":
+                raise ReadOnlyError(f"{path} is a {meta.kind}; only actuators can be provided")
+        with self._lock:
+            for path in paths:
+                owner = self._providers.get(path)
+                if owner is not None and owner is not provider:
+                    raise AlreadyProvidedError(f"{path} is already provided by another provider")
+            for path in paths:
+                self._providers[path] = provider
+        return provider
+
+    def unregister_provider(self, handle: object) -> None:
+        """Release every actuator the provider behind ``handle`` owns."""
+        with self._lock:
+            for path in [path for path, owner in self._providers.items() if owner is handle]:
+                del self._providers[path]
+
+    def validate_actuation(self, path: str, value: object) -> Value:
+        """The request's value as the actuator's datatype, checked against its metadata.
+
+        Raises:
+            UnknownSignalError, ReadOnlyError, ValueOutOfRangeError: as their names say.
+        """
+        meta = self.metadata(path)
+        if meta.kind != "actuator":
+            raise ReadOnlyError(f"{path} is a {meta.kind}; only actuators accept requests")
+        return check_request(
+            path, meta.datatype, value, minimum=meta.min, maximum=meta.max, allowed=meta.allowed
+        )
+
+    async def actuate(self, requests: Sequence[tuple[str, object]]) -> None:
+        """Validate every request, then hand them to the owning providers; returns once all accepted.
+
+        Raises:
+            UnknownSignalError, ReadOnlyError, ValueOutOfRangeError: a request is invalid (nothing is sent).
+            NoProviderError: an actuator has no provider (nothing is sent).
+            ActuationError: a provider failed to carry out its requests.
+        """
+        if not requests:
+            raise ValueOutOfRangeError("actuate needs at least one request")
+        if len(requests) > self.config.max_paths_per_request:
+            raise ValueOutOfRangeError(
+                f"{len(requests)} requests at once; at most {self.config.max_paths_per_request}"
+            )
+        checked = [(path, self.validate_actuation(path, value)) for path, value in requests]
+        by_provider: dict[int, tuple[ActuationProvider, list[tuple[str, Value]]]] = {}
+        for path, value in checked:
+            provider = self._providers.get(path)
+            if provider is None:
+                raise NoProviderError(f"{path}: no provider is connected for this actuator")
+            by_provider.setdefault(id(provider), (provider, []))[1].append((path, value))
+        now = time.time()
+        for provider, batch in by_provider.values():
+            await provider.actuate(batch)
+            for path, value in batch:
+                self._targets[path] = Datapoint(value, now, Status.VALID)
+
+    # --- statistics ----------------------------------------------------------------------------------------
+    def attach_statistics(self, source: Callable[[], dict[str, Any]]) -> None:
+        """Add a source of further statistics (the HAL's frame counters)."""
+        self._statistics_source = source
+
+    def statistics(self) -> dict[str, Any]:
+        """Broker counters, plus those of the attached source."""
+        result: dict[str, Any] = {
+            "updates_published": self.updates_published,
+            "subscriptions": self.subscription_count,
+            "dropped": sum(subscription.dropped for subscription in list(self._subscriptions)),
+        }
+        if self._statistics_source is not None:
+            result.update(self._statistics_source())
+        return result
