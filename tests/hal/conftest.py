@@ -8,15 +8,9 @@ import can
 import pytest
 
 from sdv.hal.e2e import checksum_function, compute_checksum
-from sdv.hal.vehicle import VehicleModel, load_vehicle
-from sdv.resources import demo_profile
+from sdv.hal.vehicle import VehicleModel
 
 FrameFactory = Callable[..., can.Message]
-
-
-@pytest.fixture(scope="session")
-def demo_vehicle() -> VehicleModel:
-    return load_vehicle(demo_profile())
 
 
 def build_frame(

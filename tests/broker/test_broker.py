@@ -1,0 +1,292 @@
+"""The broker core: values, metadata, subscriptions (slow and vanishing subscribers), filters, actuation."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+import pytest
+
+from sdv.broker import Broker, BrokerConfig, Datapoint, HalProvider, SignalMetadata
+from sdv.errors import (
+    ActuationError,
+    AlreadyProvidedError,
+    LimitExceededError,
+    NoProviderError,
+    ReadOnlyError,
+    UnknownSignalError,
+    ValueOutOfRangeError,
+)
+from sdv.hal.datatypes import Value
+from sdv.hal.processor import SignalUpdate, Status
+from sdv.hal.vehicle import VehicleModel
+
+SPEED = "Vehicle.Speed"
+LOW_BEAM = "Vehicle.Body.Lights.Beam.Low.IsOn"
+TEMPERATURE = "Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"
+
+
+@pytest.fixture
+def broker(demo_vehicle: VehicleModel) -> Broker:
+    return Broker.from_vehicle(demo_vehicle)
+
+
+def speed(value: float, timestamp: float = 1.0, status: Status = Status.VALID) -> SignalUpdate:
+    return SignalUpdate(SPEED, value, timestamp, status)
+
+
+class RecordingProvider:
+    def __init__(self, fail: bool = False) -> None:
+        self.requests: list[tuple[str, Value]] = []
+        self.fail = fail
+
+    async def actuate(self, requests: Sequence[tuple[str, Value]]) -> None:
+        if self.fail:
+            raise ActuationError("bus down")
+        self.requests.extend(requests)
+
+
+def test_metadata_from_the_profile(broker: Broker) -> None:
+    meta = broker.metadata(SPEED)
+    assert (meta.datatype, meta.unit, meta.kind) == ("float", "km/h", "sensor")
+    assert broker.metadata_by_id(meta.id) is meta
+    assert broker.metadata(TEMPERATURE).min == 16
+
+
+@pytest.mark.parametrize(
+    ("root", "expected"),
+    [
+        ("Vehicle.Cabin.Door", 4),
+        ("Vehicle.Cabin.Door.Row1.DriverSide.IsOpen", 1),
+        ("Vehicle.Cabin.Door.*.*.IsOpen", 4),
+        ("Vehicle.**.IsOpen", 5),
+        ("", 41),
+    ],
+)
+def test_list_metadata_by_branch_signal_and_wildcard(broker: Broker, root: str, expected: int) -> None:
+    assert len(broker.list_metadata(root)) == expected
+
+
+def test_unknown_paths_name_close_matches(broker: Broker) -> None:
+    with pytest.raises(UnknownSignalError, match=r"did you mean Vehicle\.Speed"):
+        broker.get("Vehicle.Sped")
+    with pytest.raises(UnknownSignalError):
+        broker.list_metadata("Vehicle.Nothing")
+    with pytest.raises(ValueOutOfRangeError, match="1 to 1000 characters"):
+        broker.get("V" * 1001)
+
+
+def test_values_and_status_from_the_hal(broker: Broker) -> None:
+    assert broker.get(SPEED) == Datapoint(None, None, Status.NOT_AVAILABLE)
+    broker.publish([speed(42.0, 5.0)])
+    assert broker.get(SPEED) == Datapoint(42.0, 5.0, Status.VALID)
+    broker.publish([speed(42.0, 6.0, Status.STALE)])
+    assert broker.get(SPEED).status is Status.STALE
+
+
+async def test_subscription_starts_with_current_values_then_delivers_changes(broker: Broker) -> None:
+    broker.publish([speed(10.0)])
+    subscription = broker.subscribe([SPEED, LOW_BEAM])
+    iterator = aiter(subscription)
+    first = await asyncio.wait_for(anext(iterator), 1)
+    assert first == {
+        SPEED: Datapoint(10.0, 1.0, Status.VALID),
+        LOW_BEAM: Datapoint(None, None, Status.NOT_AVAILABLE),
+    }
+    broker.publish([speed(11.0, 2.0)])
+    assert await asyncio.wait_for(anext(iterator), 1) == {SPEED: Datapoint(11.0, 2.0, Status.VALID)}
+    subscription.close()
+
+
+async def test_on_change_filter_skips_repeated_values(broker: Broker) -> None:
+    subscription = broker.subscribe([SPEED])
+    iterator = aiter(subscription)
+    await anext(iterator)
+    broker.publish_value(SPEED, 50.0, 1.0)
+    broker.publish_value(SPEED, 50.0, 2.0)  # same value: not a change
+    assert await asyncio.wait_for(anext(iterator), 1) == {SPEED: Datapoint(50.0, 1.0, Status.VALID)}
+    broker.publish_value(SPEED, 51.0, 3.0)
+    assert (await asyncio.wait_for(anext(iterator), 1))[SPEED].value == 51.0
+    subscription.close()
+
+
+async def test_min_interval_spaces_batches_and_keeps_the_latest(broker: Broker) -> None:
+    subscription = broker.subscribe([SPEED], min_interval_ms=200)
+    iterator = aiter(subscription)
+    await anext(iterator)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for value in range(1, 20):
+        broker.publish([speed(float(value), float(value))])
+    batch = await asyncio.wait_for(anext(iterator), 2)
+    assert loop.time() - start >= 0.15
+    assert batch == {SPEED: Datapoint(19.0, 19.0, Status.VALID)}
+    subscription.close()
+
+
+async def test_slow_subscriber_gets_latest_values_and_others_keep_up(broker: Broker) -> None:
+    slow = broker.subscribe([SPEED])
+    fast = broker.subscribe([SPEED])
+    fast_iterator, slow_iterator = aiter(fast), aiter(slow)
+    await anext(fast_iterator)
+    received = []
+    for value in range(100):
+        broker.publish([speed(float(value), float(value))])
+        received.append((await asyncio.wait_for(anext(fast_iterator), 1))[SPEED].value)
+    assert received == [float(v) for v in range(100)]
+    # The slow subscriber never read: one pending datapoint, the newest; the rest were dropped and counted.
+    batch = await asyncio.wait_for(anext(slow_iterator), 1)
+    assert batch == {SPEED: Datapoint(99.0, 99.0, Status.VALID)}
+    assert slow.dropped == 100  # the initial value and 99 superseded updates
+    assert len(slow._pending) == 0
+    slow.close()
+    fast.close()
+
+
+async def test_memory_of_a_subscriber_that_never_reads_stays_bounded(broker: Broker) -> None:
+    paths = [meta.path for meta in broker.list_metadata() if meta.kind != "attribute"]
+    subscription = broker.subscribe(paths)
+    for step in range(2000):
+        broker.publish(
+            [
+                SignalUpdate(path, float(step), float(step), Status.VALID)
+                for path in (SPEED, "Vehicle.Acceleration.Lateral")
+            ]
+        )
+    assert len(subscription._pending) == len(paths)
+    assert subscription.dropped >= 2 * 1999
+    subscription.close()
+
+
+async def test_closed_and_vanished_subscribers_stop_receiving(broker: Broker) -> None:
+    subscription = broker.subscribe([SPEED])
+    assert broker.subscription_count == 1
+    done = asyncio.create_task(anext(aiter(subscription)))
+    await asyncio.sleep(0)
+    subscription.close()
+    await asyncio.wait_for(done, 1)  # initial batch was pending: returned, then the stream ends
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(anext(aiter(subscription)), 1)
+    broker.publish([speed(1.0)])
+    assert broker.subscription_count == 0
+
+
+async def test_publishing_from_another_thread_wakes_the_subscriber(broker: Broker) -> None:
+    subscription = broker.subscribe([SPEED])
+    iterator = aiter(subscription)
+    await anext(iterator)
+    thread = threading.Thread(target=broker.publish, args=([speed(77.0)],))
+    thread.start()
+    thread.join()
+    assert (await asyncio.wait_for(anext(iterator), 1))[SPEED].value == 77.0
+    subscription.close()
+
+
+async def test_subscription_limits(demo_vehicle: VehicleModel) -> None:
+    broker = Broker.from_vehicle(demo_vehicle, BrokerConfig(max_subscriptions=2, max_paths_per_request=3))
+    first = broker.subscribe([SPEED])
+    second = broker.subscribe([SPEED])
+    with pytest.raises(LimitExceededError, match="limit is 2"):
+        broker.subscribe([SPEED])
+    first.close()
+    broker.subscribe([SPEED]).close()
+    with pytest.raises(ValueOutOfRangeError, match="at most 3"):
+        broker.subscribe([SPEED] * 4)
+    with pytest.raises(ValueOutOfRangeError):
+        broker.subscribe([])
+    second.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "error"),
+    [
+        ("Vehicle.Nope", True, UnknownSignalError),
+        (SPEED, 10.0, ReadOnlyError),
+        (LOW_BEAM, 1.5, ValueOutOfRangeError),
+        (TEMPERATURE, 31.0, ValueOutOfRangeError),
+        ("Vehicle.Powertrain.Transmission.SelectedGear", 126, ReadOnlyError),
+    ],
+)
+async def test_invalid_actuation_is_refused_before_any_provider_is_called(
+    broker: Broker, path: str, value: object, error: type[Exception]
+) -> None:
+    provider = RecordingProvider()
+    broker.register_actuation_provider([LOW_BEAM, TEMPERATURE], provider)
+    with pytest.raises(error):
+        await broker.actuate([(LOW_BEAM, True), (path, value)])
+    assert provider.requests == []
+
+
+async def test_actuation_goes_to_the_owning_provider_and_records_the_target(broker: Broker) -> None:
+    lights, climate = RecordingProvider(), RecordingProvider()
+    broker.register_actuation_provider([LOW_BEAM], lights)
+    broker.register_actuation_provider([TEMPERATURE], climate)
+    await broker.actuate([(LOW_BEAM, True), (TEMPERATURE, 21)])
+    assert lights.requests == [(LOW_BEAM, True)]
+    assert climate.requests == [(TEMPERATURE, 21.0)]
+    assert broker.target(TEMPERATURE).value == 21.0
+
+
+async def test_one_provider_per_actuator_and_none_means_unavailable(broker: Broker) -> None:
+    first = RecordingProvider()
+    handle = broker.register_actuation_provider([LOW_BEAM], first)
+    with pytest.raises(AlreadyProvidedError):
+        broker.register_actuation_provider([LOW_BEAM], RecordingProvider())
+    with pytest.raises(ReadOnlyError):
+        broker.register_actuation_provider([SPEED], RecordingProvider())
+    broker.unregister_provider(handle)
+    with pytest.raises(NoProviderError, match="no provider"):
+        await broker.actuate([(LOW_BEAM, True)])
+    broker.register_actuation_provider([LOW_BEAM], RecordingProvider())
+
+
+async def test_provider_failure_is_reported_and_no_target_recorded(broker: Broker) -> None:
+    broker.register_actuation_provider([LOW_BEAM], RecordingProvider(fail=True))
+    with pytest.raises(ActuationError, match="bus down"):
+        await broker.actuate([(LOW_BEAM, True)])
+    assert broker.target(LOW_BEAM).value is None
+
+
+def test_external_publish_is_validated(broker: Broker) -> None:
+    with pytest.raises(ValueOutOfRangeError, match="expected a number"):
+        broker.publish_value(SPEED, "fast")
+    with pytest.raises(ValueOutOfRangeError, match="above the maximum 300"):
+        broker.publish_value(SPEED, 301.0)
+    broker.publish_value(SPEED, 12.5)
+    assert broker.get(SPEED).value == 12.5
+
+
+async def test_hal_provider_sends_the_frame(demo_vehicle: VehicleModel, tmp_path: object) -> None:
+    import can
+    import yaml
+
+    from sdv.hal.runtime import Hal
+    from sdv.hal.vehicle import vehicle_from_text
+    from sdv.resources import demo_profile
+
+    data = yaml.safe_load(demo_profile().read_text())
+    bus = data["buses"][0]
+    bus.pop("recording")
+    bus.update(interface="virtual", channel="broker-hal-provider")
+    vehicle = vehicle_from_text(yaml.safe_dump(data), str(demo_profile()))
+    hal = Hal(vehicle)
+    hal.open()
+    observer = can.Bus(interface="virtual", channel="broker-hal-provider")
+    try:
+        broker = Broker.from_vehicle(vehicle)
+        broker.register_actuation_provider([LOW_BEAM], HalProvider(hal))
+        await broker.actuate([(LOW_BEAM, True)])
+        frame = observer.recv(1.0)
+        assert frame is not None and frame.arbitration_id == 0x300
+        assert vehicle.codec("vehicle", "LightingRequest").decode(frame.data)["LowBeamRequest"] == 1
+    finally:
+        observer.shutdown()
+        hal.stop()
+
+
+def test_metadata_ids_are_stable_in_profile_order(demo_vehicle: VehicleModel) -> None:
+    broker = Broker.from_vehicle(demo_vehicle)
+    ids = [meta.id for meta in broker.list_metadata()]
+    assert ids == list(range(1, len(ids) + 1))
+    assert isinstance(broker.list_metadata()[0], SignalMetadata)
