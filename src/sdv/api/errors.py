@@ -1,0 +1,138 @@
+"""The one mapping from the project's exception tree to gRPC status codes, and the decorator every handler uses.
+
+Invariants:
+
+* Every RPC handler is wrapped by :func:`grpc_errors`: an :class:`~sdv.errors.SdvError` raised anywhere in it
+  ends the call with the status :func:`status_code` gives and the error's own message; nothing else is caught,
+  so programming errors keep their traceback (gRPC logs them and answers ``UNKNOWN``).
+* The table is ordered from the most to the least specific class: the first match wins.
+* v1 per-entry errors use the HTTP-like codes of :func:`http_code`, derived from the same table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
+from typing import Any, TypeVar, cast, overload
+
+import grpc
+
+from sdv.errors import (
+    AccessDenied,
+    ActuationError,
+    AlreadyProvidedError,
+    HalError,
+    LimitExceededError,
+    NoProviderError,
+    ReadOnlyError,
+    SdvError,
+    UnknownSignalError,
+    ValueOutOfRangeError,
+)
+
+__all__ = ["STATUS_CODES", "UnsupportedRequestError", "grpc_errors", "http_code", "status_code"]
+
+_LOG = logging.getLogger(__name__)
+
+
+class UnsupportedRequestError(SdvError):
+    """A well-formed request for something this server does not offer (gRPC ``UNIMPLEMENTED``)."""
+
+
+STATUS_CODES: tuple[tuple[type[SdvError], grpc.StatusCode], ...] = (
+    (UnknownSignalError, grpc.StatusCode.NOT_FOUND),
+    (ReadOnlyError, grpc.StatusCode.INVALID_ARGUMENT),
+    (ValueOutOfRangeError, grpc.StatusCode.INVALID_ARGUMENT),
+    (NoProviderError, grpc.StatusCode.UNAVAILABLE),
+    (AlreadyProvidedError, grpc.StatusCode.ALREADY_EXISTS),
+    (LimitExceededError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (AccessDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (UnsupportedRequestError, grpc.StatusCode.UNIMPLEMENTED),
+    # A provider accepted the request but failed to carry it out (for the HAL: the frame could not be sent).
+    # KUKSA reports such transmission failures as DATA_LOSS; clients written for it check that code.
+    (ActuationError, grpc.StatusCode.DATA_LOSS),
+    (HalError, grpc.StatusCode.DATA_LOSS),
+    (SdvError, grpc.StatusCode.INTERNAL),
+)
+
+_HTTP_CODES: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.DATA_LOSS: 502,
+    grpc.StatusCode.INTERNAL: 500,
+}
+
+
+def status_code(error: SdvError) -> grpc.StatusCode:
+    """The gRPC status code of an error of the project's tree."""
+    for error_type, code in STATUS_CODES:
+        if isinstance(error, error_type):
+            return code
+    return grpc.StatusCode.INTERNAL  # unreachable: SdvError is the last row
+
+
+def http_code(error: SdvError) -> tuple[int, str]:
+    """The HTTP-like code and reason of a v1 per-entry error (404 ``not_found``, 400 ``invalid_argument``...)."""
+    code = status_code(error)
+    return _HTTP_CODES[code], code.name.lower()
+
+
+_Servicer = TypeVar("_Servicer")
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
+_Context = TypeVar("_Context", bound="grpc.aio.ServicerContext[Any, Any]")
+_Unary = Callable[[_Servicer, _Request, _Context], Coroutine[Any, Any, _Response]]
+_Streaming = Callable[[_Servicer, _Request, _Context], AsyncIterator[_Response]]
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: SdvError) -> None:
+    code = status_code(error)
+    _LOG.debug("request refused with %s: %s", code.name, error)
+    await context.abort(code, str(error))
+
+
+@overload
+def grpc_errors(
+    handler: _Unary[_Servicer, _Request, _Context, _Response],
+) -> _Unary[_Servicer, _Request, _Context, _Response]: ...
+@overload
+def grpc_errors(
+    handler: _Streaming[_Servicer, _Request, _Context, _Response],
+) -> _Streaming[_Servicer, _Request, _Context, _Response]: ...
+def grpc_errors(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a unary or streaming (async generator) RPC handler so that project errors become gRPC statuses."""
+    if inspect.isasyncgenfunction(handler):
+        streaming = cast(Callable[..., AsyncGenerator[Any, None]], handler)
+
+        @functools.wraps(handler)
+        async def stream_wrapper(
+            servicer: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            try:
+                # aclosing: a cancelled call closes the handler at once, releasing its subscription.
+                async with contextlib.aclosing(streaming(servicer, request, context)) as responses:
+                    async for response in responses:
+                        yield response
+            except SdvError as error:
+                await _abort(context, error)
+
+        return stream_wrapper
+
+    unary = cast(_Unary[Any, Any, Any, Any], handler)
+
+    @functools.wraps(handler)
+    async def unary_wrapper(servicer: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            return await unary(servicer, request, context)
+        except SdvError as error:
+            await _abort(context, error)
+
+    return unary_wrapper

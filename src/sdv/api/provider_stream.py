@@ -1,0 +1,230 @@
+"""One provider's ``OpenProviderStream`` call: claims, published values, and actuation requests sent back to it.
+
+Invariants:
+
+* Claiming actuators registers the session with the broker as their one provider; the claim is released when
+  the stream ends, however it ends (client closed, cancelled, error).
+* An actuation routed to the session is sent as one ``BatchActuateStreamRequest`` and returns only when the
+  provider answered a ``BatchActuateStreamResponse`` for every requested signal; an answer with an error, no
+  answer within the timeout, or the stream ending first fails the actuation.
+* Published values are checked one by one; only refused ones are answered (a ``PublishValuesResponse`` with an
+  error per signal id), as KUKSA does. A refused claim ends the stream with its status code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+
+from sdv.api._proto.kuksa.val.v2 import types_pb2, val_pb2
+from sdv.api.convert import value_to_v2
+from sdv.broker import Broker, SignalMetadata
+from sdv.errors import (
+    AccessDenied,
+    ActuationError,
+    NoProviderError,
+    SdvError,
+    UnknownSignalError,
+    ValueOutOfRangeError,
+)
+from sdv.hal.datatypes import Value
+
+__all__ = ["ProviderSession", "resolve_signal"]
+
+_LOG = logging.getLogger(__name__)
+Publisher = Callable[[Broker, SignalMetadata, types_pb2.Datapoint], None]
+_END = object()
+
+
+def resolve_signal(broker: Broker, signal_id: types_pb2.SignalID) -> SignalMetadata:
+    """The metadata of the signal a v2 ``SignalID`` names, by id or by path.
+
+    Raises:
+        UnknownSignalError: no such signal.
+        ValueOutOfRangeError: the ``SignalID`` is empty.
+    """
+    which = signal_id.WhichOneof("signal")
+    if which == "id":
+        return broker.metadata_by_id(signal_id.id)
+    if which == "path":
+        return broker.metadata(signal_id.path)
+    raise ValueOutOfRangeError("the request names no signal: SignalID has neither id nor path")
+
+
+def _error_code(error: SdvError) -> types_pb2.ErrorCode.ValueType:
+    if isinstance(error, UnknownSignalError):
+        return types_pb2.ERROR_CODE_NOT_FOUND
+    if isinstance(error, AccessDenied):
+        return types_pb2.ERROR_CODE_PERMISSION_DENIED
+    return types_pb2.ERROR_CODE_INVALID_ARGUMENT
+
+
+class ProviderSession:
+    """The server side of one provider stream; also the broker's actuation provider for what it claimed.
+
+    Args:
+        broker: the broker the provider serves.
+        timeout_s: how long an actuation waits for the provider's answers.
+        publish: publishes one datapoint of the provider (validating it).
+    """
+
+    def __init__(self, broker: Broker, timeout_s: float, publish: Publisher) -> None:
+        self._broker = broker
+        self._timeout_s = timeout_s
+        self._publish = publish
+        self._outbound: asyncio.Queue[val_pb2.OpenProviderStreamResponse | BaseException | object] = (
+            asyncio.Queue()
+        )
+        self._pending: dict[str, asyncio.Future[None]] = {}
+        self._handle: object | None = None
+        self._closed = False
+
+    # --- the broker's side ---------------------------------------------------------------------------------
+    async def actuate(self, requests: Sequence[tuple[str, Value]]) -> None:
+        """Forward validated requests to the provider and wait for its answer to each.
+
+        Raises:
+            NoProviderError: the stream ended before the provider answered.
+            ActuationError: the provider refused a request or did not answer in time.
+        """
+        if self._closed:
+            raise NoProviderError("the provider disconnected")
+        loop = asyncio.get_running_loop()
+        message = val_pb2.BatchActuateStreamRequest()
+        futures: list[asyncio.Future[None]] = []
+        for path, value in requests:
+            meta = self._broker.metadata(path)
+            item = message.actuate_requests.add()
+            item.signal_id.id = meta.id
+            value_to_v2(meta.datatype, value, item.value)
+            future: asyncio.Future[None] = loop.create_future()
+            self._pending[path] = future
+            futures.append(future)
+        self._outbound.put_nowait(val_pb2.OpenProviderStreamResponse(batch_actuate_stream_request=message))
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await asyncio.gather(*futures)
+        except TimeoutError:
+            raise ActuationError(
+                f"the provider did not answer within {self._timeout_s:g} s for {', '.join(p for p, _ in requests)}"
+            ) from None
+        finally:
+            for path, _ in requests:
+                self._pending.pop(path, None)
+
+    # --- the stream ----------------------------------------------------------------------------------------
+    async def run(
+        self, requests: AsyncIterator[val_pb2.OpenProviderStreamRequest]
+    ) -> AsyncIterator[val_pb2.OpenProviderStreamResponse]:
+        """Serve the stream: read the provider's messages and yield what the server sends it.
+
+        Raises:
+            SdvError: a refused claim (the call ends with its status).
+        """
+        reader = asyncio.create_task(self._read(requests))
+        try:
+            while True:
+                item = await self._outbound.get()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, val_pb2.OpenProviderStreamResponse):
+                    yield item
+        finally:
+            reader.cancel()
+            self.close()
+
+    def close(self) -> None:
+        """Release the claims and fail the actuations still waiting for an answer."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._handle is not None:
+            self._broker.unregister_provider(self._handle)
+            _LOG.info("provider stream closed; its actuators are released")
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(NoProviderError("the provider disconnected before answering"))
+
+    async def _read(self, requests: AsyncIterator[val_pb2.OpenProviderStreamRequest]) -> None:
+        try:
+            async for request in requests:
+                response = self._handle_request(request)
+                if response is not None:
+                    self._outbound.put_nowait(response)
+        except SdvError as error:
+            self._outbound.put_nowait(error)
+        finally:
+            self._outbound.put_nowait(_END)
+
+    def _handle_request(
+        self, request: val_pb2.OpenProviderStreamRequest
+    ) -> val_pb2.OpenProviderStreamResponse | None:
+        action = request.WhichOneof("action")
+        if action == "provide_actuation_request":
+            return self._provide_actuation(request.provide_actuation_request)
+        if action == "publish_values_request":
+            return self._publish_values(request.publish_values_request)
+        if action == "batch_actuate_stream_response":
+            self._answer(request.batch_actuate_stream_response)
+            return None
+        if action == "provide_signal_request":
+            for signal_id in request.provide_signal_request.signals_sample_intervals:
+                self._broker.metadata_by_id(signal_id)
+            return val_pb2.OpenProviderStreamResponse(provide_signal_response=val_pb2.ProvideSignalResponse())
+        if action == "provider_error_indication":
+            _LOG.warning(
+                "provider reports %s",
+                types_pb2.ProviderError.Name(request.provider_error_indication.provider_error),
+            )
+        # update_filter_response and get_provider_value_response answer requests this server never sends.
+        return None
+
+    def _provide_actuation(
+        self, request: val_pb2.ProvideActuationRequest
+    ) -> val_pb2.OpenProviderStreamResponse:
+        paths = [resolve_signal(self._broker, signal_id).path for signal_id in request.actuator_identifiers]
+        if not paths:
+            raise ValueOutOfRangeError("ProvideActuationRequest names no actuator")
+        self._handle = self._broker.register_actuation_provider(paths, self)
+        _LOG.info("provider stream provides %s", ", ".join(paths))
+        return val_pb2.OpenProviderStreamResponse(
+            provide_actuation_response=val_pb2.ProvideActuationResponse()
+        )
+
+    def _publish_values(
+        self, request: val_pb2.PublishValuesRequest
+    ) -> val_pb2.OpenProviderStreamResponse | None:
+        refused = val_pb2.PublishValuesResponse(request_id=request.request_id)
+        for signal_id, datapoint in request.data_points.items():
+            try:
+                self._publish(self._broker, self._broker.metadata_by_id(signal_id), datapoint)
+            except SdvError as error:
+                refused.status[signal_id].CopyFrom(
+                    types_pb2.Error(code=_error_code(error), message=str(error))
+                )
+        if not refused.status:
+            return None
+        return val_pb2.OpenProviderStreamResponse(publish_values_response=refused)
+
+    def _answer(self, response: val_pb2.BatchActuateStreamResponse) -> None:
+        try:
+            path = resolve_signal(self._broker, response.signal_id).path
+        except SdvError as error:
+            _LOG.warning("provider answered for an unknown signal: %s", error)
+            return
+        future = self._pending.get(path)
+        if future is None or future.done():
+            _LOG.debug("provider answered for %s, which has no pending request", path)
+            return
+        code = response.error.code
+        if response.HasField("error") and code not in (
+            types_pb2.ERROR_CODE_OK,
+            types_pb2.ERROR_CODE_UNSPECIFIED,
+        ):
+            detail = response.error.message or types_pb2.ErrorCode.Name(code)
+            future.set_exception(ActuationError(f"{path}: the provider refused the request: {detail}"))
+        else:
+            future.set_result(None)

@@ -1,0 +1,151 @@
+"""The gRPC server: ``kuksa.val.v2.VAL``, ``kuksa.val.v1.VAL``, health checking and reflection on one port.
+
+Invariants:
+
+* :meth:`SdvServer.start` either listens on exactly the requested address and port (port 0: an ephemeral one,
+  returned) or raises :class:`BindError`; a port another process already listens on is refused, never shared
+  (gRPC's ``SO_REUSEPORT`` default is switched off).
+* Health reports ``SERVING`` for the whole server and for both VAL services from start until stop begins, then
+  ``NOT_SERVING`` while running calls get the grace period to finish.
+* Reflection lists exactly the services served.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Any
+
+import grpc
+from grpc_health.v1 import _async as health_aio  # the typed stubs lack the asyncio servicer
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from sdv.api._proto.kuksa.val.v1 import val_pb2 as val_v1_pb2
+from sdv.api._proto.kuksa.val.v1 import val_pb2_grpc as val_v1_pb2_grpc
+from sdv.api._proto.kuksa.val.v2 import val_pb2 as val_v2_pb2
+from sdv.api._proto.kuksa.val.v2 import val_pb2_grpc as val_v2_pb2_grpc
+from sdv.api.config import ApiConfig
+from sdv.api.val_v1 import ValV1Servicer
+from sdv.api.val_v2 import ValV2Servicer
+from sdv.broker import Broker
+from sdv.errors import SdvError
+
+__all__ = ["DEFAULT_ADDRESS", "DEFAULT_PORT", "SERVICE_NAMES", "BindError", "SdvServer"]
+
+_LOG = logging.getLogger(__name__)
+DEFAULT_ADDRESS = "127.0.0.1"
+DEFAULT_PORT = 55555
+"""KUKSA's default port, so that clients find the server without configuration."""
+VAL_V2 = val_v2_pb2.DESCRIPTOR.services_by_name["VAL"].full_name
+VAL_V1 = val_v1_pb2.DESCRIPTOR.services_by_name["VAL"].full_name
+SERVICE_NAMES: tuple[str, ...] = (VAL_V2, VAL_V1, health.SERVICE_NAME, reflection.SERVICE_NAME)
+
+
+class BindError(SdvError, OSError):
+    """The server cannot listen on the requested address and port (in use, or not an address of this host)."""
+
+
+def _host_port(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+class SdvServer:
+    """A gRPC server for one broker.
+
+    Use as ``async with SdvServer(broker, port=0) as server:`` (then ``server.port``), or call :meth:`start` and
+    :meth:`stop`.
+
+    Args:
+        broker: the signals served.
+        address: the address to listen on.
+        port: the port; 0 picks a free one.
+        config: limits and timeouts.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        address: str = DEFAULT_ADDRESS,
+        port: int = DEFAULT_PORT,
+        config: ApiConfig | None = None,
+    ) -> None:
+        self.broker = broker
+        self.address = address
+        self.requested_port = port
+        self.config = config or ApiConfig()
+        self.port: int | None = None
+        self._server: grpc.aio.Server | None = None
+        self._health: Any = None
+
+    @property
+    def target(self) -> str:
+        """``address:port`` for clients (after :meth:`start`)."""
+        if self.port is None:
+            raise RuntimeError("the server is not started")
+        return _host_port(self.address, self.port)
+
+    async def start(self) -> int:
+        """Bind, register every service and start serving.
+
+        Returns:
+            The port the server listens on.
+
+        Raises:
+            BindError: the address and port cannot be bound.
+            RuntimeError: the server was already started.
+        """
+        if self._server is not None:
+            raise RuntimeError("the server is already started")
+        server = grpc.aio.server(
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.max_receive_message_length", self.config.max_message_bytes),
+            ]
+        )
+        val_v2_pb2_grpc.add_VALServicer_to_server(ValV2Servicer(self.broker, self.config), server)
+        val_v1_pb2_grpc.add_VALServicer_to_server(ValV1Servicer(self.broker, self.config), server)
+        self._health = health_aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(SERVICE_NAMES, server)
+        try:
+            port = server.add_insecure_port(_host_port(self.address, self.requested_port))
+        except RuntimeError as error:
+            raise BindError(
+                f"cannot listen on {_host_port(self.address, self.requested_port)}: "
+                "the port is in use or the address is not one of this host"
+            ) from error
+        if port == 0:  # older gRPC releases report a failed bind this way
+            raise BindError(f"cannot listen on {_host_port(self.address, self.requested_port)}")
+        await server.start()
+        for service in ("", VAL_V2, VAL_V1):
+            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self._server = server
+        self.port = port
+        _LOG.info("serving %s on %s", ", ".join(SERVICE_NAMES), self.target)
+        return port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop serving: health turns ``NOT_SERVING``, running calls get ``grace`` seconds, then are cancelled."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+        await server.stop(self.config.grace_period_s if grace is None else grace)
+        _LOG.info("server on %s stopped", _host_port(self.address, self.port or self.requested_port))
+
+    async def wait_for_termination(self) -> None:
+        """Wait until the server stops."""
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+    async def __aenter__(self) -> SdvServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
