@@ -1,0 +1,90 @@
+"""``sdv serve``: the vehicle's signals over gRPC (KUKSA ``kuksa.val`` v2 and v1), with the HAL running.
+
+Without arguments it serves the example vehicle, replaying the demo drive in a loop in real time, on
+127.0.0.1:55555. Once listening it prints ``sdv serve: listening on ADDRESS:PORT`` on standard output (the bound
+port, also for ``--port 0``). SIGTERM and SIGINT stop it cleanly with exit code 0: the server stops, then the HAL's
+reader threads. A bad profile or an address that cannot be bound ends it with exit code 2 and one line on
+standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from sdv.api.server import DEFAULT_ADDRESS, DEFAULT_PORT, SdvServer
+from sdv.broker import Broker, HalProvider
+from sdv.hal.runtime import Hal
+from sdv.hal.vehicle import load_vehicle
+from sdv.resources import demo_profile
+
+__all__ = ["register"]
+
+_LOG = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``sdv serve`` to the ``sdv`` parser."""
+    serve = subparsers.add_parser(
+        "serve", help="serve the vehicle's signals over gRPC (KUKSA kuksa.val v2 and v1)"
+    )
+    serve.add_argument(
+        "--profile", type=Path, metavar="FILE", help="vehicle profile (default: the example vehicle)"
+    )
+    serve.add_argument(
+        "--address", default=DEFAULT_ADDRESS, help=f"address to listen on (default {DEFAULT_ADDRESS})"
+    )
+    serve.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)"
+    )
+    serve.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        print(f"sdv serve: --port {args.port} is not a TCP port (0 to 65535)", file=sys.stderr)
+        return 2
+    profile: Path = args.profile or demo_profile()
+    vehicle = load_vehicle(profile)  # ProfileError: reported by the entry point with exit code 2
+    broker = Broker.from_vehicle(vehicle)
+    hal = Hal(vehicle)
+    hal.start(broker.publish)
+    try:
+        actuators = [
+            path for path, signal_config in vehicle.signals.items() if signal_config.kind == "actuator"
+        ]
+        if actuators:
+            broker.register_actuation_provider(actuators, HalProvider(hal))
+        _LOG.info(
+            "serving profile %s (%s): %d signals, %d actuators, buses %s",
+            vehicle.config.name,
+            profile,
+            len(vehicle.signals),
+            len(actuators),
+            ", ".join(vehicle.buses),
+        )
+        return asyncio.run(_run(broker, args.address, args.port))
+    finally:
+        hal.stop()
+
+
+async def _run(broker: Broker, address: str, port: int) -> int:
+    server = SdvServer(broker, address=address, port=port)
+    await server.start()  # BindError: reported by the entry point with exit code 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, stop.set)
+    print(f"sdv serve: listening on {server.target}", flush=True)
+    try:
+        await stop.wait()
+        _LOG.info("stopping")
+    finally:
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signal_number)
+        await server.stop()
+    return 0
