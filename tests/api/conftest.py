@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 
 import can
 import grpc
@@ -37,7 +38,9 @@ def no_leaked_threads() -> Iterator[None]:
         leaked = [
             thread
             for thread in set(threading.enumerate()) - before
-            if thread.is_alive() and not thread.name.startswith("asyncio_") and "_poll_wrapper" not in thread.name
+            if thread.is_alive()
+            and not thread.name.startswith("asyncio_")
+            and "_poll_wrapper" not in thread.name
         ]
         if not leaked or time.monotonic() > deadline:
             break
@@ -50,16 +53,28 @@ def demo_vehicle() -> VehicleModel:
     return load_vehicle(demo_profile())
 
 
+@dataclass
+class Stack:
+    broker: Broker
+    hal: Hal
+    hal_provider: object  # the broker's handle of the HAL as provider of every actuator
+
+
 @pytest.fixture
-def broker(demo_vehicle: VehicleModel) -> Iterator[Broker]:
+def stack(demo_vehicle: VehicleModel) -> Iterator[Stack]:
     """The broker, fed by the HAL replaying the demo drive, with the HAL providing every actuator."""
     broker = Broker.from_vehicle(demo_vehicle)
     hal = Hal(demo_vehicle)
     hal.start(broker.publish)
     actuators = [path for path, signal in demo_vehicle.signals.items() if signal.kind == "actuator"]
-    broker.register_actuation_provider(actuators, HalProvider(hal))
-    yield broker
+    handle = broker.register_actuation_provider(actuators, HalProvider(hal))
+    yield Stack(broker, hal, handle)
     hal.stop()
+
+
+@pytest.fixture
+def broker(stack: Stack) -> Broker:
+    return stack.broker
 
 
 @pytest.fixture
