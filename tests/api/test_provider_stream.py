@@ -1,0 +1,125 @@
+"""OpenProviderStream: claiming actuators, answering forwarded actuations, publishing values."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+import pytest
+
+from sdv.api._proto.kuksa.val.v2 import types_pb2 as t
+from sdv.api._proto.kuksa.val.v2 import val_pb2 as v
+from sdv.api._proto.kuksa.val.v2.val_pb2_grpc import VALStub
+
+from .conftest import Stack
+
+LOW_BEAM = "Vehicle.Body.Lights.Beam.Low.IsOn"
+CAPACITY = "Vehicle.Powertrain.TractionBattery.GrossCapacity"
+
+
+class Provider:
+    """The provider side of one stream: messages to send, responses received."""
+
+    def __init__(self, stub: VALStub) -> None:
+        self.outbox: asyncio.Queue[v.OpenProviderStreamRequest | None] = asyncio.Queue()
+        self.call = stub.OpenProviderStream(self._requests())
+
+    async def _requests(self) -> Any:
+        while (request := await self.outbox.get()) is not None:
+            yield request
+
+    async def send(self, **action: Any) -> None:
+        await self.outbox.put(v.OpenProviderStreamRequest(**action))
+
+    async def read(self) -> v.OpenProviderStreamResponse:
+        async with asyncio.timeout(5):
+            response = await self.call.read()
+        assert isinstance(response, v.OpenProviderStreamResponse)
+        return response
+
+
+def claim(path: str) -> dict[str, Any]:
+    request = v.ProvideActuationRequest(actuator_identifiers=[t.SignalID(path=path)])
+    return {"provide_actuation_request": request}
+
+
+async def test_claimed_actuator_gets_the_request_and_actuate_waits_for_the_answer(
+    v2: VALStub, stack: Stack
+) -> None:
+    stack.broker.unregister_provider(stack.hal_provider)
+    provider = Provider(v2)
+    await provider.send(**claim(LOW_BEAM))
+    assert (await provider.read()).HasField("provide_actuation_response")
+
+    actuation = asyncio.ensure_future(
+        v2.Actuate(v.ActuateRequest(signal_id=t.SignalID(path=LOW_BEAM), value=t.Value(bool=True)))
+    )
+    forwarded = (await provider.read()).batch_actuate_stream_request.actuate_requests
+    assert [(item.signal_id.id, item.value.bool) for item in forwarded] == [
+        (stack.broker.metadata(LOW_BEAM).id, True)
+    ]
+    await asyncio.sleep(0.1)
+    assert not actuation.done()  # not before the provider answered
+    answer = v.BatchActuateStreamResponse(signal_id=forwarded[0].signal_id)
+    await provider.send(batch_actuate_stream_response=answer)
+    await asyncio.wait_for(actuation, 5)
+
+    # A refusal by the provider fails the actuation with DATA_LOSS.
+    actuation = asyncio.ensure_future(
+        v2.Actuate(v.ActuateRequest(signal_id=t.SignalID(path=LOW_BEAM), value=t.Value(bool=False)))
+    )
+    forwarded = (await provider.read()).batch_actuate_stream_request.actuate_requests
+    refusal = t.Error(code=t.ERROR_CODE_INVALID_ARGUMENT, message="lamp broken")
+    await provider.send(
+        batch_actuate_stream_response=v.BatchActuateStreamResponse(
+            signal_id=forwarded[0].signal_id, error=refusal
+        )
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await asyncio.wait_for(actuation, 5)
+    assert error.value.code() == grpc.StatusCode.DATA_LOSS and "lamp broken" in (error.value.details() or "")
+
+    # When the stream ends the claim is released: no provider any more.
+    await provider.outbox.put(None)
+    async with asyncio.timeout(5):
+        assert await provider.call.code() == grpc.StatusCode.OK
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await v2.Actuate(v.ActuateRequest(signal_id=t.SignalID(path=LOW_BEAM), value=t.Value(bool=True)))
+    assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_claiming_an_owned_actuator_ends_the_stream_with_already_exists(v2: VALStub) -> None:
+    provider = Provider(v2)
+    await provider.send(**claim(LOW_BEAM))  # the HAL owns it
+    async with asyncio.timeout(5):
+        assert await provider.call.code() == grpc.StatusCode.ALREADY_EXISTS
+    await provider.outbox.put(None)
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [("Vehicle.Nope", grpc.StatusCode.NOT_FOUND), ("Vehicle.Speed", grpc.StatusCode.INVALID_ARGUMENT)],
+)
+async def test_claiming_an_unknown_signal_or_a_sensor_fails(
+    v2: VALStub, path: str, code: grpc.StatusCode
+) -> None:
+    provider = Provider(v2)
+    await provider.send(**claim(path))
+    async with asyncio.timeout(5):
+        assert await provider.call.code() == code
+    await provider.outbox.put(None)
+
+
+async def test_published_values_apply_and_only_refused_ones_are_answered(v2: VALStub, stack: Stack) -> None:
+    provider = Provider(v2)
+    capacity_id = stack.broker.metadata(CAPACITY).id
+    points = {capacity_id: t.Datapoint(value=t.Value(uint32=81)), 9999: t.Datapoint(value=t.Value(bool=True))}
+    await provider.send(publish_values_request=v.PublishValuesRequest(request_id=7, data_points=points))
+    answer = (await provider.read()).publish_values_response
+    assert answer.request_id == 7
+    assert list(answer.status) == [9999] and answer.status[9999].code == t.ERROR_CODE_NOT_FOUND
+    assert stack.broker.get(CAPACITY).value == 81
+    await provider.outbox.put(None)
+    async with asyncio.timeout(5):
+        await provider.call.code()

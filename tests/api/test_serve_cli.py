@@ -1,0 +1,84 @@
+"""``sdv serve`` as a real process: starts, serves, stops on SIGTERM; refuses a port in use and a bad profile."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from sdv.api._proto.kuksa.val.v2 import val_pb2
+from sdv.api._proto.kuksa.val.v2.val_pb2_grpc import VALStub
+
+# The command group is wired into `sdv` by the entry point; this runs it the same way through its register().
+_RUN = """
+import argparse, logging, sys
+from sdv.cli import serve_commands
+from sdv.errors import SdvError
+parser = argparse.ArgumentParser(prog="sdv")
+serve_commands.register(parser.add_subparsers(dest="command"))
+args = parser.parse_args(sys.argv[1:])
+logging.basicConfig(level=logging.INFO)
+try:
+    sys.exit(args.handler(args))
+except SdvError as error:
+    print(f"sdv {args.command}: {error}", file=sys.stderr)
+    sys.exit(2)
+"""
+_LISTENING = re.compile(r"^sdv serve: listening on 127\.0\.0\.1:(\d+)$")
+
+
+def start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _RUN, "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture
+def serving() -> Iterator[tuple[subprocess.Popen[str], int]]:
+    process = start("--port", "0")
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    match = _LISTENING.match(line)
+    assert match, f"unexpected first line {line!r}; stderr: {process.stderr.read() if process.stderr else ''}"
+    yield process, int(match[1])
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def test_serve_answers_and_exits_0_on_sigterm(serving: tuple[subprocess.Popen[str], int]) -> None:
+    process, port = serving
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        info = VALStub(channel).GetServerInfo(val_pb2.GetServerInfoRequest(), timeout=5)
+    assert info.name == "sdv"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=15)
+    assert process.returncode == 0, stderr
+    assert "41 signals" in stderr
+
+
+def test_a_second_server_on_the_same_port_fails_clearly(serving: tuple[subprocess.Popen[str], int]) -> None:
+    _, port = serving
+    second = start("--port", str(port))
+    _, stderr = second.communicate(timeout=30)
+    assert second.returncode == 2
+    assert f"sdv serve: cannot listen on 127.0.0.1:{port}: the port is in use" in stderr
+
+
+def test_a_bad_profile_fails_clearly(tmp_path: Path) -> None:
+    profile = tmp_path / "bad.yaml"
+    profile.write_text("buses: []\n")
+    process = start("--profile", str(profile), "--port", "0")
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert stderr.strip().splitlines()[0].startswith("sdv serve: ")
+    assert "bad.yaml" in stderr and "listening" not in stdout
