@@ -99,13 +99,13 @@ async def test_subscribe_receives_the_changing_values_of_the_demo_drive(v2: VALS
 
 
 async def test_subscribe_by_id_keys_entries_by_id(v2: VALStub, broker: Broker) -> None:
-    speed_id = broker.metadata("Vehicle.Speed").id
-    call = v2.SubscribeById(v.SubscribeByIdRequest(signal_ids=[speed_id]))
+    brand_id = broker.metadata(BRAND).id  # an attribute: its value is there from the start
+    call = v2.SubscribeById(v.SubscribeByIdRequest(signal_ids=[brand_id]))
     async with asyncio.timeout(5):
         first = await call.read()
     call.cancel()
-    assert list(first.entries) == [speed_id]
-    assert first.entries[speed_id].value.WhichOneof("typed_value") == "float"
+    assert list(first.entries) == [brand_id]
+    assert first.entries[brand_id].value.string == "SDV Demo"
 
 
 async def test_subscribe_ends_after_the_filter_duration(v2: VALStub) -> None:
