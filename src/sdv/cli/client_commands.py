@@ -1,0 +1,299 @@
+"""``sdv get``, ``sdv set``, ``sdv subscribe``, ``sdv list`` and ``sdv monitor``: clients of a running server.
+
+Every command talks ``kuksa.val.v2`` through :class:`sdv.client.VehicleClient`, so it works against ``sdv serve``
+and against a KUKSA databroker alike. Failures are the project's errors (unknown path, refused value, server
+unreachable), which ``sdv``'s entry point prints as one line on stderr with a non-zero exit code.
+
+``sdv monitor`` needs the ``rich`` package; it is imported only by that command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import re
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from sdv.broker import Datapoint, SignalMetadata
+from sdv.client import DEFAULT_SERVER, VehicleClient
+from sdv.errors import SdvError, ValueOutOfRangeError
+from sdv.hal.datatypes import Value, parse_text
+from sdv.hal.processor import Status
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+__all__ = ["HAL_ROOT", "format_age", "format_value", "register", "render_monitor"]
+
+HAL_ROOT = "Sdv.Hal"
+"""The branch under which the server publishes the HAL's frame and error counters."""
+_BUS_COUNTER = re.compile(r"^Sdv\.Hal\.Bus\.(?P<bus>[^.]+)\.(?P<counter>.+)$")
+_PATHS_PER_REQUEST = 500  # below the broker's default limit of 1000 paths per request
+_NO_DATA = Datapoint(None, None, Status.NOT_AVAILABLE)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the client commands to the ``sdv`` parser."""
+    server = argparse.ArgumentParser(add_help=False)
+    server.add_argument(
+        "--server",
+        default=DEFAULT_SERVER,
+        metavar="HOST:PORT",
+        help=f"the server to talk to (default {DEFAULT_SERVER})",
+    )
+
+    get = subparsers.add_parser("get", parents=[server], help="print the current value of signals")
+    get.add_argument("paths", nargs="+", metavar="PATH")
+    get.set_defaults(handler=_get)
+
+    set_ = subparsers.add_parser(
+        "set", parents=[server], help="actuate: ask an actuator for a value and wait until it was sent"
+    )
+    set_.add_argument("path", metavar="PATH")
+    set_.add_argument(
+        "value", metavar="VALUE", help="parsed by the signal's datatype (true/false, 42, 3.5, text)"
+    )
+    set_.set_defaults(handler=_set)
+
+    subscribe = subparsers.add_parser(
+        "subscribe", parents=[server], help="print signal values as they change, until interrupted"
+    )
+    subscribe.add_argument("paths", nargs="+", metavar="PATH")
+    subscribe.add_argument(
+        "--interval", type=int, default=0, metavar="MS", help="at most one batch every MS milliseconds"
+    )
+    subscribe.set_defaults(handler=_subscribe)
+
+    list_ = subparsers.add_parser("list", parents=[server], help="list signals with kind, datatype and unit")
+    list_.add_argument(
+        "root",
+        nargs="?",
+        default="",
+        metavar="ROOT",
+        help="a branch, a signal or a pattern (Vehicle.*.IsOpen)",
+    )
+    list_.set_defaults(handler=_list)
+
+    monitor = subparsers.add_parser(
+        "monitor", parents=[server], help="live table of every signal and of the HAL's frame counters"
+    )
+    monitor.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    monitor.add_argument(
+        "--refresh", type=float, default=0.25, metavar="SECONDS", help="time between redraws (default 0.25)"
+    )
+    monitor.set_defaults(handler=_monitor)
+
+
+# --- formatting ------------------------------------------------------------------------------------------------
+def format_value(value: Value | None) -> str:
+    """A value as the command line shows it: ``true``/``false``, numbers as Python prints them, text as is."""
+    if value is None:
+        return "(no value)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def format_age(datapoint: Datapoint, now: float) -> str:
+    """How long ago a datapoint was measured (``0.12 s``, ``3.4 s``, ``5 min``), or ``-`` without timestamp."""
+    if datapoint.timestamp is None:
+        return "-"
+    age = max(0.0, now - datapoint.timestamp)
+    if age < 1:
+        return f"{age:.2f} s"
+    if age < 60:
+        return f"{age:.1f} s"
+    if age < 3600:
+        return f"{age / 60:.0f} min"
+    return f"{age / 3600:.0f} h"
+
+
+def _status(datapoint: Datapoint) -> str:
+    if datapoint.value is not None:
+        return "valid"
+    return "no data" if datapoint.timestamp is None else "unavailable"
+
+
+def _line(path: str, datapoint: Datapoint, meta: SignalMetadata | None) -> str:
+    unit = f" {meta.unit}" if meta is not None and meta.unit and datapoint.value is not None else ""
+    return f"{path} = {format_value(datapoint.value)}{unit}"
+
+
+async def _all_metadata(client: VehicleClient) -> dict[str, SignalMetadata]:
+    return {meta.path: meta for meta in await client.list_metadata()}
+
+
+def _chunks(paths: Sequence[str]) -> list[Sequence[str]]:
+    return [paths[start : start + _PATHS_PER_REQUEST] for start in range(0, len(paths), _PATHS_PER_REQUEST)]
+
+
+# --- get, set, subscribe, list ---------------------------------------------------------------------------------
+def _get(args: argparse.Namespace) -> int:
+    async def run() -> None:
+        async with VehicleClient(args.server) as client:
+            values = await client.get(args.paths)
+            metas = await _all_metadata(client)
+        for path, datapoint in values.items():
+            print(_line(path, datapoint, metas.get(path)))
+
+    asyncio.run(run())
+    return 0
+
+
+def _set(args: argparse.Namespace) -> int:
+    async def run() -> Value:
+        async with VehicleClient(args.server) as client:
+            meta = await client.metadata(args.path)
+            try:
+                value = parse_text(meta.datatype, args.value)
+            except ValueError as error:
+                raise ValueOutOfRangeError(f"{args.path}: {error}") from None
+            await client.actuate(args.path, value)
+            return value
+
+    value = asyncio.run(run())
+    print(f"{args.path} = {format_value(value)}: sent")
+    return 0
+
+
+def _subscribe(args: argparse.Namespace) -> int:
+    async def run() -> None:
+        async with VehicleClient(args.server) as client:
+            metas = await _all_metadata(client)
+            updates = client.subscribe(args.paths, min_interval_ms=args.interval)
+            async with contextlib.aclosing(updates):
+                async for batch in updates:
+                    for path, datapoint in batch.items():
+                        print(_line(path, datapoint, metas.get(path)), flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):  # the way to end a subscription: not an error
+        asyncio.run(run())
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    async def run() -> list[SignalMetadata]:
+        async with VehicleClient(args.server) as client:
+            return await client.list_metadata(args.root)
+
+    metas = asyncio.run(run())
+    header = ("PATH", "KIND", "DATATYPE", "UNIT", "DESCRIPTION")
+    rows = [(meta.path, meta.kind, meta.datatype, meta.unit or "-", meta.description) for meta in metas]
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header) - 1)]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+    return 0
+
+
+# --- monitor ---------------------------------------------------------------------------------------------------
+def render_monitor(
+    title: str, metas: Iterable[SignalMetadata], values: Mapping[str, Datapoint], now: float
+) -> RenderableType:
+    """The monitor's screen: a table of the vehicle's signals, then one of the HAL's counters per bus.
+
+    Args:
+        title: the first line (server and version).
+        metas: every signal served; those under ``Sdv.Hal.Bus`` form the counter table.
+        values: the latest datapoint of each signal (missing: no data yet).
+        now: the wall-clock time ages are measured against.
+    """
+    from rich.console import Group  # noqa: PLC0415 - rich is needed by this command only
+    from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
+    signals = Table(title="Signals", title_justify="left", expand=False)
+    for name, justify in (("signal", "left"), ("value", "right"), ("unit", "left"), ("age", "right")):
+        signals.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    signals.add_column("status", no_wrap=True)
+    counters: dict[str, dict[str, Value | None]] = {}
+    counter_names: dict[str, None] = {}
+    styles = {"valid": "green", "unavailable": "yellow", "no data": "dim"}
+    for meta in metas:
+        datapoint = values.get(meta.path, _NO_DATA)
+        match = _BUS_COUNTER.match(meta.path)
+        if match is not None:
+            counter = match["counter"].removeprefix("Errors.")
+            counter_names.setdefault(counter)
+            counters.setdefault(match["bus"], {})[counter] = datapoint.value
+            continue
+        status = _status(datapoint)
+        signals.add_row(
+            meta.path,
+            format_value(datapoint.value) if datapoint.value is not None else "",
+            meta.unit or "",
+            format_age(datapoint, now),
+            Text(status, style=styles[status]),
+        )
+    parts: list[RenderableType] = [Text(title, style="bold"), signals]
+    if counters:
+        hal = Table(title=f"HAL counters ({HAL_ROOT}.Bus.<bus>)", title_justify="left")
+        hal.add_column("bus", no_wrap=True)
+        for name in counter_names:
+            hal.add_column(name, justify="right", no_wrap=True)
+        for bus, row in counters.items():
+            hal.add_row(
+                bus,
+                *(
+                    format_value(row.get(name)) if row.get(name) is not None else "-"
+                    for name in counter_names
+                ),
+            )
+        parts.append(hal)
+    else:
+        parts.append(Text(f"the server publishes no HAL counters ({HAL_ROOT})", style="dim"))
+    return Group(*parts)
+
+
+async def _snapshot(client: VehicleClient, paths: Sequence[str]) -> dict[str, Datapoint]:
+    values: dict[str, Datapoint] = {}
+    for chunk in _chunks(paths):
+        values.update(await client.get(chunk))
+    return values
+
+
+async def _follow(client: VehicleClient, paths: Sequence[str], values: dict[str, Datapoint]) -> None:
+    updates = client.subscribe(paths)
+    async with contextlib.aclosing(updates):
+        async for batch in updates:
+            values.update(batch)
+    raise SdvError("the server ended the subscription")
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    from rich.console import Console  # noqa: PLC0415
+    from rich.live import Live  # noqa: PLC0415
+
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+
+    async def run() -> None:
+        async with VehicleClient(args.server) as client:
+            name, version = await client.server_info()
+            title = f"sdv monitor: {name} {version} at {args.server}"
+            metas = await client.list_metadata()
+            paths = [meta.path for meta in metas]
+            if args.once:
+                values = await _snapshot(client, paths)
+                console.print(render_monitor(title, metas, values, time.time()))
+                return
+            values = {}
+            followers = [asyncio.create_task(_follow(client, chunk, values)) for chunk in _chunks(paths)]
+            try:
+                with Live(console=console, screen=True, auto_refresh=False) as live:
+                    while True:
+                        for follower in followers:
+                            if follower.done():
+                                follower.result()  # raises what ended it
+                        live.update(render_monitor(title, metas, values, time.time()), refresh=True)
+                        await asyncio.sleep(args.refresh)
+            finally:
+                for follower in followers:
+                    follower.cancel()
+                await asyncio.gather(*followers, return_exceptions=True)
+
+    with contextlib.suppress(KeyboardInterrupt):  # the way to leave the monitor
+        asyncio.run(run())
+    return 0

@@ -1,0 +1,10 @@
+"""The client SDK: apps read, subscribe to and actuate vehicle signals served over ``kuksa.val.v2``.
+
+Values and metadata come back as the broker's own types (:class:`~sdv.broker.Datapoint`,
+:class:`~sdv.broker.SignalMetadata`), and refused requests as the project's exceptions.
+"""
+
+from sdv.client.client import DEFAULT_SERVER, VehicleClient
+from sdv.client.errors import ServerUnreachableError
+
+__all__ = ["DEFAULT_SERVER", "ServerUnreachableError", "VehicleClient"]

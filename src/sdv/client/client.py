@@ -1,0 +1,223 @@
+"""``VehicleClient``: an asyncio client of a ``kuksa.val.v2`` server (``sdv serve`` or a KUKSA databroker).
+
+Invariants:
+
+* A client is used inside ``async with``: entering opens the channel and checks the server answers
+  (:class:`~sdv.client.errors.ServerUnreachableError` otherwise); leaving closes the channel, which ends every
+  subscription still open.
+* Every failed call raises an :class:`~sdv.errors.SdvError` with the server's message (see
+  :mod:`sdv.client.errors`); no ``grpc`` exception leaves this module.
+* A value to actuate is converted to the actuator's datatype, read from the server's metadata, before it is sent;
+  the server still checks ranges and allowed values and carries the request out before answering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import grpc
+
+from sdv.api._proto.kuksa.val.v2 import types_pb2, val_pb2, val_pb2_grpc
+from sdv.api.convert import value_to_v2
+from sdv.broker import Datapoint, SignalMetadata
+from sdv.client.convert import datapoint_from_v2, metadata_from_v2
+from sdv.client.errors import ServerUnreachableError, translate
+from sdv.errors import ReadOnlyError, SdvError, UnknownSignalError, ValueOutOfRangeError
+from sdv.hal.datatypes import coerce
+
+if TYPE_CHECKING:
+    from sdv.api._proto.kuksa.val.v2.val_pb2_grpc import VALAsyncStub
+
+__all__ = ["DEFAULT_SERVER", "VehicleClient"]
+
+DEFAULT_SERVER = "127.0.0.1:55555"
+"""Where ``sdv serve`` listens by default (the KUKSA databroker's port)."""
+
+
+class VehicleClient:
+    """Reads, subscribes to and actuates the signals of a vehicle served over ``kuksa.val.v2``.
+
+    Example::
+
+        async with VehicleClient("127.0.0.1:55555") as client:
+            speed = (await client.get(["Vehicle.Speed"]))["Vehicle.Speed"].value
+            await client.actuate("Vehicle.Body.Lights.Beam.Low.IsOn", True)
+
+    Args:
+        target: the server as ``HOST:PORT``.
+        timeout: seconds a single request (not a subscription) may take, connecting included.
+    """
+
+    def __init__(self, target: str = DEFAULT_SERVER, *, timeout: float = 5.0) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: VALAsyncStub | None = None
+        self._metadata: dict[str, SignalMetadata] = {}
+
+    # --- connection ----------------------------------------------------------------------------------------
+    async def __aenter__(self) -> VehicleClient:
+        self._channel = grpc.aio.insecure_channel(self.target)
+        self._stub = val_pb2_grpc.VALStub(self._channel)
+        try:
+            await self.server_info()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the channel; open subscriptions end."""
+        channel, self._channel, self._stub = self._channel, None, None
+        if channel is not None:
+            await channel.close(None)
+
+    @property
+    def stub(self) -> VALAsyncStub:
+        """The generated ``kuksa.val.v2.VAL`` stub, for RPCs this class does not wrap.
+
+        Raises:
+            RuntimeError: outside ``async with``.
+        """
+        if self._stub is None:
+            raise RuntimeError("VehicleClient is not connected: use it in 'async with'")
+        return self._stub
+
+    def _error(self, error: grpc.aio.AioRpcError, *, actuation: bool = False) -> SdvError:
+        connected = (
+            self._channel is not None
+            and self._channel.get_state(try_to_connect=False) == grpc.ChannelConnectivity.READY
+        )
+        return translate(error, self.target, reached_server=actuation and connected)
+
+    async def server_info(self) -> tuple[str, str]:
+        """The server's name and version.
+
+        Raises:
+            ServerUnreachableError: the server does not answer.
+        """
+        try:
+            response = await self.stub.GetServerInfo(val_pb2.GetServerInfoRequest(), timeout=self.timeout)
+        except grpc.aio.AioRpcError as error:
+            translated = self._error(error)
+            if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                translated = ServerUnreachableError(
+                    f"cannot reach {self.target}: no answer in {self.timeout:g} s"
+                )
+            raise translated from error
+        return response.name, response.version
+
+    # --- metadata ------------------------------------------------------------------------------------------
+    async def list_metadata(self, root: str = "") -> list[SignalMetadata]:
+        """Metadata of the signals under ``root``: a branch, a signal, a pattern (``Vehicle.*.IsOpen``), or all.
+
+        Raises:
+            UnknownSignalError: nothing matches ``root``.
+        """
+        try:
+            response = await self.stub.ListMetadata(
+                val_pb2.ListMetadataRequest(root=root), timeout=self.timeout
+            )
+        except grpc.aio.AioRpcError as error:
+            raise self._error(error) from error
+        found = [metadata_from_v2(item) for item in response.metadata]
+        self._metadata.update((meta.path, meta) for meta in found)
+        return found
+
+    async def metadata(self, path: str) -> SignalMetadata:
+        """The metadata of one signal (asked once per client, then remembered).
+
+        Raises:
+            UnknownSignalError: ``path`` names no signal (or names a branch).
+        """
+        meta = self._metadata.get(path)
+        if meta is None:
+            await self.list_metadata(path)
+            meta = self._metadata.get(path)
+            if meta is None:
+                raise UnknownSignalError(f"{path!r} is a branch, not a signal")
+        return meta
+
+    # --- values --------------------------------------------------------------------------------------------
+    async def get(self, paths: Iterable[str]) -> dict[str, Datapoint]:
+        """The current datapoint of each signal, keyed by path in request order.
+
+        A datapoint without value (``status`` ``NOT_AVAILABLE``) is a signal the server cannot vouch for now.
+
+        Raises:
+            UnknownSignalError: a path names no signal (nothing is returned).
+            ValueOutOfRangeError: no paths, or too many.
+        """
+        wanted = list(dict.fromkeys(paths))
+        request = val_pb2.GetValuesRequest(signal_ids=[types_pb2.SignalID(path=path) for path in wanted])
+        try:
+            response = await self.stub.GetValues(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as error:
+            raise self._error(error) from error
+        return {
+            path: datapoint_from_v2(item) for path, item in zip(wanted, response.data_points, strict=True)
+        }
+
+    async def subscribe(
+        self, paths: Iterable[str], *, min_interval_ms: int = 0
+    ) -> AsyncGenerator[dict[str, Datapoint], None]:
+        """Stream the signals' datapoints: first all of them, then those that changed, several per batch.
+
+        Close the iterator (``contextlib.aclosing``, or leave the client) to end the subscription.
+
+        Args:
+            paths: the signals.
+            min_interval_ms: the server sends a batch at most this often (0: as soon as values change).
+
+        Raises:
+            UnknownSignalError: a path names no signal (on the first iteration).
+            ServerUnreachableError: the server cannot be reached or went away.
+        """
+        request = val_pb2.SubscribeRequest(signal_paths=list(dict.fromkeys(paths)))
+        if min_interval_ms:
+            request.filter.min_sample_interval.interval_ms = min_interval_ms
+        call = self.stub.Subscribe(request)
+        try:
+            async for response in call:
+                yield {path: datapoint_from_v2(item) for path, item in response.entries.items()}
+        except grpc.aio.AioRpcError as error:
+            raise self._error(error) from error
+        finally:
+            call.cancel()
+
+    async def actuate(self, path: str, value: object) -> None:
+        """Ask the actuator at ``path`` for ``value``; returns once the server's provider carried it out.
+
+        Args:
+            path: the actuator.
+            value: converted to the actuator's datatype first (``1`` for a boolean is ``True``; ``3.5`` for an
+                integer is refused).
+
+        Raises:
+            UnknownSignalError: unknown path.
+            ReadOnlyError: the signal is a sensor or an attribute.
+            ValueOutOfRangeError: wrong type, outside min/max or not an allowed value.
+            NoProviderError: no provider owns the actuator.
+            ActuationError: the provider could not carry the request out.
+        """
+        meta = await self.metadata(path)
+        if meta.kind != "actuator":
+            raise ReadOnlyError(f"{path} is a {meta.kind}; only actuators accept requests")
+        try:
+            typed = coerce(meta.datatype, value)
+        except ValueError as error:
+            raise ValueOutOfRangeError(f"{path}: {error}") from None
+        request = val_pb2.ActuateRequest(
+            signal_id=types_pb2.SignalID(path=path), value=value_to_v2(meta.datatype, typed)
+        )
+        try:
+            await self.stub.Actuate(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as error:
+            raise self._error(error, actuation=True) from error
