@@ -209,7 +209,8 @@ class VehicleClient:
         """
         meta = await self.metadata(path)
         if meta.kind != "actuator":
-            raise ReadOnlyError(f"{path} is a {meta.kind}; only actuators accept requests")
+            article = "an" if meta.kind[:1] in "aeiou" else "a"
+            raise ReadOnlyError(f"{path} is {article} {meta.kind}; only actuators accept requests")
         try:
             typed = coerce(meta.datatype, value)
         except ValueError as error:

@@ -1,0 +1,102 @@
+"""A real ``sdv`` server in a thread of the test process: the demo vehicle, its HAL replaying the demo drive.
+
+The server runs on its own event loop so that code under test can run its own (``asyncio.run`` in a CLI
+handler, a subprocess client). Frames the HAL sends for actuators go to the python-can virtual channel
+:data:`ACTUATION_CHANNEL` of this process, where a test can observe them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from types import TracebackType
+
+from sdv.api.server import SdvServer
+from sdv.broker import Broker, HalBridge
+from sdv.hal.runtime import Hal
+from sdv.hal.vehicle import VehicleModel
+
+__all__ = ["ACTUATION_CHANNEL", "ServerThread"]
+
+ACTUATION_CHANNEL = "sdv.vehicle"
+
+
+class ServerThread:
+    """``with ServerThread(vehicle) as server:`` serves on 127.0.0.1 (ephemeral port) until the block ends.
+
+    Args:
+        vehicle: the vehicle model (its profile's recording replays in real time, looping).
+        hal: run the HAL into the broker, providing every actuator; without it the broker holds no values and
+            no actuator has a provider.
+        statistics_period: seconds between publications of the HAL counters.
+        ready_when: a signal whose first value tells that the HAL is running (entering waits for it).
+    """
+
+    def __init__(
+        self,
+        vehicle: VehicleModel,
+        *,
+        hal: bool = True,
+        statistics_period: float = 0.1,
+        ready_when: str = "Vehicle.Speed",
+    ) -> None:
+        self.ready_when = ready_when
+        self.bridge = HalBridge(Hal(vehicle), statistics_period=statistics_period) if hal else None
+        self.broker = self.bridge.broker if self.bridge is not None else Broker.from_vehicle(vehicle)
+        self.port = 0
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="test-sdv-server", daemon=True)
+
+    @property
+    def target(self) -> str:
+        """``127.0.0.1:PORT``."""
+        return f"127.0.0.1:{self.port}"
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as error:  # reported to the test thread
+            self._failure = error
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        if self.bridge is not None:
+            self.bridge.start()
+        try:
+            async with SdvServer(self.broker, port=0) as server:
+                self.port = server.port or 0
+                self._ready.set()
+                await self._stop.wait()
+                await server.stop(grace=0)
+        finally:
+            if self.bridge is not None:
+                self.bridge.stop()
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        self._ready.wait(timeout=10)
+        if self._failure is not None:
+            raise RuntimeError("the test server did not start") from self._failure
+        if not self.port:
+            raise RuntimeError("the test server did not start within 10 s")
+        deadline = time.monotonic() + 10
+        while self.bridge is not None and self.broker.get(self.ready_when).value is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the HAL published no {self.ready_when} within 10 s")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            raise RuntimeError("the test server did not stop within 10 s")

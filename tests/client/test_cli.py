@@ -1,0 +1,160 @@
+"""``sdv get|set|subscribe|list|monitor`` against a real server: output, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import can
+import pytest
+
+from sdv.hal.vehicle import VehicleModel
+
+from .conftest import RUN_CLI, Result, received_frames
+from .serving import ServerThread
+
+Sdv = Callable[..., Result]
+LOW_BEAM = "Vehicle.Body.Lights.Beam.Low.IsOn"
+CABIN_TEMPERATURE = "Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def test_get_prints_values_with_units(sdv: Sdv, server: ServerThread) -> None:
+    result = sdv("get", "Vehicle.Speed", "Vehicle.VehicleIdentification.Brand", "--server", server.target)
+    assert result.code == 0, result.stderr
+    speed, brand = result.stdout.splitlines()
+    assert re.fullmatch(r"Vehicle\.Speed = \d+(\.\d+)? km/h", speed)
+    assert brand == "Vehicle.VehicleIdentification.Brand = SDV Demo"
+
+
+def test_get_of_a_signal_without_value(sdv: Sdv, bare_server_thread: ServerThread) -> None:
+    result = sdv("get", "Vehicle.Speed", "--server", bare_server_thread.target)
+    assert (result.code, result.stdout) == (0, "Vehicle.Speed = (no value)\n")
+
+
+def test_set_without_provider(sdv: Sdv, bare_server_thread: ServerThread) -> None:
+    result = sdv("set", LOW_BEAM, "true", "--server", bare_server_thread.target)
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr == f"sdv set: {LOW_BEAM}: no provider is connected for this actuator\n"
+
+
+def test_set_actuates_and_says_so(sdv: Sdv, server: ServerThread, can_observer: can.BusABC) -> None:
+    result = sdv("set", LOW_BEAM, "on", "--server", server.target)
+    assert result.code == 0, result.stderr
+    assert result.stdout == f"{LOW_BEAM} = true: sent\n"
+    assert [frame.arbitration_id for frame in received_frames(can_observer, 0.5)].count(0x300) == 1
+    result = sdv("set", CABIN_TEMPERATURE, "22.5", "--server", server.target)
+    assert result.stdout == f"{CABIN_TEMPERATURE} = 22.5: sent\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("get", "Vehicle.Sped"), "sdv get: unknown signal 'Vehicle.Sped'; did you mean Vehicle.Speed?"),
+        (
+            ("set", "Vehicle.Speed", "10"),
+            "sdv set: Vehicle.Speed is a sensor; only actuators accept requests",
+        ),
+        (("set", LOW_BEAM, "maybe"), f"sdv set: {LOW_BEAM}: expected a boolean (true/false), got 'maybe'"),
+        (("set", CABIN_TEMPERATURE, "35"), f"sdv set: {CABIN_TEMPERATURE}: 35.0 is above the maximum 30"),
+        (("set", "Vehicle.Nope", "1"), "sdv set: no signal matches 'Vehicle.Nope'"),
+        (
+            ("subscribe", "Vehicle.Nope"),
+            "sdv subscribe: unknown signal 'Vehicle.Nope'; did you mean Vehicle.Speed?",
+        ),
+        (("list", "Vehicle.Nope"), "sdv list: no signal matches 'Vehicle.Nope'"),
+    ],
+)
+def test_refusals_are_one_line_on_stderr(
+    sdv: Sdv, server: ServerThread, can_observer: can.BusABC, argv: tuple[str, ...], message: str
+) -> None:
+    result = sdv(*argv, "--server", server.target)
+    assert (result.code, result.stdout, result.stderr) == (2, "", message + "\n")
+    assert received_frames(can_observer, 0.2) == []
+
+
+@pytest.mark.parametrize(
+    "command", [("get", "Vehicle.Speed"), ("set", LOW_BEAM, "1"), ("list",), ("monitor", "--once")]
+)
+def test_an_unreachable_server_is_named(sdv: Sdv, closed_port: int, command: tuple[str, ...]) -> None:
+    result = sdv(*command, "--server", f"127.0.0.1:{closed_port}")
+    assert result.code == 2 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"sdv {command[0]}: cannot reach 127.0.0.1:{closed_port}: ")
+
+
+def test_list_prints_a_table(sdv: Sdv, server: ServerThread) -> None:
+    result = sdv("list", "Vehicle.Body.Lights.Beam", "--server", server.target)
+    assert result.code == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["PATH", "KIND", "DATATYPE", "UNIT", "DESCRIPTION"]
+    assert [row.split()[:4] for row in rows] == [
+        [LOW_BEAM, "actuator", "boolean", "-"],
+        ["Vehicle.Body.Lights.Beam.High.IsOn", "actuator", "boolean", "-"],
+    ]
+    assert rows[0].endswith("The low beam is on; a request switches it through the body controller.")
+
+
+def test_list_without_root_lists_every_signal(
+    sdv: Sdv, server: ServerThread, demo_vehicle: VehicleModel
+) -> None:
+    result = sdv("list", "--server", server.target)
+    paths = [line.split()[0] for line in result.stdout.splitlines()[1:]]
+    assert paths[: len(demo_vehicle.signals)] == list(demo_vehicle.signals)
+    speed = next(line for line in result.stdout.splitlines() if line.startswith("Vehicle.Speed "))
+    assert speed.split()[1:4] == ["sensor", "float", "km/h"]
+    assert "Sdv.Hal.Bus.vehicle.Frames" in paths
+
+
+def test_monitor_once_shows_signals_and_hal_counters(sdv: Sdv, server: ServerThread) -> None:
+    time.sleep(0.3)  # at least one publication of the counters after frames arrived
+    result = sdv("monitor", "--once", "--server", server.target)
+    assert result.code == 0, result.stderr
+    speed = next(line for line in result.stdout.splitlines() if "Vehicle.Speed " in line)
+    cells = [cell.strip() for cell in speed.strip("│ \n").split("│")]
+    assert cells[0] == "Vehicle.Speed" and cells[2] == "km/h" and cells[4] == "valid"
+    assert re.fullmatch(r"\d+(\.\d+)?", cells[1]) and re.fullmatch(r"\d+\.\d+ s", cells[3])
+    header = next(line for line in result.stdout.splitlines() if "Frames" in line)
+    names = [cell.strip() for cell in header.strip("┃ \n").split("┃")]
+    assert names[:4] == ["bus", "Frames", "Decoded", "BadFrames"] and "E2eChecksum" in names
+    row = next(line for line in result.stdout.splitlines() if line.startswith("│ vehicle "))
+    counters = dict(zip(names, (cell.strip() for cell in row.strip("│ \n").split("│")), strict=True))
+    assert int(counters["Frames"]) > 0 and int(counters["Decoded"]) > 0
+
+
+def test_subscribe_streams_until_interrupted_and_exits_0(server: ServerThread) -> None:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            RUN_CLI,
+            "subscribe",
+            "Vehicle.AngularVelocity.Yaw",
+            "--server",
+            server.target,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPOSITORY,
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(5)]
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert all(
+        re.fullmatch(r"Vehicle\.AngularVelocity\.Yaw = -?\d+(\.\d+)? degrees/s\n", line) for line in lines
+    )
+    assert len({line for line in lines}) > 1  # the values change
+    assert process.returncode == 0
+    assert err == ""
