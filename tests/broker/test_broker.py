@@ -290,3 +290,47 @@ def test_metadata_ids_are_stable_in_profile_order(demo_vehicle: VehicleModel) ->
     ids = [meta.id for meta in broker.list_metadata()]
     assert ids == list(range(1, len(ids) + 1))
     assert isinstance(broker.list_metadata()[0], SignalMetadata)
+
+
+async def test_hal_bridge_serves_signals_actuators_and_counters(tmp_path: object) -> None:
+    import can
+    import yaml
+
+    from sdv.broker import HalBridge
+    from sdv.hal.runtime import Hal
+    from sdv.hal.vehicle import vehicle_from_text
+    from sdv.resources import demo_profile
+
+    from ..hal.conftest import build_frame
+
+    data = yaml.safe_load(demo_profile().read_text())
+    bus = data["buses"][0]
+    bus.pop("recording")
+    bus.update(interface="virtual", channel="broker-bridge")
+    vehicle = vehicle_from_text(yaml.safe_dump(data), str(demo_profile()))
+    bridge = HalBridge(Hal(vehicle), statistics_period=0.0)
+    sender = can.Bus(interface="virtual", channel="broker-bridge")
+    broker = bridge.broker
+    subscription = broker.subscribe(
+        [SPEED, "Sdv.Hal.Bus.vehicle.Frames", "Sdv.Hal.Bus.vehicle.Errors.UnknownId"]
+    )
+    bridge.start()
+    try:
+        await anext(aiter(subscription))
+        sender.send(build_frame(vehicle, "VehicleDynamics", {"VehicleSpeed": 88.0}))
+        sender.send(can.Message(arbitration_id=0x7FF, is_extended_id=False, data=bytes(8)))
+        seen: dict[str, object] = {}
+        async with asyncio.timeout(3):
+            async for batch in subscription:
+                seen.update({path: datapoint.value for path, datapoint in batch.items()})
+                if seen.get(SPEED) == 88.0 and seen.get("Sdv.Hal.Bus.vehicle.Errors.UnknownId") == 1:
+                    break
+        assert seen["Sdv.Hal.Bus.vehicle.Frames"] == 2
+        assert broker.metadata("Sdv.Hal.Bus.vehicle.BadFrames").datatype == "uint64"
+        assert broker.statistics()["hal"]["vehicle"]["frames"] == 2
+        await broker.actuate([(LOW_BEAM, True)])  # the HAL is the provider
+        assert broker.target(LOW_BEAM).value is True
+    finally:
+        subscription.close()
+        sender.shutdown()
+        bridge.stop()

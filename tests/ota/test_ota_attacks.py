@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import BuildBundle, Keys, entry, make_tar, ok, run_cli
 
+from conftest import BuildBundle, Keys, entry, make_tar, ok, run_cli
 from sdv.errors import VerificationError
 from sdv.ota import (
     BadSignatureError,

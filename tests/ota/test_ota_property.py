@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import Keys, entry, make_tar, ok
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import Keys, entry, make_tar, ok
 from sdv.errors import VerificationError
 from sdv.ota import BundleVerifier
 from sdv.ota.store import load_trust, read_bundle_header

@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import BuildBundle, Keys, ok, run_cli
 
+from conftest import BuildBundle, Keys, ok, run_cli
 from sdv.ota import BadSignatureError, NonceMismatchError, RollbackError, RotationError, ThresholdNotMetError
 from sdv.ota.report import create_report, new_nonce, parse_signed_report, verify_report
 from sdv.ota.store import load_private_key, load_public_key, load_trust, read_bundle_header

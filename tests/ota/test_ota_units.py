@@ -10,10 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import entry, make_tar
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from conftest import entry, make_tar
 from sdv.errors import OtaError, SdvError, VerificationError
 from sdv.ota import (
     ArchiveFormatError,

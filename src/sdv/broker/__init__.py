@@ -5,6 +5,7 @@ Pure asyncio and threading; the gRPC edge (:mod:`sdv.api`) builds on it.
 
 from sdv.broker.broker import Broker, Subscription
 from sdv.broker.config import BrokerConfig
+from sdv.broker.hal_bridge import HalBridge
 from sdv.broker.model import Datapoint, SignalMetadata, metadata_from_vehicle
 from sdv.broker.providers import ActuationProvider, HalProvider
 
@@ -13,6 +14,7 @@ __all__ = [
     "Broker",
     "BrokerConfig",
     "Datapoint",
+    "HalBridge",
     "HalProvider",
     "SignalMetadata",
     "Subscription",

@@ -28,15 +28,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sdv {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from sdv.cli import hal_commands  # noqa: PLC0415 - groups import their heavy dependencies lazily
+    from sdv.cli import (  # noqa: PLC0415
+        hal_commands,
+        ota_commands,
+        serve_commands,
+    )
 
     hal_commands.register(subparsers)
-    try:
-        from sdv.cli import ota_commands  # noqa: PLC0415
-    except ImportError:  # the OTA group is optional while it is being built
-        pass
-    else:
-        ota_commands.register(subparsers)
+    serve_commands.register(subparsers)
+    ota_commands.register(subparsers)
     return parser
 
 

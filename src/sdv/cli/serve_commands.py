@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from sdv.api.server import DEFAULT_ADDRESS, DEFAULT_PORT, SdvServer
-from sdv.broker import Broker, HalProvider
+from sdv.broker import Broker, HalBridge
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import load_vehicle
 from sdv.resources import demo_profile
@@ -50,15 +50,13 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     profile: Path = args.profile or demo_profile()
     vehicle = load_vehicle(profile)  # ProfileError: reported by the entry point with exit code 2
-    broker = Broker.from_vehicle(vehicle)
-    hal = Hal(vehicle)
-    hal.start(broker.publish)
+    bridge = HalBridge(Hal(vehicle))
+    broker = bridge.broker
+    bridge.start()  # the HAL's buses into the broker; the HAL provides every actuator
     try:
         actuators = [
             path for path, signal_config in vehicle.signals.items() if signal_config.kind == "actuator"
         ]
-        if actuators:
-            broker.register_actuation_provider(actuators, HalProvider(hal))
         _LOG.info(
             "serving profile %s (%s): %d signals, %d actuators, buses %s",
             vehicle.config.name,
@@ -69,7 +67,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return asyncio.run(_run(broker, args.address, args.port))
     finally:
-        hal.stop()
+        bridge.stop()
 
 
 async def _run(broker: Broker, address: str, port: int) -> int:

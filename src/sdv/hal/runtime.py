@@ -58,7 +58,7 @@ class Hal:
             for path, signal in self.vehicle.signals.items()
             if signal.kind == "actuator"
         }
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # consumers may read statistics from inside a batch
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -82,7 +82,8 @@ class Hal:
     def start(self, consumer: Consumer) -> None:
         """Open the buses and start one reader thread per bus, delivering update batches to ``consumer``.
 
-        The consumer is called from the reader threads, one batch at a time (never concurrently).
+        The consumer is called from the reader threads, one batch at a time (never concurrently), for every batch
+        of frames (possibly with no updates) and for freshness changes.
         """
         self.open()
         self._stop.clear()
@@ -114,7 +115,7 @@ class Hal:
                 if now - last_check >= _FRESHNESS_PERIOD:
                     last_check = now
                     updates.extend(self.processor.check_freshness(now))
-                if updates:
+                if updates or frames:  # frames without updates still move the counters consumers may show
                     consumer(updates)
 
     def stop(self) -> None:

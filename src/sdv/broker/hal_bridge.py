@@ -1,0 +1,128 @@
+"""Running a HAL into a broker: its updates, its actuators, and its frame counters as signals.
+
+The HAL's counters are served as ordinary sensors under ``Sdv.Hal``, so that any KUKSA client (and
+``sdv monitor``) can read them without a separate API. For each bus ``NAME``:
+
+* ``Sdv.Hal.Bus.NAME.Frames``, ``Sdv.Hal.Bus.NAME.Decoded``, ``Sdv.Hal.Bus.NAME.BadFrames``;
+* ``Sdv.Hal.Bus.NAME.Errors.<Reason>`` for each bad-frame reason (``UnknownId``, ``WrongLength``, ...).
+
+All are ``uint64``, published at most once per ``statistics_period`` seconds, from the HAL's reader threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+from sdv.broker.broker import Broker
+from sdv.broker.config import BrokerConfig
+from sdv.broker.model import SignalMetadata, metadata_from_vehicle
+from sdv.broker.providers import HalProvider
+from sdv.hal.processor import BusStatistics, SignalUpdate, Status
+from sdv.hal.runtime import Hal
+
+__all__ = ["BAD_FRAME_REASONS", "HalBridge", "hal_metadata", "hal_statistics_updates"]
+
+BAD_FRAME_REASONS: dict[str, str] = {
+    "unknown_id": "UnknownId",
+    "wrong_length": "WrongLength",
+    "out_of_range": "OutOfRange",
+    "unmapped_value": "UnmappedValue",
+    "e2e_checksum": "E2eChecksum",
+    "e2e_counter": "E2eCounter",
+    "error_frame": "ErrorFrame",
+}
+_COUNTERS = {
+    "Frames": "frames received on the bus",
+    "Decoded": "frames of known messages with a valid length",
+    "BadFrames": "frames that could not be used, all reasons",
+}
+
+
+def _paths(bus: str) -> dict[str, str]:
+    prefix = f"Sdv.Hal.Bus.{bus}."
+    paths = {prefix + name: description for name, description in _COUNTERS.items()}
+    for reason, name in BAD_FRAME_REASONS.items():
+        paths[f"{prefix}Errors.{name}"] = f"bad frames: {reason.replace('_', ' ')}"
+    return paths
+
+
+def hal_metadata(buses: Sequence[str], first_id: int) -> list[SignalMetadata]:
+    """Metadata of the counter signals of ``buses``, with ids from ``first_id``."""
+    entries = [(path, description) for bus in buses for path, description in _paths(bus).items()]
+    return [
+        SignalMetadata(
+            id=first_id + index,
+            path=path,
+            kind="sensor",
+            datatype="uint64",
+            description=f"HAL counter: {description}",
+        )
+        for index, (path, description) in enumerate(entries)
+    ]
+
+
+def hal_statistics_updates(statistics: dict[str, BusStatistics], timestamp: float) -> list[SignalUpdate]:
+    """The counter signals' values for a snapshot of the HAL's statistics."""
+    updates = []
+    for bus, stats in statistics.items():
+        prefix = f"Sdv.Hal.Bus.{bus}."
+        bad = sum(stats.bad.values())
+        for name, value in (("Frames", stats.frames), ("Decoded", stats.decoded), ("BadFrames", bad)):
+            updates.append(SignalUpdate(prefix + name, value, timestamp, Status.VALID))
+        for reason, name in BAD_FRAME_REASONS.items():
+            updates.append(
+                SignalUpdate(f"{prefix}Errors.{name}", stats.bad.get(reason, 0), timestamp, Status.VALID)
+            )
+    return updates
+
+
+class HalBridge:
+    """Connects a :class:`~sdv.hal.runtime.Hal` to a :class:`~sdv.broker.Broker`.
+
+    Args:
+        hal: the vehicle's HAL (not started).
+        config: the broker's limits.
+        statistics_period: seconds between publications of the HAL counters.
+    """
+
+    def __init__(
+        self, hal: Hal, config: BrokerConfig | None = None, *, statistics_period: float = 1.0
+    ) -> None:
+        self.hal = hal
+        vehicle = hal.vehicle
+        signals = metadata_from_vehicle(vehicle)
+        signals += hal_metadata(list(vehicle.buses), len(signals) + 1)
+        self.broker = Broker(signals, config)
+        self.broker.attach_statistics(
+            lambda: {"hal": {bus: vars(stats) for bus, stats in hal.statistics().items()}}
+        )
+        self.statistics_period = statistics_period
+        self._next_statistics = 0.0
+        self._statistics_lock = threading.Lock()
+        self._provider: object | None = None
+
+    def start(self) -> None:
+        """Start the HAL's buses into the broker and make the HAL the provider of every actuator."""
+        actuators = [path for path, signal in self.hal.vehicle.signals.items() if signal.kind == "actuator"]
+        self._provider = self.broker.register_actuation_provider(actuators, HalProvider(self.hal))
+        self.broker.publish(hal_statistics_updates(self.hal.statistics(), time.time()))
+        self.hal.start(self._consume)
+
+    def _consume(self, updates: list[SignalUpdate]) -> None:
+        self.broker.publish(updates)
+        now = time.monotonic()
+        if now >= self._next_statistics:
+            with self._statistics_lock:  # several buses' threads may be due at once
+                if now < self._next_statistics:
+                    return
+                self._next_statistics = now + self.statistics_period
+            self.broker.publish(hal_statistics_updates(self.hal.statistics(), time.time()))
+
+    def stop(self) -> None:
+        """Stop the HAL and release its actuators."""
+        self.hal.stop()
+        if self._provider is not None:
+            self.broker.unregister_provider(self._provider)
+            self._provider = None
