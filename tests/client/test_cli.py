@@ -119,12 +119,43 @@ def test_monitor_once_shows_signals_and_hal_counters(sdv: Sdv, server: ServerThr
     cells = [cell.strip() for cell in speed.strip("│ \n").split("│")]
     assert cells[0] == "Vehicle.Speed" and cells[2] == "km/h" and cells[4] == "valid"
     assert re.fullmatch(r"\d+(\.\d+)?", cells[1]) and re.fullmatch(r"\d+\.\d+ s", cells[3])
-    header = next(line for line in result.stdout.splitlines() if "Frames" in line)
-    names = [cell.strip() for cell in header.strip("┃ \n").split("┃")]
-    assert names[:4] == ["bus", "Frames", "Decoded", "BadFrames"] and "E2eChecksum" in names
-    row = next(line for line in result.stdout.splitlines() if line.startswith("│ vehicle "))
-    counters = dict(zip(names, (cell.strip() for cell in row.strip("│ \n").split("│")), strict=True))
-    assert int(counters["Frames"]) > 0 and int(counters["Decoded"]) > 0
+    hal = next(line for line in result.stdout.splitlines() if line.startswith("HAL bus vehicle: "))
+    match = re.fullmatch(
+        r"HAL bus vehicle: (\d+) Frames, (\d+) Decoded, (\d+) BadFrames; (no errors|errors: .+)", hal
+    )
+    assert match, hal
+    frames, decoded, _ = (int(number) for number in match.groups()[:3])
+    assert 0 < decoded <= frames
+
+
+def test_monitor_screen_names_errors_and_signals_without_value() -> None:
+    from rich.console import Console
+
+    from sdv.broker import Datapoint, SignalMetadata
+    from sdv.cli.client_commands import render_monitor
+    from sdv.hal.processor import Status
+
+    def sensor(index: int, path: str, unit: str | None = None) -> SignalMetadata:
+        return SignalMetadata(id=index, path=path, kind="sensor", datatype="uint64", unit=unit)
+
+    counters = ["Frames", "Decoded", "BadFrames", "Errors.UnknownId", "Errors.E2eCounter"]
+    metas = [sensor(1, "Vehicle.A", "km/h"), sensor(2, "Vehicle.B")]
+    metas += [sensor(3 + index, f"Sdv.Hal.Bus.can0.{name}") for index, name in enumerate(counters)]
+    values = {"Vehicle.B": Datapoint(None, 99.0, Status.NOT_AVAILABLE)}
+    values |= {
+        f"Sdv.Hal.Bus.can0.{name}": Datapoint(count, 99.0, Status.VALID)
+        for name, count in zip(counters, [10, 7, 3, 0, 3], strict=True)
+    }
+    console = Console(width=100, record=True)
+    console.print(render_monitor("title", metas, values, now=100.0))
+    lines = console.export_text().splitlines()
+    assert "HAL bus can0: 10 Frames, 7 Decoded, 3 BadFrames; errors: E2eCounter 3" in lines
+    assert [
+        cell.strip() for cell in next(line for line in lines if "Vehicle.A" in line).strip("│ ").split("│")
+    ] == ["Vehicle.A", "", "km/h", "-", "no data"]
+    assert [
+        cell.strip() for cell in next(line for line in lines if "Vehicle.B" in line).strip("│ ").split("│")
+    ] == ["Vehicle.B", "", "", "1.0 s", "unavailable"]
 
 
 def test_subscribe_streams_until_interrupted_and_exits_0(server: ServerThread) -> None:

@@ -190,14 +190,31 @@ def _list(args: argparse.Namespace) -> int:
 
 
 # --- monitor ---------------------------------------------------------------------------------------------------
+def _bus_line(bus: str, counters: Mapping[str, Value | None]) -> str:
+    """``HAL bus vehicle: 1200 Frames, 1195 Decoded, 5 BadFrames; errors: E2eCounter 5`` (only non-zero errors)."""
+    totals = [
+        f"{format_value(value)} {name}" for name, value in counters.items() if not name.startswith("Errors.")
+    ]
+    errors = [
+        f"{name.removeprefix('Errors.')} {format_value(value)}"
+        for name, value in counters.items()
+        if name.startswith("Errors.") and value
+    ]
+    return f"HAL bus {bus}: {', '.join(totals)}; " + (
+        f"errors: {', '.join(errors)}" if errors else "no errors"
+    )
+
+
 def render_monitor(
     title: str, metas: Iterable[SignalMetadata], values: Mapping[str, Datapoint], now: float
 ) -> RenderableType:
-    """The monitor's screen: a table of the vehicle's signals, then one of the HAL's counters per bus.
+    """The monitor's screen: a title, one line of HAL counters per bus, then a table of the vehicle's signals.
+
+    The counters come first so that a short terminal, which cuts the table, still shows them.
 
     Args:
         title: the first line (server and version).
-        metas: every signal served; those under ``Sdv.Hal.Bus`` form the counter table.
+        metas: every signal served; those under ``Sdv.Hal.Bus`` are the counters.
         values: the latest datapoint of each signal (missing: no data yet).
         now: the wall-clock time ages are measured against.
     """
@@ -206,19 +223,19 @@ def render_monitor(
     from rich.text import Text  # noqa: PLC0415
 
     signals = Table(title="Signals", title_justify="left", expand=False)
-    for name, justify in (("signal", "left"), ("value", "right"), ("unit", "left"), ("age", "right")):
-        signals.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-    signals.add_column("status", no_wrap=True)
+    # Paths give way first on a narrow terminal: the other columns keep the width their content needs.
+    signals.add_column("signal", no_wrap=True, overflow="ellipsis", min_width=24)
+    signals.add_column("value", justify="right", no_wrap=True, min_width=8)
+    signals.add_column("unit", no_wrap=True, min_width=7)
+    signals.add_column("age", justify="right", no_wrap=True, min_width=7)
+    signals.add_column("status", no_wrap=True, min_width=11)
     counters: dict[str, dict[str, Value | None]] = {}
-    counter_names: dict[str, None] = {}
     styles = {"valid": "green", "unavailable": "yellow", "no data": "dim"}
     for meta in metas:
         datapoint = values.get(meta.path, _NO_DATA)
         match = _BUS_COUNTER.match(meta.path)
         if match is not None:
-            counter = match["counter"].removeprefix("Errors.")
-            counter_names.setdefault(counter)
-            counters.setdefault(match["bus"], {})[counter] = datapoint.value
+            counters.setdefault(match["bus"], {})[match["counter"]] = datapoint.value
             continue
         status = _status(datapoint)
         signals.add_row(
@@ -228,23 +245,12 @@ def render_monitor(
             format_age(datapoint, now),
             Text(status, style=styles[status]),
         )
-    parts: list[RenderableType] = [Text(title, style="bold"), signals]
+    parts: list[RenderableType] = [Text(title, style="bold")]
     if counters:
-        hal = Table(title=f"HAL counters ({HAL_ROOT}.Bus.<bus>)", title_justify="left")
-        hal.add_column("bus", no_wrap=True)
-        for name in counter_names:
-            hal.add_column(name, justify="right", no_wrap=True)
-        for bus, row in counters.items():
-            hal.add_row(
-                bus,
-                *(
-                    format_value(row.get(name)) if row.get(name) is not None else "-"
-                    for name in counter_names
-                ),
-            )
-        parts.append(hal)
+        parts.extend(Text(_bus_line(bus, row)) for bus, row in counters.items())
     else:
         parts.append(Text(f"the server publishes no HAL counters ({HAL_ROOT})", style="dim"))
+    parts.append(signals)
     return Group(*parts)
 
 
