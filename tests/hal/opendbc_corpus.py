@@ -6,10 +6,29 @@ Deployable means what a vehicle integrator would use: the ``.dbc`` files at the 
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["deployable_dbc_files"]
+__all__ = ["deployable_dbc_files", "gc_paused"]
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the garbage collector while large files load.
+
+    cantools allocates about a million tuples per large file; the collector's full passes over pytest's heap
+    would double the time of the corpus tests without finding anything to free.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @functools.cache

@@ -8,12 +8,9 @@ are compared on the database of the tolerant loader, which is cantools' own deco
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import math
 import random
-from collections.abc import Iterator
 
 import cantools
 import pytest
@@ -21,25 +18,13 @@ from cantools.database.namedsignalvalue import NamedSignalValue
 
 from sdv.hal.codec import codec_from_cantools
 from sdv.hal.dbc import LoadedDbc, load_dbc
-from tests.hal.opendbc_corpus import deployable_dbc_files
+from tests.hal.opendbc_corpus import deployable_dbc_files, gc_paused
 
 # Its BO_ ids set bit 30: the tolerant loader refuses it by design (see test_opendbc_load).
 REFUSED = "toyota_2017_ref_pt"
 PAYLOADS_PER_MESSAGE = 5
 TEXTS = dict(deployable_dbc_files())
 LOADABLE = [name for name in TEXTS if name != REFUSED]
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    # Loading a large file allocates about a million tuples; full collections over pytest's heap find nothing.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @functools.cache

@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import re
-from collections.abc import Iterator
 
 import pytest
 
 from sdv.errors import DbcError
 from sdv.hal.dbc import LoadedDbc, load_dbc
-from tests.hal.opendbc_corpus import deployable_dbc_files
+from tests.hal.opendbc_corpus import deployable_dbc_files, gc_paused
 
 # Its BO_ ids set bit 30 (e.g. 0x40140639 for BDB1F01_14): no CAN frame can carry them.
 REFUSED = "toyota_2017_ref_pt"
 NAMES = [name for name, _ in deployable_dbc_files()]
 LOCATION = re.compile(r"line (\d+)")
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    # cantools allocates about a million tuples per large file; the collector's full passes over pytest's heap
-    # would double the time of this module without finding anything to free.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @functools.cache

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 from sdv.errors import ValueOutOfRangeError
 
@@ -39,20 +39,7 @@ Datatype = Literal[
 ]
 Value = bool | int | float | str
 
-DATATYPES: tuple[str, ...] = (
-    "boolean",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "float",
-    "double",
-    "string",
-)
+DATATYPES: tuple[str, ...] = get_args(Datatype)
 
 INTEGER_RANGES: dict[str, tuple[int, int]] = {
     f"{'u' if unsigned else ''}int{bits}": (

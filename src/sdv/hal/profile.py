@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sdv.errors import Problem, ProfileError
+from sdv.hal.datatypes import Datatype
 
 __all__ = [
     "ActuatorTarget",
@@ -128,20 +129,7 @@ class SignalConfig(_Model):
 
     path: str
     kind: Literal["sensor", "actuator", "attribute"]
-    datatype: Literal[
-        "boolean",
-        "int8",
-        "int16",
-        "int32",
-        "int64",
-        "uint8",
-        "uint16",
-        "uint32",
-        "uint64",
-        "float",
-        "double",
-        "string",
-    ]
+    datatype: Datatype
     unit: str | None = None
     min: float | None = None
     max: float | None = None
