@@ -224,7 +224,7 @@ def render_monitor(
 
     signals = Table(title="Signals", title_justify="left", expand=False)
     # Paths give way first on a narrow terminal: the other columns keep the width their content needs.
-    signals.add_column("signal", no_wrap=True, overflow="ellipsis", min_width=24)
+    signals.add_column("signal", overflow="ellipsis", min_width=24)  # wrappable: may shrink
     signals.add_column("value", justify="right", no_wrap=True, min_width=8)
     signals.add_column("unit", no_wrap=True, min_width=7)
     signals.add_column("age", justify="right", no_wrap=True, min_width=7)
