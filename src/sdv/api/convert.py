@@ -14,6 +14,7 @@ Invariants:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -87,10 +88,22 @@ _NANOS = 1_000_000_000
 
 
 # --- timestamps ------------------------------------------------------------------------------------------------
+def split_seconds(seconds: float) -> tuple[int, int]:
+    """Whole seconds and nanoseconds of a time, without the float error of scaling it whole by 1e9.
+
+    Today's epoch times are too large for a float to hold in nanoseconds; only the fraction is scaled.
+    """
+    whole = math.floor(seconds)
+    nanos = round((seconds - whole) * _NANOS)
+    if nanos == _NANOS:
+        return whole + 1, 0
+    return whole, nanos
+
+
 def timestamp_to_proto(seconds: float, target: Timestamp | None = None) -> Timestamp:
     """``seconds`` since the epoch as a protobuf timestamp (filled into ``target`` when given)."""
     stamp = Timestamp() if target is None else target
-    stamp.seconds, stamp.nanos = divmod(round(seconds * _NANOS), _NANOS)
+    stamp.seconds, stamp.nanos = split_seconds(seconds)
     return stamp
 
 
@@ -156,7 +169,7 @@ def fill_datapoint_v2(target: v2.Datapoint, field: str, datapoint: Datapoint) ->
     """
     value, timestamp, status = datapoint
     if timestamp is not None:
-        target.timestamp.seconds, target.timestamp.nanos = divmod(round(timestamp * _NANOS), _NANOS)
+        target.timestamp.seconds, target.timestamp.nanos = split_seconds(timestamp)
     if value is not None and status is Status.VALID:
         setattr(target.value, field, value)
 
