@@ -45,7 +45,9 @@ except ModuleNotFoundError:  # run from a checkout in which the package is not i
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DBC = ROOT / "dbc" / "sdv_demo.dbc"
 DEFAULT_OUTPUT = ROOT / "hal" / "recordings" / "demo_drive.log.gz"
-DEFAULT_DURATION = 180.0
+# 180 s of driving plus 0.48 s parked: every E2E-protected message then sends a multiple of 16 frames, so its
+# 4-bit alive counter continues seamlessly when the recording is replayed in a loop.
+DEFAULT_DURATION = 180.48
 
 EPOCH = 1_767_225_600
 """Timestamp of the first tick (2026-01-01 00:00:00 UTC): fixed so that the output is reproducible."""

@@ -142,7 +142,7 @@ signals:
 def test_demo_shows_the_drive() -> None:
     result = run("demo", "--every", "30")
     assert result.returncode == 0, result.stderr
-    assert "76680 frames, 76680 decoded; bad frames: none" in result.stdout
+    assert "76886 frames, 76886 decoded; bad frames: none" in result.stdout
     rows = [
         line.split()
         for line in result.stdout.splitlines()

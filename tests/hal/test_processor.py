@@ -235,3 +235,22 @@ def test_attributes_with_fixed_values(processor: FrameProcessor) -> None:
     updates = by_path(processor.attribute_updates(5.0))
     assert updates["Vehicle.Powertrain.TractionBattery.GrossCapacity"].value == 77
     assert updates["Vehicle.VehicleIdentification.Brand"].value == "SDV Demo"
+
+
+def test_demo_drive_loops_without_e2e_errors_at_the_seam(demo_vehicle: VehicleModel) -> None:
+    from sdv.hal.sources import RecordingSource
+    from sdv.resources import demo_recording
+
+    source = RecordingSource("vehicle", demo_recording(), realtime=False, loop=True)
+    processor = FrameProcessor(demo_vehicle)
+    try:
+        frames = 0
+        while frames < 2 * 76_886 + 1_000:  # twice through the recording and into a third pass
+            batch = source.receive(0.0)
+            frames += len(batch)
+            processor.process(0, batch)
+    finally:
+        source.close()
+    statistics = processor.statistics()["vehicle"]
+    assert statistics.bad == {}
+    assert statistics.frames == frames
