@@ -117,6 +117,10 @@ class Hal:
                     updates.extend(self.processor.check_freshness(now))
                 if updates or frames:  # frames without updates still move the counters consumers may show
                     consumer(updates)
+            if not source.realtime:
+                # A replay as fast as possible never waits for frames, so it would hold the interpreter lock
+                # for whole switch intervals; yield it after each batch so that consumers keep up.
+                time.sleep(0)
 
     def stop(self) -> None:
         """Stop the reader threads and close the buses."""
