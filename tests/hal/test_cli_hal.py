@@ -201,3 +201,33 @@ def test_unreadable_recording_is_a_clear_error(tmp_path: Path) -> None:
     result = run("decode", "--dbc", str(demo_dbc()), "--log", str(path))
     assert result.returncode == 2
     assert "recording" in result.stderr and "drive.xyz" in result.stderr
+
+
+def test_paused_replay_goes_silent_and_resumes_at_its_pace(tmp_path: Path) -> None:
+    path = tmp_path / "pace.log"
+    with can.CanutilsLogWriter(str(path)) as writer:
+        for index in range(40):
+            writer.on_message_received(
+                can.Message(
+                    timestamp=10.0 + index * 0.01,
+                    arbitration_id=0x1A0,
+                    is_extended_id=False,
+                    data=b"\x00\x00",
+                )
+            )
+    source = RecordingSource("vehicle", path, realtime=True)
+    try:
+        first = source.receive(0.05)
+        assert first
+        source.pause()
+        assert source.paused
+        assert source.receive(0.05) == []
+        time.sleep(0.2)
+        source.resume()
+        later = source.receive(0.05)
+        assert later
+        # Resumed frames are stamped after the pause, and the recording did not skip ahead.
+        assert later[0].timestamp >= first[-1].timestamp + 0.2
+        assert len(first) + len(later) < 40
+    finally:
+        source.close()

@@ -156,6 +156,24 @@ class RecordingSource(FrameSource):
         )
         self._start_wall: float | None = None
         self._start_recorded: float | None = None
+        self._paused_at: float | None = None
+
+    def pause(self) -> None:
+        """Stop releasing frames (the bus goes silent, as when a sender stops) until :meth:`resume`."""
+        if self._paused_at is None:
+            self._paused_at = self._clock()
+
+    def resume(self) -> None:
+        """Release frames again; in real time the recording continues where it stopped, at its pace."""
+        if self._paused_at is not None:
+            if self._start_wall is not None:
+                self._start_wall += self._clock() - self._paused_at
+            self._paused_at = None
+
+    @property
+    def paused(self) -> bool:
+        """Whether :meth:`pause` holds the frames back."""
+        return self._paused_at is not None
 
     def _timeline(self) -> Iterator[can.Message]:
         shift = 0.0
@@ -172,6 +190,9 @@ class RecordingSource(FrameSource):
             shift += last - first + 0.001
 
     def receive(self, timeout: float) -> list[can.Message]:
+        if self._paused_at is not None:
+            time.sleep(timeout)
+            return []
         frames: list[can.Message] = []
         deadline = self._clock() + timeout
         while len(frames) < self.batch_size:
