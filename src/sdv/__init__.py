@@ -6,6 +6,8 @@ into frames; later layers serve them over gRPC and install signed updates.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from sdv.errors import (
     AccessDenied,
     ActuationError,
@@ -22,7 +24,13 @@ from sdv.errors import (
     VerificationError,
 )
 
+if TYPE_CHECKING:
+    from sdv.sdk import SyncVehicle, connect, connect_sync
+
 __version__ = "0.1.0"
+
+# The SDK imports grpc; ``import sdv`` stays light and loads it on first use of these names.
+_SDK_NAMES = frozenset({"SyncVehicle", "connect", "connect_sync"})
 
 __all__ = [
     "AccessDenied",
@@ -35,8 +43,19 @@ __all__ = [
     "ProfileError",
     "ReadOnlyError",
     "SdvError",
+    "SyncVehicle",
     "UnknownSignalError",
     "ValueOutOfRangeError",
     "VerificationError",
     "__version__",
+    "connect",
+    "connect_sync",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SDK_NAMES:
+        from sdv import sdk  # noqa: PLC0415
+
+        return getattr(sdk, name)
+    raise AttributeError(f"module 'sdv' has no attribute {name!r}")

@@ -1,0 +1,27 @@
+"""The app SDK: ``async with sdv.connect(...) as vehicle`` for typed values, subscriptions that survive a server
+restart, actuation, a blocking facade for scripts, and the runtime of generated vehicle models.
+
+Values are :class:`SignalValue` models; refused requests raise the :mod:`sdv.errors` tree, and a server that
+cannot be reached raises :class:`ServerUnreachableError` (an ``SdvError`` and a ``ConnectionError``).
+"""
+
+from sdv.client import DEFAULT_SERVER, ServerUnreachableError
+from sdv.sdk.model import Actuator, Branch, Signal
+from sdv.sdk.reconnect import ReconnectPolicy
+from sdv.sdk.sync import SyncVehicle, connect_sync
+from sdv.sdk.values import SignalValue
+from sdv.sdk.vehicle import Vehicle, connect
+
+__all__ = [
+    "DEFAULT_SERVER",
+    "Actuator",
+    "Branch",
+    "ReconnectPolicy",
+    "ServerUnreachableError",
+    "Signal",
+    "SignalValue",
+    "SyncVehicle",
+    "Vehicle",
+    "connect",
+    "connect_sync",
+]

@@ -1,0 +1,72 @@
+"""The SDK's connection: a :class:`~sdv.client.VehicleClient` whose channel can carry a bearer token.
+
+The token travels as ``authorization: Bearer <token>`` call metadata, as KUKSA's databroker expects it. Without a
+token, the channel is exactly the client's own.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from sdv.api._proto.kuksa.val.v2 import val_pb2_grpc
+from sdv.client import VehicleClient
+
+__all__ = ["SdkClient"]
+
+
+if TYPE_CHECKING:  # generic only in the type stubs
+    _UnaryUnary = grpc.aio.UnaryUnaryClientInterceptor[Any, Any]
+    _UnaryStream = grpc.aio.UnaryStreamClientInterceptor[Any, Any]
+else:
+    _UnaryUnary = grpc.aio.UnaryUnaryClientInterceptor
+    _UnaryStream = grpc.aio.UnaryStreamClientInterceptor
+
+
+class _BearerToken(_UnaryUnary, _UnaryStream):
+    """Adds ``authorization: Bearer <token>`` to every call."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), self._header)
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(self._details(client_call_details), request)
+
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(self._details(client_call_details), request)
+
+
+class SdkClient(VehicleClient):
+    """A :class:`VehicleClient` that sends a bearer token with every call, if given one.
+
+    Args:
+        target: the server as ``HOST:PORT``.
+        token: a bearer token (a JWT for KUKSA), or None.
+        timeout: seconds a single request may take.
+    """
+
+    def __init__(self, target: str, *, token: str | None = None, timeout: float = 5.0) -> None:
+        super().__init__(target, timeout=timeout)
+        self._token = token
+
+    async def __aenter__(self) -> SdkClient:
+        if self._token is None:
+            await super().__aenter__()
+            return self
+        # The same steps as VehicleClient.__aenter__, on a channel with the token interceptor.
+        interceptor: Any = _BearerToken(self._token)  # grpc-stubs type the parameter as a placeholder
+        self._channel = grpc.aio.insecure_channel(self.target, interceptors=[interceptor])
+        self._stub = val_pb2_grpc.VALStub(self._channel)
+        try:
+            await self.server_info()
+        except BaseException:
+            await self.close()
+            raise
+        return self
