@@ -30,6 +30,7 @@ __all__ = [
     "MessageConfig",
     "ProfileConfig",
     "RecordingConfig",
+    "ServicesConfig",
     "SignalConfig",
     "SignalSource",
     "Transform",
@@ -191,6 +192,22 @@ class FreshnessConfig(_Model):
     )
 
 
+class ServicesConfig(_Model):
+    """Which profile signal fills which field of the typed services (``sdv.cockpit.v1``, ``sdv.adas.v1``).
+
+    Each service maps its field names (see :mod:`sdv.services.fields`) to VSS paths of the profile's signals; a
+    field left out is served as not available. :mod:`sdv.hal.vehicle` checks the names, paths, datatypes, units
+    and that command fields map to actuators.
+    """
+
+    cockpit: dict[str, str] = Field(default_factory=dict, description="ClusterState field → VSS path")
+    adas: dict[str, str] = Field(default_factory=dict, description="VehicleDynamics field → VSS path")
+
+    def mapping(self, service: str) -> Mapping[str, str]:
+        """The field → path mapping of ``service`` (``cockpit`` or ``adas``)."""
+        return dict(getattr(self, service))
+
+
 class ProfileConfig(_Model):
     """A vehicle profile, as read from its file."""
 
@@ -200,6 +217,7 @@ class ProfileConfig(_Model):
     signals: list[SignalConfig] = Field(default_factory=list)
     messages: list[MessageConfig] = Field(default_factory=list)
     freshness: FreshnessConfig = FreshnessConfig()
+    services: ServicesConfig = ServicesConfig()
 
 
 def format_key_path(location: tuple[int | str, ...]) -> str:

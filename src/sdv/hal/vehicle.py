@@ -4,7 +4,8 @@
 every bus (tolerantly, see :mod:`sdv.hal.dbc`), checks each signal of the profile against them, and reports every
 problem at once: unknown bus, message or signal (with close matches), a datatype or range that cannot hold the
 DBC signal, value tables naming labels the DBC does not have, E2E settings naming missing signals, a CAN FD
-message on a classic bus. The result is immutable.
+message on a classic bus, a ``services`` mapping naming unknown fields or signals, or signals whose datatype, unit
+or kind do not suit the field. The result is immutable.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from sdv.hal.profile import (
     LocatedConfig,
     MessageConfig,
     ProfileConfig,
+    ServicesConfig,
     SignalConfig,
     Transform,
     load_profile_config,
     parse_profile_text,
 )
+from sdv.services.fields import SERVICE_FIELDS, family_of
 
 __all__ = ["BusModel", "VehicleModel", "load_vehicle", "value_table_for", "vehicle_from_text"]
 
@@ -122,6 +125,7 @@ def _check(located: LocatedConfig) -> VehicleModel:
         _check_message(located, index, message, buses, problems)
     for index, signal in enumerate(config.signals):
         _check_signal(located, index, signal, buses, problems)
+    _check_services(located, config.services, {signal.path: signal for signal in config.signals}, problems)
     if problems:
         raise ProfileError(problems)
     return VehicleModel(
@@ -324,6 +328,52 @@ def _check_signal(
         )
         if found is not None and found[1] is not None:
             _check_fit(located, where, signal, found[1], problems, actuator=True)
+
+
+def _check_services(
+    located: LocatedConfig,
+    services: ServicesConfig,
+    signals: Mapping[str, SignalConfig],
+    problems: list[Problem],
+) -> None:
+    """Whether each mapped field exists and its signal exists and suits it (family, unit, actuator for commands)."""
+    for service, fields in SERVICE_FIELDS.items():
+        for name, path in services.mapping(service).items():
+            where: tuple[int | str, ...] = ("services", service, name)
+            field = fields.get(name)
+            if field is None:
+                problems.append(
+                    located.problem(
+                        where, f"the {service} service has no field {name!r}{_suggest(name, fields)}"
+                    )
+                )
+                continue
+            signal = signals.get(path)
+            if signal is None:
+                problems.append(
+                    located.problem(where, f"no signal {path!r} in this profile{_suggest(path, signals)}")
+                )
+                continue
+            family = family_of(signal.datatype)
+            if family is not field.family:
+                problems.append(
+                    located.problem(
+                        where,
+                        f"{path} is a {signal.datatype} signal; the field {name} needs a {field.family.value} "
+                        "datatype",
+                    )
+                )
+            if field.unit is not None and signal.unit is not None and signal.unit != field.unit:
+                problems.append(
+                    located.problem(where, f"{path} is in {signal.unit}; the field {name} is in {field.unit}")
+                )
+            if field.command and signal.kind != "actuator":
+                problems.append(
+                    located.problem(
+                        where,
+                        f"{path} is a {signal.kind}; the field {name} is commanded, so it needs an actuator",
+                    )
+                )
 
 
 def _transformed_range(transform: Transform | None, layout: SignalLayout) -> tuple[float, float]:
