@@ -4,7 +4,8 @@ Runs ``grpc_tools.protoc`` with the message (``--python_out``), service (``--grp
 (mypy-protobuf: ``--mypy_out``, ``--mypy_grpc_out``) generators, then rewrites the generated absolute imports
 (``from kuksa.val.v2 import types_pb2``) to the package they are committed in
 (``from sdv.api._proto.kuksa.val.v2 import types_pb2``) so that they never collide with another distribution's
-top-level ``kuksa`` package. The protobuf *file* names stay ``kuksa/val/v2/types.proto`` and so on: they are part
+top-level ``kuksa`` package; the project's own services (``sdv.cockpit.v1``, ``sdv.adas.v1``, in
+``proto/sdv/``) land under ``sdv.api._proto.sdv`` the same way. The protobuf *file* names stay ``kuksa/val/v2/types.proto`` and so on: they are part
 of the published contract (server reflection lists them).
 
 The output is deterministic for given tool versions, and the generated files are committed so installs need no
@@ -29,8 +30,10 @@ PROTO_ROOT = ROOT / "proto"
 PACKAGE = "sdv.api._proto"
 DEFAULT_OUT = ROOT / "src" / "sdv" / "api" / "_proto"
 # Top-level proto packages whose generated imports are moved under PACKAGE.
-PROTO_PACKAGES = ("kuksa",)
-_IMPORT = re.compile(rf"^(\s*)(from|import) ({'|'.join(PROTO_PACKAGES)})(\.|\s)", re.MULTILINE)
+PROTO_PACKAGES = ("kuksa", "sdv.cockpit", "sdv.adas")
+_IMPORT = re.compile(
+    rf"^(\s*)(from|import) ({'|'.join(re.escape(name) for name in PROTO_PACKAGES)})(\.|\s)", re.MULTILINE
+)
 _INIT_TEXT = '"""Generated from proto/ by scripts/gen_protos.py; do not edit."""\n'
 
 

@@ -1,12 +1,15 @@
-"""The gRPC server: ``kuksa.val.v2.VAL``, ``kuksa.val.v1.VAL``, health checking and reflection on one port.
+"""The gRPC server: ``kuksa.val.v2.VAL``, ``kuksa.val.v1.VAL``, health checking and reflection on one port, and
+the typed ``sdv.cockpit.v1.Cockpit`` and ``sdv.adas.v1.Adas`` services when the profile maps their fields.
 
 Invariants:
 
 * :meth:`SdvServer.start` either listens on exactly the requested address and port (port 0: an ephemeral one,
   returned) or raises :class:`BindError`; a port another process already listens on is refused, never shared
   (gRPC's ``SO_REUSEPORT`` default is switched off).
-* Health reports ``SERVING`` for the whole server and for both VAL services from start until stop begins, then
-  ``NOT_SERVING`` while running calls get the grace period to finish.
+* Health reports ``SERVING`` for the whole server and for every served service (both VAL services, and the typed
+  services served) from start until stop begins, then ``NOT_SERVING`` while running calls get the grace period to
+  finish.
+* A typed service is served only when its ``services`` mapping names at least one field.
 * Reflection lists exactly the services served.
 """
 
@@ -25,13 +28,18 @@ from sdv.api._proto.kuksa.val.v1 import val_pb2 as val_v1_pb2
 from sdv.api._proto.kuksa.val.v1 import val_pb2_grpc as val_v1_pb2_grpc
 from sdv.api._proto.kuksa.val.v2 import val_pb2 as val_v2_pb2
 from sdv.api._proto.kuksa.val.v2 import val_pb2_grpc as val_v2_pb2_grpc
+from sdv.api._proto.sdv.adas.v1 import adas_pb2, adas_pb2_grpc
+from sdv.api._proto.sdv.cockpit.v1 import cockpit_pb2, cockpit_pb2_grpc
+from sdv.api.adas import AdasServicer
+from sdv.api.cockpit import CockpitServicer
 from sdv.api.config import ApiConfig
 from sdv.api.val_v1 import ValV1Servicer
 from sdv.api.val_v2 import ValV2Servicer
 from sdv.broker import Broker
 from sdv.errors import SdvError
+from sdv.hal.profile import ServicesConfig
 
-__all__ = ["DEFAULT_ADDRESS", "DEFAULT_PORT", "SERVICE_NAMES", "BindError", "SdvServer"]
+__all__ = ["ADAS", "COCKPIT", "DEFAULT_ADDRESS", "DEFAULT_PORT", "SERVICE_NAMES", "BindError", "SdvServer"]
 
 _LOG = logging.getLogger(__name__)
 DEFAULT_ADDRESS = "127.0.0.1"
@@ -39,7 +47,10 @@ DEFAULT_PORT = 55555
 """KUKSA's default port, so that clients find the server without configuration."""
 VAL_V2 = val_v2_pb2.DESCRIPTOR.services_by_name["VAL"].full_name
 VAL_V1 = val_v1_pb2.DESCRIPTOR.services_by_name["VAL"].full_name
+COCKPIT = cockpit_pb2.DESCRIPTOR.services_by_name["Cockpit"].full_name
+ADAS = adas_pb2.DESCRIPTOR.services_by_name["Adas"].full_name
 SERVICE_NAMES: tuple[str, ...] = (VAL_V2, VAL_V1, health.SERVICE_NAME, reflection.SERVICE_NAME)
+"""The services every server offers; :attr:`SdvServer.service_names` adds the typed services it serves."""
 
 
 class BindError(SdvError, OSError):
@@ -61,6 +72,8 @@ class SdvServer:
         address: the address to listen on.
         port: the port; 0 picks a free one.
         config: limits and timeouts.
+        services: the profile's mapping of the typed services' fields to signals; without one (or for a service
+            whose mapping is empty) that typed service is not served.
     """
 
     def __init__(
@@ -70,14 +83,26 @@ class SdvServer:
         address: str = DEFAULT_ADDRESS,
         port: int = DEFAULT_PORT,
         config: ApiConfig | None = None,
+        services: ServicesConfig | None = None,
     ) -> None:
         self.broker = broker
+        self.services = services or ServicesConfig()
         self.address = address
         self.requested_port = port
         self.config = config or ApiConfig()
         self.port: int | None = None
         self._server: grpc.aio.Server | None = None
         self._health: Any = None
+
+    @property
+    def service_names(self) -> tuple[str, ...]:
+        """Every service this server offers (listed by reflection)."""
+        typed = [
+            name
+            for name, mapping in ((COCKPIT, self.services.cockpit), (ADAS, self.services.adas))
+            if mapping
+        ]
+        return (*SERVICE_NAMES[:2], *typed, *SERVICE_NAMES[2:])
 
     @property
     def target(self) -> str:
@@ -106,9 +131,16 @@ class SdvServer:
         )
         val_v2_pb2_grpc.add_VALServicer_to_server(ValV2Servicer(self.broker, self.config), server)
         val_v1_pb2_grpc.add_VALServicer_to_server(ValV1Servicer(self.broker, self.config), server)
+        if self.services.cockpit:
+            cockpit_pb2_grpc.add_CockpitServicer_to_server(
+                CockpitServicer(self.broker, self.services.cockpit), server
+            )
+        if self.services.adas:
+            adas_pb2_grpc.add_AdasServicer_to_server(AdasServicer(self.broker, self.services.adas), server)
         self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection(SERVICE_NAMES, server)
+        names = self.service_names
+        reflection.enable_server_reflection(names, server)
         try:
             port = server.add_insecure_port(_host_port(self.address, self.requested_port))
         except RuntimeError as error:
@@ -119,11 +151,11 @@ class SdvServer:
         if port == 0:  # older gRPC releases report a failed bind this way
             raise BindError(f"cannot listen on {_host_port(self.address, self.requested_port)}")
         await server.start()
-        for service in ("", VAL_V2, VAL_V1):
+        for service in ("", *(name for name in names if name not in SERVICE_NAMES[2:])):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._server = server
         self.port = port
-        _LOG.info("serving %s on %s", ", ".join(SERVICE_NAMES), self.target)
+        _LOG.info("serving %s on %s", ", ".join(names), self.target)
         return port
 
     async def stop(self, grace: float | None = None) -> None:

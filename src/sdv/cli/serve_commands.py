@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sdv.api.server import DEFAULT_ADDRESS, DEFAULT_PORT, SdvServer
 from sdv.broker import Broker, HalBridge
+from sdv.hal.profile import ServicesConfig
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import load_vehicle
 from sdv.resources import demo_profile
@@ -65,13 +66,13 @@ def _serve(args: argparse.Namespace) -> int:
             len(actuators),
             ", ".join(vehicle.buses),
         )
-        return asyncio.run(_run(broker, args.address, args.port))
+        return asyncio.run(_run(broker, args.address, args.port, vehicle.config.services))
     finally:
         bridge.stop()
 
 
-async def _run(broker: Broker, address: str, port: int) -> int:
-    server = SdvServer(broker, address=address, port=port)
+async def _run(broker: Broker, address: str, port: int, services: ServicesConfig) -> int:
+    server = SdvServer(broker, address=address, port=port, services=services)
     await server.start()  # BindError: reported by the entry point with exit code 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
