@@ -15,7 +15,7 @@ import sdv
 from sdv.api.server import SdvServer
 from sdv.errors import ReadOnlyError, SdvError, UnknownSignalError, ValueOutOfRangeError
 from sdv.hal.processor import Status
-from sdv.sdk import ReconnectPolicy, ServerUnreachableError, SignalValue
+from sdv.sdk import ReconnectPolicy, ServerUnreachableError, SignalValue, Value
 
 from ..client.conftest import received_frames
 from ..client.serving import ServerThread
@@ -57,7 +57,7 @@ async def test_a_signal_without_value(bare_server: SdvServer) -> None:
 
 
 async def test_subscribe_yields_changing_values(server: ServerThread) -> None:
-    seen: list[SignalValue[sdv.sdk.values.Value]] = []
+    seen: list[SignalValue[Value]] = []
     async with sdv.connect(server.target) as vehicle:
         updates = vehicle.subscribe([YAW, BRAND])
         async with contextlib.aclosing(updates), asyncio.timeout(10):

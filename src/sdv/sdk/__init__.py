@@ -6,6 +6,7 @@ cannot be reached raises :class:`ServerUnreachableError` (an ``SdvError`` and a 
 """
 
 from sdv.client import DEFAULT_SERVER, ServerUnreachableError
+from sdv.hal.datatypes import Value
 from sdv.sdk.model import Actuator, Branch, Signal
 from sdv.sdk.reconnect import ReconnectPolicy
 from sdv.sdk.sync import SyncVehicle, connect_sync
@@ -21,6 +22,7 @@ __all__ = [
     "Signal",
     "SignalValue",
     "SyncVehicle",
+    "Value",
     "Vehicle",
     "connect",
     "connect_sync",
