@@ -20,6 +20,7 @@ from sdv.api._proto.kuksa.val.v1 import val_pb2_grpc as val_v1_grpc
 from sdv.api._proto.kuksa.val.v2 import val_pb2_grpc as val_v2_grpc
 from sdv.api.server import SdvServer
 from sdv.broker import Broker, HalProvider
+from sdv.broker.hal_bridge import hal_owned_paths
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import VehicleModel, load_vehicle
 from sdv.resources import demo_profile
@@ -58,17 +59,20 @@ class Stack:
     broker: Broker
     hal: Hal
     hal_provider: object  # the broker's handle of the HAL as provider of every actuator
+    hal_signals: object  # the broker's handle of the HAL as owner of the signals it feeds
 
 
 @pytest.fixture
 def stack(demo_vehicle: VehicleModel) -> Iterator[Stack]:
-    """The broker, fed by the HAL replaying the demo drive, with the HAL providing every actuator."""
+    """The broker, fed by the HAL replaying the demo drive, with the HAL providing every actuator and owning the
+    signals it feeds (as ``HalBridge`` does)."""
     broker = Broker.from_vehicle(demo_vehicle)
     hal = Hal(demo_vehicle)
+    signals = broker.claim_signals(hal_owned_paths(demo_vehicle), hal)
     hal.start(broker.publish)
     actuators = [path for path, signal in demo_vehicle.signals.items() if signal.kind == "actuator"]
     handle = broker.register_actuation_provider(actuators, HalProvider(hal))
-    yield Stack(broker, hal, handle)
+    yield Stack(broker, hal, handle, signals)
     hal.stop()
 
 

@@ -112,6 +112,7 @@ async def test_claiming_an_unknown_signal_or_a_sensor_fails(
 
 
 async def test_published_values_apply_and_only_refused_ones_are_answered(v2: VALStub, stack: Stack) -> None:
+    stack.broker.release(stack.hal_signals)  # the profile's fixed attributes count as the HAL's
     provider = Provider(v2)
     capacity_id = stack.broker.metadata(CAPACITY).id
     points = {capacity_id: t.Datapoint(value=t.Value(uint32=81)), 9999: t.Datapoint(value=t.Value(bool=True))}
@@ -120,6 +121,59 @@ async def test_published_values_apply_and_only_refused_ones_are_answered(v2: VAL
     assert answer.request_id == 7
     assert list(answer.status) == [9999] and answer.status[9999].code == t.ERROR_CODE_NOT_FOUND
     assert stack.broker.get(CAPACITY).value == 81
+    await provider.outbox.put(None)
+    async with asyncio.timeout(5):
+        await provider.call.code()
+
+
+def provide_signals(*signal_ids: int) -> dict[str, Any]:
+    request = v.ProvideSignalRequest(
+        signals_sample_intervals={signal_id: t.SampleInterval() for signal_id in signal_ids}
+    )
+    return {"provide_signal_request": request}
+
+
+async def test_provided_signals_are_published_by_the_stream_only_until_it_ends(
+    v2: VALStub, stack: Stack
+) -> None:
+    stack.broker.release(stack.hal_signals)
+    capacity_id = stack.broker.metadata(CAPACITY).id
+    provider = Provider(v2)
+    await provider.send(**provide_signals(capacity_id))
+    assert (await provider.read()).HasField("provide_signal_response")
+    points = {capacity_id: t.Datapoint(value=t.Value(uint32=82))}
+    await provider.send(publish_values_request=v.PublishValuesRequest(request_id=1, data_points=points))
+    async with asyncio.timeout(5):
+        while stack.broker.get(CAPACITY).value != 82:
+            await asyncio.sleep(0.01)
+    publish = v.PublishValueRequest(signal_id=t.SignalID(path=CAPACITY), data_point=points[capacity_id])
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await v2.PublishValue(publish)  # another publisher
+    assert error.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+    await provider.outbox.put(None)
+    async with asyncio.timeout(5):
+        assert await provider.call.code() == grpc.StatusCode.OK
+    await v2.PublishValue(publish)  # released with the stream
+
+
+async def test_providing_a_signal_the_hal_feeds_ends_the_stream_with_already_exists(
+    v2: VALStub, stack: Stack
+) -> None:
+    provider = Provider(v2)
+    await provider.send(**provide_signals(stack.broker.metadata("Vehicle.Speed").id))
+    async with asyncio.timeout(5):
+        assert await provider.call.code() == grpc.StatusCode.ALREADY_EXISTS
+    await provider.outbox.put(None)
+
+
+async def test_publishing_a_signal_the_hal_feeds_is_refused_per_signal(v2: VALStub, stack: Stack) -> None:
+    provider = Provider(v2)
+    speed_id = stack.broker.metadata("Vehicle.Speed").id
+    points = {speed_id: t.Datapoint(value=t.Value(float=1.0))}
+    await provider.send(publish_values_request=v.PublishValuesRequest(request_id=3, data_points=points))
+    answer = (await provider.read()).publish_values_response
+    assert answer.status[speed_id].code == t.ERROR_CODE_PERMISSION_DENIED
     await provider.outbox.put(None)
     async with asyncio.timeout(5):
         await provider.call.code()

@@ -13,6 +13,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sdv.api._proto.kuksa.val.v1 import types_pb2 as t
 from sdv.api._proto.kuksa.val.v1 import val_pb2 as v
 from sdv.api._proto.kuksa.val.v1.val_pb2_grpc import VALStub
+from sdv.api._proto.kuksa.val.v2 import types_pb2 as t2
+from sdv.api._proto.kuksa.val.v2 import val_pb2 as v2_messages
+from sdv.api._proto.kuksa.val.v2.val_pb2_grpc import VALStub as V2Stub
 from sdv.hal.vehicle import VehicleModel
 
 LOW_BEAM = "Vehicle.Body.Lights.Beam.Low.IsOn"
@@ -70,8 +73,19 @@ async def test_set_target_actuates_and_get_target_shows_it(v1: VALStub, can_obse
         (set_target("Vehicle.Nothing", t.Datapoint(bool=True)), 404),
         (set_target(LOW_BEAM, t.Datapoint(float=1.0)), 400),
         (set_target(CABIN_TEMPERATURE, t.Datapoint(float=35.0)), 400),
+        (
+            v.SetRequest(
+                updates=[
+                    v.EntryUpdate(
+                        entry=t.DataEntry(path="Vehicle.Speed", value=t.Datapoint(float=3.0)),
+                        fields=[t.FIELD_VALUE],
+                    )
+                ]
+            ),
+            409,
+        ),
     ],
-    ids=["get-unknown", "set-unknown", "set-wrong-type", "set-out-of-range"],
+    ids=["get-unknown", "set-unknown", "set-wrong-type", "set-out-of-range", "set-value-the-hal-provides"],
 )
 async def test_per_entry_errors(
     v1: VALStub, can_observer: can.BusABC, request_message: v.GetRequest | v.SetRequest, code: int
@@ -117,11 +131,61 @@ async def test_subscribe_streams_value_updates(v1: VALStub) -> None:
     call.cancel()
 
 
+async def test_subscribe_to_a_target_receives_the_new_target_after_an_actuation(
+    v1: VALStub, v2: V2Stub, can_observer: can.BusABC
+) -> None:
+    request = v.SubscribeRequest(
+        entries=[v.SubscribeEntry(path=LOW_BEAM, view=t.VIEW_FIELDS, fields=[t.FIELD_ACTUATOR_TARGET])]
+    )
+    call = v1.Subscribe(request)
+    async with asyncio.timeout(10):
+        (first,) = (await call.read()).updates
+        assert first.entry.path == LOW_BEAM and list(first.fields) == [t.FIELD_ACTUATOR_TARGET]
+        assert not first.entry.actuator_target.WhichOneof("value")  # nothing requested yet
+        actuate = v2_messages.ActuateRequest(signal_id=t2.SignalID(path=LOW_BEAM), value=t2.Value(bool=True))
+        await v2.Actuate(actuate)
+        (update,) = (await call.read()).updates
+    assert update.entry.path == LOW_BEAM and list(update.fields) == [t.FIELD_ACTUATOR_TARGET]
+    assert update.entry.actuator_target.bool is True and not update.entry.HasField("value")
+    call.cancel()
+
+
+async def test_subscribe_to_value_and_target_merges_both_streams(
+    v1: VALStub, can_observer: can.BusABC
+) -> None:
+    request = v.SubscribeRequest(
+        entries=[
+            v.SubscribeEntry(
+                path=LOW_BEAM, view=t.VIEW_FIELDS, fields=[t.FIELD_VALUE, t.FIELD_ACTUATOR_TARGET]
+            ),
+            v.SubscribeEntry(path="Vehicle.Chassis.SteeringWheel.Angle", view=t.VIEW_CURRENT_VALUE),
+        ]
+    )
+    call = v1.Subscribe(request)
+    async with asyncio.timeout(10):
+        first = (await call.read()).updates
+        assert {update.entry.path for update in first} == {LOW_BEAM, "Vehicle.Chassis.SteeringWheel.Angle"}
+        await v1.Set(set_target(LOW_BEAM, t.Datapoint(bool=True)))
+        targets, values = [], []
+        while not targets or "Vehicle.Chassis.SteeringWheel.Angle" not in values:
+            for update in (await call.read()).updates:
+                if list(update.fields) == [t.FIELD_ACTUATOR_TARGET]:
+                    targets.append((update.entry.path, update.entry.actuator_target.bool))
+                else:
+                    assert list(update.fields) == [t.FIELD_VALUE]
+                    values.append(update.entry.path)
+    assert targets == [(LOW_BEAM, True)]  # while the steering angle kept coming with the demo drive
+    call.cancel()
+
+
 @pytest.mark.parametrize(
     ("entry", "code"),
     [
         (v.SubscribeEntry(path="Vehicle.Nothing", view=t.VIEW_CURRENT_VALUE), grpc.StatusCode.NOT_FOUND),
-        (v.SubscribeEntry(path=LOW_BEAM, view=t.VIEW_TARGET_VALUE), grpc.StatusCode.UNIMPLEMENTED),
+        (
+            v.SubscribeEntry(path="Vehicle.Speed", view=t.VIEW_TARGET_VALUE),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
     ],
 )
 async def test_subscribe_errors(v1: VALStub, entry: v.SubscribeEntry, code: grpc.StatusCode) -> None:
@@ -154,3 +218,12 @@ async def test_reflection_lists_both_services(channel: grpc.aio.Channel) -> None
 def test_fixture_vehicle_has_the_actuators_the_tests_use(demo_vehicle: VehicleModel) -> None:
     assert demo_vehicle.signals[LOW_BEAM].kind == "actuator"
     assert demo_vehicle.signals[CABIN_TEMPERATURE].max == 30
+
+
+async def test_subscribe_to_everything_of_a_sensor_has_no_target(v1: VALStub) -> None:
+    call = v1.Subscribe(v.SubscribeRequest(entries=[v.SubscribeEntry(path="Vehicle.Speed", view=t.VIEW_ALL)]))
+    async with asyncio.timeout(5):
+        (first,) = (await call.read()).updates
+    assert first.entry.path == "Vehicle.Speed" and first.entry.HasField("metadata")
+    assert not first.entry.HasField("actuator_target")
+    call.cancel()

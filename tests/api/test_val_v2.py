@@ -154,7 +154,8 @@ async def test_actuate_stream(v2: VALStub, can_observer: can.BusABC) -> None:
     assert len([frame for frame in frames(can_observer) if frame.arbitration_id == 0x300]) == 2
 
 
-async def test_publish_value(v2: VALStub) -> None:
+async def test_publish_value(v2: VALStub, stack: Stack) -> None:
+    stack.broker.release(stack.hal_signals)  # the profile's fixed attributes count as the HAL's
     request = v.PublishValueRequest(
         signal_id=by_path(CAPACITY), data_point=t.Datapoint(value=t.Value(uint32=80))
     )
@@ -163,6 +164,15 @@ async def test_publish_value(v2: VALStub) -> None:
     await v2.PublishValue(v.PublishValueRequest(signal_id=by_path(CAPACITY), data_point=t.Datapoint()))
     point = (await v2.GetValue(v.GetValueRequest(signal_id=by_path(CAPACITY)))).data_point
     assert not point.HasField("value")  # published without value: not available
+
+
+async def test_a_signal_the_hal_provides_cannot_be_published(v2: VALStub, broker: Broker) -> None:
+    for data_point in (t.Datapoint(value=t.Value(float=10.0)), t.Datapoint()):
+        request = v.PublishValueRequest(signal_id=by_path("Vehicle.Speed"), data_point=data_point)
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await v2.PublishValue(request)
+        assert error.value.code() == Code.ALREADY_EXISTS and "Vehicle.Speed" in (error.value.details() or "")
+    assert broker.get("Vehicle.Speed").value != 10.0
 
 
 # --- error contract ----------------------------------------------------------------------------------------

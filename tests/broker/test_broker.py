@@ -248,6 +248,57 @@ async def test_provider_failure_is_reported_and_no_target_recorded(broker: Broke
     assert broker.target(LOW_BEAM).value is None
 
 
+async def test_target_subscription_starts_with_current_targets_then_delivers_new_ones(broker: Broker) -> None:
+    broker.register_actuation_provider([LOW_BEAM, TEMPERATURE], RecordingProvider())
+    await broker.actuate([(TEMPERATURE, 20)])
+    subscription = broker.subscribe([LOW_BEAM, TEMPERATURE], targets=True)
+    values = broker.subscribe([LOW_BEAM])
+    async with asyncio.timeout(2):
+        first = await anext(aiter(subscription))
+        assert first[LOW_BEAM] == Datapoint(None, None, Status.NOT_AVAILABLE)
+        assert first[TEMPERATURE].value == 20.0 and first[TEMPERATURE].status is Status.VALID
+        await anext(aiter(values))
+        await broker.actuate([(LOW_BEAM, True)])
+        second = await anext(aiter(subscription))
+    assert list(second) == [LOW_BEAM] and second[LOW_BEAM].value is True
+    assert not values._pending  # a target is not a current value
+    broker.publish([SignalUpdate(LOW_BEAM, False, 2.0, Status.VALID)])
+    assert not subscription._pending  # and a current value is not a target
+    subscription.close()
+    values.close()
+    assert broker.subscription_count == 0
+    await broker.actuate([(LOW_BEAM, False)])  # a closed target subscription is no longer offered anything
+    assert not subscription._pending
+
+
+async def test_target_subscription_needs_actuators(broker: Broker) -> None:
+    with pytest.raises(ReadOnlyError, match="only actuators"):
+        broker.subscribe([LOW_BEAM, SPEED], targets=True)
+    assert broker.subscription_count == 0
+
+
+def test_an_owned_signal_is_published_by_its_owner_only_until_released(broker: Broker) -> None:
+    hal, other = object(), object()
+    handle = broker.claim_signals([SPEED, LOW_BEAM], hal)
+    with pytest.raises(AlreadyProvidedError, match=SPEED):
+        broker.publish_value(SPEED, 10.0)
+    with pytest.raises(AlreadyProvidedError):
+        broker.publish_value(SPEED, 10.0, owner=other)
+    with pytest.raises(AlreadyProvidedError):
+        broker.publish_not_available(SPEED)
+    with pytest.raises(AlreadyProvidedError):  # all or nothing
+        broker.claim_signals([TEMPERATURE, SPEED], other)
+    broker.publish_value(TEMPERATURE, 21.0, owner=other)  # TEMPERATURE stayed unowned
+    broker.publish_value(SPEED, 10.0, owner=hal)
+    broker.publish([speed(11.0)])  # the HAL's own path is not checked
+    assert broker.get(SPEED).value == 11.0
+    broker.release(handle)
+    broker.publish_value(SPEED, 12.0)
+    broker.publish_not_available(SPEED, 3.0)
+    assert broker.get(SPEED) == Datapoint(None, 3.0, Status.NOT_AVAILABLE)
+    broker.claim_signals([SPEED], other)
+
+
 def test_external_publish_is_validated(broker: Broker) -> None:
     with pytest.raises(ValueOutOfRangeError, match="expected a number"):
         broker.publish_value(SPEED, "fast")
@@ -330,7 +381,12 @@ async def test_hal_bridge_serves_signals_actuators_and_counters(tmp_path: object
         assert broker.statistics()["hal"]["vehicle"]["frames"] == 2
         await broker.actuate([(LOW_BEAM, True)])  # the HAL is the provider
         assert broker.target(LOW_BEAM).value is True
+        with pytest.raises(AlreadyProvidedError):  # the HAL owns the signals it decodes and its counters
+            broker.publish_value(SPEED, 10.0)
+        with pytest.raises(AlreadyProvidedError):
+            broker.publish_value("Sdv.Hal.Bus.vehicle.Frames", 0)
     finally:
         subscription.close()
         sender.shutdown()
         bridge.stop()
+    broker.publish_value(SPEED, 10.0)  # stopped: released

@@ -7,6 +7,8 @@ Invariants:
 * An actuation routed to the session is sent as one ``BatchActuateStreamRequest`` and returns only when the
   provider answered a ``BatchActuateStreamResponse`` for every requested signal; an answer with an error, no
   answer within the timeout, or the stream ending first fails the actuation.
+* ``ProvideSignalRequest`` makes the session the one publisher of those signals until the stream ends; a signal
+  another provider owns (the HAL owns the signals it decodes) ends the stream with ``ALREADY_EXISTS``.
 * Published values are checked one by one; only refused ones are answered (a ``PublishValuesResponse`` with an
   error per signal id), as KUKSA does. A refused claim ends the stream with its status code.
 """
@@ -23,6 +25,7 @@ from sdv.broker import Broker, SignalMetadata
 from sdv.errors import (
     AccessDenied,
     ActuationError,
+    AlreadyProvidedError,
     NoProviderError,
     SdvError,
     UnknownSignalError,
@@ -33,7 +36,7 @@ from sdv.hal.datatypes import Value
 __all__ = ["ProviderSession", "resolve_signal"]
 
 _LOG = logging.getLogger(__name__)
-Publisher = Callable[[Broker, SignalMetadata, types_pb2.Datapoint], None]
+Publisher = Callable[[Broker, SignalMetadata, types_pb2.Datapoint, object | None], None]
 _END = object()
 
 
@@ -55,7 +58,7 @@ def resolve_signal(broker: Broker, signal_id: types_pb2.SignalID) -> SignalMetad
 def _error_code(error: SdvError) -> types_pb2.ErrorCode.ValueType:
     if isinstance(error, UnknownSignalError):
         return types_pb2.ERROR_CODE_NOT_FOUND
-    if isinstance(error, AccessDenied):
+    if isinstance(error, AccessDenied | AlreadyProvidedError):  # v2 has no ALREADY_EXISTS error code
         return types_pb2.ERROR_CODE_PERMISSION_DENIED
     return types_pb2.ERROR_CODE_INVALID_ARGUMENT
 
@@ -66,7 +69,7 @@ class ProviderSession:
     Args:
         broker: the broker the provider serves.
         timeout_s: how long an actuation waits for the provider's answers.
-        publish: publishes one datapoint of the provider (validating it).
+        publish: publishes one datapoint of the provider (validating it) for an owner.
     """
 
     def __init__(self, broker: Broker, timeout_s: float, publish: Publisher) -> None:
@@ -78,6 +81,7 @@ class ProviderSession:
         )
         self._pending: dict[str, asyncio.Future[None]] = {}
         self._handle: object | None = None
+        self._signals: object | None = None
         self._closed = False
 
     # --- the broker's side ---------------------------------------------------------------------------------
@@ -144,6 +148,8 @@ class ProviderSession:
         if self._handle is not None:
             self._broker.unregister_provider(self._handle)
             _LOG.info("provider stream closed; its actuators are released")
+        if self._signals is not None:
+            self._broker.release(self._signals)
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(NoProviderError("the provider disconnected before answering"))
@@ -171,8 +177,12 @@ class ProviderSession:
             self._answer(request.batch_actuate_stream_response)
             return None
         if action == "provide_signal_request":
-            for signal_id in request.provide_signal_request.signals_sample_intervals:
-                self._broker.metadata_by_id(signal_id)
+            paths = [
+                self._broker.metadata_by_id(signal_id).path
+                for signal_id in request.provide_signal_request.signals_sample_intervals
+            ]
+            self._signals = self._broker.claim_signals(paths, self)
+            _LOG.info("provider stream publishes %s", ", ".join(paths))
             return val_pb2.OpenProviderStreamResponse(provide_signal_response=val_pb2.ProvideSignalResponse())
         if action == "provider_error_indication":
             _LOG.warning(
@@ -200,7 +210,7 @@ class ProviderSession:
         refused = val_pb2.PublishValuesResponse(request_id=request.request_id)
         for signal_id, datapoint in request.data_points.items():
             try:
-                self._publish(self._broker, self._broker.metadata_by_id(signal_id), datapoint)
+                self._publish(self._broker, self._broker.metadata_by_id(signal_id), datapoint, self)
             except SdvError as error:
                 refused.status[signal_id].CopyFrom(
                     types_pb2.Error(code=_error_code(error), message=str(error))

@@ -10,13 +10,18 @@ Invariants:
 * A path in Get or Subscribe may be a signal, a branch or a pattern with ``*``/``**``.
 * Set checks every entry before changing anything: with any per-entry error nothing is applied. Then actuator
   targets go to the broker's actuation (returning once the providers accepted them) and current values are
-  published.
+  published. A current value for a signal a provider owns (the HAL owns the signals it decodes) is refused (409).
+* Subscribe to ``FIELD_ACTUATOR_TARGET`` follows the actuators' targets (a broker target subscription); an entry
+  asking for the value too gets both subscriptions, merged into one response stream, both closed when the call
+  ends.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Any, TypeAlias
 
 import grpc
@@ -25,9 +30,9 @@ from sdv import __version__
 from sdv.api import convert
 from sdv.api._proto.kuksa.val.v1 import types_pb2, val_pb2, val_pb2_grpc
 from sdv.api.config import ApiConfig
-from sdv.api.errors import UnsupportedRequestError, grpc_errors, http_code
+from sdv.api.errors import grpc_errors, http_code
 from sdv.api.val_v2 import SERVER_NAME
-from sdv.broker import Broker, SignalMetadata
+from sdv.broker import Broker, Datapoint, SignalMetadata, Subscription
 from sdv.errors import ReadOnlyError, SdvError, UnknownSignalError, ValueOutOfRangeError
 from sdv.hal.datatypes import Value
 
@@ -179,6 +184,7 @@ class ValV1Servicer(val_pb2_grpc.VALServicer):
                     stamp = entry.value.timestamp if entry.value.HasField("timestamp") else None
                     timestamp = convert.timestamp_from_proto(stamp) if stamp is not None else None
                     values.append((meta.path, convert.value_from_v1(meta, entry.value), timestamp))
+                    self._broker.check_publisher(meta.path)
             except ReadOnlyError:
                 raise  # as KUKSA: a target for a non-actuator fails the whole call (INVALID_ARGUMENT)
             except SdvError as error:
@@ -201,43 +207,69 @@ class ValV1Servicer(val_pb2_grpc.VALServicer):
     async def Subscribe(
         self, request: val_pb2.SubscribeRequest, context: _Context
     ) -> AsyncIterator[val_pb2.SubscribeResponse]:
-        """Stream entries as they change: first every entry with the requested fields, then changed values."""
+        """Stream entries as they change: first every entry with the requested fields, then changed values and
+        new actuator targets."""
         if not request.entries:
             raise ValueOutOfRangeError("Subscribe needs at least one entry")
         wanted: dict[str, tuple[SignalMetadata, frozenset[Field]]] = {}
         for item in request.entries:
             fields = requested_fields(item.view, item.fields)
-            if types_pb2.FIELD_ACTUATOR_TARGET in fields:
-                raise UnsupportedRequestError(
-                    f"{item.path}: subscribing to actuator targets is not supported; subscribe to the value"
-                )
-            for meta in self._expand(item.path):
+            metas = self._expand(item.path)
+            asks_target = (
+                item.view == types_pb2.VIEW_TARGET_VALUE or types_pb2.FIELD_ACTUATOR_TARGET in item.fields
+            )  # named explicitly; VIEW_ALL includes the targets of the actuators there are
+            if asks_target and all(meta.kind != "actuator" for meta in metas):
+                raise ReadOnlyError(f"{item.path}: only actuators have a target value to subscribe to")
+            for meta in metas:
                 previous = wanted.get(meta.path)
                 wanted[meta.path] = (meta, fields | previous[1] if previous else fields)
-        subscription = self._broker.subscribe(list(wanted))
-        value_only = [types_pb2.FIELD_VALUE]
-        first = True
+        target_paths = [
+            path
+            for path, (meta, fields) in wanted.items()
+            if meta.kind == "actuator" and types_pb2.FIELD_ACTUATOR_TARGET in fields
+        ]
+        targeted = set(target_paths)
+        value_paths = [
+            path
+            for path, (_, fields) in wanted.items()
+            if types_pb2.FIELD_VALUE in fields or path not in targeted
+        ]
+        subscriptions: list[tuple[Subscription, bool]] = []
         try:
-            async for batch in subscription:
-                response = val_pb2.SubscribeResponse()
-                for path, datapoint in batch.items():
-                    meta, fields = wanted[path]
-                    update = response.updates.add()
-                    if first:
-                        update.entry.CopyFrom(self._entry(meta, fields))
-                        update.fields.extend(sorted(fields))
-                        continue
-                    if types_pb2.FIELD_VALUE not in fields:
-                        del response.updates[-1]
-                        continue
-                    update.entry.path = path
-                    update.entry.value.CopyFrom(convert.datapoint_to_v1(meta.datatype, datapoint))
-                    update.fields.extend(value_only)
-                first = False
-                if response.updates:
-                    yield response
+            if value_paths:
+                subscriptions.append((self._broker.subscribe(value_paths), False))
+            if target_paths:
+                subscriptions.append((self._broker.subscribe(target_paths, targets=True), True))
+            for subscription, _ in subscriptions:
+                await anext(subscription)  # the current datapoints: the first response reads them all
+            first = val_pb2.SubscribeResponse()
+            for meta, fields in wanted.values():
+                update = first.updates.add()
+                update.entry.CopyFrom(self._entry(meta, fields))
+                update.fields.extend(sorted(fields))
+            yield first
+            async with contextlib.aclosing(_merged(subscriptions)) as batches:
+                async for is_target, batch in batches:
+                    response = val_pb2.SubscribeResponse()
+                    for path, datapoint in batch.items():
+                        meta, fields = wanted[path]
+                        if is_target:
+                            update = response.updates.add()
+                            update.entry.path = path
+                            update.entry.actuator_target.CopyFrom(
+                                convert.datapoint_to_v1(meta.datatype, datapoint)
+                            )
+                            update.fields.append(types_pb2.FIELD_ACTUATOR_TARGET)
+                        elif types_pb2.FIELD_VALUE in fields:
+                            update = response.updates.add()
+                            update.entry.path = path
+                            update.entry.value.CopyFrom(convert.datapoint_to_v1(meta.datatype, datapoint))
+                            update.fields.append(types_pb2.FIELD_VALUE)
+                    if response.updates:
+                        yield response
         finally:
-            subscription.close()
+            for subscription, _ in subscriptions:
+                subscription.close()
 
     async def StreamedUpdate(
         self, request_iterator: AsyncIterator[val_pb2.StreamedUpdateRequest], context: _Context
@@ -247,3 +279,39 @@ class ValV1Servicer(val_pb2_grpc.VALServicer):
             grpc.StatusCode.UNIMPLEMENTED, "StreamedUpdate is not served; use kuksa.val.v2 OpenProviderStream"
         )
         yield val_pb2.StreamedUpdateResponse()  # pragma: no cover - abort raises
+
+
+async def _merged(
+    subscriptions: list[tuple[Subscription, bool]],
+) -> AsyncGenerator[tuple[bool, dict[str, Datapoint]]]:
+    """The batches of several subscriptions as one stream, each with whether it holds targets; ends with any.
+
+    Each subscription is read by a task into a queue of one item, so a slow reader leaves the batching (latest
+    value per signal) to the subscriptions. The tasks are cancelled when the stream is closed.
+    """
+    if len(subscriptions) == 1:
+        subscription, is_target = subscriptions[0]
+        async for batch in subscription:
+            yield is_target, batch
+        return
+    queue: asyncio.Queue[tuple[bool, dict[str, Datapoint]] | BaseException | None] = asyncio.Queue(maxsize=1)
+
+    async def pump(subscription: Subscription, is_target: bool) -> None:
+        try:
+            async for batch in subscription:
+                await queue.put((is_target, batch))
+        except Exception as error:  # handed to the reader, which raises it
+            await queue.put(error)
+            return
+        await queue.put(None)
+
+    tasks = [asyncio.create_task(pump(subscription, is_target)) for subscription, is_target in subscriptions]
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -31,7 +31,6 @@ from sdv.api.provider_stream import ProviderSession, resolve_signal
 from sdv.broker import Broker, Datapoint, SignalMetadata
 from sdv.errors import ValueOutOfRangeError
 from sdv.hal.datatypes import Value
-from sdv.hal.processor import SignalUpdate, Status
 
 __all__ = ["SERVER_NAME", "ValV2Servicer"]
 
@@ -182,7 +181,10 @@ class ValV2Servicer(val_pb2_grpc.VALServicer):
     async def PublishValue(
         self, request: val_pb2.PublishValueRequest, context: _Context
     ) -> val_pb2.PublishValueResponse:
-        """Set the current value of one signal (a datapoint without value marks it not available)."""
+        """Set the current value of one signal (a datapoint without value marks it not available).
+
+        A signal a provider owns (the HAL owns the signals it decodes) is refused with ``ALREADY_EXISTS``.
+        """
         meta = resolve_signal(self._broker, request.signal_id)
         publish_datapoint(self._broker, meta, request.data_point)
         return val_pb2.PublishValueResponse()
@@ -197,23 +199,19 @@ class ValV2Servicer(val_pb2_grpc.VALServicer):
             yield response
 
 
-def publish_datapoint(broker: Broker, meta: SignalMetadata, datapoint: types_pb2.Datapoint) -> None:
+def publish_datapoint(
+    broker: Broker, meta: SignalMetadata, datapoint: types_pb2.Datapoint, owner: object | None = None
+) -> None:
     """Publish a provider's datapoint: its value checked against the signal, or "not available" without one.
 
     Raises:
-        UnknownSignalError, ValueOutOfRangeError: as the broker's ``publish_value``.
+        UnknownSignalError, ValueOutOfRangeError, AlreadyProvidedError: as the broker's ``publish_value``.
     """
     timestamp = convert.timestamp_from_proto(datapoint.timestamp) if datapoint.HasField("timestamp") else None
     if datapoint.value.WhichOneof("typed_value") is None:
-        broker.publish(
-            [
-                SignalUpdate(
-                    meta.path, None, time.time() if timestamp is None else timestamp, Status.NOT_AVAILABLE
-                )
-            ]
-        )
+        broker.publish_not_available(meta.path, timestamp, owner=owner)
         return
-    broker.publish_value(meta.path, convert.value_from_v2(meta, datapoint.value), timestamp)
+    broker.publish_value(meta.path, convert.value_from_v2(meta, datapoint.value), timestamp, owner=owner)
 
 
 async def _next_before(

@@ -10,6 +10,11 @@ Invariants:
   is bounded by the number of signals it subscribed to, whatever the update rate.
 * Publishing only notifies subscribers when a signal's value or status changed (on-change filter); a
   subscription's ``min_interval_ms`` spaces its batches (minimum-sample-interval filter).
+* A subscription with ``targets=True`` delivers actuator target values instead: first the current targets, then
+  every target an actuation records, with the same latest-per-signal bounds.
+* A signal has at most one owner (:meth:`Broker.claim_signals`: the HAL for the signals it decodes and the
+  attributes with fixed values); :meth:`Broker.publish_value` refuses a value for a signal someone else owns.
+  :meth:`Broker.publish`, the HAL's own path, is not checked.
 * Each actuator has at most one provider. An actuation request is validated completely (paths, kinds, types,
   ranges, allowed values, providers) before any provider is called, and returns once the provider accepted it.
 """
@@ -46,13 +51,21 @@ class Subscription:
     """A stream of batches of datapoints for a set of signals; iterate it with ``async for``.
 
     The first batch holds the current datapoint of every subscribed signal; later batches hold the signals that
-    changed since the previous batch, each with its latest datapoint.
+    changed since the previous batch, each with its latest datapoint. With ``targets`` the datapoints are the
+    actuators' target values (:meth:`Broker.target`) and a batch follows every recorded actuation.
     """
 
     def __init__(
-        self, broker: Broker, paths: Sequence[str], min_interval_ms: float, loop: asyncio.AbstractEventLoop
+        self,
+        broker: Broker,
+        paths: Sequence[str],
+        min_interval_ms: float,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        targets: bool = False,
     ) -> None:
         self.paths = tuple(dict.fromkeys(paths))
+        self.targets = targets
         self.min_interval = min_interval_ms / 1000.0
         self.dropped = 0
         self.delivered = 0
@@ -122,6 +135,8 @@ class Broker:
         self._values: dict[str, Datapoint] = dict.fromkeys(self._by_path, NO_VALUE)
         self._targets: dict[str, Datapoint] = {}
         self._subscribers: dict[str, list[Subscription]] = {}
+        self._target_subscribers: dict[str, list[Subscription]] = {}
+        self._owners: dict[str, object] = {}
         self._subscriptions: set[Subscription] = set()
         self._providers: dict[str, ActuationProvider] = {}
         self._lock = threading.Lock()
@@ -216,45 +231,122 @@ class Broker:
 
     def publish(self, updates: Sequence[SignalUpdate]) -> None:
         """Take a batch of updates (the HAL's consumer); thread-safe, never waits for subscribers."""
+        with self._lock:
+            self._publish_locked(updates)
+
+    def _publish_locked(self, updates: Sequence[SignalUpdate]) -> None:
+        """Store the updates and offer the changes to subscribers (the caller holds the lock)."""
         values = self._values
         subscribers = self._subscribers
-        with self._lock:
-            for update in updates:
-                path = update[0]
-                datapoint = Datapoint(update[1], update[2], update[3])
-                previous = values.get(path)
-                if previous is None:
-                    continue  # not a signal of this broker
-                values[path] = datapoint
-                if previous[0] == datapoint[0] and previous[2] is datapoint[2] and previous[1] is not None:
-                    continue  # on-change filter: same value, same status
-                interested = subscribers.get(path)
-                if interested:
-                    for subscription in interested:
-                        subscription._offer(path, datapoint)
-            self.updates_published += len(updates)
+        for update in updates:
+            path = update[0]
+            datapoint = Datapoint(update[1], update[2], update[3])
+            previous = values.get(path)
+            if previous is None:
+                continue  # not a signal of this broker
+            values[path] = datapoint
+            if previous[0] == datapoint[0] and previous[2] is datapoint[2] and previous[1] is not None:
+                continue  # on-change filter: same value, same status
+            interested = subscribers.get(path)
+            if interested:
+                for subscription in interested:
+                    subscription._offer(path, datapoint)
+        self.updates_published += len(updates)
 
-    def publish_value(self, path: str, value: object, timestamp: float | None = None) -> None:
+    def publish_value(
+        self, path: str, value: object, timestamp: float | None = None, *, owner: object | None = None
+    ) -> None:
         """Publish one value from an external provider, validated against the signal's metadata.
+
+        Args:
+            owner: who publishes (compared by identity with the owner :meth:`claim_signals` recorded); None for
+                a publisher that claimed nothing.
 
         Raises:
             UnknownSignalError: unknown path.
             ValueOutOfRangeError: wrong type, outside min/max or not an allowed value.
+            AlreadyProvidedError: another owner provides the signal.
         """
         meta = self.metadata(path)
         checked = check_request(
             path, meta.datatype, value, minimum=meta.min, maximum=meta.max, allowed=meta.allowed
         )
-        self.publish(
-            [SignalUpdate(path, checked, time.time() if timestamp is None else timestamp, Status.VALID)]
+        update = SignalUpdate(path, checked, time.time() if timestamp is None else timestamp, Status.VALID)
+        with self._lock:
+            self._check_owner(path, owner)
+            self._publish_locked([update])
+
+    def publish_not_available(
+        self, path: str, timestamp: float | None = None, *, owner: object | None = None
+    ) -> None:
+        """Mark a signal "not available" for an external provider (a datapoint without value).
+
+        Raises:
+            UnknownSignalError: unknown path.
+            AlreadyProvidedError: another owner provides the signal.
+        """
+        self.metadata(path)
+        update = SignalUpdate(
+            path, None, time.time() if timestamp is None else timestamp, Status.NOT_AVAILABLE
         )
+        with self._lock:
+            self._check_owner(path, owner)
+            self._publish_locked([update])
+
+    # --- signal ownership ----------------------------------------------------------------------------------
+    def _check_owner(self, path: str, owner: object | None) -> None:
+        current = self._owners.get(path)
+        if current is not None and current is not owner:
+            raise AlreadyProvidedError(f"{path} is provided by another provider; it cannot be published")
+
+    def check_publisher(self, path: str, owner: object | None = None) -> None:
+        """Whether ``owner`` may publish ``path`` now (a check before a batch of publications).
+
+        Raises:
+            UnknownSignalError: unknown path.
+            AlreadyProvidedError: another owner provides the signal.
+        """
+        self.metadata(path)
+        self._check_owner(path, owner)
+
+    def claim_signals(self, paths: Sequence[str], owner: object) -> object:
+        """Make ``owner`` the one publisher of the signals at ``paths`` (all or none).
+
+        Returns:
+            A handle for :meth:`release`.
+
+        Raises:
+            UnknownSignalError: unknown path.
+            AlreadyProvidedError: another owner provides one of the signals.
+        """
+        for path in paths:
+            self.metadata(path)
+        with self._lock:
+            for path in paths:
+                current = self._owners.get(path)
+                if current is not None and current is not owner:
+                    raise AlreadyProvidedError(f"{path} is already provided by another provider")
+            for path in paths:
+                self._owners[path] = owner
+        return owner
+
+    def release(self, handle: object) -> None:
+        """Release every signal the owner behind ``handle`` claimed."""
+        with self._lock:
+            for path in [path for path, owner in self._owners.items() if owner is handle]:
+                del self._owners[path]
 
     # --- subscriptions -------------------------------------------------------------------------------------
-    def subscribe(self, paths: Sequence[str], *, min_interval_ms: float = 0) -> Subscription:
+    def subscribe(
+        self, paths: Sequence[str], *, min_interval_ms: float = 0, targets: bool = False
+    ) -> Subscription:
         """Subscribe to signals; call from the event loop that will iterate the subscription.
+
+        With ``targets`` the subscription delivers the actuators' target values (see :class:`Subscription`).
 
         Raises:
             UnknownSignalError: a path names no signal.
+            ReadOnlyError: ``targets`` and a path is not an actuator.
             ValueOutOfRangeError: no paths, too many, or an over-long path.
             LimitExceededError: too many subscriptions are open.
         """
@@ -267,8 +359,12 @@ class Broker:
         if min_interval_ms < 0:
             raise ValueOutOfRangeError("min_interval_ms must not be negative")
         for path in paths:
-            self.metadata(path)
-        subscription = Subscription(self, paths, min_interval_ms, asyncio.get_running_loop())
+            meta = self.metadata(path)
+            if targets and meta.kind != "actuator":
+                raise ReadOnlyError(f"{path} is a {meta.kind}; only actuators have a target value")
+        subscription = Subscription(self, paths, min_interval_ms, asyncio.get_running_loop(), targets=targets)
+        registry = self._target_subscribers if targets else self._subscribers
+        current = self._targets if targets else self._values
         with self._lock:
             if len(self._subscriptions) >= self.config.max_subscriptions:
                 raise LimitExceededError(
@@ -276,15 +372,16 @@ class Broker:
                 )
             self._subscriptions.add(subscription)
             for path in subscription.paths:
-                self._subscribers.setdefault(path, []).append(subscription)
-                subscription._offer(path, self._values[path])
+                registry.setdefault(path, []).append(subscription)
+                subscription._offer(path, current.get(path, NO_VALUE))
         return subscription
 
     def _unsubscribe(self, subscription: Subscription) -> None:
+        registry = self._target_subscribers if subscription.targets else self._subscribers
         with self._lock:
             self._subscriptions.discard(subscription)
             for path in subscription.paths:
-                interested = self._subscribers.get(path)
+                interested = registry.get(path)
                 if interested and subscription in interested:
                     interested.remove(subscription)
 
@@ -361,8 +458,12 @@ class Broker:
         now = time.time()
         for provider, batch in by_provider.values():
             await provider.actuate(batch)
-            for path, value in batch:
-                self._targets[path] = Datapoint(value, now, Status.VALID)
+            with self._lock:
+                for path, value in batch:
+                    datapoint = Datapoint(value, now, Status.VALID)
+                    self._targets[path] = datapoint
+                    for subscription in self._target_subscribers.get(path, ()):
+                        subscription._offer(path, datapoint)
 
     # --- statistics ----------------------------------------------------------------------------------------
     def attach_statistics(self, source: Callable[[], dict[str, Any]]) -> None:

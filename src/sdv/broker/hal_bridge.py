@@ -21,8 +21,9 @@ from sdv.broker.model import SignalMetadata, metadata_from_vehicle
 from sdv.broker.providers import HalProvider
 from sdv.hal.processor import BusStatistics, SignalUpdate, Status
 from sdv.hal.runtime import Hal
+from sdv.hal.vehicle import VehicleModel
 
-__all__ = ["BAD_FRAME_REASONS", "HalBridge", "hal_metadata", "hal_statistics_updates"]
+__all__ = ["BAD_FRAME_REASONS", "HalBridge", "hal_metadata", "hal_owned_paths", "hal_statistics_updates"]
 
 BAD_FRAME_REASONS: dict[str, str] = {
     "unknown_id": "UnknownId",
@@ -60,6 +61,15 @@ def hal_metadata(buses: Sequence[str], first_id: int) -> list[SignalMetadata]:
             description=f"HAL counter: {description}",
         )
         for index, (path, description) in enumerate(entries)
+    ]
+
+
+def hal_owned_paths(vehicle: VehicleModel) -> list[str]:
+    """The profile signals the HAL provides: those decoded from a bus, and attributes with a fixed value."""
+    return [
+        path
+        for path, signal in vehicle.signals.items()
+        if signal.source is not None or (signal.kind == "attribute" and signal.value is not None)
     ]
 
 
@@ -102,10 +112,18 @@ class HalBridge:
         self._next_statistics = 0.0
         self._statistics_lock = threading.Lock()
         self._provider: object | None = None
+        self._signals: object | None = None
 
     def start(self) -> None:
-        """Start the HAL's buses into the broker and make the HAL the provider of every actuator."""
-        actuators = [path for path, signal in self.hal.vehicle.signals.items() if signal.kind == "actuator"]
+        """Start the HAL's buses into the broker; the HAL provides every actuator and owns the signals it feeds.
+
+        The owned signals (:func:`hal_owned_paths` and the counters under ``Sdv.Hal``) cannot be published by
+        anyone else.
+        """
+        vehicle = self.hal.vehicle
+        counters = [path for bus in vehicle.buses for path in _paths(bus)]
+        self._signals = self.broker.claim_signals(hal_owned_paths(vehicle) + counters, self.hal)
+        actuators = [path for path, signal in vehicle.signals.items() if signal.kind == "actuator"]
         self._provider = self.broker.register_actuation_provider(actuators, HalProvider(self.hal))
         self.broker.publish(hal_statistics_updates(self.hal.statistics(), time.time()))
         self.hal.start(self._consume)
@@ -121,8 +139,11 @@ class HalBridge:
             self.broker.publish(hal_statistics_updates(self.hal.statistics(), time.time()))
 
     def stop(self) -> None:
-        """Stop the HAL and release its actuators."""
+        """Stop the HAL and release its actuators and signals."""
         self.hal.stop()
+        if self._signals is not None:
+            self.broker.release(self._signals)
+            self._signals = None
         if self._provider is not None:
             self.broker.unregister_provider(self._provider)
             self._provider = None
