@@ -24,23 +24,32 @@ else:
     _UnaryStream = grpc.aio.UnaryStreamClientInterceptor
 
 
-class _BearerToken(_UnaryUnary, _UnaryStream):
-    """Adds ``authorization: Bearer <token>`` to every call."""
+def _with_token(details: grpc.aio.ClientCallDetails, header: tuple[str, str]) -> grpc.aio.ClientCallDetails:
+    metadata = grpc.aio.Metadata(*(details.metadata or ()), header)
+    return grpc.aio.ClientCallDetails(
+        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+    )
 
-    def __init__(self, token: str) -> None:
-        self._header = ("authorization", f"Bearer {token}")
 
-    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-        metadata = grpc.aio.Metadata(*(details.metadata or ()), self._header)
-        return grpc.aio.ClientCallDetails(
-            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
-        )
+# grpc.aio files an interceptor under the first call type it implements only, so one class per call type.
+class _UnaryBearerToken(_UnaryUnary):
+    """Adds ``authorization: Bearer <token>`` to unary calls."""
+
+    def __init__(self, header: tuple[str, str]) -> None:
+        self._header = header
 
     async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        return await continuation(self._details(client_call_details), request)
+        return await continuation(_with_token(client_call_details, self._header), request)
+
+
+class _StreamBearerToken(_UnaryStream):
+    """Adds ``authorization: Bearer <token>`` to server-streaming calls (subscriptions)."""
+
+    def __init__(self, header: tuple[str, str]) -> None:
+        self._header = header
 
     async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        return await continuation(self._details(client_call_details), request)
+        return await continuation(_with_token(client_call_details, self._header), request)
 
 
 class SdkClient(VehicleClient):
@@ -61,8 +70,10 @@ class SdkClient(VehicleClient):
             await super().__aenter__()
             return self
         # The same steps as VehicleClient.__aenter__, on a channel with the token interceptor.
-        interceptor: Any = _BearerToken(self._token)  # grpc-stubs type the parameter as a placeholder
-        self._channel = grpc.aio.insecure_channel(self.target, interceptors=[interceptor])
+        header = ("authorization", f"Bearer {self._token}")
+        # grpc-stubs type the interceptors parameter as a placeholder that no class matches.
+        interceptors: list[Any] = [_UnaryBearerToken(header), _StreamBearerToken(header)]
+        self._channel = grpc.aio.insecure_channel(self.target, interceptors=interceptors)
         self._stub = val_pb2_grpc.VALStub(self._channel)
         try:
             await self.server_info()
