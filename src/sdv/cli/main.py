@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sdv {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from sdv.cli import (  # noqa: PLC0415
+    from sdv.cli import (  # noqa: PLC0415 - command groups import their heavy dependencies lazily
+        client_commands,
+        codegen_commands,
         hal_commands,
         ota_commands,
         serve_commands,
@@ -36,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     hal_commands.register(subparsers)
     serve_commands.register(subparsers)
+    client_commands.register(subparsers)
+    codegen_commands.register(subparsers)
     ota_commands.register(subparsers)
     return parser
 
