@@ -4,11 +4,15 @@ Usage::
 
     python examples/hard_braking.py --server 127.0.0.1:55555 --count 1 --timeout 180
 
-Subscribes to the longitudinal acceleration and the brake (pedal and pressure) with :func:`sdv.connect`. A value
-the server cannot vouch for now — stale (its message is overdue), failed its end-to-end check, or never received
-— arrives without value and with a status other than ``VALID``: it is never taken for a braking event, and the
-detector says that it ignored it. One hard-braking episode is reported once, when the deceleration first passes
-the threshold; the next one can be reported after it rose above it again.
+Streams the vehicle dynamics of the typed ADAS service (``vehicle.adas.stream()``), in which every measurement
+carries its source timestamp and its validity. A longitudinal acceleration or brake value that is not ``VALID`` —
+``STALE`` (its message is overdue), ``E2E_FAILED`` (its message failed the end-to-end check) or ``NOT_AVAILABLE``
+(never received) — is never taken for a braking event: the detector says that it ignored it, naming the validity,
+once when the value stops being valid. One hard-braking episode is reported once, when the deceleration first
+passes the threshold; the next one can be reported after it rose above it again, or after a gap in trusted data.
+
+The server must serve the ADAS service (its vehicle profile maps ``services.adas``); otherwise the detector exits
+with exit code 2 and says so.
 
 Exits after ``--count`` events (exit code 0), or after ``--timeout`` seconds (exit code 0, with a summary line).
 """
@@ -22,11 +26,10 @@ import sys
 from collections.abc import Sequence
 
 import sdv
-from sdv.sdk import SignalValue, Value
+from sdv.sdk import Measurement, Validity, VehicleDynamics
 
-ACCELERATION = "Vehicle.Acceleration.Longitudinal"
-DRIVER_BRAKING = "Vehicle.Chassis.Brake.IsDriverBraking"
-BRAKE_PRESSURE = "Vehicle.Chassis.Brake.Pressure"
+WATCHED = ("brake_pressed", "brake_pressure", "longitudinal_acceleration")
+"""The fields of the dynamics the detector uses; the brake first, as an event names the brake state."""
 HARD_BRAKING = -6.0
 """m/s²: decelerations below this are hard braking (an emergency stop is about -7 to -10 m/s²)."""
 
@@ -37,39 +40,38 @@ class Detector:
     def __init__(self, threshold: float = HARD_BRAKING) -> None:
         self.threshold = threshold
         self.braking_hard = False
-        self.brake: dict[str, SignalValue[Value]] = {}
+        self.validity: dict[str, Validity] = {}
 
-    def feed(self, batch: dict[str, SignalValue[Value]]) -> list[str]:
-        """The lines to print for a batch of updates."""
+    def feed(self, dynamics: VehicleDynamics) -> list[str]:
+        """The lines to print for one message of the ADAS stream."""
         lines = []
-        # The brake first: a batch that carries both describes one moment, and the event names the brake state.
-        for path, signal in sorted(batch.items(), key=lambda item: item[0] == ACCELERATION):
-            if not signal.valid:
-                lines.append(f"ignored {path}: status {signal.status.value}, no trustworthy value")
-                if path == ACCELERATION:
+        for name in WATCHED:
+            measurement: Measurement = getattr(dynamics, name)
+            previous = self.validity.get(name)
+            self.validity[name] = measurement.validity
+            if not measurement.valid:
+                if previous is not measurement.validity:
+                    lines.append(f"ignored {name}: {measurement.validity.name}, no trustworthy value")
+                if name == "longitudinal_acceleration":
                     self.braking_hard = False  # an episode does not span a gap in trusted data
                 continue
-            if path != ACCELERATION:
-                self.brake[path] = signal
+            if name != "longitudinal_acceleration":
                 continue
-            value = signal.value
-            if not isinstance(value, float):
-                continue
-            if value < self.threshold and not self.braking_hard:
+            if measurement.value < self.threshold and not self.braking_hard:
                 self.braking_hard = True
-                lines.append(self._event(signal, value))
-            elif value >= self.threshold:
+                lines.append(self._event(dynamics, measurement))
+            elif measurement.value >= self.threshold:
                 self.braking_hard = False
         return lines
 
-    def _event(self, signal: SignalValue[Value], value: float) -> str:
-        pedal = self.brake.get(DRIVER_BRAKING)
-        pressure = self.brake.get(BRAKE_PRESSURE)
-        pedal_text = "unknown" if pedal is None else ("pressed" if pedal.value else "released")
-        pressure_text = "unknown" if pressure is None else f"{pressure.value} bar"
-        when = signal.timestamp.isoformat(timespec="milliseconds") if signal.timestamp else "unknown time"
+    def _event(self, dynamics: VehicleDynamics, acceleration: Measurement) -> str:
+        pedal, pressure = dynamics.brake_pressed, dynamics.brake_pressure
+        pedal_text = "unknown" if not pedal.valid else ("pressed" if pedal.value >= 0.5 else "released")
+        pressure_text = "unknown" if not pressure.valid else f"{pressure.value:g} bar"
+        stamp = acceleration.timestamp
+        when = stamp.isoformat(timespec="milliseconds") if stamp else "unknown time"
         return (
-            f"HARD BRAKING at {when}: longitudinal acceleration {value:.1f} m/s² "
+            f"HARD BRAKING at {when}: longitudinal acceleration {acceleration.value:.1f} m/s² "
             f"(threshold {self.threshold:g}), brake pedal {pedal_text}, brake pressure {pressure_text}"
         )
 
@@ -79,12 +81,12 @@ async def watch(server: str, count: int, timeout: float | None) -> int:
     detector = Detector()
     events = 0
     async with sdv.connect(server) as vehicle:
-        updates = vehicle.subscribe([ACCELERATION, DRIVER_BRAKING, BRAKE_PRESSURE])
+        updates = vehicle.adas.stream()
         async with contextlib.aclosing(updates):
             try:
                 async with asyncio.timeout(timeout):
-                    async for batch in updates:
-                        for line in detector.feed(batch):
+                    async for dynamics in updates:
+                        for line in detector.feed(dynamics):
                             print(line, flush=True)
                             events += line.startswith("HARD BRAKING")
                         if events >= count:

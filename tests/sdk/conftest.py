@@ -8,19 +8,44 @@ import can
 import pytest
 
 from sdv.api.server import SdvServer
-from sdv.broker import Broker
+from sdv.broker import Broker, HalBridge
 from sdv.hal.vehicle import VehicleModel
 
 from ..client.conftest import closed_port, server
 from ..client.serving import ACTUATION_CHANNEL
+from ..services.conftest import bridge, moving_drive
 
-__all__ = ["bare_server", "can_observer", "closed_port", "server"]
+__all__ = [
+    "bare_server",
+    "bare_typed_server",
+    "bridge",
+    "can_observer",
+    "closed_port",
+    "moving_drive",
+    "server",
+    "typed_server",
+]
 
 
 @pytest.fixture
 async def bare_server(demo_vehicle: VehicleModel) -> AsyncIterator[SdvServer]:
     """The demo vehicle's signals on the test's event loop: no HAL, values only as the test publishes them."""
     async with SdvServer(Broker.from_vehicle(demo_vehicle), port=0) as running:
+        yield running
+
+
+@pytest.fixture
+async def bare_typed_server(demo_vehicle: VehicleModel) -> AsyncIterator[SdvServer]:
+    """As :func:`bare_server`, also serving the typed services as the demo profile maps them."""
+    broker = Broker.from_vehicle(demo_vehicle)
+    async with SdvServer(broker, port=0, services=demo_vehicle.config.services) as running:
+        yield running
+
+
+@pytest.fixture
+async def typed_server(bridge: HalBridge, demo_vehicle: VehicleModel) -> AsyncIterator[SdvServer]:
+    """The typed services of the demo profile on the test's event loop, the demo drive replaying in real time."""
+    async with SdvServer(bridge.broker, port=0, services=demo_vehicle.config.services) as running:
         yield running
 
 

@@ -96,13 +96,14 @@ def unused_port() -> int:
     return port
 
 
-async def test_hard_braking_reports_trusted_events_and_ignores_the_rest(bare_server: SdvServer) -> None:
-    broker = bare_server.broker
+async def test_hard_braking_reports_trusted_events_and_ignores_the_rest(bare_typed_server: SdvServer) -> None:
+    # The ADAS service reads the broker: values published here reach the detector through vehicle.adas.stream().
+    broker = bare_typed_server.broker
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(EXAMPLES / "hard_braking.py"),
         "--server",
-        bare_server.target,
+        bare_typed_server.target,
         "--count",
         "2",
         "--timeout",
@@ -120,11 +121,11 @@ async def test_hard_braking_reports_trusted_events_and_ignores_the_rest(bare_ser
         broker.publish([SignalUpdate(path, value, time.time(), status)])  # type: ignore[arg-type]
 
     try:
-        # Nothing was received yet: the first batch has no value for any of the three signals.
+        # Nothing was received yet: none of the three fields has a value.
         first = sorted([await line() for _ in range(3)])
         assert first == sorted(
-            f"ignored {path}: status not_available, no trustworthy value\n"
-            for path in (ACCELERATION, DRIVER_BRAKING, BRAKE_PRESSURE)
+            f"ignored {name}: NOT_AVAILABLE, no trustworthy value\n"
+            for name in ("longitudinal_acceleration", "brake_pressed", "brake_pressure")
         )
         broker.publish(
             [
@@ -139,15 +140,40 @@ async def test_hard_braking_reports_trusted_events_and_ignores_the_rest(bare_ser
             r"brake pedal pressed, brake pressure 41\.5 bar\n",
             event,
         ), event
-        # A stale value, however low, is no braking event: the server sends no value for it.
+        # A stale value, however low, is no braking event; the validity is named.
         publish(ACCELERATION, -9.5, Status.STALE)
-        assert await line() == f"ignored {ACCELERATION}: status not_available, no trustworthy value\n"
+        assert await line() == "ignored longitudinal_acceleration: STALE, no trustworthy value\n"
+        publish(ACCELERATION, -9.5, Status.E2E_FAILED)
+        assert await line() == "ignored longitudinal_acceleration: E2E_FAILED, no trustworthy value\n"
         publish(ACCELERATION, -3.0)  # trusted again, above the threshold: nothing to report
+        publish(BRAKE_PRESSURE, 12.0, Status.STALE)
+        assert await line() == "ignored brake_pressure: STALE, no trustworthy value\n"
         publish(ACCELERATION, -6.5)
-        assert (await line()).startswith("HARD BRAKING at ")
+        event = await line()
+        assert event.startswith("HARD BRAKING at ") and event.endswith("brake pressure unknown\n"), event
         assert await asyncio.wait_for(process.wait(), 10) == 0  # --count 2 reached
         assert await process.stdout.read() == b""
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_hard_braking_needs_the_adas_service(bare_server: SdvServer) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(EXAMPLES / "hard_braking.py"),
+        "--server",
+        bare_server.target,
+        "--timeout",
+        "10",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=REPOSITORY,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 2 and stdout == b""
+    assert stderr.decode() == (
+        f"hard_braking: {bare_server.target} does not serve sdv.adas.v1.Adas: "
+        "its vehicle profile maps none of the service's fields\n"
+    )

@@ -9,6 +9,7 @@ from sdv.client import DEFAULT_SERVER, ServerUnreachableError
 from sdv.hal.datatypes import Value
 from sdv.sdk.model import Actuator, Branch, Signal
 from sdv.sdk.reconnect import ReconnectPolicy
+from sdv.sdk.services import Adas, ClusterState, Cockpit, Measurement, Validity, VehicleDynamics
 from sdv.sdk.sync import SyncVehicle, connect_sync
 from sdv.sdk.values import SignalValue
 from sdv.sdk.vehicle import Vehicle, connect
@@ -16,14 +17,20 @@ from sdv.sdk.vehicle import Vehicle, connect
 __all__ = [
     "DEFAULT_SERVER",
     "Actuator",
+    "Adas",
     "Branch",
+    "ClusterState",
+    "Cockpit",
+    "Measurement",
     "ReconnectPolicy",
     "ServerUnreachableError",
     "Signal",
     "SignalValue",
     "SyncVehicle",
+    "Validity",
     "Value",
     "Vehicle",
+    "VehicleDynamics",
     "connect",
     "connect_sync",
 ]

@@ -12,6 +12,7 @@ import grpc
 
 from sdv.api._proto.kuksa.val.v2 import val_pb2_grpc
 from sdv.client import VehicleClient
+from sdv.errors import SdvError
 
 __all__ = ["SdkClient"]
 
@@ -64,6 +65,27 @@ class SdkClient(VehicleClient):
     def __init__(self, target: str, *, token: str | None = None, timeout: float = 5.0) -> None:
         super().__init__(target, timeout=timeout)
         self._token = token
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The channel (with the token, if any), for the typed services' stubs.
+
+        Raises:
+            RuntimeError: outside ``async with``.
+        """
+        if self._channel is None:
+            raise RuntimeError("SdkClient is not connected: use it in 'async with'")
+        return self._channel
+
+    def translate(self, error: grpc.aio.AioRpcError, *, actuation: bool = False) -> SdvError:
+        """A failed call on :attr:`channel` as the project's exception, as the client maps its own calls.
+
+        Args:
+            error: the gRPC error.
+            actuation: the call asked an actuator for a value (``UNAVAILABLE`` then means "no provider" when
+                the channel is connected).
+        """
+        return self._error(error, actuation=actuation)
 
     async def __aenter__(self) -> SdkClient:
         if self._token is None:

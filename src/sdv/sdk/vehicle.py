@@ -24,6 +24,7 @@ from sdv.client import DEFAULT_SERVER, ServerUnreachableError
 from sdv.hal.datatypes import Value
 from sdv.sdk.connection import SdkClient
 from sdv.sdk.reconnect import ReconnectPolicy
+from sdv.sdk.services import Adas, Cockpit
 from sdv.sdk.values import SignalValue, signal_value
 
 __all__ = ["Vehicle", "connect"]
@@ -63,6 +64,10 @@ class Vehicle:
         self._client: SdkClient | None = None
         self._metadata: dict[str, SignalMetadata] = {}
         self._reconnecting = asyncio.Lock()
+        self.cockpit = Cockpit(self)
+        """The typed cockpit service (``sdv.cockpit.v1``): cluster state and comfort commands."""
+        self.adas = Adas(self)
+        """The typed ADAS service (``sdv.adas.v1``): dynamics with a validity per value."""
 
     # --- connection ----------------------------------------------------------------------------------------
     def _new_client(self) -> SdkClient:
