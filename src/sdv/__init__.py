@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sdv.errors import (
     AccessDenied,
     ActuationError,
+    AuthenticationError,
     DbcError,
     FrameError,
     HalError,
@@ -35,6 +36,7 @@ _SDK_NAMES = frozenset({"SyncVehicle", "connect", "connect_sync"})
 __all__ = [
     "AccessDenied",
     "ActuationError",
+    "AuthenticationError",
     "DbcError",
     "FrameError",
     "HalError",

@@ -15,6 +15,7 @@ __all__ = [
     "AccessDenied",
     "ActuationError",
     "AlreadyProvidedError",
+    "AuthenticationError",
     "DbcError",
     "FrameError",
     "HalError",
@@ -117,6 +118,10 @@ class LimitExceededError(SdvError):
 
 class AccessDenied(SdvError, PermissionError):
     """A request the caller's credentials do not allow."""
+
+
+class AuthenticationError(SdvError):
+    """Credentials that are missing, malformed, expired or not signed by a trusted key (gRPC ``UNAUTHENTICATED``)."""
 
 
 class OtaError(SdvError):

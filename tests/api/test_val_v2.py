@@ -13,7 +13,7 @@ from sdv.api._proto.kuksa.val.v2 import types_pb2 as t
 from sdv.api._proto.kuksa.val.v2 import val_pb2 as v
 from sdv.api._proto.kuksa.val.v2.val_pb2_grpc import VALStub
 from sdv.api.server import SdvServer
-from sdv.broker import Broker, BrokerConfig, metadata_from_vehicle
+from sdv.broker import Broker, Limits, metadata_from_vehicle
 from sdv.hal.processor import SignalUpdate, Status
 from sdv.hal.vehicle import VehicleModel
 
@@ -257,7 +257,7 @@ async def test_actuator_without_provider_is_unavailable(v2: VALStub, stack: Stac
 
 
 async def test_subscription_limit_is_resource_exhausted(demo_vehicle: VehicleModel) -> None:
-    broker = Broker(metadata_from_vehicle(demo_vehicle), BrokerConfig(max_subscriptions=1))
+    broker = Broker(metadata_from_vehicle(demo_vehicle), Limits(max_subscriptions=1))
     async with SdvServer(broker, port=0) as server, grpc.aio.insecure_channel(server.target) as channel:
         stub = VALStub(channel)
         first = stub.Subscribe(v.SubscribeRequest(signal_paths=[BRAND]))

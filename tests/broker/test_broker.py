@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from sdv.broker import Broker, BrokerConfig, Datapoint, HalProvider, SignalMetadata
+from sdv.broker import Broker, Limits, Datapoint, HalProvider, SignalMetadata
 from sdv.errors import (
     ActuationError,
     AlreadyProvidedError,
@@ -184,7 +184,7 @@ async def test_publishing_from_another_thread_wakes_the_subscriber(broker: Broke
 
 
 async def test_subscription_limits(demo_vehicle: VehicleModel) -> None:
-    broker = Broker.from_vehicle(demo_vehicle, BrokerConfig(max_subscriptions=2, max_paths_per_request=3))
+    broker = Broker.from_vehicle(demo_vehicle, Limits(max_subscriptions=2, max_paths_per_request=3))
     first = broker.subscribe([SPEED])
     second = broker.subscribe([SPEED])
     with pytest.raises(LimitExceededError, match="limit is 2"):

@@ -24,6 +24,7 @@ from sdv.errors import (
     AccessDenied,
     ActuationError,
     AlreadyProvidedError,
+    AuthenticationError,
     HalError,
     LimitExceededError,
     NoProviderError,
@@ -50,6 +51,7 @@ STATUS_CODES: tuple[tuple[type[SdvError], grpc.StatusCode], ...] = (
     (AlreadyProvidedError, grpc.StatusCode.ALREADY_EXISTS),
     (LimitExceededError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (AccessDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (AuthenticationError, grpc.StatusCode.UNAUTHENTICATED),
     (UnsupportedRequestError, grpc.StatusCode.UNIMPLEMENTED),
     # A provider accepted the request but failed to carry it out (for the HAL: the frame could not be sent).
     # KUKSA reports such transmission failures as DATA_LOSS; clients written for it check that code.
@@ -65,6 +67,7 @@ _HTTP_CODES: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.ALREADY_EXISTS: 409,
     grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
     grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
     grpc.StatusCode.UNIMPLEMENTED: 501,
     grpc.StatusCode.DATA_LOSS: 502,
     grpc.StatusCode.INTERNAL: 500,

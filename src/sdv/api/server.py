@@ -11,6 +11,9 @@ Invariants:
   finish.
 * A typed service is served only when its ``services`` mapping names at least one field.
 * Reflection lists exactly the services served.
+* Every call passes the :class:`~sdv.api.guard.CallGuard` (authentication, stream limits, the caller's rights);
+  the port is TLS when the :class:`~sdv.api.security.ServerSecurity` has a certificate, with client
+  certificates required when it has a client CA.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from sdv.api._proto.sdv.cockpit.v1 import cockpit_pb2, cockpit_pb2_grpc
 from sdv.api.adas import AdasServicer
 from sdv.api.cockpit import CockpitServicer
 from sdv.api.config import ApiConfig
+from sdv.api.guard import CallGuard
+from sdv.api.security import ServerSecurity
 from sdv.api.val_v1 import ValV1Servicer
 from sdv.api.val_v2 import ValV2Servicer
 from sdv.broker import Broker
@@ -74,6 +79,8 @@ class SdvServer:
         config: limits and timeouts.
         services: the profile's mapping of the typed services' fields to signals; without one (or for a service
             whose mapping is empty) that typed service is not served.
+        security: TLS material and the token verifier; None serves plaintext without token checks (tests, the
+            loopback demo). The address rules are applied by :meth:`ServerSecurity.check_address` before.
     """
 
     def __init__(
@@ -84,8 +91,11 @@ class SdvServer:
         port: int = DEFAULT_PORT,
         config: ApiConfig | None = None,
         services: ServicesConfig | None = None,
+        security: ServerSecurity | None = None,
     ) -> None:
         self.broker = broker
+        self.security = security or ServerSecurity()
+        self.guard = CallGuard(broker.limits, self.security.verifier)
         self.services = services or ServicesConfig()
         self.address = address
         self.requested_port = port
@@ -123,11 +133,14 @@ class SdvServer:
         """
         if self._server is not None:
             raise RuntimeError("the server is already started")
+        limits = self.broker.limits
         server = grpc.aio.server(
+            interceptors=[self.guard],
             options=[
                 ("grpc.so_reuseport", 0),
-                ("grpc.max_receive_message_length", self.config.max_message_bytes),
-            ]
+                ("grpc.max_receive_message_length", limits.max_message_bytes),
+                ("grpc.max_concurrent_streams", limits.max_concurrent_streams),
+            ],
         )
         val_v2_pb2_grpc.add_VALServicer_to_server(ValV2Servicer(self.broker, self.config), server)
         val_v1_pb2_grpc.add_VALServicer_to_server(ValV1Servicer(self.broker, self.config), server)
@@ -141,8 +154,13 @@ class SdvServer:
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = self.service_names
         reflection.enable_server_reflection(names, server)
+        credentials = self.security.credentials()
+        host_port = _host_port(self.address, self.requested_port)
         try:
-            port = server.add_insecure_port(_host_port(self.address, self.requested_port))
+            if credentials is None:
+                port = server.add_insecure_port(host_port)
+            else:
+                port = server.add_secure_port(host_port, credentials)
         except RuntimeError as error:
             raise BindError(
                 f"cannot listen on {_host_port(self.address, self.requested_port)}: "
@@ -155,7 +173,13 @@ class SdvServer:
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._server = server
         self.port = port
-        _LOG.info("serving %s on %s", ", ".join(names), self.target)
+        _LOG.info(
+            "serving %s on %s (%s, %s)",
+            ", ".join(names),
+            self.target,
+            "mutual TLS" if self.security.client_ca else "TLS" if self.security.tls else "plaintext",
+            "tokens checked" if self.security.verifier else "no token checks",
+        )
         return port
 
     async def stop(self, grace: float | None = None) -> None:

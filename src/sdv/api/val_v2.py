@@ -91,9 +91,9 @@ class ValV2Servicer(val_pb2_grpc.VALServicer):
     # --- subscriptions -------------------------------------------------------------------------------------
     def _check_subscribe(self, buffer_size: int, filter_: types_pb2.Filter) -> tuple[float, float | None]:
         """The minimum interval (ms) and the deadline (monotonic seconds) a subscribe request asks for."""
-        if buffer_size > self._config.max_buffer_size:
+        if buffer_size > self._broker.limits.max_buffer_size:
             raise ValueOutOfRangeError(
-                f"buffer_size {buffer_size} exceeds the maximum {self._config.max_buffer_size}"
+                f"buffer_size {buffer_size} exceeds the maximum {self._broker.limits.max_buffer_size}"
             )
         deadline = time.monotonic() + filter_.duration_ms / 1000 if filter_.duration_ms else None
         return float(filter_.min_sample_interval.interval_ms), deadline

@@ -4,7 +4,7 @@ Pure asyncio and threading; the gRPC edge (:mod:`sdv.api`) builds on it.
 """
 
 from sdv.broker.broker import Broker, Subscription
-from sdv.broker.config import BrokerConfig
+from sdv.broker.config import Limits
 from sdv.broker.hal_bridge import HalBridge
 from sdv.broker.model import Datapoint, SignalMetadata, metadata_from_vehicle
 from sdv.broker.providers import ActuationProvider, HalProvider
@@ -12,10 +12,10 @@ from sdv.broker.providers import ActuationProvider, HalProvider
 __all__ = [
     "ActuationProvider",
     "Broker",
-    "BrokerConfig",
     "Datapoint",
     "HalBridge",
     "HalProvider",
+    "Limits",
     "SignalMetadata",
     "Subscription",
     "metadata_from_vehicle",

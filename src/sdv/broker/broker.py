@@ -17,6 +17,10 @@ Invariants:
   :meth:`Broker.publish`, the HAL's own path, is not checked.
 * Each actuator has at most one provider. An actuation request is validated completely (paths, kinds, types,
   ranges, allowed values, providers) before any provider is called, and returns once the provider accepted it.
+* Every request is checked against the rights of the caller it is made for (:func:`sdv.broker.access.
+  current_access`), before the path is even looked up, so a caller learns nothing of signals it may not read:
+  metadata, values, targets and subscriptions need ``read``; actuations ``actuate``; publications, signal claims
+  and actuator providers ``provide``. :meth:`list_metadata` lists only what the caller may read.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from sdv.broker.config import BrokerConfig
+from sdv.broker.access import Action, current_access
+from sdv.broker.config import Limits
 from sdv.broker.model import NO_VALUE, Datapoint, SignalMetadata, metadata_from_vehicle
 from sdv.broker.providers import ActuationProvider
 from sdv.errors import (
@@ -66,6 +71,7 @@ class Subscription:
     ) -> None:
         self.paths = tuple(dict.fromkeys(paths))
         self.targets = targets
+        self.client = current_access().subject
         self.min_interval = min_interval_ms / 1000.0
         self.dropped = 0
         self.delivered = 0
@@ -125,11 +131,11 @@ class Broker:
 
     Args:
         metadata: every signal the broker serves.
-        config: limits.
+        limits: the limits on paths and subscriptions (the gRPC edge reads the rest of them from here too).
     """
 
-    def __init__(self, metadata: Sequence[SignalMetadata], config: BrokerConfig | None = None) -> None:
-        self.config = config or BrokerConfig()
+    def __init__(self, metadata: Sequence[SignalMetadata], limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
         self._by_path = {meta.path: meta for meta in metadata}
         self._by_id = {meta.id: meta for meta in metadata}
         self._values: dict[str, Datapoint] = dict.fromkeys(self._by_path, NO_VALUE)
@@ -138,34 +144,39 @@ class Broker:
         self._target_subscribers: dict[str, list[Subscription]] = {}
         self._owners: dict[str, object] = {}
         self._subscriptions: set[Subscription] = set()
+        self._per_client: dict[str, int] = {}
         self._providers: dict[str, ActuationProvider] = {}
         self._lock = threading.Lock()
         self._statistics_source: Callable[[], dict[str, Any]] | None = None
         self.updates_published = 0
 
     @classmethod
-    def from_vehicle(cls, vehicle: VehicleModel, config: BrokerConfig | None = None) -> Broker:
+    def from_vehicle(cls, vehicle: VehicleModel, limits: Limits | None = None) -> Broker:
         """A broker for every signal of a vehicle profile."""
-        return cls(metadata_from_vehicle(vehicle), config)
+        return cls(metadata_from_vehicle(vehicle), limits)
 
     # --- metadata ------------------------------------------------------------------------------------------
     def _check_path(self, path: str) -> None:
-        if not path or len(path) > self.config.max_path_length:
+        if not path or len(path) > self.limits.max_path_length:
             raise ValueOutOfRangeError(
-                f"a signal path must have 1 to {self.config.max_path_length} characters"
+                f"a signal path must have 1 to {self.limits.max_path_length} characters"
             )
 
-    def metadata(self, path: str) -> SignalMetadata:
-        """The metadata of the signal at ``path``.
+    def metadata(self, path: str, action: Action = Action.READ) -> SignalMetadata:
+        """The metadata of the signal at ``path``, for a caller allowed to do ``action`` on it.
 
         Raises:
-            UnknownSignalError: naming the path and close matches.
+            AccessDenied: the caller may not do ``action`` on ``path``.
+            UnknownSignalError: naming the path and close matches (among the signals the caller may read).
             ValueOutOfRangeError: for an empty or over-long path.
         """
         self._check_path(path)
+        access = current_access()
+        access.check(action, path)
         meta = self._by_path.get(path)
         if meta is None:
-            close = difflib.get_close_matches(path, list(self._by_path), n=3)
+            known = [known for known in self._by_path if access.allows(Action.READ, known)]
+            close = difflib.get_close_matches(path, known, n=3)
             raise UnknownSignalError(
                 f"unknown signal {path!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
             )
@@ -180,6 +191,7 @@ class Broker:
         meta = self._by_id.get(signal_id)
         if meta is None:
             raise UnknownSignalError(f"unknown signal id {signal_id}")
+        current_access().check(Action.READ, meta.path)
         return meta
 
     def list_metadata(self, root: str = "") -> list[SignalMetadata]:
@@ -188,14 +200,25 @@ class Broker:
         ``root`` is empty (every signal), a branch (``Vehicle.Cabin``), a signal path, or a pattern in which
         ``*`` matches one path segment and ``**`` any number of segments (``Vehicle.*.IsOpen``).
 
+        Only the signals the caller may read are listed.
+
         Raises:
             UnknownSignalError: when nothing matches.
+            AccessDenied: when signals match but the caller may read none of them.
         """
+        found = self._matching(root)
+        access = current_access()
+        readable = [meta for meta in found if access.allows(Action.READ, meta.path)]
+        if found and not readable:
+            access.check(Action.READ, root or found[0].path)
+        return readable
+
+    def _matching(self, root: str) -> list[SignalMetadata]:
         if not root:
             return list(self._by_path.values())
-        if len(root) > self.config.max_path_length:
+        if len(root) > self.limits.max_path_length:
             raise ValueOutOfRangeError(
-                f"a signal path must have at most {self.config.max_path_length} characters"
+                f"a signal path must have at most {self.limits.max_path_length} characters"
             )
         if "*" in root:
             pattern = re.compile(
@@ -267,7 +290,7 @@ class Broker:
             ValueOutOfRangeError: wrong type, outside min/max or not an allowed value.
             AlreadyProvidedError: another owner provides the signal.
         """
-        meta = self.metadata(path)
+        meta = self.metadata(path, Action.PROVIDE)
         checked = check_request(
             path, meta.datatype, value, minimum=meta.min, maximum=meta.max, allowed=meta.allowed
         )
@@ -285,7 +308,7 @@ class Broker:
             UnknownSignalError: unknown path.
             AlreadyProvidedError: another owner provides the signal.
         """
-        self.metadata(path)
+        self.metadata(path, Action.PROVIDE)
         update = SignalUpdate(
             path, None, time.time() if timestamp is None else timestamp, Status.NOT_AVAILABLE
         )
@@ -306,7 +329,7 @@ class Broker:
             UnknownSignalError: unknown path.
             AlreadyProvidedError: another owner provides the signal.
         """
-        self.metadata(path)
+        self.metadata(path, Action.PROVIDE)
         self._check_owner(path, owner)
 
     def claim_signals(self, paths: Sequence[str], owner: object) -> object:
@@ -320,7 +343,7 @@ class Broker:
             AlreadyProvidedError: another owner provides one of the signals.
         """
         for path in paths:
-            self.metadata(path)
+            self.metadata(path, Action.PROVIDE)
         with self._lock:
             for path in paths:
                 current = self._owners.get(path)
@@ -352,9 +375,9 @@ class Broker:
         """
         if not paths:
             raise ValueOutOfRangeError("subscribe needs at least one signal path")
-        if len(paths) > self.config.max_paths_per_request:
+        if len(paths) > self.limits.max_paths_per_request:
             raise ValueOutOfRangeError(
-                f"{len(paths)} paths in one request; at most {self.config.max_paths_per_request}"
+                f"{len(paths)} paths in one request; at most {self.limits.max_paths_per_request}"
             )
         if min_interval_ms < 0:
             raise ValueOutOfRangeError("min_interval_ms must not be negative")
@@ -366,10 +389,17 @@ class Broker:
         registry = self._target_subscribers if targets else self._subscribers
         current = self._targets if targets else self._values
         with self._lock:
-            if len(self._subscriptions) >= self.config.max_subscriptions:
+            if len(self._subscriptions) >= self.limits.max_subscriptions:
                 raise LimitExceededError(
-                    f"{len(self._subscriptions)} subscriptions are open; the limit is {self.config.max_subscriptions}"
+                    f"{len(self._subscriptions)} subscriptions are open; the limit is {self.limits.max_subscriptions}"
                 )
+            client = subscription.client
+            if self._per_client.get(client, 0) >= self.limits.max_subscriptions_per_client:
+                raise LimitExceededError(
+                    f"{client} has {self._per_client[client]} subscriptions open; the limit per client is "
+                    f"{self.limits.max_subscriptions_per_client}"
+                )
+            self._per_client[client] = self._per_client.get(client, 0) + 1
             self._subscriptions.add(subscription)
             for path in subscription.paths:
                 registry.setdefault(path, []).append(subscription)
@@ -379,7 +409,13 @@ class Broker:
     def _unsubscribe(self, subscription: Subscription) -> None:
         registry = self._target_subscribers if subscription.targets else self._subscribers
         with self._lock:
-            self._subscriptions.discard(subscription)
+            if subscription in self._subscriptions:
+                self._subscriptions.discard(subscription)
+                remaining = self._per_client[subscription.client] - 1
+                if remaining:
+                    self._per_client[subscription.client] = remaining
+                else:
+                    del self._per_client[subscription.client]
             for path in subscription.paths:
                 interested = registry.get(path)
                 if interested and subscription in interested:
@@ -403,7 +439,7 @@ class Broker:
             AlreadyProvidedError: another provider owns one of the actuators.
         """
         for path in paths:
-            meta = self.metadata(path)
+            meta = self.metadata(path, Action.PROVIDE)
             if meta.kind != "actuator":
                 raise ReadOnlyError(f"{path} is a {meta.kind}; only actuators can be provided")
         with self._lock:
@@ -427,7 +463,7 @@ class Broker:
         Raises:
             UnknownSignalError, ReadOnlyError, ValueOutOfRangeError: as their names say.
         """
-        meta = self.metadata(path)
+        meta = self.metadata(path, Action.ACTUATE)
         if meta.kind != "actuator":
             raise ReadOnlyError(f"{path} is a {meta.kind}; only actuators accept requests")
         return check_request(
@@ -444,9 +480,9 @@ class Broker:
         """
         if not requests:
             raise ValueOutOfRangeError("actuate needs at least one request")
-        if len(requests) > self.config.max_paths_per_request:
+        if len(requests) > self.limits.max_paths_per_request:
             raise ValueOutOfRangeError(
-                f"{len(requests)} requests at once; at most {self.config.max_paths_per_request}"
+                f"{len(requests)} requests at once; at most {self.limits.max_paths_per_request}"
             )
         checked = [(path, self.validate_actuation(path, value)) for path, value in requests]
         by_provider: dict[int, tuple[ActuationProvider, list[tuple[str, Value]]]] = {}

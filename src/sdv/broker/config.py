@@ -1,23 +1,46 @@
-"""The broker's limits, in one model with documented defaults."""
+"""Every limit of the service surface, in one model with documented defaults.
+
+A request beyond a limit is refused with :class:`sdv.errors.LimitExceededError` (gRPC ``RESOURCE_EXHAUSTED``)
+or, for a malformed request, :class:`sdv.errors.ValueOutOfRangeError` (``INVALID_ARGUMENT``); the server keeps
+serving everyone else. The broker enforces the limits on paths and subscriptions, the gRPC edge those on
+messages and streams. ``sdv serve --limits FILE`` reads the model from YAML or TOML.
+"""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["BrokerConfig"]
+__all__ = ["Limits"]
 
 
-class BrokerConfig(BaseModel):
-    """Limits that keep one client from exhausting the broker.
-
-    A request beyond a limit is refused with :class:`sdv.errors.LimitExceededError` (gRPC ``RESOURCE_EXHAUSTED``)
-    or, for malformed requests, :class:`sdv.errors.ValueOutOfRangeError` (``INVALID_ARGUMENT``).
-    """
+class Limits(BaseModel):
+    """Limits that keep one client from exhausting the server."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    max_message_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="largest gRPC request message accepted, in bytes"
+    )
     max_paths_per_request: int = Field(
-        1000, ge=1, description="signals named in one get, subscribe or actuate"
+        1000, ge=1, description="signals named in one get, subscribe or actuate request"
     )
     max_path_length: int = Field(1000, ge=1, description="characters in one signal path (as KUKSA)")
-    max_subscriptions: int = Field(10_000, ge=1, description="open subscriptions in total")
+    max_subscriptions: int = Field(10_000, ge=1, description="open subscriptions, all clients together")
+    max_subscriptions_per_client: int = Field(
+        500,
+        ge=1,
+        description="open subscriptions of one client: a token's subject, or one connection without tokens",
+    )
+    max_buffer_size: int = Field(
+        1000,
+        ge=0,
+        description="largest Subscribe buffer_size (as KUKSA); a subscriber's buffer holds the latest value of "
+        "each signal it subscribed to, so its memory is bounded by max_paths_per_request",
+    )
+    max_concurrent_streams: int = Field(
+        100, ge=1, description="concurrent calls on one connection (the HTTP/2 setting)"
+    )
+    max_streams: int = Field(
+        2000, ge=1, description="streaming calls (subscriptions, provider streams) open, all clients together"
+    )
+    max_provider_streams: int = Field(32, ge=1, description="OpenProviderStream calls open at once")

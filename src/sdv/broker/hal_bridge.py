@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 
 from sdv.broker.broker import Broker
-from sdv.broker.config import BrokerConfig
+from sdv.broker.config import Limits
 from sdv.broker.model import SignalMetadata, metadata_from_vehicle
 from sdv.broker.providers import HalProvider
 from sdv.hal.processor import BusStatistics, SignalUpdate, Status
@@ -93,18 +93,16 @@ class HalBridge:
 
     Args:
         hal: the vehicle's HAL (not started).
-        config: the broker's limits.
+        limits: the broker's limits.
         statistics_period: seconds between publications of the HAL counters.
     """
 
-    def __init__(
-        self, hal: Hal, config: BrokerConfig | None = None, *, statistics_period: float = 1.0
-    ) -> None:
+    def __init__(self, hal: Hal, limits: Limits | None = None, *, statistics_period: float = 1.0) -> None:
         self.hal = hal
         vehicle = hal.vehicle
         signals = metadata_from_vehicle(vehicle)
         signals += hal_metadata(list(vehicle.buses), len(signals) + 1)
-        self.broker = Broker(signals, config)
+        self.broker = Broker(signals, limits)
         self.broker.attach_statistics(
             lambda: {"hal": {bus: vars(stats) for bus, stats in hal.statistics().items()}}
         )

@@ -17,6 +17,7 @@ from sdv.errors import (
     AccessDenied,
     ActuationError,
     AlreadyProvidedError,
+    AuthenticationError,
     LimitExceededError,
     NoProviderError,
     SdvError,
@@ -35,7 +36,7 @@ _ERRORS: dict[grpc.StatusCode, type[SdvError]] = {
     grpc.StatusCode.NOT_FOUND: UnknownSignalError,
     grpc.StatusCode.INVALID_ARGUMENT: ValueOutOfRangeError,
     grpc.StatusCode.PERMISSION_DENIED: AccessDenied,
-    grpc.StatusCode.UNAUTHENTICATED: AccessDenied,
+    grpc.StatusCode.UNAUTHENTICATED: AuthenticationError,
     grpc.StatusCode.RESOURCE_EXHAUSTED: LimitExceededError,
     grpc.StatusCode.ALREADY_EXISTS: AlreadyProvidedError,
     # The provider accepted the request but could not carry it out (for the HAL: the frame was not sent).

@@ -1,0 +1,159 @@
+"""The call guard: one server interceptor in front of every RPC of every service.
+
+For each call it (1) authenticates the caller from its ``authorization: Bearer <jwt>`` metadata when the server
+checks tokens, (2) enforces the limits on open streams, and (3) runs the handler on behalf of the caller's
+:class:`~sdv.broker.access.Access`, against which the broker checks every read, subscription, actuation and
+publication. Handlers therefore hold no authorization code of their own.
+
+Invariants:
+
+* Health checking (``grpc.health.v1.Health``) is the only service served without a token, so that supervisors
+  can probe the server; everything else, server reflection included, needs one when tokens are checked.
+* A call refused here never reaches its handler: ``UNAUTHENTICATED`` for a missing or bad token (the message
+  says what was wrong), ``RESOURCE_EXHAUSTED`` for a stream beyond a limit.
+* A streaming response ends with ``UNAUTHENTICATED`` at the first message after its token expired.
+* Without token checks every call acts with all rights, as one client per connection (the peer address), so the
+  per-client subscription limit still applies per connection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from sdv.api.tokens import TokenVerifier
+from sdv.broker.access import UNRESTRICTED, Access, act_for
+from sdv.broker.config import Limits
+from sdv.errors import AuthenticationError
+
+__all__ = ["EXEMPT_SERVICES", "CallGuard"]
+
+_LOG = logging.getLogger(__name__)
+_Context = grpc.aio.ServicerContext[Any, Any]
+EXEMPT_SERVICES = ("grpc.health.v1.Health",)
+_PROVIDER_METHODS = ("/kuksa.val.v2.VAL/OpenProviderStream",)
+_BEARER = "bearer "
+
+
+def _service_of(method: str) -> str:
+    return method.lstrip("/").split("/", 1)[0]
+
+
+if TYPE_CHECKING:
+    _Interceptor = grpc.aio.ServerInterceptor[Any, Any]
+else:  # generic only in the type stubs
+    _Interceptor = grpc.aio.ServerInterceptor
+
+
+class CallGuard(_Interceptor):
+    """Authenticates every call, limits open streams and runs handlers for their caller.
+
+    Args:
+        limits: the stream limits (``max_streams``, ``max_provider_streams``).
+        verifier: checks bearer tokens; None serves every call with all rights (``--insecure`` or the loopback
+            demo).
+    """
+
+    def __init__(self, limits: Limits, verifier: TokenVerifier | None = None) -> None:
+        self._limits = limits
+        self._verifier = verifier
+        self.open_streams = 0
+        self.open_provider_streams = 0
+        self.refused = 0
+
+    # --- who is calling ------------------------------------------------------------------------------------
+    def _authenticate(self, context: _Context) -> tuple[Access, float]:
+        """The caller's rights and when they expire (``inf`` without token checks)."""
+        if self._verifier is None:
+            return dataclasses.replace(UNRESTRICTED, subject=context.peer()), float("inf")
+        values = [value for key, value in context.invocation_metadata() or () if key == "authorization"]
+        if not values:
+            raise AuthenticationError("this server requires a bearer token: authorization: Bearer <jwt>")
+        header = values[-1] if isinstance(values[-1], str) else values[-1].decode("latin-1")
+        if not header.lower().startswith(_BEARER):
+            raise AuthenticationError("the authorization metadata must be 'Bearer <jwt>'")
+        return self._verifier.verify(header[len(_BEARER) :].strip())
+
+    async def _admit(self, context: _Context) -> float:
+        """Authenticate and act for the caller; abort the call with ``UNAUTHENTICATED`` otherwise."""
+        try:
+            access, expires = self._authenticate(context)
+        except AuthenticationError as error:
+            self.refused += 1
+            _LOG.debug("refused a call from %s: %s", context.peer(), error)
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(error))
+        act_for(access)
+        return expires
+
+    # --- wrapping the handlers -----------------------------------------------------------------------------
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or _service_of(method) in EXEMPT_SERVICES:
+            return handler
+        provider = method in _PROVIDER_METHODS
+        options = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(self._unary(handler.unary_unary), **options)
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(self._unary(handler.stream_unary), **options)
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(handler.unary_stream, provider), **options
+            )
+        return grpc.stream_stream_rpc_method_handler(self._stream(handler.stream_stream, provider), **options)
+
+    def _unary(self, behaviour: Any) -> Callable[..., Awaitable[Any]]:
+        # grpc's typing describes the synchronous handlers; the aio server's behaviours are coroutines.
+        async def guarded(request: Any, context: _Context) -> Any:
+            await self._admit(context)
+            return await behaviour(request, context)
+
+        return guarded
+
+    def _stream(self, behaviour: Any, provider: bool) -> Callable[..., AsyncIterator[Any]]:
+        async def guarded(request: Any, context: _Context) -> AsyncIterator[Any]:
+            expires = await self._admit(context)
+            await self._open_stream(context, provider)
+            try:
+                async for response in behaviour(request, context):
+                    if time.time() >= expires:
+                        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the token has expired")
+                    yield response
+            finally:
+                self.open_streams -= 1
+                if provider:
+                    self.open_provider_streams -= 1
+
+        return guarded
+
+    async def _open_stream(self, context: _Context, provider: bool) -> None:
+        limits = self._limits
+        if self.open_streams >= limits.max_streams:
+            self.refused += 1
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{self.open_streams} streams are open; the limit is {limits.max_streams}",
+            )
+        if provider and self.open_provider_streams >= limits.max_provider_streams:
+            self.refused += 1
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{self.open_provider_streams} provider streams are open; the limit is "
+                f"{limits.max_provider_streams}",
+            )
+        self.open_streams += 1
+        if provider:
+            self.open_provider_streams += 1
