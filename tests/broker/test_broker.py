@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from sdv.broker import Broker, Limits, Datapoint, HalProvider, SignalMetadata
+from sdv.broker import Broker, Datapoint, HalProvider, Limits, SignalMetadata
 from sdv.errors import (
     ActuationError,
     AlreadyProvidedError,
