@@ -21,6 +21,8 @@ COMMANDS = [
     "monitor",
     "codegen",
     "ota",
+    "keys",
+    "token",
 ]
 
 

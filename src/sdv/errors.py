@@ -16,6 +16,7 @@ __all__ = [
     "ActuationError",
     "AlreadyProvidedError",
     "AuthenticationError",
+    "ConfigError",
     "DbcError",
     "FrameError",
     "HalError",
@@ -71,6 +72,10 @@ class DbcError(_ProblemsError):
 
 class ProfileError(_ProblemsError, ValueError):
     """A vehicle profile that does not validate: lists every problem with its file and key path."""
+
+
+class ConfigError(_ProblemsError, ValueError):
+    """A settings file (limits, for example) that does not validate: lists every problem with its key path."""
 
 
 class HalError(SdvError):

@@ -16,10 +16,11 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sdv.broker import Datapoint, SignalMetadata
-from sdv.client import DEFAULT_SERVER, VehicleClient
+from sdv.client import DEFAULT_SERVER, ChannelSecurity, VehicleClient
 from sdv.errors import SdvError, ValueOutOfRangeError
 from sdv.hal.datatypes import Value, parse_text
 from sdv.hal.processor import Status
@@ -45,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="HOST:PORT",
         help=f"the server to talk to (default {DEFAULT_SERVER})",
     )
+    add_connection_arguments(server)
 
     get = subparsers.add_parser("get", parents=[server], help="print the current value of signals")
     get.add_argument("paths", nargs="+", metavar="PATH")
@@ -89,6 +91,34 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 # --- formatting ------------------------------------------------------------------------------------------------
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags every command that connects to a server shares: a token and TLS."""
+    group = parser.add_argument_group("connection security")
+    tokens = group.add_mutually_exclusive_group()
+    tokens.add_argument("--token", help="bearer token (JWT) sent with every call")
+    tokens.add_argument("--token-file", type=Path, metavar="FILE", help="read the bearer token from FILE")
+    group.add_argument("--tls", action="store_true", help="connect with TLS, trusting the system's CAs")
+    group.add_argument("--tls-ca", type=Path, metavar="FILE", help="connect with TLS, trusting this CA (PEM)")
+    group.add_argument(
+        "--tls-cert", type=Path, metavar="FILE", help="client certificate for mutual TLS (PEM)"
+    )
+    group.add_argument("--tls-key", type=Path, metavar="FILE", help="its private key (PEM)")
+    group.add_argument("--tls-server-name", metavar="NAME", help="the name the server's certificate carries")
+
+
+def connection_security(args: argparse.Namespace) -> ChannelSecurity:
+    """The channel security the connection flags ask for."""
+    return ChannelSecurity.from_files(
+        token=args.token,
+        token_file=args.token_file,
+        tls_ca=args.tls_ca,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls=args.tls,
+        server_name=args.tls_server_name,
+    )
+
+
 def format_value(value: Value | None) -> str:
     """A value as the command line shows it: ``true``/``false``, numbers as Python prints them, text as is."""
     if value is None:
@@ -134,7 +164,7 @@ def _chunks(paths: Sequence[str]) -> list[Sequence[str]]:
 # --- get, set, subscribe, list ---------------------------------------------------------------------------------
 def _get(args: argparse.Namespace) -> int:
     async def run() -> None:
-        async with VehicleClient(args.server) as client:
+        async with VehicleClient(args.server, security=connection_security(args)) as client:
             values = await client.get(args.paths)
             metas = await _all_metadata(client)
         for path, datapoint in values.items():
@@ -146,7 +176,7 @@ def _get(args: argparse.Namespace) -> int:
 
 def _set(args: argparse.Namespace) -> int:
     async def run() -> Value:
-        async with VehicleClient(args.server) as client:
+        async with VehicleClient(args.server, security=connection_security(args)) as client:
             meta = await client.metadata(args.path)
             try:
                 value = parse_text(meta.datatype, args.value)
@@ -162,7 +192,7 @@ def _set(args: argparse.Namespace) -> int:
 
 def _subscribe(args: argparse.Namespace) -> int:
     async def run() -> None:
-        async with VehicleClient(args.server) as client:
+        async with VehicleClient(args.server, security=connection_security(args)) as client:
             metas = await _all_metadata(client)
             updates = client.subscribe(args.paths, min_interval_ms=args.interval)
             async with contextlib.aclosing(updates):
@@ -177,7 +207,7 @@ def _subscribe(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     async def run() -> list[SignalMetadata]:
-        async with VehicleClient(args.server) as client:
+        async with VehicleClient(args.server, security=connection_security(args)) as client:
             return await client.list_metadata(args.root)
 
     metas = asyncio.run(run())
@@ -276,7 +306,7 @@ def _monitor(args: argparse.Namespace) -> int:
     console = Console() if sys.stdout.isatty() else Console(width=160)
 
     async def run() -> None:
-        async with VehicleClient(args.server) as client:
+        async with VehicleClient(args.server, security=connection_security(args)) as client:
             name, version = await client.server_info()
             title = f"sdv monitor: {name} {version} at {args.server}"
             metas = await client.list_metadata()

@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         codegen_commands,
         hal_commands,
         ota_commands,
+        security_commands,
         serve_commands,
     )
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     client_commands.register(subparsers)
     codegen_commands.register(subparsers)
     ota_commands.register(subparsers)
+    security_commands.register(subparsers)
     return parser
 
 

@@ -5,6 +5,11 @@ Without arguments it serves the example vehicle, replaying the demo drive in a l
 port, also for ``--port 0``). SIGTERM and SIGINT stop it cleanly with exit code 0: the server stops, then the HAL's
 reader threads. A bad profile or an address that cannot be bound ends it with exit code 2 and one line on
 standard error.
+
+Security (see docs/security.md): ``--tls-cert``/``--tls-key`` serve TLS, ``--tls-client-ca`` demands client
+certificates from that CA, ``--jwt-public-key`` checks a bearer token on every call. A non-loopback address
+without TLS or tokens is refused unless ``--insecure`` is given; ``--limits FILE`` (YAML or TOML) replaces the
+default limits.
 """
 
 from __future__ import annotations
@@ -16,8 +21,11 @@ import signal
 import sys
 from pathlib import Path
 
+from sdv.api.security import ServerSecurity
 from sdv.api.server import DEFAULT_ADDRESS, DEFAULT_PORT, SdvServer
-from sdv.broker import Broker, HalBridge
+from sdv.api.tokens import AUDIENCE
+from sdv.broker import Broker, HalBridge, Limits
+from sdv.cli.settings import load_settings
 from sdv.hal.profile import ServicesConfig
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import load_vehicle
@@ -42,6 +50,33 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)"
     )
+    security = serve.add_argument_group("security (docs/security.md)")
+    security.add_argument("--tls-cert", type=Path, metavar="FILE", help="server certificate chain (PEM)")
+    security.add_argument("--tls-key", type=Path, metavar="FILE", help="its private key (PEM)")
+    security.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        metavar="FILE",
+        help="require client certificates signed by this CA (PEM)",
+    )
+    security.add_argument(
+        "--jwt-public-key",
+        type=Path,
+        metavar="FILE",
+        help="check a bearer token signed by this key's private half on every call (PEM: RSA, P-256, Ed25519)",
+    )
+    security.add_argument(
+        "--jwt-audience", default=AUDIENCE, help=f"the audience tokens must name (default {AUDIENCE})"
+    )
+    security.add_argument("--jwt-issuer", help="the issuer tokens must name (default: any)")
+    security.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow plaintext or no token checks on an address other machines reach (logs a warning)",
+    )
+    serve.add_argument(
+        "--limits", type=Path, metavar="FILE", help="limits (YAML or TOML; fields as in docs/security.md)"
+    )
     serve.set_defaults(handler=_serve)
 
 
@@ -49,9 +84,21 @@ def _serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         print(f"sdv serve: --port {args.port} is not a TCP port (0 to 65535)", file=sys.stderr)
         return 2
+    # SecurityConfigError, ProfileError: reported by the entry point with exit code 2, before anything starts
+    security = ServerSecurity.from_files(
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        jwt_public_key=args.jwt_public_key,
+        jwt_audience=args.jwt_audience,
+        jwt_issuer=args.jwt_issuer,
+        insecure=args.insecure,
+    )
+    limits = load_settings(args.limits, Limits) if args.limits else Limits()
     profile: Path = args.profile or demo_profile()
-    vehicle = load_vehicle(profile)  # ProfileError: reported by the entry point with exit code 2
-    bridge = HalBridge(Hal(vehicle))
+    vehicle = load_vehicle(profile)
+    security.check_address(args.address)  # refuses an open non-loopback address, warns of what is open
+    bridge = HalBridge(Hal(vehicle), limits)
     broker = bridge.broker
     bridge.start()  # the HAL's buses into the broker; the HAL provides every actuator
     try:
@@ -66,13 +113,15 @@ def _serve(args: argparse.Namespace) -> int:
             len(actuators),
             ", ".join(vehicle.buses),
         )
-        return asyncio.run(_run(broker, args.address, args.port, vehicle.config.services))
+        return asyncio.run(_run(broker, args.address, args.port, vehicle.config.services, security))
     finally:
         bridge.stop()
 
 
-async def _run(broker: Broker, address: str, port: int, services: ServicesConfig) -> int:
-    server = SdvServer(broker, address=address, port=port, services=services)
+async def _run(
+    broker: Broker, address: str, port: int, services: ServicesConfig, security: ServerSecurity
+) -> int:
+    server = SdvServer(broker, address=address, port=port, services=services, security=security)
     await server.start()  # BindError: reported by the entry point with exit code 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -4,7 +4,8 @@ Values and metadata come back as the broker's own types (:class:`~sdv.broker.Dat
 :class:`~sdv.broker.SignalMetadata`), and refused requests as the project's exceptions.
 """
 
+from sdv.client.channel import ChannelSecurity, open_channel
 from sdv.client.client import DEFAULT_SERVER, VehicleClient
 from sdv.client.errors import ServerUnreachableError
 
-__all__ = ["DEFAULT_SERVER", "ServerUnreachableError", "VehicleClient"]
+__all__ = ["DEFAULT_SERVER", "ChannelSecurity", "ServerUnreachableError", "VehicleClient", "open_channel"]

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 import grpc
 
 from sdv.api._proto.kuksa.val.v2 import types_pb2, val_pb2, val_pb2_grpc
 from sdv.api.convert import value_to_v2
 from sdv.broker import Datapoint, SignalMetadata
+from sdv.client.channel import ChannelSecurity, open_channel
 from sdv.client.convert import datapoint_from_v2, metadata_from_v2
 from sdv.client.errors import ServerUnreachableError, translate
 from sdv.errors import ReadOnlyError, SdvError, UnknownSignalError, ValueOutOfRangeError
@@ -48,18 +49,22 @@ class VehicleClient:
     Args:
         target: the server as ``HOST:PORT``.
         timeout: seconds a single request (not a subscription) may take, connecting included.
+        security: TLS and the bearer token; None connects in plaintext without a token.
     """
 
-    def __init__(self, target: str = DEFAULT_SERVER, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, target: str = DEFAULT_SERVER, *, timeout: float = 5.0, security: ChannelSecurity | None = None
+    ) -> None:
         self.target = target
         self.timeout = timeout
+        self.security = security or ChannelSecurity()
         self._channel: grpc.aio.Channel | None = None
         self._stub: VALAsyncStub | None = None
         self._metadata: dict[str, SignalMetadata] = {}
 
     # --- connection ----------------------------------------------------------------------------------------
-    async def __aenter__(self) -> VehicleClient:
-        self._channel = grpc.aio.insecure_channel(self.target)
+    async def __aenter__(self) -> Self:
+        self._channel = open_channel(self.target, self.security)
         self._stub = val_pb2_grpc.VALStub(self._channel)
         try:
             await self.server_info()

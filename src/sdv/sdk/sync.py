@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from sdv.broker import SignalMetadata
-from sdv.client import DEFAULT_SERVER
+from sdv.client import DEFAULT_SERVER, ChannelSecurity
 from sdv.hal.datatypes import Value
 from sdv.sdk.reconnect import ReconnectPolicy
 from sdv.sdk.values import SignalValue
@@ -44,8 +44,9 @@ class SyncVehicle:
         token: str | None = None,
         timeout: float = 5.0,
         reconnect: ReconnectPolicy | None = None,
+        security: ChannelSecurity | None = None,
     ) -> None:
-        self._vehicle = Vehicle(target, token=token, timeout=timeout, reconnect=reconnect)
+        self._vehicle = Vehicle(target, token=token, timeout=timeout, reconnect=reconnect, security=security)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -145,6 +146,7 @@ def connect_sync(
     token: str | None = None,
     timeout: float = 5.0,
     reconnect: ReconnectPolicy | None = None,
+    security: ChannelSecurity | None = None,
 ) -> SyncVehicle:
     """A blocking vehicle to use in ``with``: ``with sdv.connect_sync("127.0.0.1:55555") as vehicle: ...``."""
-    return SyncVehicle(target, token=token, timeout=timeout, reconnect=reconnect)
+    return SyncVehicle(target, token=token, timeout=timeout, reconnect=reconnect, security=security)

@@ -20,7 +20,7 @@ from collections.abc import AsyncGenerator, Iterable
 from types import TracebackType
 
 from sdv.broker import SignalMetadata
-from sdv.client import DEFAULT_SERVER, ServerUnreachableError
+from sdv.client import DEFAULT_SERVER, ChannelSecurity, ServerUnreachableError
 from sdv.hal.datatypes import Value
 from sdv.sdk.connection import SdkClient
 from sdv.sdk.reconnect import ReconnectPolicy
@@ -47,6 +47,7 @@ class Vehicle:
         token: a bearer token sent with every call (a JWT for a KUKSA databroker that enforces access), or None.
         timeout: seconds a single request (not a subscription) may take.
         reconnect: how subscriptions reconnect after the connection dropped.
+        security: TLS (server CA, client certificate for mutual TLS), or None for plaintext.
     """
 
     def __init__(
@@ -56,11 +57,13 @@ class Vehicle:
         token: str | None = None,
         timeout: float = 5.0,
         reconnect: ReconnectPolicy | None = None,
+        security: ChannelSecurity | None = None,
     ) -> None:
         self.target = target
         self.timeout = timeout
         self.reconnect = reconnect or ReconnectPolicy()
         self._token = token
+        self._security = security
         self._client: SdkClient | None = None
         self._metadata: dict[str, SignalMetadata] = {}
         self._reconnecting = asyncio.Lock()
@@ -71,7 +74,7 @@ class Vehicle:
 
     # --- connection ----------------------------------------------------------------------------------------
     def _new_client(self) -> SdkClient:
-        return SdkClient(self.target, token=self._token, timeout=self.timeout)
+        return SdkClient(self.target, token=self._token, timeout=self.timeout, security=self._security)
 
     async def __aenter__(self) -> Vehicle:
         if self._client is not None:
@@ -248,6 +251,7 @@ def connect(
     token: str | None = None,
     timeout: float = 5.0,
     reconnect: ReconnectPolicy | None = None,
+    security: ChannelSecurity | None = None,
 ) -> Vehicle:
     """A vehicle to use in ``async with``: ``async with sdv.connect("127.0.0.1:55555") as vehicle: ...``.
 
@@ -256,5 +260,6 @@ def connect(
         token: a bearer token sent with every call, or None.
         timeout: seconds a single request may take.
         reconnect: how subscriptions reconnect after the connection dropped (default :class:`ReconnectPolicy`).
+        security: TLS settings (:class:`sdv.client.ChannelSecurity`), or None for plaintext.
     """
-    return Vehicle(target, token=token, timeout=timeout, reconnect=reconnect)
+    return Vehicle(target, token=token, timeout=timeout, reconnect=reconnect, security=security)

@@ -1,0 +1,155 @@
+"""The channel a client talks over: plaintext or TLS (with a client certificate for mutual TLS), and a bearer
+token sent with every call.
+
+The token travels as ``authorization: Bearer <token>`` call metadata, as KUKSA's databroker expects it; it is
+added by interceptors, so it is sent on plaintext channels too (the loopback demo, a KUKSA databroker without
+TLS) and not only where gRPC's call credentials would allow it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from sdv.errors import SdvError
+
+__all__ = ["ChannelSecurity", "open_channel"]
+
+if TYPE_CHECKING:  # generic only in the type stubs
+    _UnaryUnary = grpc.aio.UnaryUnaryClientInterceptor[Any, Any]
+    _UnaryStream = grpc.aio.UnaryStreamClientInterceptor[Any, Any]
+    _StreamUnary = grpc.aio.StreamUnaryClientInterceptor[Any, Any]
+    _StreamStream = grpc.aio.StreamStreamClientInterceptor[Any, Any]
+else:
+    _UnaryUnary = grpc.aio.UnaryUnaryClientInterceptor
+    _UnaryStream = grpc.aio.UnaryStreamClientInterceptor
+    _StreamUnary = grpc.aio.StreamUnaryClientInterceptor
+    _StreamStream = grpc.aio.StreamStreamClientInterceptor
+
+_MAX_PEM_BYTES = 1024 * 1024
+
+
+class _TokenHeader:
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), self._header)
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+
+
+# grpc.aio files an interceptor under the first call type it implements only, so one class per call type.
+class _UnaryToken(_TokenHeader, _UnaryUnary):
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(self._details(client_call_details), request)
+
+
+class _UnaryStreamToken(_TokenHeader, _UnaryStream):
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(self._details(client_call_details), request)
+
+
+class _StreamUnaryToken(_TokenHeader, _StreamUnary):
+    async def intercept_stream_unary(self, continuation: Any, client_call_details: Any, requests: Any) -> Any:
+        return await continuation(self._details(client_call_details), requests)
+
+
+class _StreamStreamToken(_TokenHeader, _StreamStream):
+    async def intercept_stream_stream(
+        self, continuation: Any, client_call_details: Any, requests: Any
+    ) -> Any:
+        return await continuation(self._details(client_call_details), requests)
+
+
+def _read_pem(path: Path, what: str) -> bytes:
+    try:
+        with path.open("rb") as file:
+            data = file.read(_MAX_PEM_BYTES + 1)
+    except OSError as error:
+        raise SdvError(f"{what} {path}: {error.strerror or error}") from error
+    if len(data) > _MAX_PEM_BYTES or b"-----BEGIN" not in data:
+        raise SdvError(f"{what} {path}: not a PEM file")
+    return data
+
+
+@dataclass(frozen=True)
+class ChannelSecurity:
+    """How a client authenticates the server and itself.
+
+    Attributes:
+        token: a bearer token (JWT) sent with every call, or None.
+        tls: connect with TLS.
+        root_certificates: the CA the server's certificate must chain to (PEM); None uses the system's roots.
+        certificate_chain: the client's certificate (PEM), for servers that demand one (mutual TLS).
+        private_key: its private key (PEM).
+        server_name: the name the server's certificate must carry, when it is not the target's host.
+    """
+
+    token: str | None = None
+    tls: bool = False
+    root_certificates: bytes | None = None
+    certificate_chain: bytes | None = None
+    private_key: bytes | None = None
+    server_name: str | None = None
+
+    @classmethod
+    def from_files(
+        cls,
+        *,
+        token: str | None = None,
+        token_file: Path | None = None,
+        tls_ca: Path | None = None,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+        tls: bool = False,
+        server_name: str | None = None,
+    ) -> ChannelSecurity:
+        """Read the files named by the client commands' flags; any TLS file implies TLS.
+
+        Raises:
+            SdvError: a file cannot be read or is not PEM; a certificate without its key.
+        """
+        if (tls_cert is None) != (tls_key is None):
+            raise SdvError("--tls-cert and --tls-key go together: give both or neither")
+        if token_file is not None:
+            try:
+                token = token_file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as error:
+                raise SdvError(f"--token-file {token_file}: cannot be read: {error}") from error
+        return cls(
+            token=token or None,
+            tls=tls or tls_ca is not None or tls_cert is not None,
+            root_certificates=_read_pem(tls_ca, "--tls-ca") if tls_ca else None,
+            certificate_chain=_read_pem(tls_cert, "--tls-cert") if tls_cert else None,
+            private_key=_read_pem(tls_key, "--tls-key") if tls_key else None,
+            server_name=server_name,
+        )
+
+
+def open_channel(target: str, security: ChannelSecurity | None = None) -> grpc.aio.Channel:
+    """An asyncio channel to ``target`` (``HOST:PORT``) with the given security."""
+    security = security or ChannelSecurity()
+    # grpc-stubs type the interceptors parameter as a placeholder that no class matches.
+    interceptors: list[Any] | None = None
+    if security.token is not None:
+        token = security.token
+        interceptors = [
+            _UnaryToken(token),
+            _UnaryStreamToken(token),
+            _StreamUnaryToken(token),
+            _StreamStreamToken(token),
+        ]
+    if not security.tls:
+        return grpc.aio.insecure_channel(target, interceptors=interceptors)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=security.root_certificates,
+        private_key=security.private_key,
+        certificate_chain=security.certificate_chain,
+    )
+    options = [("grpc.ssl_target_name_override", security.server_name)] if security.server_name else None
+    return grpc.aio.secure_channel(target, credentials, options=options, interceptors=interceptors)
