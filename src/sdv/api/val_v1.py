@@ -33,7 +33,8 @@ from sdv.api.config import ApiConfig
 from sdv.api.errors import grpc_errors, http_code
 from sdv.api.val_v2 import SERVER_NAME
 from sdv.broker import Broker, Datapoint, SignalMetadata, Subscription
-from sdv.errors import ReadOnlyError, SdvError, UnknownSignalError, ValueOutOfRangeError
+from sdv.broker.access import Action
+from sdv.errors import AccessDenied, ReadOnlyError, SdvError, UnknownSignalError, ValueOutOfRangeError
 from sdv.hal.datatypes import Value
 
 __all__ = ["ValV1Servicer", "requested_fields"]
@@ -179,14 +180,16 @@ class ValV1Servicer(val_pb2_grpc.VALServicer):
                         raise ReadOnlyError(
                             f"{meta.path} is a {meta.kind}; only actuators have a target value"
                         )
+                    self._broker.metadata(meta.path, Action.ACTUATE)  # refused before anything is sent
                     targets.append((meta.path, convert.value_from_v1(meta, entry.actuator_target)))
                 if types_pb2.FIELD_VALUE in fields:
                     stamp = entry.value.timestamp if entry.value.HasField("timestamp") else None
                     timestamp = convert.timestamp_from_proto(stamp) if stamp is not None else None
                     values.append((meta.path, convert.value_from_v1(meta, entry.value), timestamp))
                     self._broker.check_publisher(meta.path)
-            except ReadOnlyError:
-                raise  # as KUKSA: a target for a non-actuator fails the whole call (INVALID_ARGUMENT)
+            except (ReadOnlyError, AccessDenied):
+                raise  # as KUKSA: a target for a non-actuator fails the whole call (INVALID_ARGUMENT); so does
+                # an entry the caller may not write (PERMISSION_DENIED), as it does for Get
             except SdvError as error:
                 response.errors.append(_entry_error(entry.path, error))
         if response.errors:
