@@ -5,6 +5,9 @@ Run as a script, never imported by the test process: ``kuksa-client`` registers 
 
 * ``read``: server info, the current value of ``Vehicle.Speed``, its metadata, and a subscription until it has
   seen five different values.
+* ``secured``: with a bearer token (``TOKEN``) over TLS trusting ``CA``: the current speed and its metadata, then
+  a v1 target for the low beam, which the token may or may not allow (its error is reported, not raised).
+  Usage: ``python kuksa_checks.py secured HOST PORT TOKEN CA``.
 * ``actuate``: the low beam's target set to true through v1 ``Set`` (``set_target_values``), read back, then
   actuated to false through v2 ``Actuate`` with the client's own v2 stub (kuksa-client 0.6 wraps no v2 actuation).
 """
@@ -13,11 +16,12 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from kuksa.val.v2 import types_pb2 as types_v2
 from kuksa.val.v2 import val_pb2 as val_v2
-from kuksa_client.grpc import Datapoint, VSSClient
+from kuksa_client.grpc import Datapoint, VSSClient, VSSClientError
 
 SPEED = "Vehicle.Speed"
 LOW_BEAM = "Vehicle.Body.Lights.Beam.Low.IsOn"
@@ -57,8 +61,24 @@ def actuate(client: VSSClient) -> dict[str, Any]:
     return {"target_after_v1": target.value if target is not None else None, "v2_actuate": "ok"}
 
 
+def secured(client: VSSClient) -> dict[str, Any]:
+    speed = client.get_current_values([SPEED])[SPEED]
+    metadata = client.get_metadata([SPEED])[SPEED]
+    try:
+        client.set_target_values({LOW_BEAM: Datapoint(True)})
+        actuation = "ok"
+    except VSSClientError as error:
+        actuation = str(error.error.get("code"))
+    return {"speed": speed.value, "unit": metadata.unit, "actuation": actuation}
+
+
 def main() -> None:
     mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if mode == "secured":
+        token, ca = sys.argv[4], Path(sys.argv[5])
+        with VSSClient(host, port, token=token, root_certificates=ca, tls_server_name="localhost") as client:
+            print(json.dumps(secured(client)))
+        return
     with VSSClient(host, port) as client:
         result = read(client) if mode == "read" else actuate(client)
     print(json.dumps(result))

@@ -47,10 +47,10 @@ except SdvError as error:
 """
 
 
-def kuksa_client(mode: str, port: int, timeout: float = 60) -> dict[str, Any]:
+def kuksa_client(mode: str, port: int, timeout: float = 60, *extra: str) -> dict[str, Any]:
     """Run the kuksa-client checks against 127.0.0.1:``port`` and return what they printed."""
     done = subprocess.run(
-        [sys.executable, str(CHECKS), mode, "127.0.0.1", str(port)],
+        [sys.executable, str(CHECKS), mode, "127.0.0.1", str(port), *extra],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -60,6 +60,11 @@ def kuksa_client(mode: str, port: int, timeout: float = 60) -> dict[str, Any]:
     assert done.returncode == 0, f"kuksa-client {mode} failed:\n{done.stderr}"
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def kuksa_client_secured(port: int, token: str, ca: Path) -> dict[str, Any]:
+    """The kuksa-client checks with a bearer token over TLS (the server's certificate names localhost)."""
+    return kuksa_client("secured", port, 60, token, str(ca))
 
 
 @pytest.fixture(scope="module")

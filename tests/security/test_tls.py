@@ -1,0 +1,168 @@
+"""TLS and mutual TLS on a real server on 127.0.0.1: who gets through the handshake, and kuksa-client with a
+token over TLS against ``sdv serve`` as a process."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from sdv.api._proto.kuksa.val.v2 import types_pb2, val_pb2
+from sdv.api.security import ServerSecurity
+from sdv.api.server import SdvServer
+from sdv.broker import Broker
+from sdv.client import ChannelSecurity, VehicleClient
+from sdv.client.errors import ServerUnreachableError
+from sdv.hal.vehicle import VehicleModel
+from tests.acceptance.test_kuksa_client import _SERVE, REPOSITORY, kuksa_client_secured
+from tests.api.conftest import demo_vehicle, no_leaked_threads  # noqa: F401 - fixtures
+from tests.security.conftest import Tokens
+from tests.security.pki import Authority
+
+SPEED = "Vehicle.Speed"
+
+
+@pytest.fixture(scope="module")
+def authority() -> Authority:
+    return Authority("sdv test CA")
+
+
+@pytest.fixture
+async def mtls_server(demo_vehicle: VehicleModel, authority: Authority) -> AsyncIterator[SdvServer]:  # noqa: F811
+    leaf = authority.issue("localhost", server=True)
+    security = ServerSecurity(
+        certificate_chain=leaf.certificate, private_key=leaf.key, client_ca=authority.pem
+    )
+    server = SdvServer(Broker.from_vehicle(demo_vehicle), port=0, security=security)
+    await server.start()
+    yield server
+    await server.stop(grace=0)
+
+
+async def _server_info(server: SdvServer, security: ChannelSecurity) -> tuple[str, str]:
+    async with VehicleClient(server.target, security=security, timeout=3) as client:
+        return await client.server_info()
+
+
+async def test_mtls_accepts_a_client_certificate_from_its_ca(
+    mtls_server: SdvServer, authority: Authority
+) -> None:
+    client = authority.issue("hmi", server=False)
+    security = ChannelSecurity(
+        tls=True,
+        root_certificates=authority.pem,
+        certificate_chain=client.certificate,
+        private_key=client.key,
+    )
+    assert (await _server_info(mtls_server, security))[0] == "sdv"
+
+
+async def test_mtls_refuses_a_client_certificate_from_another_ca(
+    mtls_server: SdvServer, authority: Authority
+) -> None:
+    impostor = Authority("another CA").issue("hmi", server=False)
+    security = ChannelSecurity(
+        tls=True,
+        root_certificates=authority.pem,
+        certificate_chain=impostor.certificate,
+        private_key=impostor.key,
+    )
+    with pytest.raises(ServerUnreachableError):
+        await _server_info(mtls_server, security)
+
+
+async def test_mtls_refuses_a_client_without_certificate(
+    mtls_server: SdvServer, authority: Authority
+) -> None:
+    with pytest.raises(ServerUnreachableError):
+        await _server_info(mtls_server, ChannelSecurity(tls=True, root_certificates=authority.pem))
+
+
+async def test_mtls_refuses_a_plaintext_client(mtls_server: SdvServer) -> None:
+    async with grpc.aio.insecure_channel(mtls_server.target) as channel:
+        from sdv.api._proto.kuksa.val.v2 import val_pb2_grpc
+
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await val_pb2_grpc.VALStub(channel).GetValue(
+                val_pb2.GetValueRequest(signal_id=types_pb2.SignalID(path=SPEED)), timeout=3
+            )
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_client_refuses_a_server_its_ca_did_not_sign(
+    mtls_server: SdvServer, authority: Authority
+) -> None:
+    other = Authority("another CA")
+    client = authority.issue("hmi", server=False)
+    security = ChannelSecurity(
+        tls=True, root_certificates=other.pem, certificate_chain=client.certificate, private_key=client.key
+    )
+    with pytest.raises(ServerUnreachableError):
+        await _server_info(mtls_server, security)
+
+
+_LISTENING = re.compile(r"sdv serve: listening on 127\.0\.0\.1:(\d+)$")
+
+
+@pytest.fixture(scope="module")
+def secured_serve(
+    tmp_path_factory: pytest.TempPathFactory, authority: Authority, tokens: Tokens
+) -> Iterator[tuple[int, Path]]:
+    """``sdv serve`` with TLS and token checks, as a process; yields its port and the CA file."""
+    directory = tmp_path_factory.mktemp("secured")
+    cert, key = authority.issue("localhost", server=True).write(directory, "server")
+    ca = directory / "ca.crt"
+    ca.write_bytes(authority.pem)
+    public = directory / "tokens.pub"
+    public.write_bytes(tokens.public_pem)
+    command = [
+        sys.executable,
+        "-c",
+        _SERVE,
+        "serve",
+        "--port",
+        "0",
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(key),
+    ]
+    process = subprocess.Popen(
+        [*command, "--jwt-public-key", str(public)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPOSITORY,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        match = _LISTENING.match(line)
+        assert match, (
+            f"unexpected first line {line!r}; stderr: {process.stderr.read() if process.stderr else ''}"
+        )
+        yield int(match[1]), ca
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def test_kuksa_client_with_a_token_over_tls(secured_serve: tuple[int, Path], tokens: Tokens) -> None:
+    port, ca = secured_serve
+    result = kuksa_client_secured(port, tokens.valid("read:Vehicle.Speed actuate:Vehicle.Body.Lights"), ca)
+    assert 0 <= result["speed"] <= 300 and result["unit"] == "km/h"
+    assert result["actuation"] == "ok"
+
+
+def test_kuksa_client_with_a_read_only_token_cannot_actuate(
+    secured_serve: tuple[int, Path], tokens: Tokens
+) -> None:
+    port, ca = secured_serve
+    result = kuksa_client_secured(port, tokens.valid("read:Vehicle"), ca)
+    assert result["unit"] == "km/h"
+    assert result["actuation"] == str(grpc.StatusCode.PERMISSION_DENIED.value[0])
