@@ -12,6 +12,8 @@ Invariants:
 * A call refused here never reaches its handler: ``UNAUTHENTICATED`` for a missing or bad token (the message
   says what was wrong), ``RESOURCE_EXHAUSTED`` for a stream beyond a limit.
 * A streaming response ends with ``UNAUTHENTICATED`` at the first message after its token expired.
+* A request message that does not parse ends the call with ``INVALID_ARGUMENT`` naming the message type, after
+  authentication (so unauthenticated callers learn nothing of the contract).
 * Without token checks every call acts with all rights, as one client per connection (the peer address), so the
   per-client subscription limit still applies per connection.
 """
@@ -42,6 +44,37 @@ _BEARER = "bearer "
 
 def _service_of(method: str) -> str:
     return method.lstrip("/").split("/", 1)[0]
+
+
+class _Malformed:
+    """Stands in for a request message that did not parse, so the guard can answer with a clear status."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as error:  # protobuf's DecodeError, or anything a parser raises on hostile bytes
+            return _Malformed(str(error))
+
+    return parse
+
+
+async def _refuse_malformed(request: Any, context: _Context) -> None:
+    if isinstance(request, _Malformed):
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed request: {request.reason}")
+
+
+async def _checked_stream(requests: AsyncIterator[Any], context: _Context) -> AsyncIterator[Any]:
+    async for request in requests:
+        await _refuse_malformed(request, context)
+        yield request
 
 
 if TYPE_CHECKING:
@@ -102,30 +135,37 @@ class CallGuard(_Interceptor):
             return handler
         provider = method in _PROVIDER_METHODS
         options = {
-            "request_deserializer": handler.request_deserializer,
+            "request_deserializer": _tolerant(handler.request_deserializer),
             "response_serializer": handler.response_serializer,
         }
         if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(self._unary(handler.unary_unary), **options)
+            return grpc.unary_unary_rpc_method_handler(self._unary(handler.unary_unary, False), **options)
         if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(self._unary(handler.stream_unary), **options)
+            return grpc.stream_unary_rpc_method_handler(self._unary(handler.stream_unary, True), **options)
         if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream(handler.unary_stream, provider), **options
-            )
-        return grpc.stream_stream_rpc_method_handler(self._stream(handler.stream_stream, provider), **options)
+            behaviour = self._stream(handler.unary_stream, provider, False)
+            return grpc.unary_stream_rpc_method_handler(behaviour, **options)
+        behaviour = self._stream(handler.stream_stream, provider, True)
+        return grpc.stream_stream_rpc_method_handler(behaviour, **options)
 
-    def _unary(self, behaviour: Any) -> Callable[..., Awaitable[Any]]:
+    def _unary(self, behaviour: Any, streamed: bool) -> Callable[..., Awaitable[Any]]:
         # grpc's typing describes the synchronous handlers; the aio server's behaviours are coroutines.
         async def guarded(request: Any, context: _Context) -> Any:
             await self._admit(context)
+            if streamed:
+                return await behaviour(_checked_stream(request, context), context)
+            await _refuse_malformed(request, context)
             return await behaviour(request, context)
 
         return guarded
 
-    def _stream(self, behaviour: Any, provider: bool) -> Callable[..., AsyncIterator[Any]]:
+    def _stream(self, behaviour: Any, provider: bool, streamed: bool) -> Callable[..., AsyncIterator[Any]]:
         async def guarded(request: Any, context: _Context) -> AsyncIterator[Any]:
             expires = await self._admit(context)
+            if streamed:
+                request = _checked_stream(request, context)
+            else:
+                await _refuse_malformed(request, context)
             await self._open_stream(context, provider)
             try:
                 async for response in behaviour(request, context):

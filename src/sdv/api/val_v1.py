@@ -144,6 +144,7 @@ class ValV1Servicer(val_pb2_grpc.VALServicer):
         """Read entries; unknown paths are reported per entry (404) in ``errors``."""
         if not request.entries:
             raise ValueOutOfRangeError("Get needs at least one entry")
+        self._broker.check_request_size(len(request.entries), "entries")
         response = val_pb2.GetResponse()
         for item in request.entries:
             fields = requested_fields(item.view, item.fields)
@@ -160,6 +161,7 @@ class ValV1Servicer(val_pb2_grpc.VALServicer):
     @grpc_errors
     async def Set(self, request: val_pb2.SetRequest, context: _Context) -> val_pb2.SetResponse:
         """Write actuator targets (actuation) and current values (publishing); all checked before any applies."""
+        self._broker.check_request_size(len(request.updates), "updates")
         targets: list[tuple[str, Value]] = []
         values: list[tuple[str, Value, float | None]] = []
         response = val_pb2.SetResponse()
@@ -214,6 +216,7 @@ class ValV1Servicer(val_pb2_grpc.VALServicer):
         new actuator targets."""
         if not request.entries:
             raise ValueOutOfRangeError("Subscribe needs at least one entry")
+        self._broker.check_request_size(len(request.entries), "entries")
         wanted: dict[str, tuple[SignalMetadata, frozenset[Field]]] = {}
         for item in request.entries:
             fields = requested_fields(item.view, item.fields)

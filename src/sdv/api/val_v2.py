@@ -66,6 +66,7 @@ class ValV2Servicer(val_pb2_grpc.VALServicer):
         """The current datapoints of several signals, in request order."""
         if not request.signal_ids:
             raise ValueOutOfRangeError("GetValues needs at least one signal")
+        self._broker.check_request_size(len(request.signal_ids))
         metas = [resolve_signal(self._broker, signal_id) for signal_id in request.signal_ids]
         return val_pb2.GetValuesResponse(
             data_points=[

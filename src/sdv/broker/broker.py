@@ -237,6 +237,17 @@ class Broker:
             raise UnknownSignalError(f"no signal matches {root!r}")
         return found
 
+    def check_request_size(self, count: int, what: str = "paths") -> None:
+        """Refuse a request naming more signals than ``max_paths_per_request``.
+
+        Raises:
+            ValueOutOfRangeError: naming the count and the limit.
+        """
+        if count > self.limits.max_paths_per_request:
+            raise ValueOutOfRangeError(
+                f"{count} {what} in one request; at most {self.limits.max_paths_per_request}"
+            )
+
     # --- values --------------------------------------------------------------------------------------------
     def get(self, path: str) -> Datapoint:
         """The latest datapoint of a signal (``value`` None if none was received).
@@ -375,10 +386,7 @@ class Broker:
         """
         if not paths:
             raise ValueOutOfRangeError("subscribe needs at least one signal path")
-        if len(paths) > self.limits.max_paths_per_request:
-            raise ValueOutOfRangeError(
-                f"{len(paths)} paths in one request; at most {self.limits.max_paths_per_request}"
-            )
+        self.check_request_size(len(paths))
         if min_interval_ms < 0:
             raise ValueOutOfRangeError("min_interval_ms must not be negative")
         for path in paths:
@@ -480,10 +488,7 @@ class Broker:
         """
         if not requests:
             raise ValueOutOfRangeError("actuate needs at least one request")
-        if len(requests) > self.limits.max_paths_per_request:
-            raise ValueOutOfRangeError(
-                f"{len(requests)} requests at once; at most {self.limits.max_paths_per_request}"
-            )
+        self.check_request_size(len(requests), "actuation requests")
         checked = [(path, self.validate_actuation(path, value)) for path, value in requests]
         by_provider: dict[int, tuple[ActuationProvider, list[tuple[str, Value]]]] = {}
         for path, value in checked:
