@@ -82,7 +82,12 @@ async def test_metadata_of_a_signal_a_branch_and_the_hal_counters(
     assert speed == server.broker.metadata(SPEED)  # the same description as in the server's process
     assert [meta.path for meta in everything][: len(demo_vehicle.signals)] == list(demo_vehicle.signals)
     assert FRAMES in {meta.path for meta in counters}
-    assert {(meta.kind, meta.datatype) for meta in counters} == {("sensor", "uint64")}
+    kinds = {meta.path.rsplit(".", 1)[-1]: (meta.kind, meta.datatype) for meta in counters}
+    assert kinds["Frames"] == kinds["Reconnects"] == ("sensor", "uint64")
+    assert kinds["State"] == kinds["LastError"] == ("sensor", "string")
+    assert kinds["NextRetry"] == ("sensor", "double")
+    state = next(meta for meta in counters if meta.path == "Sdv.Hal.Bus.vehicle.State")
+    assert state.allowed == ("CONNECTING", "UP", "DOWN", "ENDED")
 
 
 async def test_subscribe_sends_every_signal_then_the_changes(server: ServerThread) -> None:
