@@ -192,6 +192,36 @@ def test_monitor_screen_shows_a_bus_that_is_down() -> None:
     assert "HAL bus chassis: UP; 10 Frames, 10 Decoded, 0 BadFrames, 2 Reconnects; no errors" in lines
 
 
+def test_monitor_once_shows_a_bus_that_is_down(sdv: Sdv, tmp_path: Path) -> None:
+    from sdv.hal.runtime import Hal
+
+    from ..hal.flaky_bus import FAST_RECONNECT, Plug, flaky_opener, two_bus_vehicle, wait_for
+
+    vehicle = two_bus_vehicle(tmp_path)
+    plug = Plug()
+    plug.pull()
+    hal = Hal(vehicle, openers={"vehicle": flaky_opener(vehicle, plug)}, config=FAST_RECONNECT)
+    with ServerThread(vehicle, hal=hal, ready_when="Sdv.Hal.Bus.chassis.State") as server:
+        result = sdv("monitor", "--once", "--server", server.target)
+        plug.insert()
+        wait_for(lambda: server.broker.get("Sdv.Hal.Bus.vehicle.State").value == "UP", "the bus back up")
+        after = sdv("monitor", "--once", "--server", server.target)
+    assert result.code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    down = next(line for line in lines if line.startswith("HAL bus vehicle: "))
+    assert re.fullmatch(
+        r"HAL bus vehicle: DOWN: no device on vehicle-\S+, retrying in 0\.\d s; 0 Frames, .*, 0 Reconnects; no errors",
+        down,
+    ), down
+    assert next(line for line in lines if line.startswith("HAL bus chassis: ")).startswith(
+        "HAL bus chassis: UP; "
+    )
+    low_beam = next(line for line in lines if f"{LOW_BEAM} " in line)
+    assert low_beam.strip("│ ").split("│")[-1].strip() == "no data"
+    up = next(line for line in after.stdout.splitlines() if line.startswith("HAL bus vehicle: "))
+    assert up.startswith("HAL bus vehicle: UP; ") and up.endswith(", 1 Reconnects; no errors"), up
+
+
 def test_subscribe_streams_until_interrupted_and_exits_0(server: ServerThread) -> None:
     process = subprocess.Popen(
         [
