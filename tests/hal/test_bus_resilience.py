@@ -7,6 +7,7 @@ the HAL reopens it through an opener, as it reopens a profile's interface.
 from __future__ import annotations
 
 import gzip
+import logging
 import random
 import threading
 import time
@@ -120,6 +121,34 @@ def test_unplugged_bus_is_retried_with_backoff_and_recovers(
     finally:
         bridge.stop()
     assert plug.opened == 2  # once at start, once after the outage
+
+
+def test_an_outage_is_one_warning_and_one_info_whatever_the_retries(
+    vehicle: VehicleModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    plug = Plug()
+    hal = Hal(vehicle, openers={"vehicle": flaky_opener(vehicle, plug)}, config=FAST_RECONNECT)
+    caplog.set_level(logging.DEBUG, logger="sdv.hal.runtime")
+    hal.start(lambda updates: None)
+    try:
+        for outage in range(2):
+            plug.pull()
+            wait_for(lambda: hal.bus_states()["vehicle"].attempts >= 3, "retries")
+            plug.insert()
+            wait_for(lambda n=outage + 1: hal.bus_states()["vehicle"].reconnects == n, "the bus back up")
+    finally:
+        hal.stop()
+    records = [
+        (record.levelno, record.getMessage())
+        for record in caplog.records
+        if "bus vehicle" in record.getMessage()
+    ]
+    above_debug = [entry for entry in records if entry[0] > logging.DEBUG]
+    # The second outage falls within log_interval_s of the first: it is logged at DEBUG only.
+    assert [level for level, _ in above_debug] == [logging.WARNING, logging.INFO], above_debug
+    assert "is DOWN: " in above_debug[0][1] and "signals are not available" in above_debug[0][1]
+    assert above_debug[1][1] == "bus vehicle is up again (1 reconnects)"
+    assert sum(1 for level, message in records if level == logging.DEBUG and "still DOWN" in message) >= 6
 
 
 def test_bus_down_at_start_does_not_stop_the_others(

@@ -119,13 +119,13 @@ class BusStateMachine:
         """The bus's source is open."""
         if self._failed_before:
             self._reconnects += 1
+        self._attempts = 0  # the outage is over; the backoff history stays until frames arrive
         self._enter(BusState.UP, now)
         return self.status()
 
     def delivered(self) -> None:
         """The open bus delivered frames: the next failure waits the initial delay again."""
-        if self._attempts or self._delays:
-            self._attempts = 0
+        if self._delays:
             self._delays.clear()
 
     def failed(self, error: str, now: float) -> BusStatus:

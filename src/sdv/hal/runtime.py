@@ -94,7 +94,8 @@ class Hal:
             name: BusStateMachine(self.config.reconnect, now, rng) for name in self.processor.bus_names
         }
         self._listener: BusListener | None = None
-        self._down_reported: dict[str, float] = {}  # when each bus's last outage was logged as a warning
+        self._warned_at: dict[str, float] = {}  # when each bus's last outage was logged as a warning
+        self._warned: set[str] = set()  # buses whose current outage was logged as a warning
 
     # --- running -------------------------------------------------------------------------------------------
     def _open_source(self, name: str) -> FrameSource:
@@ -233,7 +234,8 @@ class Hal:
         with self._lock:
             status = self._opened(name, source)
             self._notify(name, status)
-        level = logging.INFO if self._down_reported.pop(name, None) is not None else logging.DEBUG
+        level = logging.INFO if name in self._warned else logging.DEBUG
+        self._warned.discard(name)
         _LOG.log(level, "bus %s is up again (%d reconnects)", name, status.reconnects)
 
     def _notify(self, name: str, status: BusStatus) -> None:
@@ -243,9 +245,10 @@ class Hal:
     def _log_down(self, name: str, status: BusStatus) -> None:
         """One warning per outage, at most one per ``log_interval_s`` for a bus that keeps failing."""
         now = time.monotonic()
-        last = self._down_reported.get(name)
+        last = self._warned_at.get(name)
         if last is None or now - last >= self.config.log_interval_s:
-            self._down_reported[name] = now
+            self._warned_at[name] = now
+            self._warned.add(name)
             _LOG.warning("bus %s is %s; its signals are not available", name, status.describe(self._clock()))
         else:
             _LOG.debug("bus %s is %s", name, status.describe(self._clock()))
