@@ -99,9 +99,8 @@ class Hal:
 
     # --- running -------------------------------------------------------------------------------------------
     def _open_source(self, name: str) -> FrameSource:
-        given = self._given_sources.pop(
-            name, None
-        )  # a ready source serves once: after a failure it is closed
+        # A ready source serves once: after a failure it is closed, and the bus is reopened from its opener.
+        given = self._given_sources.pop(name, None)
         if given is not None:
             return given
         opener = self._openers.get(name)
@@ -292,6 +291,8 @@ class Hal:
                 try:
                     frames = source.receive(0.0)
                 except EOFError:
+                    with self._lock:
+                        self._states[name].ended(self._clock())
                     break
                 if not frames:
                     continue

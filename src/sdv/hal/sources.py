@@ -255,7 +255,12 @@ class RecordingSource(FrameSource):
 
 
 def open_source(config: BusConfig, directory: Path) -> FrameSource:
-    """The source a bus configuration describes; relative recording paths resolve against ``directory``."""
+    """The source a bus configuration describes; relative recording paths resolve against ``directory``.
+
+    Raises:
+        BusError: when the bus cannot be opened now (see :meth:`BusSource.open`, :class:`RecordingSource`).
+        HalError: when its configuration can never work.
+    """
     if config.recording is not None:
         recording = config.recording
         path = recording.file if recording.file.is_absolute() else directory / recording.file
