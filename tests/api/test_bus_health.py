@@ -93,6 +93,19 @@ async def _is(served: Served, service: str, status: int) -> bool:
     return await served.status(service) == status
 
 
+async def test_watch_streams_the_bus_going_down_and_up(served: Served) -> None:
+    watch = served.health.Watch(health_pb2.HealthCheckRequest(service=bus_health_name("vehicle")))
+    try:
+        seen = [(await watch.read()).status]
+        served.plug.pull()
+        seen.append((await asyncio.wait_for(watch.read(), 10)).status)
+        served.plug.insert()
+        seen.append((await asyncio.wait_for(watch.read(), 10)).status)
+    finally:
+        watch.cancel()
+    assert seen == [SERVING, NOT_SERVING, SERVING]
+
+
 async def test_a_server_without_bus_states_has_no_bus_health(demo_vehicle: VehicleModel) -> None:
     async with (
         SdvServer(Broker.from_vehicle(demo_vehicle), port=0) as server,

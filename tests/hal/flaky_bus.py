@@ -60,6 +60,7 @@ class FlakyBus(can.BusABC):
         self._plug = plug
         self._inner = can.Bus(interface="virtual", channel=channel, receive_own_messages=False)
         super().__init__(channel=channel, **kwargs)
+        self.closed = False
         plug.opened += 1
 
     def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
@@ -73,6 +74,7 @@ class FlakyBus(can.BusABC):
         self._inner.send(msg, timeout)
 
     def shutdown(self) -> None:
+        self.closed = True
         super().shutdown()
         self._inner.shutdown()
 

@@ -27,7 +27,7 @@ from sdv.hal.vehicle import VehicleModel, load_vehicle
 from sdv.resources import demo_profile, demo_recording
 
 from .conftest import build_frame
-from .flaky_bus import FAST_RECONNECT, Plug, flaky_opener, two_bus_vehicle, wait_for
+from .flaky_bus import FAST_RECONNECT, FlakyBus, Plug, flaky_opener, two_bus_vehicle, wait_for
 
 LOW_BEAM = "Vehicle.Body.Lights.Beam.Low.IsOn"
 WHEEL = "Vehicle.Chassis.Axle.Row1.Wheel.Left.Speed"
@@ -148,6 +148,27 @@ def test_an_outage_is_one_warning_and_one_info_whatever_the_retries(
     assert "is DOWN: " in above_debug[0][1] and "signals are not available" in above_debug[0][1]
     assert above_debug[1][1] == "bus vehicle is up again (1 reconnects)"
     assert sum(1 for level, message in records if level == logging.DEBUG and "still DOWN" in message) >= 6
+
+
+def test_a_given_source_that_fails_is_reopened_through_the_opener(
+    vehicle: VehicleModel, senders: dict[str, can.BusABC]
+) -> None:
+    plug = Plug()
+    opener = flaky_opener(vehicle, plug)
+    given = opener()
+    hal = Hal(vehicle, sources={"vehicle": given}, openers={"vehicle": opener}, config=FAST_RECONNECT)
+    hal.start(lambda updates: None)
+    try:
+        assert hal.sources["vehicle"] is given
+        plug.pull()
+        wait_for(lambda: hal.bus_states()["vehicle"].state is BusState.DOWN, "the given bus down")
+        assert isinstance(given.bus, FlakyBus) and given.bus.closed  # closed by the HAL
+        plug.insert()
+        wait_for(lambda: hal.bus_states()["vehicle"].state is BusState.UP, "the bus reopened")
+        assert hal.sources["vehicle"] is not given
+    finally:
+        hal.stop()
+    assert plug.opened == 2
 
 
 def test_bus_down_at_start_does_not_stop_the_others(
