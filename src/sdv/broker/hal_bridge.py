@@ -38,7 +38,6 @@ from sdv.hal.vehicle import VehicleModel
 __all__ = [
     "BAD_FRAME_REASONS",
     "HalBridge",
-    "bus_state_path",
     "bus_state_updates",
     "hal_metadata",
     "hal_owned_paths",
@@ -73,11 +72,6 @@ _STATE_SIGNALS: dict[str, tuple[str, str]] = {
 _STATES = tuple(state.name for state in BusState)
 
 
-def bus_state_path(bus: str) -> str:
-    """The path of a bus's ``State`` signal."""
-    return f"Sdv.Hal.Bus.{bus}.State"
-
-
 def _state_paths(bus: str) -> list[str]:
     return [f"Sdv.Hal.Bus.{bus}.{name}" for name in _STATE_SIGNALS]
 
@@ -98,9 +92,9 @@ def hal_metadata(buses: Sequence[str], first_id: int) -> list[SignalMetadata]:
         for path, description in _paths(bus).items()
     ]
     entries += [
-        (f"Sdv.Hal.Bus.{bus}.{name}", datatype, description)
+        (path, datatype, description)
         for bus in buses
-        for name, (datatype, description) in _STATE_SIGNALS.items()
+        for path, (datatype, description) in zip(_state_paths(bus), _STATE_SIGNALS.values(), strict=True)
     ]
     return [
         SignalMetadata(
