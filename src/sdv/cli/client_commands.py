@@ -34,9 +34,9 @@ HAL_ROOT = "Sdv.Hal"
 _BUS_COUNTER = re.compile(r"^Sdv\.Hal\.Bus\.(?P<bus>[^.]+)\.(?P<counter>.+)$")
 _PATHS_PER_REQUEST = 500  # below the broker's default limit of 1000 paths per request
 _NO_DATA = Datapoint(None, None, Status.NOT_AVAILABLE)
-_BUS_STATE_SIGNALS = frozenset(
-    {"State", "LastError", "NextRetry"}
-)  # shown as the bus's state, not as counters
+# Shown as the bus's state, not as counters.
+_BUS_STATE_SIGNALS = frozenset({"State", "LastError", "NextRetry"})
+_BUS_STATE_STYLES = {"DOWN": "bold red", "CONNECTING": "yellow", "ENDED": "yellow"}
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -271,7 +271,7 @@ def render_monitor(
     parts: list[RenderableType] = [Text(title, style="bold")]
     if counters:
         parts.extend(
-            Text(_bus_line(bus, row, now), style="" if row.get("State") in (None, "UP") else "bold red")
+            Text(_bus_line(bus, row, now), style=_BUS_STATE_STYLES.get(str(row.get("State")), ""))
             for bus, row in counters.items()
         )
     else:
