@@ -16,6 +16,7 @@ __all__ = [
     "ActuationError",
     "AlreadyProvidedError",
     "AuthenticationError",
+    "BusError",
     "ConfigError",
     "DbcError",
     "FrameError",
@@ -88,6 +89,12 @@ class FrameError(HalError, ValueError):
     def __init__(self, reason: str, message: str) -> None:
         self.reason = reason
         super().__init__(message)
+
+
+class BusError(HalError):
+    """A bus that cannot be opened, read or written right now (interface down, device unplugged, recording
+    missing or unreadable). The HAL closes such a bus and reopens it with backoff; errors that can never pass
+    (an unknown python-can interface, invalid bus options) are plain :class:`HalError`."""
 
 
 class ActuationError(HalError):

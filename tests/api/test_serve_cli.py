@@ -1,4 +1,5 @@
-"""``sdv serve`` as a real process: starts, serves, stops on SIGTERM; refuses a port in use and a bad profile."""
+"""``sdv serve`` as a real process: starts, serves, stops on SIGTERM; refuses a port in use, a bad profile and an
+unknown interface; serves on while a bus is down."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from pathlib import Path
 
 import grpc
 import pytest
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sdv.api._proto.kuksa.val.v2 import val_pb2
 from sdv.api._proto.kuksa.val.v2.val_pb2_grpc import VALStub
+from sdv.resources import demo_profile
 
 # The command group is wired into `sdv` by the entry point; this runs it the same way through its register().
 _RUN = """
@@ -82,3 +86,45 @@ def test_a_bad_profile_fails_clearly(tmp_path: Path) -> None:
     assert process.returncode == 2
     assert stderr.strip().splitlines()[0].startswith("sdv serve: ")
     assert "bad.yaml" in stderr and "listening" not in stdout
+
+
+def _profile_on(tmp_path: Path, interface: str, channel: str) -> Path:
+    data = yaml.safe_load(demo_profile().read_text())
+    bus = data["buses"][0]
+    bus.pop("recording")
+    bus.update(interface=interface, channel=channel, dbc=[str(demo_profile().parent / bus["dbc"][0])])
+    profile = tmp_path / f"{interface}.yaml"
+    profile.write_text(yaml.safe_dump(data))
+    return profile
+
+
+def test_a_bus_down_at_boot_is_served_as_not_serving(tmp_path: Path) -> None:
+    # This machine has no SocketCAN (and a machine that has it has no can9): the interface is down at boot.
+    process = start("--profile", str(_profile_on(tmp_path, "socketcan", "can9")), "--port", "0")
+    try:
+        assert process.stdout is not None
+        match = _LISTENING.match(process.stdout.readline().strip())
+        assert match, process.stderr.read() if process.stderr else ""
+        with grpc.insecure_channel(f"127.0.0.1:{match[1]}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            for service, status in (("", "SERVING"), ("sdv.hal.bus.vehicle", "NOT_SERVING")):
+                response = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+                assert health_pb2.HealthCheckResponse.ServingStatus.Name(response.status) == status
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=15)
+    assert process.returncode == 0, stderr
+    warnings = [line for line in stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1 and "bus vehicle is DOWN: bus vehicle: cannot open" in warnings[0], stderr
+
+
+def test_an_unknown_interface_fails_clearly(tmp_path: Path) -> None:
+    process = start("--profile", str(_profile_on(tmp_path, "no_such_adapter", "x")), "--port", "0")
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert (
+        stderr.strip()
+        .splitlines()[-1]
+        .startswith("sdv serve: bus vehicle: cannot open python-can interface 'no_such_adapter'")
+    ), stderr
+    assert "listening" not in stdout

@@ -27,8 +27,8 @@ class ServerThread:
 
     Args:
         vehicle: the vehicle model (its profile's recording replays in real time, looping).
-        hal: run the HAL into the broker, providing every actuator; without it the broker holds no values and
-            no actuator has a provider.
+        hal: run the HAL into the broker, providing every actuator (a given one, or one of ``vehicle``); without
+            it the broker holds no values and no actuator has a provider.
         statistics_period: seconds between publications of the HAL counters.
         ready_when: a signal whose first value tells that the HAL is running (entering waits for it).
     """
@@ -37,12 +37,13 @@ class ServerThread:
         self,
         vehicle: VehicleModel,
         *,
-        hal: bool = True,
+        hal: bool | Hal = True,
         statistics_period: float = 0.1,
         ready_when: str = "Vehicle.Speed",
     ) -> None:
         self.ready_when = ready_when
-        self.bridge = HalBridge(Hal(vehicle), statistics_period=statistics_period) if hal else None
+        runtime = hal if isinstance(hal, Hal) else Hal(vehicle) if hal else None
+        self.bridge = HalBridge(runtime, statistics_period=statistics_period) if runtime is not None else None
         self.broker = self.bridge.broker if self.bridge is not None else Broker.from_vehicle(vehicle)
         self.port = 0
         self._ready = threading.Event()

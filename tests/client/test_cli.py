@@ -121,7 +121,8 @@ def test_monitor_once_shows_signals_and_hal_counters(sdv: Sdv, server: ServerThr
     assert re.fullmatch(r"\d+(\.\d+)?", cells[1]) and re.fullmatch(r"\d+\.\d+ s", cells[3])
     hal = next(line for line in result.stdout.splitlines() if line.startswith("HAL bus vehicle: "))
     match = re.fullmatch(
-        r"HAL bus vehicle: (\d+) Frames, (\d+) Decoded, (\d+) BadFrames; (no errors|errors: .+)", hal
+        r"HAL bus vehicle: UP; (\d+) Frames, (\d+) Decoded, (\d+) BadFrames, 0 Reconnects; (no errors|errors: .+)",
+        hal,
     )
     assert match, hal
     frames, decoded, _ = (int(number) for number in match.groups()[:3])
@@ -156,6 +157,69 @@ def test_monitor_screen_names_errors_and_signals_without_value() -> None:
     assert [
         cell.strip() for cell in next(line for line in lines if "Vehicle.B" in line).strip("│ ").split("│")
     ] == ["Vehicle.B", "", "", "1.0 s", "unavailable"]
+
+
+def test_monitor_screen_shows_a_bus_that_is_down() -> None:
+    from rich.console import Console
+
+    from sdv.broker import Datapoint, SignalMetadata
+    from sdv.cli.client_commands import render_monitor
+    from sdv.hal.processor import Status
+
+    rows = {
+        "Frames": 10,
+        "Decoded": 10,
+        "BadFrames": 0,
+        "State": "DOWN",
+        "LastError": "bus body: cannot receive: device unplugged",
+        "Reconnects": 2,
+        "NextRetry": 104.0,
+    }
+    rows_up = {**rows, "State": "UP"}
+    metas, values = [], {}
+    for bus, signals in (("body", rows), ("chassis", rows_up)):
+        for name, value in signals.items():
+            path = f"Sdv.Hal.Bus.{bus}.{name}"
+            metas.append(SignalMetadata(id=len(metas) + 1, path=path, kind="sensor", datatype="string"))
+            values[path] = Datapoint(value, 99.0, Status.VALID)
+    console = Console(width=200, record=True)
+    console.print(render_monitor("title", metas, values, now=101.5))
+    lines = console.export_text().splitlines()
+    assert (
+        "HAL bus body: DOWN: bus body: cannot receive: device unplugged, retrying in 2.5 s; "
+        "10 Frames, 10 Decoded, 0 BadFrames, 2 Reconnects; no errors"
+    ) in lines
+    assert "HAL bus chassis: UP; 10 Frames, 10 Decoded, 0 BadFrames, 2 Reconnects; no errors" in lines
+
+
+def test_monitor_once_shows_a_bus_that_is_down(sdv: Sdv, tmp_path: Path) -> None:
+    from sdv.hal.runtime import Hal
+
+    from ..hal.flaky_bus import FAST_RECONNECT, Plug, flaky_opener, two_bus_vehicle, wait_for
+
+    vehicle = two_bus_vehicle(tmp_path)
+    plug = Plug()
+    plug.pull()
+    hal = Hal(vehicle, openers={"vehicle": flaky_opener(vehicle, plug)}, config=FAST_RECONNECT)
+    with ServerThread(vehicle, hal=hal, ready_when="Sdv.Hal.Bus.chassis.State") as server:
+        result = sdv("monitor", "--once", "--server", server.target)
+        plug.insert()
+        wait_for(lambda: server.broker.get("Sdv.Hal.Bus.vehicle.State").value == "UP", "the bus back up")
+        after = sdv("monitor", "--once", "--server", server.target)
+    assert result.code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    down = next(line for line in lines if line.startswith("HAL bus vehicle: "))
+    assert re.fullmatch(
+        r"HAL bus vehicle: DOWN: no device on vehicle-\S+, retrying in 0\.\d s; 0 Frames, .*, 0 Reconnects; no errors",
+        down,
+    ), down
+    assert next(line for line in lines if line.startswith("HAL bus chassis: ")).startswith(
+        "HAL bus chassis: UP; "
+    )
+    low_beam = next(line for line in lines if f"{LOW_BEAM} " in line)
+    assert low_beam.strip("│ ").split("│")[-1].strip() == "no data"
+    up = next(line for line in after.stdout.splitlines() if line.startswith("HAL bus vehicle: "))
+    assert up.startswith("HAL bus vehicle: UP; ") and up.endswith(", 1 Reconnects; no errors"), up
 
 
 def test_subscribe_streams_until_interrupted_and_exits_0(server: ServerThread) -> None:

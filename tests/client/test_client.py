@@ -82,7 +82,12 @@ async def test_metadata_of_a_signal_a_branch_and_the_hal_counters(
     assert speed == server.broker.metadata(SPEED)  # the same description as in the server's process
     assert [meta.path for meta in everything][: len(demo_vehicle.signals)] == list(demo_vehicle.signals)
     assert FRAMES in {meta.path for meta in counters}
-    assert {(meta.kind, meta.datatype) for meta in counters} == {("sensor", "uint64")}
+    kinds = {meta.path.rsplit(".", 1)[-1]: (meta.kind, meta.datatype) for meta in counters}
+    assert kinds["Frames"] == kinds["Reconnects"] == ("sensor", "uint64")
+    assert kinds["State"] == kinds["LastError"] == ("sensor", "string")
+    assert kinds["NextRetry"] == ("sensor", "double")
+    state = next(meta for meta in counters if meta.path == "Sdv.Hal.Bus.vehicle.State")
+    assert state.allowed == ("CONNECTING", "UP", "DOWN", "ENDED")
 
 
 async def test_subscribe_sends_every_signal_then_the_changes(server: ServerThread) -> None:
@@ -109,13 +114,15 @@ async def test_closing_a_subscription_releases_it_on_the_server(server: ServerTh
             await asyncio.sleep(0.02)
         return server.broker.subscription_count
 
-    assert await subscriptions_become(0) == 0  # earlier tests' subscriptions end asynchronously on the server
+    own = 0  # the server's own (its health reporter) are not counted
+    # Earlier tests' subscriptions end asynchronously on the server.
+    assert await subscriptions_become(own) == own
     async with VehicleClient(server.target) as client:
         updates = client.subscribe([YAW])
         async with contextlib.aclosing(updates):
             await anext(updates)
-            assert server.broker.subscription_count == 1
-    assert await subscriptions_become(0) == 0
+            assert server.broker.subscription_count == own + 1
+    assert await subscriptions_become(own) == own
 
 
 async def test_subscribe_to_an_unknown_signal_fails_on_the_first_batch(server: ServerThread) -> None:

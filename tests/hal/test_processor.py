@@ -186,6 +186,22 @@ def test_freshness_timeout_marks_stale_and_recovery_republishes(
     assert processor.message_states()["vehicle"]["VehicleDynamics"] == "valid"
 
 
+def test_bus_marked_unavailable_starts_over(processor: FrameProcessor, frame: FrameFactory) -> None:
+    processor.process(0, [frame("VehicleDynamics", {"VehicleSpeed": 20.0}, counter=5, timestamp=1.0)])
+    down = by_path(processor.mark_bus_unavailable(0, 2.0))
+    assert down[SPEED] == SignalUpdate(SPEED, None, 2.0, Status.NOT_AVAILABLE)
+    assert len(down) == sum(1 for signal in processor.vehicle.signals.values() if signal.source is not None)
+    assert processor.check_freshness(100.0) == []  # no stale verdict on a bus that is down
+    assert processor.message_states()["vehicle"]["VehicleDynamics"] == "not_received"
+    assert processor.last_payload("vehicle", 0xB4, False) is None  # actuation falls back to DBC start values
+    # The sender restarted too: its counter starts anywhere, the unchanged value is published again, valid.
+    back = by_path(
+        processor.process(0, [frame("VehicleDynamics", {"VehicleSpeed": 20.0}, counter=0, timestamp=3.0)])
+    )
+    assert back[SPEED] == SignalUpdate(SPEED, 20.0, 3.0, Status.VALID)
+    assert processor.statistics()["vehicle"].bad["e2e_counter"] == 0
+
+
 def test_messages_never_received_do_not_go_stale(processor: FrameProcessor) -> None:
     assert processor.check_freshness(1_000.0) == []
     assert processor.message_states()["vehicle"]["Gear"] == "not_received"

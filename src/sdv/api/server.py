@@ -9,6 +9,9 @@ Invariants:
 * Health reports ``SERVING`` for the whole server and for every served service (both VAL services, and the typed
   services served) from start until stop begins, then ``NOT_SERVING`` while running calls get the grace period to
   finish.
+* Each CAN bus whose state the broker serves has the health service name ``sdv.hal.bus.<bus>``: ``SERVING``
+  while the bus is ``UP``, ``NOT_SERVING`` otherwise (:mod:`sdv.api.bus_health`); a bus going down does not
+  change the overall ``""`` status.
 * A typed service is served only when its ``services`` mapping names at least one field.
 * Reflection lists exactly the services served.
 * Every call passes the :class:`~sdv.api.guard.CallGuard` (authentication, stream limits, the caller's rights);
@@ -34,6 +37,7 @@ from sdv.api._proto.kuksa.val.v2 import val_pb2_grpc as val_v2_pb2_grpc
 from sdv.api._proto.sdv.adas.v1 import adas_pb2, adas_pb2_grpc
 from sdv.api._proto.sdv.cockpit.v1 import cockpit_pb2, cockpit_pb2_grpc
 from sdv.api.adas import AdasServicer
+from sdv.api.bus_health import BusHealthReporter
 from sdv.api.cockpit import CockpitServicer
 from sdv.api.config import ApiConfig
 from sdv.api.guard import CallGuard
@@ -103,6 +107,7 @@ class SdvServer:
         self.port: int | None = None
         self._server: grpc.aio.Server | None = None
         self._health: Any = None
+        self._bus_health: BusHealthReporter | None = None
 
     @property
     def service_names(self) -> tuple[str, ...]:
@@ -171,6 +176,8 @@ class SdvServer:
         await server.start()
         for service in ("", *(name for name in names if name not in SERVICE_NAMES[2:])):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self._bus_health = BusHealthReporter(self.broker, self._health)
+        await self._bus_health.start()
         self._server = server
         self.port = port
         _LOG.info(
@@ -187,6 +194,8 @@ class SdvServer:
         server, self._server = self._server, None
         if server is None:
             return
+        if self._bus_health is not None:
+            await self._bus_health.stop()
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
         await server.stop(self.config.grace_period_s if grace is None else grace)

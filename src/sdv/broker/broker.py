@@ -372,7 +372,7 @@ class Broker:
 
     # --- subscriptions -------------------------------------------------------------------------------------
     def subscribe(
-        self, paths: Sequence[str], *, min_interval_ms: float = 0, targets: bool = False
+        self, paths: Sequence[str], *, min_interval_ms: float = 0, targets: bool = False, counted: bool = True
     ) -> Subscription:
         """Subscribe to signals; call from the event loop that will iterate the subscription.
 
@@ -397,18 +397,21 @@ class Broker:
         registry = self._target_subscribers if targets else self._subscribers
         current = self._targets if targets else self._values
         with self._lock:
-            if len(self._subscriptions) >= self.limits.max_subscriptions:
+            if not counted:
+                pass  # the server's own subscriptions (health reporting) use no client's budget
+            elif len(self._subscriptions) >= self.limits.max_subscriptions:
                 raise LimitExceededError(
                     f"{len(self._subscriptions)} subscriptions are open; the limit is {self.limits.max_subscriptions}"
                 )
-            client = subscription.client
-            if self._per_client.get(client, 0) >= self.limits.max_subscriptions_per_client:
-                raise LimitExceededError(
-                    f"{client} has {self._per_client[client]} subscriptions open; the limit per client is "
-                    f"{self.limits.max_subscriptions_per_client}"
-                )
-            self._per_client[client] = self._per_client.get(client, 0) + 1
-            self._subscriptions.add(subscription)
+            else:
+                client = subscription.client
+                if self._per_client.get(client, 0) >= self.limits.max_subscriptions_per_client:
+                    raise LimitExceededError(
+                        f"{client} has {self._per_client[client]} subscriptions open; the limit per client is "
+                        f"{self.limits.max_subscriptions_per_client}"
+                    )
+                self._per_client[client] = self._per_client.get(client, 0) + 1
+                self._subscriptions.add(subscription)
             for path in subscription.paths:
                 registry.setdefault(path, []).append(subscription)
                 subscription._offer(path, current.get(path, NO_VALUE))

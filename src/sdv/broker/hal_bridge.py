@@ -7,10 +7,21 @@ The HAL's counters are served as ordinary sensors under ``Sdv.Hal``, so that any
 * ``Sdv.Hal.Bus.NAME.Errors.<Reason>`` for each bad-frame reason (``UnknownId``, ``WrongLength``, ...).
 
 All are ``uint64``, published at most once per ``statistics_period`` seconds, from the HAL's reader threads.
+
+The state of each bus (:mod:`sdv.hal.bus_state`) is published on every change:
+
+* ``Sdv.Hal.Bus.NAME.State`` (``string``: ``CONNECTING``, ``UP``, ``DOWN``, ``ENDED``);
+* ``Sdv.Hal.Bus.NAME.LastError`` (``string``): the last failure, kept after the bus recovered;
+* ``Sdv.Hal.Bus.NAME.Reconnects`` (``uint64``): times the bus came back up after a failure;
+* ``Sdv.Hal.Bus.NAME.NextRetry`` (``double``, seconds since the Unix epoch): when the next attempt to reopen a bus
+  that is ``DOWN`` is due; no value otherwise.
+
+The state signals of all buses come after all counters, so that the counters keep their ids.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Sequence
@@ -19,11 +30,19 @@ from sdv.broker.broker import Broker
 from sdv.broker.config import Limits
 from sdv.broker.model import SignalMetadata, metadata_from_vehicle
 from sdv.broker.providers import HalProvider
+from sdv.hal.bus_state import BusState, BusStatus
 from sdv.hal.processor import BusStatistics, SignalUpdate, Status
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import VehicleModel
 
-__all__ = ["BAD_FRAME_REASONS", "HalBridge", "hal_metadata", "hal_owned_paths", "hal_statistics_updates"]
+__all__ = [
+    "BAD_FRAME_REASONS",
+    "HalBridge",
+    "bus_state_updates",
+    "hal_metadata",
+    "hal_owned_paths",
+    "hal_statistics_updates",
+]
 
 BAD_FRAME_REASONS: dict[str, str] = {
     "unknown_id": "UnknownId",
@@ -41,6 +60,22 @@ _COUNTERS = {
 }
 
 
+_STATE_SIGNALS: dict[str, tuple[str, str]] = {
+    "State": (
+        "string",
+        "HAL bus state: CONNECTING, UP, DOWN (retried with backoff) or ENDED (recording played)",
+    ),
+    "LastError": ("string", "HAL bus: the last failure of the bus, kept after it recovered"),
+    "Reconnects": ("uint64", "HAL bus: times the bus came back up after a failure"),
+    "NextRetry": ("double", "HAL bus: when the next attempt to reopen the bus is due (Unix time, s)"),
+}
+_STATES = tuple(state.name for state in BusState)
+
+
+def _state_paths(bus: str) -> list[str]:
+    return [f"Sdv.Hal.Bus.{bus}.{name}" for name in _STATE_SIGNALS]
+
+
 def _paths(bus: str) -> dict[str, str]:
     prefix = f"Sdv.Hal.Bus.{bus}."
     paths = {prefix + name: description for name, description in _COUNTERS.items()}
@@ -50,17 +85,27 @@ def _paths(bus: str) -> dict[str, str]:
 
 
 def hal_metadata(buses: Sequence[str], first_id: int) -> list[SignalMetadata]:
-    """Metadata of the counter signals of ``buses``, with ids from ``first_id``."""
-    entries = [(path, description) for bus in buses for path, description in _paths(bus).items()]
+    """Metadata of the counter and state signals of ``buses``, with ids from ``first_id``."""
+    entries = [
+        (path, "uint64", f"HAL counter: {description}")
+        for bus in buses
+        for path, description in _paths(bus).items()
+    ]
+    entries += [
+        (path, datatype, description)
+        for bus in buses
+        for path, (datatype, description) in zip(_state_paths(bus), _STATE_SIGNALS.values(), strict=True)
+    ]
     return [
         SignalMetadata(
             id=first_id + index,
             path=path,
             kind="sensor",
-            datatype="uint64",
-            description=f"HAL counter: {description}",
+            datatype=datatype,
+            allowed=_STATES if path.endswith(".State") else None,
+            description=description,
         )
-        for index, (path, description) in enumerate(entries)
+        for index, (path, datatype, description) in enumerate(entries)
     ]
 
 
@@ -86,6 +131,20 @@ def hal_statistics_updates(statistics: dict[str, BusStatistics], timestamp: floa
                 SignalUpdate(f"{prefix}Errors.{name}", stats.bad.get(reason, 0), timestamp, Status.VALID)
             )
     return updates
+
+
+def bus_state_updates(bus: str, status: BusStatus, timestamp: float) -> list[SignalUpdate]:
+    """The state signals' values for one bus's status (``NextRetry`` is not available unless retrying)."""
+    prefix = f"Sdv.Hal.Bus.{bus}."
+    retry = status.next_retry
+    return [
+        SignalUpdate(prefix + "State", status.state.name, timestamp, Status.VALID),
+        SignalUpdate(prefix + "LastError", status.error or "", timestamp, Status.VALID),
+        SignalUpdate(prefix + "Reconnects", status.reconnects, timestamp, Status.VALID),
+        SignalUpdate(
+            prefix + "NextRetry", retry, timestamp, Status.NOT_AVAILABLE if retry is None else Status.VALID
+        ),
+    ]
 
 
 class HalBridge:
@@ -119,12 +178,12 @@ class HalBridge:
         anyone else.
         """
         vehicle = self.hal.vehicle
-        counters = [path for bus in vehicle.buses for path in _paths(bus)]
+        counters = [path for bus in vehicle.buses for path in [*_paths(bus), *_state_paths(bus)]]
         self._signals = self.broker.claim_signals(hal_owned_paths(vehicle) + counters, self.hal)
         actuators = [path for path, signal in vehicle.signals.items() if signal.kind == "actuator"]
         self._provider = self.broker.register_actuation_provider(actuators, HalProvider(self.hal))
         self.broker.publish(hal_statistics_updates(self.hal.statistics(), time.time()))
-        self.hal.start(self._consume)
+        self.hal.start(self._consume, self._bus_changed)
 
     def _consume(self, updates: list[SignalUpdate]) -> None:
         self.broker.publish(updates)
@@ -135,6 +194,16 @@ class HalBridge:
                     return
                 self._next_statistics = now + self.statistics_period
             self.broker.publish(hal_statistics_updates(self.hal.statistics(), time.time()))
+
+    def _bus_changed(self, bus: str, status: BusStatus) -> None:
+        # The HAL's clock times the state (a fake one in tests); the datapoints carry wall-clock time as the
+        # counters do, and NextRetry is the wall-clock time of the next attempt.
+        now = time.time()
+        if status.retry_delay is not None:
+            status = dataclasses.replace(status, next_retry=now + status.retry_delay)
+        self.broker.publish(bus_state_updates(bus, status, now))
+        # A bus going down ends the stream of batches from its thread: publish the counters it reached.
+        self.broker.publish(hal_statistics_updates(self.hal.statistics(), now))
 
     def stop(self) -> None:
         """Stop the HAL and release its actuators and signals."""

@@ -35,6 +35,9 @@ HAL_ROOT = "Sdv.Hal"
 _BUS_COUNTER = re.compile(r"^Sdv\.Hal\.Bus\.(?P<bus>[^.]+)\.(?P<counter>.+)$")
 _PATHS_PER_REQUEST = 500  # below the broker's default limit of 1000 paths per request
 _NO_DATA = Datapoint(None, None, Status.NOT_AVAILABLE)
+# Shown as the bus's state, not as counters.
+_BUS_STATE_SIGNALS = frozenset({"State", "LastError", "NextRetry"})
+_BUS_STATE_STYLES = {"DOWN": "bold red", "CONNECTING": "yellow", "ENDED": "yellow"}
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -220,31 +223,51 @@ def _list(args: argparse.Namespace) -> int:
 
 
 # --- monitor ---------------------------------------------------------------------------------------------------
-def _bus_line(bus: str, counters: Mapping[str, Value | None]) -> str:
-    """``HAL bus vehicle: 1200 Frames, 1195 Decoded, 5 BadFrames; errors: E2eCounter 5`` (only non-zero errors)."""
+def _bus_state(signals: Mapping[str, Value | None], now: float) -> str | None:
+    """``UP``, or ``DOWN: <error>, retrying in 2.0 s``; ``None`` for a server that publishes no bus state."""
+    state = signals.get("State")
+    if state is None:
+        return None
+    if state != "DOWN":
+        return str(state)
+    error = signals.get("LastError")
+    retry = signals.get("NextRetry")
+    text = f"DOWN: {error}" if error else "DOWN"
+    if isinstance(retry, int | float) and not isinstance(retry, bool):
+        text += f", retrying in {max(0.0, retry - now):.1f} s"
+    return text
+
+
+def _bus_line(bus: str, counters: Mapping[str, Value | None], now: float) -> str:
+    """``HAL bus vehicle: UP; 1200 Frames, 1195 Decoded, 5 BadFrames, 0 Reconnects; errors: E2eCounter 5``.
+
+    Only non-zero errors are listed; the state leads when the server publishes it.
+    """
+    state = _bus_state(counters, now)
     totals = [
-        f"{format_value(value)} {name}" for name, value in counters.items() if not name.startswith("Errors.")
+        f"{format_value(value)} {name}"
+        for name, value in counters.items()
+        if not name.startswith("Errors.") and name not in _BUS_STATE_SIGNALS
     ]
     errors = [
         f"{name.removeprefix('Errors.')} {format_value(value)}"
         for name, value in counters.items()
         if name.startswith("Errors.") and value
     ]
-    return f"HAL bus {bus}: {', '.join(totals)}; " + (
-        f"errors: {', '.join(errors)}" if errors else "no errors"
-    )
+    lead = f"HAL bus {bus}: " + (f"{state}; " if state is not None else "")
+    return lead + f"{', '.join(totals)}; " + (f"errors: {', '.join(errors)}" if errors else "no errors")
 
 
 def render_monitor(
     title: str, metas: Iterable[SignalMetadata], values: Mapping[str, Datapoint], now: float
 ) -> RenderableType:
-    """The monitor's screen: a title, one line of HAL counters per bus, then a table of the vehicle's signals.
+    """The monitor's screen: a title, one line of HAL state and counters per bus, then a table of the signals.
 
     The counters come first so that a short terminal, which cuts the table, still shows them.
 
     Args:
         title: the first line (server and version).
-        metas: every signal served; those under ``Sdv.Hal.Bus`` are the counters.
+        metas: every signal served; those under ``Sdv.Hal.Bus`` are the buses' state and counters.
         values: the latest datapoint of each signal (missing: no data yet).
         now: the wall-clock time ages are measured against.
     """
@@ -277,7 +300,10 @@ def render_monitor(
         )
     parts: list[RenderableType] = [Text(title, style="bold")]
     if counters:
-        parts.extend(Text(_bus_line(bus, row)) for bus, row in counters.items())
+        parts.extend(
+            Text(_bus_line(bus, row, now), style=_BUS_STATE_STYLES.get(str(row.get("State")), ""))
+            for bus, row in counters.items()
+        )
     else:
         parts.append(Text(f"the server publishes no HAL counters ({HAL_ROOT})", style="dim"))
     parts.append(signals)

@@ -4,7 +4,8 @@ Without arguments it serves the example vehicle, replaying the demo drive in a l
 127.0.0.1:55555. Once listening it prints ``sdv serve: listening on ADDRESS:PORT`` on standard output (the bound
 port, also for ``--port 0``). SIGTERM and SIGINT stop it cleanly with exit code 0: the server stops, then the HAL's
 reader threads. A bad profile or an address that cannot be bound ends it with exit code 2 and one line on
-standard error.
+standard error, as does a bus configuration that can never work (an unknown python-can interface); a bus that is
+down at start or fails later is retried with backoff while the server serves on (``sdv.hal.runtime``).
 
 Security (see docs/security.md): ``--tls-cert``/``--tls-key`` serve TLS, ``--tls-client-ca`` demands client
 certificates from that CA, ``--jwt-public-key`` checks a bearer token on every call. A non-loopback address

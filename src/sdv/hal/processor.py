@@ -15,6 +15,9 @@ Invariants:
 * A message whose E2E check fails publishes nothing from that frame and marks its signals ``E2E_FAILED``; a
   message not received within ``timeout_multiple`` cycle times marks its signals ``STALE``. Both recover, with
   every signal re-published, on the next good frame.
+* A bus marked unavailable (:meth:`FrameProcessor.mark_bus_unavailable`) publishes every signal it carries as
+  ``NOT_AVAILABLE`` without value and forgets what it knew of the bus (last payloads, E2E counters, freshness), so
+  that the first frames after it came back re-publish every signal as ``VALID`` and resynchronise the counters.
 """
 
 from __future__ import annotations
@@ -447,6 +450,28 @@ class FrameProcessor:
                 route.stale = True
                 for binding in route.bindings:
                     updates.append(SignalUpdate(binding.path, binding.last_value, now, Status.STALE))
+        return updates
+
+    def mark_bus_unavailable(self, bus_index: int, timestamp: float) -> list[SignalUpdate]:
+        """The bus went down: its signals become ``NOT_AVAILABLE`` and its messages start over.
+
+        Returns:
+            One ``NOT_AVAILABLE`` update without value for every signal the bus carries.
+        """
+        updates = []
+        for route in self._routes[bus_index].values():
+            route.last_data = None
+            route.last_seen = None  # no freshness verdict until a frame arrives again
+            route.stale = False
+            route.e2e_failed = False
+            if route.e2e is not None:
+                route.e2e.previous_counter = None
+            for binding in route.bindings:
+                binding.last_physical = None
+                binding.last_value = None
+                binding.pending = False
+                binding.last_published = -float("inf")
+                updates.append(SignalUpdate(binding.path, None, timestamp, Status.NOT_AVAILABLE))
         return updates
 
     def message_states(self) -> Mapping[str, Mapping[str, str]]:

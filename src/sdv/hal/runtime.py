@@ -5,12 +5,21 @@ bus. :meth:`Hal.start` runs a reader thread per bus; each batch of frames become
 updates it produced (batching is the performance lever all the way up to the gRPC stream). :meth:`Hal.replay` is
 the synchronous alternative for finite recordings (decoding a log, benchmarks). :meth:`Hal.write` turns an
 actuator request into a frame on the bus and returns only once the frame was sent.
+
+Bus resilience: each bus has a state (:mod:`sdv.hal.bus_state`). When opening or reading a bus fails (python-can
+``CanError``, ``OSError``, :class:`~sdv.errors.HalError`, a recording that is missing or corrupt), its reader
+thread closes the source, publishes every signal of that bus as ``NOT_AVAILABLE`` and reopens it after the
+backoff of :class:`~sdv.hal.config.ReconnectPolicy`; the other buses' threads never wait for it. At
+:meth:`Hal.start` a bus that cannot be opened for a reason that may pass (:class:`~sdv.errors.BusError`) starts
+``DOWN`` and is retried the same way; configuration that can never work fails the start. :meth:`Hal.open` and
+:meth:`Hal.replay`, meant for finite runs, retry nothing and raise the first failure.
 """
 
 from __future__ import annotations
 
 import difflib
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -18,18 +27,25 @@ from pathlib import Path
 
 import can
 
-from sdv.errors import HalError, ReadOnlyError, UnknownSignalError
+from sdv.errors import BusError, HalError, ReadOnlyError, UnknownSignalError
 from sdv.hal.actuation import Actuator
+from sdv.hal.bus_state import BusState, BusStateMachine, BusStatus
+from sdv.hal.config import HalConfig
 from sdv.hal.processor import BusStatistics, FrameProcessor, SignalUpdate
 from sdv.hal.sources import FrameSource, open_source
 from sdv.hal.vehicle import VehicleModel, load_vehicle
 
-__all__ = ["Consumer", "Hal"]
+__all__ = ["BusListener", "Consumer", "Hal", "SourceOpener"]
 
 _LOG = logging.getLogger(__name__)
 Consumer = Callable[[list[SignalUpdate]], None]
-_POLL_SECONDS = 0.05
-_FRESHNESS_PERIOD = 0.02
+BusListener = Callable[[str, BusStatus], None]
+"""Told every change of a bus's state (and every rescheduled attempt): bus name and its new status."""
+SourceOpener = Callable[[], FrameSource]
+"""Opens one bus's source, raising what opening it raises."""
+_BUS_FAILURES = (HalError, can.CanError, OSError)
+"""What a source's receive or an opener may raise when the bus fails (a custom source may not translate)."""
+_JOIN_SECONDS = 5.0
 
 
 class Hal:
@@ -37,8 +53,13 @@ class Hal:
 
     Args:
         vehicle: the vehicle model, or a profile path to load.
-        sources: frame sources by bus name; by default each bus opens what its profile entry describes.
-        clock: wall clock for freshness of real-time sources (a fake one in tests).
+        sources: ready frame sources by bus name, used for the first opening of their bus; by default each bus
+            opens what its profile entry describes.
+        openers: functions that open a bus's source, by bus name, used for every opening (also reopening after a
+            failure) of a bus without a ready source left; by default the profile entry is opened.
+        config: how the buses are run and reopened.
+        clock: wall clock for freshness of real-time sources and bus state times (a fake one in tests).
+        rng: the source of backoff jitter.
     """
 
     def __init__(
@@ -46,13 +67,19 @@ class Hal:
         vehicle: VehicleModel | str | Path,
         *,
         sources: Mapping[str, FrameSource] | None = None,
+        openers: Mapping[str, SourceOpener] | None = None,
+        config: HalConfig | None = None,
         clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
     ) -> None:
         self.vehicle = vehicle if isinstance(vehicle, VehicleModel) else load_vehicle(vehicle)
         self.processor = FrameProcessor(self.vehicle)
+        self.config = config or HalConfig()
         self._clock = clock
         self._given_sources = dict(sources or {})
+        self._openers = dict(openers or {})
         self.sources: dict[str, FrameSource] = {}
+        """The open sources by bus name (a bus that is down has none)."""
         self._actuators = {
             path: Actuator(self.vehicle, signal)
             for path, signal in self.vehicle.signals.items()
@@ -61,58 +88,113 @@ class Hal:
         self._lock = threading.RLock()  # consumers may read statistics from inside a batch
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        rng = rng or random.Random()
+        now = clock()
+        self._states = {
+            name: BusStateMachine(self.config.reconnect, now, rng) for name in self.processor.bus_names
+        }
+        self._listener: BusListener | None = None
+        self._warned_at: dict[str, float] = {}  # when each bus's last outage was logged as a warning
+        self._warned: set[str] = set()  # buses whose current outage was logged as a warning
 
     # --- running -------------------------------------------------------------------------------------------
+    def _open_source(self, name: str) -> FrameSource:
+        # A ready source serves once: after a failure it is closed, and the bus is reopened from its opener.
+        given = self._given_sources.pop(name, None)
+        if given is not None:
+            return given
+        opener = self._openers.get(name)
+        if opener is not None:
+            return opener()
+        return open_source(self.vehicle.buses[name].config, self.vehicle.directory)
+
     def open(self) -> None:
-        """Open every bus's source (given ones are used as they are).
+        """Open every bus's source (given ones are used as they are), retrying nothing.
 
         Raises:
             HalError: when a bus cannot be opened; the buses opened so far are closed again.
         """
         try:
-            for name, bus in self.vehicle.buses.items():
+            for name in self.processor.bus_names:
                 if name not in self.sources:
-                    self.sources[name] = self._given_sources.get(name) or open_source(
-                        bus.config, self.vehicle.directory
-                    )
+                    self._opened(name, self._open_source(name))
         except HalError:
             self.close()
             raise
 
-    def start(self, consumer: Consumer) -> None:
+    def _opened(self, name: str, source: FrameSource) -> BusStatus:
+        with self._lock:
+            self.sources[name] = source
+            return self._states[name].opened(self._clock())
+
+    def start(self, consumer: Consumer, listener: BusListener | None = None) -> None:
         """Open the buses and start one reader thread per bus, delivering update batches to ``consumer``.
 
         The consumer is called from the reader threads, one batch at a time (never concurrently), for every batch
-        of frames (possibly with no updates) and for freshness changes.
+        of frames (possibly with no updates), for freshness changes and when a bus goes down. ``listener`` is
+        told each bus's state once the buses were opened, then every change, serialised with the consumer.
+
+        A bus that cannot be opened for a reason that may pass (:class:`~sdv.errors.BusError`: interface down,
+        device missing, recording file missing) starts ``DOWN`` and its thread retries it with backoff.
+
+        Raises:
+            HalError: when a bus's configuration can never work (unknown interface, invalid options, unknown
+                recording format); the buses opened so far are closed again.
         """
-        self.open()
         self._stop.clear()
+        self._listener = listener
+        for name in self.processor.bus_names:
+            if name in self.sources:
+                continue
+            try:
+                self._opened(name, self._open_source(name))
+            except _BUS_FAILURES as error:
+                if not _may_pass(error):
+                    self.close()
+                    if isinstance(error, HalError):
+                        raise
+                    raise HalError(f"bus {name}: cannot be opened: {error}") from error
+                with self._lock:
+                    status = self._states[name].failed(str(error), self._clock())
+                self._log_down(name, status)
         consumer(self.processor.attribute_updates(self._clock()))
+        if listener is not None:
+            with self._lock:
+                for name, status in self.bus_states().items():
+                    listener(name, status)
         for index, name in enumerate(self.processor.bus_names):
             thread = threading.Thread(
-                target=self._run,
-                args=(index, self.sources[name], consumer),
-                name=f"sdv-hal-{name}",
-                daemon=True,
+                target=self._run, args=(index, name, consumer), name=f"sdv-hal-{name}", daemon=True
             )
             self._threads.append(thread)
             thread.start()
 
-    def _run(self, index: int, source: FrameSource, consumer: Consumer) -> None:
+    def _run(self, index: int, name: str, consumer: Consumer) -> None:
         last_check = 0.0
+        state = self._states[name]
         while not self._stop.is_set():
+            source = self.sources.get(name)
+            if source is None:
+                if self._stop.wait(state.status().retry_delay or 0.0):
+                    return
+                self._reopen(name)
+                continue
             try:
-                frames = source.receive(_POLL_SECONDS)
+                frames = source.receive(self.config.receive_timeout_s)
             except EOFError:
-                _LOG.info("bus %s: recording finished", source.name)
+                _LOG.info("bus %s: recording finished", name)
+                with self._lock:
+                    self._notify(name, state.ended(self._clock()))
                 return
-            except HalError as error:
-                _LOG.error("bus %s stopped: %s", source.name, error)
-                return
+            except _BUS_FAILURES as error:
+                self._failed(index, name, source, error, consumer)
+                continue
             with self._lock:
+                if frames:
+                    state.delivered()
                 updates = self.processor.process(index, frames) if frames else []
                 now = self._clock() if source.realtime else (frames[-1].timestamp if frames else last_check)
-                if now - last_check >= _FRESHNESS_PERIOD:
+                if now - last_check >= self.config.freshness_period_s:
                     last_check = now
                     updates.extend(self.processor.check_freshness(now))
                 if updates or frames:  # frames without updates still move the counters consumers may show
@@ -122,22 +204,73 @@ class Hal:
                 # for whole switch intervals; yield it after each batch so that consumers keep up.
                 time.sleep(0)
 
+    def _failed(
+        self, index: int, name: str, source: FrameSource, error: BaseException, consumer: Consumer
+    ) -> None:
+        """A bus's source failed: close it, make its signals not available, schedule the reopening."""
+        with self._lock:
+            self.sources.pop(name, None)
+        _close_quietly(source)
+        with self._lock:
+            now = self._clock()
+            status = self._states[name].failed(str(error), now)
+            consumer(self.processor.mark_bus_unavailable(index, now))
+            self._notify(name, status)
+        self._log_down(name, status)
+
+    def _reopen(self, name: str) -> None:
+        try:
+            source = self._open_source(name)
+        except _BUS_FAILURES as error:
+            with self._lock:
+                status = self._states[name].failed(str(error), self._clock())
+                self._notify(name, status)
+            _LOG.debug("bus %s: still %s", name, status.describe(self._clock()))
+            return
+        if self._stop.is_set():  # stopped while opening: nobody would close it
+            _close_quietly(source)
+            return
+        with self._lock:
+            status = self._opened(name, source)
+            self._notify(name, status)
+        level = logging.INFO if name in self._warned else logging.DEBUG
+        self._warned.discard(name)
+        _LOG.log(level, "bus %s is up again (%d reconnects)", name, status.reconnects)
+
+    def _notify(self, name: str, status: BusStatus) -> None:
+        if self._listener is not None:
+            self._listener(name, status)
+
+    def _log_down(self, name: str, status: BusStatus) -> None:
+        """One warning per outage, at most one per ``log_interval_s`` for a bus that keeps failing."""
+        now = time.monotonic()
+        last = self._warned_at.get(name)
+        if last is None or now - last >= self.config.log_interval_s:
+            self._warned_at[name] = now
+            self._warned.add(name)
+            _LOG.warning("bus %s is %s; its signals are not available", name, status.describe(self._clock()))
+        else:
+            _LOG.debug("bus %s is %s", name, status.describe(self._clock()))
+
+    def bus_states(self) -> dict[str, BusStatus]:
+        """The state of every bus, by name."""
+        with self._lock:
+            return {name: state.status() for name, state in self._states.items()}
+
     def stop(self) -> None:
         """Stop the reader threads and close the buses."""
         self._stop.set()
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=_JOIN_SECONDS)
         self._threads.clear()
         self.close()
 
     def close(self) -> None:
         """Close every opened source."""
-        for source in self.sources.values():
-            try:
-                source.close()
-            except (can.CanError, OSError) as error:
-                _LOG.warning("bus %s did not close cleanly: %s", source.name, error)
-        self.sources.clear()
+        with self._lock:
+            sources, self.sources = self.sources, {}
+        for source in sources.values():
+            _close_quietly(source)
 
     def __enter__(self) -> Hal:
         return self
@@ -158,6 +291,8 @@ class Hal:
                 try:
                     frames = source.receive(0.0)
                 except EOFError:
+                    with self._lock:
+                        self._states[name].ended(self._clock())
                     break
                 if not frames:
                     continue
@@ -194,13 +329,18 @@ class Hal:
             UnknownSignalError: unknown path.
             ReadOnlyError: the signal is not an actuator.
             ValueOutOfRangeError: wrong type, outside min/max or not an allowed value.
-            HalError: the bus is not open or the frame could not be sent.
+            BusError: the bus is not open (not yet, or down: the message says why and when it is retried) or the
+                frame could not be sent.
         """
         actuator = self.actuator(path)
-        source = self.sources.get(actuator.bus)
-        if source is None:
-            raise HalError(f"{path}: bus {actuator.bus} is not open")
         with self._lock:
+            source = self.sources.get(actuator.bus)
+            if source is None:
+                status = self._states[actuator.bus].status()
+                state = (
+                    status.describe(self._clock()) if status.state is not BusState.CONNECTING else "not open"
+                )
+                raise BusError(f"{path}: bus {actuator.bus} is {state}; the request was not sent")
             codec = actuator.codec
             base = self.processor.last_payload(actuator.bus, codec.frame_id, codec.is_extended)
             frame = actuator.encode(value, base, self._clock())
@@ -211,3 +351,17 @@ class Hal:
         """Frame counters per bus."""
         with self._lock:
             return self.processor.statistics()
+
+
+def _may_pass(error: BaseException) -> bool:
+    """Whether a failure to open a bus may pass (retry it) or comes from configuration (fail the start)."""
+    if isinstance(error, HalError):
+        return isinstance(error, BusError)
+    return not isinstance(error, can.CanInterfaceNotImplementedError)
+
+
+def _close_quietly(source: FrameSource) -> None:
+    try:
+        source.close()
+    except (can.CanError, OSError) as error:
+        _LOG.warning("bus %s did not close cleanly: %s", source.name, error)

@@ -4,6 +4,11 @@
 ``virtual`` as the in-memory twin, ``pcan``, ``kvaser``, ...), :class:`RecordingSource` replays a python-can
 recording (candump ``.log``, ``.asc``, ``.blf``, ``.trc``, each optionally ``.gz``) in real time or as fast as
 possible. Sources hand out frames in batches: batching is what keeps the per-frame cost low further up.
+
+Failures are reported in two kinds: :class:`~sdv.errors.BusError` for what may pass (the interface is down, the
+device unplugged, the recording missing or unreadable; the HAL reopens the bus with backoff), plain
+:class:`~sdv.errors.HalError` for configuration that can never work (an unknown python-can interface, options
+the interface does not take, a recording format python-can does not know).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 
 import can
 
-from sdv.errors import HalError
+from sdv.errors import BusError, HalError
 from sdv.hal.profile import BusConfig
 
 __all__ = ["BusSource", "FrameSource", "RecordingSource", "open_source", "read_recording"]
@@ -67,35 +72,51 @@ class BusSource(FrameSource):
         """Open the python-can interface a bus configuration names.
 
         Raises:
-            HalError: when python-can cannot open it (unknown interface, missing device, no permission).
+            BusError: when the interface cannot be opened now (device missing or down, no permission).
+            HalError: when it can never be (unknown interface or driver, options the interface does not take).
         """
         options: dict[str, Any] = dict(config.options)
         options.setdefault("fd", config.fd)
+        where = f"bus {config.name}: cannot open python-can interface {config.interface!r} channel {config.channel!r}"
         try:
             bus = can.Bus(interface=config.interface, channel=config.channel, **options)
-        except (can.CanError, OSError, ValueError, ImportError, NotImplementedError) as error:
-            raise HalError(
-                f"bus {config.name}: cannot open python-can interface {config.interface!r} channel {config.channel!r}: {error}"
-            ) from error
+        except (
+            can.CanInterfaceNotImplementedError,  # a CanError, but retrying cannot install a driver
+            ValueError,
+            TypeError,
+            ImportError,
+            NotImplementedError,
+        ) as error:
+            raise HalError(f"{where}: {error}") from error
+        except (can.CanError, OSError) as error:
+            raise BusError(f"{where}: {error}") from error
         return cls(config.name, bus)
 
     def receive(self, timeout: float) -> list[can.Message]:
-        first = self.bus.recv(timeout)
-        if first is None:
-            return []
-        frames = [first]
-        while len(frames) < self.batch_size:
-            frame = self.bus.recv(0)
-            if frame is None:
-                break
-            frames.append(frame)
+        """The frames that arrived (see :meth:`FrameSource.receive`).
+
+        Raises:
+            BusError: when python-can reports a failure of the bus (interface down, device gone).
+        """
+        try:
+            first = self.bus.recv(timeout)
+            if first is None:
+                return []
+            frames = [first]
+            while len(frames) < self.batch_size:
+                frame = self.bus.recv(0)
+                if frame is None:
+                    break
+                frames.append(frame)
+        except (can.CanError, OSError) as error:
+            raise BusError(f"bus {self.name}: cannot receive: {error}") from error
         return frames
 
     def send(self, frame: can.Message) -> None:
         try:
             self.bus.send(frame)
         except (can.CanError, OSError) as error:
-            raise HalError(f"bus {self.name}: frame 0x{frame.arbitration_id:X} not sent: {error}") from error
+            raise BusError(f"bus {self.name}: frame 0x{frame.arbitration_id:X} not sent: {error}") from error
 
     def close(self) -> None:
         self.bus.shutdown()
@@ -105,18 +126,21 @@ def read_recording(path: Path, channel: str | None = None) -> Iterator[can.Messa
     """The frames of a python-can recording, optionally only those of one channel.
 
     Raises:
-        HalError: when the file cannot be read or its format is not known to python-can.
+        BusError: when the file cannot be opened or is unreadable after some frames (corrupt, truncated).
+        HalError: when its format is not known to python-can.
     """
     try:
         reader = can.LogReader(str(path))
-    except (OSError, ValueError) as error:
+    except OSError as error:
+        raise BusError(f"recording {path}: cannot be read: {error}") from error
+    except ValueError as error:
         raise HalError(f"recording {path}: cannot be read: {error}") from error
     try:
         for frame in reader:
             if channel is None or str(frame.channel) == channel:
                 yield frame
     except (OSError, ValueError, EOFError) as error:
-        raise HalError(f"recording {path}: unreadable after some frames: {error}") from error
+        raise BusError(f"recording {path}: unreadable after some frames: {error}") from error
     finally:
         reader.stop()
 
@@ -128,6 +152,9 @@ class RecordingSource(FrameSource):
     freshness behave as on a live bus. As fast as possible, frames keep their recorded timestamps. When looping,
     each pass continues the time line of the previous one. Frames sent to this bus go to a python-can virtual
     bus (channel ``tx_channel``) where an application or a test can observe them.
+
+    Raises:
+        BusError: when the recording file does not exist (it is opened lazily, on the first receive).
     """
 
     def __init__(
@@ -142,6 +169,8 @@ class RecordingSource(FrameSource):
         batch_size: int = DEFAULT_BATCH,
         clock: Any = time.time,
     ) -> None:
+        if not path.is_file():
+            raise BusError(f"bus {name}: recording {path} not found")
         self.name = name
         self.path = path
         self.realtime = realtime
@@ -226,7 +255,12 @@ class RecordingSource(FrameSource):
 
 
 def open_source(config: BusConfig, directory: Path) -> FrameSource:
-    """The source a bus configuration describes; relative recording paths resolve against ``directory``."""
+    """The source a bus configuration describes; relative recording paths resolve against ``directory``.
+
+    Raises:
+        BusError: when the bus cannot be opened now (see :meth:`BusSource.open`, :class:`RecordingSource`).
+        HalError: when its configuration can never work.
+    """
     if config.recording is not None:
         recording = config.recording
         path = recording.file if recording.file.is_absolute() else directory / recording.file

@@ -1,0 +1,60 @@
+"""Runtime settings of the HAL, in one model with documented defaults.
+
+The vehicle profile says *what* the buses are; :class:`HalConfig` says how the HAL runs them: how long a reader
+waits for frames, how often freshness is judged, and how a bus that failed is reopened (:class:`ReconnectPolicy`).
+"""
+
+from __future__ import annotations
+
+import random
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["HalConfig", "ReconnectPolicy"]
+
+
+class ReconnectPolicy(BaseModel):
+    """Exponential backoff between attempts to reopen a bus that failed.
+
+    The n-th attempt after a failure (n = 0, 1, ...) waits ``min(initial_delay_s * factor**n, max_delay_s)``
+    seconds, multiplied by a random factor in ``[1 - jitter, 1 + jitter]`` so that buses (and ECUs) that failed
+    together do not retry in lockstep.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    initial_delay_s: float = Field(0.5, gt=0, description="wait before the first attempt to reopen")
+    factor: float = Field(2.0, ge=1, description="growth of the wait after each failed attempt")
+    max_delay_s: float = Field(30.0, gt=0, description="longest wait between two attempts")
+    jitter: float = Field(0.1, ge=0, le=1, description="random spread of each wait, as a fraction of it")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReconnectPolicy:
+        if self.max_delay_s < self.initial_delay_s:
+            raise ValueError("max_delay_s must not be below initial_delay_s")
+        return self
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait before reopening attempt ``attempt`` (0 for the first after a failure)."""
+        # The exponent is bounded so that a bus down for days cannot overflow the float.
+        base = min(self.initial_delay_s * self.factor ** min(attempt, 64), self.max_delay_s)
+        if not self.jitter:
+            return base
+        return base * rng.uniform(1.0 - self.jitter, 1.0 + self.jitter)
+
+
+class HalConfig(BaseModel):
+    """How the HAL runs its buses."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    receive_timeout_s: float = Field(
+        0.05, gt=0, description="longest wait of a reader for frames (also how fast it notices a stop)"
+    )
+    freshness_period_s: float = Field(0.02, ge=0, description="time between two freshness checks of a bus")
+    reconnect: ReconnectPolicy = Field(default_factory=ReconnectPolicy)
+    log_interval_s: float = Field(
+        60.0,
+        ge=0,
+        description="a bus going down is logged as a warning at most once per this interval; more often at DEBUG",
+    )
