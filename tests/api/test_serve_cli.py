@@ -114,7 +114,7 @@ def test_a_bus_down_at_boot_is_served_as_not_serving(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=15)
     assert process.returncode == 0, stderr
-    warnings = [line for line in stderr.splitlines() if line.startswith("WARNING")]
+    warnings = [line for line in stderr.splitlines() if line.startswith("WARNING:sdv.hal")]
     assert len(warnings) == 1 and "bus vehicle is DOWN: bus vehicle: cannot open" in warnings[0], stderr
 
 

@@ -53,7 +53,10 @@ def test_serve_with_insecure_opens_it_and_warns() -> None:
     assert process.wait(timeout=15) == 0
     assert re.match(r"sdv serve: listening on 0\.0\.0\.0:\d+", line)
     errors = process.stderr.read()
-    assert "tokens are not checked" in errors and "not encrypted" in errors
+    assert (
+        "serving 0.0.0.0 without TLS (--tls-cert, --tls-key) and without tokens (--jwt-public-key): anyone who "
+        "reaches it may connect, read, actuate and provide every signal" in errors
+    )
 
 
 @pytest.mark.parametrize(

@@ -144,12 +144,16 @@ class ServerSecurity:
                 f"refusing to serve {address} without {' and '.join(missing)}: other machines can reach it; "
                 "configure them, or accept the risk with --insecure"
             )
-        if self.verifier is None:
+        if missing:
+            who = "any program on this machine" if local else "anyone who reaches it"
             _LOG.warning(
-                "tokens are not checked: every client that reaches %s may read, actuate and provide every signal",
+                "serving %s without %s: %s may connect%s",
                 address,
+                " and without ".join(missing),
+                who,
+                "" if self.verifier else ", read, actuate and provide every signal",
             )
-        if not self.tls:
-            _LOG.warning("connections to %s are not encrypted", address)
         elif self.client_ca is None:
-            _LOG.info("TLS without client certificates: any client may connect to %s", address)
+            _LOG.info(
+                "TLS without client certificates: any client with a valid token may connect to %s", address
+            )
