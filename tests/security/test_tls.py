@@ -166,3 +166,25 @@ def test_kuksa_client_with_a_read_only_token_cannot_actuate(
     result = kuksa_client_secured(port, tokens.valid("read:Vehicle"), ca)
     assert result["unit"] == "km/h"
     assert result["actuation"] == str(grpc.StatusCode.PERMISSION_DENIED.value[0])
+
+
+def _sdv(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sdv.cli.main", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_cli_clients_connect_with_tls_and_a_token(
+    secured_serve: tuple[int, Path], tokens: Tokens, tmp_path: Path
+) -> None:
+    port, ca = secured_serve
+    token_file = tmp_path / "token"
+    token_file.write_text(tokens.valid("read:Vehicle.Speed") + "\n")
+    flags = ["--server", f"127.0.0.1:{port}", "--tls-ca", str(ca), "--tls-server-name", "localhost"]
+    done = _sdv("get", SPEED, *flags, "--token-file", str(token_file))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(SPEED) and "km/h" in done.stdout
+    refused = _sdv("get", SPEED, *flags)
+    assert refused.returncode == 2 and "requires a bearer token" in refused.stderr
+    denied = _sdv("set", "Vehicle.Body.Lights.Beam.Low.IsOn", "true", *flags, "--token-file", str(token_file))
+    assert denied.returncode == 2 and "app is not allowed to" in denied.stderr
