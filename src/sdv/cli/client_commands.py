@@ -16,11 +16,11 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sdv.broker import Datapoint, SignalMetadata
-from sdv.client import DEFAULT_SERVER, ChannelSecurity, VehicleClient
+from sdv.cli.security_options import add_connection_arguments, connection_security
+from sdv.client import DEFAULT_SERVER, VehicleClient
 from sdv.errors import SdvError, ValueOutOfRangeError
 from sdv.hal.datatypes import Value, parse_text
 from sdv.hal.processor import Status
@@ -94,34 +94,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 # --- formatting ------------------------------------------------------------------------------------------------
-def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags every command that connects to a server shares: a token and TLS."""
-    group = parser.add_argument_group("connection security")
-    tokens = group.add_mutually_exclusive_group()
-    tokens.add_argument("--token", help="bearer token (JWT) sent with every call")
-    tokens.add_argument("--token-file", type=Path, metavar="FILE", help="read the bearer token from FILE")
-    group.add_argument("--tls", action="store_true", help="connect with TLS, trusting the system's CAs")
-    group.add_argument("--tls-ca", type=Path, metavar="FILE", help="connect with TLS, trusting this CA (PEM)")
-    group.add_argument(
-        "--tls-cert", type=Path, metavar="FILE", help="client certificate for mutual TLS (PEM)"
-    )
-    group.add_argument("--tls-key", type=Path, metavar="FILE", help="its private key (PEM)")
-    group.add_argument("--tls-server-name", metavar="NAME", help="the name the server's certificate carries")
-
-
-def connection_security(args: argparse.Namespace) -> ChannelSecurity:
-    """The channel security the connection flags ask for."""
-    return ChannelSecurity.from_files(
-        token=args.token,
-        token_file=args.token_file,
-        tls_ca=args.tls_ca,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        tls=args.tls,
-        server_name=args.tls_server_name,
-    )
-
-
 def format_value(value: Value | None) -> str:
     """A value as the command line shows it: ``true``/``false``, numbers as Python prints them, text as is."""
     if value is None:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from sdv.api.security import ServerSecurity
 from sdv.api.server import DEFAULT_ADDRESS, DEFAULT_PORT, SdvServer
-from sdv.api.tokens import AUDIENCE
 from sdv.broker import Broker, HalBridge, Limits
+from sdv.cli.security_options import add_server_security_arguments, server_security
 from sdv.cli.settings import load_settings
 from sdv.hal.profile import ServicesConfig
 from sdv.hal.runtime import Hal
@@ -51,30 +51,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)"
     )
-    security = serve.add_argument_group("security (docs/security.md)")
-    security.add_argument("--tls-cert", type=Path, metavar="FILE", help="server certificate chain (PEM)")
-    security.add_argument("--tls-key", type=Path, metavar="FILE", help="its private key (PEM)")
-    security.add_argument(
-        "--tls-client-ca",
-        type=Path,
-        metavar="FILE",
-        help="require client certificates signed by this CA (PEM)",
-    )
-    security.add_argument(
-        "--jwt-public-key",
-        type=Path,
-        metavar="FILE",
-        help="check a bearer token signed by this key's private half on every call (PEM: RSA, P-256, Ed25519)",
-    )
-    security.add_argument(
-        "--jwt-audience", default=AUDIENCE, help=f"the audience tokens must name (default {AUDIENCE})"
-    )
-    security.add_argument("--jwt-issuer", help="the issuer tokens must name (default: any)")
-    security.add_argument(
-        "--insecure",
-        action="store_true",
-        help="allow plaintext or no token checks on an address other machines reach (logs a warning)",
-    )
+    add_server_security_arguments(serve)
     serve.add_argument(
         "--limits", type=Path, metavar="FILE", help="limits (YAML or TOML; fields as in docs/security.md)"
     )
@@ -86,15 +63,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"sdv serve: --port {args.port} is not a TCP port (0 to 65535)", file=sys.stderr)
         return 2
     # SecurityConfigError, ProfileError: reported by the entry point with exit code 2, before anything starts
-    security = ServerSecurity.from_files(
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        tls_client_ca=args.tls_client_ca,
-        jwt_public_key=args.jwt_public_key,
-        jwt_audience=args.jwt_audience,
-        jwt_issuer=args.jwt_issuer,
-        insecure=args.insecure,
-    )
+    security = server_security(args)
     limits = load_settings(args.limits, Limits) if args.limits else Limits()
     profile: Path = args.profile or demo_profile()
     vehicle = load_vehicle(profile)
