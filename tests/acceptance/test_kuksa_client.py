@@ -11,8 +11,6 @@ protobuf symbols as ours, so it is never imported into the test process.
 from __future__ import annotations
 
 import json
-import re
-import signal
 import subprocess
 import sys
 import threading
@@ -26,25 +24,10 @@ import pytest
 
 from sdv.hal.vehicle import VehicleModel
 from tests.client.serving import ACTUATION_CHANNEL, ServerThread
+from tests.serve_process import REPOSITORY, serving
 
 CHECKS = Path(__file__).with_name("kuksa_checks.py")
-REPOSITORY = Path(__file__).resolve().parents[2]
 LIGHTING_REQUEST = 0x300
-_LISTENING = re.compile(r"^sdv serve: listening on 127\.0\.0\.1:(\d+)$")
-# The command group is wired into `sdv` by its entry point; this runs it the same way through its register().
-_SERVE = """
-import argparse, sys
-from sdv.cli import serve_commands
-from sdv.errors import SdvError
-parser = argparse.ArgumentParser(prog="sdv")
-serve_commands.register(parser.add_subparsers(dest="command"))
-args = parser.parse_args(sys.argv[1:])
-try:
-    sys.exit(args.handler(args))
-except SdvError as error:
-    print(f"sdv {args.command}: {error}", file=sys.stderr)
-    sys.exit(2)
-"""
 
 
 def kuksa_client(mode: str, port: int, timeout: float = 60, *extra: str) -> dict[str, Any]:
@@ -70,27 +53,8 @@ def kuksa_client_secured(port: int, token: str, ca: Path) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def serve_process() -> Iterator[int]:
     """``sdv serve --port 0`` as a process; yields its port and stops it with SIGTERM."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", _SERVE, "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPOSITORY,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline().strip()
-        match = _LISTENING.match(line)
-        assert match, (
-            f"unexpected first line {line!r}; stderr: {process.stderr.read() if process.stderr else ''}"
-        )
-        yield int(match[1])
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=15) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    with serving() as (port, _):
+        yield port
 
 
 def test_kuksa_client_reads_speed_its_metadata_and_a_live_subscription(serve_process: int) -> None:

@@ -22,7 +22,7 @@ import grpc
 import pytest
 
 from sdv.api._proto.kuksa.val.v2 import types_pb2, val_pb2, val_pb2_grpc
-from tests.acceptance.test_kuksa_client import _SERVE, REPOSITORY
+from tests.serve_process import REPOSITORY, serving
 
 SPEED = "Vehicle.Speed"
 FRAMES = "Sdv.Hal.Bus.vehicle.Frames"
@@ -33,7 +33,6 @@ max_subscriptions_per_client: 50
 max_concurrent_streams: 1000
 max_streams: 400
 """
-_LISTENING = re.compile(r"sdv serve: listening on 127\.0\.0\.1:(\d+)$")
 _HOLDER = """
 import asyncio, sys, grpc
 from sdv.api._proto.kuksa.val.v2 import val_pb2, val_pb2_grpc
@@ -61,24 +60,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]
     """``sdv serve`` with tight limits, as a process: (port, pid)."""
     limits = tmp_path_factory.mktemp("hostile") / "limits.yaml"
     limits.write_text(LIMITS)
-    process = subprocess.Popen(
-        [sys.executable, "-c", _SERVE, "serve", "--port", "0", "--limits", str(limits)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=REPOSITORY,
-    )
-    try:
-        assert process.stdout is not None
-        match = _LISTENING.match(process.stdout.readline().strip())
-        assert match
-        yield int(match[1]), process.pid
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=15) == 0  # still healthy enough to stop cleanly
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    with serving("--limits", str(limits)) as (port, process):
+        yield port, process.pid
 
 
 class Watcher:

@@ -3,7 +3,6 @@ token over TLS against ``sdv serve`` as a process."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -19,10 +18,11 @@ from sdv.broker import Broker
 from sdv.client import ChannelSecurity, VehicleClient
 from sdv.client.errors import ServerUnreachableError
 from sdv.hal.vehicle import VehicleModel
-from tests.acceptance.test_kuksa_client import _SERVE, REPOSITORY, kuksa_client_secured
+from tests.acceptance.test_kuksa_client import kuksa_client_secured
 from tests.api.conftest import demo_vehicle, no_leaked_threads  # noqa: F401 - fixtures
 from tests.security.conftest import Tokens
 from tests.security.pki import Authority
+from tests.serve_process import serving
 
 SPEED = "Vehicle.Speed"
 
@@ -106,9 +106,6 @@ async def test_client_refuses_a_server_its_ca_did_not_sign(
         await _server_info(mtls_server, security)
 
 
-_LISTENING = re.compile(r"sdv serve: listening on 127\.0\.0\.1:(\d+)$")
-
-
 @pytest.fixture(scope="module")
 def secured_serve(
     tmp_path_factory: pytest.TempPathFactory, authority: Authority, tokens: Tokens
@@ -120,36 +117,11 @@ def secured_serve(
     ca.write_bytes(authority.pem)
     public = directory / "tokens.pub"
     public.write_bytes(tokens.public_pem)
-    command = [
-        sys.executable,
-        "-c",
-        _SERVE,
-        "serve",
-        "--port",
-        "0",
-        "--tls-cert",
-        str(cert),
-        "--tls-key",
-        str(key),
-    ]
-    process = subprocess.Popen(
-        [*command, "--jwt-public-key", str(public)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPOSITORY,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline().strip()
-        match = _LISTENING.match(line)
-        assert match, (
-            f"unexpected first line {line!r}; stderr: {process.stderr.read() if process.stderr else ''}"
-        )
-        yield int(match[1]), ca
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    with serving("--tls-cert", str(cert), "--tls-key", str(key), "--jwt-public-key", str(public)) as (
+        port,
+        _,
+    ):
+        yield port, ca
 
 
 def test_kuksa_client_with_a_token_over_tls(secured_serve: tuple[int, Path], tokens: Tokens) -> None:

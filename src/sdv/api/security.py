@@ -22,7 +22,7 @@ import grpc
 from sdv.api.tokens import AUDIENCE, TokenVerifier, load_public_key
 from sdv.errors import SdvError
 
-__all__ = ["SecurityConfigError", "ServerSecurity", "is_loopback"]
+__all__ = ["SecurityConfigError", "ServerSecurity", "is_loopback", "read_pem"]
 
 _LOG = logging.getLogger(__name__)
 _MAX_PEM_BYTES = 1024 * 1024
@@ -42,7 +42,12 @@ def is_loopback(address: str) -> bool:
         return False
 
 
-def _read_pem(path: Path, what: str) -> bytes:
+def read_pem(path: Path, what: str) -> bytes:
+    """A PEM file of at most 1 MiB, named by the flag that gave it in errors.
+
+    Raises:
+        SecurityConfigError: unreadable, too large or not PEM.
+    """
     try:
         with path.open("rb") as file:
             data = file.read(_MAX_PEM_BYTES + 1)
@@ -95,16 +100,16 @@ class ServerSecurity:
             raise SecurityConfigError("--tls-client-ca needs TLS: give --tls-cert and --tls-key too")
         verifier = None
         if jwt_public_key is not None:
-            data = _read_pem(jwt_public_key, "--jwt-public-key")
+            data = read_pem(jwt_public_key, "--jwt-public-key")
             try:
                 key = load_public_key(data, str(jwt_public_key))
             except SdvError as error:
                 raise SecurityConfigError(str(error)) from error
             verifier = TokenVerifier(key, audience=jwt_audience, issuer=jwt_issuer)
         return cls(
-            certificate_chain=_read_pem(tls_cert, "--tls-cert") if tls_cert else None,
-            private_key=_read_pem(tls_key, "--tls-key") if tls_key else None,
-            client_ca=_read_pem(tls_client_ca, "--tls-client-ca") if tls_client_ca else None,
+            certificate_chain=read_pem(tls_cert, "--tls-cert") if tls_cert else None,
+            private_key=read_pem(tls_key, "--tls-key") if tls_key else None,
+            client_ca=read_pem(tls_client_ca, "--tls-client-ca") if tls_client_ca else None,
             verifier=verifier,
             insecure=insecure,
         )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from sdv.api.security import read_pem
 from sdv.errors import SdvError
 
 __all__ = ["ChannelSecurity", "open_channel"]
@@ -28,8 +29,6 @@ else:
     _UnaryStream = grpc.aio.UnaryStreamClientInterceptor
     _StreamUnary = grpc.aio.StreamUnaryClientInterceptor
     _StreamStream = grpc.aio.StreamStreamClientInterceptor
-
-_MAX_PEM_BYTES = 1024 * 1024
 
 
 class _TokenHeader:
@@ -64,17 +63,6 @@ class _StreamStreamToken(_TokenHeader, _StreamStream):
         self, continuation: Any, client_call_details: Any, requests: Any
     ) -> Any:
         return await continuation(self._details(client_call_details), requests)
-
-
-def _read_pem(path: Path, what: str) -> bytes:
-    try:
-        with path.open("rb") as file:
-            data = file.read(_MAX_PEM_BYTES + 1)
-    except OSError as error:
-        raise SdvError(f"{what} {path}: {error.strerror or error}") from error
-    if len(data) > _MAX_PEM_BYTES or b"-----BEGIN" not in data:
-        raise SdvError(f"{what} {path}: not a PEM file")
-    return data
 
 
 @dataclass(frozen=True)
@@ -124,9 +112,9 @@ class ChannelSecurity:
         return cls(
             token=token or None,
             tls=tls or tls_ca is not None or tls_cert is not None,
-            root_certificates=_read_pem(tls_ca, "--tls-ca") if tls_ca else None,
-            certificate_chain=_read_pem(tls_cert, "--tls-cert") if tls_cert else None,
-            private_key=_read_pem(tls_key, "--tls-key") if tls_key else None,
+            root_certificates=read_pem(tls_ca, "--tls-ca") if tls_ca else None,
+            certificate_chain=read_pem(tls_cert, "--tls-cert") if tls_cert else None,
+            private_key=read_pem(tls_key, "--tls-key") if tls_key else None,
             server_name=server_name,
         )
 
