@@ -159,3 +159,98 @@ def build_bundle(tmp_path: Path, keys: Keys, payloads: dict[str, Path]) -> Build
         return bundle
 
     return build
+
+
+# -- the update agent ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Ecu:
+    """A simulated ECU in a directory: image slots, a tree slot group, the agent's state and configuration.
+
+    Slot A holds the factory software (an image and an application tree); slot B is empty.
+    """
+
+    root: Path
+    trust: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "agent.yaml"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def tree_root(self) -> Path:
+        return self.root / "apps"
+
+    def image(self, slot: str) -> Path:
+        return self.root / f"rootfs.{slot.lower()}.img"
+
+    def write_config(self, **extra: object) -> Path:
+        import yaml
+
+        document: dict[str, object] = {
+            "state_dir": "state",
+            "trust": str(self.trust),
+            "hardware_id": "ecu-a",
+            "slots": [
+                {"kind": "image", "name": "rootfs", "a": self.image("A").name, "b": self.image("B").name},
+                {"kind": "tree", "name": "app", "path": "/opt/app", "root": "apps"},
+            ],
+            "transfer": {"min_free_bytes": 0, "max_chunk_bytes": 65536},
+            **extra,
+        }
+        self.config.write_text(yaml.safe_dump(document))
+        return self.config
+
+    def software(self, slot: str) -> tuple[str, str]:
+        """(image digest, tree digest) of a slot."""
+        from sdv.ota.slots import ImageSlotGroup, TreeSlotGroup
+
+        image = ImageSlotGroup("rootfs", self.image("A"), self.image("B")).digest(slot)  # type: ignore[arg-type]
+        tree = TreeSlotGroup("app", "/opt/app", self.tree_root).digest(slot)  # type: ignore[arg-type]
+        return image, tree
+
+    def running(self) -> tuple[str, str]:
+        """The software of the slot the boot selector last booted, as the tree link shows it too."""
+        from sdv.ota.boot import FileBootSelector
+
+        booted = FileBootSelector(self.state_dir / "boot.json").booted()
+        link = os.readlink(self.tree_root / "current") if (self.tree_root / "current").is_symlink() else "A"
+        assert link == booted, f"tree link names {link}, the bootloader started {booted}"
+        return self.software(booted)
+
+
+def _software_of(payloads: dict[str, Path], directory: Path) -> tuple[str, str]:
+    """(image digest, tree digest) the bundle built from ``payloads`` installs."""
+    from sdv.ota.slots import tree_digest
+    from sdv.ota.store import hash_file
+
+    unpacked = directory / "unpacked"
+    unpacked.mkdir(exist_ok=True)
+    with tarfile.open(payloads["tree"]) as archive:
+        archive.extractall(unpacked, filter="data")
+    return hash_file(payloads["image"])[1], tree_digest(unpacked)
+
+
+@pytest.fixture
+def ecu(tmp_path: Path, keys: Keys) -> Ecu:
+    root = tmp_path / "ecu"
+    root.mkdir()
+    device = Ecu(root, trust=keys.trust)
+    device.image("A").write_bytes(b"factory image " * 1000)
+    factory = root / "apps" / "A" / "bin"
+    factory.mkdir(parents=True)
+    (factory / "app").write_text("#!/bin/sh\necho factory\n")
+    (root / "apps" / "current").symlink_to("A")
+    device.write_config()
+    return device
+
+
+@pytest.fixture(scope="session")
+def new_software(payloads: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """(image digest, tree digest) of the software in the default test bundle."""
+    return _software_of(payloads, tmp_path_factory.mktemp("new-software"))
