@@ -83,7 +83,7 @@ from sdv.ota.store import (
 from sdv.ota.trusted_time import TimeState, trusted_now
 from sdv.ota.verifier import BundleVerifier
 
-__all__ = ["AgentStatus", "UpdateAgent", "read_record"]
+__all__ = ["AgentStatus", "UpdateAgent", "local_status", "make_selector", "read_record"]
 
 _logger = logging.getLogger(__name__)
 _S = AgentState
@@ -100,6 +100,19 @@ def read_record(state_dir: Path) -> AgentRecord:
         return AgentRecord.model_validate_json(read_limited(path, _RECORD_LIMIT, "agent state"))
     except ValidationError as error:
         raise OtaError(f"{path}: malformed agent state: {error}") from error
+
+
+def local_status(config: AgentConfig) -> AgentStatus:
+    """The status of the agent whose state directory this is, read without taking its lock."""
+    record = read_record(config.state_dir)
+    return AgentStatus(record, *_boot_view(record, make_selector(config)))
+
+
+def _boot_view(record: AgentRecord, selector: BootSelector) -> tuple[SlotName, int]:
+    """The running slot and the boot attempts left of the slot on trial (or of the running one)."""
+    booted = selector.booted()
+    slot = record.trial_slot if record.state in (_S.ACTIVATING, _S.VERIFYING) else booted
+    return booted, selector.attempts_left(slot or booted)
 
 
 @dataclass(frozen=True)
@@ -148,7 +161,8 @@ def _make_group(config: SlotConfig) -> SlotGroup:
     return TreeSlotGroup(config.name, config.path, config.root)
 
 
-def _make_selector(config: AgentConfig) -> BootSelector:
+def make_selector(config: AgentConfig) -> BootSelector:
+    """The boot selector the configuration names."""
     boot = config.boot
     if boot.selector == "uboot":
         return UBootBootSelector(boot.fw_printenv, boot.fw_setenv, boot.max_attempts, boot.cmdline)
@@ -195,7 +209,7 @@ class UpdateAgent:
         self.state_dir = config.state_dir
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock_handle = self._lock()
-        self.selector = selector or _make_selector(config)
+        self.selector = selector or make_selector(config)
         self.groups = [_make_group(slot) for slot in config.slots]
         self._clock = clock
         self._mutex = threading.RLock()
@@ -276,10 +290,7 @@ class UpdateAgent:
 
     def _refresh_boot(self) -> None:
         """Read the boot selection once per state change (``fw_printenv`` is a process, not a per-chunk cost)."""
-        record = self._record
-        booted = self.selector.booted()
-        slot = record.trial_slot if record.state in (_S.ACTIVATING, _S.VERIFYING) else booted
-        self._boot_info = (booted, self.selector.attempts_left(slot or booted))
+        self._boot_info = _boot_view(self._record, self.selector)
 
     def _go(self, target: AgentState, **changes: object) -> None:
         self._persist(transition(self._record, target, **changes))
@@ -340,9 +351,9 @@ class UpdateAgent:
         """
         with self._mutex:
             record = self._record
-            if record.state is _S.TRANSFERRING and record.transfer is not None:
+            if record.state in (_S.TRANSFERRING, _S.TRANSFERRED) and record.transfer is not None:
                 if record.transfer.bundle_sha256 == bundle_sha256 and record.transfer.size == size:
-                    return record.transfer
+                    return record.transfer  # resume (a received bundle: nothing left to send)
                 raise TransferInProgressError(
                     f"a transfer of bundle {record.transfer.bundle_sha256[:16]} is in progress "
                     f"({record.transfer.offset} of {record.transfer.size} bytes); cancel it first"
