@@ -6,7 +6,7 @@ import contextlib
 import io
 import os
 import tarfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -254,3 +254,76 @@ def ecu(tmp_path: Path, keys: Keys) -> Ecu:
 def new_software(payloads: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """(image digest, tree digest) of the software in the default test bundle."""
     return _software_of(payloads, tmp_path_factory.mktemp("new-software"))
+
+
+class AgentProcess:
+    """``sdv ota agent --port 0`` as a real process (its start stands for a boot of the ECU)."""
+
+    def __init__(self, config: Path, crash: str | None = None) -> None:
+        import subprocess
+        import sys
+
+        environment = {key: value for key, value in os.environ.items() if key != "SDV_OTA_TEST_CRASH"}
+        if crash is not None:
+            environment["SDV_OTA_TEST_CRASH"] = crash
+        self.log = config.parent / "agent.log"
+        self._log_handle = self.log.open("a")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sdv.cli.main", "ota", "agent", "--config", str(config), "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=self._log_handle,
+            text=True,
+            env=environment,
+        )
+        self.target = self._read_target()
+
+    def _read_target(self) -> str | None:
+        import select
+
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], 30)
+        assert ready, f"the agent did not start: {self.log.read_text()}"
+        line = self.process.stdout.readline()
+        if not line:  # it died while booting (a crash hook at a recovery step)
+            self.process.wait(10)
+            return None
+        return line.rsplit(" ", 1)[-1].strip()
+
+    def kill(self) -> None:
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+        self._close()
+
+    def stop(self) -> int:
+        """SIGTERM: a clean stop; returns the exit code."""
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(10)
+        self._close()
+        return code
+
+    def _close(self) -> None:
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self._log_handle.close()
+
+
+@pytest.fixture
+def start_agent() -> Iterator[Callable[..., AgentProcess]]:
+    """Start agents; every one still running at the end is stopped with SIGTERM and must exit 0."""
+    started: list[AgentProcess] = []
+
+    def start(config: Path, crash: str | None = None) -> AgentProcess:
+        agent = AgentProcess(config, crash)
+        started.append(agent)
+        return agent
+
+    yield start
+    for agent in started:
+        if agent.process.poll() is None:
+            assert agent.stop() == 0, agent.log.read_text()
