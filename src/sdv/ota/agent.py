@@ -641,7 +641,10 @@ class UpdateAgent:
         """The decision after a boot with an update on trial (Activating, Verifying)."""
         trial = self._record.trial_slot
         if booted != trial:
-            self._rollback(f"boot attempts of slot {trial} exhausted: the bootloader started slot {booted}")
+            self._rollback(
+                f"the bootloader started slot {booted}, not slot {trial} on trial "
+                "(its boot attempts ran out, or the activation was interrupted)"
+            )
             return
         if self._record.state is _S.ACTIVATING:
             self._go(_S.VERIFYING)
