@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 import grpc
+import pytest
 
 from conftest import AgentProcess, BuildBundle, Ecu, run_cli
 from sdv.api._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
@@ -93,6 +94,34 @@ def test_a_second_upload_stream_is_refused_while_one_streams(
     assert second.code == 1 and "another upload is streaming" in second.err
     resumed = run_cli("ota", "push", bundle, "--target", agent.target)  # once the first stream ended
     assert resumed.code == 0 and "resuming the transfer at byte 1000" in resumed.err, resumed.err
+
+
+def test_a_stalled_upload_is_ended_and_the_next_push_resumes(
+    ecu: Ecu, build_bundle: BuildBundle, start_agent: StartAgent
+) -> None:
+    ecu.write_config(transfer={"min_free_bytes": 0, "idle_timeout_s": 0.2})
+    agent = start_agent(ecu.config)
+    assert agent.target is not None
+    bundle = build_bundle()
+    data = bundle.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    never = threading.Event()
+
+    def stalling_chunks() -> Iterator[ota_pb2.UploadChunk]:
+        yield ota_pb2.UploadChunk(bundle_sha256=sha, offset=0, data=data[:2000])
+        never.wait(30)  # a sender that stops sending but keeps the stream open
+
+    with grpc.insecure_channel(agent.target) as channel:
+        stub = ota_pb2_grpc.OtaStub(channel)
+        stub.BeginTransfer(ota_pb2.BeginTransferRequest(size=len(data), bundle_sha256=sha))
+        with pytest.raises(grpc.RpcError) as ended:
+            for _ in stub.Upload(stalling_chunks()):
+                pass
+        never.set()
+    assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "resumes at offset 2000" in str(ended.value.details())
+    resumed = run_cli("ota", "push", bundle, "--target", agent.target)
+    assert resumed.code == 0 and "resuming the transfer at byte 2000" in resumed.err, resumed.err
 
 
 def test_a_refused_bundle_reports_why_and_leaves_no_trace(

@@ -39,6 +39,7 @@ from sdv.ota.errors import (
     OperationCancelledError,
     TransferInProgressError,
     TransferOffsetError,
+    TransferStalledError,
 )
 
 __all__ = ["STATUS_CODES", "UnsupportedRequestError", "grpc_errors", "http_code", "status_code"]
@@ -69,6 +70,7 @@ STATUS_CODES: tuple[tuple[type[SdvError], grpc.StatusCode], ...] = (
     (TransferOffsetError, grpc.StatusCode.INVALID_ARGUMENT),
     (InsufficientSpaceError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (OperationCancelledError, grpc.StatusCode.CANCELLED),
+    (TransferStalledError, grpc.StatusCode.DEADLINE_EXCEEDED),
     # A refused bundle: not authorized by the trust root for this ECU (signatures, expiry, counter...).
     (VerificationError, grpc.StatusCode.PERMISSION_DENIED),
     (SdvError, grpc.StatusCode.INTERNAL),
@@ -87,6 +89,7 @@ _HTTP_CODES: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.ABORTED: 409,
     grpc.StatusCode.FAILED_PRECONDITION: 412,
     grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
 
 

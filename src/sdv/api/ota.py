@@ -8,7 +8,8 @@ Invariants:
   ``FAILED_PRECONDITION``, second transfer ``ABORTED``, bad offset ``INVALID_ARGUMENT``, no space
   ``RESOURCE_EXHAUSTED``, bundle refused ``PERMISSION_DENIED``, staging cancelled ``CANCELLED``);
 * an upload holds the agent's single upload lease for as long as its stream is open, so a second concurrent
-  upload is refused instead of interleaving chunks.
+  upload is refused instead of interleaving chunks; a stream that sends nothing for
+  ``transfer.idle_timeout_s`` is ended (``DEADLINE_EXCEEDED``) so a stalled sender cannot hold it forever.
 
 :class:`OtaServer` takes optional ``interceptors`` and ``server_credentials`` so that TLS and token checks plug in
 without changing the service.
@@ -31,6 +32,7 @@ from sdv.api.errors import grpc_errors
 from sdv.api.server import DEFAULT_ADDRESS, BindError, host_port
 from sdv.ota.agent import AgentStatus, UpdateAgent
 from sdv.ota.agent_state import AgentState, BundleRecord, TransferRecord
+from sdv.ota.errors import TransferStalledError
 
 __all__ = ["OTA", "Authorize", "OtaServer", "OtaServicer", "status_to_proto"]
 
@@ -147,8 +149,20 @@ class OtaServicer(ota_pb2_grpc.OtaServicer):
         self, request_iterator: AsyncIterator[ota_pb2.UploadChunk], context: _Context
     ) -> AsyncIterator[ota_pb2.TransferStatus]:
         await self._authorize(context)
+        idle_timeout = self._agent.config.transfer.idle_timeout_s
+        chunks = aiter(request_iterator)
         with self._agent.upload():
-            async for chunk in request_iterator:
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(anext(chunks), idle_timeout)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    transfer_record = self._agent.record.transfer
+                    offset = transfer_record.offset if transfer_record is not None else 0
+                    raise TransferStalledError(
+                        f"no upload data for {idle_timeout} s; the transfer resumes at offset {offset}"
+                    ) from None
                 transfer = await asyncio.to_thread(
                     self._agent.write_chunk, chunk.bundle_sha256, chunk.offset, chunk.data
                 )

@@ -124,12 +124,15 @@ class TransferConfig(BaseModel):
     Attributes:
         max_chunk_bytes: largest upload chunk accepted (default 4 MiB).
         min_free_bytes: free space that must remain in the state directory after a transfer (default 16 MiB).
+        idle_timeout_s: an upload that sends no chunk for this long is ended, releasing the upload for another
+            push (Uptane's slow retrieval attack; default 60 s). The transfer stays resumable.
     """
 
     model_config = _STRICT
 
     max_chunk_bytes: int = Field(default=4 * _MIB, ge=4 * _KIB, le=64 * _MIB)
     min_free_bytes: int = Field(default=16 * _MIB, ge=0)
+    idle_timeout_s: float = Field(default=60.0, gt=0)
 
 
 class AgentConfig(BaseModel):

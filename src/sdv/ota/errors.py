@@ -35,6 +35,7 @@ __all__ = [
     "ThresholdNotMetError",
     "TransferInProgressError",
     "TransferOffsetError",
+    "TransferStalledError",
     "TrustRootFormatError",
     "UnknownKeyError",
     "UnknownSlotError",
@@ -125,6 +126,10 @@ class TransferInProgressError(AgentStateError):
 
 class TransferOffsetError(OtaError, ValueError):
     """An upload chunk at another offset than the agent's persisted one, past the end, or for another bundle."""
+
+
+class TransferStalledError(OtaError, TimeoutError):
+    """An upload that sent no data for longer than the idle timeout (Uptane's slow retrieval); it stays resumable."""
 
 
 class InsufficientSpaceError(OtaError):

@@ -11,6 +11,7 @@ Errors are gRPC statuses with a message naming the reason:
   RESOURCE_EXHAUSTED   not enough free space for the bundle or for staging it
   PERMISSION_DENIED    the bundle is refused by verification (signatures, expiry, hardware id, counter, ...)
   CANCELLED            a Cancel request stopped the staging
+  DEADLINE_EXCEEDED    an upload sent no chunk within the agent's idle timeout (the transfer stays resumable)
   UNAUTHENTICATED / PERMISSION_DENIED with the token scheme: the caller lacks the `ota` scope
 """
 
