@@ -225,6 +225,7 @@ def test_cancel_where_safe_and_refuse_out_of_order_steps(ecu: Ecu, build_bundle:
     with _agent(ecu) as agent:
         with pytest.raises(AgentStateError, match="cannot activate in state idle"):
             agent.activate()
+        assert agent.mark_good().state is _S.IDLE  # nothing on trial: the running slot stays committed
         _install(agent, build_bundle())
         with pytest.raises(AgentStateError, match="cannot mark good in state ready"):
             agent.mark_good()

@@ -676,8 +676,15 @@ class UpdateAgent:
         return None
 
     def mark_good(self) -> AgentRecord:
-        """Commit the slot on trial: it becomes the active slot, and its bundle the installed one."""
+        """Commit the slot on trial: it becomes the active slot, and its bundle the installed one.
+
+        With no update under way and the committed slot running, this only refreshes the slot's boot counter
+        (RAUC's ``mark-good`` at every boot), so a boot-time unit may call it unconditionally.
+        """
         with self._mutex:
+            if self._record.state in AT_REST and self.selector.booted() == self._record.active_slot:
+                self.selector.mark_good(self._record.active_slot)
+                return self._record
             self._require("mark good", _S.VERIFYING)
             trial = self._record.trial_slot
             booted = self.selector.booted()
