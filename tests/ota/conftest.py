@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import stat
+import sys
 import tarfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -327,3 +329,35 @@ def start_agent() -> Iterator[Callable[..., AgentProcess]]:
     for agent in started:
         if agent.process.poll() is None:
             assert agent.stop() == 0, agent.log.read_text()
+
+
+_FW_PRINTENV = """#!{python}
+import pathlib, sys
+store = pathlib.Path({store!r})
+if store.exists():
+    sys.stdout.write(store.read_text())
+"""
+_FW_SETENV = """#!{python}
+import pathlib, sys
+store = pathlib.Path({store!r})
+variables = dict(line.split("=", 1) for line in store.read_text().splitlines()) if store.exists() else {{}}
+if sys.argv[1] == "-s":
+    for line in pathlib.Path(sys.argv[2]).read_text().splitlines():
+        name, _, value = line.partition(" ")
+        variables[name] = value
+else:
+    variables[sys.argv[1]] = " ".join(sys.argv[2:])
+store.write_text("".join(f"{{name}}={{value}}\\n" for name, value in variables.items()))
+"""
+
+
+def fake_fw_tools(directory: Path) -> tuple[str, str, Path]:
+    """Small fw_printenv and fw_setenv programs that keep the U-Boot variables in a file (NAME=VALUE lines)."""
+    store = directory / "uboot.env"
+    tools = []
+    for name, text in (("fw_printenv", _FW_PRINTENV), ("fw_setenv", _FW_SETENV)):
+        path = directory / name
+        path.write_text(text.format(python=sys.executable, store=str(store)))
+        path.chmod(path.stat().st_mode | stat.S_IXUSR)
+        tools.append(str(path))
+    return tools[0], tools[1], store

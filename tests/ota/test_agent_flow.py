@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BuildBundle, Ecu, payloads  # noqa: F401 - payloads is a fixture
+from conftest import BuildBundle, Ecu, fake_fw_tools
 from sdv.ota.agent import UpdateAgent, read_record
 from sdv.ota.agent_config import load_agent_config
 from sdv.ota.agent_state import AgentState
@@ -236,3 +236,22 @@ def test_cancel_where_safe_and_refuse_out_of_order_steps(ecu: Ecu, build_bundle:
         with pytest.raises(AgentStateError, match="cannot cancel in state verifying"):
             agent.cancel()
     assert os.readlink(ecu.tree_root / "current") == "B"
+
+
+def test_the_agent_drives_u_boot_through_fw_tools(
+    ecu: Ecu, build_bundle: BuildBundle, tmp_path: Path
+) -> None:
+    printenv, setenv, store = fake_fw_tools(tmp_path)
+    ecu.write_config(
+        boot={"selector": "uboot", "fw_printenv": printenv, "fw_setenv": setenv, "max_attempts": 1}
+    )
+    with _agent(ecu) as agent:
+        _install(agent, build_bundle())
+        agent.activate()  # the one trial boot
+        assert agent.record.state is _S.VERIFYING
+        assert "BOOT_ORDER=B A" in store.read_text() and os.readlink(ecu.tree_root / "current") == "B"
+    with _agent(ecu, boot=True) as agent:  # never marked good: U-Boot's counter for B is spent
+        assert agent.record.state is _S.ROLLED_BACK
+    variables = store.read_text()
+    assert "BOOT_ORDER=A B" in variables and "BOOT_B_LEFT=0" in variables and "SDV_BOOTED=A" in variables
+    assert os.readlink(ecu.tree_root / "current") == "A"

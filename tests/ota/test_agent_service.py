@@ -152,6 +152,26 @@ def test_no_space_and_wrong_state_are_refused_with_the_reason(
     assert _status(agent.target)["state"] == "idle"
 
 
+def test_watch_status_streams_the_changes(
+    ecu: Ecu, build_bundle: BuildBundle, start_agent: StartAgent
+) -> None:
+    agent = start_agent(ecu.config)
+    assert agent.target is not None
+    with grpc.insecure_channel(agent.target) as channel:
+        stream = ota_pb2_grpc.OtaStub(channel).WatchStatus(ota_pb2.WatchStatusRequest())
+        assert next(stream).state == ota_pb2.STATE_IDLE
+        assert (
+            run_cli("ota", "push", build_bundle(), "--target", agent.target, "--chunk-size", "8192").code == 0
+        )
+        seen = []
+        for status in stream:
+            seen.append(status.state)
+            if status.state == ota_pb2.STATE_READY:
+                break
+        stream.cancel()
+    assert ota_pb2.STATE_TRANSFERRING in seen and seen[-1] == ota_pb2.STATE_READY
+
+
 def test_an_unreachable_agent_is_a_usage_error() -> None:
     result = run_cli("ota", "status", "--target", "127.0.0.1:1")
     assert result.code == 2 and "cannot reach the update agent at 127.0.0.1:1" in result.err

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import stat
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from conftest import entry, make_tar
+from conftest import entry, fake_fw_tools, make_tar
 from sdv.ota.agent_state import (
     TRANSITIONS,
     AgentRecord,
@@ -91,39 +89,8 @@ def test_memory_selector_is_the_same_model() -> None:
     assert [selector.boot(), selector.boot()] == ["B", "A"]
 
 
-_FW_PRINTENV = """#!{python}
-import pathlib, sys
-store = pathlib.Path({store!r})
-if store.exists():
-    sys.stdout.write(store.read_text())
-"""
-_FW_SETENV = """#!{python}
-import pathlib, sys
-store = pathlib.Path({store!r})
-variables = dict(line.split("=", 1) for line in store.read_text().splitlines()) if store.exists() else {{}}
-if sys.argv[1] == "-s":
-    for line in pathlib.Path(sys.argv[2]).read_text().splitlines():
-        name, _, value = line.partition(" ")
-        variables[name] = value
-else:
-    variables[sys.argv[1]] = " ".join(sys.argv[2:])
-store.write_text("".join(f"{{name}}={{value}}\\n" for name, value in variables.items()))
-"""
-
-
-def _fake_fw_tools(directory: Path) -> tuple[str, str, Path]:
-    store = directory / "uboot.env"
-    tools = []
-    for name, text in (("fw_printenv", _FW_PRINTENV), ("fw_setenv", _FW_SETENV)):
-        path = directory / name
-        path.write_text(text.format(python=sys.executable, store=str(store)))
-        path.chmod(path.stat().st_mode | stat.S_IXUSR)
-        tools.append(str(path))
-    return tools[0], tools[1], store
-
-
 def test_uboot_selector_uses_raucs_variables_through_fw_tools(tmp_path: Path) -> None:
-    printenv, setenv, store = _fake_fw_tools(tmp_path)
+    printenv, setenv, store = fake_fw_tools(tmp_path)
     selector = UBootBootSelector(printenv, setenv, max_attempts=3)
     assert selector.booted() == "A"  # an empty environment: the factory slot
     selector.set_trial("B")
@@ -136,7 +103,7 @@ def test_uboot_selector_uses_raucs_variables_through_fw_tools(tmp_path: Path) ->
 
 
 def test_uboot_selector_reads_the_booted_slot_from_the_kernel_command_line(tmp_path: Path) -> None:
-    printenv, setenv, _ = _fake_fw_tools(tmp_path)
+    printenv, setenv, _ = fake_fw_tools(tmp_path)
     cmdline = tmp_path / "cmdline"
     cmdline.write_text("console=ttyS0 root=/dev/mmcblk0p3 rauc.slot=B quiet\n")
     selector = UBootBootSelector(printenv, setenv, cmdline=cmdline)
