@@ -186,6 +186,10 @@ def test_a_second_transfer_is_refused_while_one_is_in_progress(ecu: Ecu, build_b
             pass
         with pytest.raises(TransferOffsetError, match="continues at 1000"):
             agent.write_chunk(sha, 0, data[:1000])
+        with pytest.raises(TransferOffsetError, match="past the bundle's"):
+            agent.write_chunk(sha, 1000, data[1000:] + b"extra")
+        with pytest.raises(TransferOffsetError, match="for bundle 0000"):
+            agent.write_chunk("0" * 64, 1000, data[1000:2000])
     with pytest.raises(StateDirectoryBusyError), _agent(ecu), _agent(ecu):
         pass
 
@@ -203,6 +207,12 @@ def test_a_transfer_resumes_after_the_agent_restarts(ecu: Ecu, build_bundle: Bui
         assert agent.incoming.stat().st_size == 5000
         agent.write_chunk(sha, 5000, data[5000:])
         assert agent.record.state is _S.TRANSFERRED
+
+
+@pytest.mark.parametrize(("size", "sha"), [(0, "a" * 64), (10, "A" * 64), (10, "abc")])
+def test_a_transfer_needs_a_size_and_a_sha256(ecu: Ecu, size: int, sha: str) -> None:
+    with _agent(ecu) as agent, pytest.raises(TransferOffsetError, match="lowercase hex SHA-256"):
+        agent.begin_transfer(size, sha)
 
 
 def test_a_corrupted_transfer_fails_with_the_reason(ecu: Ecu, build_bundle: BuildBundle) -> None:

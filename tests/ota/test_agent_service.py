@@ -172,6 +172,12 @@ def test_watch_status_streams_the_changes(
     assert ota_pb2.STATE_TRANSFERRING in seen and seen[-1] == ota_pb2.STATE_READY
 
 
+def test_the_agent_refuses_to_serve_unauthenticated_beyond_loopback(ecu: Ecu) -> None:
+    result = run_cli("ota", "agent", "--config", ecu.config, "--address", "0.0.0.0", "--port", "0")
+    assert result.code == 2 and "without authorization" in result.err and "--insecure" in result.err
+    assert not ecu.state_dir.exists()  # refused before the agent touched anything
+
+
 def test_an_unreachable_agent_is_a_usage_error() -> None:
     result = run_cli("ota", "status", "--target", "127.0.0.1:1")
     assert result.code == 2 and "cannot reach the update agent at 127.0.0.1:1" in result.err

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import logging
 import signal
@@ -244,11 +245,30 @@ def _agent(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         print(f"sdv ota agent: --port {args.port} is not a TCP port (0 to 65535)", file=sys.stderr)
         return 2
+    if not _is_loopback(args.address) and not args.insecure:
+        print(
+            f"sdv ota agent: refusing to serve the OTA service on {args.address} without authorization: anyone "
+            "reaching it could activate, roll back or cancel updates; serve on a loopback address, or pass "
+            "--insecure on a network only trusted peers reach",
+            file=sys.stderr,
+        )
+        return 2
+    if args.insecure:
+        _LOG.warning("serving the OTA service on %s without authorization (--insecure)", args.address)
     config = load_agent_config(args.config)
     with UpdateAgent(config, boot=True) as agent:  # starting the agent stands for a boot
         status = agent.status()
         _LOG.info("booted slot %s; update agent %s", status.booted_slot, status.record.state)
         return asyncio.run(_serve(agent, args.address, args.port))
+
+
+def _is_loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
 
 
 async def _serve(agent: UpdateAgent, address: str, port: int) -> int:
@@ -293,6 +313,11 @@ def register(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=int,
         default=_DEFAULT_AGENT_PORT,
         help=f"port (default {_DEFAULT_AGENT_PORT}; 0 picks one)",
+    )
+    agent.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow serving without authorization on a non-loopback address (logged as a warning)",
     )
     agent.set_defaults(handler=_agent)
 

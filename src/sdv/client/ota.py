@@ -59,7 +59,9 @@ class OtaClient:
 
     Args:
         target: ``HOST:PORT`` of the agent.
-        timeout_s: deadline of each unary call (streams have none: a big bundle takes long).
+        timeout_s: deadline of the status, transfer and cancel calls. Streams have none (a big bundle takes
+            long), nor have activate, mark-good and rollback: they may wait for a health check, which the agent
+            bounds with its own timeout.
         credentials: TLS channel credentials; without them the channel is plain text.
         metadata: sent with every call (for example a bearer token).
     """
@@ -182,26 +184,16 @@ class OtaClient:
 
     def activate(self) -> ota_pb2.Status:
         """Start the staged bundle on trial."""
-        return self._call(
-            lambda: self._stub.Activate(
-                ota_pb2.ActivateRequest(), timeout=self._timeout, metadata=self._metadata
-            )
-        )
+        return self._call(lambda: self._stub.Activate(ota_pb2.ActivateRequest(), metadata=self._metadata))
 
     def mark_good(self) -> ota_pb2.Status:
         """Commit the slot on trial."""
-        return self._call(
-            lambda: self._stub.MarkGood(
-                ota_pb2.MarkGoodRequest(), timeout=self._timeout, metadata=self._metadata
-            )
-        )
+        return self._call(lambda: self._stub.MarkGood(ota_pb2.MarkGoodRequest(), metadata=self._metadata))
 
     def rollback(self, reason: str = "") -> ota_pb2.Status:
         """Go back to the committed slot."""
         request = ota_pb2.RollbackRequest(reason=reason)
-        return self._call(
-            lambda: self._stub.Rollback(request, timeout=self._timeout, metadata=self._metadata)
-        )
+        return self._call(lambda: self._stub.Rollback(request, metadata=self._metadata))
 
     def cancel(self) -> ota_pb2.Status:
         """Abandon a transfer or a staged bundle."""

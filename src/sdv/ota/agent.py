@@ -1,13 +1,7 @@
 """The ECU's update agent: receives a bundle, verifies and stages it in the inactive slot, activates it on
 trial, commits or rolls back. The rules live in :mod:`sdv.ota.agent_state`; this orchestrator does the I/O.
 
-State directory layout::
-
-    state.json        the AgentRecord, replaced atomically at every change (temp file, fsync, rename, fsync dir)
-    incoming.sdvota   the bundle being received (appended, fsync-ed before its offset is persisted)
-    time.json         the trusted time floor
-    boot.json         the boot selection (file boot selector only)
-    lock              held (flock) by the one agent process using the directory
+The state directory's files are described in :mod:`sdv.ota.agent_store`.
 
 Invariants:
 
@@ -21,31 +15,22 @@ Invariants:
 * a bundle that fails verification leaves the record in ``Failed`` with the reason, no partial bundle file and no
   tree in the slots (verification of the header happens before the first payload byte is written).
 
-Test hook: ``SDV_OTA_TEST_CRASH=after:STATE`` kills the process with SIGKILL right after it persisted ``STATE``,
-``SDV_OTA_TEST_CRASH=staged:N`` once ``N`` payload bytes were written to slots. The fault-injection tests use it
-to cut power at each transition; it has no other use.
+The fault-injection test hook ``SDV_OTA_TEST_CRASH`` is described in :mod:`sdv.ota.agent_store`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
 import shutil
-import signal
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
 
-from pydantic import ValidationError
-
-from sdv.ota.agent_config import AgentConfig, ImageSlotConfig, SlotConfig
+from sdv.ota.agent_config import AgentConfig
 from sdv.ota.agent_state import (
     AT_REST,
     AgentRecord,
@@ -57,116 +42,43 @@ from sdv.ota.agent_state import (
     transition,
     updated,
 )
-from sdv.ota.boot import BootSelector, FileBootSelector, UBootBootSelector
+from sdv.ota.agent_store import (
+    AgentStatus,
+    CrashHook,
+    boot_view,
+    local_status,
+    lock_state_directory,
+    make_group,
+    make_selector,
+    read_record,
+    run_health_check,
+    write_record,
+)
+from sdv.ota.boot import BootSelector, UBootBootSelector
 from sdv.ota.bundle import read_header
 from sdv.ota.errors import (
     AgentStateError,
-    InsufficientSpaceError,
     OperationCancelledError,
     OtaError,
-    SizeLimitError,
-    StateDirectoryBusyError,
     TransferInProgressError,
-    TransferOffsetError,
     UnknownSlotError,
 )
 from sdv.ota.manifest import Manifest, Payload
-from sdv.ota.slots import ImageSlotGroup, SlotGroup, SlotWriter, TreeSlotGroup
+from sdv.ota.slots import SlotGroup, SlotWriter, TreeSlotGroup
 from sdv.ota.store import (
     hash_file,
     load_time_state,
     load_trust,
-    read_limited,
     save_time_state,
-    write_atomically,
 )
+from sdv.ota.transfer import TransferStore
 from sdv.ota.trusted_time import TimeState, trusted_now
 from sdv.ota.verifier import BundleVerifier
 
-__all__ = ["AgentStatus", "UpdateAgent", "local_status", "make_selector", "read_record"]
+__all__ = ["AgentStatus", "UpdateAgent", "local_status", "read_record"]
 
 _logger = logging.getLogger(__name__)
 _S = AgentState
-_RECORD_LIMIT = 256 * 1024
-_CRASH_ENV = "SDV_OTA_TEST_CRASH"
-
-
-def read_record(state_dir: Path) -> AgentRecord:
-    """The persisted record of a state directory (the initial record if there is none), without locking."""
-    path = state_dir / "state.json"
-    if not path.exists():
-        return AgentRecord()
-    try:
-        return AgentRecord.model_validate_json(read_limited(path, _RECORD_LIMIT, "agent state"))
-    except ValidationError as error:
-        raise OtaError(f"{path}: malformed agent state: {error}") from error
-
-
-def local_status(config: AgentConfig) -> AgentStatus:
-    """The status of the agent whose state directory this is, read without taking its lock."""
-    record = read_record(config.state_dir)
-    return AgentStatus(record, *_boot_view(record, make_selector(config)))
-
-
-def _boot_view(record: AgentRecord, selector: BootSelector) -> tuple[SlotName, int]:
-    """The running slot and the boot attempts left of the slot on trial (or of the running one)."""
-    booted = selector.booted()
-    slot = record.trial_slot if record.state in (_S.ACTIVATING, _S.VERIFYING) else booted
-    return booted, selector.attempts_left(slot or booted)
-
-
-@dataclass(frozen=True)
-class AgentStatus:
-    """What the agent reports: the persisted record plus what is only known at run time.
-
-    Attributes:
-        record: the persisted record.
-        booted_slot: the slot running now.
-        attempts_left: boot attempts left for the trial slot (or the booted one when none is on trial).
-        staged_bytes: payload bytes written to the slot so far while processing.
-        staging_total: payload bytes of the bundle being processed.
-    """
-
-    record: AgentRecord
-    booted_slot: SlotName
-    attempts_left: int
-    staged_bytes: int = 0
-    staging_total: int = 0
-
-
-class _CrashHook:
-    """The documented fault-injection hook (module docstring); inert unless the variable is set."""
-
-    def __init__(self, spec: str) -> None:
-        kind, _, value = spec.partition(":")
-        self.after_state = value if kind == "after" else None
-        self.staged_bytes = int(value) if kind == "staged" and value.isdigit() else None
-
-    def _die(self, why: str) -> None:
-        _logger.warning("%s=%s: killing this process (%s)", _CRASH_ENV, os.environ.get(_CRASH_ENV), why)
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    def persisted(self, state: AgentState) -> None:
-        if self.after_state == state.value:
-            self._die(f"persisted {state}")
-
-    def staged(self, count: int) -> None:
-        if self.staged_bytes is not None and count >= self.staged_bytes:
-            self._die(f"{count} bytes staged")
-
-
-def _make_group(config: SlotConfig) -> SlotGroup:
-    if isinstance(config, ImageSlotConfig):
-        return ImageSlotGroup(config.name, config.a, config.b)
-    return TreeSlotGroup(config.name, config.path, config.root)
-
-
-def make_selector(config: AgentConfig) -> BootSelector:
-    """The boot selector the configuration names."""
-    boot = config.boot
-    if boot.selector == "uboot":
-        return UBootBootSelector(boot.fw_printenv, boot.fw_setenv, boot.max_attempts, boot.cmdline)
-    return FileBootSelector(config.state_dir / "boot.json", boot.max_attempts)
 
 
 class _StagingSink:
@@ -208,18 +120,18 @@ class UpdateAgent:
         self.config = config
         self.state_dir = config.state_dir
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._lock_handle = self._lock()
+        self._lock_handle = lock_state_directory(self.state_dir)
         self.selector = selector or make_selector(config)
-        self.groups = [_make_group(slot) for slot in config.slots]
+        self.groups = [make_group(slot) for slot in config.slots]
         self._clock = clock
         self._mutex = threading.RLock()
         self._listeners: list[Callable[[AgentStatus], None]] = []
         self._uploading = False
-        self._upload_handle: BinaryIO | None = None
+        self.transfers = TransferStore(self.state_dir, config.transfer, config.limits)
         self._cancel = threading.Event()
         self._staged_bytes = 0
         self._staging_total = 0
-        self._crash = _CrashHook(os.environ.get(_CRASH_ENV, ""))
+        self._crash = CrashHook.from_environment()
         self._record = read_record(self.state_dir)
         self._boot_info: tuple[SlotName, int] = ("A", 0)
         if not (self.state_dir / "state.json").exists():
@@ -238,35 +150,16 @@ class UpdateAgent:
     @property
     def incoming(self) -> Path:
         """The partially received bundle."""
-        return self.state_dir / "incoming.sdvota"
+        return self.transfers.path
 
     @property
     def time_state_path(self) -> Path:
         """The trusted time floor."""
         return self.state_dir / "time.json"
 
-    def _lock(self) -> BinaryIO:
-        handle = (self.state_dir / "lock").open("a+b")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().decode(errors="replace").strip() or "another process"
-            handle.close()
-            raise StateDirectoryBusyError(
-                f"{self.state_dir} is in use by the update agent with pid {holder}; talk to it with --target"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()).encode())
-        handle.flush()
-        return handle
-
     def close(self) -> None:
         """Release the state directory."""
-        if self._upload_handle is not None:
-            self._upload_handle.close()
-            self._upload_handle = None
+        self.transfers.close()
         if not self._lock_handle.closed:
             self._lock_handle.close()
 
@@ -279,7 +172,7 @@ class UpdateAgent:
         self.close()
 
     def _persist(self, record: AgentRecord) -> None:
-        write_atomically(self.state_dir / "state.json", record.model_dump_json(indent=1).encode())
+        write_record(self.state_dir, record)
         changed = record.state is not self._record.state
         self._record = record
         if changed:
@@ -290,7 +183,7 @@ class UpdateAgent:
 
     def _refresh_boot(self) -> None:
         """Read the boot selection once per state change (``fw_printenv`` is a process, not a per-chunk cost)."""
-        self._boot_info = _boot_view(self._record, self.selector)
+        self._boot_info = boot_view(self._record, self.selector)
 
     def _go(self, target: AgentState, **changes: object) -> None:
         self._persist(transition(self._record, target, **changes))
@@ -346,6 +239,7 @@ class UpdateAgent:
         Raises:
             TransferInProgressError: another bundle is being received.
             AgentStateError: an update is under way (staged, activating, on trial).
+            TransferOffsetError: a size or id that cannot be a bundle's.
             SizeLimitError: the bundle is larger than the limits allow.
             InsufficientSpaceError: the state directory has not enough free space.
         """
@@ -362,20 +256,7 @@ class UpdateAgent:
                 raise AgentStateError(
                     f"cannot begin a transfer in state {record.state}: an update is under way; finish or cancel it"
                 )
-            limits = self.config.limits
-            largest = limits.max_total_payload_bytes + limits.max_manifest_bytes + limits.max_signatures_bytes
-            if size > largest + 16:
-                raise SizeLimitError(f"a bundle of {size} bytes exceeds the limit of {largest + 16} bytes")
-            free = shutil.disk_usage(self.state_dir).free
-            needed = size + self.config.transfer.min_free_bytes
-            if needed > free:
-                raise InsufficientSpaceError(
-                    f"{self.state_dir}: a bundle of {size} bytes needs {needed} bytes free "
-                    f"(with a reserve of {self.config.transfer.min_free_bytes}), {free} are free"
-                )
-            with self.incoming.open("wb") as handle:
-                os.fsync(handle.fileno())
-            transfer = TransferRecord(bundle_sha256=bundle_sha256, size=size, offset=0)
+            transfer = self.transfers.begin(size, bundle_sha256)
             self._go(_S.TRANSFERRING, transfer=transfer, bundle=None, trial_slot=None, failure=None)
             return transfer
 
@@ -397,9 +278,7 @@ class UpdateAgent:
         finally:
             with self._mutex:
                 self._uploading = False
-                if self._upload_handle is not None:
-                    self._upload_handle.close()
-                    self._upload_handle = None
+                self.transfers.close()
 
     def write_chunk(self, bundle_sha256: str, offset: int, data: bytes) -> TransferRecord:
         """Append the bytes at ``offset`` to the bundle being received and persist the new offset.
@@ -414,44 +293,18 @@ class UpdateAgent:
         with self._mutex:
             self._require("receive bundle data", _S.TRANSFERRING)
             transfer = self._record.transfer
-            if transfer is None:  # pragma: no cover - the record validator of TRANSFERRING keeps it set
+            if transfer is None:  # pragma: no cover - a record in Transferring always has its transfer
                 raise AgentStateError("no transfer is in progress")
-            if bundle_sha256 != transfer.bundle_sha256:
-                raise TransferOffsetError(
-                    f"chunk for bundle {bundle_sha256[:16]}, the transfer in progress is {transfer.bundle_sha256[:16]}"
-                )
-            if offset != transfer.offset:
-                raise TransferOffsetError(
-                    f"chunk at offset {offset}, the agent continues at {transfer.offset}"
-                )
-            if len(data) > self.config.transfer.max_chunk_bytes:
-                raise TransferOffsetError(
-                    f"chunk of {len(data)} bytes exceeds {self.config.transfer.max_chunk_bytes} bytes"
-                )
-            if offset + len(data) > transfer.size:
-                raise TransferOffsetError(
-                    f"chunk ends at {offset + len(data)}, past the bundle's {transfer.size} bytes"
-                )
-            if self._upload_handle is None:
-                self._upload_handle = self.incoming.open("r+b")
-            handle = self._upload_handle
-            handle.seek(offset)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())  # the bytes are on disk before the offset that covers them is
-            transfer = transfer.model_copy(update={"offset": offset + len(data)})
+            transfer = self.transfers.append(transfer, bundle_sha256, offset, data)
             self._persist(updated(self._record, transfer=transfer))
             if transfer.offset == transfer.size:
                 self._complete_transfer(transfer)
             return transfer
 
     def _complete_transfer(self, transfer: TransferRecord) -> None:
-        if self._upload_handle is not None:
-            self._upload_handle.close()
-            self._upload_handle = None
-        _, digest = hash_file(self.incoming)
+        digest = self.transfers.digest()
         if digest != transfer.bundle_sha256:
-            self.incoming.unlink(missing_ok=True)
+            self.transfers.discard()
             self._go(
                 _S.FAILED,
                 transfer=None,
@@ -506,7 +359,7 @@ class UpdateAgent:
         bundle = BundleRecord.of(manifest, sha)
         with self._mutex:
             self._go(_S.READY, bundle=bundle, transfer=None)
-            self.incoming.unlink(missing_ok=True)
+            self.transfers.discard()
             self._staged_bytes = self._staging_total = 0
         return bundle
 
@@ -567,7 +420,7 @@ class UpdateAgent:
         for writer in writers:
             writer.abort()
         with self._mutex:
-            self.incoming.unlink(missing_ok=True)
+            self.transfers.discard()
             self._staged_bytes = self._staging_total = 0
             self._go(state, transfer=None, bundle=None, trial_slot=None, failure=failure)
 
@@ -590,10 +443,7 @@ class UpdateAgent:
                 "cancel",
                 _S.TRANSFERRING, _S.TRANSFERRED, _S.READY, _S.FAILED, _S.ACTIVATED, _S.ROLLED_BACK,
             )  # fmt: skip
-            if self._upload_handle is not None:
-                self._upload_handle.close()
-                self._upload_handle = None
-            self.incoming.unlink(missing_ok=True)
+            self.transfers.discard()
             self._go(_S.IDLE, transfer=None, bundle=None, trial_slot=None, failure=None)
             return self._record
 
@@ -648,32 +498,9 @@ class UpdateAgent:
             return
         if self._record.state is _S.ACTIVATING:
             self._go(_S.VERIFYING)
-        failure = self._health_check(booted)
+        failure = run_health_check(self.config.health_check, booted)
         if failure is not None:
             self._rollback(failure)
-
-    def _health_check(self, slot: SlotName) -> str | None:
-        check = self.config.health_check
-        if check is None:
-            return None
-        environment = {**os.environ, "SDV_OTA_SLOT": slot}
-        try:
-            result = subprocess.run(
-                check.command,
-                capture_output=True,
-                text=True,
-                timeout=check.timeout_s,
-                env=environment,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return f"health check {check.command[0]} did not finish within {check.timeout_s} s"
-        except OSError as error:
-            return f"health check {check.command[0]} cannot run: {error}"
-        if result.returncode != 0:
-            detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [""]
-            return f"health check {check.command[0]} exited with {result.returncode}: {detail[0]}"
-        return None
 
     def mark_good(self) -> AgentRecord:
         """Commit the slot on trial: it becomes the active slot, and its bundle the installed one.
@@ -724,14 +551,9 @@ class UpdateAgent:
         state = self._record.state
         transfer = self._record.transfer
         if state is _S.TRANSFERRING and transfer is not None:
-            on_disk = self.incoming.stat().st_size if self.incoming.exists() else -1
-            if on_disk < transfer.offset:  # cannot happen while fsync holds its promise; start over then
-                _logger.warning("partial bundle holds %d bytes, less than the persisted offset", on_disk)
-                transfer = transfer.model_copy(update={"offset": 0})
-                self._persist(updated(self._record, transfer=transfer))
-            with self.incoming.open("ab") as handle:
-                handle.truncate(transfer.offset)
-                os.fsync(handle.fileno())
+            resumed = self.transfers.resume(transfer)
+            if resumed != transfer:
+                self._persist(updated(self._record, transfer=resumed))
         elif state is _S.PROCESSING:
             self._abandon_staging()
         elif state is _S.ACTIVATING and not rebooted and booted != self._record.trial_slot:
@@ -742,6 +564,12 @@ class UpdateAgent:
             self._rollback(self._record.failure or "rollback interrupted")
         elif rebooted and booted == self._record.active_slot:
             self.selector.mark_good(booted)  # a good boot refreshes the counter (RAUC's mark-good service)
+        elif rebooted:
+            _logger.warning(
+                "the bootloader started slot %s although slot %s is committed; leaving the selection alone",
+                booted,
+                self._record.active_slot,
+            )
         if self._record.state in AT_REST or self._record.state in (_S.TRANSFERRING, _S.TRANSFERRED, _S.READY):
             self._switch_trees(self.selector.booted())
 
