@@ -265,3 +265,22 @@ def test_the_agent_drives_u_boot_through_fw_tools(
     variables = store.read_text()
     assert "BOOT_ORDER=A B" in variables and "BOOT_B_LEFT=0" in variables and "SDV_BOOTED=A" in variables
     assert os.readlink(ecu.tree_root / "current") == "A"
+
+
+def test_with_a_reboot_command_the_reboot_finishes_activation_and_rollback(
+    ecu: Ecu, build_bundle: BuildBundle, tmp_path: Path, new_software: tuple[str, str]
+) -> None:
+    reboots = tmp_path / "reboots"
+    ecu.write_config(reboot_command=[sys.executable, "-c", f"open({str(reboots)!r}, 'a').write('reboot\\n')"])
+    factory = ecu.software("A")
+    with _agent(ecu) as agent:
+        _install(agent, build_bundle())
+        agent.activate()
+        assert agent.record.state is _S.ACTIVATING and ecu.running() == factory  # waits for the reboot
+    with _agent(ecu, boot=True) as agent:  # the reboot starts the trial slot, its tree goes live with it
+        assert agent.record.state is _S.VERIFYING and ecu.running() == new_software
+        agent.rollback()
+        assert agent.record.state is _S.ROLLING_BACK
+    with _agent(ecu, boot=True) as agent:
+        assert agent.record.state is _S.ROLLED_BACK and ecu.running() == factory
+    assert reboots.read_text().count("reboot") == 2

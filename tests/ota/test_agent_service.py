@@ -28,9 +28,12 @@ def test_push_activate_and_commit_over_grpc(
     ecu: Ecu, build_bundle: BuildBundle, start_agent: StartAgent, new_software: tuple[str, str]
 ) -> None:
     factory = ecu.software("A")
+    ecu.write_config(transfer={"min_free_bytes": 0, "max_chunk_bytes": 4096})
     agent = start_agent(ecu.config)
     assert agent.target is not None
-    pushed = run_cli("ota", "push", build_bundle(), "--target", agent.target, "--chunk-size", "4096")
+    pushed = run_cli(
+        "ota", "push", build_bundle(), "--target", agent.target
+    )  # 1 MiB chunks, capped by the agent
     assert pushed.code == 0, pushed.err
     assert "state:      ready" in pushed.out and "demo 1.5.0 (release counter 5)" in pushed.out
     assert ecu.software("B") == new_software and ecu.running() == factory

@@ -18,6 +18,7 @@ without changing the service.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -59,9 +60,15 @@ def _bundle(record: BundleRecord | None) -> ota_pb2.Bundle | None:
     )
 
 
-def _transfer_status(transfer: TransferRecord, state: AgentState) -> ota_pb2.TransferStatus:
+def _transfer_status(
+    transfer: TransferRecord, state: AgentState, max_chunk_bytes: int = 0
+) -> ota_pb2.TransferStatus:
     return ota_pb2.TransferStatus(
-        bundle_sha256=transfer.bundle_sha256, size=transfer.size, offset=transfer.offset, state=_STATES[state]
+        bundle_sha256=transfer.bundle_sha256,
+        size=transfer.size,
+        offset=transfer.offset,
+        state=_STATES[state],
+        max_chunk_bytes=max_chunk_bytes,
     )
 
 
@@ -99,7 +106,8 @@ class _StatusFeed:
         self._unsubscribe = agent.subscribe(self._on_status)
 
     def _on_status(self, status: AgentStatus) -> None:
-        self._loop.call_soon_threadsafe(self._put, status)
+        with contextlib.suppress(RuntimeError):  # the loop closed while the server stops: nobody listens
+            self._loop.call_soon_threadsafe(self._put, status)
 
     def _put(self, status: AgentStatus) -> None:
         self._latest = status
@@ -142,7 +150,9 @@ class OtaServicer(ota_pb2_grpc.OtaServicer):
     ) -> ota_pb2.TransferStatus:
         await self._authorize(context)
         transfer = await asyncio.to_thread(self._agent.begin_transfer, request.size, request.bundle_sha256)
-        return _transfer_status(transfer, self._agent.record.state)
+        return _transfer_status(
+            transfer, self._agent.record.state, self._agent.config.transfer.max_chunk_bytes
+        )
 
     @grpc_errors
     async def Upload(

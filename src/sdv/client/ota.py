@@ -136,7 +136,7 @@ class OtaClient:
 
         Args:
             bundle: the bundle file.
-            chunk_bytes: bytes per upload message.
+            chunk_bytes: bytes per upload message (at most what the agent accepts).
             on_start: called with (offset the upload resumes at, bundle size) before the first chunk.
             on_progress: called with the agent's persisted offset after every chunk.
 
@@ -149,6 +149,8 @@ class OtaClient:
             on_start(transfer.offset, size)
         if transfer.offset >= size:
             return transfer
+        if transfer.max_chunk_bytes:
+            chunk_bytes = min(chunk_bytes, transfer.max_chunk_bytes)
 
         def chunks() -> Iterator[ota_pb2.UploadChunk]:
             with bundle.open("rb") as source:

@@ -135,7 +135,7 @@ class UpdateAgent:
         self._record = read_record(self.state_dir)
         self._boot_info: tuple[SlotName, int] = ("A", 0)
         if not (self.state_dir / "state.json").exists():
-            self._record = AgentRecord(active_slot=self.selector.booted())
+            self._record = AgentRecord(active_slot=self.selector.adopt_running())
             self._persist(self._record)
         try:
             booted = self.selector.boot() if boot else self.selector.booted()
@@ -217,7 +217,10 @@ class UpdateAgent:
             return
         status = self.status()
         for listener in list(self._listeners):
-            listener(status)
+            try:
+                listener(status)
+            except Exception:  # a watcher's failure must never stop an update step
+                _logger.exception("status listener %r failed", listener)
 
     def _require(self, action: str, *states: AgentState) -> None:
         if self._record.state not in states:
@@ -496,6 +499,7 @@ class UpdateAgent:
                 "(its boot attempts ran out, or the activation was interrupted)"
             )
             return
+        self._switch_trees(booted)  # the trial slot's trees go live with it (after a real reboot too)
         if self._record.state is _S.ACTIVATING:
             self._go(_S.VERIFYING)
         failure = run_health_check(self.config.health_check, booted)

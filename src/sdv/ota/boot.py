@@ -119,6 +119,15 @@ class BootSelector(ABC):
         env = self.load()
         return env.booted or env.order[0]
 
+    def adopt_running(self) -> SlotName:
+        """Record the first slot of the order as running when no boot was recorded yet (a factory-fresh ECU), so
+        that setting a trial later does not change what counts as running before the next boot."""
+        env = self.load()
+        if env.booted is None:
+            env = env.model_copy(update={"booted": env.order[0]})
+            self.store(env)
+        return env.booted or env.order[0]
+
     def boot(self) -> SlotName:
         """Simulate the bootloader at a (re)boot: choose the slot, count the attempt, record it."""
         env = self.load().next_boot(self.max_attempts)
@@ -269,6 +278,11 @@ class UBootBootSelector(BootSelector):
                 if slot in _SLOTS:
                     return "A" if slot == "A" else "B"
         raise BootSelectorError(f"{self.cmdline}: no rauc.slot=A or rauc.slot=B on the kernel command line")
+
+    def adopt_running(self) -> SlotName:
+        if self.cmdline is None:
+            return super().adopt_running()
+        return self.booted()  # the kernel command line says what runs
 
     def boot(self) -> SlotName:
         if self.cmdline is None:

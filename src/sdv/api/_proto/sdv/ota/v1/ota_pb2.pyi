@@ -121,11 +121,14 @@ class TransferStatus(_message.Message):
     SIZE_FIELD_NUMBER: _builtins.int
     OFFSET_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
+    MAX_CHUNK_BYTES_FIELD_NUMBER: _builtins.int
     bundle_sha256: _builtins.str
     size: _builtins.int
     offset: _builtins.int
     """bytes persisted on the agent"""
     state: Global___State.ValueType
+    max_chunk_bytes: _builtins.int
+    """in BeginTransfer's answer: the largest chunk the agent accepts"""
     def __init__(
         self,
         *,
@@ -133,10 +136,11 @@ class TransferStatus(_message.Message):
         size: _builtins.int = ...,
         offset: _builtins.int = ...,
         state: Global___State.ValueType = ...,
+        max_chunk_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_sha256", b"bundle_sha256", "offset", b"offset", "size", b"size", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_sha256", b"bundle_sha256", "max_chunk_bytes", b"max_chunk_bytes", "offset", b"offset", "size", b"size", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
