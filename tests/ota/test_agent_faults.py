@@ -25,6 +25,8 @@ from sdv.ota.agent import read_record
 from sdv.ota.agent_state import AgentState
 from sdv.ota.store import read_bundle_header
 
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
+
 StartAgent = Callable[..., AgentProcess]
 _CHUNK = 1024
 _SEED = 20261201

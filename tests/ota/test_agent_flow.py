@@ -25,6 +25,8 @@ from sdv.ota.errors import (
     UnknownSlotError,
 )
 
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
+
 _S = AgentState
 
 

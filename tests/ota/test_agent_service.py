@@ -14,6 +14,8 @@ from conftest import AgentProcess, BuildBundle, Ecu, run_cli
 from sdv.api._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
 from sdv.client.ota import OtaClient
 
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
+
 StartAgent = Callable[..., AgentProcess]
 
 
