@@ -17,6 +17,7 @@ from sdv.ota.errors import (
     AgentStateError,
     HardwareIdMismatchError,
     InsufficientSpaceError,
+    OperationCancelledError,
     RollbackError,
     StateDirectoryBusyError,
     TransferInProgressError,
@@ -286,3 +287,20 @@ def test_with_a_reboot_command_the_reboot_finishes_activation_and_rollback(
     with _agent(ecu, boot=True) as agent:
         assert agent.record.state is _S.ROLLED_BACK and ecu.running() == factory
     assert reboots.read_text().count("reboot") == 2
+
+
+def test_cancel_while_staging_stops_at_the_next_chunk(ecu: Ecu, build_bundle: BuildBundle) -> None:
+    ecu.write_config(limits={"chunk_bytes": 4096})
+    with _agent(ecu) as agent:
+        agent.receive_file(build_bundle())
+
+        def cancel_once_staging(status: object) -> None:
+            if agent.record.state is _S.PROCESSING and agent.status().staged_bytes > 0:
+                agent.cancel()
+
+        agent.subscribe(cancel_once_staging)
+        with pytest.raises(OperationCancelledError, match="cancelled"):
+            agent.process()
+        assert agent.record.state is _S.IDLE and agent.record.trial_slot is None
+        assert not agent.incoming.exists()
+    assert not list(ecu.tree_root.glob(".*")) and not (ecu.tree_root / "B").exists()
