@@ -18,6 +18,7 @@ from sdv.ota.errors import (
     HardwareIdMismatchError,
     InsufficientSpaceError,
     OperationCancelledError,
+    OtaError,
     RollbackError,
     StateDirectoryBusyError,
     TransferInProgressError,
@@ -304,3 +305,14 @@ def test_cancel_while_staging_stops_at_the_next_chunk(ecu: Ecu, build_bundle: Bu
         assert agent.record.state is _S.IDLE and agent.record.trial_slot is None
         assert not agent.incoming.exists()
     assert not list(ecu.tree_root.glob(".*")) and not (ecu.tree_root / "B").exists()
+
+
+def test_an_unreadable_trust_file_keeps_the_received_bundle(
+    ecu: Ecu, build_bundle: BuildBundle, tmp_path: Path
+) -> None:
+    ecu.write_config(trust=str(tmp_path / "missing-trust.json"))
+    with _agent(ecu) as agent:
+        agent.receive_file(build_bundle())
+        with pytest.raises(OtaError, match="cannot read trust root"):
+            agent.process()
+        assert agent.record.state is _S.TRANSFERRED and agent.incoming.exists()

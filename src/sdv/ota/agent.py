@@ -46,6 +46,7 @@ from sdv.ota.agent_store import (
     AgentStatus,
     CrashHook,
     boot_view,
+    has_record,
     local_status,
     lock_state_directory,
     make_group,
@@ -58,6 +59,7 @@ from sdv.ota.boot import BootSelector, UBootBootSelector
 from sdv.ota.bundle import read_header
 from sdv.ota.errors import (
     AgentStateError,
+    InsufficientSpaceError,
     OperationCancelledError,
     OtaError,
     TransferInProgressError,
@@ -132,12 +134,13 @@ class UpdateAgent:
         self._staged_bytes = 0
         self._staging_total = 0
         self._crash = CrashHook.from_environment()
-        self._record = read_record(self.state_dir)
+        self._record = AgentRecord()
         self._boot_info: tuple[SlotName, int] = ("A", 0)
-        if not (self.state_dir / "state.json").exists():
-            self._record = AgentRecord(active_slot=self.selector.adopt_running())
-            self._persist(self._record)
         try:
+            if has_record(self.state_dir):
+                self._record = read_record(self.state_dir)
+            else:  # the first start on this ECU: what runs now is the committed software
+                self._persist(AgentRecord(active_slot=self.selector.adopt_running()))
             booted = self.selector.boot() if boot else self.selector.booted()
             self._recover(booted, rebooted=boot)
             self._refresh_boot()
@@ -337,19 +340,31 @@ class UpdateAgent:
         Raises:
             AgentStateError: no received bundle.
             VerificationError: the bundle is refused (the state becomes ``Failed`` with the reason).
+            InsufficientSpaceError: a slot cannot hold a payload; nothing was written and the bundle is kept
+                (the state returns to ``Transferred`` with the reason), so the install can be retried.
             OperationCancelledError: :meth:`cancel` stopped it (the state becomes ``Idle``).
+            OtaError: the trust file or time state cannot be read (the state stays ``Transferred``).
         """
         with self._mutex:
             self._require("install", _S.TRANSFERRED)
             transfer = self._record.transfer
             sha = transfer.bundle_sha256 if transfer is not None else ""
+            verifier = self._verifier()  # an unreadable trust file must not cost the received bundle
             self._cancel.clear()
-            self._go(_S.PROCESSING, trial_slot=other_slot(self._record.active_slot))
+            self._go(_S.PROCESSING, trial_slot=other_slot(self._record.active_slot), failure=None)
         writers: list[SlotWriter] = []
         try:
-            manifest = self._stage(writers)
+            manifest = self._stage(verifier, f"bundle {sha[:16]}", writers)
             for writer in writers:
                 writer.finish()
+        except InsufficientSpaceError as error:
+            if writers:  # pragma: no cover - space is checked before the first writer opens
+                self._abandon(writers, _S.FAILED, str(error))
+            else:
+                with self._mutex:
+                    self._staged_bytes = self._staging_total = 0
+                    self._go(_S.TRANSFERRED, trial_slot=None, failure=str(error))
+            raise
         except OperationCancelledError:
             self._abandon(writers, _S.IDLE, None)
             raise
@@ -385,12 +400,10 @@ class UpdateAgent:
             )
         return next(group for group in self.groups if group.name == slot.name)
 
-    def _stage(self, writers: list[SlotWriter]) -> Manifest:
+    def _stage(self, verifier: BundleVerifier, source: str, writers: list[SlotWriter]) -> Manifest:
         trial = self._record.trial_slot
         if trial is None or trial == self._record.active_slot:  # pragma: no cover - set by process()
             raise AgentStateError("refusing to stage into the active slot")
-        verifier = self._verifier()
-        source = "bundle"
         with self.incoming.open("rb") as handle:
             header = read_header(handle, source, self.config.limits)
             manifest, _ = verifier.verify_header(header, source)  # before a single byte is written

@@ -38,6 +38,7 @@ __all__ = [
     "AgentStatus",
     "CrashHook",
     "boot_view",
+    "has_record",
     "local_status",
     "lock_state_directory",
     "make_group",
@@ -51,6 +52,11 @@ _logger = logging.getLogger(__name__)
 _RECORD_FILE = "state.json"
 _RECORD_LIMIT = 256 * 1024
 _CRASH_ENV = "SDV_OTA_TEST_CRASH"
+
+
+def has_record(state_dir: Path) -> bool:
+    """Whether an agent ever persisted its record in this state directory."""
+    return (state_dir / _RECORD_FILE).exists()
 
 
 def read_record(state_dir: Path) -> AgentRecord:
