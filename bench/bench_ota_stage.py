@@ -4,9 +4,8 @@ For each bundle size (default 64 MiB and 1 GiB, one slot-image payload), in a te
 
 * builds and signs the bundle with the ``sdv ota`` commands (threshold 2, as ``bench_ota_verify.py``);
 * in a fresh child process: hands the bundle to an :class:`~sdv.ota.agent.UpdateAgent` (untimed, then
-  ``sync``), then times
-  a plain copy of the received file into an image file (``shutil.copyfileobj`` and ``fsync``, the same bytes
-  from the page cache), then times staging: signature checks, streaming the payload through SHA-256 into the
+  ``sync``), then times a plain copy of the bundle file into an image file (``shutil.copyfileobj`` and
+  ``fsync``, the same bytes from the page cache) and staging: signature checks, streaming the payload through SHA-256 into the
   inactive slot's image file and ``fsync``; ``--repeat`` rounds, interleaved. The child reports the best times, its peak resident set size
   (``resource.getrusage``) and the peak of Python allocations during staging (``tracemalloc``).
 
@@ -29,15 +28,37 @@ import time
 from pathlib import Path
 
 from bench_ota_verify import build_bundle
+from sdv.ota.agent import UpdateAgent
 
 _MIB = 1024 * 1024
+
+
+def _copy(source: Path, target: Path) -> float:
+    """Seconds to copy ``source`` with ``shutil.copyfileobj`` into a new file and ``fsync`` it."""
+    start = time.perf_counter()
+    with source.open("rb") as reader, target.open("wb") as writer:
+        shutil.copyfileobj(reader, writer, 1024 * 1024)
+        writer.flush()
+        os.fsync(writer.fileno())
+    elapsed = time.perf_counter() - start
+    target.unlink()
+    return elapsed
+
+
+def _stage(agent: UpdateAgent) -> float:
+    """Seconds the agent takes to verify and stage the received bundle."""
+    start = time.perf_counter()
+    agent.process()
+    elapsed = time.perf_counter() - start
+    if agent.record.state.value != "ready":
+        raise SystemExit(f"staging ended in state {agent.record.state}")
+    return elapsed
 
 
 def _child(directory: Path, repeat: int) -> None:
     """Receive, copy and stage ``repeat`` times; print the best times as JSON (runs in a fresh interpreter)."""
     import tracemalloc
 
-    from sdv.ota.agent import UpdateAgent
     from sdv.ota.agent_config import AgentConfig, ImageSlotConfig
 
     config = AgentConfig(
@@ -49,27 +70,21 @@ def _child(directory: Path, repeat: int) -> None:
     bundle = directory / "bench.sdvota"
     copy_times, stage_times, traced_peak, rss_before = [], [], 0, 0
     with UpdateAgent(config) as agent:
-        for _ in range(repeat):  # interleaved, so drifting machine load hits both sides alike
+        for round_number in range(repeat):
             agent.receive_file(bundle)
-            copy = directory / "copy.img"
-            os.sync()  # the received file's dirty pages reach the disk before either side is timed
-            start = time.perf_counter()
-            with agent.incoming.open("rb") as source, copy.open("wb") as target:
-                shutil.copyfileobj(source, target, 1024 * 1024)
-                target.flush()
-                os.fsync(target.fileno())
-            copy_times.append(time.perf_counter() - start)
-            copy.unlink()
-            os.sync()
-            rss_before = rss_before or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-            tracemalloc.start()
-            start = time.perf_counter()
-            agent.process()
-            stage_times.append(time.perf_counter() - start)
-            traced_peak = max(traced_peak, tracemalloc.get_traced_memory()[1])
-            tracemalloc.stop()
-            if agent.record.state.value != "ready":
-                raise SystemExit(f"staging ended in state {agent.record.state}")
+            # interleaved, and alternating which side goes first, so neither drifting machine load nor the
+            # order (cache state, pending writeback) favours one side
+            sides = (_copy, _stage) if round_number % 2 == 0 else (_stage, _copy)
+            for side in sides:
+                os.sync()  # earlier dirty pages reach the disk before a side is timed
+                if side is _copy:
+                    copy_times.append(_copy(bundle, directory / "copy.img"))
+                    continue
+                rss_before = rss_before or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+                tracemalloc.start()
+                stage_times.append(_stage(agent))
+                traced_peak = max(traced_peak, tracemalloc.get_traced_memory()[1])
+                tracemalloc.stop()
             agent.cancel()  # back to idle for the next round; slot B is rewritten
     report = {
         "bytes": (directory / "b.img").stat().st_size,

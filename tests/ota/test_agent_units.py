@@ -16,7 +16,7 @@ from sdv.ota.agent_state import (
     transition,
 )
 from sdv.ota.boot import BootEnv, FileBootSelector, MemoryBootSelector, UBootBootSelector
-from sdv.ota.errors import BootSelectorError, IllegalTransitionError
+from sdv.ota.errors import BootSelectorError, IllegalTransitionError, SlotError
 from sdv.ota.manifest import FileTreeTarget, Payload, SlotImageTarget
 from sdv.ota.slots import ImageSlotGroup, TreeSlotGroup, tree_digest
 
@@ -167,3 +167,13 @@ def test_an_aborted_tree_writer_leaves_nothing(tmp_path: Path) -> None:
     writer.write(memoryview(b"partial"))
     writer.abort()
     assert list(group.root.iterdir()) == []
+
+
+def test_a_failing_slot_write_is_reported(tmp_path: Path) -> None:
+    group = ImageSlotGroup("rootfs", tmp_path / "a.img", Path("/dev/full"))  # every write: no space left
+    data = b"x" * 8192
+    writer = group.writer("B", _payload("rootfs.img", data, SlotImageTarget(kind="slot-image", slot="rootfs")))
+    with pytest.raises(SlotError, match="write failed"):
+        for _ in range(4):
+            writer.write(memoryview(data))
+        writer.finish()

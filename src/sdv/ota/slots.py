@@ -15,6 +15,7 @@ nothing but staging in the agent's record.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -89,18 +90,26 @@ class _ImageWriter(SlotWriter):
         self._handle = handle
 
     def write(self, chunk: bytes | bytearray | memoryview) -> None:
-        self._handle.write(chunk)
+        try:
+            self._handle.write(chunk)
+        except OSError as error:
+            raise SlotError(f"{self._path}: write failed: {error.strerror}") from error
 
     def finish(self) -> None:
+        handle = self._handle
         try:
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
+            handle.flush()
+            os.fsync(handle.fileno())
+        except OSError as error:
+            raise SlotError(f"{self._path}: cannot complete the image: {error.strerror}") from error
         finally:
-            self._handle.close()
+            with contextlib.suppress(OSError):  # a failed flush is reported above
+                handle.close()
         _logger.info("image slot %s written", self._path)
 
     def abort(self) -> None:
-        self._handle.close()
+        with contextlib.suppress(OSError):  # the slot is abandoned anyway
+            self._handle.close()
 
 
 class ImageSlotGroup(SlotGroup):
@@ -203,10 +212,16 @@ class _TreeWriter(SlotWriter):
         self._handle = self._archive.open("wb")
 
     def write(self, chunk: bytes | bytearray | memoryview) -> None:
-        self._handle.write(chunk)
+        try:
+            self._handle.write(chunk)
+        except OSError as error:
+            raise SlotError(f"{self._archive}: write failed: {error.strerror}") from error
 
     def finish(self) -> None:
-        self._handle.close()
+        try:
+            self._handle.close()
+        except OSError as error:
+            raise SlotError(f"{self._archive}: write failed: {error.strerror}") from error
         root = self._group.root
         new = root / f".{self._slot}.new"
         old = root / f".{self._slot}.old"
@@ -231,7 +246,8 @@ class _TreeWriter(SlotWriter):
         _logger.info("tree slot %s unpacked", target)
 
     def abort(self) -> None:
-        self._handle.close()
+        with contextlib.suppress(OSError):  # the tree is abandoned anyway
+            self._handle.close()
         self._archive.unlink(missing_ok=True)
 
 
