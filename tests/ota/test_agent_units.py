@@ -172,7 +172,9 @@ def test_an_aborted_tree_writer_leaves_nothing(tmp_path: Path) -> None:
 def test_a_failing_slot_write_is_reported(tmp_path: Path) -> None:
     group = ImageSlotGroup("rootfs", tmp_path / "a.img", Path("/dev/full"))  # every write: no space left
     data = b"x" * 8192
-    writer = group.writer("B", _payload("rootfs.img", data, SlotImageTarget(kind="slot-image", slot="rootfs")))
+    writer = group.writer(
+        "B", _payload("rootfs.img", data, SlotImageTarget(kind="slot-image", slot="rootfs"))
+    )
     with pytest.raises(SlotError, match="write failed"):
         for _ in range(4):
             writer.write(memoryview(data))
