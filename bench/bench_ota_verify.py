@@ -62,7 +62,8 @@ def _sdv(*arguments: str | Path) -> None:
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
 
 
-def _write_payload(path: Path, size_mib: int) -> None:
+def write_payload(path: Path, size_mib: int) -> None:
+    """A payload of ``size_mib`` MiB of random data, every MiB different."""
     block = bytearray(os.urandom(_MIB))
     with path.open("wb") as handle:
         for index in range(size_mib):
@@ -70,7 +71,12 @@ def _write_payload(path: Path, size_mib: int) -> None:
             handle.write(block)
 
 
-def _build(directory: Path, size_mib: int) -> tuple[Path, Path]:
+def build_bundle(directory: Path, size_mib: int) -> tuple[Path, Path]:
+    """Keys, a trust root (threshold 2) and a signed bundle with one slot image ``system.img`` of ``size_mib`` MiB.
+
+    Returns:
+        The bundle and the trust file.
+    """
     for name in ("k1", "k2"):
         _sdv("ota", "keygen", "--private", directory / f"{name}.pem", "--public", directory / f"{name}.pub")
     trust = directory / "trust.json"
@@ -88,7 +94,7 @@ def _build(directory: Path, size_mib: int) -> tuple[Path, Path]:
         trust,
     )
     payload = directory / "system.img"
-    _write_payload(payload, size_mib)
+    write_payload(payload, size_mib)
     bundle = directory / "bench.sdvota"
     _sdv(
         "ota", "build", "--name", "bench", "--version", "1.0.0", "--release-counter", "1",
@@ -117,7 +123,7 @@ def _run(size_mib: int, repeat: int, directory: Path) -> int:
         print("sha256sum is not installed", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    bundle, trust = _build(directory, size_mib)
+    bundle, trust = build_bundle(directory, size_mib)
     size = bundle.stat().st_size
     print(f"bundle: {size / _MIB:.0f} MiB built and signed in {time.perf_counter() - start:.1f} s ({bundle})")
     _time_sha256sum(bundle)  # warm the page cache so both sides read from memory

@@ -4,7 +4,7 @@ Runs ``grpc_tools.protoc`` with the message (``--python_out``), service (``--grp
 (mypy-protobuf: ``--mypy_out``, ``--mypy_grpc_out``) generators, then rewrites the generated absolute imports
 (``from kuksa.val.v2 import types_pb2``) to the package they are committed in
 (``from sdv.api._proto.kuksa.val.v2 import types_pb2``) so that they never collide with another distribution's
-top-level ``kuksa`` package; the project's own services (``sdv.cockpit.v1``, ``sdv.adas.v1``, in
+top-level ``kuksa`` package; the project's own services (``sdv.cockpit.v1``, ``sdv.adas.v1``, ``sdv.ota.v1``, in
 ``proto/sdv/``) land under ``sdv.api._proto.sdv`` the same way. The protobuf *file* names stay ``kuksa/val/v2/types.proto`` and so on: they are part
 of the published contract (server reflection lists them).
 
@@ -30,7 +30,7 @@ PROTO_ROOT = ROOT / "proto"
 PACKAGE = "sdv.api._proto"
 DEFAULT_OUT = ROOT / "src" / "sdv" / "api" / "_proto"
 # Top-level proto packages whose generated imports are moved under PACKAGE.
-PROTO_PACKAGES = ("kuksa", "sdv.cockpit", "sdv.adas")
+PROTO_PACKAGES = ("kuksa", "sdv.cockpit", "sdv.adas", "sdv.ota")
 _IMPORT = re.compile(
     rf"^(\s*)(from|import) ({'|'.join(re.escape(name) for name in PROTO_PACKAGES)})(\.|\s)", re.MULTILINE
 )

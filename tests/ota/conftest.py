@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import stat
+import sys
 import tarfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,3 +161,203 @@ def build_bundle(tmp_path: Path, keys: Keys, payloads: dict[str, Path]) -> Build
         return bundle
 
     return build
+
+
+# -- the update agent ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Ecu:
+    """A simulated ECU in a directory: image slots, a tree slot group, the agent's state and configuration.
+
+    Slot A holds the factory software (an image and an application tree); slot B is empty.
+    """
+
+    root: Path
+    trust: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "agent.yaml"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def tree_root(self) -> Path:
+        return self.root / "apps"
+
+    def image(self, slot: str) -> Path:
+        return self.root / f"rootfs.{slot.lower()}.img"
+
+    def write_config(self, **extra: object) -> Path:
+        import yaml
+
+        document: dict[str, object] = {
+            "state_dir": "state",
+            "trust": str(self.trust),
+            "hardware_id": "ecu-a",
+            "slots": [
+                {"kind": "image", "name": "rootfs", "a": self.image("A").name, "b": self.image("B").name},
+                {"kind": "tree", "name": "app", "path": "/opt/app", "root": "apps"},
+            ],
+            "transfer": {"min_free_bytes": 0, "max_chunk_bytes": 65536},
+            **extra,
+        }
+        self.config.write_text(yaml.safe_dump(document))
+        return self.config
+
+    def software(self, slot: str) -> tuple[str, str]:
+        """(image digest, tree digest) of a slot."""
+        from sdv.ota.slots import ImageSlotGroup, TreeSlotGroup
+
+        image = ImageSlotGroup("rootfs", self.image("A"), self.image("B")).digest(slot)  # type: ignore[arg-type]
+        tree = TreeSlotGroup("app", "/opt/app", self.tree_root).digest(slot)  # type: ignore[arg-type]
+        return image, tree
+
+    def running(self) -> tuple[str, str]:
+        """The software of the slot the boot selector last booted, as the tree link shows it too."""
+        from sdv.ota.boot import FileBootSelector
+
+        booted = FileBootSelector(self.state_dir / "boot.json").booted()
+        link = os.readlink(self.tree_root / "current") if (self.tree_root / "current").is_symlink() else "A"
+        assert link == booted, f"tree link names {link}, the bootloader started {booted}"
+        return self.software(booted)
+
+
+def _software_of(payloads: dict[str, Path], directory: Path) -> tuple[str, str]:
+    """(image digest, tree digest) the bundle built from ``payloads`` installs."""
+    from sdv.ota.slots import tree_digest
+    from sdv.ota.store import hash_file
+
+    unpacked = directory / "unpacked"
+    unpacked.mkdir(exist_ok=True)
+    with tarfile.open(payloads["tree"]) as archive:
+        archive.extractall(unpacked, filter="data")
+    return hash_file(payloads["image"])[1], tree_digest(unpacked)
+
+
+@pytest.fixture
+def ecu(tmp_path: Path, keys: Keys) -> Ecu:
+    root = tmp_path / "ecu"
+    root.mkdir()
+    device = Ecu(root, trust=keys.trust)
+    device.image("A").write_bytes(b"factory image " * 1000)
+    factory = root / "apps" / "A" / "bin"
+    factory.mkdir(parents=True)
+    (factory / "app").write_text("#!/bin/sh\necho factory\n")
+    (root / "apps" / "current").symlink_to("A")
+    device.write_config()
+    return device
+
+
+@pytest.fixture(scope="session")
+def new_software(payloads: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """(image digest, tree digest) of the software in the default test bundle."""
+    return _software_of(payloads, tmp_path_factory.mktemp("new-software"))
+
+
+class AgentProcess:
+    """``sdv ota agent --port 0`` as a real process (its start stands for a boot of the ECU)."""
+
+    def __init__(self, config: Path, crash: str | None = None) -> None:
+        import subprocess
+        import sys
+
+        environment = {key: value for key, value in os.environ.items() if key != "SDV_OTA_TEST_CRASH"}
+        if crash is not None:
+            environment["SDV_OTA_TEST_CRASH"] = crash
+        self.log = config.parent / "agent.log"
+        self._log_handle = self.log.open("a")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sdv.cli.main", "ota", "agent", "--config", str(config), "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=self._log_handle,
+            text=True,
+            env=environment,
+        )
+        self.target = self._read_target()
+
+    def _read_target(self) -> str | None:
+        import select
+
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], 30)
+        assert ready, f"the agent did not start: {self.log.read_text()}"
+        line = self.process.stdout.readline()
+        if not line:  # it died while booting (a crash hook at a recovery step)
+            self.process.wait(10)
+            return None
+        return line.rsplit(" ", 1)[-1].strip()
+
+    def kill(self) -> None:
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+        self._close()
+
+    def stop(self) -> int:
+        """SIGTERM: a clean stop; returns the exit code."""
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(10)
+        self._close()
+        return code
+
+    def _close(self) -> None:
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self._log_handle.close()
+
+
+@pytest.fixture
+def start_agent() -> Iterator[Callable[..., AgentProcess]]:
+    """Start agents; every one still running at the end is stopped with SIGTERM and must exit 0."""
+    started: list[AgentProcess] = []
+
+    def start(config: Path, crash: str | None = None) -> AgentProcess:
+        agent = AgentProcess(config, crash)
+        started.append(agent)
+        return agent
+
+    yield start
+    for agent in started:
+        if agent.process.poll() is None:
+            assert agent.stop() == 0, agent.log.read_text()
+
+
+_FW_PRINTENV = """#!{python}
+import pathlib, sys
+store = pathlib.Path({store!r})
+if store.exists():
+    sys.stdout.write(store.read_text())
+"""
+_FW_SETENV = """#!{python}
+import pathlib, sys
+store = pathlib.Path({store!r})
+variables = dict(line.split("=", 1) for line in store.read_text().splitlines()) if store.exists() else {{}}
+if sys.argv[1] == "-s":
+    for line in pathlib.Path(sys.argv[2]).read_text().splitlines():
+        name, _, value = line.partition(" ")
+        variables[name] = value
+else:
+    variables[sys.argv[1]] = " ".join(sys.argv[2:])
+store.write_text("".join(f"{{name}}={{value}}\\n" for name, value in variables.items()))
+"""
+
+
+def fake_fw_tools(directory: Path) -> tuple[str, str, Path]:
+    """Small fw_printenv and fw_setenv programs that keep the U-Boot variables in a file (NAME=VALUE lines)."""
+    store = directory / "uboot.env"
+    tools = []
+    for name, text in (("fw_printenv", _FW_PRINTENV), ("fw_setenv", _FW_SETENV)):
+        path = directory / name
+        path.write_text(text.format(python=sys.executable, store=str(store)))
+        path.chmod(path.stat().st_mode | stat.S_IXUSR)
+        tools.append(str(path))
+    return tools[0], tools[1], store

@@ -8,7 +8,6 @@ stops what it started, and :func:`no_leaked_threads` fails a test that leaves a 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -32,24 +31,8 @@ DRIVE_WINDOW = (12.0, 42.0)
 
 
 @pytest.fixture(autouse=True)
-def no_leaked_threads() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 5
-    while True:
-        # The event loop's executor threads belong to the loop; gRPC's asyncio poller thread lives as long as the
-        # process.
-        leaked = [
-            thread
-            for thread in set(threading.enumerate()) - before
-            if thread.is_alive()
-            and not thread.name.startswith("asyncio_")
-            and "_poll_wrapper" not in thread.name
-        ]
-        if not leaked or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert not leaked, f"threads left running: {[thread.name for thread in leaked]}"
+def no_leaked_threads(no_leaked_threads: None) -> None:
+    """Every test of this package runs under the shared leaked-thread check (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,15 @@ from sdv.errors import (
     SdvError,
     UnknownSignalError,
     ValueOutOfRangeError,
+    VerificationError,
+)
+from sdv.ota.errors import (
+    AgentStateError,
+    InsufficientSpaceError,
+    OperationCancelledError,
+    TransferInProgressError,
+    TransferOffsetError,
+    TransferStalledError,
 )
 
 __all__ = ["STATUS_CODES", "UnsupportedRequestError", "grpc_errors", "http_code", "status_code"]
@@ -57,6 +66,15 @@ STATUS_CODES: tuple[tuple[type[SdvError], grpc.StatusCode], ...] = (
     # KUKSA reports such transmission failures as DATA_LOSS; clients written for it check that code.
     (ActuationError, grpc.StatusCode.DATA_LOSS),
     (HalError, grpc.StatusCode.DATA_LOSS),
+    # The OTA agent (sdv.ota.v1.Ota); docs/ota.md lists this contract.
+    (TransferInProgressError, grpc.StatusCode.ABORTED),
+    (AgentStateError, grpc.StatusCode.FAILED_PRECONDITION),
+    (TransferOffsetError, grpc.StatusCode.INVALID_ARGUMENT),
+    (InsufficientSpaceError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (OperationCancelledError, grpc.StatusCode.CANCELLED),
+    (TransferStalledError, grpc.StatusCode.DEADLINE_EXCEEDED),
+    # A refused bundle: not authorized by the trust root for this ECU (signatures, expiry, counter...).
+    (VerificationError, grpc.StatusCode.PERMISSION_DENIED),
     (SdvError, grpc.StatusCode.INTERNAL),
 )
 
@@ -71,6 +89,10 @@ _HTTP_CODES: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.UNIMPLEMENTED: 501,
     grpc.StatusCode.DATA_LOSS: 502,
     grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 412,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
 
 

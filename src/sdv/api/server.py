@@ -48,7 +48,16 @@ from sdv.broker import Broker
 from sdv.errors import SdvError
 from sdv.hal.profile import ServicesConfig
 
-__all__ = ["ADAS", "COCKPIT", "DEFAULT_ADDRESS", "DEFAULT_PORT", "SERVICE_NAMES", "BindError", "SdvServer"]
+__all__ = [
+    "ADAS",
+    "COCKPIT",
+    "DEFAULT_ADDRESS",
+    "DEFAULT_PORT",
+    "SERVICE_NAMES",
+    "BindError",
+    "SdvServer",
+    "host_port",
+]
 
 _LOG = logging.getLogger(__name__)
 DEFAULT_ADDRESS = "127.0.0.1"
@@ -66,7 +75,8 @@ class BindError(SdvError, OSError):
     """The server cannot listen on the requested address and port (in use, or not an address of this host)."""
 
 
-def _host_port(address: str, port: int) -> str:
+def host_port(address: str, port: int) -> str:
+    """``address:port`` as gRPC spells it (IPv6 addresses in brackets)."""
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
@@ -124,7 +134,7 @@ class SdvServer:
         """``address:port`` for clients (after :meth:`start`)."""
         if self.port is None:
             raise RuntimeError("the server is not started")
-        return _host_port(self.address, self.port)
+        return host_port(self.address, self.port)
 
     async def start(self) -> int:
         """Bind, register every service and start serving.
@@ -160,19 +170,19 @@ class SdvServer:
         names = self.service_names
         reflection.enable_server_reflection(names, server)
         credentials = self.security.credentials()
-        host_port = _host_port(self.address, self.requested_port)
+        where = host_port(self.address, self.requested_port)
         try:
             if credentials is None:
-                port = server.add_insecure_port(host_port)
+                port = server.add_insecure_port(where)
             else:
-                port = server.add_secure_port(host_port, credentials)
+                port = server.add_secure_port(where, credentials)
         except RuntimeError as error:
             raise BindError(
-                f"cannot listen on {_host_port(self.address, self.requested_port)}: "
+                f"cannot listen on {host_port(self.address, self.requested_port)}: "
                 "the port is in use or the address is not one of this host"
             ) from error
         if port == 0:  # older gRPC releases report a failed bind this way
-            raise BindError(f"cannot listen on {_host_port(self.address, self.requested_port)}")
+            raise BindError(f"cannot listen on {host_port(self.address, self.requested_port)}")
         await server.start()
         for service in ("", *(name for name in names if name not in SERVICE_NAMES[2:])):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -199,7 +209,7 @@ class SdvServer:
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
         await server.stop(self.config.grace_period_s if grace is None else grace)
-        _LOG.info("server on %s stopped", _host_port(self.address, self.port or self.requested_port))
+        _LOG.info("server on %s stopped", host_port(self.address, self.port or self.requested_port))
 
     async def wait_for_termination(self) -> None:
         """Wait until the server stops."""

@@ -1,5 +1,8 @@
 """The ``sdv ota`` command group: keys, trust roots, bundles and install reports.
 
+The update agent's commands (``agent``, ``install``, ``status``, ``activate``, ``mark-good``, ``rollback``,
+``cancel``, ``push``) live in :mod:`sdv.cli.ota_agent_commands` and join this group.
+
 Server and integrator side: ``keygen``, ``trust init``, ``trust rotate``, ``trust sign``, ``build``, ``sign``,
 ``inspect``, ``report nonce``, ``report verify``. ECU side: ``verify``, ``trust update``, ``report create``.
 
@@ -16,6 +19,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sdv.cli import ota_agent_commands
 from sdv.errors import OtaError, VerificationError
 from sdv.ota.bundle import MAGIC
 from sdv.ota.canonical import canonical_bytes, format_time, signing_input
@@ -523,7 +527,10 @@ def _add_report_parsers(group: argparse._SubParsersAction[argparse.ArgumentParse
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``ota`` command group to the ``sdv`` parser."""
-    ota = subparsers.add_parser("ota", help="signed update bundles: keys, trust roots, build, sign, verify")
+    ota = subparsers.add_parser(
+        "ota",
+        help="signed update bundles (keys, trust roots, build, sign, verify) and the ECU's update agent",
+    )
     group = ota.add_subparsers(dest="ota_command", metavar="OTA_COMMAND", required=True)
 
     keygen = group.add_parser("keygen", help="create a signing key pair")
@@ -588,3 +595,4 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     verify.set_defaults(handler=_refusing("verify", _verify))
 
     _add_report_parsers(group)
+    ota_agent_commands.register(group)

@@ -1,10 +1,14 @@
-"""Over-the-air updates, part 1: signed update bundles, trust roots and their verification.
+"""Over-the-air updates: signed update bundles, trust roots and their verification, and the ECU's update agent.
 
 The pure modules hold the rules and perform no I/O: :mod:`~sdv.ota.canonical` (the signed byte encoding),
 :mod:`~sdv.ota.keys`, :mod:`~sdv.ota.manifest`, :mod:`~sdv.ota.bundle` (the container format),
 :mod:`~sdv.ota.trust` (roles, thresholds, rotation), :mod:`~sdv.ota.archive` (file-tree safety),
 :mod:`~sdv.ota.trusted_time`, :mod:`~sdv.ota.verifier` and :mod:`~sdv.ota.report` (ECU install reports).
 :mod:`~sdv.ota.store` does the file I/O around them. The format is specified in ``ota/bundle-format.md``.
+
+The update agent: :mod:`~sdv.ota.agent_state` (its states and transitions, pure), :mod:`~sdv.ota.boot` (boot
+selection), :mod:`~sdv.ota.slots` (A/B slot backends), :mod:`~sdv.ota.agent_config` and the orchestrator
+:mod:`~sdv.ota.agent` (``UpdateAgent``). They are imported from their modules, not re-exported here.
 """
 
 from __future__ import annotations

@@ -12,22 +12,33 @@ from __future__ import annotations
 from sdv.errors import OtaError, VerificationError
 
 __all__ = [
+    "AgentStateError",
     "ArchiveFormatError",
     "BadSignatureError",
+    "BootSelectorError",
     "BundleFormatError",
     "ExpiredError",
     "HardwareIdMismatchError",
     "HashMismatchError",
+    "IllegalTransitionError",
+    "InsufficientSpaceError",
     "KeyFormatError",
     "LengthMismatchError",
     "NonceMismatchError",
+    "OperationCancelledError",
     "OtaError",
     "RollbackError",
     "RotationError",
     "SizeLimitError",
+    "SlotError",
+    "StateDirectoryBusyError",
     "ThresholdNotMetError",
+    "TransferInProgressError",
+    "TransferOffsetError",
+    "TransferStalledError",
     "TrustRootFormatError",
     "UnknownKeyError",
+    "UnknownSlotError",
     "UnsafeArchiveEntryError",
     "VerificationError",
 ]
@@ -96,3 +107,50 @@ class RotationError(VerificationError):
 
 class NonceMismatchError(VerificationError):
     """An install report that answers another request than the one the server sent (replayed report)."""
+
+
+# -- the update agent (OTA part 2) ------------------------------------------------------------------------------
+
+
+class AgentStateError(OtaError, RuntimeError):
+    """A request the update agent's current state does not allow (``activate`` before a bundle is ready...)."""
+
+
+class IllegalTransitionError(AgentStateError):
+    """A state change the agent's transition table does not list; a bug in the caller, never a user input."""
+
+
+class TransferInProgressError(AgentStateError):
+    """A second transfer while one is in progress: another bundle, or a second upload of the same bundle."""
+
+
+class TransferOffsetError(OtaError, ValueError):
+    """An upload chunk at another offset than the agent's persisted one, past the end, or for another bundle."""
+
+
+class TransferStalledError(OtaError, TimeoutError):
+    """An upload that sent no data for longer than the idle timeout (Uptane's slow retrieval); it stays resumable."""
+
+
+class InsufficientSpaceError(OtaError):
+    """Not enough free space for a transfer or for staging: names the directory, the need and what is free."""
+
+
+class OperationCancelledError(OtaError):
+    """A transfer or staging that a ``cancel`` request stopped."""
+
+
+class StateDirectoryBusyError(OtaError):
+    """The agent's state directory is held by another running agent process."""
+
+
+class SlotError(OtaError):
+    """A slot that cannot be written or switched (missing device, unwritable directory)."""
+
+
+class UnknownSlotError(VerificationError):
+    """A bundle payload whose target names no slot of this ECU's configuration: the bundle is refused."""
+
+
+class BootSelectorError(OtaError):
+    """The boot selector's store cannot be read or written (``fw_printenv`` failed, malformed variables)."""

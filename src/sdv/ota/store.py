@@ -41,6 +41,7 @@ __all__ = [
     "PayloadSource",
     "atomic_writer",
     "build_bundle",
+    "fsync_directory",
     "hash_file",
     "load_private_key",
     "load_public_key",
@@ -61,7 +62,8 @@ _logger = logging.getLogger(__name__)
 _KEY_FILE_LIMIT = 64 * 1024
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """``fsync`` a directory, so that a rename or a new entry in it survives a power loss."""
     descriptor = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(descriptor)
@@ -88,7 +90,7 @@ def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
         os.fsync(handle.fileno())
         handle.close()
         os.replace(temporary, path)
-        _fsync_directory(directory)
+        fsync_directory(directory)
     except BaseException:
         handle.close()
         temporary.unlink(missing_ok=True)

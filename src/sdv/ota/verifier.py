@@ -22,15 +22,19 @@ this fixed order and stops at the first failure with a specific error:
    :mod:`sdv.ota.archive`; a payload is never held in memory, only one chunk at a time;
 10. nothing follows the last payload (:class:`LengthMismatchError`).
 
-Streams are passed in already opened; the verifier reads them but opens, writes and times nothing.
+Streams are passed in already opened; the verifier reads them but opens, writes and times nothing. An agent that
+stages while verifying passes a :class:`PayloadSink` per payload: each chunk reaches the sink only after it went
+through the length check, and the payload counts as verified only once its last chunk was hashed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sdv.ota.archive import ArchiveEntry, TarInspector
 from sdv.ota.bundle import BundleHeader, ByteStream, read_header
@@ -48,9 +52,16 @@ from sdv.ota.errors import (
 from sdv.ota.manifest import MANIFEST_TYPE, FileTreeTarget, Manifest, Payload
 from sdv.ota.trust import RoleName, TrustRoot, check_threshold, check_trust_root_fresh, tally_signatures
 
-__all__ = ["BundleVerifier", "PayloadChecker", "VerifiedBundle", "VerifiedPayload"]
+__all__ = ["BundleVerifier", "PayloadChecker", "PayloadSink", "VerifiedBundle", "VerifiedPayload"]
 
 _logger = logging.getLogger(__name__)
+
+
+class PayloadSink(Protocol):
+    """Where :meth:`BundleVerifier.verify_stream` passes a payload's bytes on (a slot writer)."""
+
+    def write(self, chunk: memoryview, /) -> None:
+        """Take the next checked bytes."""
 
 
 @dataclass(frozen=True)
@@ -238,12 +249,19 @@ class BundleVerifier:
                 f"the limit is {limits.max_total_payload_bytes}"
             )
 
-    def verify_stream(self, stream: ByteStream, source: str) -> VerifiedBundle:
+    def verify_stream(
+        self,
+        stream: ByteStream,
+        source: str,
+        sink_for: Callable[[Payload], PayloadSink] | None = None,
+    ) -> VerifiedBundle:
         """Verify a whole bundle read from ``stream`` (checks 1 to 10), one chunk at a time.
 
         Args:
             stream: the bundle, positioned at its start.
             source: names the bundle in messages.
+            sink_for: called once per payload, after the header verified and before the payload's first byte is
+                read; the sink it returns receives the payload's bytes as they are checked.
 
         Returns:
             The verified bundle.
@@ -256,12 +274,15 @@ class BundleVerifier:
         verified = []
         for payload in manifest.payloads:
             checker = PayloadChecker(payload, self._limits, f"{source}: payload {payload.name}")
+            sink = sink_for(payload) if sink_for is not None else None
             remaining = payload.size
             while remaining:
                 count = stream.readinto(view[: min(remaining, len(buffer))])
                 if not count:
                     break
                 checker.feed(view[:count])
+                if sink is not None:
+                    sink.write(view[:count])
                 remaining -= count
             entries = checker.finish()
             verified.append(VerifiedPayload(payload, offset, entries))

@@ -1,0 +1,328 @@
+"""The ``sdv.ota.v1.Ota`` service: the gRPC edge of the ECU's :class:`~sdv.ota.agent.UpdateAgent`.
+
+Invariants:
+
+* every RPC first calls the one authorization hook (:class:`OtaServicer` ``authorize``), then the agent; the
+  agent's blocking file I/O runs in worker threads, never on the event loop;
+* project errors become statuses through :mod:`sdv.api.errors` (the OTA rows: wrong state
+  ``FAILED_PRECONDITION``, second transfer ``ABORTED``, bad offset ``INVALID_ARGUMENT``, no space
+  ``RESOURCE_EXHAUSTED``, bundle refused ``PERMISSION_DENIED``, staging cancelled ``CANCELLED``);
+* an upload holds the agent's single upload lease for as long as its stream is open, so a second concurrent
+  upload is refused instead of interleaving chunks; a stream that sends nothing for
+  ``transfer.idle_timeout_s`` is ended (``DEADLINE_EXCEEDED``) so a stalled sender cannot hold it forever.
+
+:class:`OtaServer` takes optional ``interceptors`` and ``server_credentials`` so that TLS and token checks plug in
+without changing the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+from grpc_health.v1 import _async as health_aio  # the typed stubs lack the asyncio servicer
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from sdv.api._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
+from sdv.api.errors import grpc_errors
+from sdv.api.server import DEFAULT_ADDRESS, BindError, host_port
+from sdv.ota.agent import AgentStatus, UpdateAgent
+from sdv.ota.agent_state import AgentState, BundleRecord, TransferRecord
+from sdv.ota.errors import TransferStalledError
+
+__all__ = ["OTA", "Authorize", "OtaServer", "OtaServicer", "status_to_proto"]
+
+_LOG = logging.getLogger(__name__)
+_Context = grpc.aio.ServicerContext[Any, Any]
+OTA = ota_pb2.DESCRIPTOR.services_by_name["Ota"].full_name
+
+Authorize = Callable[[_Context], Awaitable[None] | None]
+"""Checks a call's credentials and aborts it when they do not allow OTA (the ``ota`` scope)."""
+
+_STATES: dict[AgentState, ota_pb2.State.ValueType] = {
+    state: ota_pb2.State.Value(f"STATE_{state.name}") for state in AgentState
+}
+
+
+def _bundle(record: BundleRecord | None) -> ota_pb2.Bundle | None:
+    if record is None:
+        return None
+    return ota_pb2.Bundle(
+        name=record.name,
+        version=record.version,
+        release_counter=record.release_counter,
+        bundle_sha256=record.bundle_sha256,
+    )
+
+
+def _transfer_status(
+    transfer: TransferRecord, state: AgentState, max_chunk_bytes: int = 0
+) -> ota_pb2.TransferStatus:
+    return ota_pb2.TransferStatus(
+        bundle_sha256=transfer.bundle_sha256,
+        size=transfer.size,
+        offset=transfer.offset,
+        state=_STATES[state],
+        max_chunk_bytes=max_chunk_bytes,
+    )
+
+
+def status_to_proto(status: AgentStatus) -> ota_pb2.Status:
+    """The wire form of the agent's status."""
+    record = status.record
+    transfer = record.transfer
+    return ota_pb2.Status(
+        state=_STATES[record.state],
+        sequence=record.sequence,
+        active_slot=record.active_slot,
+        trial_slot=record.trial_slot or "",
+        booted_slot=status.booted_slot,
+        attempts_left=status.attempts_left,
+        bundle=_bundle(record.bundle),
+        installed=_bundle(record.installed),
+        failure=record.failure or "",
+        transfer=None if transfer is None else _transfer_status(transfer, record.state),
+        staged_bytes=status.staged_bytes,
+        staging_total=status.staging_total,
+    )
+
+
+async def _allow_all(context: _Context) -> None:
+    """No authorization yet: the token scheme's ``ota`` scope is checked here once it exists."""
+
+
+class _StatusFeed:
+    """Agent status changes (from any thread) as an async iterator that keeps only the latest."""
+
+    def __init__(self, agent: UpdateAgent) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._latest: AgentStatus | None = None
+        self._changed = asyncio.Event()
+        self._unsubscribe = agent.subscribe(self._on_status)
+
+    def _on_status(self, status: AgentStatus) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed while the server stops: nobody listens
+            self._loop.call_soon_threadsafe(self._put, status)
+
+    def _put(self, status: AgentStatus) -> None:
+        self._latest = status
+        self._changed.set()
+
+    async def next(self) -> AgentStatus:
+        await self._changed.wait()
+        self._changed.clear()
+        if self._latest is None:  # pragma: no cover - set before the event
+            raise RuntimeError("status feed woke without a status")
+        return self._latest
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+
+class OtaServicer(ota_pb2_grpc.OtaServicer):
+    """Serves ``sdv.ota.v1.Ota`` from an update agent.
+
+    Args:
+        agent: the ECU's update agent.
+        authorize: the authorization hook every call goes through first (default: allow).
+    """
+
+    def __init__(self, agent: UpdateAgent, authorize: Authorize | None = None) -> None:
+        self._agent = agent
+        self._authorize_hook = authorize or _allow_all
+
+    async def _authorize(self, context: _Context) -> None:
+        result = self._authorize_hook(context)
+        if inspect.isawaitable(result):
+            await result
+
+    def _status(self) -> ota_pb2.Status:
+        return status_to_proto(self._agent.status())
+
+    @grpc_errors
+    async def BeginTransfer(
+        self, request: ota_pb2.BeginTransferRequest, context: _Context
+    ) -> ota_pb2.TransferStatus:
+        await self._authorize(context)
+        transfer = await asyncio.to_thread(self._agent.begin_transfer, request.size, request.bundle_sha256)
+        return _transfer_status(
+            transfer, self._agent.record.state, self._agent.config.transfer.max_chunk_bytes
+        )
+
+    @grpc_errors
+    async def Upload(
+        self, request_iterator: AsyncIterator[ota_pb2.UploadChunk], context: _Context
+    ) -> AsyncIterator[ota_pb2.TransferStatus]:
+        await self._authorize(context)
+        idle_timeout = self._agent.config.transfer.idle_timeout_s
+        chunks = aiter(request_iterator)
+        with self._agent.upload():
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(anext(chunks), idle_timeout)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    transfer_record = self._agent.record.transfer
+                    offset = transfer_record.offset if transfer_record is not None else 0
+                    raise TransferStalledError(
+                        f"no upload data for {idle_timeout} s; the transfer resumes at offset {offset}"
+                    ) from None
+                transfer = await asyncio.to_thread(
+                    self._agent.write_chunk, chunk.bundle_sha256, chunk.offset, chunk.data
+                )
+                yield _transfer_status(transfer, self._agent.record.state)
+
+    @grpc_errors
+    async def Install(
+        self, request: ota_pb2.InstallRequest, context: _Context
+    ) -> AsyncIterator[ota_pb2.Status]:
+        await self._authorize(context)
+        feed = _StatusFeed(self._agent)
+        try:
+            work = asyncio.ensure_future(asyncio.to_thread(self._agent.process))
+            while not work.done():
+                waiter = asyncio.ensure_future(feed.next())
+                await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                if waiter.done():
+                    yield status_to_proto(waiter.result())
+                else:
+                    waiter.cancel()
+            work.result()  # a refusal ends the stream with its status
+            yield self._status()
+        finally:
+            feed.close()
+
+    async def _unary(self, context: _Context, action: Callable[[], object]) -> ota_pb2.Status:
+        await self._authorize(context)
+        await asyncio.to_thread(action)
+        return self._status()
+
+    @grpc_errors
+    async def Activate(self, request: ota_pb2.ActivateRequest, context: _Context) -> ota_pb2.Status:
+        return await self._unary(context, self._agent.activate)
+
+    @grpc_errors
+    async def MarkGood(self, request: ota_pb2.MarkGoodRequest, context: _Context) -> ota_pb2.Status:
+        return await self._unary(context, self._agent.mark_good)
+
+    @grpc_errors
+    async def Rollback(self, request: ota_pb2.RollbackRequest, context: _Context) -> ota_pb2.Status:
+        reason = request.reason or "rollback requested"
+        return await self._unary(context, lambda: self._agent.rollback(reason))
+
+    @grpc_errors
+    async def Cancel(self, request: ota_pb2.CancelRequest, context: _Context) -> ota_pb2.Status:
+        return await self._unary(context, self._agent.cancel)
+
+    @grpc_errors
+    async def GetStatus(self, request: ota_pb2.GetStatusRequest, context: _Context) -> ota_pb2.Status:
+        await self._authorize(context)
+        return self._status()
+
+    @grpc_errors
+    async def WatchStatus(
+        self, request: ota_pb2.WatchStatusRequest, context: _Context
+    ) -> AsyncIterator[ota_pb2.Status]:
+        await self._authorize(context)
+        feed = _StatusFeed(self._agent)
+        try:
+            yield self._status()
+            while True:
+                yield status_to_proto(await feed.next())
+        finally:
+            feed.close()
+
+
+class OtaServer:
+    """A gRPC server for one update agent: the ``Ota`` service and health checking.
+
+    Args:
+        agent: the update agent.
+        address: the address to listen on.
+        port: the port; 0 picks a free one.
+        authorize: the per-call authorization hook (see :class:`OtaServicer`).
+        interceptors: server interceptors (token checks).
+        server_credentials: TLS credentials; without them the port is plain text.
+        max_message_bytes: largest request accepted (an upload chunk plus framing).
+    """
+
+    def __init__(
+        self,
+        agent: UpdateAgent,
+        *,
+        address: str = DEFAULT_ADDRESS,
+        port: int = 0,
+        authorize: Authorize | None = None,
+        interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
+        server_credentials: grpc.ServerCredentials | None = None,
+        max_message_bytes: int | None = None,
+    ) -> None:
+        self.agent = agent
+        self.address = address
+        self.requested_port = port
+        self.port: int | None = None
+        self._authorize = authorize
+        self._interceptors = tuple(interceptors)
+        self._credentials = server_credentials
+        self._max_message_bytes = max_message_bytes or agent.config.transfer.max_chunk_bytes + 64 * 1024
+        self._server: grpc.aio.Server | None = None
+        self._health: Any = None
+
+    @property
+    def target(self) -> str:
+        """``address:port`` for clients (after :meth:`start`)."""
+        if self.port is None:
+            raise RuntimeError("the server is not started")
+        return host_port(self.address, self.port)
+
+    async def start(self) -> int:
+        """Bind and start serving; returns the port.
+
+        Raises:
+            BindError: the address and port cannot be bound.
+        """
+        if self._server is not None:
+            raise RuntimeError("the server is already started")
+        server = grpc.aio.server(
+            interceptors=self._interceptors,
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.max_receive_message_length", self._max_message_bytes),
+            ],
+        )
+        ota_pb2_grpc.add_OtaServicer_to_server(OtaServicer(self.agent, self._authorize), server)
+        self._health = health_aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        where = host_port(self.address, self.requested_port)
+        try:
+            if self._credentials is None:
+                port = server.add_insecure_port(where)
+            else:
+                port = server.add_secure_port(where, self._credentials)
+        except RuntimeError as error:
+            raise BindError(
+                f"cannot listen on {where}: the port is in use or the address is not one of this host"
+            ) from error
+        if port == 0:
+            raise BindError(f"cannot listen on {where}")
+        await server.start()
+        for service in ("", OTA):
+            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self._server = server
+        self.port = port
+        _LOG.info("serving %s on %s", OTA, self.target)
+        return port
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Stop serving; running calls get ``grace`` seconds."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        await self._health.enter_graceful_shutdown()
+        await server.stop(grace)

@@ -1,0 +1,365 @@
+"""The update agent's ``sdv ota`` commands.
+
+On the ECU: ``agent`` (the gRPC update agent; its start stands for a boot), ``install BUNDLE``, ``status``,
+``activate``, ``mark-good``, ``rollback``, ``cancel``. Each works on the local state directory (``--config``) or,
+with ``--target HOST:PORT``, talks to a running agent. For OTA servers: ``push BUNDLE --target HOST:PORT``,
+which resumes an interrupted transfer from the agent's persisted offset, shows a progress bar and prints the
+ECU's final status.
+
+Exit codes: 0 on success; 1 when the agent refuses (wrong state, a second transfer, no space, a bundle that
+fails verification; the reason on stderr); 2 for usage errors and an agent that cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from sdv.api._proto.sdv.ota.v1 import ota_pb2
+from sdv.api.ota import OtaServer, status_to_proto
+from sdv.api.server import DEFAULT_ADDRESS
+from sdv.client.errors import ServerUnreachableError
+from sdv.client.ota import OtaClient, state_name
+from sdv.errors import VerificationError
+from sdv.ota.agent import UpdateAgent, local_status
+from sdv.ota.agent_config import load_agent_config
+from sdv.ota.errors import (
+    AgentStateError,
+    InsufficientSpaceError,
+    OperationCancelledError,
+    TransferOffsetError,
+)
+
+__all__ = ["register"]
+
+_LOG = logging.getLogger(__name__)
+EXIT_REFUSED = 1
+_REFUSALS = (
+    VerificationError,
+    AgentStateError,
+    TransferOffsetError,
+    InsufficientSpaceError,
+    OperationCancelledError,
+)
+_DEFAULT_AGENT_PORT = 55556
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _refusing(name: str, handler: Handler) -> Handler:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except _REFUSALS as error:
+            print(f"sdv ota {name}: refused: {error}", file=sys.stderr)
+            return EXIT_REFUSED
+
+    return run
+
+
+# -- status output -----------------------------------------------------------------------------------------------
+
+
+def _bundle_text(bundle: ota_pb2.Bundle) -> str:
+    return f"{bundle.name} {bundle.version} (release counter {bundle.release_counter})"
+
+
+_INTEGERS = frozenset({"sequence", "release_counter", "size", "offset", "staged_bytes", "staging_total"})
+
+
+def _integers(document: dict[str, Any]) -> dict[str, Any]:
+    """Protobuf's JSON mapping spells 64-bit integers as strings; a status document uses numbers."""
+    return {
+        key: _integers(value) if isinstance(value, dict) else int(value) if key in _INTEGERS else value
+        for key, value in document.items()
+    }
+
+
+def _print_status(status: ota_pb2.Status, as_json: bool) -> None:
+    if as_json:
+        document = _integers(MessageToDict(status, preserving_proto_field_name=True))
+        document["state"] = state_name(status.state)
+        if "transfer" in document:
+            document["transfer"]["state"] = document["state"]
+        print(json.dumps(document, indent=2, sort_keys=True))
+        return
+    print(f"state:      {state_name(status.state)}")
+    trial = f", trial slot {status.trial_slot}" if status.trial_slot else ""
+    print(
+        f"slots:      active {status.active_slot}, running {status.booted_slot}{trial} "
+        f"({status.attempts_left} boot attempts left)"
+    )
+    installed = _bundle_text(status.installed) if status.HasField("installed") else "factory software"
+    print(f"installed:  {installed}")
+    if status.HasField("bundle"):
+        print(f"bundle:     {_bundle_text(status.bundle)}")
+    if status.HasField("transfer"):
+        print(f"transfer:   {status.transfer.offset} of {status.transfer.size} bytes")
+    if status.staging_total:
+        print(f"staged:     {status.staged_bytes} of {status.staging_total} bytes")
+    if status.failure:
+        print(f"reason:     {status.failure}")
+
+
+# -- local and remote actions ------------------------------------------------------------------------------------
+
+
+def _local(args: argparse.Namespace, action: Callable[[UpdateAgent], object]) -> ota_pb2.Status:
+    with UpdateAgent(load_agent_config(args.config)) as agent:
+        action(agent)
+        return status_to_proto(agent.status())
+
+
+def _act(local: Callable[[UpdateAgent], object], remote: Callable[[OtaClient], ota_pb2.Status]) -> Handler:
+    def run(args: argparse.Namespace) -> int:
+        if args.target:
+            with OtaClient(args.target) as client:
+                status = remote(client)
+        else:
+            status = _local(args, local)
+        _print_status(status, args.json)
+        return 0
+
+    return run
+
+
+def _status(args: argparse.Namespace) -> int:
+    if args.target:
+        with OtaClient(args.target) as client:
+            status = client.status()
+    else:
+        status = status_to_proto(local_status(load_agent_config(args.config)))
+    _print_status(status, args.json)
+    return 0
+
+
+def _install(args: argparse.Namespace) -> int:
+    def install(agent: UpdateAgent) -> None:
+        agent.receive_file(args.bundle)
+        agent.process()
+
+    _print_status(_local(args, install), args.json)
+    return 0
+
+
+def _rollback_local(agent: UpdateAgent, reason: str) -> object:
+    return agent.rollback(reason or "rollback requested")
+
+
+# -- push ----------------------------------------------------------------------------------------------------------
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
+
+
+def _transfer(client: OtaClient, args: argparse.Namespace, progress: Progress, task: TaskID) -> None:
+    def on_start(offset: int, size: int) -> None:
+        progress.update(task, total=size, completed=offset)
+        if offset:
+            progress.console.print(f"resuming the transfer at byte {offset} of {size}")
+
+    attempt = 0
+    while True:
+        try:
+            client.push(
+                args.bundle,
+                chunk_bytes=args.chunk_size,
+                on_start=on_start,
+                on_progress=lambda offset: progress.update(task, completed=offset),
+            )
+            return
+        except ServerUnreachableError as error:
+            attempt += 1
+            if attempt > args.retries:
+                raise
+            progress.console.print(f"{error}; retrying in {args.retry_delay} s ({attempt} of {args.retries})")
+            time.sleep(args.retry_delay)
+
+
+def _push(args: argparse.Namespace) -> int:
+    if args.chunk_size < 1:
+        print("sdv ota push: --chunk-size must be positive", file=sys.stderr)
+        return 2
+    with OtaClient(args.target) as client, _progress() as progress:
+        _transfer(client, args, progress, progress.add_task("transfer", total=None))
+        status = client.status()
+        if status.state == ota_pb2.STATE_TRANSFERRED and not args.no_install:
+            staging = progress.add_task("staging ", total=None)
+
+            def on_status(update: ota_pb2.Status) -> None:
+                progress.update(staging, total=update.staging_total or None, completed=update.staged_bytes)
+
+            status = client.install(on_status)
+            progress.update(staging, completed=progress.tasks[staging].total or 0)
+        if args.activate and status.state == ota_pb2.STATE_READY:
+            status = client.activate()
+    _print_status(status, args.json)
+    wanted = {
+        ota_pb2.STATE_TRANSFERRED,
+        ota_pb2.STATE_READY,
+        ota_pb2.STATE_VERIFYING,
+        ota_pb2.STATE_ACTIVATING,
+    }
+    if status.state not in wanted:
+        print(
+            f"sdv ota push: refused: the ECU is {state_name(status.state)}: {status.failure}", file=sys.stderr
+        )
+        return EXIT_REFUSED
+    return 0
+
+
+# -- the agent -----------------------------------------------------------------------------------------------------
+
+
+def _agent(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        print(f"sdv ota agent: --port {args.port} is not a TCP port (0 to 65535)", file=sys.stderr)
+        return 2
+    if not _is_loopback(args.address) and not args.insecure:
+        print(
+            f"sdv ota agent: refusing to serve the OTA service on {args.address} without authorization: anyone "
+            "reaching it could activate, roll back or cancel updates; serve on a loopback address, or pass "
+            "--insecure on a network only trusted peers reach",
+            file=sys.stderr,
+        )
+        return 2
+    if args.insecure:
+        _LOG.warning("serving the OTA service on %s without authorization (--insecure)", args.address)
+    config = load_agent_config(args.config)
+    with UpdateAgent(config, boot=True) as agent:  # starting the agent stands for a boot
+        status = agent.status()
+        _LOG.info("booted slot %s; update agent %s", status.booted_slot, status.record.state)
+        return asyncio.run(_serve(agent, args.address, args.port))
+
+
+def _is_loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
+async def _serve(agent: UpdateAgent, address: str, port: int) -> int:
+    server = OtaServer(agent, address=address, port=port)
+    await server.start()  # BindError: reported by the entry point with exit code 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, stop.set)
+    print(f"sdv ota agent: listening on {server.target}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signal_number)
+        await server.stop()
+    return 0
+
+
+# -- parsers -------------------------------------------------------------------------------------------------------
+
+
+def _where(parser: argparse.ArgumentParser, *, remote: bool = True) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", type=Path, help="the agent configuration (work on its state directory)")
+    if remote:
+        where.add_argument("--target", metavar="HOST:PORT", help="talk to a running update agent instead")
+    parser.add_argument("--json", action="store_true", help="print the status as JSON")
+
+
+def register(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the update agent's commands to the ``sdv ota`` group."""
+    agent = group.add_parser(
+        "agent", help="ECU side: run the update agent's gRPC service (its start is a boot)"
+    )
+    agent.add_argument("--config", type=Path, required=True, help="the agent configuration (YAML)")
+    agent.add_argument(
+        "--address", default=DEFAULT_ADDRESS, help=f"address to listen on (default {DEFAULT_ADDRESS})"
+    )
+    agent.add_argument(
+        "--port",
+        type=int,
+        default=_DEFAULT_AGENT_PORT,
+        help=f"port (default {_DEFAULT_AGENT_PORT}; 0 picks one)",
+    )
+    agent.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow serving without authorization on a non-loopback address (logged as a warning)",
+    )
+    agent.set_defaults(handler=_agent)
+
+    install = group.add_parser(
+        "install", help="ECU side: verify a local bundle and stage it in the inactive slot"
+    )
+    install.add_argument("bundle", type=Path)
+    _where(install, remote=False)
+    install.set_defaults(handler=_refusing("install", _install))
+
+    status = group.add_parser("status", help="ECU side: the update agent's state, slots and bundles")
+    _where(status)
+    status.set_defaults(handler=_status)
+
+    for name, help_text, local, remote in (
+        ("activate", "start the staged bundle on trial", UpdateAgent.activate, OtaClient.activate),
+        ("mark-good", "commit the slot on trial", UpdateAgent.mark_good, OtaClient.mark_good),
+        ("cancel", "abandon a transfer or a staged bundle", UpdateAgent.cancel, OtaClient.cancel),
+    ):
+        parser = group.add_parser(name, help=f"ECU side: {help_text}")
+        _where(parser)
+        parser.set_defaults(handler=_refusing(name, _act(local, remote)))
+
+    rollback = group.add_parser("rollback", help="ECU side: go back to the committed slot from a trial")
+    _where(rollback)
+    rollback.add_argument("--reason", default="", help="recorded as the failure reason")
+    rollback.set_defaults(
+        handler=lambda args: _refusing(
+            "rollback",
+            _act(
+                lambda agent: _rollback_local(agent, args.reason), lambda client: client.rollback(args.reason)
+            ),
+        )(args)
+    )
+
+    push = group.add_parser("push", help="OTA server side: transfer a bundle to an ECU's agent, resumably")
+    push.add_argument("bundle", type=Path)
+    push.add_argument("--target", metavar="HOST:PORT", required=True, help="the ECU's update agent")
+    push.add_argument("--chunk-size", type=int, default=1024 * 1024, help="bytes per chunk (default 1 MiB)")
+    push.add_argument("--retries", type=int, default=3, help="reconnect this often when the link breaks")
+    push.add_argument("--retry-delay", type=float, default=2.0, help="seconds between reconnects (default 2)")
+    push.add_argument("--no-install", action="store_true", help="only transfer; do not verify and stage")
+    push.add_argument("--activate", action="store_true", help="activate the bundle once it is staged")
+    push.add_argument("--json", action="store_true", help="print the final status as JSON")
+    push.set_defaults(handler=_refusing("push", _push))

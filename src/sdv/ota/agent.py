@@ -1,0 +1,601 @@
+"""The ECU's update agent: receives a bundle, verifies and stages it in the inactive slot, activates it on
+trial, commits or rolls back. The rules live in :mod:`sdv.ota.agent_state`; this orchestrator does the I/O.
+
+The state directory's files are described in :mod:`sdv.ota.agent_store`.
+
+Invariants:
+
+* the persisted transfer offset is advanced only after the bytes up to it were written and fsync-ed, so it never
+  exceeds what the partial file holds; on start the file is truncated to the persisted offset and the transfer
+  resumes there;
+* payloads are written only into the slot that is not the active one; the active slot is never opened;
+* a state is persisted *before* the step it names starts, and every step is idempotent, so a restart at any
+  instant repeats the interrupted step or takes the documented way back (see :meth:`UpdateAgent._recover`);
+* the installed bundle and its release counter (the anti-rollback floor) change only at commit (mark-good);
+* a bundle that fails verification leaves the record in ``Failed`` with the reason, no partial bundle file and no
+  tree in the slots (verification of the header happens before the first payload byte is written).
+
+The fault-injection test hook ``SDV_OTA_TEST_CRASH`` is described in :mod:`sdv.ota.agent_store`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+from sdv.ota.agent_config import AgentConfig
+from sdv.ota.agent_state import (
+    AT_REST,
+    AgentRecord,
+    AgentState,
+    BundleRecord,
+    SlotName,
+    TransferRecord,
+    other_slot,
+    transition,
+    updated,
+)
+from sdv.ota.agent_store import (
+    AgentStatus,
+    CrashHook,
+    boot_view,
+    has_record,
+    local_status,
+    lock_state_directory,
+    make_group,
+    make_selector,
+    read_record,
+    run_health_check,
+    write_record,
+)
+from sdv.ota.boot import BootSelector, UBootBootSelector
+from sdv.ota.bundle import read_header
+from sdv.ota.errors import (
+    AgentStateError,
+    InsufficientSpaceError,
+    OperationCancelledError,
+    OtaError,
+    TransferInProgressError,
+    UnknownSlotError,
+)
+from sdv.ota.manifest import Manifest, Payload
+from sdv.ota.slots import SlotGroup, SlotWriter, TreeSlotGroup
+from sdv.ota.store import (
+    hash_file,
+    load_time_state,
+    load_trust,
+    save_time_state,
+)
+from sdv.ota.transfer import TransferStore
+from sdv.ota.trusted_time import TimeState, trusted_now
+from sdv.ota.verifier import BundleVerifier
+
+__all__ = ["AgentStatus", "UpdateAgent", "local_status", "read_record"]
+
+_logger = logging.getLogger(__name__)
+_S = AgentState
+
+
+class _StagingSink:
+    """Passes a payload's checked bytes to its slot writer, counting progress and honouring cancel."""
+
+    def __init__(self, agent: UpdateAgent, writer: SlotWriter) -> None:
+        self._agent = agent
+        self.writer = writer
+
+    def write(self, chunk: memoryview, /) -> None:
+        self._agent._staged(chunk, self.writer)
+
+
+class UpdateAgent:
+    """The update agent of one ECU, owning its state directory while open.
+
+    Use as a context manager, or call :meth:`close`. Opening takes the state directory's lock, loads the record
+    and brings an interrupted operation to a consistent state (:meth:`_recover`).
+
+    Args:
+        config: the agent configuration.
+        boot: simulate a (re)boot first: the boot selector chooses the slot, counting an attempt (what
+            ``sdv ota agent`` does at start); otherwise the last boot's slot is taken as running.
+        selector: the boot selector (default: the one the configuration names).
+        clock: the clock for expiry checks.
+
+    Raises:
+        StateDirectoryBusyError: another process holds the state directory.
+    """
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        boot: bool = False,
+        selector: BootSelector | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config
+        self.state_dir = config.state_dir
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_handle = lock_state_directory(self.state_dir)
+        self.selector = selector or make_selector(config)
+        self.groups = [make_group(slot) for slot in config.slots]
+        self._clock = clock
+        self._mutex = threading.RLock()
+        self._listeners: list[Callable[[AgentStatus], None]] = []
+        self._uploading = False
+        self.transfers = TransferStore(self.state_dir, config.transfer, config.limits)
+        self._cancel = threading.Event()
+        self._staged_bytes = 0
+        self._staging_total = 0
+        self._crash = CrashHook.from_environment()
+        self._record = AgentRecord()
+        self._boot_info: tuple[SlotName, int] = ("A", 0)
+        try:
+            if has_record(self.state_dir):
+                self._record = read_record(self.state_dir)
+            else:  # the first start on this ECU: what runs now is the committed software
+                self._persist(AgentRecord(active_slot=self.selector.adopt_running()))
+            booted = self.selector.boot() if boot else self.selector.booted()
+            self._recover(booted, rebooted=boot)
+            self._refresh_boot()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- files, lock, persistence -------------------------------------------------------------------------------
+
+    @property
+    def incoming(self) -> Path:
+        """The partially received bundle."""
+        return self.transfers.path
+
+    @property
+    def time_state_path(self) -> Path:
+        """The trusted time floor."""
+        return self.state_dir / "time.json"
+
+    def close(self) -> None:
+        """Release the state directory."""
+        self.transfers.close()
+        if not self._lock_handle.closed:
+            self._lock_handle.close()
+
+    def __enter__(self) -> UpdateAgent:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _persist(self, record: AgentRecord) -> None:
+        write_record(self.state_dir, record)
+        changed = record.state is not self._record.state
+        self._record = record
+        if changed:
+            _logger.info("update agent: %s", record.state)
+            self._crash.persisted(record.state)
+            self._refresh_boot()
+        self._notify()
+
+    def _refresh_boot(self) -> None:
+        """Read the boot selection once per state change (``fw_printenv`` is a process, not a per-chunk cost)."""
+        self._boot_info = boot_view(self._record, self.selector)
+
+    def _go(self, target: AgentState, **changes: object) -> None:
+        self._persist(transition(self._record, target, **changes))
+
+    # -- status --------------------------------------------------------------------------------------------------
+
+    @property
+    def record(self) -> AgentRecord:
+        """The current persisted record."""
+        return self._record
+
+    def status(self) -> AgentStatus:
+        """The current status."""
+        with self._mutex:
+            booted, attempts = self._boot_info
+            return AgentStatus(self._record, booted, attempts, self._staged_bytes, self._staging_total)
+
+    def subscribe(self, listener: Callable[[AgentStatus], None]) -> Callable[[], None]:
+        """Call ``listener`` with the status after every change and staging step; returns the unsubscriber."""
+        with self._mutex:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._mutex, contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _notify(self) -> None:
+        if not self._listeners:
+            return
+        status = self.status()
+        for listener in list(self._listeners):
+            try:
+                listener(status)
+            except Exception:  # a watcher's failure must never stop an update step
+                _logger.exception("status listener %r failed", listener)
+
+    def _require(self, action: str, *states: AgentState) -> None:
+        if self._record.state not in states:
+            allowed = ", ".join(state.value for state in states)
+            raise AgentStateError(f"cannot {action} in state {self._record.state} (only in {allowed})")
+
+    # -- transfer ------------------------------------------------------------------------------------------------
+
+    def begin_transfer(self, size: int, bundle_sha256: str) -> TransferRecord:
+        """Start receiving a bundle, or find the transfer of the same bundle to resume.
+
+        Args:
+            size: the bundle's length.
+            bundle_sha256: SHA-256 of the whole bundle (lowercase hex), the transfer's id.
+
+        Returns:
+            The transfer, whose ``offset`` is where the upload continues.
+
+        Raises:
+            TransferInProgressError: another bundle is being received.
+            AgentStateError: an update is under way (staged, activating, on trial).
+            TransferOffsetError: a size or id that cannot be a bundle's.
+            SizeLimitError: the bundle is larger than the limits allow.
+            InsufficientSpaceError: the state directory has not enough free space.
+        """
+        with self._mutex:
+            record = self._record
+            if record.state in (_S.TRANSFERRING, _S.TRANSFERRED) and record.transfer is not None:
+                if record.transfer.bundle_sha256 == bundle_sha256 and record.transfer.size == size:
+                    return record.transfer  # resume (a received bundle: nothing left to send)
+                raise TransferInProgressError(
+                    f"a transfer of bundle {record.transfer.bundle_sha256[:16]} is in progress "
+                    f"({record.transfer.offset} of {record.transfer.size} bytes); cancel it first"
+                )
+            if record.state not in AT_REST:
+                raise AgentStateError(
+                    f"cannot begin a transfer in state {record.state}: an update is under way; finish or cancel it"
+                )
+            transfer = self.transfers.begin(size, bundle_sha256)
+            self._go(_S.TRANSFERRING, transfer=transfer, bundle=None, trial_slot=None, failure=None)
+            return transfer
+
+    @contextlib.contextmanager
+    def upload(self) -> Iterator[None]:
+        """Hold the one upload lease while a client streams chunks.
+
+        Raises:
+            TransferInProgressError: another upload is streaming.
+        """
+        with self._mutex:
+            if self._uploading:
+                raise TransferInProgressError(
+                    "another upload is streaming to this agent; try again when it ends"
+                )
+            self._uploading = True
+        try:
+            yield
+        finally:
+            with self._mutex:
+                self._uploading = False
+                self.transfers.close()
+
+    def write_chunk(self, bundle_sha256: str, offset: int, data: bytes) -> TransferRecord:
+        """Append the bytes at ``offset`` to the bundle being received and persist the new offset.
+
+        When the last byte arrives, the whole file's SHA-256 is checked against the transfer's id: the state
+        becomes ``Transferred``, or ``Failed`` (and the file is removed) when it differs.
+
+        Raises:
+            AgentStateError: no transfer is in progress.
+            TransferOffsetError: another bundle, another offset than the persisted one, or past the end.
+        """
+        with self._mutex:
+            self._require("receive bundle data", _S.TRANSFERRING)
+            transfer = self._record.transfer
+            if transfer is None:  # pragma: no cover - a record in Transferring always has its transfer
+                raise AgentStateError("no transfer is in progress")
+            transfer = self.transfers.append(transfer, bundle_sha256, offset, data)
+            self._persist(updated(self._record, transfer=transfer))
+            if transfer.offset == transfer.size:
+                self._complete_transfer(transfer)
+            return transfer
+
+    def _complete_transfer(self, transfer: TransferRecord) -> None:
+        digest = self.transfers.digest()
+        if digest != transfer.bundle_sha256:
+            self.transfers.discard()
+            self._go(
+                _S.FAILED,
+                transfer=None,
+                failure=f"received bundle has SHA-256 {digest}, the transfer announced {transfer.bundle_sha256}",
+            )
+            return
+        self._go(_S.TRANSFERRED)
+
+    def receive_file(self, path: Path, chunk_bytes: int = 1024 * 1024) -> TransferRecord:
+        """Transfer a local bundle file (``sdv ota install``), resuming an interrupted transfer of it."""
+        size, digest = hash_file(path)
+        transfer = self.begin_transfer(size, digest)
+        with self.upload(), path.open("rb") as source:
+            source.seek(transfer.offset)
+            while transfer.offset < size:
+                transfer = self.write_chunk(digest, transfer.offset, source.read(chunk_bytes))
+        return transfer
+
+    # -- processing: verify and stage ----------------------------------------------------------------------------
+
+    def process(self) -> BundleRecord:
+        """Verify the received bundle and stage its payloads in the inactive slot (``Processing`` → ``Ready``).
+
+        Returns:
+            The staged bundle.
+
+        Raises:
+            AgentStateError: no received bundle.
+            VerificationError: the bundle is refused (the state becomes ``Failed`` with the reason).
+            InsufficientSpaceError: a slot cannot hold a payload; nothing was written and the bundle is kept
+                (the state returns to ``Transferred`` with the reason), so the install can be retried.
+            OperationCancelledError: :meth:`cancel` stopped it (the state becomes ``Idle``).
+            OtaError: the trust file or time state cannot be read (the state stays ``Transferred``).
+        """
+        with self._mutex:
+            self._require("install", _S.TRANSFERRED)
+            transfer = self._record.transfer
+            sha = transfer.bundle_sha256 if transfer is not None else ""
+            verifier = self._verifier()  # an unreadable trust file must not cost the received bundle
+            self._cancel.clear()
+            self._go(_S.PROCESSING, trial_slot=other_slot(self._record.active_slot), failure=None)
+        writers: list[SlotWriter] = []
+        try:
+            manifest = self._stage(verifier, f"bundle {sha[:16]}", writers)
+            for writer in writers:
+                writer.finish()
+        except InsufficientSpaceError as error:
+            if writers:  # pragma: no cover - space is checked before the first writer opens
+                self._abandon(writers, _S.FAILED, str(error))
+            else:
+                with self._mutex:
+                    self._staged_bytes = self._staging_total = 0
+                    self._go(_S.TRANSFERRED, trial_slot=None, failure=str(error))
+            raise
+        except OperationCancelledError:
+            self._abandon(writers, _S.IDLE, None)
+            raise
+        except OtaError as error:
+            self._abandon(writers, _S.FAILED, str(error))
+            raise
+        except BaseException as error:
+            self._abandon(writers, _S.FAILED, f"staging failed: {error}")
+            raise
+        bundle = BundleRecord.of(manifest, sha)
+        with self._mutex:
+            self._go(_S.READY, bundle=bundle, transfer=None)
+            self.transfers.discard()
+            self._staged_bytes = self._staging_total = 0
+        return bundle
+
+    def _verifier(self) -> BundleVerifier:
+        state = load_time_state(self.time_state_path)
+        return BundleVerifier(
+            load_trust(self.config.trust, self.config.limits).signed,
+            hardware_id=self.config.hardware_id,
+            installed_counter=self._record.installed_counter,
+            trusted_now=trusted_now(self._clock(), state),
+            limits=self.config.limits,
+        )
+
+    def _group_for(self, payload: Payload, source: str) -> SlotGroup:
+        slot = self.config.slot_for(payload)
+        if slot is None:
+            raise UnknownSlotError(
+                f"{source}: payload {payload.name} targets {payload.target.model_dump()}, "
+                f"which no slot of this ECU serves ({', '.join(s.name for s in self.config.slots)})"
+            )
+        return next(group for group in self.groups if group.name == slot.name)
+
+    def _stage(self, verifier: BundleVerifier, source: str, writers: list[SlotWriter]) -> Manifest:
+        trial = self._record.trial_slot
+        if trial is None or trial == self._record.active_slot:  # pragma: no cover - set by process()
+            raise AgentStateError("refusing to stage into the active slot")
+        with self.incoming.open("rb") as handle:
+            header = read_header(handle, source, self.config.limits)
+            manifest, _ = verifier.verify_header(header, source)  # before a single byte is written
+            for payload in manifest.payloads:
+                self._group_for(payload, source).check_space(trial, payload)
+            self._staged_bytes, self._staging_total = 0, manifest.total_size
+            handle.seek(0)
+
+            def sink_for(payload: Payload) -> _StagingSink:
+                writer = self._group_for(payload, source).writer(trial, payload)
+                writers.append(writer)
+                return _StagingSink(self, writer)
+
+            verified = verifier.verify_stream(handle, source, sink_for)
+        state = load_time_state(self.time_state_path)
+        advanced = (state or TimeState(latest=verified.manifest.created)).advanced(verified.manifest.created)
+        if advanced != state:
+            save_time_state(self.time_state_path, advanced)
+        return verified.manifest
+
+    def _staged(self, chunk: memoryview, writer: SlotWriter) -> None:
+        if self._cancel.is_set():
+            raise OperationCancelledError("staging cancelled")
+        writer.write(chunk)
+        self._staged_bytes += len(chunk)
+        self._crash.staged(self._staged_bytes)
+        self._notify()
+
+    def _abandon(self, writers: list[SlotWriter], state: AgentState, failure: str | None) -> None:
+        for writer in writers:
+            writer.abort()
+        with self._mutex:
+            self.transfers.discard()
+            self._staged_bytes = self._staging_total = 0
+            self._go(state, transfer=None, bundle=None, trial_slot=None, failure=failure)
+
+    # -- cancel --------------------------------------------------------------------------------------------------
+
+    def cancel(self) -> AgentRecord:
+        """Abandon a transfer or a staged bundle, where that is safe (never once activation began).
+
+        While processing, staging stops at the next chunk and the state becomes ``Idle``.
+
+        Raises:
+            AgentStateError: nothing to cancel, or activation began (use :meth:`rollback`).
+        """
+        with self._mutex:
+            state = self._record.state
+            if state is _S.PROCESSING:
+                self._cancel.set()
+                return self._record
+            self._require(
+                "cancel",
+                _S.TRANSFERRING, _S.TRANSFERRED, _S.READY, _S.FAILED, _S.ACTIVATED, _S.ROLLED_BACK,
+            )  # fmt: skip
+            self.transfers.discard()
+            self._go(_S.IDLE, transfer=None, bundle=None, trial_slot=None, failure=None)
+            return self._record
+
+    # -- activation, commit, rollback ----------------------------------------------------------------------------
+
+    def _reboot(self) -> SlotName | None:
+        """Reboot into what the boot selector says: the reboot command, or an in-process switch.
+
+        Returns:
+            The slot now running, or ``None`` when a real reboot was requested.
+        """
+        if self.config.reboot_command:
+            _logger.warning("rebooting: %s", " ".join(self.config.reboot_command))
+            subprocess.run(self.config.reboot_command, check=False)
+            return None
+        if isinstance(self.selector, UBootBootSelector) and self.selector.cmdline is not None:
+            _logger.warning("the next boot starts the new selection; configure reboot_command to reboot")
+            return None
+        booted = self.selector.boot()
+        self._switch_trees(booted)
+        return booted
+
+    def _switch_trees(self, slot: SlotName) -> None:
+        for group in self.groups:
+            group.switch(slot)
+
+    def activate(self) -> AgentRecord:
+        """Start the staged bundle on trial: ``Ready`` → ``Activating`` → (boot) → ``Verifying``."""
+        with self._mutex:
+            self._require("activate", _S.READY)
+            self._go(_S.ACTIVATING)
+            self._continue_activation()
+            return self._record
+
+    def _continue_activation(self) -> None:
+        trial = self._record.trial_slot
+        if trial is None:  # pragma: no cover - READY always has a trial slot
+            raise AgentStateError("no trial slot")
+        self.selector.set_trial(trial)
+        booted = self._reboot()
+        if booted is not None:
+            self._after_boot(booted)
+
+    def _after_boot(self, booted: SlotName) -> None:
+        """The decision after a boot with an update on trial (Activating, Verifying)."""
+        trial = self._record.trial_slot
+        if booted != trial:
+            self._rollback(
+                f"the bootloader started slot {booted}, not slot {trial} on trial "
+                "(its boot attempts ran out, or the activation was interrupted)"
+            )
+            return
+        self._switch_trees(booted)  # the trial slot's trees go live with it (after a real reboot too)
+        if self._record.state is _S.ACTIVATING:
+            self._go(_S.VERIFYING)
+        failure = run_health_check(self.config.health_check, booted)
+        if failure is not None:
+            self._rollback(failure)
+
+    def mark_good(self) -> AgentRecord:
+        """Commit the slot on trial: it becomes the active slot, and its bundle the installed one.
+
+        With no update under way and the committed slot running, this only refreshes the slot's boot counter
+        (RAUC's ``mark-good`` at every boot), so a boot-time unit may call it unconditionally.
+        """
+        with self._mutex:
+            if self._record.state in AT_REST and self.selector.booted() == self._record.active_slot:
+                self.selector.mark_good(self._record.active_slot)
+                return self._record
+            self._require("mark good", _S.VERIFYING)
+            trial = self._record.trial_slot
+            booted = self.selector.booted()
+            if trial is None or booted != trial:
+                raise AgentStateError(f"slot {trial} is on trial but slot {booted} is running; reboot first")
+            self.selector.mark_good(trial)
+            self._go(
+                _S.ACTIVATED, active_slot=trial, trial_slot=None, installed=self._record.bundle, failure=None
+            )
+            return self._record
+
+    def rollback(self, reason: str = "rollback requested") -> AgentRecord:
+        """Go back to the active slot from a trial (``Activating``/``Verifying`` → ``RollingBack`` → ``RolledBack``)."""
+        with self._mutex:
+            self._require("roll back", _S.ACTIVATING, _S.VERIFYING)
+            self._rollback(reason)
+            return self._record
+
+    def _rollback(self, reason: str) -> None:
+        if self._record.state is not _S.ROLLING_BACK:
+            self._go(_S.ROLLING_BACK, failure=reason)
+        trial = self._record.trial_slot
+        if trial is not None:
+            self.selector.mark_bad(trial)
+        booted: SlotName | None = self.selector.booted()
+        if booted != self._record.active_slot:
+            booted = self._reboot()
+        if booted is None:
+            return  # the reboot finishes the rollback (_recover)
+        self._switch_trees(booted)
+        self._go(_S.ROLLED_BACK, trial_slot=None)
+
+    # -- recovery ------------------------------------------------------------------------------------------------
+
+    def _recover(self, booted: SlotName, *, rebooted: bool) -> None:
+        """Bring the record to a consistent state after a start, whatever instant the last process stopped at."""
+        state = self._record.state
+        transfer = self._record.transfer
+        if state is _S.TRANSFERRING and transfer is not None:
+            resumed = self.transfers.resume(transfer)
+            if resumed != transfer:
+                self._persist(updated(self._record, transfer=resumed))
+        elif state is _S.PROCESSING:
+            self._abandon_staging()
+        elif state is _S.ACTIVATING and not rebooted and booted != self._record.trial_slot:
+            self._continue_activation()  # the same boot: repeat the idempotent activation steps
+        elif state is _S.ACTIVATING or (state is _S.VERIFYING and rebooted):
+            self._after_boot(booted)  # a boot on trial: stay on trial, or fall back
+        elif state is _S.ROLLING_BACK:
+            self._rollback(self._record.failure or "rollback interrupted")
+        elif rebooted and booted == self._record.active_slot:
+            self.selector.mark_good(booted)  # a good boot refreshes the counter (RAUC's mark-good service)
+        elif rebooted:
+            _logger.warning(
+                "the bootloader started slot %s although slot %s is committed; leaving the selection alone",
+                booted,
+                self._record.active_slot,
+            )
+        if self._record.state in AT_REST or self._record.state in (_S.TRANSFERRING, _S.TRANSFERRED, _S.READY):
+            self._switch_trees(self.selector.booted())
+
+    def _abandon_staging(self) -> None:
+        """Staging was interrupted: drop its leftovers; the inactive slot is rewritten from its start."""
+        for group in self.groups:
+            if isinstance(group, TreeSlotGroup) and group.root.exists():
+                for leftover in group.root.glob(".*.incoming.tar"):
+                    leftover.unlink()
+                for leftover in group.root.glob(".*.new"):
+                    shutil.rmtree(leftover, ignore_errors=True)
+        self._go(_S.TRANSFERRED, trial_slot=None)

@@ -1,0 +1,217 @@
+"""Configuration of the ECU's update agent, in one validated model loaded from YAML (or JSON).
+
+Example (relative paths are relative to the configuration file)::
+
+    state_dir: /var/lib/sdv/ota          # state.json, the partial bundle, time.json, boot.json
+    trust: /etc/sdv/trust.json
+    hardware_id: ihu-gen3
+    slots:
+      - {kind: image, name: rootfs, a: /dev/mmcblk0p2, b: /dev/mmcblk0p3}
+      - {kind: tree, name: apps, path: /opt/apps, root: /var/lib/sdv/apps}
+    boot: {selector: uboot, max_attempts: 3, cmdline: /proc/cmdline}
+    health_check: {command: [/usr/libexec/ihu-health], timeout_s: 60}
+    reboot_command: [systemctl, reboot]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sdv.ota.config import DEFAULT_LIMITS, OtaLimits
+from sdv.ota.errors import OtaError
+from sdv.ota.manifest import HardwareId, Name, Payload, SlotImageTarget
+
+__all__ = [
+    "AgentConfig",
+    "BootConfig",
+    "HealthCheckConfig",
+    "ImageSlotConfig",
+    "SlotConfig",
+    "TransferConfig",
+    "TreeSlotConfig",
+    "load_agent_config",
+]
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+_KIB = 1024
+_MIB = 1024 * _KIB
+
+
+class ImageSlotConfig(BaseModel):
+    """An A/B pair of raw image slots, for payloads whose target is ``slot-image`` with this ``name``.
+
+    Attributes:
+        kind: ``"image"``.
+        name: the manifest's slot name.
+        a: block device or image file of slot A.
+        b: block device or image file of slot B.
+    """
+
+    model_config = _STRICT
+
+    kind: Literal["image"]
+    name: Name
+    a: Path
+    b: Path
+
+
+class TreeSlotConfig(BaseModel):
+    """An A/B pair of directory trees, for ``file-tree`` payloads installed below ``path``.
+
+    Attributes:
+        kind: ``"tree"``.
+        name: a name for logs.
+        path: the manifest's install path (on the ECU a link to ``ROOT/current``).
+        root: directory holding the trees ``A`` and ``B`` and the link ``current``.
+    """
+
+    model_config = _STRICT
+
+    kind: Literal["tree"]
+    name: Name
+    path: str = Field(min_length=1, max_length=1024, pattern=r"^/[A-Za-z0-9._+/-]*$")
+    root: Path
+
+
+SlotConfig = Annotated[ImageSlotConfig | TreeSlotConfig, Field(discriminator="kind")]
+"""One slot group."""
+
+
+class BootConfig(BaseModel):
+    """Boot selection.
+
+    Attributes:
+        selector: ``"file"`` (a JSON file ``boot.json`` in the state directory; application-level A/B and
+            tests) or ``"uboot"`` (the U-Boot environment, RAUC's variables).
+        max_attempts: boots a trial slot gets before the bootloader falls back (default 3).
+        fw_printenv: the ``fw_printenv`` command.
+        fw_setenv: the ``fw_setenv`` command.
+        cmdline: kernel command line file naming the booted slot (``rauc.slot=A``); without it the agent
+            simulates the bootloader at each start.
+    """
+
+    model_config = _STRICT
+
+    selector: Literal["file", "uboot"] = "file"
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    fw_printenv: str = "fw_printenv"
+    fw_setenv: str = "fw_setenv"
+    cmdline: Path | None = None
+
+
+class HealthCheckConfig(BaseModel):
+    """The check that decides whether a slot on trial works.
+
+    Attributes:
+        command: the program and its arguments; exit code 0 means healthy. It gets ``SDV_OTA_SLOT`` (the trial
+            slot) in its environment.
+        timeout_s: a check running longer fails (default 60 s).
+    """
+
+    model_config = _STRICT
+
+    command: list[str] = Field(min_length=1)
+    timeout_s: float = Field(default=60.0, gt=0)
+
+
+class TransferConfig(BaseModel):
+    """Limits of bundle transfers.
+
+    Attributes:
+        max_chunk_bytes: largest upload chunk accepted (default 4 MiB).
+        min_free_bytes: free space that must remain in the state directory after a transfer (default 16 MiB).
+        idle_timeout_s: an upload that sends no chunk for this long is ended, releasing the upload for another
+            push (Uptane's slow retrieval attack; default 60 s). The transfer stays resumable.
+    """
+
+    model_config = _STRICT
+
+    max_chunk_bytes: int = Field(default=4 * _MIB, ge=4 * _KIB, le=64 * _MIB)
+    min_free_bytes: int = Field(default=16 * _MIB, ge=0)
+    idle_timeout_s: float = Field(default=60.0, gt=0)
+
+
+class AgentConfig(BaseModel):
+    """Everything the update agent needs to know about its ECU.
+
+    Attributes:
+        state_dir: the agent's directory (state, partial bundle, trusted time, file boot selection).
+        trust: the ECU's trust file.
+        hardware_id: the ECU's hardware id.
+        slots: the slot groups; every payload of a bundle must name one.
+        boot: boot selection.
+        health_check: run when a slot starts its trial (and at each start on trial); none: always healthy.
+        reboot_command: run to reboot into the other slot; none: the agent switches in-process (application
+            level A/B, and the simulation on a development machine).
+        transfer: transfer limits.
+        limits: bundle verification limits.
+    """
+
+    model_config = _STRICT
+
+    state_dir: Path
+    trust: Path
+    hardware_id: HardwareId
+    slots: list[SlotConfig] = Field(min_length=1)
+    boot: BootConfig = BootConfig()
+    health_check: HealthCheckConfig | None = None
+    reboot_command: list[str] | None = None
+    transfer: TransferConfig = TransferConfig()
+    limits: OtaLimits = DEFAULT_LIMITS
+
+    @model_validator(mode="after")
+    def _unique(self) -> AgentConfig:
+        names = [slot.name for slot in self.slots]
+        if len(set(names)) != len(names):
+            raise ValueError("two slot groups share a name")
+        return self
+
+    def slot_for(self, payload: Payload) -> SlotConfig | None:
+        """The slot group a payload is installed into, or ``None``."""
+        target = payload.target
+        for slot in self.slots:
+            if isinstance(target, SlotImageTarget):
+                if isinstance(slot, ImageSlotConfig) and slot.name == target.slot:
+                    return slot
+            elif isinstance(slot, TreeSlotConfig) and slot.path == target.path:
+                return slot
+        return None
+
+
+def _resolve(value: object, base: Path) -> object:
+    if isinstance(value, dict):
+        return {key: _resolve_path(key, item, base) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_resolve(item, base) for item in value]
+    return value
+
+
+_PATH_KEYS = frozenset({"state_dir", "trust", "a", "b", "root", "cmdline"})
+
+
+def _resolve_path(key: str, value: object, base: Path) -> object:
+    if key in _PATH_KEYS and isinstance(value, str):
+        return str(base / value)  # an absolute value stays as it is
+    return _resolve(value, base)
+
+
+def load_agent_config(path: Path) -> AgentConfig:
+    """Load an agent configuration file (YAML or JSON); relative paths are relative to the file.
+
+    Raises:
+        OtaError: the file cannot be read or does not validate (the message names the field).
+    """
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise OtaError(f"{path}: cannot read the agent configuration: {error}") from error
+    if not isinstance(data, dict):
+        raise OtaError(f"{path}: the agent configuration must be a mapping")
+    try:
+        return AgentConfig.model_validate(_resolve(data, path.resolve().parent))
+    except ValidationError as error:
+        raise OtaError(f"{path}: invalid agent configuration: {error}") from error

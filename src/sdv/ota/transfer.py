@@ -1,0 +1,142 @@
+"""The transfer store: the partially received bundle file of the update agent.
+
+Invariants:
+
+* a chunk is accepted only at exactly the persisted offset, for the announced bundle, within its size and the
+  chunk limit; it is written and ``fsync``-ed before :meth:`TransferStore.append` returns the advanced record,
+  which the agent persists afterwards, so a persisted offset never exceeds the bytes on disk;
+* after a restart :meth:`TransferStore.resume` truncates the file to the persisted offset: bytes written but
+  never covered by a persisted offset are dropped, and the upload continues from there;
+* a transfer begins only when the bundle's size is within the limits and the directory keeps its reserve of
+  free space afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import BinaryIO
+
+from sdv.ota.agent_config import TransferConfig
+from sdv.ota.agent_state import TransferRecord
+from sdv.ota.config import OtaLimits
+from sdv.ota.errors import InsufficientSpaceError, SizeLimitError, TransferOffsetError
+from sdv.ota.store import hash_file
+
+__all__ = ["TransferStore"]
+
+_logger = logging.getLogger(__name__)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_HEADER_FIXED_BYTES = 16  # magic and the two section lengths (ota/bundle-format.md, section 1)
+
+
+class TransferStore:
+    """The bundle being received, in ``DIRECTORY/incoming.sdvota``.
+
+    Args:
+        directory: the agent's state directory.
+        config: transfer limits.
+        limits: bundle limits (the largest acceptable bundle follows from them).
+    """
+
+    def __init__(self, directory: Path, config: TransferConfig, limits: OtaLimits) -> None:
+        self.path = directory / "incoming.sdvota"
+        self._directory = directory
+        self._config = config
+        self._largest = (
+            limits.max_total_payload_bytes
+            + limits.max_manifest_bytes
+            + limits.max_signatures_bytes
+            + _HEADER_FIXED_BYTES
+        )
+        self._handle: BinaryIO | None = None
+
+    def begin(self, size: int, bundle_sha256: str) -> TransferRecord:
+        """Check a new transfer and create its empty file.
+
+        Raises:
+            TransferOffsetError: a size below 1 or an id that is not a lowercase hex SHA-256.
+            SizeLimitError: a bundle larger than the limits allow.
+            InsufficientSpaceError: the directory would keep less than its reserve of free space.
+        """
+        if size < 1 or not _SHA256.match(bundle_sha256):
+            raise TransferOffsetError(
+                f"a transfer needs a size of at least 1 byte and a lowercase hex SHA-256, got {size} and "
+                f"{bundle_sha256[:80]!r}"
+            )
+        if size > self._largest:
+            raise SizeLimitError(f"a bundle of {size} bytes exceeds the limit of {self._largest} bytes")
+        free = shutil.disk_usage(self._directory).free
+        needed = size + self._config.min_free_bytes
+        if needed > free:
+            raise InsufficientSpaceError(
+                f"{self._directory}: a bundle of {size} bytes needs {needed} bytes free "
+                f"(with a reserve of {self._config.min_free_bytes}), {free} are free"
+            )
+        self.close()
+        with self.path.open("wb") as handle:
+            os.fsync(handle.fileno())
+        return TransferRecord(bundle_sha256=bundle_sha256, size=size, offset=0)
+
+    def append(
+        self, transfer: TransferRecord, bundle_sha256: str, offset: int, data: bytes
+    ) -> TransferRecord:
+        """Write a chunk durably; returns the transfer with its offset advanced (to persist next).
+
+        Raises:
+            TransferOffsetError: another bundle, another offset than the persisted one, too large, past the end.
+        """
+        if bundle_sha256 != transfer.bundle_sha256:
+            raise TransferOffsetError(
+                f"chunk for bundle {bundle_sha256[:16]}, the transfer in progress is {transfer.bundle_sha256[:16]}"
+            )
+        if offset != transfer.offset:
+            raise TransferOffsetError(f"chunk at offset {offset}, the agent continues at {transfer.offset}")
+        if len(data) > self._config.max_chunk_bytes:
+            raise TransferOffsetError(
+                f"chunk of {len(data)} bytes exceeds {self._config.max_chunk_bytes} bytes"
+            )
+        if offset + len(data) > transfer.size:
+            raise TransferOffsetError(
+                f"chunk ends at {offset + len(data)}, past the bundle's {transfer.size} bytes"
+            )
+        if self._handle is None:
+            self._handle = self.path.open("r+b")
+        self._handle.seek(offset)
+        self._handle.write(data)
+        self._handle.flush()
+        os.fsync(self._handle.fileno())  # the bytes are on disk before the offset that covers them is
+        return transfer.model_copy(update={"offset": offset + len(data)})
+
+    def digest(self) -> str:
+        """SHA-256 of the received file (read in chunks)."""
+        self.close()
+        return hash_file(self.path)[1]
+
+    def resume(self, transfer: TransferRecord) -> TransferRecord:
+        """After a restart: truncate the file to the persisted offset; returns the transfer to continue."""
+        self.close()
+        on_disk = self.path.stat().st_size if self.path.exists() else -1
+        if on_disk < transfer.offset:  # only if fsync broke its promise; start over then
+            _logger.warning(
+                "%s holds %d bytes, less than the persisted offset %d", self.path, on_disk, transfer.offset
+            )
+            transfer = transfer.model_copy(update={"offset": 0})
+        with self.path.open("ab") as handle:
+            handle.truncate(transfer.offset)
+            os.fsync(handle.fileno())
+        return transfer
+
+    def discard(self) -> None:
+        """Remove the file."""
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Close the file if it is open for writing."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
