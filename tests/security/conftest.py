@@ -39,6 +39,11 @@ def forge(header: dict[str, Any], payload: dict[str, Any], hmac_key: bytes | Non
     return f"{signing_input}.{_b64(signature)}"
 
 
+@pytest.fixture(autouse=True)
+def no_leaked_threads(no_leaked_threads: None) -> None:
+    """Every test of this package runs under the shared leaked-thread check (tests/conftest.py)."""
+
+
 @pytest.fixture(scope="session")
 def signing_key() -> PrivateKeyTypes:
     return generate_key(TokenKeyType.ED25519)

@@ -32,7 +32,6 @@ from sdv.api.tokens import TokenVerifier, load_public_key
 from sdv.broker import HalBridge
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import VehicleModel
-from tests.api.conftest import demo_vehicle, no_leaked_threads  # noqa: F401 - fixtures
 from tests.security.conftest import Tokens
 
 SPEED = "Vehicle.Speed"
@@ -256,7 +255,7 @@ IDS = [name for name, *_ in RPCS]
 
 
 @pytest.fixture(scope="module")
-def bridge(demo_vehicle: VehicleModel) -> Iterator[HalBridge]:  # noqa: F811
+def bridge(demo_vehicle: VehicleModel) -> Iterator[HalBridge]:
     bridge = HalBridge(Hal(demo_vehicle))
     bridge.start()
     yield bridge
@@ -264,7 +263,7 @@ def bridge(demo_vehicle: VehicleModel) -> Iterator[HalBridge]:  # noqa: F811
 
 
 @pytest.fixture
-async def stubs(bridge: HalBridge, demo_vehicle: VehicleModel, tokens: Tokens) -> AsyncIterator[Stubs]:  # noqa: F811
+async def stubs(bridge: HalBridge, demo_vehicle: VehicleModel, tokens: Tokens) -> AsyncIterator[Stubs]:
     verifier = TokenVerifier(load_public_key(tokens.public_pem, "server.pub"))
     server = SdvServer(
         bridge.broker,

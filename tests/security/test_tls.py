@@ -19,7 +19,6 @@ from sdv.client import ChannelSecurity, VehicleClient
 from sdv.client.errors import ServerUnreachableError
 from sdv.hal.vehicle import VehicleModel
 from tests.acceptance.test_kuksa_client import kuksa_client_secured
-from tests.api.conftest import demo_vehicle, no_leaked_threads  # noqa: F401 - fixtures
 from tests.security.conftest import Tokens
 from tests.security.pki import Authority
 from tests.serve_process import serving
@@ -33,7 +32,7 @@ def authority() -> Authority:
 
 
 @pytest.fixture
-async def mtls_server(demo_vehicle: VehicleModel, authority: Authority) -> AsyncIterator[SdvServer]:  # noqa: F811
+async def mtls_server(demo_vehicle: VehicleModel, authority: Authority) -> AsyncIterator[SdvServer]:
     leaf = authority.issue("localhost", server=True)
     security = ServerSecurity(
         certificate_chain=leaf.certificate, private_key=leaf.key, client_ca=authority.pem
