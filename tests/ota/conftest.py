@@ -261,7 +261,7 @@ def new_software(payloads: dict[str, Path], tmp_path_factory: pytest.TempPathFac
 class AgentProcess:
     """``sdv ota agent --port 0`` as a real process (its start stands for a boot of the ECU)."""
 
-    def __init__(self, config: Path, crash: str | None = None) -> None:
+    def __init__(self, config: Path, crash: str | None = None, extra: Sequence[str] = ()) -> None:
         import subprocess
         import sys
 
@@ -271,7 +271,18 @@ class AgentProcess:
         self.log = config.parent / "agent.log"
         self._log_handle = self.log.open("a")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sdv.cli.main", "ota", "agent", "--config", str(config), "--port", "0"],
+            [
+                sys.executable,
+                "-m",
+                "sdv.cli.main",
+                "ota",
+                "agent",
+                "--config",
+                str(config),
+                "--port",
+                "0",
+                *extra,
+            ],
             stdout=subprocess.PIPE,
             stderr=self._log_handle,
             text=True,
@@ -320,8 +331,8 @@ def start_agent() -> Iterator[Callable[..., AgentProcess]]:
     """Start agents; every one still running at the end is stopped with SIGTERM and must exit 0."""
     started: list[AgentProcess] = []
 
-    def start(config: Path, crash: str | None = None) -> AgentProcess:
-        agent = AgentProcess(config, crash)
+    def start(config: Path, crash: str | None = None, extra: Sequence[str] = ()) -> AgentProcess:
+        agent = AgentProcess(config, crash, extra)
         started.append(agent)
         return agent
 

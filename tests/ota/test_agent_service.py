@@ -179,7 +179,11 @@ def test_watch_status_streams_the_changes(
 
 def test_the_agent_refuses_to_serve_unauthenticated_beyond_loopback(ecu: Ecu) -> None:
     result = run_cli("ota", "agent", "--config", ecu.config, "--address", "0.0.0.0", "--port", "0")
-    assert result.code == 2 and "without authorization" in result.err and "--insecure" in result.err
+    assert (
+        result.code == 2
+        and "refusing to serve 0.0.0.0 without TLS" in result.err
+        and "--insecure" in result.err
+    )
     assert not ecu.state_dir.exists()  # refused before the agent touched anything
 
 

@@ -69,12 +69,12 @@ STATUS_CODES: tuple[tuple[type[SdvError], grpc.StatusCode], ...] = (
     # The OTA agent (sdv.ota.v1.Ota); docs/ota.md lists this contract.
     (TransferInProgressError, grpc.StatusCode.ABORTED),
     (AgentStateError, grpc.StatusCode.FAILED_PRECONDITION),
-    (TransferOffsetError, grpc.StatusCode.INVALID_ARGUMENT),
+    (TransferOffsetError, grpc.StatusCode.OUT_OF_RANGE),
     (InsufficientSpaceError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (OperationCancelledError, grpc.StatusCode.CANCELLED),
     (TransferStalledError, grpc.StatusCode.DEADLINE_EXCEEDED),
     # A refused bundle: not authorized by the trust root for this ECU (signatures, expiry, counter...).
-    (VerificationError, grpc.StatusCode.PERMISSION_DENIED),
+    (VerificationError, grpc.StatusCode.INVALID_ARGUMENT),
     (SdvError, grpc.StatusCode.INTERNAL),
 )
 
@@ -93,6 +93,7 @@ _HTTP_CODES: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.FAILED_PRECONDITION: 412,
     grpc.StatusCode.CANCELLED: 499,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.OUT_OF_RANGE: 416,
 }
 
 

@@ -2,26 +2,27 @@
 
 Invariants:
 
-* every RPC first calls the one authorization hook (:class:`OtaServicer` ``authorize``), then the agent; the
-  agent's blocking file I/O runs in worker threads, never on the event loop;
+* every call passes the project's :class:`~sdv.api.guard.CallGuard` (bearer token when the server checks them),
+  and every RPC first checks that the caller holds the ``ota`` scope (:meth:`OtaServicer._authorize`, through the
+  same :class:`~sdv.broker.access.Access` the signal services use), then calls the agent; the agent's blocking
+  file I/O runs in worker threads, never on the event loop;
 * project errors become statuses through :mod:`sdv.api.errors` (the OTA rows: wrong state
   ``FAILED_PRECONDITION``, second transfer ``ABORTED``, bad offset ``INVALID_ARGUMENT``, no space
-  ``RESOURCE_EXHAUSTED``, bundle refused ``PERMISSION_DENIED``, staging cancelled ``CANCELLED``);
+  ``RESOURCE_EXHAUSTED``, bundle refused ``INVALID_ARGUMENT``, staging cancelled ``CANCELLED``; no ``ota`` scope
+  ``PERMISSION_DENIED``);
 * an upload holds the agent's single upload lease for as long as its stream is open, so a second concurrent
   upload is refused instead of interleaving chunks; a stream that sends nothing for
   ``transfer.idle_timeout_s`` is ended (``DEADLINE_EXCEEDED``) so a stalled sender cannot hold it forever.
 
-:class:`OtaServer` takes optional ``interceptors`` and ``server_credentials`` so that TLS and token checks plug in
-without changing the service.
+The server's port is TLS (and mutual TLS) by its :class:`~sdv.api.security.ServerSecurity`, as ``sdv serve``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -30,19 +31,21 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sdv.api._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
 from sdv.api.errors import grpc_errors
+from sdv.api.guard import CallGuard
+from sdv.api.security import ServerSecurity
 from sdv.api.server import DEFAULT_ADDRESS, BindError, host_port
+from sdv.broker.access import Action, current_access
+from sdv.broker.config import Limits
 from sdv.ota.agent import AgentStatus, UpdateAgent
 from sdv.ota.agent_state import AgentState, BundleRecord, TransferRecord
 from sdv.ota.errors import TransferStalledError
 
-__all__ = ["OTA", "Authorize", "OtaServer", "OtaServicer", "status_to_proto"]
+__all__ = ["OTA", "OtaServer", "OtaServicer", "status_to_proto"]
 
 _LOG = logging.getLogger(__name__)
 _Context = grpc.aio.ServicerContext[Any, Any]
 OTA = ota_pb2.DESCRIPTOR.services_by_name["Ota"].full_name
 
-Authorize = Callable[[_Context], Awaitable[None] | None]
-"""Checks a call's credentials and aborts it when they do not allow OTA (the ``ota`` scope)."""
 
 _STATES: dict[AgentState, ota_pb2.State.ValueType] = {
     state: ota_pb2.State.Value(f"STATE_{state.name}") for state in AgentState
@@ -92,10 +95,6 @@ def status_to_proto(status: AgentStatus) -> ota_pb2.Status:
     )
 
 
-async def _allow_all(context: _Context) -> None:
-    """No authorization yet: the token scheme's ``ota`` scope is checked here once it exists."""
-
-
 class _StatusFeed:
     """Agent status changes (from any thread) as an async iterator that keeps only the latest."""
 
@@ -129,17 +128,14 @@ class OtaServicer(ota_pb2_grpc.OtaServicer):
 
     Args:
         agent: the ECU's update agent.
-        authorize: the authorization hook every call goes through first (default: allow).
     """
 
-    def __init__(self, agent: UpdateAgent, authorize: Authorize | None = None) -> None:
+    def __init__(self, agent: UpdateAgent) -> None:
         self._agent = agent
-        self._authorize_hook = authorize or _allow_all
 
     async def _authorize(self, context: _Context) -> None:
-        result = self._authorize_hook(context)
-        if inspect.isawaitable(result):
-            await result
+        """Refuse a caller without the ``ota`` scope (``PERMISSION_DENIED`` through the error table)."""
+        current_access().check(Action.OTA)
 
     def _status(self) -> ota_pb2.Status:
         return status_to_proto(self._agent.status())
@@ -246,9 +242,7 @@ class OtaServer:
         agent: the update agent.
         address: the address to listen on.
         port: the port; 0 picks a free one.
-        authorize: the per-call authorization hook (see :class:`OtaServicer`).
-        interceptors: server interceptors (token checks).
-        server_credentials: TLS credentials; without them the port is plain text.
+        security: TLS material and the token verifier; None serves plaintext without token checks.
         max_message_bytes: largest request accepted (an upload chunk plus framing).
     """
 
@@ -258,19 +252,17 @@ class OtaServer:
         *,
         address: str = DEFAULT_ADDRESS,
         port: int = 0,
-        authorize: Authorize | None = None,
-        interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
-        server_credentials: grpc.ServerCredentials | None = None,
+        security: ServerSecurity | None = None,
         max_message_bytes: int | None = None,
     ) -> None:
         self.agent = agent
         self.address = address
         self.requested_port = port
         self.port: int | None = None
-        self._authorize = authorize
-        self._interceptors = tuple(interceptors)
-        self._credentials = server_credentials
+        self.security = security or ServerSecurity()
         self._max_message_bytes = max_message_bytes or agent.config.transfer.max_chunk_bytes + 64 * 1024
+        self.guard = CallGuard(Limits(max_message_bytes=self._max_message_bytes), self.security.verifier)
+        self._credentials = self.security.credentials()
         self._server: grpc.aio.Server | None = None
         self._health: Any = None
 
@@ -290,13 +282,13 @@ class OtaServer:
         if self._server is not None:
             raise RuntimeError("the server is already started")
         server = grpc.aio.server(
-            interceptors=self._interceptors,
+            interceptors=[self.guard],
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", self._max_message_bytes),
             ],
         )
-        ota_pb2_grpc.add_OtaServicer_to_server(OtaServicer(self.agent, self._authorize), server)
+        ota_pb2_grpc.add_OtaServicer_to_server(OtaServicer(self.agent), server)
         self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         where = host_port(self.address, self.requested_port)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import json
 import logging
 import signal
@@ -38,7 +37,14 @@ from rich.progress import (
 
 from sdv.api._proto.sdv.ota.v1 import ota_pb2
 from sdv.api.ota import OtaServer, status_to_proto
+from sdv.api.security import ServerSecurity
 from sdv.api.server import DEFAULT_ADDRESS
+from sdv.cli.security_options import (
+    add_connection_arguments,
+    add_server_security_arguments,
+    connection_security,
+    server_security,
+)
 from sdv.client.errors import ServerUnreachableError
 from sdv.client.ota import OtaClient, state_name
 from sdv.errors import VerificationError
@@ -134,7 +140,7 @@ def _local(args: argparse.Namespace, action: Callable[[UpdateAgent], object]) ->
 def _act(local: Callable[[UpdateAgent], object], remote: Callable[[OtaClient], ota_pb2.Status]) -> Handler:
     def run(args: argparse.Namespace) -> int:
         if args.target:
-            with OtaClient(args.target) as client:
+            with OtaClient(args.target, security=connection_security(args)) as client:
                 status = remote(client)
         else:
             status = _local(args, local)
@@ -146,7 +152,7 @@ def _act(local: Callable[[UpdateAgent], object], remote: Callable[[OtaClient], o
 
 def _status(args: argparse.Namespace) -> int:
     if args.target:
-        with OtaClient(args.target) as client:
+        with OtaClient(args.target, security=connection_security(args)) as client:
             status = client.status()
     else:
         status = status_to_proto(local_status(load_agent_config(args.config)))
@@ -210,7 +216,7 @@ def _push(args: argparse.Namespace) -> int:
     if args.chunk_size < 1:
         print("sdv ota push: --chunk-size must be positive", file=sys.stderr)
         return 2
-    with OtaClient(args.target) as client, _progress() as progress:
+    with OtaClient(args.target, security=connection_security(args)) as client, _progress() as progress:
         _transfer(client, args, progress, progress.add_task("transfer", total=None))
         status = client.status()
         if status.state == ota_pb2.STATE_TRANSFERRED and not args.no_install:
@@ -245,34 +251,19 @@ def _agent(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         print(f"sdv ota agent: --port {args.port} is not a TCP port (0 to 65535)", file=sys.stderr)
         return 2
-    if not _is_loopback(args.address) and not args.insecure:
-        print(
-            f"sdv ota agent: refusing to serve the OTA service on {args.address} without authorization: anyone "
-            "reaching it could activate, roll back or cancel updates; serve on a loopback address, or pass "
-            "--insecure on a network only trusted peers reach",
-            file=sys.stderr,
-        )
-        return 2
-    if args.insecure:
-        _LOG.warning("serving the OTA service on %s without authorization (--insecure)", args.address)
+    security = server_security(args)  # SecurityConfigError: exit code 2 from the entry point
     config = load_agent_config(args.config)
+    # Anyone reaching an open agent could activate, roll back or cancel updates: the same closed-by-default
+    # rules as sdv serve, and every RPC needs the ota scope when tokens are checked.
+    security.check_address(args.address)
     with UpdateAgent(config, boot=True) as agent:  # starting the agent stands for a boot
         status = agent.status()
         _LOG.info("booted slot %s; update agent %s", status.booted_slot, status.record.state)
-        return asyncio.run(_serve(agent, args.address, args.port))
+        return asyncio.run(_serve(agent, args.address, args.port, security))
 
 
-def _is_loopback(address: str) -> bool:
-    if address == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to any interface
-
-
-async def _serve(agent: UpdateAgent, address: str, port: int) -> int:
-    server = OtaServer(agent, address=address, port=port)
+async def _serve(agent: UpdateAgent, address: str, port: int, security: ServerSecurity) -> int:
+    server = OtaServer(agent, address=address, port=port, security=security)
     await server.start()  # BindError: reported by the entry point with exit code 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -296,6 +287,7 @@ def _where(parser: argparse.ArgumentParser, *, remote: bool = True) -> None:
     where.add_argument("--config", type=Path, help="the agent configuration (work on its state directory)")
     if remote:
         where.add_argument("--target", metavar="HOST:PORT", help="talk to a running update agent instead")
+        add_connection_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the status as JSON")
 
 
@@ -314,11 +306,7 @@ def register(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=_DEFAULT_AGENT_PORT,
         help=f"port (default {_DEFAULT_AGENT_PORT}; 0 picks one)",
     )
-    agent.add_argument(
-        "--insecure",
-        action="store_true",
-        help="allow serving without authorization on a non-loopback address (logged as a warning)",
-    )
+    add_server_security_arguments(agent)
     agent.set_defaults(handler=_agent)
 
     install = group.add_parser(
@@ -356,6 +344,7 @@ def register(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     push = group.add_parser("push", help="OTA server side: transfer a bundle to an ECU's agent, resumably")
     push.add_argument("bundle", type=Path)
     push.add_argument("--target", metavar="HOST:PORT", required=True, help="the ECU's update agent")
+    add_connection_arguments(push)
     push.add_argument("--chunk-size", type=int, default=1024 * 1024, help="bytes per chunk (default 1 MiB)")
     push.add_argument("--retries", type=int, default=3, help="reconnect this often when the link breaks")
     push.add_argument("--retry-delay", type=float, default=2.0, help="seconds between reconnects (default 2)")

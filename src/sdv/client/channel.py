@@ -118,6 +118,24 @@ class ChannelSecurity:
             server_name=server_name,
         )
 
+    def channel_credentials(self) -> grpc.ChannelCredentials | None:
+        """TLS credentials for a channel, or None for plaintext."""
+        if not self.tls:
+            return None
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.root_certificates,
+            private_key=self.private_key,
+            certificate_chain=self.certificate_chain,
+        )
+
+    def channel_options(self) -> list[tuple[str, str]]:
+        """Channel options: the server name override, if any."""
+        return [("grpc.ssl_target_name_override", self.server_name)] if self.server_name else []
+
+    def call_metadata(self) -> tuple[tuple[str, str], ...]:
+        """The metadata every call carries: the bearer token, if any (for synchronous clients)."""
+        return (("authorization", f"Bearer {self.token}"),) if self.token else ()
+
 
 def open_channel(target: str, security: ChannelSecurity | None = None) -> grpc.aio.Channel:
     """An asyncio channel to ``target`` (``HOST:PORT``) with the given security."""
@@ -132,12 +150,9 @@ def open_channel(target: str, security: ChannelSecurity | None = None) -> grpc.a
             _StreamUnaryToken(token),
             _StreamStreamToken(token),
         ]
-    if not security.tls:
+    credentials = security.channel_credentials()
+    if credentials is None:
         return grpc.aio.insecure_channel(target, interceptors=interceptors)
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=security.root_certificates,
-        private_key=security.private_key,
-        certificate_chain=security.certificate_chain,
+    return grpc.aio.secure_channel(
+        target, credentials, options=security.channel_options(), interceptors=interceptors
     )
-    options = [("grpc.ssl_target_name_override", security.server_name)] if security.server_name else None
-    return grpc.aio.secure_channel(target, credentials, options=options, interceptors=interceptors)

@@ -11,7 +11,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, TypeVar
 import grpc
 
 from sdv.api._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
+from sdv.client.channel import ChannelSecurity
 from sdv.client.errors import ServerUnreachableError
-from sdv.errors import AccessDenied, SdvError, VerificationError
+from sdv.errors import AccessDenied, AuthenticationError, SdvError, VerificationError
 from sdv.ota.errors import (
     AgentStateError,
     InsufficientSpaceError,
@@ -41,11 +42,12 @@ _DEFAULT_CHUNK = 1024 * 1024
 _ERRORS: dict[grpc.StatusCode, type[SdvError]] = {
     grpc.StatusCode.FAILED_PRECONDITION: AgentStateError,
     grpc.StatusCode.ABORTED: TransferInProgressError,
-    grpc.StatusCode.INVALID_ARGUMENT: TransferOffsetError,
+    grpc.StatusCode.OUT_OF_RANGE: TransferOffsetError,
     grpc.StatusCode.RESOURCE_EXHAUSTED: InsufficientSpaceError,
-    grpc.StatusCode.PERMISSION_DENIED: VerificationError,
+    grpc.StatusCode.INVALID_ARGUMENT: VerificationError,
+    grpc.StatusCode.PERMISSION_DENIED: AccessDenied,
     grpc.StatusCode.CANCELLED: OperationCancelledError,
-    grpc.StatusCode.UNAUTHENTICATED: AccessDenied,
+    grpc.StatusCode.UNAUTHENTICATED: AuthenticationError,
 }
 
 
@@ -62,8 +64,7 @@ class OtaClient:
         timeout_s: deadline of the status, transfer and cancel calls. Streams have none (a big bundle takes
             long), nor have activate, mark-good and rollback: they may wait for a health check, which the agent
             bounds with its own timeout.
-        credentials: TLS channel credentials; without them the channel is plain text.
-        metadata: sent with every call (for example a bearer token).
+        security: TLS and the bearer token (``ota`` scope); None connects in plaintext without a token.
     """
 
     def __init__(
@@ -71,13 +72,14 @@ class OtaClient:
         target: str,
         *,
         timeout_s: float = 30.0,
-        credentials: grpc.ChannelCredentials | None = None,
-        metadata: Sequence[tuple[str, str]] = (),
+        security: ChannelSecurity | None = None,
     ) -> None:
+        security = security or ChannelSecurity()
         self.target = target
         self._timeout = timeout_s
-        self._metadata = tuple(metadata)
-        options = [("grpc.max_send_message_length", 64 * 1024 * 1024)]
+        self._metadata = security.call_metadata()
+        options = [("grpc.max_send_message_length", 64 * 1024 * 1024), *security.channel_options()]
+        credentials = security.channel_credentials()
         self._channel = (
             grpc.secure_channel(target, credentials, options)
             if credentials is not None
