@@ -13,20 +13,8 @@ from pathlib import Path
 __all__ = ["REPOSITORY", "SERVE", "serving"]
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-# The command group is wired into `sdv` by its entry point; this runs it the same way through its register().
-SERVE = """
-import argparse, sys
-from sdv.cli import serve_commands
-from sdv.errors import SdvError
-parser = argparse.ArgumentParser(prog="sdv")
-serve_commands.register(parser.add_subparsers(dest="command"))
-args = parser.parse_args(sys.argv[1:])
-try:
-    sys.exit(args.handler(args))
-except SdvError as error:
-    print(f"sdv serve: {error}", file=sys.stderr)
-    sys.exit(2)
-"""
+SERVE = ("-m", "sdv.cli.main", "serve")
+"""``python`` arguments that run ``sdv serve`` as the installed entry point does."""
 _LISTENING = re.compile(r"^sdv serve: listening on [^ ]+:(\d+)$")
 
 
@@ -34,7 +22,7 @@ _LISTENING = re.compile(r"^sdv serve: listening on [^ ]+:(\d+)$")
 def serving(*arguments: str) -> Iterator[tuple[int, subprocess.Popen[str]]]:
     """Run ``sdv serve --port 0 ARGUMENTS``; yields (port, process) and checks it stops cleanly on SIGTERM."""
     process = subprocess.Popen(
-        [sys.executable, "-c", SERVE, "serve", "--port", "0", *arguments],
+        [sys.executable, *SERVE, "--port", "0", *arguments],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

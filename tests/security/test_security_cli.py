@@ -24,7 +24,7 @@ def sdv(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_serve_refuses_an_open_port_other_machines_reach() -> None:
     done = subprocess.run(
-        [sys.executable, "-c", SERVE, "serve", "--address", "0.0.0.0", "--port", "0"],
+        [sys.executable, *SERVE, "--address", "0.0.0.0", "--port", "0"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -41,7 +41,7 @@ def test_serve_refuses_an_open_port_other_machines_reach() -> None:
 
 def test_serve_with_insecure_opens_it_and_warns() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-c", SERVE, "serve", "--address", "0.0.0.0", "--port", "0", "--insecure"],
+        [sys.executable, *SERVE, "--address", "0.0.0.0", "--port", "0", "--insecure"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -69,7 +69,7 @@ def test_serve_with_insecure_opens_it_and_warns() -> None:
 )
 def test_serve_names_a_bad_security_setting(flags: list[str], message: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", SERVE, "serve", "--port", "0", *flags],
+        [sys.executable, *SERVE, "--port", "0", *flags],
         capture_output=True,
         text=True,
         timeout=60,
@@ -83,7 +83,7 @@ def test_serve_names_a_bad_limits_file(tmp_path: Path) -> None:
     limits = tmp_path / "limits.yaml"
     limits.write_text("max_subscriptions: 0\nmax_streamz: 5\n")
     done = subprocess.run(
-        [sys.executable, "-c", SERVE, "serve", "--port", "0", "--limits", str(limits)],
+        [sys.executable, *SERVE, "--port", "0", "--limits", str(limits)],
         capture_output=True,
         text=True,
         timeout=60,
