@@ -6,6 +6,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -223,3 +224,52 @@ def test_cancel_abandons_a_transfer(ecu: Ecu, build_bundle: BuildBundle, start_a
     cancelled = run_cli("ota", "cancel", "--target", agent.target)
     assert cancelled.code == 0 and "state:      idle" in cancelled.out
     assert not (ecu.state_dir / "incoming.sdvota").exists()
+
+
+def test_push_rides_out_an_agent_killed_mid_transfer_and_resumes(
+    ecu: Ecu, build_bundle: BuildBundle, start_agent: StartAgent, tmp_path: Path
+) -> None:
+    """``sdv ota push --retries``: the agent is SIGKILLed mid-upload and comes back on the same port; the push
+    reconnects, continues at the agent's persisted offset and stages the bundle."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from sdv.ota.agent_store import read_record
+
+    (tmp_path / "big").mkdir()
+    image = tmp_path / "big" / "rootfs.img"  # for the ECU's rootfs slot
+    image.write_bytes(os.urandom(4 * 1024 * 1024))  # long enough at 4 KiB a chunk to be caught mid-way
+    bundle = build_bundle(files=(image,))
+    ecu.write_config(transfer={"min_free_bytes": 0, "max_chunk_bytes": 4096})
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    first = start_agent(ecu.config, extra=["--port", str(port)])
+    assert first.target == f"127.0.0.1:{port}"
+    push = subprocess.Popen(
+        [sys.executable, "-m", "sdv.cli.main", "ota", "push", str(bundle), "--target", first.target,
+         "--chunk-size", "4096", "--retries", "10", "--retry-delay", "0.5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while True:  # wait until a part of the bundle is persisted, then pull the plug
+        record = read_record(ecu.state_dir)
+        if record.transfer is not None and record.transfer.offset >= 256 * 1024:
+            break
+        assert time.monotonic() < deadline and push.poll() is None, "the push ended before it could be cut"
+        time.sleep(0.01)
+    first.kill()
+    killed_at = read_record(ecu.state_dir).transfer
+    assert killed_at is not None and killed_at.offset < bundle.stat().st_size
+    start_agent(ecu.config, extra=["--port", str(port)])
+    out, err = push.communicate(timeout=120)
+    assert push.returncode == 0, err
+    assert "retrying in 0.5 s" in err
+    resumed = [
+        int(line.split("byte ")[1].split()[0]) for line in err.splitlines() if "resuming the transfer" in line
+    ]
+    assert resumed and resumed[0] >= killed_at.offset  # it continued, it did not start over
+    assert "state:      ready" in out
