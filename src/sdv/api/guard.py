@@ -20,6 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -168,10 +169,13 @@ class CallGuard(_Interceptor):
                 await _refuse_malformed(request, context)
             await self._open_stream(context, provider)
             try:
-                async for response in behaviour(request, context):
-                    if time.time() >= expires:
-                        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the token has expired")
-                    yield response
+                # Closed as soon as the call ends, so the handler's own cleanup (closing its broker
+                # subscription) runs then, not whenever the generator is collected.
+                async with contextlib.aclosing(behaviour(request, context)) as responses:
+                    async for response in responses:
+                        if time.time() >= expires:
+                            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the token has expired")
+                        yield response
             finally:
                 self.open_streams -= 1
                 if provider:
