@@ -19,15 +19,27 @@ SPEED = "Vehicle.Speed"
 
 
 @pytest.fixture
-async def stub(demo_vehicle: VehicleModel) -> AsyncIterator[val_pb2_grpc.VALStub]:
+async def server(demo_vehicle: VehicleModel) -> AsyncIterator[SdvServer]:
     broker = Broker.from_vehicle(demo_vehicle, Limits(max_streams=2, max_provider_streams=1))
-    async with SdvServer(broker, port=0) as server, grpc.aio.insecure_channel(server.target) as channel:
+    async with SdvServer(broker, port=0) as server:
+        yield server
+
+
+@pytest.fixture
+async def stub(server: SdvServer) -> AsyncIterator[val_pb2_grpc.VALStub]:
+    async with grpc.aio.insecure_channel(server.target) as channel:
         yield val_pb2_grpc.VALStub(channel)
+
+
+async def _read(call: grpc.aio.UnaryStreamCall | grpc.aio.StreamStreamCall) -> object:  # type: ignore[type-arg]
+    return await asyncio.wait_for(
+        call.read(), 10
+    )  # a bound, so that a wrong outcome fails instead of hanging
 
 
 async def _refusal(call: grpc.aio.UnaryStreamCall | grpc.aio.StreamStreamCall) -> str:  # type: ignore[type-arg]
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await call.read()
+        await _read(call)
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     return refused.value.details() or ""
 
@@ -35,14 +47,14 @@ async def _refusal(call: grpc.aio.UnaryStreamCall | grpc.aio.StreamStreamCall) -
 async def test_streams_beyond_max_streams_are_refused_until_one_ends(stub: val_pb2_grpc.VALStub) -> None:
     request = val_pb2.SubscribeRequest(signal_paths=[SPEED])
     first, second = stub.Subscribe(request), stub.Subscribe(request)
-    await first.read()
-    await second.read()
+    await _read(first)
+    await _read(second)
     assert await _refusal(stub.Subscribe(request)) == "2 streams are open; the limit is 2"
     first.cancel()
     for _ in range(100):  # the server sees the cancellation shortly
         again = stub.Subscribe(request)
         try:
-            await again.read()
+            await _read(again)
             break
         except grpc.aio.AioRpcError:
             await asyncio.sleep(0.05)
@@ -52,14 +64,22 @@ async def test_streams_beyond_max_streams_are_refused_until_one_ends(stub: val_p
     second.cancel()
 
 
-async def test_provider_streams_beyond_their_limit_are_refused(stub: val_pb2_grpc.VALStub) -> None:
+async def test_provider_streams_beyond_their_limit_are_refused(
+    server: SdvServer, stub: val_pb2_grpc.VALStub
+) -> None:
     first = stub.OpenProviderStream()
-    second = stub.OpenProviderStream()
+    second = None
     try:
-        await asyncio.sleep(0.2)  # the first one is open on the server
+        for _ in range(200):  # wait until the server holds the first one open
+            if server.guard.open_provider_streams == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert server.guard.open_provider_streams == 1
+        second = stub.OpenProviderStream()
         with contextlib.suppress(asyncio.InvalidStateError, grpc.aio.AioRpcError):
             await second.write(val_pb2.OpenProviderStreamRequest())
         assert await _refusal(second) == "1 provider streams are open; the limit is 1"
     finally:
         first.cancel()
-        second.cancel()
+        if second is not None:
+            second.cancel()
