@@ -33,7 +33,7 @@ from sdv.api._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
 from sdv.api.errors import grpc_errors
 from sdv.api.guard import CallGuard
 from sdv.api.security import ServerSecurity
-from sdv.api.server import DEFAULT_ADDRESS, BindError, host_port
+from sdv.api.server import DEFAULT_ADDRESS, bind, host_port
 from sdv.broker.access import Action, current_access
 from sdv.broker.config import Limits
 from sdv.ota.agent import AgentStatus, UpdateAgent
@@ -291,18 +291,7 @@ class OtaServer:
         ota_pb2_grpc.add_OtaServicer_to_server(OtaServicer(self.agent), server)
         self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        where = host_port(self.address, self.requested_port)
-        try:
-            if self._credentials is None:
-                port = server.add_insecure_port(where)
-            else:
-                port = server.add_secure_port(where, self._credentials)
-        except RuntimeError as error:
-            raise BindError(
-                f"cannot listen on {where}: the port is in use or the address is not one of this host"
-            ) from error
-        if port == 0:
-            raise BindError(f"cannot listen on {where}")
+        port = bind(server, self.address, self.requested_port, self._credentials)
         await server.start()
         for service in ("", OTA):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)

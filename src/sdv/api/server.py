@@ -56,6 +56,7 @@ __all__ = [
     "SERVICE_NAMES",
     "BindError",
     "SdvServer",
+    "bind",
     "host_port",
 ]
 
@@ -78,6 +79,28 @@ class BindError(SdvError, OSError):
 def host_port(address: str, port: int) -> str:
     """``address:port`` as gRPC spells it (IPv6 addresses in brackets)."""
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def bind(server: grpc.aio.Server, address: str, port: int, credentials: grpc.ServerCredentials | None) -> int:
+    """Add the listening port (TLS with ``credentials``, plaintext without) and return the port bound.
+
+    Raises:
+        BindError: the port is in use or the address is not one of this host.
+    """
+    where = host_port(address, port)
+    try:
+        bound = (
+            server.add_insecure_port(where)
+            if credentials is None
+            else server.add_secure_port(where, credentials)
+        )
+    except RuntimeError as error:
+        raise BindError(
+            f"cannot listen on {where}: the port is in use or the address is not one of this host"
+        ) from error
+    if bound == 0:  # older gRPC releases report a failed bind this way
+        raise BindError(f"cannot listen on {where}")
+    return bound
 
 
 class SdvServer:
@@ -169,20 +192,7 @@ class SdvServer:
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = self.service_names
         reflection.enable_server_reflection(names, server)
-        credentials = self.security.credentials()
-        where = host_port(self.address, self.requested_port)
-        try:
-            if credentials is None:
-                port = server.add_insecure_port(where)
-            else:
-                port = server.add_secure_port(where, credentials)
-        except RuntimeError as error:
-            raise BindError(
-                f"cannot listen on {host_port(self.address, self.requested_port)}: "
-                "the port is in use or the address is not one of this host"
-            ) from error
-        if port == 0:  # older gRPC releases report a failed bind this way
-            raise BindError(f"cannot listen on {host_port(self.address, self.requested_port)}")
+        port = bind(server, self.address, self.requested_port, self.security.credentials())
         await server.start()
         for service in ("", *(name for name in names if name not in SERVICE_NAMES[2:])):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import logging
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from sdv.api._proto.sdv.ota.v1 import ota_pb2
 from sdv.api.ota import OtaServer, status_to_proto
 from sdv.api.security import ServerSecurity
 from sdv.api.server import DEFAULT_ADDRESS
+from sdv.cli.running import serve_until_signalled
 from sdv.cli.security_options import (
     add_connection_arguments,
     add_server_security_arguments,
@@ -264,19 +264,7 @@ def _agent(args: argparse.Namespace) -> int:
 
 async def _serve(agent: UpdateAgent, address: str, port: int, security: ServerSecurity) -> int:
     server = OtaServer(agent, address=address, port=port, security=security)
-    await server.start()  # BindError: reported by the entry point with exit code 2
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signal_number in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signal_number, stop.set)
-    print(f"sdv ota agent: listening on {server.target}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        for signal_number in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signal_number)
-        await server.stop()
-    return 0
+    return await serve_until_signalled(server, "sdv ota agent")
 
 
 # -- parsers -------------------------------------------------------------------------------------------------------

@@ -18,13 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from pathlib import Path
 
 from sdv.api.security import ServerSecurity
 from sdv.api.server import DEFAULT_ADDRESS, DEFAULT_PORT, SdvServer
 from sdv.broker import Broker, HalBridge, Limits
+from sdv.cli.running import serve_until_signalled
 from sdv.cli.security_options import add_server_security_arguments, server_security
 from sdv.cli.settings import load_settings
 from sdv.hal.profile import ServicesConfig
@@ -92,17 +92,4 @@ async def _run(
     broker: Broker, address: str, port: int, services: ServicesConfig, security: ServerSecurity
 ) -> int:
     server = SdvServer(broker, address=address, port=port, services=services, security=security)
-    await server.start()  # BindError: reported by the entry point with exit code 2
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signal_number in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signal_number, stop.set)
-    print(f"sdv serve: listening on {server.target}", flush=True)
-    try:
-        await stop.wait()
-        _LOG.info("stopping")
-    finally:
-        for signal_number in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signal_number)
-        await server.stop()
-    return 0
+    return await serve_until_signalled(server, "sdv serve")
