@@ -397,25 +397,28 @@ class Broker:
         registry = self._target_subscribers if targets else self._subscribers
         current = self._targets if targets else self._values
         with self._lock:
-            if not counted:
-                pass  # the server's own subscriptions (health reporting) use no client's budget
-            elif len(self._subscriptions) >= self.limits.max_subscriptions:
-                raise LimitExceededError(
-                    f"{len(self._subscriptions)} subscriptions are open; the limit is {self.limits.max_subscriptions}"
-                )
-            else:
-                client = subscription.client
-                if self._per_client.get(client, 0) >= self.limits.max_subscriptions_per_client:
-                    raise LimitExceededError(
-                        f"{client} has {self._per_client[client]} subscriptions open; the limit per client is "
-                        f"{self.limits.max_subscriptions_per_client}"
-                    )
-                self._per_client[client] = self._per_client.get(client, 0) + 1
-                self._subscriptions.add(subscription)
+            if counted:  # the server's own subscriptions (health reporting) use no client's budget
+                self._count_subscription(subscription)
             for path in subscription.paths:
                 registry.setdefault(path, []).append(subscription)
                 subscription._offer(path, current.get(path, NO_VALUE))
         return subscription
+
+    def _count_subscription(self, subscription: Subscription) -> None:
+        """Count a new subscription against the limits (the caller holds the lock)."""
+        if len(self._subscriptions) >= self.limits.max_subscriptions:
+            raise LimitExceededError(
+                f"{len(self._subscriptions)} subscriptions are open; the limit is {self.limits.max_subscriptions}"
+            )
+        client = subscription.client
+        open_for_client = self._per_client.get(client, 0)
+        if open_for_client >= self.limits.max_subscriptions_per_client:
+            raise LimitExceededError(
+                f"{client} has {open_for_client} subscriptions open; the limit per client is "
+                f"{self.limits.max_subscriptions_per_client}"
+            )
+        self._per_client[client] = open_for_client + 1
+        self._subscriptions.add(subscription)
 
     def _unsubscribe(self, subscription: Subscription) -> None:
         registry = self._target_subscribers if subscription.targets else self._subscribers
