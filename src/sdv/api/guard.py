@@ -98,7 +98,6 @@ class CallGuard(_Interceptor):
         self._verifier = verifier
         self.open_streams = 0
         self.open_provider_streams = 0
-        self.refused = 0
 
     # --- who is calling ------------------------------------------------------------------------------------
     def _authenticate(self, context: _Context) -> tuple[Access, float]:
@@ -118,7 +117,6 @@ class CallGuard(_Interceptor):
         try:
             access, expires = self._authenticate(context)
         except AuthenticationError as error:
-            self.refused += 1
             _LOG.debug("refused a call from %s: %s", context.peer(), error)
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(error))
         act_for(access)
@@ -186,13 +184,11 @@ class CallGuard(_Interceptor):
     async def _open_stream(self, context: _Context, provider: bool) -> None:
         limits = self._limits
         if self.open_streams >= limits.max_streams:
-            self.refused += 1
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"{self.open_streams} streams are open; the limit is {limits.max_streams}",
             )
         if provider and self.open_provider_streams >= limits.max_provider_streams:
-            self.refused += 1
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"{self.open_provider_streams} provider streams are open; the limit is "

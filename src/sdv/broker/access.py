@@ -16,15 +16,13 @@ Invariants:
   (:class:`ScopeError`), never partly applied.
 * :meth:`Access.check` is the only decision point. The broker calls it on every read, subscription, actuation and
   publication made on behalf of a caller (:func:`current_access`); the gRPC edge sets the caller for the duration
-  of each call (:func:`caller`). Code outside a call (the HAL's threads, tests) acts as :data:`UNRESTRICTED`.
+  of each call (:func:`act_for`). Code outside a call (the HAL's threads, tests) acts as :data:`UNRESTRICTED`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -37,7 +35,6 @@ __all__ = [
     "Action",
     "ScopeError",
     "act_for",
-    "caller",
     "current_access",
     "parse_scope",
 ]
@@ -157,13 +154,3 @@ def act_for(access: Access) -> None:
     it, so nothing needs resetting (and a stream's generator may be finalised outside the task's context).
     """
     _CURRENT.set(access)
-
-
-@contextlib.contextmanager
-def caller(access: Access) -> Iterator[Access]:
-    """Serve the enclosed code on behalf of ``access`` (for code that is not a task of its own)."""
-    token = _CURRENT.set(access)
-    try:
-        yield access
-    finally:
-        _CURRENT.reset(token)
