@@ -26,9 +26,11 @@ __all__ = [
     "OtaError",
     "Problem",
     "ProfileError",
+    "ProviderTimeoutError",
     "ReadOnlyError",
     "SdvError",
     "UnknownSignalError",
+    "UnsupportedRequestError",
     "ValueOutOfRangeError",
     "VerificationError",
 ]
@@ -122,6 +124,14 @@ class NoProviderError(ActuationError):
 
 class AlreadyProvidedError(ActuationError):
     """Another provider already owns the actuator or signal (gRPC ``ALREADY_EXISTS``)."""
+
+
+class ProviderTimeoutError(ActuationError, TimeoutError):
+    """A provider did not answer an actuation within ``Limits.actuation_timeout_s`` (gRPC ``DEADLINE_EXCEEDED``)."""
+
+
+class UnsupportedRequestError(SdvError):
+    """A well-formed request for something this server does not offer (gRPC ``UNIMPLEMENTED``)."""
 
 
 class LimitExceededError(SdvError):

@@ -17,8 +17,8 @@ import pytest
 from sdv.api._proto.kuksa.val.v1 import val_pb2_grpc as val_v1_grpc
 from sdv.api._proto.kuksa.val.v2 import val_pb2_grpc as val_v2_grpc
 from sdv.api.server import SdvServer
-from sdv.broker import Broker, HalProvider
-from sdv.broker.hal_bridge import hal_owned_paths
+from sdv.broker import Broker, HalProvider, Owner, OwnerKind
+from sdv.broker.hal_bridge import hal_actuator_paths, hal_owned_paths
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import VehicleModel, load_vehicle
 from sdv.resources import demo_profile
@@ -40,8 +40,8 @@ def demo_vehicle() -> VehicleModel:
 class Stack:
     broker: Broker
     hal: Hal
-    hal_provider: object  # the broker's handle of the HAL as provider of every actuator
-    hal_signals: object  # the broker's handle of the HAL as owner of the signals it feeds
+    hal_provider: Owner  # the HAL as provider of the actuators it encodes
+    hal_signals: Owner  # the HAL as owner of the signals it feeds
 
 
 @pytest.fixture
@@ -50,10 +50,10 @@ def stack(demo_vehicle: VehicleModel) -> Iterator[Stack]:
     signals it feeds (as ``HalBridge`` does)."""
     broker = Broker.from_vehicle(demo_vehicle)
     hal = Hal(demo_vehicle)
-    signals = broker.claim_signals(hal_owned_paths(demo_vehicle), hal)
+    signals = broker.claim_signals(hal_owned_paths(demo_vehicle), Owner(OwnerKind.HAL))
     hal.start(broker.publish)
-    actuators = [path for path, signal in demo_vehicle.signals.items() if signal.kind == "actuator"]
-    handle = broker.register_actuation_provider(actuators, HalProvider(hal))
+    actuators = hal_actuator_paths(demo_vehicle)
+    handle = broker.claim_actuators(actuators, Owner(OwnerKind.HAL), HalProvider(hal))
     yield Stack(broker, hal, handle, signals)
     hal.stop()
 

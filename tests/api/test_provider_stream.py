@@ -47,7 +47,7 @@ def claim(path: str) -> dict[str, Any]:
 async def test_claimed_actuator_gets_the_request_and_actuate_waits_for_the_answer(
     v2: VALStub, stack: Stack
 ) -> None:
-    stack.broker.unregister_provider(stack.hal_provider)
+    stack.broker.release(stack.hal_provider)
     provider = Provider(v2)
     await provider.send(**claim(LOW_BEAM))
     assert (await provider.read()).HasField("provide_actuation_response")

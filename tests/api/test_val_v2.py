@@ -250,7 +250,7 @@ async def test_subscribe_error_contract(
 
 
 async def test_actuator_without_provider_is_unavailable(v2: VALStub, stack: Stack) -> None:
-    stack.broker.unregister_provider(stack.hal_provider)
+    stack.broker.release(stack.hal_provider)
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await v2.Actuate(actuate(LOW_BEAM, bool=True))
     assert error.value.code() == Code.UNAVAILABLE

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from sdv.broker import Broker, Datapoint, HalProvider, Limits, SignalMetadata
+from sdv.broker import Broker, Datapoint, HalProvider, Limits, Owner, OwnerKind, SignalMetadata
 from sdv.errors import (
     ActuationError,
     AlreadyProvidedError,
@@ -212,7 +212,7 @@ async def test_invalid_actuation_is_refused_before_any_provider_is_called(
     broker: Broker, path: str, value: object, error: type[Exception]
 ) -> None:
     provider = RecordingProvider()
-    broker.register_actuation_provider([LOW_BEAM, TEMPERATURE], provider)
+    broker.claim_actuators([LOW_BEAM, TEMPERATURE], Owner(OwnerKind.CLIENT), provider)
     with pytest.raises(error):
         await broker.actuate([(LOW_BEAM, True), (path, value)])
     assert provider.requests == []
@@ -220,8 +220,8 @@ async def test_invalid_actuation_is_refused_before_any_provider_is_called(
 
 async def test_actuation_goes_to_the_owning_provider_and_records_the_target(broker: Broker) -> None:
     lights, climate = RecordingProvider(), RecordingProvider()
-    broker.register_actuation_provider([LOW_BEAM], lights)
-    broker.register_actuation_provider([TEMPERATURE], climate)
+    broker.claim_actuators([LOW_BEAM], Owner(OwnerKind.CLIENT), lights)
+    broker.claim_actuators([TEMPERATURE], Owner(OwnerKind.CLIENT), climate)
     await broker.actuate([(LOW_BEAM, True), (TEMPERATURE, 21)])
     assert lights.requests == [(LOW_BEAM, True)]
     assert climate.requests == [(TEMPERATURE, 21.0)]
@@ -230,26 +230,26 @@ async def test_actuation_goes_to_the_owning_provider_and_records_the_target(brok
 
 async def test_one_provider_per_actuator_and_none_means_unavailable(broker: Broker) -> None:
     first = RecordingProvider()
-    handle = broker.register_actuation_provider([LOW_BEAM], first)
+    handle = broker.claim_actuators([LOW_BEAM], Owner(OwnerKind.CLIENT), first)
     with pytest.raises(AlreadyProvidedError):
-        broker.register_actuation_provider([LOW_BEAM], RecordingProvider())
+        broker.claim_actuators([LOW_BEAM], Owner(OwnerKind.CLIENT), RecordingProvider())
     with pytest.raises(ReadOnlyError):
-        broker.register_actuation_provider([SPEED], RecordingProvider())
-    broker.unregister_provider(handle)
+        broker.claim_actuators([SPEED], Owner(OwnerKind.CLIENT), RecordingProvider())
+    broker.release(handle)
     with pytest.raises(NoProviderError, match="no provider"):
         await broker.actuate([(LOW_BEAM, True)])
-    broker.register_actuation_provider([LOW_BEAM], RecordingProvider())
+    broker.claim_actuators([LOW_BEAM], Owner(OwnerKind.CLIENT), RecordingProvider())
 
 
 async def test_provider_failure_is_reported_and_no_target_recorded(broker: Broker) -> None:
-    broker.register_actuation_provider([LOW_BEAM], RecordingProvider(fail=True))
+    broker.claim_actuators([LOW_BEAM], Owner(OwnerKind.CLIENT), RecordingProvider(fail=True))
     with pytest.raises(ActuationError, match="bus down"):
         await broker.actuate([(LOW_BEAM, True)])
     assert broker.target(LOW_BEAM).value is None
 
 
 async def test_target_subscription_starts_with_current_targets_then_delivers_new_ones(broker: Broker) -> None:
-    broker.register_actuation_provider([LOW_BEAM, TEMPERATURE], RecordingProvider())
+    broker.claim_actuators([LOW_BEAM, TEMPERATURE], Owner(OwnerKind.CLIENT), RecordingProvider())
     await broker.actuate([(TEMPERATURE, 20)])
     subscription = broker.subscribe([LOW_BEAM, TEMPERATURE], targets=True)
     values = broker.subscribe([LOW_BEAM])
@@ -278,7 +278,7 @@ async def test_target_subscription_needs_actuators(broker: Broker) -> None:
 
 
 def test_an_owned_signal_is_published_by_its_owner_only_until_released(broker: Broker) -> None:
-    hal, other = object(), object()
+    hal, other = Owner(OwnerKind.HAL), Owner(OwnerKind.CLIENT, "other")
     handle = broker.claim_signals([SPEED, LOW_BEAM], hal)
     with pytest.raises(AlreadyProvidedError, match=SPEED):
         broker.publish_value(SPEED, 10.0)
@@ -326,7 +326,7 @@ async def test_hal_provider_sends_the_frame(demo_vehicle: VehicleModel, tmp_path
     observer = can.Bus(interface="virtual", channel="broker-hal-provider")
     try:
         broker = Broker.from_vehicle(vehicle)
-        broker.register_actuation_provider([LOW_BEAM], HalProvider(hal))
+        broker.claim_actuators([LOW_BEAM], Owner(OwnerKind.CLIENT), HalProvider(hal))
         await broker.actuate([(LOW_BEAM, True)])
         frame = observer.recv(1.0)
         assert frame is not None and frame.arbitration_id == 0x300

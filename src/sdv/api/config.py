@@ -10,13 +10,10 @@ __all__ = ["ApiConfig"]
 class ApiConfig(BaseModel):
     """Timeouts of the gRPC server.
 
-    Every limit (message size, paths, subscriptions, streams) is in :class:`sdv.broker.Limits`, the one limits
-    model; the server reads it from its broker.
+    Every limit (message size, paths, subscriptions, streams, the actuation timeout) is in
+    :class:`sdv.broker.Limits`, the one limits model; the server reads it from its broker.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    provider_timeout_s: float = Field(
-        5.0, gt=0, description="how long an actuation waits for a stream provider's answer"
-    )
     grace_period_s: float = Field(2.0, ge=0, description="time running calls get to finish on stop")

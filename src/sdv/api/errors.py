@@ -28,9 +28,11 @@ from sdv.errors import (
     HalError,
     LimitExceededError,
     NoProviderError,
+    ProviderTimeoutError,
     ReadOnlyError,
     SdvError,
     UnknownSignalError,
+    UnsupportedRequestError,
     ValueOutOfRangeError,
     VerificationError,
 )
@@ -48,15 +50,12 @@ __all__ = ["STATUS_CODES", "UnsupportedRequestError", "grpc_errors", "http_code"
 _LOG = logging.getLogger(__name__)
 
 
-class UnsupportedRequestError(SdvError):
-    """A well-formed request for something this server does not offer (gRPC ``UNIMPLEMENTED``)."""
-
-
 STATUS_CODES: tuple[tuple[type[SdvError], grpc.StatusCode], ...] = (
     (UnknownSignalError, grpc.StatusCode.NOT_FOUND),
     (ReadOnlyError, grpc.StatusCode.INVALID_ARGUMENT),
     (ValueOutOfRangeError, grpc.StatusCode.INVALID_ARGUMENT),
     (NoProviderError, grpc.StatusCode.UNAVAILABLE),
+    (ProviderTimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED),
     (AlreadyProvidedError, grpc.StatusCode.ALREADY_EXISTS),
     (LimitExceededError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (AccessDenied, grpc.StatusCode.PERMISSION_DENIED),

@@ -2,13 +2,16 @@
 
 Invariants:
 
-* Claiming actuators registers the session with the broker as their one provider; the claim is released when
-  the stream ends, however it ends (client closed, cancelled, error).
+* Each stream is one :class:`~sdv.broker.ownership.Owner` (a client). Claiming actuators makes it their one
+  provider; every claim is released when the stream ends, however it ends (client closed, cancelled, error, the
+  provider's process killed: gRPC ends the call when the connection drops).
 * An actuation routed to the session is sent as one ``BatchActuateStreamRequest`` and returns only when the
-  provider answered a ``BatchActuateStreamResponse`` for every requested signal; an answer with an error, no
-  answer within the timeout, or the stream ending first fails the actuation.
+  provider answered a ``BatchActuateStreamResponse`` for every requested signal; an answer with an error or the
+  stream ending first fails the actuation, and the broker bounds the wait (``Limits.actuation_timeout_s``). With
+  ``Limits.await_provider_answer`` false it returns once the request is queued on the stream.
 * ``ProvideSignalRequest`` makes the session the one publisher of those signals until the stream ends; a signal
-  another provider owns (the HAL owns the signals it decodes) ends the stream with ``ALREADY_EXISTS``.
+  another owner holds (the HAL owns the signals it decodes) ends the stream with ``ALREADY_EXISTS`` naming the
+  holder's kind.
 * Published values are checked one by one; only refused ones are answered (a ``PublishValuesResponse`` with an
   error per signal id), as KUKSA does. A refused claim ends the stream with its status code.
 """
@@ -22,6 +25,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from sdv.api._proto.kuksa.val.v2 import types_pb2, val_pb2
 from sdv.api.convert import value_to_v2
 from sdv.broker import Broker, SignalMetadata
+from sdv.broker.access import current_access
+from sdv.broker.ownership import Owner, OwnerKind
 from sdv.errors import (
     AccessDenied,
     ActuationError,
@@ -36,7 +41,7 @@ from sdv.hal.datatypes import Value
 __all__ = ["ProviderSession", "resolve_signal"]
 
 _LOG = logging.getLogger(__name__)
-Publisher = Callable[[Broker, SignalMetadata, types_pb2.Datapoint, object | None], None]
+Publisher = Callable[[Broker, SignalMetadata, types_pb2.Datapoint, Owner | None], None]
 _END = object()
 
 
@@ -68,29 +73,30 @@ class ProviderSession:
 
     Args:
         broker: the broker the provider serves.
-        timeout_s: how long an actuation waits for the provider's answers.
         publish: publishes one datapoint of the provider (validating it) for an owner.
+        peer: the caller's address, naming the owner when the call carries no token.
     """
 
-    def __init__(self, broker: Broker, timeout_s: float, publish: Publisher) -> None:
+    def __init__(self, broker: Broker, publish: Publisher, peer: str = "") -> None:
         self._broker = broker
-        self._timeout_s = timeout_s
         self._publish = publish
+        subject = current_access().subject
+        self.owner = Owner(OwnerKind.CLIENT, f"{subject} at {peer}" if peer else subject)
         self._outbound: asyncio.Queue[val_pb2.OpenProviderStreamResponse | BaseException | object] = (
             asyncio.Queue()
         )
         self._pending: dict[str, asyncio.Future[None]] = {}
-        self._handle: object | None = None
-        self._signals: object | None = None
         self._closed = False
 
     # --- the broker's side ---------------------------------------------------------------------------------
     async def actuate(self, requests: Sequence[tuple[str, Value]]) -> None:
         """Forward validated requests to the provider and wait for its answer to each.
 
+        The broker bounds the wait (``Limits.actuation_timeout_s``); cancelled, the requests stop waiting.
+
         Raises:
             NoProviderError: the stream ended before the provider answered.
-            ActuationError: the provider refused a request or did not answer in time.
+            ActuationError: the provider refused a request.
         """
         if self._closed:
             raise NoProviderError("the provider disconnected")
@@ -106,13 +112,12 @@ class ProviderSession:
             self._pending[path] = future
             futures.append(future)
         self._outbound.put_nowait(val_pb2.OpenProviderStreamResponse(batch_actuate_stream_request=message))
+        if not self._broker.limits.await_provider_answer:
+            for path, _ in requests:
+                self._pending.pop(path, None)
+            return
         try:
-            async with asyncio.timeout(self._timeout_s):
-                await asyncio.gather(*futures)
-        except TimeoutError:
-            raise ActuationError(
-                f"the provider did not answer within {self._timeout_s:g} s for {', '.join(p for p, _ in requests)}"
-            ) from None
+            await asyncio.gather(*futures)
         finally:
             for path, _ in requests:
                 self._pending.pop(path, None)
@@ -145,11 +150,8 @@ class ProviderSession:
         if self._closed:
             return
         self._closed = True
-        if self._handle is not None:
-            self._broker.unregister_provider(self._handle)
-            _LOG.info("provider stream closed; its actuators are released")
-        if self._signals is not None:
-            self._broker.release(self._signals)
+        self._broker.release(self.owner)
+        _LOG.info("provider stream of %s closed; its claims are released", self.owner.name)
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(NoProviderError("the provider disconnected before answering"))
@@ -181,7 +183,7 @@ class ProviderSession:
                 self._broker.metadata_by_id(signal_id).path
                 for signal_id in request.provide_signal_request.signals_sample_intervals
             ]
-            self._signals = self._broker.claim_signals(paths, self)
+            self._broker.claim_signals(paths, self.owner)
             _LOG.info("provider stream publishes %s", ", ".join(paths))
             return val_pb2.OpenProviderStreamResponse(provide_signal_response=val_pb2.ProvideSignalResponse())
         if action == "provider_error_indication":
@@ -198,7 +200,7 @@ class ProviderSession:
         paths = [resolve_signal(self._broker, signal_id).path for signal_id in request.actuator_identifiers]
         if not paths:
             raise ValueOutOfRangeError("ProvideActuationRequest names no actuator")
-        self._handle = self._broker.register_actuation_provider(paths, self)
+        self._broker.claim_actuators(paths, self.owner, self)
         _LOG.info("provider stream provides %s", ", ".join(paths))
         return val_pb2.OpenProviderStreamResponse(
             provide_actuation_response=val_pb2.ProvideActuationResponse()
@@ -210,7 +212,7 @@ class ProviderSession:
         refused = val_pb2.PublishValuesResponse(request_id=request.request_id)
         for signal_id, datapoint in request.data_points.items():
             try:
-                self._publish(self._broker, self._broker.metadata_by_id(signal_id), datapoint, self)
+                self._publish(self._broker, self._broker.metadata_by_id(signal_id), datapoint, self.owner)
             except SdvError as error:
                 refused.status[signal_id].CopyFrom(
                     types_pb2.Error(code=_error_code(error), message=str(error))

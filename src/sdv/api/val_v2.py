@@ -29,6 +29,7 @@ from sdv.api.config import ApiConfig
 from sdv.api.errors import grpc_errors
 from sdv.api.provider_stream import ProviderSession, resolve_signal
 from sdv.broker import Broker, Datapoint, SignalMetadata
+from sdv.broker.ownership import Owner
 from sdv.errors import ValueOutOfRangeError
 from sdv.hal.datatypes import Value
 
@@ -195,13 +196,13 @@ class ValV2Servicer(val_pb2_grpc.VALServicer):
         self, request_iterator: AsyncIterator[val_pb2.OpenProviderStreamRequest], context: _Context
     ) -> AsyncIterator[val_pb2.OpenProviderStreamResponse]:
         """Serve one provider: its claims, its published values, and actuation requests sent to it."""
-        session = ProviderSession(self._broker, self._config.provider_timeout_s, publish_datapoint)
+        session = ProviderSession(self._broker, publish_datapoint, context.peer())
         async for response in session.run(request_iterator):
             yield response
 
 
 def publish_datapoint(
-    broker: Broker, meta: SignalMetadata, datapoint: types_pb2.Datapoint, owner: object | None = None
+    broker: Broker, meta: SignalMetadata, datapoint: types_pb2.Datapoint, owner: Owner | None = None
 ) -> None:
     """Publish a provider's datapoint: its value checked against the signal, or "not available" without one.
 

@@ -7,6 +7,7 @@ from sdv.broker.broker import Broker, Subscription
 from sdv.broker.config import Limits
 from sdv.broker.hal_bridge import HalBridge
 from sdv.broker.model import Datapoint, SignalMetadata, metadata_from_vehicle
+from sdv.broker.ownership import Owner, OwnerKind
 from sdv.broker.providers import ActuationProvider, HalProvider
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "HalBridge",
     "HalProvider",
     "Limits",
+    "Owner",
+    "OwnerKind",
     "SignalMetadata",
     "Subscription",
     "metadata_from_vehicle",

@@ -12,11 +12,13 @@ Invariants:
   subscription's ``min_interval_ms`` spaces its batches (minimum-sample-interval filter).
 * A subscription with ``targets=True`` delivers actuator target values instead: first the current targets, then
   every target an actuation records, with the same latest-per-signal bounds.
-* A signal has at most one owner (:meth:`Broker.claim_signals`: the HAL for the signals it decodes and the
-  attributes with fixed values); :meth:`Broker.publish_value` refuses a value for a signal someone else owns.
-  :meth:`Broker.publish`, the HAL's own path, is not checked.
-* Each actuator has at most one provider. An actuation request is validated completely (paths, kinds, types,
-  ranges, allowed values, providers) before any provider is called, and returns once the provider accepted it.
+* A signal has at most one owner and an actuator at most one provider (:mod:`sdv.broker.ownership`: the HAL
+  for what it decodes and encodes, an outside provider for what its stream claimed); :meth:`Broker.publish_value`
+  refuses a value for a signal someone else owns, and accepts one for an unclaimed signal from any caller allowed
+  to provide it. :meth:`Broker.publish`, the HAL's own path, is not checked.
+* An actuation request is validated completely (paths, kinds, types, ranges, allowed values, providers) before
+  any provider is called, and returns once the provider accepted it, or fails after
+  ``Limits.actuation_timeout_s``.
 * Every request is checked against the rights of the caller it is made for (:func:`sdv.broker.access.
   current_access`), before the path is even looked up, so a caller learns nothing of signals it may not read:
   metadata, values, targets and subscriptions need ``read``; actuations ``actuate``; publications, signal claims
@@ -36,11 +38,12 @@ from typing import Any
 from sdv.broker.access import Action, current_access
 from sdv.broker.config import Limits
 from sdv.broker.model import NO_VALUE, Datapoint, SignalMetadata, metadata_from_vehicle
+from sdv.broker.ownership import Owner, Ownership
 from sdv.broker.providers import ActuationProvider
 from sdv.errors import (
-    AlreadyProvidedError,
     LimitExceededError,
     NoProviderError,
+    ProviderTimeoutError,
     ReadOnlyError,
     UnknownSignalError,
     ValueOutOfRangeError,
@@ -142,10 +145,9 @@ class Broker:
         self._targets: dict[str, Datapoint] = {}
         self._subscribers: dict[str, list[Subscription]] = {}
         self._target_subscribers: dict[str, list[Subscription]] = {}
-        self._owners: dict[str, object] = {}
         self._subscriptions: set[Subscription] = set()
         self._per_client: dict[str, int] = {}
-        self._providers: dict[str, ActuationProvider] = {}
+        self._ownership = Ownership()
         self._lock = threading.Lock()
         self._statistics_source: Callable[[], dict[str, Any]] | None = None
         self.updates_published = 0
@@ -288,13 +290,13 @@ class Broker:
         self.updates_published += len(updates)
 
     def publish_value(
-        self, path: str, value: object, timestamp: float | None = None, *, owner: object | None = None
+        self, path: str, value: object, timestamp: float | None = None, *, owner: Owner | None = None
     ) -> None:
         """Publish one value from an external provider, validated against the signal's metadata.
 
         Args:
-            owner: who publishes (compared by identity with the owner :meth:`claim_signals` recorded); None for
-                a publisher that claimed nothing.
+            owner: who publishes (the owner :meth:`claim_signals` recorded); None for a publisher that claimed
+                nothing, which may publish only signals nobody claimed.
 
         Raises:
             UnknownSignalError: unknown path.
@@ -307,11 +309,11 @@ class Broker:
         )
         update = SignalUpdate(path, checked, time.time() if timestamp is None else timestamp, Status.VALID)
         with self._lock:
-            self._check_owner(path, owner)
+            self._ownership.check_publisher(path, owner)
             self._publish_locked([update])
 
     def publish_not_available(
-        self, path: str, timestamp: float | None = None, *, owner: object | None = None
+        self, path: str, timestamp: float | None = None, *, owner: Owner | None = None
     ) -> None:
         """Mark a signal "not available" for an external provider (a datapoint without value).
 
@@ -324,51 +326,78 @@ class Broker:
             path, None, time.time() if timestamp is None else timestamp, Status.NOT_AVAILABLE
         )
         with self._lock:
-            self._check_owner(path, owner)
+            self._ownership.check_publisher(path, owner)
             self._publish_locked([update])
 
-    # --- signal ownership ----------------------------------------------------------------------------------
-    def _check_owner(self, path: str, owner: object | None) -> None:
-        current = self._owners.get(path)
-        if current is not None and current is not owner:
-            raise AlreadyProvidedError(f"{path} is provided by another provider; it cannot be published")
-
-    def check_publisher(self, path: str, owner: object | None = None) -> None:
+    # --- ownership -----------------------------------------------------------------------------------------
+    def check_publisher(self, path: str, owner: Owner | None = None) -> None:
         """Whether ``owner`` may publish ``path`` now (a check before a batch of publications).
 
         Raises:
             UnknownSignalError: unknown path.
+            AccessDenied: the caller may not provide ``path``.
             AlreadyProvidedError: another owner provides the signal.
         """
         self.metadata(path, Action.PROVIDE)
-        self._check_owner(path, owner)
+        with self._lock:
+            self._ownership.check_publisher(path, owner)
 
-    def claim_signals(self, paths: Sequence[str], owner: object) -> object:
+    def claim_signals(self, paths: Sequence[str], owner: Owner) -> Owner:
         """Make ``owner`` the one publisher of the signals at ``paths`` (all or none).
 
         Returns:
-            A handle for :meth:`release`.
+            ``owner``, for :meth:`release`.
 
         Raises:
             UnknownSignalError: unknown path.
-            AlreadyProvidedError: another owner provides one of the signals.
+            AccessDenied: the caller may not provide a path.
+            AlreadyProvidedError: another owner provides one of the signals (the message names its kind).
         """
         for path in paths:
             self.metadata(path, Action.PROVIDE)
         with self._lock:
-            for path in paths:
-                current = self._owners.get(path)
-                if current is not None and current is not owner:
-                    raise AlreadyProvidedError(f"{path} is already provided by another provider")
-            for path in paths:
-                self._owners[path] = owner
+            self._ownership.claim_signals(paths, owner)
         return owner
 
-    def release(self, handle: object) -> None:
-        """Release every signal the owner behind ``handle`` claimed."""
+    def claim_actuators(self, paths: Sequence[str], owner: Owner, provider: ActuationProvider) -> Owner:
+        """Make ``owner`` the one provider of the actuators at ``paths``; ``provider`` carries out requests.
+
+        Returns:
+            ``owner``, for :meth:`release`.
+
+        Raises:
+            UnknownSignalError: unknown path.
+            AccessDenied: the caller may not provide a path.
+            ReadOnlyError: a path is not an actuator.
+            AlreadyProvidedError: another owner provides one of the actuators (the message names its kind).
+        """
+        for path in paths:
+            meta = self.metadata(path, Action.PROVIDE)
+            if meta.kind != "actuator":
+                raise ReadOnlyError(f"{path} is a {meta.kind}; only actuators can be provided")
         with self._lock:
-            for path in [path for path, owner in self._owners.items() if owner is handle]:
-                del self._owners[path]
+            self._ownership.claim_actuators(paths, owner, provider)
+        return owner
+
+    def owner_of(self, path: str) -> Owner | None:
+        """Who provides the signal or actuator at ``path`` (None: nobody claimed it)."""
+        with self._lock:
+            actuation = self._ownership.actuation_provider(path)
+            return actuation[0] if actuation is not None else self._ownership.signal_owner(path)
+
+    def release(self, owner: Owner) -> None:
+        """End every claim of ``owner`` (its stream closed, the HAL stopped).
+
+        Its signals keep their last values, as the KUKSA databroker keeps them, unless ``Limits.released_values``
+        is ``not_available``: then each becomes a datapoint without value.
+        """
+        with self._lock:
+            released = self._ownership.release(owner)
+            if released and self.limits.released_values == "not_available":
+                now = time.time()
+                self._publish_locked(
+                    [SignalUpdate(path, None, now, Status.NOT_AVAILABLE) for path in released]
+                )
 
     # --- subscriptions -------------------------------------------------------------------------------------
     def subscribe(
@@ -441,36 +470,6 @@ class Broker:
         return len(self._subscriptions)
 
     # --- actuation -----------------------------------------------------------------------------------------
-    def register_actuation_provider(self, paths: Sequence[str], provider: ActuationProvider) -> object:
-        """Make ``provider`` the owner of the actuators at ``paths``.
-
-        Returns:
-            A handle for :meth:`unregister_provider`.
-
-        Raises:
-            UnknownSignalError: unknown path.
-            ReadOnlyError: a path is not an actuator.
-            AlreadyProvidedError: another provider owns one of the actuators.
-        """
-        for path in paths:
-            meta = self.metadata(path, Action.PROVIDE)
-            if meta.kind != "actuator":
-                raise ReadOnlyError(f"{path} is a {meta.kind}; only actuators can be provided")
-        with self._lock:
-            for path in paths:
-                owner = self._providers.get(path)
-                if owner is not None and owner is not provider:
-                    raise AlreadyProvidedError(f"{path} is already provided by another provider")
-            for path in paths:
-                self._providers[path] = provider
-        return provider
-
-    def unregister_provider(self, handle: object) -> None:
-        """Release every actuator the provider behind ``handle`` owns."""
-        with self._lock:
-            for path in [path for path, owner in self._providers.items() if owner is handle]:
-                del self._providers[path]
-
     def validate_actuation(self, path: str, value: object) -> Value:
         """The request's value as the actuator's datatype, checked against its metadata.
 
@@ -487,24 +486,37 @@ class Broker:
     async def actuate(self, requests: Sequence[tuple[str, object]]) -> None:
         """Validate every request, then hand them to the owning providers; returns once all accepted.
 
+        Each provider gets ``Limits.actuation_timeout_s`` to accept its requests.
+
         Raises:
             UnknownSignalError, ReadOnlyError, ValueOutOfRangeError: a request is invalid (nothing is sent).
             NoProviderError: an actuator has no provider (nothing is sent).
+            ProviderTimeoutError: a provider did not accept its requests in time.
             ActuationError: a provider failed to carry out its requests.
         """
         if not requests:
             raise ValueOutOfRangeError("actuate needs at least one request")
         self.check_request_size(len(requests), "actuation requests")
         checked = [(path, self.validate_actuation(path, value)) for path, value in requests]
-        by_provider: dict[int, tuple[ActuationProvider, list[tuple[str, Value]]]] = {}
-        for path, value in checked:
-            provider = self._providers.get(path)
-            if provider is None:
-                raise NoProviderError(f"{path}: no provider is connected for this actuator")
-            by_provider.setdefault(id(provider), (provider, []))[1].append((path, value))
-        now = time.time()
-        for provider, batch in by_provider.values():
-            await provider.actuate(batch)
+        by_owner: dict[int, tuple[Owner, ActuationProvider, list[tuple[str, Value]]]] = {}
+        with self._lock:
+            for path, value in checked:
+                claim = self._ownership.actuation_provider(path)
+                if claim is None:
+                    raise NoProviderError(f"{path}: no provider is connected for this actuator")
+                owner, provider = claim
+                by_owner.setdefault(id(owner), (owner, provider, []))[2].append((path, value))
+        timeout = self.limits.actuation_timeout_s
+        for owner, provider, batch in by_owner.values():
+            try:
+                async with asyncio.timeout(timeout):
+                    await provider.actuate(batch)
+            except TimeoutError:
+                raise ProviderTimeoutError(
+                    f"{', '.join(path for path, _ in batch)}: {owner.describe()} did not accept the request "
+                    f"within {timeout:g} s (Limits.actuation_timeout_s)"
+                ) from None
+            now = time.time()
             with self._lock:
                 for path, value in batch:
                     datapoint = Datapoint(value, now, Status.VALID)

@@ -8,13 +8,15 @@ messages and streams. ``sdv serve --limits FILE`` reads the model from YAML or T
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["Limits"]
 
 
 class Limits(BaseModel):
-    """Limits that keep one client from exhausting the server."""
+    """Limits that keep one client from exhausting (or hanging) the server, and how outside providers are treated."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -44,3 +46,21 @@ class Limits(BaseModel):
         2000, ge=1, description="streaming calls (subscriptions, provider streams) open, all clients together"
     )
     max_provider_streams: int = Field(32, ge=1, description="OpenProviderStream calls open at once")
+    # --- outside providers --------------------------------------------------------------------------------
+    actuation_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="how long an actuation waits for its provider to accept it (the HAL: the frame sent; a "
+        "stream provider: its BatchActuateStreamResponse); then the caller gets DEADLINE_EXCEEDED",
+    )
+    await_provider_answer: bool = Field(
+        True,
+        description="an actuation forwarded to a stream provider returns with the provider's answer; false: "
+        "once the request is queued on the provider's stream, as the KUKSA databroker does (for providers "
+        "that never answer, such as kuksa-client's subscribe_target_values)",
+    )
+    released_values: Literal["keep", "not_available"] = Field(
+        "keep",
+        description="what a released signal serves once its provider's stream ended: its last value (keep, as "
+        "the KUKSA databroker) or no value (not_available)",
+    )

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from sdv.broker.broker import Broker
 from sdv.broker.config import Limits
 from sdv.broker.model import SignalMetadata, metadata_from_vehicle
+from sdv.broker.ownership import Owner, OwnerKind
 from sdv.broker.providers import HalProvider
 from sdv.hal.bus_state import BusState, BusStatus
 from sdv.hal.processor import BusStatistics, SignalUpdate, Status
@@ -39,6 +40,7 @@ __all__ = [
     "BAD_FRAME_REASONS",
     "HalBridge",
     "bus_state_updates",
+    "hal_actuator_paths",
     "hal_metadata",
     "hal_owned_paths",
     "hal_statistics_updates",
@@ -118,6 +120,15 @@ def hal_owned_paths(vehicle: VehicleModel) -> list[str]:
     ]
 
 
+def hal_actuator_paths(vehicle: VehicleModel) -> list[str]:
+    """The profile actuators the HAL carries out: those with a request message (``actuator:``) to encode."""
+    return [
+        path
+        for path, signal in vehicle.signals.items()
+        if signal.kind == "actuator" and signal.actuator is not None
+    ]
+
+
 def hal_statistics_updates(statistics: dict[str, BusStatistics], timestamp: float) -> list[SignalUpdate]:
     """The counter signals' values for a snapshot of the HAL's statistics."""
     updates = []
@@ -168,20 +179,21 @@ class HalBridge:
         self.statistics_period = statistics_period
         self._next_statistics = 0.0
         self._statistics_lock = threading.Lock()
-        self._provider: object | None = None
-        self._signals: object | None = None
+        self.owner = Owner(OwnerKind.HAL, "HAL")
+        self._started = False
 
     def start(self) -> None:
-        """Start the HAL's buses into the broker; the HAL provides every actuator and owns the signals it feeds.
+        """Start the HAL's buses into the broker; the HAL owns the signals it feeds and the actuators it encodes.
 
         The owned signals (:func:`hal_owned_paths` and the counters under ``Sdv.Hal``) cannot be published by
-        anyone else.
+        anyone else, nor the owned actuators (:func:`hal_actuator_paths`) provided; every other signal and
+        actuator of the broker is open to outside providers.
         """
         vehicle = self.hal.vehicle
         counters = [path for bus in vehicle.buses for path in [*_paths(bus), *_state_paths(bus)]]
-        self._signals = self.broker.claim_signals(hal_owned_paths(vehicle) + counters, self.hal)
-        actuators = [path for path, signal in vehicle.signals.items() if signal.kind == "actuator"]
-        self._provider = self.broker.register_actuation_provider(actuators, HalProvider(self.hal))
+        self.broker.claim_signals(hal_owned_paths(vehicle) + counters, self.owner)
+        self.broker.claim_actuators(hal_actuator_paths(vehicle), self.owner, HalProvider(self.hal))
+        self._started = True
         self.broker.publish(hal_statistics_updates(self.hal.statistics(), time.time()))
         self.hal.start(self._consume, self._bus_changed)
 
@@ -208,9 +220,6 @@ class HalBridge:
     def stop(self) -> None:
         """Stop the HAL and release its actuators and signals."""
         self.hal.stop()
-        if self._signals is not None:
-            self.broker.release(self._signals)
-            self._signals = None
-        if self._provider is not None:
-            self.broker.unregister_provider(self._provider)
-            self._provider = None
+        if self._started:
+            self.broker.release(self.owner)
+            self._started = False

@@ -6,7 +6,8 @@ Invariants:
   an app handles a refused request from a remote broker exactly as one from the broker in its own process.
 * ``UNAVAILABLE`` is ambiguous in gRPC: the server reports an actuator without provider with it, and the channel
   reports a server it cannot reach with it too. It means "no provider" only for an actuation that reached the
-  server; otherwise it is :class:`ServerUnreachableError`.
+  server; otherwise it is :class:`ServerUnreachableError`. ``DEADLINE_EXCEEDED`` likewise means that an
+  actuation's provider did not answer in time (:class:`~sdv.errors.ProviderTimeoutError`) only for an actuation.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sdv.errors import (
     AuthenticationError,
     LimitExceededError,
     NoProviderError,
+    ProviderTimeoutError,
     SdvError,
     UnknownSignalError,
     ValueOutOfRangeError,
@@ -51,7 +53,8 @@ def translate(error: grpc.aio.AioRpcError, target: str, *, reached_server: bool)
         error: the gRPC error the call ended with.
         target: the server address, named in connection errors.
         reached_server: whether the call is known to have reached the server (an actuation on a channel that
-            is connected), which makes ``UNAVAILABLE`` mean "no provider".
+            is connected), which makes ``UNAVAILABLE`` mean "no provider" and ``DEADLINE_EXCEEDED`` "the
+            provider did not answer".
 
     Returns:
         The exception to raise (``raise translate(...) from error``).
@@ -63,5 +66,7 @@ def translate(error: grpc.aio.AioRpcError, target: str, *, reached_server: bool)
             return NoProviderError(message)
         return ServerUnreachableError(f"cannot reach {target}: {message}")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        if reached_server:
+            return ProviderTimeoutError(message)
         return SdvError(f"{target} did not answer in time: {message}")
     return _ERRORS.get(code, SdvError)(message)
