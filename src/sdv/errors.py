@@ -17,6 +17,7 @@ __all__ = [
     "AlreadyProvidedError",
     "AuthenticationError",
     "BusError",
+    "CatalogueError",
     "ConfigError",
     "DbcError",
     "FrameError",
@@ -75,6 +76,11 @@ class DbcError(_ProblemsError):
 
 class ProfileError(_ProblemsError, ValueError):
     """A vehicle profile that does not validate: lists every problem with its file and key path."""
+
+
+class CatalogueError(_ProblemsError, ValueError):
+    """A VSS catalogue file (vss-tools JSON) that cannot be loaded: each problem names the file, the JSON path
+    (``Vehicle.children.Cabin``) or line and column, and what was expected."""
 
 
 class ConfigError(_ProblemsError, ValueError):
