@@ -3,7 +3,8 @@
 Invariants:
 
 * A value travels in the ``Value``/``Datapoint`` oneof member that its VSS datatype prescribes (8- and 16-bit
-  integers in the 32-bit members, as KUKSA does); a request whose member does not match the signal's datatype is
+  integers in the 32-bit members, as KUKSA does; an array datatype in the matching ``*_array`` member, as a
+  tuple in the domain); a request whose member does not match the signal's datatype is
   refused with :class:`~sdv.errors.ValueOutOfRangeError` naming the path, the datatype and the member received.
   Range and allowed-value checks are the broker's, not this module's.
 * A datapoint is served with a value only when its status is ``VALID``; otherwise it carries its timestamp and
@@ -45,7 +46,7 @@ __all__ = [
     "value_to_v2",
 ]
 
-VALUE_FIELDS: Mapping[str, str] = {
+_SCALAR_FIELDS: Mapping[str, str] = {
     "boolean": "bool",
     "string": "string",
     "int8": "int32",
@@ -59,8 +60,6 @@ VALUE_FIELDS: Mapping[str, str] = {
     "float": "float",
     "double": "double",
 }
-"""The oneof member (same name in v1 ``Datapoint.value`` and v2 ``Value.typed_value``) of each VSS datatype."""
-
 _ARRAY_FIELDS: Mapping[str, str] = {
     "bool": "bool_array",
     "string": "string_array",
@@ -71,12 +70,24 @@ _ARRAY_FIELDS: Mapping[str, str] = {
     "float": "float_array",
     "double": "double_array",
 }
+_ARRAY_MEMBERS = frozenset(_ARRAY_FIELDS.values())
+
+VALUE_FIELDS: Mapping[str, str] = {
+    **_SCALAR_FIELDS,
+    **{f"{datatype}[]": _ARRAY_FIELDS[field] for datatype, field in _SCALAR_FIELDS.items()},
+}
+"""The oneof member (same name in v1 ``Datapoint.value`` and v2 ``Value.typed_value``) of each VSS datatype."""
+
+
+def _enum_name(datatype: str) -> str:
+    return "DATA_TYPE_" + (datatype[:-2].upper() + "_ARRAY" if datatype.endswith("[]") else datatype.upper())
+
 
 DATA_TYPES_V2: Mapping[str, v2.DataType.ValueType] = {
-    datatype: v2.DataType.Value(f"DATA_TYPE_{datatype.upper()}") for datatype in VALUE_FIELDS
+    datatype: v2.DataType.Value(_enum_name(datatype)) for datatype in VALUE_FIELDS
 }
 DATA_TYPES_V1: Mapping[str, v1.DataType.ValueType] = {
-    datatype: v1.DataType.Value(f"DATA_TYPE_{datatype.upper()}") for datatype in VALUE_FIELDS
+    datatype: v1.DataType.Value(_enum_name(datatype)) for datatype in VALUE_FIELDS
 }
 ENTRY_TYPES_V2: Mapping[str, v2.EntryType.ValueType] = {
     kind: v2.EntryType.Value(f"ENTRY_TYPE_{kind.upper()}") for kind in ("sensor", "actuator", "attribute")
@@ -129,8 +140,20 @@ def _typed_value(meta: SignalMetadata, message: Any, oneof: str) -> Value:
         raise ValueOutOfRangeError(
             f"{meta.path} is a {meta.datatype} signal: expected a {expected} value, got {received}"
         )
+    if received in _ARRAY_MEMBERS:
+        return tuple(getattr(message, received).values)
     value: Value = getattr(message, received)
     return value
+
+
+def _set_member(message: Any, field: str, value: Value) -> None:
+    """Set the oneof member ``field`` of a v1 ``Datapoint`` or v2 ``Value`` (an array's elements for arrays)."""
+    if isinstance(value, tuple):
+        array = getattr(message, field)
+        array.SetInParent()
+        array.values.extend(value)
+    else:
+        setattr(message, field, value)
 
 
 def value_from_v2(meta: SignalMetadata, value: v2.Value) -> Value:
@@ -154,7 +177,7 @@ def value_from_v1(meta: SignalMetadata, datapoint: v1.Datapoint) -> Value:
 def value_to_v2(datatype: str, value: Value, target: v2.Value | None = None) -> v2.Value:
     """A Python value as the v2 ``Value`` member of ``datatype`` (filled into ``target`` when given)."""
     message = v2.Value() if target is None else target
-    setattr(message, VALUE_FIELDS[datatype], value)
+    _set_member(message, VALUE_FIELDS[datatype], value)
     return message
 
 
@@ -171,7 +194,10 @@ def fill_datapoint_v2(target: v2.Datapoint, field: str, datapoint: Datapoint) ->
     if timestamp is not None:
         target.timestamp.seconds, target.timestamp.nanos = split_seconds(timestamp)
     if value is not None and status is Status.VALID:
-        setattr(target.value, field, value)
+        if field in _ARRAY_MEMBERS:
+            _set_member(target.value, field, value)
+        else:
+            setattr(target.value, field, value)
 
 
 def datapoint_to_v2(datatype: str, datapoint: Datapoint) -> v2.Datapoint:
@@ -188,34 +214,41 @@ def datapoint_to_v1(datatype: str, datapoint: Datapoint) -> v1.Datapoint:
     if timestamp is not None:
         timestamp_to_proto(timestamp, message.timestamp)
     if value is not None and status is Status.VALID:
-        setattr(message, VALUE_FIELDS[datatype], value)
+        _set_member(message, VALUE_FIELDS[datatype], value)
     return message
 
 
 # --- metadata --------------------------------------------------------------------------------------------------
 def _bound(datatype: str, bound: float) -> Value:
-    """A min/max as the datatype's Python type: the profile stores bounds as floats."""
-    if datatype in INTEGER_RANGES:
+    """A min/max as the (element) datatype's Python type: the profile stores bounds as floats."""
+    if datatype.removesuffix("[]") in INTEGER_RANGES:
         return int(bound)
     return float(bound)
 
 
 def metadata_to_v2(meta: SignalMetadata) -> v2.Metadata:
-    """A signal's metadata as a v2 ``Metadata``: min, max and allowed values typed like the signal."""
+    """A signal's metadata as a v2 ``Metadata``: min, max and allowed values typed like the signal.
+
+    For an array datatype, min and max are values of the element datatype and the allowed values the array of
+    accepted elements (VSS restricts each element).
+    """
     message = v2.Metadata(
         path=meta.path,
         id=meta.id,
         data_type=DATA_TYPES_V2[meta.datatype],
         entry_type=ENTRY_TYPES_V2[meta.kind],
         description=meta.description,
+        comment=meta.comment or "",
+        deprecation=meta.deprecation or "",
         unit=meta.unit or "",
     )
+    element = meta.datatype.removesuffix("[]")
     if meta.min is not None:
-        value_to_v2(meta.datatype, _bound(meta.datatype, meta.min), message.min)
+        value_to_v2(element, _bound(element, meta.min), message.min)
     if meta.max is not None:
-        value_to_v2(meta.datatype, _bound(meta.datatype, meta.max), message.max)
+        value_to_v2(element, _bound(element, meta.max), message.max)
     if meta.allowed is not None:
-        array = getattr(message.allowed_values, _ARRAY_FIELDS[VALUE_FIELDS[meta.datatype]])
+        array = getattr(message.allowed_values, _ARRAY_FIELDS[VALUE_FIELDS[element]])
         array.values.extend(meta.allowed)
     return message
 
@@ -224,7 +257,8 @@ def _restriction_v1(meta: SignalMetadata) -> v1.ValueRestriction | None:
     if meta.min is None and meta.max is None and meta.allowed is None:
         return None
     restriction = v1.ValueRestriction()
-    field = VALUE_FIELDS[meta.datatype]
+    element = meta.datatype.removesuffix("[]")
+    field = VALUE_FIELDS[element]
     member: Any
     if field == "string":
         member = restriction.string
@@ -238,9 +272,9 @@ def _restriction_v1(meta: SignalMetadata) -> v1.ValueRestriction | None:
         return None
     if field != "string":
         if meta.min is not None:
-            member.min = _bound(meta.datatype, meta.min)
+            member.min = _bound(element, meta.min)
         if meta.max is not None:
-            member.max = _bound(meta.datatype, meta.max)
+            member.max = _bound(element, meta.max)
     if meta.allowed is not None:
         member.allowed_values.extend(meta.allowed)
     else:
@@ -257,6 +291,10 @@ def metadata_to_v1(meta: SignalMetadata) -> v1.Metadata:
     )
     if meta.unit is not None:
         message.unit = meta.unit
+    if meta.comment is not None:
+        message.comment = meta.comment
+    if meta.deprecation is not None:
+        message.deprecation = meta.deprecation
     restriction = _restriction_v1(meta)
     if restriction is not None:
         message.value_restriction.CopyFrom(restriction)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
 
@@ -24,7 +25,7 @@ from sdv.api._proto.sdv.adas.v1 import adas_pb2
 from sdv.api._proto.sdv.cockpit.v1 import cockpit_pb2
 from sdv.api.convert import timestamp_to_proto
 from sdv.broker import Datapoint
-from sdv.hal.datatypes import Value
+from sdv.hal.datatypes import Scalar
 from sdv.hal.processor import Status
 from sdv.services.fields import ADAS_FIELDS, COCKPIT_FIELDS
 
@@ -44,7 +45,7 @@ def min_interval_ms(max_rate_hz: int) -> float:
     return 1000.0 / max_rate_hz if max_rate_hz > 0 else 0.0
 
 
-def _converter(field: FieldDescriptor) -> Callable[[Value], Value]:
+def _converter(field: FieldDescriptor) -> Callable[[Any], Scalar]:
     if field.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
         return bool
     if field.cpp_type in (FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE):
@@ -84,7 +85,8 @@ class ClusterStateBuilder:
 def measurement(datapoint: Datapoint, target: adas_pb2.Measurement | None = None) -> adas_pb2.Measurement:
     """A datapoint as an ADAS ``Measurement`` (filled into ``target`` when given)."""
     result = adas_pb2.Measurement() if target is None else target
-    result.value = math.nan if datapoint.value is None else float(datapoint.value)
+    value = datapoint.value
+    result.value = math.nan if value is None or isinstance(value, tuple) else float(value)
     if datapoint.timestamp is not None:
         timestamp_to_proto(datapoint.timestamp, result.timestamp)
     result.validity = VALIDITY[datapoint.status]

@@ -37,7 +37,13 @@ from typing import Any
 
 from sdv.broker.access import Action, current_access
 from sdv.broker.config import Limits
-from sdv.broker.model import NO_VALUE, Datapoint, SignalMetadata, metadata_from_vehicle
+from sdv.broker.model import (
+    NO_VALUE,
+    Datapoint,
+    SignalMetadata,
+    metadata_from_catalogue,
+    metadata_from_vehicle,
+)
 from sdv.broker.ownership import Owner, Ownership
 from sdv.broker.providers import ActuationProvider
 from sdv.errors import (
@@ -51,6 +57,7 @@ from sdv.errors import (
 from sdv.hal.datatypes import Value, check_request
 from sdv.hal.processor import SignalUpdate, Status
 from sdv.hal.vehicle import VehicleModel
+from sdv.vss import Catalogue
 
 __all__ = ["Broker", "Subscription"]
 
@@ -142,6 +149,12 @@ class Broker:
         self._by_path = {meta.path: meta for meta in metadata}
         self._by_id = {meta.id: meta for meta in metadata}
         self._values: dict[str, Datapoint] = dict.fromkeys(self._by_path, NO_VALUE)
+        started = time.time()
+        for meta in metadata:
+            if (
+                meta.default is not None
+            ):  # as the KUKSA databroker: a catalogue default is the value from the start
+                self._values[meta.path] = Datapoint(meta.default, started, Status.VALID)
         self._targets: dict[str, Datapoint] = {}
         self._subscribers: dict[str, list[Subscription]] = {}
         self._target_subscribers: dict[str, list[Subscription]] = {}
@@ -156,6 +169,11 @@ class Broker:
     def from_vehicle(cls, vehicle: VehicleModel, limits: Limits | None = None) -> Broker:
         """A broker for every signal of a vehicle profile."""
         return cls(metadata_from_vehicle(vehicle), limits)
+
+    @classmethod
+    def from_catalogue(cls, catalogue: Catalogue, limits: Limits | None = None) -> Broker:
+        """A broker without HAL for every leaf of a VSS catalogue, each open to outside providers."""
+        return cls(metadata_from_catalogue(catalogue), limits)
 
     # --- metadata ------------------------------------------------------------------------------------------
     def _check_path(self, path: str) -> None:

@@ -28,13 +28,14 @@ from collections.abc import Sequence
 
 from sdv.broker.broker import Broker
 from sdv.broker.config import Limits
-from sdv.broker.model import SignalMetadata, metadata_from_vehicle
+from sdv.broker.model import SignalMetadata, metadata_from_catalogue, metadata_from_vehicle
 from sdv.broker.ownership import Owner, OwnerKind
 from sdv.broker.providers import HalProvider
 from sdv.hal.bus_state import BusState, BusStatus
 from sdv.hal.processor import BusStatistics, SignalUpdate, Status
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import VehicleModel
+from sdv.vss import Catalogue
 
 __all__ = [
     "BAD_FRAME_REASONS",
@@ -165,13 +166,24 @@ class HalBridge:
         hal: the vehicle's HAL (not started).
         limits: the broker's limits.
         statistics_period: seconds between publications of the HAL counters.
+        catalogue: a VSS catalogue whose other leaves the broker serves too, open to outside providers (ids
+            after the profile's signals and the HAL's counters).
     """
 
-    def __init__(self, hal: Hal, limits: Limits | None = None, *, statistics_period: float = 1.0) -> None:
+    def __init__(
+        self,
+        hal: Hal,
+        limits: Limits | None = None,
+        *,
+        statistics_period: float = 1.0,
+        catalogue: Catalogue | None = None,
+    ) -> None:
         self.hal = hal
         vehicle = hal.vehicle
-        signals = metadata_from_vehicle(vehicle)
+        signals = metadata_from_vehicle(vehicle, catalogue)
         signals += hal_metadata(list(vehicle.buses), len(signals) + 1)
+        if catalogue is not None:
+            signals += metadata_from_catalogue(catalogue, len(signals) + 1, {meta.path for meta in signals})
         self.broker = Broker(signals, limits)
         self.broker.attach_statistics(
             lambda: {"hal": {bus: vars(stats) for bus, stats in hal.statistics().items()}}

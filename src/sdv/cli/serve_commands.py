@@ -1,7 +1,10 @@
 """``sdv serve``: the vehicle's signals over gRPC (KUKSA ``kuksa.val`` v2 and v1), with the HAL running.
 
 Without arguments it serves the example vehicle, replaying the demo drive in a loop in real time, on
-127.0.0.1:55555. Once listening it prints ``sdv serve: listening on ADDRESS:PORT`` on standard output (the bound
+127.0.0.1:55555. ``--vss FILE [--vss OVERLAY ...]`` without ``--profile`` is the pure broker mode: no HAL, every
+leaf of the VSS catalogue served with its metadata and open to outside providers, as the KUKSA databroker serves
+its ``--vss`` file. With ``--profile`` too, the profile's signals stay the HAL's and the catalogue adds every other
+VSS signal, open to providers. Once listening it prints ``sdv serve: listening on ADDRESS:PORT`` on standard output (the bound
 port, also for ``--port 0``). SIGTERM and SIGINT stop it cleanly with exit code 0: the server stops, then the HAL's
 reader threads. A bad profile or an address that cannot be bound ends it with exit code 2 and one line on
 standard error, as does a bus configuration that can never work (an unknown python-can interface); a bus that is
@@ -31,6 +34,7 @@ from sdv.hal.profile import ServicesConfig
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import load_vehicle
 from sdv.resources import demo_profile
+from sdv.vss import load_catalogue
 
 __all__ = ["register"]
 
@@ -44,6 +48,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     serve.add_argument(
         "--profile", type=Path, metavar="FILE", help="vehicle profile (default: the example vehicle)"
+    )
+    serve.add_argument(
+        "--vss",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="VSS catalogue (vss-tools JSON); repeat for overlays, later files overlay earlier ones. Without "
+        "--profile: a pure broker, every VSS signal provided by clients, no HAL",
     )
     serve.add_argument(
         "--address", default=DEFAULT_ADDRESS, help=f"address to listen on (default {DEFAULT_ADDRESS})"
@@ -62,26 +74,38 @@ def _serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         print(f"sdv serve: --port {args.port} is not a TCP port (0 to 65535)", file=sys.stderr)
         return 2
-    # SecurityConfigError, ProfileError: reported by the entry point with exit code 2, before anything starts
+    # SecurityConfigError, ProfileError, CatalogueError: reported by the entry point with exit code 2, before
+    # anything starts
     security = server_security(args)
     limits = load_settings(args.limits, Limits) if args.limits else Limits()
+    catalogue = load_catalogue(args.vss) if args.vss else None
+    if catalogue is not None and args.profile is None:
+        security.check_address(args.address)
+        broker = Broker.from_catalogue(catalogue, limits)
+        _LOG.info(
+            "serving the VSS catalogue %s without HAL: %d signals, open to providers",
+            " + ".join(str(path) for path in args.vss),
+            len(broker.list_metadata()),
+        )
+        return asyncio.run(_run(broker, args.address, args.port, ServicesConfig(), security))
     profile: Path = args.profile or demo_profile()
     vehicle = load_vehicle(profile)
     security.check_address(args.address)  # refuses an open non-loopback address, warns of what is open
-    bridge = HalBridge(Hal(vehicle), limits)
+    bridge = HalBridge(Hal(vehicle), limits, catalogue=catalogue)
     broker = bridge.broker
-    bridge.start()  # the HAL's buses into the broker; the HAL provides every actuator
+    bridge.start()  # the HAL's buses into the broker; the HAL owns what it decodes and encodes
     try:
         actuators = [
             path for path, signal_config in vehicle.signals.items() if signal_config.kind == "actuator"
         ]
         _LOG.info(
-            "serving profile %s (%s): %d signals, %d actuators, buses %s",
+            "serving profile %s (%s): %d signals, %d actuators, buses %s%s",
             vehicle.config.name,
             profile,
             len(vehicle.signals),
             len(actuators),
             ", ".join(vehicle.buses),
+            f"; with the VSS catalogue, {len(broker.list_metadata())} signals in all" if catalogue else "",
         )
         return asyncio.run(_run(broker, args.address, args.port, vehicle.config.services, security))
     finally:

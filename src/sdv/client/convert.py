@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from sdv.api._proto.kuksa.val.v2 import types_pb2 as v2
 from sdv.api.convert import DATA_TYPES_V2, ENTRY_TYPES_V2, timestamp_from_proto
 from sdv.broker import Datapoint, SignalMetadata
-from sdv.hal.datatypes import Value
+from sdv.hal.datatypes import Scalar, Value
 from sdv.hal.processor import Status
 
 __all__ = ["datapoint_from_v2", "metadata_from_v2", "shortest_float32", "value_from_v2"]
@@ -51,11 +51,16 @@ def shortest_float32(number: float) -> float:
 
 
 def value_from_v2(value: v2.Value) -> Value | None:
-    """The Python value of a v2 ``Value``, or None when it carries none (arrays are not signal values here)."""
+    """The Python value of a v2 ``Value`` (a tuple for an array), or None when it carries none."""
     member = value.WhichOneof("typed_value")
-    if member is None or member in _ARRAYS:
+    if member is None:
         return None
-    scalar: Value = getattr(value, member)
+    if member in _ARRAYS:
+        items: list[Scalar] = list(getattr(value, member).values)
+        if member == "float_array":
+            items = [shortest_float32(float(item)) for item in items]
+        return tuple(items)
+    scalar: Scalar = getattr(value, member)
     if member == "float":
         return shortest_float32(float(scalar))
     return scalar
@@ -81,10 +86,8 @@ def _allowed(metadata: v2.Metadata) -> tuple[Value, ...] | None:
     member = metadata.allowed_values.WhichOneof("typed_value")
     if member not in _ARRAYS:
         return None
-    values: list[Value] = list(getattr(metadata.allowed_values, member).values)
-    if member == "float_array":
-        values = [shortest_float32(float(value)) for value in values]
-    return tuple(values)
+    values = value_from_v2(metadata.allowed_values)
+    return values if isinstance(values, tuple) else None
 
 
 def metadata_from_v2(metadata: v2.Metadata) -> SignalMetadata:

@@ -15,7 +15,7 @@ import can
 
 from sdv.errors import ValueOutOfRangeError
 from sdv.hal.codec import MessageCodec
-from sdv.hal.datatypes import Value, check_request
+from sdv.hal.datatypes import Scalar, Value, check_request
 from sdv.hal.e2e import checksum_function, compute_checksum
 from sdv.hal.profile import SignalConfig
 from sdv.hal.vehicle import VehicleModel, value_table_for
@@ -40,7 +40,7 @@ class Actuator:
         self.codec: MessageCodec = vehicle.codec(self.bus, signal.actuator.message)
         self.target = self.codec.signal(signal.actuator.signal)
         table = value_table_for(signal, self.target)
-        self._inverse: Callable[[Value], float] | dict[Value, float]
+        self._inverse: Callable[[Scalar], float] | dict[Value, float]
         if table is not None:
             inverse: dict[Value, float] = {}
             for physical, value in table.items():
@@ -90,6 +90,10 @@ class Actuator:
             ValueOutOfRangeError: when the value is not accepted or cannot be encoded.
         """
         checked = self.validate(value)
+        if isinstance(
+            checked, tuple
+        ):  # a profile signal's datatype is scalar, so validate() returns a scalar
+            raise ValueOutOfRangeError(f"{self.path}: an array cannot be encoded into a frame")
         if isinstance(self._inverse, dict):
             if checked not in self._inverse:
                 raise ValueOutOfRangeError(f"{self.path}: {checked!r} has no entry in the value table")

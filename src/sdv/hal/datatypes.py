@@ -1,12 +1,17 @@
 """The VSS datatypes a signal can have, their value ranges, and strict coercion into them.
 
 The names are those of the COVESA Vehicle Signal Specification (``boolean``, ``int8`` ... ``uint64``, ``float``,
-``double``, ``string``). Coercion is strict on purpose: a request for an ``uint8`` actuator with ``3.5`` or
-``True`` is an error, not a silent rounding.
+``double``, ``string``, and each as an array: ``uint8[]``). Coercion is strict on purpose: a request for an
+``uint8`` actuator with ``3.5`` or ``True`` is an error, not a silent rounding. An array value is a tuple of
+elements of the element datatype; min, max and allowed values apply to each element (as in VSS).
+
+A profile signal (the HAL's) has a scalar datatype (:data:`DATATYPES`); the broker serves any of
+:data:`ALL_DATATYPES` (a catalogue's arrays).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from typing import Literal, get_args
@@ -14,9 +19,11 @@ from typing import Literal, get_args
 from sdv.errors import ValueOutOfRangeError
 
 __all__ = [
+    "ALL_DATATYPES",
     "DATATYPES",
     "INTEGER_RANGES",
     "Datatype",
+    "Scalar",
     "Value",
     "check_request",
     "coerce",
@@ -37,9 +44,11 @@ Datatype = Literal[
     "double",
     "string",
 ]
-Value = bool | int | float | str
+Scalar = bool | int | float | str
+Value = Scalar | tuple[Scalar, ...]
 
 DATATYPES: tuple[str, ...] = get_args(Datatype)
+ALL_DATATYPES: tuple[str, ...] = (*DATATYPES, *(f"{name}[]" for name in DATATYPES))
 
 INTEGER_RANGES: dict[str, tuple[int, int]] = {
     f"{'u' if unsigned else ''}int{bits}": (
@@ -56,15 +65,27 @@ def coerce(datatype: str, value: object) -> Value:
     """Convert ``value`` to ``datatype`` without losing information.
 
     Args:
-        datatype: one of :data:`DATATYPES`.
-        value: a Python value (from a decoded frame, a request or a profile).
+        datatype: one of :data:`ALL_DATATYPES`.
+        value: a Python value (from a decoded frame, a request or a profile); a list or tuple for an array.
 
     Returns:
-        The value as ``bool``, ``int``, ``float`` or ``str``.
+        The value as ``bool``, ``int``, ``float`` or ``str``; a tuple of them for an array.
 
     Raises:
         ValueError: when the value has the wrong type or does not fit the datatype.
     """
+    if datatype.endswith("[]"):
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"expected an array ({datatype}), got {value!r}")
+        element = datatype[:-2]
+        try:
+            return tuple(_coerce_scalar(element, item) for item in value)
+        except ValueError as error:
+            raise ValueError(f"{datatype} element: {error}") from None
+    return _coerce_scalar(datatype, value)
+
+
+def _coerce_scalar(datatype: str, value: object) -> Scalar:
     if datatype == "boolean":
         if isinstance(value, bool):
             return value
@@ -93,15 +114,23 @@ def coerce(datatype: str, value: object) -> Value:
         if isinstance(value, str):
             return value
         raise ValueError(f"expected a string, got {value!r}")
-    raise ValueError(f"unknown datatype {datatype!r}; expected one of {', '.join(DATATYPES)}")
+    raise ValueError(f"unknown datatype {datatype!r}; expected one of {', '.join(ALL_DATATYPES)}")
 
 
 def parse_text(datatype: str, text: str) -> Value:
     """Parse a command-line or text representation of a value of ``datatype``.
 
+    An array is written as a JSON array (``[2, 3]``, ``["a", "b"]``).
+
     Raises:
         ValueError: when the text is not a value of that datatype.
     """
+    if datatype.endswith("[]"):
+        try:
+            items = json.loads(text)
+        except ValueError:
+            raise ValueError(f"expected a JSON array ({datatype}), got {text!r}") from None
+        return coerce(datatype, items)
     if datatype == "boolean":
         lowered = text.strip().lower()
         if lowered in ("true", "1", "on", "yes"):
@@ -133,7 +162,8 @@ def check_request(
 ) -> Value:
     """A requested value as ``datatype``, checked against min/max and the allowed values.
 
-    The one check that actuator requests and published values go through, in the HAL and in the broker.
+    The one check that actuator requests and published values go through, in the HAL and in the broker. For an
+    array every element is checked.
 
     Raises:
         ValueOutOfRangeError: naming the path, the value and what is accepted.
@@ -142,6 +172,18 @@ def check_request(
         checked = coerce(datatype, value)
     except ValueError as error:
         raise ValueOutOfRangeError(f"{path}: {error}") from None
+    for element in checked if isinstance(checked, tuple) else (checked,):
+        _check_element(path, element, minimum, maximum, allowed)
+    return checked
+
+
+def _check_element(
+    path: str,
+    checked: Scalar,
+    minimum: float | None,
+    maximum: float | None,
+    allowed: Sequence[Value] | None,
+) -> None:
     if isinstance(checked, int | float) and not isinstance(checked, bool):
         if minimum is not None and checked < minimum:
             raise ValueOutOfRangeError(f"{path}: {checked} is below the minimum {minimum:g}")
@@ -149,4 +191,3 @@ def check_request(
             raise ValueOutOfRangeError(f"{path}: {checked} is above the maximum {maximum:g}")
     if allowed is not None and checked not in allowed:
         raise ValueOutOfRangeError(f"{path}: {checked!r} is not one of the allowed values {list(allowed)}")
-    return checked
