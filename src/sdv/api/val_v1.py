@@ -8,9 +8,11 @@ Invariants:
 * Which ``DataEntry`` fields a Get or Subscribe fills is the union of the request's ``view`` and ``fields``
   (``VIEW_UNSPECIFIED`` without fields means the current value; ``FIELD_UNSPECIFIED`` means everything).
 * A path in Get or Subscribe may be a signal, a branch or a pattern with ``*``/``**``.
-* Set checks every entry before changing anything: with any per-entry error nothing is applied. Then actuator
+* Set checks every entry before changing anything: with any per-entry error nothing is applied. Metadata fields
+  cannot be set (the whole call fails with ``UNIMPLEMENTED`` naming the path and field, never a silent success). Then actuator
   targets go to the broker's actuation (returning once the providers accepted them) and current values are
-  published. A current value for a signal a provider owns (the HAL owns the signals it decodes) is refused (409).
+  published. A current value for a signal a provider owns (the HAL owns the signals it decodes) is refused (409);
+  an unclaimed signal takes it from any caller allowed to provide it.
 * Subscribe to ``FIELD_ACTUATOR_TARGET`` follows the actuators' targets (a broker target subscription); an entry
   asking for the value too gets both subscriptions, merged into one response stream, both closed when the call
   ends.
@@ -34,7 +36,14 @@ from sdv.api.errors import grpc_errors, http_code
 from sdv.api.val_v2 import SERVER_NAME
 from sdv.broker import Broker, Datapoint, SignalMetadata, Subscription
 from sdv.broker.access import Action
-from sdv.errors import AccessDenied, ReadOnlyError, SdvError, UnknownSignalError, ValueOutOfRangeError
+from sdv.errors import (
+    AccessDenied,
+    ReadOnlyError,
+    SdvError,
+    UnknownSignalError,
+    UnsupportedRequestError,
+    ValueOutOfRangeError,
+)
 from sdv.hal.datatypes import Value
 
 __all__ = ["ValV1Servicer", "requested_fields"]
@@ -85,6 +94,26 @@ def requested_fields(view: int, fields: Iterable[Field]) -> frozenset[Field]:
     if view not in _VIEW_FIELDS:
         raise ValueOutOfRangeError(f"unknown view {view}")
     return frozenset(chosen | _VIEW_FIELDS[view])
+
+
+_WRITABLE: frozenset[Field] = frozenset(
+    {types_pb2.FIELD_PATH, types_pb2.FIELD_VALUE, types_pb2.FIELD_ACTUATOR_TARGET}
+)
+
+
+def _refuse_metadata(path: str, fields: set[Field]) -> None:
+    """Refuse a Set of anything but values and targets: metadata comes from the profile and the catalogue.
+
+    Raises:
+        UnsupportedRequestError: naming the path and the fields (gRPC ``UNIMPLEMENTED``); nothing is applied.
+    """
+    refused = sorted(fields - _WRITABLE)
+    if refused:
+        names = ", ".join(types_pb2.Field.Name(field) for field in refused)
+        raise UnsupportedRequestError(
+            f"{path}: {names} cannot be set; metadata is fixed by the profile and the VSS catalogue "
+            "(only FIELD_VALUE and FIELD_ACTUATOR_TARGET are written)"
+        )
 
 
 def _entry_error(path: str, error: SdvError) -> types_pb2.DataEntryError:
@@ -175,6 +204,9 @@ class ValV1Servicer(val_pb2_grpc.VALServicer):
                     fields.add(types_pb2.FIELD_VALUE)
                 if entry.HasField("actuator_target"):
                     fields.add(types_pb2.FIELD_ACTUATOR_TARGET)
+                if entry.HasField("metadata"):
+                    fields.add(types_pb2.FIELD_METADATA)
+            _refuse_metadata(entry.path, fields)
             try:
                 meta = self._broker.metadata(entry.path)
                 if types_pb2.FIELD_ACTUATOR_TARGET in fields:

@@ -56,11 +56,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     get.set_defaults(handler=_get)
 
     set_ = subparsers.add_parser(
-        "set", parents=[server], help="actuate: ask an actuator for a value and wait until it was sent"
+        "set",
+        parents=[server],
+        help="actuate: ask an actuator for a value and wait until its provider carried it out; with --current, "
+        "publish the signal's current value as a provider does",
+    )
+    set_.add_argument(
+        "--current",
+        action="store_true",
+        help="publish the current value (v2 PublishValue) of a signal no one else provides, instead of actuating",
     )
     set_.add_argument("path", metavar="PATH")
     set_.add_argument(
-        "value", metavar="VALUE", help="parsed by the signal's datatype (true/false, 42, 3.5, text)"
+        "value",
+        metavar="VALUE",
+        help="parsed by the signal's datatype (true/false, 42, 3.5, text; a JSON array for arrays: [2,3])",
     )
     set_.set_defaults(handler=_set)
 
@@ -95,11 +105,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 # --- formatting ------------------------------------------------------------------------------------------------
 def format_value(value: Value | None) -> str:
-    """A value as the command line shows it: ``true``/``false``, numbers as Python prints them, text as is."""
+    """A value as the command line shows it: ``true``/``false``, numbers as Python prints them, text as is,
+    arrays in brackets."""
     if value is None:
         return "(no value)"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(format_value(item) for item in value) + "]"
     return str(value)
 
 
@@ -157,11 +170,14 @@ def _set(args: argparse.Namespace) -> int:
                 value = parse_text(meta.datatype, args.value)
             except ValueError as error:
                 raise ValueOutOfRangeError(f"{args.path}: {error}") from None
-            await client.actuate(args.path, value)
+            if args.current:
+                await client.publish(args.path, value)
+            else:
+                await client.actuate(args.path, value)
             return value
 
     value = asyncio.run(run())
-    print(f"{args.path} = {format_value(value)}: sent")
+    print(f"{args.path} = {format_value(value)}: {'published' if args.current else 'sent'}")
     return 0
 
 

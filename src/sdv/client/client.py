@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Self
 import grpc
 
 from sdv.api._proto.kuksa.val.v2 import types_pb2, val_pb2, val_pb2_grpc
-from sdv.api.convert import value_to_v2
+from sdv.api.convert import timestamp_to_proto, value_to_v2
 from sdv.broker import Datapoint, SignalMetadata
 from sdv.client.channel import ChannelSecurity, open_channel
 from sdv.client.convert import datapoint_from_v2, metadata_from_v2
 from sdv.client.errors import ServerUnreachableError, translate
+from sdv.client.provider import ProviderStream
 from sdv.errors import ReadOnlyError, SdvError, UnknownSignalError, ValueOutOfRangeError
 from sdv.hal.datatypes import coerce
 
@@ -227,3 +228,37 @@ class VehicleClient:
             await self.stub.Actuate(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as error:
             raise self._error(error, actuation=True) from error
+
+    # --- providing -----------------------------------------------------------------------------------------
+    async def publish(self, path: str, value: object, timestamp: float | None = None) -> None:
+        """Publish the current value of the signal at ``path`` as a provider would (v2 ``PublishValue``).
+
+        Args:
+            path: the signal; nobody else may have claimed it (the HAL owns the signals it decodes).
+            value: converted to the signal's datatype first.
+            timestamp: when the value was measured (seconds since the epoch); now by default.
+
+        Raises:
+            UnknownSignalError: unknown path.
+            ValueOutOfRangeError: wrong type, outside min/max or not an allowed value.
+            AlreadyProvidedError: the HAL or another client provides the signal.
+            AccessDenied: the token does not allow ``provide`` for the path.
+        """
+        meta = await self.metadata(path)
+        try:
+            typed = coerce(meta.datatype, value)
+        except ValueError as error:
+            raise ValueOutOfRangeError(f"{path}: {error}") from None
+        datapoint = types_pb2.Datapoint(value=value_to_v2(meta.datatype, typed))
+        if timestamp is not None:
+            timestamp_to_proto(timestamp, datapoint.timestamp)
+        request = val_pb2.PublishValueRequest(signal_id=types_pb2.SignalID(path=path), data_point=datapoint)
+        try:
+            await self.stub.PublishValue(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as error:
+            raise self._error(error) from error
+
+    def provider(self) -> ProviderStream:
+        """A provider stream on this connection: ``async with client.provider() as provider:`` then claim
+        signals or actuators (:class:`~sdv.client.provider.ProviderStream`)."""
+        return ProviderStream(self.stub, self.target, self.metadata)

@@ -102,4 +102,6 @@ def metadata_from_v2(metadata: v2.Metadata) -> SignalMetadata:
         max=_bound(metadata.max, metadata.HasField("max")),
         allowed=_allowed(metadata),
         description=metadata.description,
+        comment=metadata.comment or None,
+        deprecation=metadata.deprecation or None,
     )

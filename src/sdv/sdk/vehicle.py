@@ -21,6 +21,7 @@ from types import TracebackType
 
 from sdv.broker import SignalMetadata
 from sdv.client import DEFAULT_SERVER, ChannelSecurity, ServerUnreachableError
+from sdv.client.provider import ProviderStream
 from sdv.hal.datatypes import Value
 from sdv.sdk.connection import SdkClient
 from sdv.sdk.reconnect import ReconnectPolicy
@@ -243,6 +244,36 @@ class Vehicle:
             ServerUnreachableError: the server does not answer.
         """
         await self._require_client().actuate(path, value)
+
+    # --- providing -----------------------------------------------------------------------------------------
+    async def publish(self, path: str, value: Value, timestamp: float | None = None) -> None:
+        """Publish the current value of a signal no one else provides (a sensor of an app, a pure broker's
+        signal), as a KUKSA provider does with ``PublishValue``.
+
+        Raises:
+            UnknownSignalError: unknown path.
+            ValueOutOfRangeError: wrong type, outside min/max or not an allowed value.
+            AlreadyProvidedError: the HAL or another client provides the signal.
+            ServerUnreachableError: the server does not answer.
+        """
+        await self._require_client().publish(path, value, timestamp)
+
+    def provider(self) -> ProviderStream:
+        """A provider stream: claim signals to publish them alone, or actuators to carry out their requests.
+
+        Example::
+
+            async def open_window(path: str, value: Value) -> None:
+                ...  # move the window; raise to refuse
+
+            async with vehicle.provider() as provider:
+                await provider.claim_actuators(["Vehicle.Cabin.Door.Row1.DriverSide.Window.Position"], open_window)
+                await provider.claim_signals(["Vehicle.Cabin.Door.Row1.DriverSide.Window.IsOpen"])
+                await provider.publish({"Vehicle.Cabin.Door.Row1.DriverSide.Window.IsOpen": True})
+
+        Every claim ends when the ``async with`` block ends (or the process goes away).
+        """
+        return self._require_client().provider()
 
 
 def connect(
