@@ -80,10 +80,19 @@ async def test_claimed_actuator_gets_the_request_and_actuate_waits_for_the_answe
         await asyncio.wait_for(actuation, 5)
     assert error.value.code() == grpc.StatusCode.DATA_LOSS and "lamp broken" in (error.value.details() or "")
 
-    # When the stream ends the claim is released: no provider any more.
+    # A provider of actuators that half-closes (as kuksa-client does) still receives actuations.
     await provider.outbox.put(None)
+    actuation = asyncio.ensure_future(
+        v2.Actuate(v.ActuateRequest(signal_id=t.SignalID(path=LOW_BEAM), value=t.Value(bool=True)))
+    )
+    assert (await provider.read()).batch_actuate_stream_request.actuate_requests[0].value.bool is True
+    actuation.cancel()
+
+    # When the call ends the claim is released: no provider any more.
+    provider.call.cancel()
     async with asyncio.timeout(5):
-        assert await provider.call.code() == grpc.StatusCode.OK
+        while stack.broker.owner_of(LOW_BEAM) is not stack.hal_signals:  # the HAL still feeds its value
+            await asyncio.sleep(0.01)  # the server notices the cancelled call on this loop
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await v2.Actuate(v.ActuateRequest(signal_id=t.SignalID(path=LOW_BEAM), value=t.Value(bool=True)))
     assert error.value.code() == grpc.StatusCode.UNAVAILABLE

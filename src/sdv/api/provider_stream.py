@@ -3,8 +3,11 @@
 Invariants:
 
 * Each stream is one :class:`~sdv.broker.ownership.Owner` (a client). Claiming actuators makes it their one
-  provider; every claim is released when the stream ends, however it ends (client closed, cancelled, error, the
-  provider's process killed: gRPC ends the call when the connection drops).
+  provider; every claim is released when the call ends, however it ends (cancelled, error, the provider's
+  process killed: gRPC ends the call when the connection drops). A provider of actuators that half-closes its
+  side (sends nothing more) keeps the call and its claims, as in the KUKSA databroker, because it still
+  receives actuations (kuksa-client's ``subscribe_target_values`` does so); any other half-closed stream ends
+  with ``OK``.
 * An actuation routed to the session is sent as one ``BatchActuateStreamRequest`` and returns only when the
   provider answered a ``BatchActuateStreamResponse`` for every requested signal; an answer with an error or the
   stream ending first fails the actuation, and the broker bounds the wait (``Limits.actuation_timeout_s``). With
@@ -81,11 +84,12 @@ class ProviderSession:
         self._broker = broker
         self._publish = publish
         subject = current_access().subject
-        self.owner = Owner(OwnerKind.CLIENT, f"{subject} at {peer}" if peer else subject)
+        self.owner = Owner(OwnerKind.CLIENT, f"{subject} at {peer}" if peer and peer != subject else subject)
         self._outbound: asyncio.Queue[val_pb2.OpenProviderStreamResponse | BaseException | object] = (
             asyncio.Queue()
         )
         self._pending: dict[str, asyncio.Future[None]] = {}
+        self._provides_actuators = False
         self._closed = False
 
     # --- the broker's side ---------------------------------------------------------------------------------
@@ -145,6 +149,11 @@ class ProviderSession:
             reader.cancel()
             self.close()
 
+    def end(self) -> None:
+        """The call ended (cancelled, the connection lost): release everything and stop serving the stream."""
+        self.close()
+        self._outbound.put_nowait(_END)
+
     def close(self) -> None:
         """Release the claims and fail the actuations still waiting for an answer."""
         if self._closed:
@@ -164,8 +173,14 @@ class ProviderSession:
                     self._outbound.put_nowait(response)
         except SdvError as error:
             self._outbound.put_nowait(error)
-        finally:
-            self._outbound.put_nowait(_END)
+            return
+        if self._provides_actuators:
+            # The provider sent its last message but still listens: kuksa-client's subscribe_target_values
+            # sends its claim and half-closes. As in the KUKSA databroker, the call (and the claim) lasts until
+            # the provider cancels it or its connection drops.
+            _LOG.debug("provider stream of %s half-closed; it keeps receiving actuations", self.owner.name)
+            return
+        self._outbound.put_nowait(_END)
 
     def _handle_request(
         self, request: val_pb2.OpenProviderStreamRequest
@@ -201,6 +216,7 @@ class ProviderSession:
         if not paths:
             raise ValueOutOfRangeError("ProvideActuationRequest names no actuator")
         self._broker.claim_actuators(paths, self.owner, self)
+        self._provides_actuators = True
         _LOG.info("provider stream provides %s", ", ".join(paths))
         return val_pb2.OpenProviderStreamResponse(
             provide_actuation_response=val_pb2.ProvideActuationResponse()
