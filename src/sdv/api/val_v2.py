@@ -198,7 +198,8 @@ class ValV2Servicer(val_pb2_grpc.VALServicer):
         """Serve one provider: its claims, its published values, and actuation requests sent to it."""
         session = ProviderSession(self._broker, publish_datapoint, context.peer())
         # A half-closed provider's call is only seen to end (cancelled, connection lost) through this callback.
-        context.add_done_callback(lambda _: session.end())
+        ended: Any = lambda _context: session.end()  # the stubs type this as a DoneCallback class instance
+        context.add_done_callback(ended)
         async for response in session.run(request_iterator):
             yield response
 
