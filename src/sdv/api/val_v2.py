@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
@@ -198,8 +198,7 @@ class ValV2Servicer(val_pb2_grpc.VALServicer):
         """Serve one provider: its claims, its published values, and actuation requests sent to it."""
         session = ProviderSession(self._broker, publish_datapoint, context.peer())
         # A half-closed provider's call is only seen to end (cancelled, connection lost) through this callback.
-        ended: Any = lambda _context: session.end()  # the stubs type this as a DoneCallback class instance
-        context.add_done_callback(ended)
+        context.add_done_callback(cast(Any, lambda _context: session.end()))  # stubs want a class instance
         async for response in session.run(request_iterator):
             yield response
 
