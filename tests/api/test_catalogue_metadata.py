@@ -96,9 +96,12 @@ async def test_every_leaf_is_served_with_the_metadata_of_the_json(release: str) 
                 mismatches.append((path, field, want, got))
         restriction = meta_v1.value_restriction
         kind = restriction.WhichOneof("type")
-        if "allowed" in node and kind is not None:
-            if list(getattr(restriction, kind).allowed_values) != node["allowed"]:
-                mismatches.append((path, "allowed v1", node["allowed"], getattr(restriction, kind)))
+        if (
+            "allowed" in node
+            and kind is not None
+            and list(getattr(restriction, kind).allowed_values) != node["allowed"]
+        ):
+            mismatches.append((path, "allowed v1", node["allowed"], getattr(restriction, kind)))
     assert mismatches == []
 
 
@@ -116,7 +119,7 @@ def test_with_a_profile_the_hal_keeps_its_signals_and_the_catalogue_adds_the_oth
     broker = bridge.broker
     bridge.start()
     try:
-        with pytest.raises(AlreadyProvidedError, match="Vehicle.Speed is already provided by the HAL"):
+        with pytest.raises(AlreadyProvidedError, match=r"Vehicle\.Speed is already provided by the HAL"):
             broker.publish_value("Vehicle.Speed", 10.0)
         lacking = "Vehicle.Cabin.Door.Row2.PassengerSide.IsChildLockActive"
         assert lacking not in demo_vehicle.signals
