@@ -14,6 +14,7 @@ from sdv.errors import (
     AlreadyProvidedError,
     LimitExceededError,
     NoProviderError,
+    ProviderTimeoutError,
     ReadOnlyError,
     UnknownSignalError,
     ValueOutOfRangeError,
@@ -390,3 +391,34 @@ async def test_hal_bridge_serves_signals_actuators_and_counters(tmp_path: object
         sender.shutdown()
         bridge.stop()
     broker.publish_value(SPEED, 10.0)  # stopped: released
+
+
+@pytest.mark.parametrize(("released", "expected"), [("keep", 12.0), ("not_available", None)])
+def test_a_released_signal_keeps_its_value_or_becomes_not_available_as_configured(
+    released: str, expected: float | None
+) -> None:
+    meta = SignalMetadata(id=1, path=SPEED, kind="sensor", datatype="float")
+    broker = Broker([meta], Limits.model_validate({"released_values": released}))
+    provider = Owner(OwnerKind.CLIENT, "feeder")
+    broker.claim_signals([SPEED], provider)
+    broker.publish_value(SPEED, 12.0, owner=provider)
+    with pytest.raises(AlreadyProvidedError, match=r"already provided by a client \(feeder\)"):
+        broker.publish_value(SPEED, 13.0)
+    broker.release(provider)
+    assert broker.get(SPEED).value == expected
+    broker.publish_value(SPEED, 14.0)  # unclaimed now: anyone allowed to provide it may publish
+    assert broker.owner_of(SPEED) is None
+
+
+async def test_a_provider_that_does_not_accept_in_time_fails_the_actuation_with_a_timeout() -> None:
+    meta = SignalMetadata(id=1, path=LOW_BEAM, kind="actuator", datatype="boolean")
+    broker = Broker([meta], Limits(actuation_timeout_s=0.05))
+
+    class Silent:
+        async def actuate(self, requests: Sequence[tuple[str, Value]]) -> None:
+            await asyncio.Event().wait()  # never answers
+
+    broker.claim_actuators([LOW_BEAM], Owner(OwnerKind.CLIENT, "silent"), Silent())
+    with pytest.raises(ProviderTimeoutError, match=r"a client \(silent\) did not accept the request within"):
+        await broker.actuate([(LOW_BEAM, True)])
+    assert broker.target(LOW_BEAM).value is None
