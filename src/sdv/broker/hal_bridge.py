@@ -180,7 +180,7 @@ class HalBridge:
         vehicle = self.hal.vehicle
         counters = [path for bus in vehicle.buses for path in [*_paths(bus), *_state_paths(bus)]]
         self._signals = self.broker.claim_signals(hal_owned_paths(vehicle) + counters, self.hal)
-        actuators = [path for path, signal in vehicle.signals.items() if signal.kind == "actuator"]
+        actuators = [path for path, signal in vehicle.signals.items() if signal.actuated_by == "hal"]
         self._provider = self.broker.register_actuation_provider(actuators, HalProvider(self.hal))
         self.broker.publish(hal_statistics_updates(self.hal.statistics(), time.time()))
         self.hal.start(self._consume, self._bus_changed)
