@@ -92,7 +92,11 @@ def test_demo_profile_is_valid() -> None:
         (signal(datatype="float64"), "signals[1].datatype", "Input should be"),
         ({"path": "Vehicle.Test", "kind": "sensor", "datatype": "float"}, "signals[1]", "needs 'source'"),
         ({"path": "Vehicle.Test", "kind": "sensor"}, "signals[1].datatype", "required field is missing"),
-        (signal(kind="actuator"), "signals[1]", "an actuator needs 'actuator'"),
+        (
+            signal(actuator={"message": "LightingRequest", "signal": "LowBeamRequest"}),
+            "signals[1]",
+            "only actuators take 'actuator'; this signal is a sensor",
+        ),
         (signal(unit_of="km/h"), "signals[1].unit_of", "unknown field"),
         (
             signal(
@@ -129,7 +133,7 @@ def test_demo_profile_is_valid() -> None:
         "unknown-datatype",
         "no-source",
         "missing-datatype",
-        "actuator-without-target",
+        "target-of-a-sensor",
         "misspelled-field",
         "unknown-choice-label",
         "actuator-range-beyond-dbc",

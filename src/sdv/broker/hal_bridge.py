@@ -126,7 +126,7 @@ def hal_actuator_paths(vehicle: VehicleModel) -> list[str]:
     return [
         path
         for path, signal in vehicle.signals.items()
-        if signal.kind == "actuator" and signal.actuator is not None
+        if signal.actuated_by == "hal"
     ]
 
 

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from sdv.errors import DbcError, FrameError, ProfileError
+from sdv.errors import CatalogueError, DbcError, FrameError, ProfileError
 from sdv.hal.codec import MessageCodec, SignalLayout, codec_from_cantools
 from sdv.hal.datatypes import INTEGER_RANGES
 from sdv.hal.dbc import load_dbc
@@ -22,6 +22,7 @@ from sdv.hal.runtime import Hal
 from sdv.hal.sources import RecordingSource, read_recording
 from sdv.hal.vehicle import VehicleModel, load_vehicle
 from sdv.resources import demo_profile, demo_recording
+from sdv.vss import load_catalogue
 
 __all__ = ["register"]
 
@@ -54,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check = actions.add_parser(
         "check", help="validate a profile against its DBC files and print every problem"
     )
+    _vss_option(check, "check every signal against this VSS catalogue (vss-tools JSON); repeat for overlays")
     check.add_argument("file", type=Path)
     check.set_defaults(handler=_profile_check)
 
@@ -270,18 +272,32 @@ def _relative(path: Path, start: Path) -> str:
         return os.path.relpath(path, start)
 
 
+def _vss_option(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument("--vss", action="append", default=[], type=Path, metavar="FILE", help=text)
+
+
 def _profile_check(args: argparse.Namespace) -> int:
     try:
-        vehicle = load_vehicle(args.file)
+        catalogue = load_catalogue(args.vss) if args.vss else None
+    except CatalogueError as error:
+        print(f"sdv profile check: the VSS catalogue does not load: {error}", file=sys.stderr)
+        return 1
+    try:
+        vehicle = load_vehicle(args.file, catalogue=catalogue)
     except (ProfileError, DbcError) as error:
         print(f"{args.file}: {error}", file=sys.stderr)
         return 1
     for warning in vehicle.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    actuators = sum(1 for signal in vehicle.signals.values() if signal.kind == "actuator")
+    signals = vehicle.signals.values()
+    actuators = sum(1 for signal in signals if signal.kind == "actuator")
+    external = sum(1 for signal in signals if signal.provided_by == "external")
+    external_actuation = sum(1 for signal in signals if signal.actuated_by == "external")
+    checked = f", matching the VSS catalogue ({len(catalogue)} nodes)" if catalogue is not None else ""
     print(
-        f"{args.file}: ok: {len(vehicle.signals)} signals ({actuators} actuators) on {len(vehicle.buses)} bus(es), "
-        f"{len(vehicle.warnings)} DBC warning(s)"
+        f"{args.file}: ok: {len(vehicle.signals)} signals ({actuators} actuators; provided from outside: "
+        f"{external} values, {external_actuation} actuators) on {len(vehicle.buses)} bus(es), "
+        f"{len(vehicle.warnings)} DBC warning(s){checked}"
     )
     return 0
 

@@ -89,7 +89,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return asyncio.run(_run(broker, args.address, args.port, ServicesConfig(), security))
     profile: Path = args.profile or demo_profile()
-    vehicle = load_vehicle(profile)
+    vehicle = load_vehicle(profile, catalogue=catalogue)  # refuses a profile that contradicts the catalogue
     security.check_address(args.address)  # refuses an open non-loopback address, warns of what is open
     bridge = HalBridge(Hal(vehicle), limits, catalogue=catalogue)
     broker = bridge.broker

@@ -29,6 +29,7 @@ __all__ = [
     "FreshnessConfig",
     "MessageConfig",
     "ProfileConfig",
+    "Provider",
     "RecordingConfig",
     "ServicesConfig",
     "SignalConfig",
@@ -125,12 +126,25 @@ class UpdatePolicy(_Model):
     min_interval_ms: float = Field(0.0, ge=0, description="0 publishes every change")
 
 
+Provider = Literal["hal", "external"]
+
+
 class SignalConfig(_Model):
-    """One VSS signal of the vehicle."""
+    """One VSS signal of the vehicle.
+
+    Who owns what: a signal ``provided_by: hal`` (the default) gets its value from the HAL, decoded from its
+    ``source`` (or, for an attribute, the fixed ``value``); a signal ``provided_by: external`` has neither and is
+    published by an outside provider over gRPC. An actuator is actuated by the HAL when it names the request
+    signal (``actuator``), otherwise by an outside actuation provider (:attr:`actuated_by`).
+    """
 
     path: str
     kind: Literal["sensor", "actuator", "attribute"]
     datatype: Datatype
+    provided_by: Provider = Field(
+        "hal",
+        description="hal: decoded from 'source' (or a fixed attribute 'value'); external: an outside provider",
+    )
     unit: str | None = None
     min: float | None = None
     max: float | None = None
@@ -149,15 +163,33 @@ class SignalConfig(_Model):
             raise ValueError("expected a dotted VSS path such as Vehicle.Speed")
         return path
 
+    @property
+    def actuated_by(self) -> Provider | None:
+        """Who carries out requests of an actuator: the HAL (it names ``actuator``) or an outside provider;
+        None for sensors and attributes."""
+        if self.kind != "actuator":
+            return None
+        return "hal" if self.actuator is not None else "external"
+
     @model_validator(mode="after")
     def _consistent(self) -> SignalConfig:
-        if self.kind == "actuator" and self.actuator is None:
-            raise ValueError("an actuator needs 'actuator' (the DBC message and signal carrying requests)")
         if self.kind != "actuator" and self.actuator is not None:
             raise ValueError(f"only actuators take 'actuator'; this signal is a {self.kind}")
-        if self.source is None and not (self.kind == "attribute" and self.value is not None):
+        if self.provided_by == "external":
+            given = [
+                name
+                for name in ("source", "value", "transform", "actuator")
+                if getattr(self, name) is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"a signal provided_by: external takes no {', '.join(map(repr, given))}: an outside provider "
+                    "publishes its value and answers its requests"
+                )
+        elif self.source is None and not (self.kind == "attribute" and self.value is not None):
             raise ValueError(
-                "needs 'source' (bus, message, signal); only attributes may give a fixed 'value'"
+                "needs 'source' (bus, message, signal), or 'provided_by: external' for a signal an outside "
+                "provider publishes; only attributes may give a fixed 'value'"
             )
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min {self.min} is above max {self.max}")

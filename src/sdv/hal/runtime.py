@@ -27,7 +27,7 @@ from pathlib import Path
 
 import can
 
-from sdv.errors import BusError, HalError, ReadOnlyError, UnknownSignalError
+from sdv.errors import BusError, HalError, NoProviderError, ReadOnlyError, UnknownSignalError
 from sdv.hal.actuation import Actuator
 from sdv.hal.bus_state import BusState, BusStateMachine, BusStatus
 from sdv.hal.config import HalConfig
@@ -83,7 +83,7 @@ class Hal:
         self._actuators = {
             path: Actuator(self.vehicle, signal)
             for path, signal in self.vehicle.signals.items()
-            if signal.kind == "actuator"
+            if signal.actuated_by == "hal"
         }
         self._lock = threading.RLock()  # consumers may read statistics from inside a batch
         self._stop = threading.Event()
@@ -308,6 +308,7 @@ class Hal:
         Raises:
             UnknownSignalError: when the profile has no signal at ``path``.
             ReadOnlyError: when the signal is a sensor or attribute.
+            NoProviderError: when the actuator is actuated by an outside provider (no ``actuator`` target).
         """
         actuator = self._actuators.get(path)
         if actuator is not None:
@@ -317,6 +318,8 @@ class Hal:
             close = difflib.get_close_matches(path, list(self.vehicle.signals), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise UnknownSignalError(f"unknown signal {path!r}{hint}")
+        if signal.kind == "actuator":
+            raise NoProviderError(f"{path} is actuated by an outside provider, not by the HAL")
         raise ReadOnlyError(f"{path} is a {signal.kind}; only actuators accept requests")
 
     def write(self, path: str, value: object) -> can.Message:

@@ -5,7 +5,8 @@ every bus (tolerantly, see :mod:`sdv.hal.dbc`), checks each signal of the profil
 problem at once: unknown bus, message or signal (with close matches), a datatype or range that cannot hold the
 DBC signal, value tables naming labels the DBC does not have, E2E settings naming missing signals, a CAN FD
 message on a classic bus, a ``services`` mapping naming unknown fields or signals, or signals whose datatype, unit
-or kind do not suit the field. The result is immutable.
+or kind do not suit the field. Given a VSS catalogue, it also checks every signal against it
+(:mod:`sdv.hal.catalogue_check`). The result is immutable.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdv.errors import DbcError, Problem, ProfileError
+from sdv.hal.catalogue_check import catalogue_problems
 from sdv.hal.codec import MessageCodec, SignalLayout, codec_from_cantools
 from sdv.hal.datatypes import INTEGER_RANGES, Value, coerce
 from sdv.hal.dbc import LoadedDbc, load_dbc
@@ -33,6 +35,7 @@ from sdv.hal.profile import (
     parse_profile_text,
 )
 from sdv.services.fields import SERVICE_FIELDS, family_of
+from sdv.vss import Catalogue
 
 __all__ = ["BusModel", "VehicleModel", "load_vehicle", "value_table_for", "vehicle_from_text"]
 
@@ -64,6 +67,7 @@ class VehicleModel:
         signals: VSS path → signal configuration, in profile order.
         messages: (bus, message) → message settings.
         warnings: the DBC loader's repairs and other non-fatal findings.
+        catalogue: the VSS catalogue the profile was checked against, if one was given.
     """
 
     config: ProfileConfig
@@ -73,6 +77,7 @@ class VehicleModel:
     signals: Mapping[str, SignalConfig]
     messages: Mapping[tuple[str, str], MessageConfig]
     warnings: tuple[Problem, ...]
+    catalogue: Catalogue | None = None
 
     def codec(self, bus: str, message: str) -> MessageCodec:
         """The codec of a message on a bus."""
@@ -91,18 +96,24 @@ class VehicleModel:
         return path if path.is_absolute() else self.directory / path
 
 
-def load_vehicle(path: str | Path) -> VehicleModel:
+def load_vehicle(path: str | Path, *, catalogue: Catalogue | None = None) -> VehicleModel:
     """Load a profile file and the DBC files it names, and check them against each other.
+
+    Args:
+        path: the profile file.
+        catalogue: a VSS catalogue (:func:`sdv.vss.load_catalogue`) every signal is checked against.
 
     Raises:
         ProfileError: listing every problem, each with the profile file and key path (and line).
     """
-    return _check(load_profile_config(path))
+    return _check(load_profile_config(path), catalogue)
 
 
-def vehicle_from_text(text: str, file: str, *, toml: bool = False) -> VehicleModel:
+def vehicle_from_text(
+    text: str, file: str, *, toml: bool = False, catalogue: Catalogue | None = None
+) -> VehicleModel:
     """Like :func:`load_vehicle`, for profile text; relative paths resolve against ``file``'s directory."""
-    return _check(parse_profile_text(text, file, toml=toml))
+    return _check(parse_profile_text(text, file, toml=toml), catalogue)
 
 
 def _suggest(name: str, candidates: Iterable[str]) -> str:
@@ -110,7 +121,7 @@ def _suggest(name: str, candidates: Iterable[str]) -> str:
     return f"; did you mean {', '.join(close)}?" if close else ""
 
 
-def _check(located: LocatedConfig) -> VehicleModel:
+def _check(located: LocatedConfig, catalogue: Catalogue | None = None) -> VehicleModel:
     config = located.config
     problems: list[Problem] = []
     warnings: list[Problem] = []
@@ -123,9 +134,15 @@ def _check(located: LocatedConfig) -> VehicleModel:
     for index, message in enumerate(config.messages):
         messages[(message.bus, message.message)] = message
         _check_message(located, index, message, buses, problems)
+    produced: dict[str, list[Value]] = {}
     for index, signal in enumerate(config.signals):
-        _check_signal(located, index, signal, buses, problems)
+        layout = _check_signal(located, index, signal, buses, problems)
+        table = _table_or_none(signal, layout) if layout is not None else None
+        if table is not None:
+            produced[signal.path] = list(table.values())
     _check_services(located, config.services, {signal.path: signal for signal in config.signals}, problems)
+    if catalogue is not None:
+        problems.extend(catalogue_problems(located, catalogue, produced))
     if problems:
         raise ProfileError(problems)
     return VehicleModel(
@@ -136,6 +153,7 @@ def _check(located: LocatedConfig) -> VehicleModel:
         signals={signal.path: signal for signal in config.signals},
         messages=messages,
         warnings=tuple(warnings),
+        catalogue=catalogue,
     )
 
 
@@ -292,8 +310,10 @@ def _check_signal(
     signal: SignalConfig,
     buses: Mapping[str, BusModel],
     problems: list[Problem],
-) -> None:
+) -> SignalLayout | None:
+    """Check one signal against its DBC signals; returns the layout of its source, if found."""
     where: tuple[int | str, ...] = ("signals", index)
+    layout = None
     for key, values in (
         ("allowed", signal.allowed or []),
         ("value", [] if signal.value is None else [signal.value]),
@@ -314,7 +334,8 @@ def _check_signal(
             problems,
         )
         if found is not None and found[1] is not None:
-            _check_fit(located, where, signal, found[1], problems, actuator=False)
+            layout = found[1]
+            _check_fit(located, where, signal, layout, problems, actuator=False)
     if signal.actuator is not None:
         bus = signal.actuator.bus or (signal.source.bus if signal.source else "")
         found = _find(
@@ -328,6 +349,14 @@ def _check_signal(
         )
         if found is not None and found[1] is not None:
             _check_fit(located, where, signal, found[1], problems, actuator=True)
+    return layout
+
+
+def _table_or_none(signal: SignalConfig, layout: SignalLayout) -> dict[float, Value] | None:
+    try:
+        return value_table_for(signal, layout)
+    except ValueError:
+        return None  # reported by _check_fit
 
 
 def _check_services(
