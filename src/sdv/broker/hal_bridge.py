@@ -123,11 +123,7 @@ def hal_owned_paths(vehicle: VehicleModel) -> list[str]:
 
 def hal_actuator_paths(vehicle: VehicleModel) -> list[str]:
     """The profile actuators the HAL carries out: those with a request message (``actuator:``) to encode."""
-    return [
-        path
-        for path, signal in vehicle.signals.items()
-        if signal.actuated_by == "hal"
-    ]
+    return [path for path, signal in vehicle.signals.items() if signal.actuated_by == "hal"]
 
 
 def hal_statistics_updates(statistics: dict[str, BusStatistics], timestamp: float) -> list[SignalUpdate]:
