@@ -8,7 +8,7 @@ The names are those of the COVESA Vehicle Signal Specification (``boolean``, ``i
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal, get_args
 
 from sdv.errors import ValueOutOfRangeError
@@ -16,7 +16,9 @@ from sdv.errors import ValueOutOfRangeError
 __all__ = [
     "DATATYPES",
     "INTEGER_RANGES",
+    "ROUNDING",
     "Datatype",
+    "Rounding",
     "Value",
     "check_request",
     "coerce",
@@ -50,6 +52,19 @@ INTEGER_RANGES: dict[str, tuple[int, int]] = {
 }
 
 _FLOAT32_MAX = 3.4028234663852886e38
+
+Rounding = Literal["round", "floor", "ceil", "truncate"]
+"""How a fractional value becomes an integer: to the nearest (halves to even, as Python's ``round``), down, up,
+or towards zero."""
+
+# Values are first rounded to 9 decimals: a scaled DBC value such as 0.1 * 30 = 3.0000000000000004 must not
+# become 4 by ceil, nor 29 * 0.1 * 10 = 28.999999999999996 become 28 by floor.
+ROUNDING: dict[str, Callable[[float], int]] = {
+    "round": lambda value: round(round(value, 9)),
+    "floor": lambda value: math.floor(round(value, 9)),
+    "ceil": lambda value: math.ceil(round(value, 9)),
+    "truncate": lambda value: math.trunc(round(value, 9)),
+}
 
 
 def coerce(datatype: str, value: object) -> Value:
