@@ -1,7 +1,8 @@
 """Actuator requests: from a VSS value to the CAN frame that carries it.
 
 An :class:`Actuator` is compiled once per actuator signal of the profile. A request is validated against the
-signal's datatype, min/max and allowed values, mapped back through the profile transform, and encoded into the
+signal's datatype, min/max and allowed values, mapped back through the profile transform (the inverse of a linear
+map or value table, or the ``inverse`` expression), and encoded into the
 request message. The message's other signals keep the bits of the last frame of that message seen on the bus, or
 the DBC start values (``GenSigStartValue``); where E2E protection is configured, the counter advances and the
 checksum is recomputed over the final payload.
@@ -17,6 +18,7 @@ from sdv.errors import ValueOutOfRangeError
 from sdv.hal.codec import MessageCodec
 from sdv.hal.datatypes import Scalar, Value, check_request
 from sdv.hal.e2e import checksum_function, compute_checksum
+from sdv.hal.expressions import compile_expression
 from sdv.hal.profile import SignalConfig
 from sdv.hal.vehicle import VehicleModel, value_table_for
 
@@ -46,6 +48,9 @@ class Actuator:
             for physical, value in table.items():
                 inverse.setdefault(value, physical)
             self._inverse = inverse
+        elif signal.transform is not None and signal.transform.inverse is not None:
+            expression = compile_expression(signal.transform.inverse)
+            self._inverse = lambda value: float(expression(float(value)))
         else:
             factor, offset = (
                 (signal.transform.factor, signal.transform.offset) if signal.transform else (1.0, 0.0)
@@ -99,7 +104,10 @@ class Actuator:
                 raise ValueOutOfRangeError(f"{self.path}: {checked!r} has no entry in the value table")
             physical: float = self._inverse[checked]
         else:
-            physical = self._inverse(checked)
+            try:
+                physical = self._inverse(checked)
+            except (ArithmeticError, ValueError) as error:
+                raise ValueOutOfRangeError(f"{self.path}: {checked!r} cannot be encoded: {error}") from None
         values: dict[str, int | float] = {self.target.name: physical}
         if self.target.conversion != "linear" and float(physical).is_integer():
             values[self.target.name] = int(physical)

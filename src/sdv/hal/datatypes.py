@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal, get_args
 
 from sdv.errors import ValueOutOfRangeError
@@ -22,7 +22,9 @@ __all__ = [
     "ALL_DATATYPES",
     "DATATYPES",
     "INTEGER_RANGES",
+    "ROUNDING",
     "Datatype",
+    "Rounding",
     "Scalar",
     "Value",
     "check_request",
@@ -59,6 +61,19 @@ INTEGER_RANGES: dict[str, tuple[int, int]] = {
 }
 
 _FLOAT32_MAX = 3.4028234663852886e38
+
+Rounding = Literal["round", "floor", "ceil", "truncate"]
+"""How a fractional value becomes an integer: to the nearest (halves to even, as Python's ``round``), down, up,
+or towards zero."""
+
+# Values are first rounded to 9 decimals: a scaled DBC value such as 0.1 * 30 = 3.0000000000000004 must not
+# become 4 by ceil, nor 29 * 0.1 * 10 = 28.999999999999996 become 28 by floor.
+ROUNDING: dict[str, Callable[[float], int]] = {
+    "round": lambda value: round(round(value, 9)),
+    "floor": lambda value: math.floor(round(value, 9)),
+    "ceil": lambda value: math.ceil(round(value, 9)),
+    "truncate": lambda value: math.trunc(round(value, 9)),
+}
 
 
 def coerce(datatype: str, value: object) -> Value:

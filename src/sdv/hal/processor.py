@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from sdv.hal.codec import DecodeFunction, MessageCodec, SignalLayout
-from sdv.hal.datatypes import INTEGER_RANGES, Value
+from sdv.hal.datatypes import INTEGER_RANGES, ROUNDING, Value
 from sdv.hal.e2e import checksum_function
+from sdv.hal.expressions import compile_expression
 from sdv.hal.profile import E2EConfig, SignalConfig
 from sdv.hal.vehicle import VehicleModel, value_table_for
 
@@ -144,19 +145,34 @@ class _Binding:
 
 
 def signal_converter(config: SignalConfig, layout: SignalLayout) -> Converter:
-    """The function from a DBC physical value to the signal's VSS value (a ``KeyError`` means unmapped)."""
+    """The function from a DBC physical value to the signal's VSS value (a ``KeyError`` means unmapped).
+
+    An expression may raise ``ArithmeticError`` or ``ValueError`` for a value its load-time range check did not
+    cover (a float DBC signal carrying NaN or infinity).
+    """
     table = value_table_for(config, layout)
     if table is not None:
         return table.__getitem__  # a KeyError is an unmapped value
-    factor, offset = (config.transform.factor, config.transform.offset) if config.transform else (1.0, 0.0)
-    identity = factor == 1.0 and offset == 0.0
+    transform = config.transform
     datatype = config.datatype
+    rounding = ROUNDING[config.rounding or "round"]
+    if transform is not None and transform.math is not None:
+        expression = compile_expression(transform.math)
+        if datatype == "boolean":
+            return lambda value: bool(expression(value))
+        if datatype in INTEGER_RANGES:
+            return lambda value: rounding(expression(value))
+        return lambda value: float(expression(value))
+    factor, offset = (transform.factor, transform.offset) if transform else (1.0, 0.0)
+    identity = factor == 1.0 and offset == 0.0
     if datatype == "boolean":
         return bool if identity else lambda value: bool(value * factor + offset)
     if datatype in INTEGER_RANGES:
         if identity and layout.conversion != "linear":
             return int
-        return lambda value: round(value * factor + offset)
+        if config.rounding is None:  # the load check proved the values integral: round only drops float noise
+            return lambda value: round(value * factor + offset)
+        return lambda value: rounding(value * factor + offset)
     return float if identity else lambda value: float(value * factor + offset)
 
 
@@ -425,6 +441,11 @@ class FrameProcessor:
                         "unmapped_value",
                         key,
                         f"{binding.signal}={physical} not in the value table",
+                    )
+                    continue
+                except (ArithmeticError, ValueError) as error:
+                    self._bad(
+                        bus_index, "out_of_range", key, f"{binding.signal}={physical}: transform: {error}"
                     )
                     continue
                 binding.last_physical = physical

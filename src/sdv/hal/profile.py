@@ -20,7 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sdv.errors import Problem, ProfileError
-from sdv.hal.datatypes import Datatype
+from sdv.hal.datatypes import INTEGER_RANGES, Datatype, Rounding
+from sdv.hal.expressions import compile_expression
 
 __all__ = [
     "ActuatorTarget",
@@ -36,6 +37,7 @@ __all__ = [
     "SignalSource",
     "Transform",
     "UpdatePolicy",
+    "ValueMapping",
     "format_key_path",
     "load_profile_config",
     "parse_profile_text",
@@ -94,22 +96,51 @@ class ActuatorTarget(_Model):
     signal: str
 
 
-class Transform(_Model):
-    """From the DBC physical value to the VSS value: a linear map or a value table (not both).
+class ValueMapping(_Model):
+    """One entry of a KUKSA-style value mapping: the DBC value (choice label or number) and the VSS value."""
 
-    Value-table keys are DBC choice labels (``"P"``) or numbers (as strings in YAML when needed).
+    from_: Scalar = Field(alias="from")
+    to: Scalar
+
+
+class Transform(_Model):
+    """From the DBC physical value to the VSS value: a linear map, a value table, or an expression (one kind).
+
+    Value-table keys are DBC choice labels (``"P"``) or numbers (as strings in YAML when needed); ``mapping`` is
+    the same table in the KUKSA CAN provider's form (``[{from: P, to: 126}]``). ``math`` is an expression of
+    ``x``, the DBC physical value (:mod:`sdv.hal.expressions`); an actuator the HAL encodes needs ``inverse``
+    as well, the expression of ``x``, the requested VSS value, that gives the DBC value.
     """
 
     factor: float = 1.0
     offset: float = 0.0
     value_table: dict[str, Scalar] | None = None
+    mapping: list[ValueMapping] | None = None
+    math: str | None = Field(None, description="expression of x, e.g. 'floor(x*100)/100'")
+    inverse: str | None = Field(
+        None, description="for actuators: expression of the VSS value x giving the DBC value"
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> Transform:
-        if self.value_table is not None and (self.factor != 1.0 or self.offset != 0.0):
-            raise ValueError("use either factor/offset or value_table, not both")
+        kinds = [
+            name
+            for name, given in (
+                ("factor/offset", self.factor != 1.0 or self.offset != 0.0),
+                ("value_table", self.value_table is not None),
+                ("mapping", self.mapping is not None),
+                ("math", self.math is not None),
+            )
+            if given
+        ]
+        if len(kinds) > 1:
+            raise ValueError(
+                f"use one of factor/offset, value_table, mapping or math, not {' and '.join(kinds)}"
+            )
         if self.factor == 0:
             raise ValueError("factor must not be 0")
+        if self.inverse is not None and self.math is None:
+            raise ValueError("'inverse' goes with 'math': it undoes that expression for actuator requests")
         return self
 
     @field_validator("value_table", mode="before")
@@ -118,6 +149,31 @@ class Transform(_Model):
         if isinstance(table, Mapping):
             return {str(key): value for key, value in table.items()}
         return table
+
+    @field_validator("math", "inverse")
+    @classmethod
+    def _expression(cls, text: str | None) -> str | None:
+        if text is not None:
+            compile_expression(text)  # ValueError: reported at this key, with its line
+        return text
+
+    @field_validator("mapping")
+    @classmethod
+    def _distinct_sources(cls, mapping: list[ValueMapping] | None) -> list[ValueMapping] | None:
+        seen: set[str] = set()
+        for entry in mapping or ():
+            key = str(entry.from_)
+            if key in seen:
+                raise ValueError(f"'from' {key!r} is mapped twice")
+            seen.add(key)
+        return mapping
+
+    @property
+    def table(self) -> dict[str, Scalar] | None:
+        """The value table, from ``value_table`` or ``mapping``; None for a linear map or an expression."""
+        if self.mapping is not None:
+            return {str(entry.from_): entry.to for entry in self.mapping}
+        return self.value_table
 
 
 class UpdatePolicy(_Model):
@@ -155,6 +211,9 @@ class SignalConfig(_Model):
     transform: Transform | None = None
     actuator: ActuatorTarget | None = None
     update: UpdatePolicy = UpdatePolicy()
+    rounding: Rounding | None = Field(
+        None, description="how a fractional value becomes an integer datatype: round, floor, ceil, truncate"
+    )
 
     @field_validator("path")
     @classmethod
@@ -190,6 +249,24 @@ class SignalConfig(_Model):
             raise ValueError(
                 "needs 'source' (bus, message, signal), or 'provided_by: external' for a signal an outside "
                 "provider publishes; only attributes may give a fixed 'value'"
+            )
+        transform = self.transform
+        if self.rounding is not None:
+            if self.datatype not in INTEGER_RANGES:
+                raise ValueError(
+                    f"'rounding' applies to integer datatypes only; this signal is {self.datatype}"
+                )
+            if transform is not None and transform.table is not None:
+                raise ValueError("'rounding' does not apply to a value table: its values are given exactly")
+        if (
+            transform is not None
+            and transform.math is not None
+            and transform.inverse is None
+            and self.actuated_by == "hal"
+        ):
+            raise ValueError(
+                "an actuator with a 'math' transform needs 'inverse' too: the expression of x, the requested "
+                "value, that gives the DBC value"
             )
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min {self.min} is above max {self.max}")

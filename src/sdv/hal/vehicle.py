@@ -20,9 +20,10 @@ from pathlib import Path
 from sdv.errors import DbcError, Problem, ProfileError
 from sdv.hal.catalogue_check import catalogue_problems
 from sdv.hal.codec import MessageCodec, SignalLayout, codec_from_cantools
-from sdv.hal.datatypes import INTEGER_RANGES, Value, coerce
+from sdv.hal.datatypes import INTEGER_RANGES, ROUNDING, Value, coerce
 from sdv.hal.dbc import LoadedDbc, load_dbc
 from sdv.hal.e2e import available_checksums
+from sdv.hal.expressions import compile_expression
 from sdv.hal.profile import (
     BusConfig,
     LocatedConfig,
@@ -281,7 +282,7 @@ def value_table_for(signal: SignalConfig, layout: SignalLayout) -> dict[float, V
         ValueError: naming a key that is neither a choice label of the DBC signal nor a number.
     """
     transform = signal.transform
-    table = transform.value_table if transform is not None else None
+    table = transform.table if transform is not None else None
     if table is None and signal.datatype == "string" and layout.choices:
         table = {label: label for label in layout.choices.values()}
     if table is None:
@@ -406,10 +407,30 @@ def _check_services(
 
 
 def _transformed_range(transform: Transform | None, layout: SignalLayout) -> tuple[float, float]:
+    """The range of VSS values the DBC signal's range maps to (ValueError: an expression that can fail)."""
     low, high = layout.physical_bounds()
+    if transform is not None and transform.math is not None:
+        return compile_expression(transform.math).bounds(low, high)
     factor, offset = (transform.factor, transform.offset) if transform else (1.0, 0.0)
     ends = sorted((low * factor + offset, high * factor + offset))
     return ends[0], ends[1]
+
+
+def _fractional(signal: SignalConfig, layout: SignalLayout) -> str | None:
+    """Why the signal's values can be fractional (so an integer datatype needs a rounding rule), or None."""
+    transform = signal.transform
+    dbc_integral = (
+        not layout.is_float and float(layout.scale).is_integer() and float(layout.offset).is_integer()
+    )
+    if transform is not None and transform.math is not None:
+        if compile_expression(transform.math).is_integral(dbc_integral):
+            return None
+        return f"the expression {transform.math!r} gives fractional values of {layout.name}"
+    factor, shift = (transform.factor, transform.offset) if transform else (1.0, 0.0)
+    step, offset = layout.scale * factor, layout.offset * factor + shift
+    if layout.is_float or not (float(step).is_integer() and float(offset).is_integer()):
+        return f"the fractional values of {layout.name} (factor {step:g}, offset {offset:g})"
+    return None
 
 
 def _check_fit(
@@ -426,7 +447,7 @@ def _check_fit(
     try:
         table = value_table_for(signal, layout)
     except ValueError as error:
-        problems.append(located.problem((*where, "transform", "value_table"), str(error)))
+        problems.append(located.problem((*where, "transform", _table_key(signal)), str(error)))
         return
     if table is not None:
         for value in table.values():
@@ -435,7 +456,7 @@ def _check_fit(
             except ValueError as error:
                 problems.append(
                     located.problem(
-                        (*where, "transform", "value_table"), f"{error} (datatype {signal.datatype})"
+                        (*where, "transform", _table_key(signal)), f"{error} (datatype {signal.datatype})"
                     )
                 )
         return
@@ -447,25 +468,33 @@ def _check_fit(
             )
         )
         return
-    low, high = _transformed_range(signal.transform, layout)
+    if actuator and signal.transform is not None and signal.transform.inverse is not None:
+        _check_inverse(located, where, signal, signal.transform.inverse, layout, problems)
+        return
+    try:
+        low, high = _transformed_range(signal.transform, layout)
+    except ValueError as error:
+        problems.append(located.problem((*where, "transform", "math"), f"{error} (DBC signal {layout.name})"))
+        return
+    rounding = ROUNDING.get(signal.rounding or "")
+    if rounding is not None and math.isfinite(low) and math.isfinite(high):
+        low, high = float(rounding(low)), float(rounding(high))
     dbc_range = f"the DBC signal {layout.name}'s range [{_fmt(low)}, {_fmt(high)}]"
     if signal.datatype == "boolean" and not (low >= 0 and high <= 1):
         problems.append(located.problem((*where, "datatype"), f"boolean cannot hold {dbc_range}"))
     elif signal.datatype in INTEGER_RANGES:
         type_low, type_high = INTEGER_RANGES[signal.datatype]
-        step = layout.scale * (signal.transform.factor if signal.transform else 1.0)
-        offset = layout.offset * (signal.transform.factor if signal.transform else 1.0) + (
-            signal.transform.offset if signal.transform else 0.0
-        )
+        fractional = _fractional(signal, layout)
         if low < type_low or high > type_high:
             problems.append(
                 located.problem((*where, "datatype"), f"{signal.datatype} cannot hold {dbc_range}")
             )
-        elif not (float(step).is_integer() and float(offset).is_integer()) or layout.is_float:
+        elif fractional is not None and signal.rounding is None:
             problems.append(
                 located.problem(
                     (*where, "datatype"),
-                    f"{signal.datatype} cannot hold the fractional values of {layout.name} (factor {step}, offset {offset})",
+                    f"{signal.datatype} cannot hold {fractional}; give 'rounding' (round, floor, ceil or "
+                    "truncate) or a float datatype",
                 )
             )
     if actuator:
@@ -485,6 +514,41 @@ def _check_fit(
             problems.append(
                 located.problem((*where, "max"), f"max {_fmt(signal.max)} cannot hold {dbc_range}")
             )
+
+
+def _table_key(signal: SignalConfig) -> str:
+    return (
+        "mapping" if signal.transform is not None and signal.transform.mapping is not None else "value_table"
+    )
+
+
+def _check_inverse(
+    located: LocatedConfig,
+    where: tuple[int | str, ...],
+    signal: SignalConfig,
+    inverse_text: str,
+    layout: SignalLayout,
+    problems: list[Problem],
+) -> None:
+    """An actuator's ``inverse`` expression over its requests' range must land within the request signal."""
+    inverse = compile_expression(inverse_text)
+    low = -math.inf if signal.min is None else signal.min
+    high = math.inf if signal.max is None else signal.max
+    target_low, target_high = layout.physical_bounds()
+    try:
+        encoded_low, encoded_high = inverse.bounds(low, high)
+    except ValueError as error:
+        problems.append(located.problem((*where, "transform", "inverse"), str(error)))
+        return
+    if encoded_low < target_low or encoded_high > target_high:
+        problems.append(
+            located.problem(
+                (*where, "transform", "inverse"),
+                f"requests in [{_fmt(low)}, {_fmt(high)}] give DBC values in [{_fmt(encoded_low)}, "
+                f"{_fmt(encoded_high)}], outside the range [{_fmt(target_low)}, {_fmt(target_high)}] of "
+                f"{layout.name}; give min and max that fit",
+            )
+        )
 
 
 def _fmt(number: float) -> str:
