@@ -10,9 +10,18 @@ For each bundle size (default 64 MiB and 1 GiB, one slot-image payload), in a te
   (``resource.getrusage``) and the peak of Python allocations during staging (``tracemalloc``).
 
 It prints MB/s for both, their ratio from the same run, and the memory figures per size, so it shows whether
-memory grows with the bundle. Figures, not pass/fail: exit code 0 unless something failed.
+memory grows with the bundle.
 
-    python bench/bench_ota_stage.py [--sizes MIB,MIB] [--repeat N] [--keep DIR]
+Push throughput (``--push-mib``, default 64 MiB): in a fresh child process an agent serves ``sdv.ota.v1.Ota`` on
+127.0.0.1 (a real gRPC server, port 0) and :class:`~sdv.client.ota.OtaClient` pushes the bundle with 16 KiB and
+1 MiB chunks (hashing the file, announcing the header, uploading, the agent's batched ``fsync``); each push is
+timed against a local copy of the same file (``shutil.copyfileobj`` and ``fsync``) in the same round. The child
+runs twice: with the default durability interval and with ``sync_interval_bytes: 0`` (an ``fsync`` and a
+persisted offset after every chunk) for comparison.
+
+Figures, not pass/fail: exit code 0 unless something failed.
+
+    python bench/bench_ota_stage.py [--sizes MIB,MIB] [--push-mib MIB] [--repeat N] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -97,6 +106,90 @@ def _child(directory: Path, repeat: int) -> None:
     print(json.dumps(report))
 
 
+_PUSH_CHUNKS = (16 * 1024, 1024 * 1024)
+
+
+def _push_child(directory: Path, repeat: int, sync_bytes: int) -> None:
+    """Push the bundle over a real gRPC server ``repeat`` times per chunk size, interleaved with local copies."""
+    import asyncio
+    import threading
+
+    from sdv.api.ota import OtaServer
+    from sdv.client.ota import OtaClient
+    from sdv.ota.agent_config import AgentConfig, ImageSlotConfig, TransferConfig
+
+    config = AgentConfig(
+        state_dir=directory / "state",
+        trust=directory / "trust.json",
+        hardware_id="bench-ecu",
+        slots=[ImageSlotConfig(kind="image", name="system", a=directory / "a.img", b=directory / "b.img")],
+        transfer=TransferConfig(min_free_bytes=0, sync_interval_bytes=sync_bytes),
+    )
+    bundle = directory / "bench.sdvota"
+    loop = asyncio.new_event_loop()
+    times: dict[str, list[float]] = {"copy": [], **{str(chunk): [] for chunk in _PUSH_CHUNKS}}
+    with UpdateAgent(config) as agent:
+        server = OtaServer(agent, address="127.0.0.1", port=0)
+        loop.run_until_complete(server.start())
+        serving = threading.Thread(target=loop.run_forever)
+        serving.start()
+        try:
+            with OtaClient(server.target) as client:
+                for _ in range(repeat):
+                    for chunk in _PUSH_CHUNKS:
+                        os.sync()
+                        times["copy"].append(_copy(bundle, directory / "copy.sdvota"))
+                        os.sync()
+                        start = time.perf_counter()
+                        client.push(bundle, chunk_bytes=chunk)
+                        times[str(chunk)].append(time.perf_counter() - start)
+                        client.cancel()
+        finally:
+            asyncio.run_coroutine_threadsafe(server.stop(0), loop).result(30)
+            loop.call_soon_threadsafe(loop.stop)
+            serving.join(30)
+            loop.close()
+    report: dict[str, float] = {name: min(values) for name, values in times.items()}
+    report["bytes"] = bundle.stat().st_size
+    print(json.dumps(report))
+
+
+def _measure_push(size_mib: int, repeat: int, directory: Path) -> list[tuple[int, dict[str, float]]]:
+    import subprocess
+
+    bundle, _ = build_bundle(directory, size_mib)
+    print(f"{size_mib} MiB bundle for the push built and signed", flush=True)
+    rows = []
+    for sync_bytes in (4 * _MIB, 0):
+        result = subprocess.run(
+            [sys.executable, __file__, "--push-child", str(directory), "--repeat", str(repeat),
+             "--sync-bytes", str(sync_bytes)],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        rows.append((sync_bytes, json.loads(result.stdout)))
+    bundle.unlink(missing_ok=True)
+    return rows
+
+
+def _print_push(size_mib: int, rows: list[tuple[int, dict[str, float]]], repeat: int) -> None:
+    print()
+    print(f"push of a {size_mib} MiB bundle over gRPC on 127.0.0.1 (real server and client)")
+    print("fsync interval          chunk     local copy   push         ratio")
+    for sync_bytes, report in rows:
+        megabytes = report["bytes"] / 1e6
+        copy_rate = megabytes / report["copy"]
+        label = f"every {sync_bytes // _MIB} MiB / 1 s" if sync_bytes else "every chunk"
+        for chunk in _PUSH_CHUNKS:
+            push_rate = megabytes / report[str(chunk)]
+            print(
+                f"{label:<22} {chunk // 1024:>6} KiB {copy_rate:>7.0f} MB/s {push_rate:>7.1f} MB/s "
+                f"{push_rate / copy_rate:>7.3f}"
+            )
+    print(
+        f"ratio: push throughput / local-copy throughput (shutil.copyfileobj + fsync), same run, best of {repeat}"
+    )
+
+
 def _measure(size_mib: int, repeat: int, directory: Path) -> dict[str, float]:
     import subprocess
 
@@ -114,7 +207,7 @@ def _measure(size_mib: int, repeat: int, directory: Path) -> dict[str, float]:
     return report
 
 
-def _run(sizes: list[int], repeat: int, root: Path) -> int:
+def _run(sizes: list[int], repeat: int, root: Path, push_mib: int) -> int:
     rows = []
     for size_mib in sizes:
         directory = root / f"{size_mib}mib"
@@ -133,6 +226,11 @@ def _run(sizes: list[int], repeat: int, root: Path) -> int:
             f"{report['traced_peak'] / 1e6:>9.2f} MB"
         )
     print(f"ratio: staging throughput / plain-copy throughput, same payload, same run, best of {repeat}")
+    if push_mib:
+        directory = root / "push"
+        directory.mkdir(parents=True, exist_ok=True)
+        _print_push(push_mib, _measure_push(push_mib, repeat, directory), repeat)
+        shutil.rmtree(directory, ignore_errors=True)
     return 0
 
 
@@ -143,17 +241,28 @@ def main() -> int:
     )
     parser.add_argument("--keep", type=Path, help="work in this directory (default: a temporary directory)")
     parser.add_argument("--repeat", type=int, default=3, help="timed rounds of each side (default 3)")
+    parser.add_argument(
+        "--push-mib",
+        type=int,
+        default=64,
+        help="bundle size of the push benchmark in MiB (0: skip; default 64)",
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--push-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--sync-bytes", type=int, default=4 * _MIB, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(args.child, args.repeat)
         return 0
+    if args.push_child:
+        _push_child(args.push_child, args.repeat, args.sync_bytes)
+        return 0
     sizes = [int(size) for size in args.sizes.split(",")]
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
-        return _run(sizes, args.repeat, args.keep)
+        return _run(sizes, args.repeat, args.keep, args.push_mib)
     with tempfile.TemporaryDirectory(prefix="sdv-ota-stage-bench-") as directory:
-        return _run(sizes, args.repeat, Path(directory))
+        return _run(sizes, args.repeat, Path(directory), args.push_mib)
 
 
 if __name__ == "__main__":

@@ -234,7 +234,8 @@ def _software_of(payloads: dict[str, Path], directory: Path) -> tuple[str, str]:
     unpacked = directory / "unpacked"
     unpacked.mkdir(exist_ok=True)
     with tarfile.open(payloads["tree"]) as archive:
-        archive.extractall(unpacked, filter="data")
+        # the trusted test archive; the "data" filter where this Python has it (3.11.4 and later)
+        archive.extractall(unpacked, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     return hash_file(payloads["image"])[1], tree_digest(unpacked)
 
 

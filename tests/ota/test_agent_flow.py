@@ -26,6 +26,7 @@ from sdv.ota.errors import (
     UnknownKeyError,
     UnknownSlotError,
 )
+from sdv.ota.store import read_bundle_header
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
@@ -34,6 +35,10 @@ _S = AgentState
 
 def _agent(ecu: Ecu, *, boot: bool = False) -> UpdateAgent:
     return UpdateAgent(load_agent_config(ecu.config), boot=boot)
+
+
+def _header(bundle: Path) -> bytes:
+    return read_bundle_header(bundle).encode()
 
 
 def _install(agent: UpdateAgent, bundle: Path) -> None:
@@ -141,11 +146,10 @@ def test_a_refused_bundle_leaves_no_trace(
 ) -> None:
     factory = ecu.software("A")
     with _agent(ecu) as agent:
-        agent.receive_file(build_bundle(**options))
-        with pytest.raises(error):
-            agent.process()
+        with pytest.raises(error):  # refused by its header, before a payload byte is received
+            agent.receive_file(build_bundle(**options))
         record = agent.record
-    assert record.state is _S.FAILED and record.failure and record.transfer is None and record.bundle is None
+    assert record.state is _S.IDLE and record.transfer is None and record.bundle is None
     assert _leftovers(ecu) == []
     assert ecu.software("A") == factory and ecu.running() == factory
 
@@ -155,10 +159,8 @@ def test_a_bundle_for_a_slot_the_ecu_lacks_is_refused(
 ) -> None:
     firmware = tmp_path / "modem.bin"
     firmware.write_bytes(b"modem firmware")
-    with _agent(ecu) as agent:
+    with _agent(ecu) as agent, pytest.raises(UnknownSlotError, match=r"payload modem\.bin targets"):
         agent.receive_file(build_bundle(files=[firmware]))
-        with pytest.raises(UnknownSlotError, match=r"payload modem\.bin targets"):
-            agent.process()
     assert _leftovers(ecu) == []
 
 
@@ -170,9 +172,8 @@ def test_the_release_counter_only_rises_at_commit(ecu: Ecu, build_bundle: BuildB
         _install(agent, build_bundle(counter=5, output="again.sdvota"))
         agent.activate()
         agent.mark_good()
-        agent.receive_file(build_bundle(counter=5, output="replay.sdvota"))
         with pytest.raises(RollbackError, match="not above the installed 5"):
-            agent.process()
+            agent.receive_file(build_bundle(counter=5, output="replay.sdvota"))
 
 
 def test_a_second_transfer_is_refused_while_one_is_in_progress(ecu: Ecu, build_bundle: BuildBundle) -> None:
@@ -180,50 +181,57 @@ def test_a_second_transfer_is_refused_while_one_is_in_progress(ecu: Ecu, build_b
     with _agent(ecu) as agent:
         data = first.read_bytes()
         sha = hashlib.sha256(data).hexdigest()
-        agent.begin_transfer(len(data), sha)
-        agent.write_chunk(sha, 0, data[:1000])
+        start = agent.begin_transfer(len(data), sha, _header(first)).offset
+        agent.write_chunk(sha, start, data[start : start + 1000])
+        mark = start + 1000
         other = second.read_bytes()
-        with pytest.raises(TransferInProgressError, match="in progress \\(1000 of"):
-            agent.begin_transfer(len(other), hashlib.sha256(other).hexdigest())
-        assert agent.begin_transfer(len(data), sha).offset == 1000  # the same bundle resumes
+        with pytest.raises(TransferInProgressError, match=f"in progress \\({start} of"):
+            agent.begin_transfer(len(other), hashlib.sha256(other).hexdigest(), _header(second))
+        assert agent.begin_transfer(len(data), sha, _header(first)).offset == mark  # the same bundle resumes
         with agent.upload(), pytest.raises(TransferInProgressError, match="another upload"), agent.upload():
             pass
-        with pytest.raises(TransferOffsetError, match="continues at 1000"):
-            agent.write_chunk(sha, 0, data[:1000])
+        with pytest.raises(TransferOffsetError, match=f"continues at {mark}"):
+            agent.write_chunk(sha, start, data[start:mark])
         with pytest.raises(TransferOffsetError, match="past the bundle's"):
-            agent.write_chunk(sha, 1000, data[1000:] + b"extra")
+            agent.write_chunk(sha, mark, data[mark:] + b"extra")
         with pytest.raises(TransferOffsetError, match="for bundle 0000"):
-            agent.write_chunk("0" * 64, 1000, data[1000:2000])
+            agent.write_chunk("0" * 64, mark, data[mark : mark + 1000])
     with pytest.raises(StateDirectoryBusyError), _agent(ecu), _agent(ecu):
         pass
 
 
 def test_a_transfer_resumes_after_the_agent_restarts(ecu: Ecu, build_bundle: BuildBundle) -> None:
-    data = build_bundle().read_bytes()
+    bundle = build_bundle()
+    data = bundle.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
+    header = _header(bundle)
     with _agent(ecu) as agent:
-        agent.begin_transfer(len(data), sha)
-        agent.write_chunk(sha, 0, data[:5000])
+        start = agent.begin_transfer(len(data), sha, header).offset
+        agent.write_chunk(sha, start, data[start:5000])
     with (ecu.state_dir / "incoming.sdvota").open("ab") as partial:
         partial.write(b"bytes written but never persisted")  # as a power loss before the offset was saved
     with _agent(ecu) as agent:
-        assert agent.begin_transfer(len(data), sha).offset == 5000
+        assert agent.begin_transfer(len(data), sha, header).offset == 5000
         assert agent.incoming.stat().st_size == 5000
         agent.write_chunk(sha, 5000, data[5000:])
         assert agent.record.state is _S.TRANSFERRED
 
 
 @pytest.mark.parametrize(("size", "sha"), [(0, "a" * 64), (10, "A" * 64), (10, "abc")])
-def test_a_transfer_needs_a_size_and_a_sha256(ecu: Ecu, size: int, sha: str) -> None:
+def test_a_transfer_needs_a_size_and_a_sha256(
+    ecu: Ecu, size: int, sha: str, build_bundle: BuildBundle
+) -> None:
+    header = _header(build_bundle())
     with _agent(ecu) as agent, pytest.raises(TransferOffsetError, match="lowercase hex SHA-256"):
-        agent.begin_transfer(size, sha)
+        agent.begin_transfer(size, sha, header)
 
 
 def test_a_corrupted_transfer_fails_with_the_reason(ecu: Ecu, build_bundle: BuildBundle) -> None:
-    data = build_bundle().read_bytes()
+    bundle = build_bundle()
+    data = bundle.read_bytes()
     with _agent(ecu) as agent:
-        agent.begin_transfer(len(data), "0" * 64)
-        agent.write_chunk("0" * 64, 0, data)
+        start = agent.begin_transfer(len(data), "0" * 64, _header(bundle)).offset
+        agent.write_chunk("0" * 64, start, data[start:])
         assert agent.record.state is _S.FAILED and "SHA-256" in (agent.record.failure or "")
         assert not agent.incoming.exists()
 
@@ -310,9 +318,10 @@ def test_cancel_while_staging_stops_at_the_next_chunk(ecu: Ecu, build_bundle: Bu
 def test_an_unreadable_trust_file_keeps_the_received_bundle(
     ecu: Ecu, build_bundle: BuildBundle, tmp_path: Path
 ) -> None:
-    ecu.write_config(trust=str(tmp_path / "missing-trust.json"))
     with _agent(ecu) as agent:
         agent.receive_file(build_bundle())
+    ecu.write_config(trust=str(tmp_path / "missing-trust.json"))  # lost after the transfer
+    with _agent(ecu) as agent:
         with pytest.raises(OtaError, match="cannot read trust root"):
             agent.process()
         assert agent.record.state is _S.TRANSFERRED and agent.incoming.exists()

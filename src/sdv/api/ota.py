@@ -7,9 +7,11 @@ Invariants:
   same :class:`~sdv.broker.access.Access` the signal services use), then calls the agent; the agent's blocking
   file I/O runs in worker threads, never on the event loop;
 * project errors become statuses through :mod:`sdv.api.errors` (the OTA rows: wrong state
-  ``FAILED_PRECONDITION``, second transfer ``ABORTED``, bad offset ``INVALID_ARGUMENT``, no space
-  ``RESOURCE_EXHAUSTED``, bundle refused ``INVALID_ARGUMENT``, staging cancelled ``CANCELLED``; no ``ota`` scope
-  ``PERMISSION_DENIED``);
+  ``FAILED_PRECONDITION``, second transfer ``ABORTED``, bad offset ``OUT_OF_RANGE``, no space
+  ``RESOURCE_EXHAUSTED``, bundle refused ``INVALID_ARGUMENT``, staging cancelled ``CANCELLED``, stalled upload
+  ``DEADLINE_EXCEEDED``; no ``ota`` scope ``PERMISSION_DENIED``);
+* ``BeginTransfer`` carries the bundle's signed header, which the agent verifies before it accepts any payload
+  byte; a refused header ends the call with its status and leaves no transfer state;
 * an upload holds the agent's single upload lease for as long as its stream is open, so a second concurrent
   upload is refused instead of interleaving chunks; a stream that sends nothing for
   ``transfer.idle_timeout_s`` is ended (``DEADLINE_EXCEEDED``) so a stalled sender cannot hold it forever.
@@ -145,7 +147,9 @@ class OtaServicer(ota_pb2_grpc.OtaServicer):
         self, request: ota_pb2.BeginTransferRequest, context: _Context
     ) -> ota_pb2.TransferStatus:
         await self._authorize(context)
-        transfer = await asyncio.to_thread(self._agent.begin_transfer, request.size, request.bundle_sha256)
+        transfer = await asyncio.to_thread(
+            self._agent.begin_transfer, request.size, request.bundle_sha256, request.header
+        )
         return _transfer_status(
             transfer, self._agent.record.state, self._agent.config.transfer.max_chunk_bytes
         )
@@ -173,6 +177,7 @@ class OtaServicer(ota_pb2_grpc.OtaServicer):
                     self._agent.write_chunk, chunk.bundle_sha256, chunk.offset, chunk.data
                 )
                 yield _transfer_status(transfer, self._agent.record.state)
+            await asyncio.to_thread(self._agent.sync_transfer)  # the stream's end is durable before it ends
 
     @grpc_errors
     async def Install(

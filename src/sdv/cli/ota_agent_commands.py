@@ -56,6 +56,7 @@ from sdv.ota.errors import (
     OperationCancelledError,
     TransferOffsetError,
 )
+from sdv.ota.store import read_bundle_header
 
 __all__ = ["register"]
 
@@ -189,9 +190,11 @@ def _progress() -> Progress:
 
 
 def _transfer(client: OtaClient, args: argparse.Namespace, progress: Progress, task: TaskID) -> None:
+    fresh = read_bundle_header(args.bundle).encoded_length  # a new transfer continues after the header
+
     def on_start(offset: int, size: int) -> None:
         progress.update(task, total=size, completed=offset)
-        if offset:
+        if offset > fresh:
             progress.console.print(f"resuming the transfer at byte {offset} of {size}")
 
     attempt = 0

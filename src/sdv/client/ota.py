@@ -2,7 +2,8 @@
 
 Invariants:
 
-* a push first asks the agent where the bundle's transfer stands and sends only the bytes after the agent's
+* a push first announces the bundle with its signed header (read from the file), so the agent refuses a bundle
+  it would not install before any payload byte is sent; it then sends only the bytes after the agent's
   persisted offset, so an interrupted push resumes instead of starting over;
 * every failed call raises an :class:`~sdv.errors.SdvError` with the agent's message: the OTA status contract
   of ``proto/sdv/ota/v1/ota.proto`` mapped back to the exceptions the agent raised; no ``grpc`` exception
@@ -29,7 +30,7 @@ from sdv.ota.errors import (
     TransferInProgressError,
     TransferOffsetError,
 )
-from sdv.ota.store import hash_file
+from sdv.ota.store import hash_file, read_bundle_header
 
 if TYPE_CHECKING:
     from sdv.api._proto.sdv.ota.v1.ota_pb2_grpc import OtaStub
@@ -119,9 +120,13 @@ class OtaClient:
             )
         )
 
-    def begin_transfer(self, size: int, bundle_sha256: str) -> ota_pb2.TransferStatus:
-        """Announce a bundle; the answer's ``offset`` is where its upload continues."""
-        request = ota_pb2.BeginTransferRequest(size=size, bundle_sha256=bundle_sha256)
+    def begin_transfer(self, size: int, bundle_sha256: str, header: bytes) -> ota_pb2.TransferStatus:
+        """Announce a bundle with its signed header; the answer's ``offset`` is where its upload continues.
+
+        Raises:
+            VerificationError: the agent refuses the bundle by its header (no payload byte was sent).
+        """
+        request = ota_pb2.BeginTransferRequest(size=size, bundle_sha256=bundle_sha256, header=header)
         return self._call(
             lambda: self._stub.BeginTransfer(request, timeout=self._timeout, metadata=self._metadata)
         )
@@ -139,14 +144,20 @@ class OtaClient:
         Args:
             bundle: the bundle file.
             chunk_bytes: bytes per upload message (at most what the agent accepts).
-            on_start: called with (offset the upload resumes at, bundle size) before the first chunk.
+            on_start: called with (offset the upload continues at, bundle size) before the first chunk; a new
+                transfer continues right after the header.
             on_progress: called with the agent's persisted offset after every chunk.
 
         Returns:
             The transfer's last status (state ``TRANSFERRED`` on success).
+
+        Raises:
+            BundleFormatError, SizeLimitError: the file's header cannot be read (nothing was sent).
+            VerificationError: the agent refuses the bundle by its header (no payload byte was sent).
         """
+        header = read_bundle_header(bundle).encode()  # exactly the file's first bytes (canonical sections)
         size, digest = hash_file(bundle)
-        transfer = self.begin_transfer(size, digest)
+        transfer = self.begin_transfer(size, digest, header)
         if on_start is not None:
             on_start(transfer.offset, size)
         if transfer.offset >= size:

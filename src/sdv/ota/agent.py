@@ -5,9 +5,11 @@ The state directory's files are described in :mod:`sdv.ota.agent_store`.
 
 Invariants:
 
-* the persisted transfer offset is advanced only after the bytes up to it were written and fsync-ed, so it never
-  exceeds what the partial file holds; on start the file is truncated to the persisted offset and the transfer
-  resumes there;
+* a transfer begins only with the bundle's signed header, verified (signatures, expiry, hardware id, counters,
+  sizes, slot space) before a single payload byte is accepted; a refused header creates no transfer state;
+* the persisted transfer offset is advanced only after the bytes up to it were written and fsync-ed (in batches,
+  see :mod:`sdv.ota.transfer`), so it never exceeds what the partial file holds; on start the file is
+  truncated to the persisted offset and the transfer resumes there;
 * payloads are written only into the slot that is not the active one; the active slot is never opened;
 * a state is persisted *before* the step it names starts, and every step is idempotent, so a restart at any
   instant repeats the interrupted step or takes the documented way back (see :meth:`UpdateAgent._recover`);
@@ -59,6 +61,7 @@ from sdv.ota.boot import BootSelector, UBootBootSelector
 from sdv.ota.bundle import read_header
 from sdv.ota.errors import (
     AgentStateError,
+    BundleFormatError,
     InsufficientSpaceError,
     OperationCancelledError,
     OtaError,
@@ -71,6 +74,7 @@ from sdv.ota.store import (
     hash_file,
     load_time_state,
     load_trust,
+    read_bundle_header,
     save_time_state,
 )
 from sdv.ota.transfer import TransferStore
@@ -161,8 +165,11 @@ class UpdateAgent:
         return self.state_dir / "time.json"
 
     def close(self) -> None:
-        """Release the state directory."""
-        self.transfers.close()
+        """Release the state directory (bytes received so far are made durable first)."""
+        try:
+            self.sync_transfer()
+        finally:
+            self.transfers.close()
         if not self._lock_handle.closed:
             self._lock_handle.close()
 
@@ -232,28 +239,39 @@ class UpdateAgent:
 
     # -- transfer ------------------------------------------------------------------------------------------------
 
-    def begin_transfer(self, size: int, bundle_sha256: str) -> TransferRecord:
-        """Start receiving a bundle, or find the transfer of the same bundle to resume.
+    def begin_transfer(self, size: int, bundle_sha256: str, header: bytes) -> TransferRecord:
+        """Verify a bundle's header and start receiving it, or find the transfer of the same bundle to resume.
 
         Args:
             size: the bundle's length.
             bundle_sha256: SHA-256 of the whole bundle (lowercase hex), the transfer's id.
+            header: the bundle's header (magic, manifest section, signature section), verified before any
+                payload byte is accepted; it becomes the received file's first bytes.
 
         Returns:
-            The transfer, whose ``offset`` is where the upload continues.
+            The transfer, whose ``offset`` is where the upload continues (after the header for a new one).
 
         Raises:
             TransferInProgressError: another bundle is being received.
             AgentStateError: an update is under way (staged, activating, on trial).
+            VerificationError: the header is refused (no header, signatures, expiry, hardware id, counters,
+                sizes, a slot the ECU lacks, or another header than a resumed transfer began with).
+            InsufficientSpaceError: the state directory or a slot has not enough free space.
             TransferOffsetError: a size or id that cannot be a bundle's.
             SizeLimitError: the bundle is larger than the limits allow.
-            InsufficientSpaceError: the state directory has not enough free space.
         """
         with self._mutex:
             record = self._record
+            self.transfers.check_announcement(size, bundle_sha256)
             if record.state in (_S.TRANSFERRING, _S.TRANSFERRED) and record.transfer is not None:
                 if record.transfer.bundle_sha256 == bundle_sha256 and record.transfer.size == size:
-                    return record.transfer  # resume (a received bundle: nothing left to send)
+                    self._admit(header, size, bundle_sha256)
+                    self.sync_transfer()
+                    transfer = self._record.transfer
+                    if transfer is None:  # pragma: no cover - syncing keeps the transfer
+                        raise AgentStateError("no transfer is in progress")
+                    self.transfers.check_header(transfer, header)
+                    return transfer  # resume (a received bundle: nothing left to send)
                 raise TransferInProgressError(
                     f"a transfer of bundle {record.transfer.bundle_sha256[:16]} is in progress "
                     f"({record.transfer.offset} of {record.transfer.size} bytes); cancel it first"
@@ -262,9 +280,32 @@ class UpdateAgent:
                 raise AgentStateError(
                     f"cannot begin a transfer in state {record.state}: an update is under way; finish or cancel it"
                 )
-            transfer = self.transfers.begin(size, bundle_sha256)
+            self._admit(header, size, bundle_sha256)
+            transfer = self.transfers.begin(size, bundle_sha256, header)
             self._go(_S.TRANSFERRING, transfer=transfer, bundle=None, trial_slot=None, failure=None)
             return transfer
+
+    def _admit(self, header: bytes, size: int, bundle_sha256: str) -> None:
+        """Everything the header alone decides, through the verifier's one header check, and slot space."""
+        source = f"bundle {bundle_sha256[:16]}"
+        if not header:
+            raise BundleFormatError(
+                f"{source}: the transfer carries no bundle header; this agent verifies the signed header "
+                "before it accepts payload bytes (send the header with BeginTransfer, as sdv ota push does)"
+            )
+        manifest = self._verifier().verify_header_bytes(header, source, bundle_size=size)
+        trial = other_slot(self._record.active_slot)
+        for payload in manifest.payloads:
+            self._group_for(payload, source).check_space(trial, payload)
+
+    def sync_transfer(self) -> None:
+        """Make the bytes received so far durable and persist the offset covering them."""
+        with self._mutex:
+            transfer = self._record.transfer
+            if self._record.state is _S.TRANSFERRING and transfer is not None:
+                synced = self.transfers.sync(transfer)
+                if synced != transfer:
+                    self._persist(updated(self._record, transfer=synced))
 
     @contextlib.contextmanager
     def upload(self) -> Iterator[None]:
@@ -284,10 +325,13 @@ class UpdateAgent:
         finally:
             with self._mutex:
                 self._uploading = False
-                self.transfers.close()
+                try:
+                    self.sync_transfer()  # the end of every upload stream is durable
+                finally:
+                    self.transfers.close()
 
     def write_chunk(self, bundle_sha256: str, offset: int, data: bytes) -> TransferRecord:
-        """Append the bytes at ``offset`` to the bundle being received and persist the new offset.
+        """Append the bytes at ``offset`` to the bundle being received; persist the offset when it became durable.
 
         When the last byte arrives, the whole file's SHA-256 is checked against the transfer's id: the state
         becomes ``Transferred``, or ``Failed`` (and the file is removed) when it differs.
@@ -301,8 +345,10 @@ class UpdateAgent:
             transfer = self._record.transfer
             if transfer is None:  # pragma: no cover - a record in Transferring always has its transfer
                 raise AgentStateError("no transfer is in progress")
-            transfer = self.transfers.append(transfer, bundle_sha256, offset, data)
-            self._persist(updated(self._record, transfer=transfer))
+            durable = self.transfers.append(transfer, bundle_sha256, offset, data)
+            if durable != transfer:
+                self._persist(updated(self._record, transfer=durable))
+            transfer = durable
             if transfer.offset == transfer.size:
                 self._complete_transfer(transfer)
             return transfer
@@ -322,11 +368,12 @@ class UpdateAgent:
     def receive_file(self, path: Path, chunk_bytes: int = 1024 * 1024) -> TransferRecord:
         """Transfer a local bundle file (``sdv ota install``), resuming an interrupted transfer of it."""
         size, digest = hash_file(path)
-        transfer = self.begin_transfer(size, digest)
+        transfer = self.begin_transfer(size, digest, read_bundle_header(path, self.config.limits).encode())
         with self.upload(), path.open("rb") as source:
-            source.seek(transfer.offset)
-            while transfer.offset < size:
-                transfer = self.write_chunk(digest, transfer.offset, source.read(chunk_bytes))
+            offset = source.seek(transfer.offset)
+            while data := source.read(chunk_bytes):
+                transfer = self.write_chunk(digest, offset, data)
+                offset += len(data)
         return transfer
 
     # -- processing: verify and stage ----------------------------------------------------------------------------

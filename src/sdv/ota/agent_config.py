@@ -126,6 +126,12 @@ class TransferConfig(BaseModel):
         min_free_bytes: free space that must remain in the state directory after a transfer (default 16 MiB).
         idle_timeout_s: an upload that sends no chunk for this long is ended, releasing the upload for another
             push (Uptane's slow retrieval attack; default 60 s). The transfer stays resumable.
+        sync_interval_bytes: received bytes are ``fsync``-ed, and the offset covering them persisted, once this
+            many were written since the last ``fsync`` (default 4 MiB; 0: after every chunk). A power loss
+            costs at most this much (or ``sync_interval_s``' worth) of the upload, which resumes from the last
+            persisted offset.
+        sync_interval_s: ... or once this long passed since the last ``fsync``, at the next chunk (default
+            1 s). The end of the bundle and the end of every upload stream are always ``fsync``-ed.
     """
 
     model_config = _STRICT
@@ -133,6 +139,8 @@ class TransferConfig(BaseModel):
     max_chunk_bytes: int = Field(default=4 * _MIB, ge=4 * _KIB, le=64 * _MIB)
     min_free_bytes: int = Field(default=16 * _MIB, ge=0)
     idle_timeout_s: float = Field(default=60.0, gt=0)
+    sync_interval_bytes: int = Field(default=4 * _MIB, ge=0)
+    sync_interval_s: float = Field(default=1.0, ge=0)
 
 
 class AgentConfig(BaseModel):

@@ -5,7 +5,7 @@
   runs is the bootloader's choice (:mod:`sdv.ota.boot`); switching is no business of the slot.
 * :class:`TreeSlotGroup`: a directory tree for application updates. ``ROOT/A`` and ``ROOT/B`` hold the two
   trees and ``ROOT/current`` is a symbolic link to the live one, switched atomically by renaming a new link
-  over it. A verified tar archive is unpacked into ``ROOT/.B.new``, ``fsync``-ed and only then renamed to
+  over it. A verified tar archive is unpacked (by :mod:`sdv.ota.unpack`) into ``ROOT/.B.new``, ``fsync``-ed and only then renamed to
   ``ROOT/B``, so a tree is either complete or absent.
 
 Invariants: a writer writes only the slot it was opened for, and the update agent opens writers only for the
@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sdv.ota.agent_state import SlotName
-from sdv.ota.errors import InsufficientSpaceError, SlotError
+from sdv.ota.errors import InsufficientSpaceError, SlotError, UnsafeArchiveEntryError
 from sdv.ota.manifest import Payload
 from sdv.ota.store import fsync_directory
+from sdv.ota.unpack import unpack_tree
 
 __all__ = ["ImageSlotGroup", "SlotGroup", "SlotWriter", "TreeSlotGroup", "tree_digest"]
 
@@ -229,9 +230,12 @@ class _TreeWriter(SlotWriter):
             shutil.rmtree(leftover, ignore_errors=True)
         new.mkdir()
         try:
-            with tarfile.open(self._archive, "r:") as archive:
-                # the archive passed sdv.ota.archive's checks; the "data" filter is a second line of defence
-                archive.extractall(new, filter="data")
+            with self._archive.open("rb") as archive:
+                # the archive passed sdv.ota.archive's checks; the unpacker applies them again itself
+                unpack_tree(archive, new, f"slot {self._group.name}.{self._slot}")
+        except UnsafeArchiveEntryError:
+            shutil.rmtree(new, ignore_errors=True)
+            raise
         except (OSError, tarfile.TarError) as error:
             shutil.rmtree(new, ignore_errors=True)
             raise SlotError(f"slot {self._group.name}.{self._slot}: cannot unpack: {error}") from error

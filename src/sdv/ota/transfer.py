@@ -2,9 +2,15 @@
 
 Invariants:
 
-* a chunk is accepted only at exactly the persisted offset, for the announced bundle, within its size and the
-  chunk limit; it is written and ``fsync``-ed before :meth:`TransferStore.append` returns the advanced record,
-  which the agent persists afterwards, so a persisted offset never exceeds the bytes on disk;
+* a transfer begins with the bundle's signed header, which the agent verified first (header-first transfer):
+  :meth:`TransferStore.begin` writes it as the file's first bytes, so the received file starts with exactly the
+  header that was verified, and the upload continues right after it;
+* a chunk is accepted only at exactly the offset the file was written up to, for the announced bundle, within
+  its size and the chunk limit;
+* durability is batched: bytes are ``fsync``-ed once ``sync_interval_bytes`` were written since the last
+  ``fsync`` or ``sync_interval_s`` passed, at the bundle's last byte, and when the agent calls :meth:`sync` (the
+  end of an upload stream); only then does the returned record's offset advance, and the agent persists it
+  afterwards, so a persisted offset never exceeds the bytes on disk;
 * after a restart :meth:`TransferStore.resume` truncates the file to the persisted offset: bytes written but
   never covered by a persisted offset are dropped, and the upload continues from there;
 * a transfer begins only when the bundle's size is within the limits and the directory keeps its reserve of
@@ -17,13 +23,15 @@ import logging
 import os
 import re
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 from sdv.ota.agent_config import TransferConfig
 from sdv.ota.agent_state import TransferRecord
 from sdv.ota.config import OtaLimits
-from sdv.ota.errors import InsufficientSpaceError, SizeLimitError, TransferOffsetError
+from sdv.ota.errors import BundleFormatError, InsufficientSpaceError, SizeLimitError, TransferOffsetError
 from sdv.ota.store import hash_file
 
 __all__ = ["TransferStore"]
@@ -40,9 +48,19 @@ class TransferStore:
         directory: the agent's state directory.
         config: transfer limits.
         limits: bundle limits (the largest acceptable bundle follows from them).
+        clock: monotonic seconds, for ``sync_interval_s``.
+
+    Attributes:
+        appended_bytes: bytes :meth:`append` accepted since the store was created (received after the header).
     """
 
-    def __init__(self, directory: Path, config: TransferConfig, limits: OtaLimits) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        config: TransferConfig,
+        limits: OtaLimits,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = directory / "incoming.sdvota"
         self._directory = directory
         self._config = config
@@ -53,14 +71,17 @@ class TransferStore:
             + _HEADER_FIXED_BYTES
         )
         self._handle: BinaryIO | None = None
+        self._written: int | None = None  # the file's bytes up to here are written (not all fsync-ed)
+        self._clock = clock
+        self._synced_at = clock()
+        self.appended_bytes = 0
 
-    def begin(self, size: int, bundle_sha256: str) -> TransferRecord:
-        """Check a new transfer and create its empty file.
+    def check_announcement(self, size: int, bundle_sha256: str) -> None:
+        """Refuse a transfer whose size or id cannot be a bundle's, or which is larger than the limits allow.
 
         Raises:
             TransferOffsetError: a size below 1 or an id that is not a lowercase hex SHA-256.
             SizeLimitError: a bundle larger than the limits allow.
-            InsufficientSpaceError: the directory would keep less than its reserve of free space.
         """
         if size < 1 or not _SHA256.match(bundle_sha256):
             raise TransferOffsetError(
@@ -69,6 +90,19 @@ class TransferStore:
             )
         if size > self._largest:
             raise SizeLimitError(f"a bundle of {size} bytes exceeds the limit of {self._largest} bytes")
+
+    def begin(self, size: int, bundle_sha256: str, header: bytes) -> TransferRecord:
+        """Check a new transfer and create its file, holding the verified header.
+
+        Returns:
+            The transfer, at the offset after the header.
+
+        Raises:
+            TransferOffsetError: a size below 1 or an id that is not a lowercase hex SHA-256.
+            SizeLimitError: a bundle larger than the limits allow.
+            InsufficientSpaceError: the directory would keep less than its reserve of free space.
+        """
+        self.check_announcement(size, bundle_sha256)
         free = shutil.disk_usage(self._directory).free
         needed = size + self._config.min_free_bytes
         if needed > free:
@@ -76,25 +110,43 @@ class TransferStore:
                 f"{self._directory}: a bundle of {size} bytes needs {needed} bytes free "
                 f"(with a reserve of {self._config.min_free_bytes}), {free} are free"
             )
+        if len(header) >= size:
+            raise TransferOffsetError(f"a bundle of {size} bytes cannot hold a header of {len(header)} bytes")
         self.close()
         with self.path.open("wb") as handle:
+            handle.write(header)
+            handle.flush()
             os.fsync(handle.fileno())
-        return TransferRecord(bundle_sha256=bundle_sha256, size=size, offset=0)
+        return TransferRecord(bundle_sha256=bundle_sha256, size=size, offset=len(header))
+
+    def check_header(self, transfer: TransferRecord, header: bytes) -> None:
+        """Refuse a resumed transfer whose header is not the one it began with.
+
+        Raises:
+            BundleFormatError: the received file does not start with ``header``.
+        """
+        with self.path.open("rb") as handle:
+            start = handle.read(min(len(header), transfer.offset))
+        if start != header[: len(start)]:
+            raise BundleFormatError(
+                f"bundle {transfer.bundle_sha256[:16]}: the header differs from the one its transfer began with"
+            )
 
     def append(
         self, transfer: TransferRecord, bundle_sha256: str, offset: int, data: bytes
     ) -> TransferRecord:
-        """Write a chunk durably; returns the transfer with its offset advanced (to persist next).
+        """Write a chunk; returns the transfer with its offset at what is durable now (persist it when it moved).
 
         Raises:
-            TransferOffsetError: another bundle, another offset than the persisted one, too large, past the end.
+            TransferOffsetError: another bundle, another offset than the written one, too large, past the end.
         """
         if bundle_sha256 != transfer.bundle_sha256:
             raise TransferOffsetError(
                 f"chunk for bundle {bundle_sha256[:16]}, the transfer in progress is {transfer.bundle_sha256[:16]}"
             )
-        if offset != transfer.offset:
-            raise TransferOffsetError(f"chunk at offset {offset}, the agent continues at {transfer.offset}")
+        written = transfer.offset if self._written is None else self._written
+        if offset != written:
+            raise TransferOffsetError(f"chunk at offset {offset}, the agent continues at {written}")
         if len(data) > self._config.max_chunk_bytes:
             raise TransferOffsetError(
                 f"chunk of {len(data)} bytes exceeds {self._config.max_chunk_bytes} bytes"
@@ -105,11 +157,27 @@ class TransferStore:
             )
         if self._handle is None:
             self._handle = self.path.open("r+b")
-        self._handle.seek(offset)
+            self._handle.seek(offset)
         self._handle.write(data)
+        self._written = offset + len(data)
+        self.appended_bytes += len(data)
+        config = self._config
+        if (
+            self._written == transfer.size
+            or self._written - transfer.offset >= config.sync_interval_bytes
+            or self._clock() - self._synced_at >= config.sync_interval_s
+        ):
+            return self.sync(transfer)
+        return transfer
+
+    def sync(self, transfer: TransferRecord) -> TransferRecord:
+        """``fsync`` what was written; returns the transfer with its offset advanced to it (to persist next)."""
+        if self._handle is None or self._written is None or self._written == transfer.offset:
+            return transfer
         self._handle.flush()
         os.fsync(self._handle.fileno())  # the bytes are on disk before the offset that covers them is
-        return transfer.model_copy(update={"offset": offset + len(data)})
+        self._synced_at = self._clock()
+        return transfer.model_copy(update={"offset": self._written})
 
     def digest(self) -> str:
         """SHA-256 of the received file (read in chunks)."""
@@ -136,7 +204,8 @@ class TransferStore:
         self.path.unlink(missing_ok=True)
 
     def close(self) -> None:
-        """Close the file if it is open for writing."""
+        """Close the file if it is open for writing (bytes not yet synced are dropped at the next resume)."""
+        self._written = None
         if self._handle is not None:
             self._handle.close()
             self._handle = None

@@ -30,6 +30,7 @@ through the length check, and the payload counts as verified only once its last 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from sdv.ota.bundle import BundleHeader, ByteStream, read_header
 from sdv.ota.canonical import format_time
 from sdv.ota.config import DEFAULT_LIMITS, OtaLimits
 from sdv.ota.errors import (
+    BundleFormatError,
     ExpiredError,
     HardwareIdMismatchError,
     HashMismatchError,
@@ -230,6 +232,40 @@ class BundleVerifier:
             )
         self._check_sizes(manifest, what)
         return manifest, signers
+
+    def verify_header_bytes(self, data: bytes, source: str, *, bundle_size: int | None = None) -> Manifest:
+        """Run checks 1 to 8 on a bundle's header received on its own, before any payload byte.
+
+        This is what the update agent calls when a transfer begins (header-first transfer): the whole header
+        decision is this one call, so every rule of :meth:`verify_header` applies unchanged.
+
+        Args:
+            data: the header's bytes: magic, manifest section, signature section, and nothing else.
+            source: names the bundle in messages.
+            bundle_size: the announced length of the whole bundle; it must be the header's length plus the
+                manifest's payload sizes.
+
+        Returns:
+            The verified manifest.
+
+        Raises:
+            BundleFormatError: a malformed header or bytes after it; SizeLimitError, and every error of
+                :meth:`verify_header`; LengthMismatchError: a bundle size other than the manifest's.
+        """
+        stream = io.BytesIO(data)
+        header = read_header(stream, source, self._limits)
+        if stream.tell() != len(data):
+            raise BundleFormatError(
+                f"{source}: {len(data) - stream.tell()} bytes follow the header's {stream.tell()} bytes"
+            )
+        manifest, _ = self.verify_header(header, source)
+        expected = len(data) + manifest.total_size
+        if bundle_size is not None and bundle_size != expected:
+            raise LengthMismatchError(
+                f"{source}: bundle {manifest.name} {manifest.version} is announced with {bundle_size} bytes, "
+                f"its header and payloads make {expected}"
+            )
+        return manifest
 
     def _check_sizes(self, manifest: Manifest, what: str) -> None:
         limits = self._limits

@@ -4,15 +4,18 @@ isort:skip_file
 The ECU update agent's service: receive a signed bundle in resumable chunks, verify and stage it in the
 inactive slot, activate it on trial, commit it or roll back.
 
-Errors are gRPC statuses with a message naming the reason:
+Errors are gRPC statuses with a message naming the reason (src/sdv/api/errors.py maps them):
   FAILED_PRECONDITION  the agent's state does not allow the call (activate before a bundle is ready, ...)
   ABORTED              a second transfer while one is in progress (another bundle, or a second upload stream)
-  INVALID_ARGUMENT     a chunk at another offset than the agent's, past the end, or for another bundle
+  OUT_OF_RANGE         a chunk at another offset than the agent's, past the end, too large, or for another
+                       bundle; a size or id that cannot be a bundle's
   RESOURCE_EXHAUSTED   not enough free space for the bundle or for staging it
-  PERMISSION_DENIED    the bundle is refused by verification (signatures, expiry, hardware id, counter, ...)
+  INVALID_ARGUMENT     the bundle is refused by verification (no header, signatures, expiry, hardware id,
+                       counter, sizes, a slot the ECU lacks, a payload hash)
   CANCELLED            a Cancel request stopped the staging
   DEADLINE_EXCEEDED    an upload sent no chunk within the agent's idle timeout (the transfer stays resumable)
-  UNAUTHENTICATED / PERMISSION_DENIED with the token scheme: the caller lacks the `ota` scope
+  UNAUTHENTICATED      with the token scheme: no token, or an expired, forged or foreign one
+  PERMISSION_DENIED    with the token scheme: the token lacks the `ota` scope
 """
 
 from google.protobuf import descriptor as _descriptor
@@ -70,18 +73,24 @@ class BeginTransferRequest(_message.Message):
 
     SIZE_FIELD_NUMBER: _builtins.int
     BUNDLE_SHA256_FIELD_NUMBER: _builtins.int
+    HEADER_FIELD_NUMBER: _builtins.int
     size: _builtins.int
     bundle_sha256: _builtins.str
     """lowercase hex of the whole bundle file: the transfer's id"""
+    header: _builtins.bytes
+    """The bundle's first bytes up to its first payload: magic, manifest section, signature section
+    (ota/bundle-format.md, section 1). Required.
+    """
     def __init__(
         self,
         *,
         size: _builtins.int = ...,
         bundle_sha256: _builtins.str = ...,
+        header: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_sha256", b"bundle_sha256", "size", b"size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_sha256", b"bundle_sha256", "header", b"header", "size", b"size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -125,7 +134,7 @@ class TransferStatus(_message.Message):
     bundle_sha256: _builtins.str
     size: _builtins.int
     offset: _builtins.int
-    """bytes persisted on the agent"""
+    """bytes fsync-ed and persisted on the agent"""
     state: Global___State.ValueType
     max_chunk_bytes: _builtins.int
     """in BeginTransfer's answer: the largest chunk the agent accepts"""

@@ -85,17 +85,21 @@ class OtaServicer:
     """Missing associated documentation comment in .proto file."""
 
     def BeginTransfer(self, request, context):
-        """Announces a bundle by its size and SHA-256; answers where its upload continues (0 for a new transfer, the
-        persisted offset when the same bundle's transfer was interrupted).
+        """Announces a bundle by its size, SHA-256 and signed header. The agent verifies the header first (signatures,
+        expiry, hardware id, counters, sizes, slot space) and refuses a bundle it would not install before a single
+        payload byte is sent, without creating any transfer state. It answers where the upload continues: right
+        after the header for a new transfer (the header is the received file's first bytes), the persisted offset
+        when the same bundle's transfer was interrupted. A request without a header is refused (INVALID_ARGUMENT).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Upload(self, request_iterator, context):
-        """The bundle's bytes from the offset BeginTransfer answered, in order; one answer per chunk once it is on
-        the agent's disk (its offset is persisted). The last chunk's answer has state TRANSFERRED (or FAILED when
-        the received bytes do not have the announced SHA-256).
+        """The bundle's bytes from the offset BeginTransfer answered, in order; one answer per chunk with the offset
+        the agent has fsync-ed and persisted (it advances in batches: see transfer.sync_interval_bytes and
+        sync_interval_s; the end of the stream is always persisted). The last chunk's answer has state TRANSFERRED
+        (or FAILED when the received bytes do not have the announced SHA-256).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

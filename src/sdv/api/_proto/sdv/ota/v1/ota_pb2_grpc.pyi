@@ -4,15 +4,18 @@ isort:skip_file
 The ECU update agent's service: receive a signed bundle in resumable chunks, verify and stage it in the
 inactive slot, activate it on trial, commit it or roll back.
 
-Errors are gRPC statuses with a message naming the reason:
+Errors are gRPC statuses with a message naming the reason (src/sdv/api/errors.py maps them):
   FAILED_PRECONDITION  the agent's state does not allow the call (activate before a bundle is ready, ...)
   ABORTED              a second transfer while one is in progress (another bundle, or a second upload stream)
-  INVALID_ARGUMENT     a chunk at another offset than the agent's, past the end, or for another bundle
+  OUT_OF_RANGE         a chunk at another offset than the agent's, past the end, too large, or for another
+                       bundle; a size or id that cannot be a bundle's
   RESOURCE_EXHAUSTED   not enough free space for the bundle or for staging it
-  PERMISSION_DENIED    the bundle is refused by verification (signatures, expiry, hardware id, counter, ...)
+  INVALID_ARGUMENT     the bundle is refused by verification (no header, signatures, expiry, hardware id,
+                       counter, sizes, a slot the ECU lacks, a payload hash)
   CANCELLED            a Cancel request stopped the staging
   DEADLINE_EXCEEDED    an upload sent no chunk within the agent's idle timeout (the transfer stays resumable)
-  UNAUTHENTICATED / PERMISSION_DENIED with the token scheme: the caller lacks the `ota` scope
+  UNAUTHENTICATED      with the token scheme: no token, or an expired, forged or foreign one
+  PERMISSION_DENIED    with the token scheme: the token lacks the `ota` scope
 """
 
 from collections import abc as _abc
@@ -44,13 +47,17 @@ class OtaStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> OtaAsyncStub: ...
     BeginTransfer: _grpc.UnaryUnaryMultiCallable[_ota_pb2.BeginTransferRequest, _ota_pb2.TransferStatus]
-    """Announces a bundle by its size and SHA-256; answers where its upload continues (0 for a new transfer, the
-    persisted offset when the same bundle's transfer was interrupted).
+    """Announces a bundle by its size, SHA-256 and signed header. The agent verifies the header first (signatures,
+    expiry, hardware id, counters, sizes, slot space) and refuses a bundle it would not install before a single
+    payload byte is sent, without creating any transfer state. It answers where the upload continues: right
+    after the header for a new transfer (the header is the received file's first bytes), the persisted offset
+    when the same bundle's transfer was interrupted. A request without a header is refused (INVALID_ARGUMENT).
     """
     Upload: _grpc.StreamStreamMultiCallable[_ota_pb2.UploadChunk, _ota_pb2.TransferStatus]
-    """The bundle's bytes from the offset BeginTransfer answered, in order; one answer per chunk once it is on
-    the agent's disk (its offset is persisted). The last chunk's answer has state TRANSFERRED (or FAILED when
-    the received bytes do not have the announced SHA-256).
+    """The bundle's bytes from the offset BeginTransfer answered, in order; one answer per chunk with the offset
+    the agent has fsync-ed and persisted (it advances in batches: see transfer.sync_interval_bytes and
+    sync_interval_s; the end of the stream is always persisted). The last chunk's answer has state TRANSFERRED
+    (or FAILED when the received bytes do not have the announced SHA-256).
     """
     Install: _grpc.UnaryStreamMultiCallable[_ota_pb2.InstallRequest, _ota_pb2.Status]
     """Verifies the received bundle and stages its payloads in the inactive slot; streams progress and ends
@@ -72,13 +79,17 @@ class OtaStub:
 class OtaAsyncStub(OtaStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     BeginTransfer: _aio.UnaryUnaryMultiCallable[_ota_pb2.BeginTransferRequest, _ota_pb2.TransferStatus]  # type: ignore[assignment]
-    """Announces a bundle by its size and SHA-256; answers where its upload continues (0 for a new transfer, the
-    persisted offset when the same bundle's transfer was interrupted).
+    """Announces a bundle by its size, SHA-256 and signed header. The agent verifies the header first (signatures,
+    expiry, hardware id, counters, sizes, slot space) and refuses a bundle it would not install before a single
+    payload byte is sent, without creating any transfer state. It answers where the upload continues: right
+    after the header for a new transfer (the header is the received file's first bytes), the persisted offset
+    when the same bundle's transfer was interrupted. A request without a header is refused (INVALID_ARGUMENT).
     """
     Upload: _aio.StreamStreamMultiCallable[_ota_pb2.UploadChunk, _ota_pb2.TransferStatus]  # type: ignore[assignment]
-    """The bundle's bytes from the offset BeginTransfer answered, in order; one answer per chunk once it is on
-    the agent's disk (its offset is persisted). The last chunk's answer has state TRANSFERRED (or FAILED when
-    the received bytes do not have the announced SHA-256).
+    """The bundle's bytes from the offset BeginTransfer answered, in order; one answer per chunk with the offset
+    the agent has fsync-ed and persisted (it advances in batches: see transfer.sync_interval_bytes and
+    sync_interval_s; the end of the stream is always persisted). The last chunk's answer has state TRANSFERRED
+    (or FAILED when the received bytes do not have the announced SHA-256).
     """
     Install: _aio.UnaryStreamMultiCallable[_ota_pb2.InstallRequest, _ota_pb2.Status]  # type: ignore[assignment]
     """Verifies the received bundle and stages its payloads in the inactive slot; streams progress and ends
@@ -103,8 +114,11 @@ class OtaServicer(metaclass=_abc_1.ABCMeta):
         request: _ota_pb2.BeginTransferRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ota_pb2.TransferStatus, _abc.Awaitable[_ota_pb2.TransferStatus]]:
-        """Announces a bundle by its size and SHA-256; answers where its upload continues (0 for a new transfer, the
-        persisted offset when the same bundle's transfer was interrupted).
+        """Announces a bundle by its size, SHA-256 and signed header. The agent verifies the header first (signatures,
+        expiry, hardware id, counters, sizes, slot space) and refuses a bundle it would not install before a single
+        payload byte is sent, without creating any transfer state. It answers where the upload continues: right
+        after the header for a new transfer (the header is the received file's first bytes), the persisted offset
+        when the same bundle's transfer was interrupted. A request without a header is refused (INVALID_ARGUMENT).
         """
 
     @_abc_1.abstractmethod
@@ -113,9 +127,10 @@ class OtaServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_ota_pb2.UploadChunk],
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_ota_pb2.TransferStatus], _abc.AsyncIterator[_ota_pb2.TransferStatus]]:
-        """The bundle's bytes from the offset BeginTransfer answered, in order; one answer per chunk once it is on
-        the agent's disk (its offset is persisted). The last chunk's answer has state TRANSFERRED (or FAILED when
-        the received bytes do not have the announced SHA-256).
+        """The bundle's bytes from the offset BeginTransfer answered, in order; one answer per chunk with the offset
+        the agent has fsync-ed and persisted (it advances in batches: see transfer.sync_interval_bytes and
+        sync_interval_s; the end of the stream is always persisted). The last chunk's answer has state TRANSFERRED
+        (or FAILED when the received bytes do not have the announced SHA-256).
         """
 
     @_abc_1.abstractmethod
