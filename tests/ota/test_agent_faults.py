@@ -108,7 +108,9 @@ def test_sigkill_at_every_transition_leaves_the_old_or_the_new_software(
     assert _drive(rebooted, bundle, plan) == end
     _assert_consistent(ecu, factory, new_software)
     if end == "failed":
-        assert sorted(path.name for path in ecu.state_dir.iterdir()) == ["boot.json", "lock", "state.json"]
+        assert sorted(path.name for path in ecu.state_dir.iterdir()) == [
+            "boot.json", "ecu-key.pem", "events.log", "lock", "state.json"
+        ]  # fmt: skip
 
 
 def test_a_transfer_killed_at_random_offsets_resumes_without_starting_over(
