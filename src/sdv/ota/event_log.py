@@ -244,9 +244,9 @@ def _torn(fragment: bytes) -> bool:
     """Whether bytes after the last newline can be the beginning of an entry cut short by power loss."""
     if b"\n" in fragment:  # pragma: no cover - the caller splits at the last newline
         return False
-    try:
-        _, end = json.JSONDecoder().raw_decode(fragment.decode("ascii"))
-    except (UnicodeDecodeError, ValueError):
+    try:  # latin-1 maps every byte to one character, so positions are byte offsets
+        _, end = json.JSONDecoder().raw_decode(fragment.decode("latin-1"))
+    except ValueError:
         return True  # incomplete (or zeros a file system left after the cut): never acknowledged
     return end == len(fragment)  # a whole entry that only lacks its newline; anything after it is damage
 
