@@ -1,6 +1,7 @@
 """Fault injection: the agent process is SIGKILLed at every state transition and at random byte offsets of the
 transfer and of staging, then restarted (a restart stands for a reboot). The ECU must always run exactly the old
-or exactly the new software, the active slot is never written, and a transfer resumes where it stopped.
+or exactly the new software, the active slot is never written, a transfer resumes where it stopped, and the event
+log's chain holds with its last entry naming the persisted state.
 
 Kills at transitions use the agent's documented test hook (``SDV_OTA_TEST_CRASH=after:STATE``: SIGKILL right
 after ``STATE`` was persisted, or ``staged:N``: after N payload bytes were written to a slot); kills during a
@@ -17,12 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AgentProcess, BuildBundle, Ecu
+from conftest import AgentProcess, BuildBundle, Ecu, run_cli
 from sdv.client.errors import ServerUnreachableError
 from sdv.client.ota import OtaClient, state_name
 from sdv.errors import VerificationError
 from sdv.ota.agent import read_record
 from sdv.ota.agent_state import AgentState
+from sdv.ota.event_store import check_state_directory
 from sdv.ota.store import read_bundle_header
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
@@ -75,6 +77,15 @@ def _assert_consistent(ecu: Ecu, factory: tuple[str, str], new: tuple[str, str])
     assert not list(ecu.tree_root.glob(".*")), "staging leftovers in the tree slot group"
 
 
+def _assert_log_agrees(ecu: Ecu) -> None:
+    """The event log survived: ``sdv ota log verify`` passes and its last entry is the persisted state."""
+    verified = run_cli("ota", "log", "verify", "--state-dir", ecu.state_dir)
+    assert verified.code == 0, verified.err
+    state = read_record(ecu.state_dir).state
+    assert f"the last entry agrees with state.json: {state}" in verified.out, verified.out
+    assert check_state_directory(ecu.state_dir).entries[-1].state is state
+
+
 _CASES = [
     *[("commit", state, "activated") for state in ("transferring", "transferred", "processing", "ready")],
     ("commit", "activating", "rolled-back"),  # the trial slot never booted: the bootloader kept the old slot
@@ -107,12 +118,17 @@ def test_sigkill_at_every_transition_leaves_the_old_or_the_new_software(
     assert _drive(doomed, bundle, plan) == "killed"
     assert doomed.process.wait(10) == -signal.SIGKILL
     assert read_record(ecu.state_dir).state.value == crash_state  # it died right after persisting the state
+    _assert_log_agrees(ecu)
     rebooted = start_agent(ecu.config)
     _assert_consistent(ecu, factory, new_software)
+    _assert_log_agrees(ecu)
     assert _drive(rebooted, bundle, plan) == end
     _assert_consistent(ecu, factory, new_software)
+    _assert_log_agrees(ecu)
     if end == "failed":
-        assert sorted(path.name for path in ecu.state_dir.iterdir()) == ["boot.json", "lock", "state.json"]
+        assert sorted(path.name for path in ecu.state_dir.iterdir()) == [
+            "boot.json", "ecu-key.pem", "events.log", "lock", "state.json"
+        ]  # fmt: skip
 
 
 def test_a_transfer_killed_at_random_offsets_resumes_without_starting_over(

@@ -114,31 +114,6 @@ def test_time_state_is_advanced_and_never_goes_back(
     assert json.loads(state.read_text())["latest"] == created
 
 
-def test_install_report_round_trip(build_bundle: BuildBundle, keys: Keys, tmp_path: Path) -> None:
-    bundle = build_bundle()
-    nonce = ok("ota", "report", "nonce").strip()
-    assert len(nonce) == 32
-    report = tmp_path / "report.json"
-    ok(
-        "ota", "report", "create", "--bundle", bundle, "--ecu-id", "VIN123-ECU1", "--hardware-id", "ecu-a",
-        "--key", keys.private("ecu"), "--nonce", nonce, "-o", report,
-    )  # fmt: skip
-    out = ok(
-        "ota",
-        "report",
-        "verify",
-        report,
-        "--ecu-key",
-        keys.public("ecu"),
-        "--nonce",
-        nonce,
-        "--expect-counter",
-        "5",
-    )
-    assert "ECU VIN123-ECU1 (ecu-a) runs demo 1.5.0 (release counter 5)" in out
-    assert "rootfs.img: 49169 bytes" in out
-
-
 def test_schema_file_matches_the_model() -> None:
     from sdv.ota.schema import schema_text
 

@@ -1,4 +1,4 @@
-"""Trust root rotation (TUF 5.3.4-5.3.5) and signed ECU install reports, through the CLI and the library."""
+"""Trust root rotation (TUF 5.3.4-5.3.5), through the CLI and the library."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from conftest import BuildBundle, Keys, ok, run_cli
-from sdv.ota import BadSignatureError, NonceMismatchError, RollbackError, RotationError, ThresholdNotMetError
-from sdv.ota.report import create_report, new_nonce, parse_signed_report, verify_report
-from sdv.ota.store import load_private_key, load_public_key, load_trust, read_bundle_header
+from sdv.ota import BadSignatureError, RollbackError, RotationError, ThresholdNotMetError
+from sdv.ota.store import load_private_key, load_trust
 from sdv.ota.trust import verify_rotation
 
 
@@ -114,44 +113,73 @@ def test_dropped_root_key_cannot_sign_the_next_rotation(tmp_path: Path, keys: Ke
         verify_rotation(trusted, load_trust(v3), "v3")
 
 
-def test_report_verification_order(tmp_path: Path, keys: Keys, build_bundle: BuildBundle) -> None:
-    bundle = build_bundle()
-    manifest = read_bundle_header(bundle).parse_manifest("b")
-    nonce = new_nonce()
-    ecu_key = load_private_key(keys.private("ecu"))
-    from datetime import UTC, datetime
-
-    signed = create_report(
-        manifest, ecu_id="ecu-1", hardware_id="ecu-a", nonce=nonce, time=datetime.now(UTC), key=ecu_key
-    )
-    public = load_public_key(keys.public("ecu"))
-    assert verify_report(signed, public, nonce=nonce, source="r").release_counter == 5
-    with pytest.raises(NonceMismatchError):
-        verify_report(signed, public, nonce=new_nonce(), source="r")
-    with pytest.raises(RollbackError, match="expected 6"):
-        verify_report(signed, public, nonce=nonce, source="r", expected_counter=6)
-    with pytest.raises(Exception, match="does not list"):
-        verify_report(signed, load_public_key(keys.public("a")), nonce=nonce, source="r")
-    forged = signed.model_copy(update={"signed": signed.signed.model_copy(update={"release_counter": 99})})
-    with pytest.raises(BadSignatureError):
-        verify_report(forged, public, nonce=nonce, source="r")
-
-
-def test_report_cli_refuses_replay_and_foreign_keys(
-    tmp_path: Path, keys: Keys, build_bundle: BuildBundle
-) -> None:
-    bundle = build_bundle()
-    report = tmp_path / "r.json"
-    old_nonce = new_nonce()
-    ok(
-        "ota", "report", "create", "--bundle", bundle, "--ecu-id", "ecu-1", "--hardware-id", "ecu-a",
-        "--key", keys.private("ecu"), "--nonce", old_nonce, "-o", report,
+def _dual_signing_setup(tmp_path: Path, keys: Keys, ecu_trust: Path) -> tuple[Path, dict[str, Path]]:
+    """Trust root version 2 replaces the release keys a, b, e with n1, n2 (threshold 2; root keys unchanged)."""
+    new_keys = {}
+    for name in ("n1", "n2"):
+        new_keys[name] = tmp_path / f"{name}.pem"
+        ok("ota", "keygen", "--private", new_keys[name], "--public", tmp_path / f"{name}.pub")
+    v2 = _rotate(
+        keys, keys.trust, tmp_path / "v2.json", "--key", tmp_path / "n1.pub", "--key", tmp_path / "n2.pub",
+        "--threshold", "2", "--sign-key", keys.private("a"), "--sign-key", keys.private("b"),
     )  # fmt: skip
-    replay = run_cli(
-        "ota", "report", "verify", report, "--ecu-key", keys.public("ecu"), "--nonce", new_nonce()
-    )
-    assert replay.code == 1
-    assert "answers nonce" in replay.err
-    foreign = run_cli("ota", "report", "verify", report, "--ecu-key", keys.public("x"), "--nonce", old_nonce)
-    assert foreign.code == 1
-    assert parse_signed_report(report.read_bytes(), "r").signed.nonce == old_nonce
+    new_trust = tmp_path / "new-ecu-trust.json"
+    shutil.copyfile(ecu_trust, new_trust)
+    ok("ota", "trust", "update", v2, "--trust", new_trust)
+    return new_trust, new_keys
+
+
+def test_a_bundle_signed_by_old_and_new_release_keys_verifies_on_old_and_new_roots(
+    tmp_path: Path, keys: Keys, ecu_trust: Path, build_bundle: BuildBundle
+) -> None:
+    new_trust, new_keys = _dual_signing_setup(tmp_path, keys, ecu_trust)
+    dual = build_bundle(signers=("a", "e"))
+    ok("ota", "sign", dual, "--key", new_keys["n1"], "--key", new_keys["n2"])
+    for trust in (ecu_trust, new_trust):  # an ECU still on version 1, an ECU already on version 2
+        out = ok("ota", "verify", dual, "--trust", trust, "--hardware-id", "ecu-a")
+        assert "signed by 2 release key(s)" in out
+
+
+@pytest.mark.parametrize(
+    ("old_signers", "new_signers"),
+    [(("a",), ("n1",)), (("a", "x"), ("n1",)), ((), ("n1", "n2"))],
+    ids=["one of each", "an outsider does not help", "new keys only"],
+)
+def test_unknown_signatures_never_count_towards_the_threshold(
+    tmp_path: Path,
+    keys: Keys,
+    ecu_trust: Path,
+    build_bundle: BuildBundle,
+    old_signers: tuple[str, ...],
+    new_signers: tuple[str, ...],
+) -> None:
+    new_trust, new_keys = _dual_signing_setup(tmp_path, keys, ecu_trust)
+    bundle = build_bundle(signers=old_signers)
+    for name in new_signers:
+        ok("ota", "sign", bundle, "--key", new_keys[name])
+    refused_on = []
+    for trust in (ecu_trust, new_trust):
+        result = run_cli("ota", "verify", bundle, "--trust", trust, "--hardware-id", "ecu-a")
+        if result.code == 1:
+            assert "distinct valid release signature(s), threshold is 2" in result.err
+            refused_on.append(trust)
+    expected = [ecu_trust] if not old_signers else [ecu_trust, new_trust]
+    assert refused_on == expected  # new keys only: fine for version 2, never for version 1
+
+
+def test_a_bad_signature_by_a_listed_key_is_still_refused(
+    tmp_path: Path, keys: Keys, ecu_trust: Path, build_bundle: BuildBundle
+) -> None:
+    new_trust, new_keys = _dual_signing_setup(tmp_path, keys, ecu_trust)
+    dual = build_bundle(signers=("a", "e"))
+    ok("ota", "sign", dual, "--key", new_keys["n1"], "--key", new_keys["n2"])
+    data = dual.read_bytes()
+    marker = f'"keyid":"{load_private_key(keys.private("a")).keyid}","sig":"'.encode()
+    at = data.index(marker) + len(marker) + 8
+    dual.write_bytes(data[:at] + (b"1" if data[at : at + 1] != b"1" else b"2") + data[at + 1 :])
+    for trust in (
+        ecu_trust,
+        new_trust,
+    ):  # a, b, e are still root keys in version 2: their signatures are checked
+        result = run_cli("ota", "verify", dual, "--trust", trust, "--hardware-id", "ecu-a")
+        assert result.code == 1 and "which the trust root lists, does not verify" in result.err, result.err

@@ -40,6 +40,7 @@ from sdv.broker.access import Action, current_access
 from sdv.broker.config import Limits
 from sdv.ota.agent import AgentStatus, UpdateAgent
 from sdv.ota.agent_state import AgentState, BundleRecord, TransferRecord
+from sdv.ota.canonical import canonical_bytes
 from sdv.ota.errors import TransferStalledError
 
 __all__ = ["OTA", "OtaServer", "OtaServicer", "status_to_proto"]
@@ -238,6 +239,27 @@ class OtaServicer(ota_pb2_grpc.OtaServicer):
                 yield status_to_proto(await feed.next())
         finally:
             feed.close()
+
+    @grpc_errors
+    async def GetReport(self, request: ota_pb2.GetReportRequest, context: _Context) -> ota_pb2.Report:
+        await self._authorize(context)
+        signed = await asyncio.to_thread(self._agent.records.report, self._agent.status(), request.nonce)
+        return ota_pb2.Report(
+            document=canonical_bytes(signed.signed),
+            signatures=[
+                ota_pb2.ReportSignature(keyid=item.keyid, sig=item.sig) for item in signed.signatures
+            ],
+        )
+
+    @grpc_errors
+    async def UpdateTrust(
+        self, request: ota_pb2.UpdateTrustRequest, context: _Context
+    ) -> ota_pb2.UpdateTrustResponse:
+        await self._authorize(context)
+        update = await asyncio.to_thread(
+            self._agent.records.update_trust, list(request.roots), self._agent.record.state
+        )
+        return ota_pb2.UpdateTrustResponse(previous_version=update.previous, version=update.root.version)
 
 
 class OtaServer:

@@ -1,10 +1,11 @@
 """The ``sdv ota`` command group: keys, trust roots, bundles and install reports.
 
 The update agent's commands (``agent``, ``install``, ``status``, ``activate``, ``mark-good``, ``rollback``,
-``cancel``, ``push``) live in :mod:`sdv.cli.ota_agent_commands` and join this group.
+``cancel``, ``push``) live in :mod:`sdv.cli.ota_agent_commands`, its records (``report``, ``log``) in
+:mod:`sdv.cli.ota_record_commands`; both join this group.
 
 Server and integrator side: ``keygen``, ``trust init``, ``trust rotate``, ``trust sign``, ``build``, ``sign``,
-``inspect``, ``report nonce``, ``report verify``. ECU side: ``verify``, ``trust update``, ``report create``.
+``inspect``. ECU side: ``verify``, ``trust update`` (a local trust file, or a running agent with ``--target``).
 
 Exit codes: 0 on success; 1 when a bundle, trust root or report is refused (the reason on stderr, prefixed
 with the command); 2 for every other error (unreadable files, bad arguments), as for every ``sdv`` command.
@@ -19,14 +20,15 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sdv.cli import ota_agent_commands
+from sdv.cli import ota_agent_commands, ota_record_commands
+from sdv.cli.security_options import add_connection_arguments, connection_security
+from sdv.client.ota import OtaClient
 from sdv.errors import OtaError, VerificationError
 from sdv.ota.bundle import MAGIC
 from sdv.ota.canonical import canonical_bytes, format_time, signing_input
 from sdv.ota.config import DEFAULT_LIMITS, OtaLimits
 from sdv.ota.keys import KeyType, PublicKey, generate_private_key
 from sdv.ota.manifest import MANIFEST_TYPE, FileTreeTarget, PayloadTarget, SlotImageTarget
-from sdv.ota.report import create_report, new_nonce, parse_signed_report, verify_report
 from sdv.ota.store import (
     PayloadSource,
     build_bundle,
@@ -227,6 +229,15 @@ def _trust_sign(args: argparse.Namespace) -> int:
 
 
 def _trust_update(args: argparse.Namespace) -> int:
+    if args.target:
+        roots = [read_limited(path, DEFAULT_LIMITS.max_trust_root_bytes, "trust root") for path in args.new]
+        with OtaClient(args.target, security=connection_security(args)) as client:
+            answer = client.update_trust(roots)
+        print(
+            f"trust root of the agent at {args.target} updated from version {answer.previous_version} "
+            f"to {answer.version}"
+        )
+        return 0
     current = load_trust(args.trust)
     accepted = current
     for path in args.new:
@@ -399,54 +410,6 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- install reports
-# -------------------------------------------------------------------------------------------
-
-
-def _report_nonce(args: argparse.Namespace) -> int:
-    print(new_nonce())
-    return 0
-
-
-def _report_create(args: argparse.Namespace) -> int:
-    manifest = read_bundle_header(args.bundle).parse_manifest(str(args.bundle))
-    state = load_time_state(args.time_state) if args.time_state else None
-    now = trusted_now(datetime.now(UTC), state)
-    try:
-        report = create_report(
-            manifest,
-            ecu_id=args.ecu_id,
-            hardware_id=args.hardware_id,
-            nonce=args.nonce,
-            time=now,
-            key=load_private_key(args.key),
-        )
-    except ValueError as error:
-        raise OtaError(f"cannot make the report: {error}") from error
-    write_atomically(args.output, canonical_bytes(report))
-    print(f"report of ECU {args.ecu_id} written to {args.output}")
-    return 0
-
-
-def _report_verify(args: argparse.Namespace) -> int:
-    data = read_limited(args.report, DEFAULT_LIMITS.max_report_bytes, "report")
-    signed = parse_signed_report(data, str(args.report))
-    report = verify_report(
-        signed,
-        load_public_key(args.ecu_key),
-        nonce=args.nonce,
-        source=str(args.report),
-        expected_counter=args.expect_counter,
-    )
-    print(
-        f"ok: ECU {report.ecu_id} ({report.hardware_id}) runs {report.bundle} {report.version} "
-        f"(release counter {report.release_counter}) as of {format_time(report.time)}"
-    )
-    for payload in report.payloads:
-        print(f"  {payload.name}: {payload.size} bytes, sha256 {payload.sha256}")
-    return 0
-
-
 # -- parsers
 # ---------------------------------------------------------------------------------------------------
 
@@ -494,35 +457,13 @@ def _add_trust_parsers(group: argparse._SubParsersAction[argparse.ArgumentParser
 
     update = commands.add_parser("update", help="ECU side: accept rotated trust roots, in version order")
     update.add_argument("new", type=Path, nargs="+", help="the next trust root versions, oldest first")
-    update.add_argument("--trust", type=Path, required=True, help="the ECU's trust file, replaced atomically")
-    update.add_argument("--time-state", type=Path, help="the ECU's trusted time file")
+    where = update.add_mutually_exclusive_group(required=True)
+    where.add_argument("--trust", type=Path, help="the ECU's trust file, replaced atomically")
+    where.add_argument("--target", metavar="HOST:PORT", help="send them to a running update agent instead")
+    add_connection_arguments(update)
+    update.add_argument("--time-state", type=Path, help="the ECU's trusted time file (with --trust)")
     update.add_argument("--now", type=_time, help="clock reading to use instead of the system clock")
     update.set_defaults(handler=_refusing("trust update", _trust_update))
-
-
-def _add_report_parsers(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    report = group.add_parser("report", help="signed ECU install reports")
-    commands = report.add_subparsers(dest="report_command", metavar="REPORT_COMMAND", required=True)
-
-    nonce = commands.add_parser("nonce", help="server side: print a fresh nonce for a report request")
-    nonce.set_defaults(handler=_report_nonce)
-
-    create = commands.add_parser("create", help="ECU side: sign a report of the installed bundle")
-    create.add_argument("--bundle", type=Path, required=True, help="the installed bundle")
-    create.add_argument("--ecu-id", required=True, help="this ECU's identity (serial number)")
-    create.add_argument("--hardware-id", required=True, help="this ECU's hardware id")
-    create.add_argument("--key", type=Path, required=True, help="this ECU's private key")
-    create.add_argument("--nonce", required=True, help="the nonce of the server's request")
-    create.add_argument("--time-state", type=Path, help="the ECU's trusted time file")
-    create.add_argument("-o", "--output", type=Path, required=True, help="report file to write")
-    create.set_defaults(handler=_report_create)
-
-    check = commands.add_parser("verify", help="server side: check an ECU's report")
-    check.add_argument("report", type=Path)
-    check.add_argument("--ecu-key", type=Path, required=True, help="the ECU's public key")
-    check.add_argument("--nonce", required=True, help="the nonce the server sent")
-    check.add_argument("--expect-counter", type=_counter, help="release counter the ECU should run")
-    check.set_defaults(handler=_refusing("report verify", _report_verify))
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -594,5 +535,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     verify.set_defaults(handler=_refusing("verify", _verify))
 
-    _add_report_parsers(group)
+    ota_record_commands.register(group)
     ota_agent_commands.register(group)

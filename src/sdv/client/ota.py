@@ -2,6 +2,8 @@
 
 Invariants:
 
+* reports are parsed as canonical documents before they are handed on, so a caller always holds exactly the
+  bytes the agent signed;
 * a push first announces the bundle with its signed header (read from the file), so the agent refuses a bundle
   it would not install before any payload byte is sent; it then sends only the bytes after the agent's
   persisted offset, so an interrupted push resumes instead of starting over;
@@ -12,7 +14,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
@@ -23,13 +25,17 @@ from sdv.api._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
 from sdv.client.channel import ChannelSecurity
 from sdv.client.errors import ServerUnreachableError
 from sdv.errors import AccessDenied, AuthenticationError, SdvError, VerificationError
+from sdv.ota.canonical import parse_canonical
 from sdv.ota.errors import (
     AgentStateError,
+    BundleFormatError,
     InsufficientSpaceError,
     OperationCancelledError,
     TransferInProgressError,
     TransferOffsetError,
 )
+from sdv.ota.keys import Signature
+from sdv.ota.report import EcuReport, SignedEcuReport
 from sdv.ota.store import hash_file, read_bundle_header
 
 if TYPE_CHECKING:
@@ -214,4 +220,32 @@ class OtaClient:
         """Abandon a transfer or a staged bundle."""
         return self._call(
             lambda: self._stub.Cancel(ota_pb2.CancelRequest(), timeout=self._timeout, metadata=self._metadata)
+        )
+
+    def report(self, nonce: str) -> SignedEcuReport:
+        """The agent's signed ECU version report for ``nonce`` (check it with :func:`sdv.ota.report.verify_report`).
+
+        Raises:
+            NonceFormatError: (as ``VerificationError``) the agent refused the nonce.
+            BundleFormatError: the answer is not a well-formed report.
+        """
+        request = ota_pb2.GetReportRequest(nonce=nonce)
+        answer = self._call(
+            lambda: self._stub.GetReport(request, timeout=self._timeout, metadata=self._metadata)
+        )
+        try:
+            return SignedEcuReport(
+                signed=parse_canonical(EcuReport, answer.document, f"{self.target}: report"),
+                signatures=[Signature(keyid=item.keyid, sig=item.sig) for item in answer.signatures],
+            )
+        except ValueError as error:
+            raise BundleFormatError(
+                f"{self.target}: the agent answered a malformed report: {error}"
+            ) from error
+
+    def update_trust(self, roots: Sequence[bytes]) -> ota_pb2.UpdateTrustResponse:
+        """Send the next trust root versions (trust files' bytes, oldest first) to the agent."""
+        request = ota_pb2.UpdateTrustRequest(roots=list(roots))
+        return self._call(
+            lambda: self._stub.UpdateTrust(request, timeout=self._timeout, metadata=self._metadata)
         )

@@ -33,6 +33,7 @@ from pathlib import Path
 from types import TracebackType
 
 from sdv.ota.agent_config import AgentConfig
+from sdv.ota.agent_records import AgentRecords, journaled
 from sdv.ota.agent_state import (
     AT_REST,
     AgentRecord,
@@ -141,10 +142,14 @@ class UpdateAgent:
         self._record = AgentRecord()
         self._boot_info: tuple[SlotName, int] = ("A", 0)
         try:
+            self.records = AgentRecords(
+                config, clock
+            )  # the event log, the report key (sdv.ota.agent_records)
             if has_record(self.state_dir):
                 self._record = read_record(self.state_dir)
             else:  # the first start on this ECU: what runs now is the committed software
                 self._persist(AgentRecord(active_slot=self.selector.adopt_running()))
+            self.records.started(self._record)
             booted = self.selector.boot() if boot else self.selector.booted()
             self._recover(booted, rebooted=boot)
             self._refresh_boot()
@@ -182,8 +187,10 @@ class UpdateAgent:
         self.close()
 
     def _persist(self, record: AgentRecord) -> None:
-        write_record(self.state_dir, record)
         changed = record.state is not self._record.state
+        if changed:  # the event log entry is on disk before the change it records
+            self.records.state_changed(self._record, record)
+        write_record(self.state_dir, record)
         self._record = record
         if changed:
             _logger.info("update agent: %s", record.state)
@@ -239,6 +246,7 @@ class UpdateAgent:
 
     # -- transfer ------------------------------------------------------------------------------------------------
 
+    @journaled("begin a transfer")
     def begin_transfer(self, size: int, bundle_sha256: str, header: bytes) -> TransferRecord:
         """Verify a bundle's header and start receiving it, or find the transfer of the same bundle to resume.
 
@@ -316,9 +324,11 @@ class UpdateAgent:
         """
         with self._mutex:
             if self._uploading:
-                raise TransferInProgressError(
+                error = TransferInProgressError(
                     "another upload is streaming to this agent; try again when it ends"
                 )
+                self.records.refused("upload", error, self._record.state)
+                raise error
             self._uploading = True
         try:
             yield
@@ -330,6 +340,7 @@ class UpdateAgent:
                 finally:
                     self.transfers.close()
 
+    @journaled("receive bundle data")
     def write_chunk(self, bundle_sha256: str, offset: int, data: bytes) -> TransferRecord:
         """Append the bytes at ``offset`` to the bundle being received; persist the offset when it became durable.
 
@@ -378,6 +389,7 @@ class UpdateAgent:
 
     # -- processing: verify and stage ----------------------------------------------------------------------------
 
+    @journaled("install")
     def process(self) -> BundleRecord:
         """Verify the received bundle and stage its payloads in the inactive slot (``Processing`` → ``Ready``).
 
@@ -489,6 +501,7 @@ class UpdateAgent:
 
     # -- cancel --------------------------------------------------------------------------------------------------
 
+    @journaled("cancel")
     def cancel(self) -> AgentRecord:
         """Abandon a transfer or a staged bundle, where that is safe (never once activation began).
 
@@ -533,6 +546,7 @@ class UpdateAgent:
         for group in self.groups:
             group.switch(slot)
 
+    @journaled("activate")
     def activate(self) -> AgentRecord:
         """Start the staged bundle on trial: ``Ready`` → ``Activating`` → (boot) → ``Verifying``."""
         with self._mutex:
@@ -566,6 +580,7 @@ class UpdateAgent:
         if failure is not None:
             self._rollback(failure)
 
+    @journaled("mark good")
     def mark_good(self) -> AgentRecord:
         """Commit the slot on trial: it becomes the active slot, and its bundle the installed one.
 
@@ -587,6 +602,7 @@ class UpdateAgent:
             )
             return self._record
 
+    @journaled("roll back")
     def rollback(self, reason: str = "rollback requested") -> AgentRecord:
         """Go back to the active slot from a trial (``Activating``/``Verifying`` → ``RollingBack`` → ``RolledBack``)."""
         with self._mutex:

@@ -11,6 +11,9 @@ Example (relative paths are relative to the configuration file)::
     boot: {selector: uboot, max_attempts: 3, cmdline: /proc/cmdline}
     health_check: {command: [/usr/libexec/ihu-health], timeout_s: 60}
     reboot_command: [systemctl, reboot]
+    ecu_id: VIN123-IHU                   # the ECU's identity in its signed reports
+    ecu_key: /var/lib/sdv/ota/ecu-key.pem  # the agent's report key (default; created at the first start)
+    event_log: {max_bytes: 1048576}      # events.log is rotated to events.1.log at this size
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from sdv.ota.manifest import HardwareId, Name, Payload, SlotImageTarget
 __all__ = [
     "AgentConfig",
     "BootConfig",
+    "EventLogConfig",
     "HealthCheckConfig",
     "ImageSlotConfig",
     "SlotConfig",
@@ -143,6 +147,19 @@ class TransferConfig(BaseModel):
     sync_interval_s: float = Field(default=1.0, ge=0)
 
 
+class EventLogConfig(BaseModel):
+    """Bounds of the event log.
+
+    Attributes:
+        max_bytes: size of ``events.log`` at which it is rotated to ``events.1.log`` (default 1 MiB: several
+            thousand entries; at most about twice this is kept).
+    """
+
+    model_config = _STRICT
+
+    max_bytes: int = Field(default=_MIB, ge=4 * _KIB, le=1024 * _MIB)
+
+
 class AgentConfig(BaseModel):
     """Everything the update agent needs to know about its ECU.
 
@@ -157,6 +174,10 @@ class AgentConfig(BaseModel):
             level A/B, and the simulation on a development machine).
         transfer: transfer limits.
         limits: bundle verification limits.
+        ecu_id: the ECU's identity (serial number) in its signed reports (default: the hardware id).
+        ecu_key: the agent's signing key for its reports (default ``STATE_DIR/ecu-key.pem``; created at the
+            first start when missing).
+        event_log: bounds of the event log.
     """
 
     model_config = _STRICT
@@ -170,6 +191,9 @@ class AgentConfig(BaseModel):
     reboot_command: list[str] | None = None
     transfer: TransferConfig = TransferConfig()
     limits: OtaLimits = DEFAULT_LIMITS
+    ecu_id: Name | None = None
+    ecu_key: Path | None = None
+    event_log: EventLogConfig = EventLogConfig()
 
     @model_validator(mode="after")
     def _unique(self) -> AgentConfig:
@@ -198,7 +222,7 @@ def _resolve(value: object, base: Path) -> object:
     return value
 
 
-_PATH_KEYS = frozenset({"state_dir", "trust", "a", "b", "root", "cmdline"})
+_PATH_KEYS = frozenset({"state_dir", "trust", "a", "b", "root", "cmdline", "ecu_key"})
 
 
 def _resolve_path(key: str, value: object, base: Path) -> object:

@@ -17,6 +17,7 @@ __all__ = [
     "BadSignatureError",
     "BootSelectorError",
     "BundleFormatError",
+    "EventLogError",
     "ExpiredError",
     "HardwareIdMismatchError",
     "HashMismatchError",
@@ -24,6 +25,7 @@ __all__ = [
     "InsufficientSpaceError",
     "KeyFormatError",
     "LengthMismatchError",
+    "NonceFormatError",
     "NonceMismatchError",
     "OperationCancelledError",
     "OtaError",
@@ -109,6 +111,10 @@ class NonceMismatchError(VerificationError):
     """An install report that answers another request than the one the server sent (replayed report)."""
 
 
+class NonceFormatError(VerificationError, ValueError):
+    """A report request whose nonce is missing, too long or not lowercase hex: the agent signs nothing."""
+
+
 # -- the update agent (OTA part 2) ------------------------------------------------------------------------------
 
 
@@ -154,3 +160,7 @@ class UnknownSlotError(VerificationError):
 
 class BootSelectorError(OtaError):
     """The boot selector's store cannot be read or written (``fw_printenv`` failed, malformed variables)."""
+
+
+class EventLogError(OtaError):
+    """An event log whose chain does not hold: names the file, the line and what was expected."""

@@ -1,15 +1,16 @@
-"""ECU install reports: the ECU's signed statement of what it runs, answering a server's nonce.
+"""ECU version reports: the update agent's signed statement of what it runs, answering a server's nonce.
 
-After installing (or at any time the server asks), an ECU reports its installed bundle: name, version, release
-counter, the hashes of its payloads, the time, and the nonce the server sent with its request. The ECU signs
-the report with its own key, which the server knows from the vehicle's provisioning. This is Uptane's ECU
-version report (Uptane Standard, "ECU version report"): the signature shows which ECU speaks, the nonce shows
-that the report answers this request and is not a replay of an older one.
+The agent, and only the agent, makes the report, from what it recorded itself: its state, the installed bundle
+and its components with their release counters, how the last update ended, the trust root version and the head
+of its event log. It signs the report with its own key, which the server trusts from the ECU's provisioning
+(``sdv ota report key``). This is Uptane's ECU version report (Uptane Standard, "ECU version report"): the
+signature shows which ECU speaks, the nonce that the report answers this request and is no replay.
 
 Invariants:
 
 * a report is canonical JSON (:mod:`sdv.ota.canonical`) and its signature covers ``signing_input`` with the
-  kind ``sdv-ota/report/v1``, so it can never pass for a manifest or trust root signature, nor they for it;
+  kind ``sdv-ota/ecu-report/v1``, so it can never pass for a manifest or trust root signature, nor they for it;
+* a nonce is 32 to 128 lowercase hex digits; the agent refuses to sign for any other (:class:`NonceFormatError`);
 * :func:`verify_report` checks in a fixed order: the signature by the expected ECU key, then the nonce
   (compared in constant time), then an optionally expected release counter.
 
@@ -19,87 +20,144 @@ This module performs no I/O.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
-from datetime import datetime
 from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sdv.ota.agent_state import AgentState, SlotName
 from sdv.ota.canonical import UtcTime, canonical_bytes, parse_canonical, signing_input
 from sdv.ota.config import DEFAULT_LIMITS, OtaLimits
-from sdv.ota.errors import BundleFormatError, NonceMismatchError, RollbackError, SizeLimitError
+from sdv.ota.errors import (
+    BundleFormatError,
+    NonceFormatError,
+    NonceMismatchError,
+    RollbackError,
+    SizeLimitError,
+)
+from sdv.ota.event_log import BundleSummary, Outcome
 from sdv.ota.keys import PrivateKey, PublicKey, Signature
-from sdv.ota.manifest import HardwareId, Manifest, Name
+from sdv.ota.manifest import HardwareId, Name
 from sdv.ota.trust import check_threshold, tally_signatures
 
 __all__ = [
     "NONCE_PATTERN",
     "REPORT_TYPE",
-    "InstallReport",
-    "ReportedPayload",
-    "SignedReport",
-    "create_report",
+    "EcuReport",
+    "ReportedComponent",
+    "ReportedLogHead",
+    "ReportedResult",
+    "SignedEcuReport",
+    "check_nonce",
     "new_nonce",
     "parse_signed_report",
+    "sign_report",
     "verify_report",
 ]
 
-REPORT_TYPE: Final = "sdv-ota/report/v1"
-"""The ``type`` of an install report, also the label of its signature."""
+REPORT_TYPE: Final = "sdv-ota/ecu-report/v1"
+"""The ``type`` of an ECU version report, also the label of its signature."""
 
 NONCE_PATTERN = r"^[0-9a-f]{32,128}$"
 """A nonce: 16 to 64 random bytes in lowercase hex."""
 
+_NONCE_RE = re.compile(NONCE_PATTERN)
 _NONCE_BYTES = 16
+_HEX64 = r"^[0-9a-f]{64}$"
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
-class ReportedPayload(BaseModel):
-    """One installed payload.
+class ReportedComponent(BaseModel):
+    """One installed component (a payload of the installed bundle).
 
     Attributes:
-        name: the payload's name in the bundle.
-        size: its length.
-        sha256: its SHA-256 in lowercase hex.
+        name: the payload's name.
+        sha256: its SHA-256 as the signed manifest declared it.
+        bundle: the bundle it came with.
+        version: that bundle's version.
+        release_counter: that bundle's release counter (the component's anti-rollback floor).
     """
 
     model_config = _STRICT
 
     name: Name
-    size: int = Field(ge=0)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: str = Field(pattern=_HEX64)
+    bundle: str = Field(max_length=128)
+    version: str = Field(max_length=256)
+    release_counter: int = Field(ge=0)
 
 
-class InstallReport(BaseModel):
-    """What one ECU runs, as it reports it.
+class ReportedResult(BaseModel):
+    """How the last update ended, from the event log.
 
     Attributes:
-        type: the document type, ``"sdv-ota/report/v1"``.
-        ecu_id: the ECU's own identity (serial number).
-        hardware_id: the ECU's hardware id.
-        bundle: name of the installed bundle.
-        version: its version.
-        release_counter: its release counter.
-        payloads: the installed payloads.
-        time: when the report was made (the ECU's trusted time).
-        nonce: the nonce of the server's request.
+        outcome: committed, rolled back or failed.
+        bundle: the bundle concerned, if known.
+        reason: why it was rolled back or failed.
+        time: when the agent recorded it.
+        event: the number of the event log entry that recorded it.
     """
 
     model_config = _STRICT
 
-    type: Literal["sdv-ota/report/v1"]
+    outcome: Outcome
+    bundle: BundleSummary | None
+    reason: str | None = Field(max_length=1024)
+    time: UtcTime
+    event: int = Field(ge=0)
+
+
+class ReportedLogHead(BaseModel):
+    """The newest entry of the agent's event log when it signed the report.
+
+    Attributes:
+        seq: its number.
+        hash: its hash.
+    """
+
+    model_config = _STRICT
+
+    seq: int = Field(ge=0)
+    hash: str = Field(pattern=_HEX64)
+
+
+class EcuReport(BaseModel):
+    """What one ECU runs, as its update agent recorded it.
+
+    Attributes:
+        type: the document type, ``"sdv-ota/ecu-report/v1"``.
+        ecu_id: the ECU's identity (serial number).
+        hardware_id: the ECU's hardware id.
+        nonce: the nonce of the server's request.
+        time: when the report was made (the ECU's trusted time).
+        state: the update agent's state.
+        active_slot: the committed slot.
+        installed: the committed bundle; ``None`` for the factory software.
+        components: the installed components.
+        last_result: how the last update ended; ``None`` if the log records none.
+        trust_root_version: the version of the ECU's trust root.
+        log_head: the newest entry of the event log.
+    """
+
+    model_config = _STRICT
+
+    type: Literal["sdv-ota/ecu-report/v1"]
     ecu_id: Name
     hardware_id: HardwareId
-    bundle: Name
-    version: str = Field(max_length=256)
-    release_counter: int = Field(ge=0)
-    payloads: list[ReportedPayload] = Field(max_length=4096)
-    time: UtcTime
     nonce: str = Field(pattern=NONCE_PATTERN)
+    time: UtcTime
+    state: AgentState
+    active_slot: SlotName
+    installed: BundleSummary | None
+    components: list[ReportedComponent] = Field(max_length=4096)
+    last_result: ReportedResult | None
+    trust_root_version: int = Field(ge=1)
+    log_head: ReportedLogHead | None
 
 
-class SignedReport(BaseModel):
-    """A report with the ECU's signature.
+class SignedEcuReport(BaseModel):
+    """A report with the ECU's signature, as written to a report file.
 
     Attributes:
         signed: the report.
@@ -108,7 +166,7 @@ class SignedReport(BaseModel):
 
     model_config = _STRICT
 
-    signed: InstallReport
+    signed: EcuReport
     signatures: list[Signature] = Field(min_length=1, max_length=8)
 
 
@@ -117,41 +175,32 @@ def new_nonce() -> str:
     return secrets.token_hex(_NONCE_BYTES)
 
 
-def create_report(
-    manifest: Manifest, *, ecu_id: str, hardware_id: str, nonce: str, time: datetime, key: PrivateKey
-) -> SignedReport:
-    """Make and sign the report of an installed bundle.
+def check_nonce(nonce: str) -> str:
+    """Refuse a nonce that is missing, too long or not lowercase hex.
 
-    Args:
-        manifest: the installed bundle's manifest.
-        ecu_id: the ECU's identity.
-        hardware_id: the ECU's hardware id.
-        nonce: the server's nonce.
-        time: the ECU's trusted time.
-        key: the ECU's private key.
+    Raises:
+        NonceFormatError: naming what was expected.
     """
-    report = InstallReport(
-        type=REPORT_TYPE,
-        ecu_id=ecu_id,
-        hardware_id=hardware_id,
-        bundle=manifest.name,
-        version=manifest.version,
-        release_counter=manifest.release_counter,
-        payloads=[
-            ReportedPayload(name=payload.name, size=payload.size, sha256=payload.sha256)
-            for payload in manifest.payloads
-        ],
-        time=time.replace(microsecond=0),
-        nonce=nonce,
-    )
-    return SignedReport(signed=report, signatures=[key.sign(_message(report))])
+    if not nonce:
+        raise NonceFormatError("the report request carries no nonce; send 32 to 128 lowercase hex digits")
+    if not _NONCE_RE.match(nonce):
+        shown = nonce[:40] + ("..." if len(nonce) > 40 else "")
+        raise NonceFormatError(
+            f"nonce {shown!r} ({len(nonce)} characters) is not 32 to 128 lowercase hex digits"
+        )
+    return nonce
 
 
-def _message(report: InstallReport) -> bytes:
+def _message(report: EcuReport) -> bytes:
     return signing_input(REPORT_TYPE, canonical_bytes(report))
 
 
-def parse_signed_report(data: bytes, source: str, limits: OtaLimits = DEFAULT_LIMITS) -> SignedReport:
+def sign_report(report: EcuReport, key: PrivateKey) -> SignedEcuReport:
+    """Sign a report with the ECU's key."""
+    return SignedEcuReport(signed=report, signatures=[key.sign(_message(report))])
+
+
+def parse_signed_report(data: bytes, source: str, limits: OtaLimits = DEFAULT_LIMITS) -> SignedEcuReport:
     """Parse a report file's bytes.
 
     Raises:
@@ -161,30 +210,30 @@ def parse_signed_report(data: bytes, source: str, limits: OtaLimits = DEFAULT_LI
     if len(data) > limits.max_report_bytes:
         raise SizeLimitError(f"{source}: report is {len(data)} bytes, limit is {limits.max_report_bytes}")
     try:
-        return parse_canonical(SignedReport, data, f"{source}: report")
+        return parse_canonical(SignedEcuReport, data, f"{source}: report")
     except ValueError as error:
         raise BundleFormatError(str(error)) from error
 
 
 def verify_report(
-    signed: SignedReport,
+    signed: SignedEcuReport,
     ecu_key: PublicKey,
     *,
     nonce: str,
     source: str,
     expected_counter: int | None = None,
-) -> InstallReport:
-    """Check a report's signature, nonce and (optionally) release counter.
+) -> EcuReport:
+    """Check a report's signature, nonce and (optionally) the installed release counter.
 
     Args:
         signed: the parsed report.
         ecu_key: the ECU's public key, from provisioning.
         nonce: the nonce the server sent.
         source: names the report in messages.
-        expected_counter: the release counter the ECU should now run, if known.
+        expected_counter: the release counter the ECU's installed bundle should have, if known.
 
     Raises:
-        BadSignatureError, UnknownKeyError, ThresholdNotMetError: if the ECU's key did not sign this report.
+        BadSignatureError, ThresholdNotMetError: if the ECU's key did not sign exactly this report.
         NonceMismatchError: if the report answers another request.
         RollbackError: if the ECU runs another release than expected.
     """
@@ -193,15 +242,19 @@ def verify_report(
         REPORT_TYPE, canonical_bytes(report), signed.signatures, {ecu_key.keyid: ecu_key}
     )
     check_threshold(
-        tally, threshold=1, what=f"{source}: report of ECU {report.ecu_id}", role="ecu", strict=True
+        tally,
+        threshold=1,
+        what=f"{source}: report of ECU {report.ecu_id} (ECU key {ecu_key.keyid[:16]})",
+        role="ecu",
+        strict=True,
     )
-    if not hmac.compare_digest(report.nonce, nonce):
+    if not hmac.compare_digest(report.nonce.encode(), nonce.encode()):
         raise NonceMismatchError(
             f"{source}: report of ECU {report.ecu_id} answers nonce {report.nonce}, the request sent {nonce}"
         )
-    if expected_counter is not None and report.release_counter != expected_counter:
+    installed = report.installed.release_counter if report.installed is not None else 0
+    if expected_counter is not None and installed != expected_counter:
         raise RollbackError(
-            f"{source}: ECU {report.ecu_id} runs release counter {report.release_counter}, "
-            f"expected {expected_counter}"
+            f"{source}: ECU {report.ecu_id} runs release counter {installed}, expected {expected_counter}"
         )
     return report

@@ -56,6 +56,7 @@ __all__ = [
     "SignatureTally",
     "SignedTrustRoot",
     "TrustRoot",
+    "check_role_signatures",
     "check_threshold",
     "check_trust_root_fresh",
     "parse_signed_trust_root",
@@ -261,6 +262,61 @@ def check_threshold(
             f"{what}: {len(tally.valid)} distinct valid {role} signature(s), threshold is {threshold}{suffix}"
         )
     return tally.valid
+
+
+def check_role_signatures(
+    trust: TrustRoot,
+    role: RoleName,
+    kind: str,
+    document: bytes,
+    signatures: Sequence[Signature],
+    *,
+    what: str,
+    strict: bool,
+) -> frozenset[str]:
+    """Apply the signature policy of documents a role of ``trust`` signs (bundle manifests: ``release``).
+
+    Every signature is checked with the key it names if the trust root lists that key in any role. With the
+    strict policy a listed key's signature that does not verify refuses the document (:class:`BadSignatureError`):
+    no byte the ECU can check may change. Signatures by keys the trust root does not list are ignored, as TUF
+    does: the ECU cannot check them, and they never count. Only the role's own keys count towards its threshold
+    (:class:`ThresholdNotMetError`). So a bundle signed by the release keys of two trust root versions during a
+    rotation verifies on ECUs holding either version, while no unknown key can ever help to authorize it.
+
+    Args:
+        trust: the trusted root.
+        role: the role whose threshold applies.
+        kind: the document kind (its ``type``).
+        document: the canonical bytes that were signed.
+        signatures: the signatures found.
+        what: the document, for error messages.
+        strict: refuse a listed key's bad signature instead of ignoring it.
+
+    Returns:
+        The ids of the role's keys that signed validly.
+    """
+    listed = {keyid: PublicKey.from_record(record) for keyid, record in trust.keys.items()}
+    tally = tally_signatures(kind, document, signatures, listed)
+    if strict and tally.bad:
+        raise BadSignatureError(
+            f"{what}: signature by key {_short(tally.bad[0])}, which the trust root lists, does not verify "
+            "(the signed data was altered after signing or the signature is corrupt)"
+        )
+    members = frozenset(trust.roles[role].keyids)
+    others = tuple(sorted(keyid for keyid in tally.valid if keyid not in members))
+    counted = SignatureTally(
+        frozenset(tally.valid & members), tally.bad, (*tally.unknown, *others), tally.repeated
+    )
+    if tally.unknown:
+        _logger.info(
+            "%s: ignoring %d signature(s) by keys the trust root does not list (%s)",
+            what,
+            len(tally.unknown),
+            ", ".join(_short(keyid) for keyid in tally.unknown),
+        )
+    return check_threshold(
+        counted, threshold=trust.roles[role].threshold, what=what, role=role.value, strict=False
+    )
 
 
 def check_trust_root_fresh(root: TrustRoot, trusted_now: datetime) -> None:

@@ -7,10 +7,10 @@ this fixed order and stops at the first failure with a specific error:
 1. container header: magic, section lengths against the limits, canonical signature section
    (:class:`BundleFormatError`, :class:`SizeLimitError`);
 2. the trust root itself is not expired (:class:`ExpiredError`);
-3. signatures over the manifest bytes: in strict mode no bad and no unknown signature
-   (:class:`BadSignatureError`, :class:`UnknownKeyError`), then a threshold of *distinct* ``release`` keys
-   (:class:`ThresholdNotMetError`); Uptane "Full verification",
-   TUF client workflow "Update the targets role";
+3. signatures over the manifest bytes: in strict mode no bad signature by a key the trust root lists
+   (:class:`BadSignatureError`); signatures by unlisted keys are ignored; then a threshold of *distinct*
+   ``release`` keys (:class:`ThresholdNotMetError`); Uptane "Full verification", TUF client workflow "Update the
+   targets role" (see :func:`~sdv.ota.trust.check_role_signatures`);
 4. the manifest parses and is canonical (:class:`BundleFormatError`); only signed bytes are ever parsed;
 5. expiry against the trusted time (:class:`ExpiredError`; freeze attack);
 6. the ECU's hardware id is listed (:class:`HardwareIdMismatchError`; Uptane's hardware identifier check);
@@ -52,7 +52,7 @@ from sdv.ota.errors import (
     VerificationError,
 )
 from sdv.ota.manifest import MANIFEST_TYPE, FileTreeTarget, Manifest, Payload
-from sdv.ota.trust import RoleName, TrustRoot, check_threshold, check_trust_root_fresh, tally_signatures
+from sdv.ota.trust import RoleName, TrustRoot, check_role_signatures, check_trust_root_fresh
 
 __all__ = ["BundleVerifier", "PayloadChecker", "PayloadSink", "VerifiedBundle", "VerifiedPayload"]
 
@@ -204,15 +204,13 @@ class BundleVerifier:
             The manifest and the ids of the release keys that signed it.
         """
         check_trust_root_fresh(self._trust, self._now)
-        role = self._trust.roles[RoleName.RELEASE]
-        tally = tally_signatures(
-            MANIFEST_TYPE, header.manifest_bytes, header.signatures, self._trust.role_keys(RoleName.RELEASE)
-        )
-        signers = check_threshold(
-            tally,
-            threshold=role.threshold,
+        signers = check_role_signatures(
+            self._trust,
+            RoleName.RELEASE,
+            MANIFEST_TYPE,
+            header.manifest_bytes,
+            header.signatures,
             what=f"{source}: manifest",
-            role=RoleName.RELEASE.value,
             strict=self._limits.strict_signatures,
         )
         manifest = header.parse_manifest(source)

@@ -79,6 +79,16 @@ class OtaStub:
                 request_serializer=sdv_dot_ota_dot_v1_dot_ota__pb2.WatchStatusRequest.SerializeToString,
                 response_deserializer=sdv_dot_ota_dot_v1_dot_ota__pb2.Status.FromString,
                 _registered_method=True)
+        self.GetReport = channel.unary_unary(
+                '/sdv.ota.v1.Ota/GetReport',
+                request_serializer=sdv_dot_ota_dot_v1_dot_ota__pb2.GetReportRequest.SerializeToString,
+                response_deserializer=sdv_dot_ota_dot_v1_dot_ota__pb2.Report.FromString,
+                _registered_method=True)
+        self.UpdateTrust = channel.unary_unary(
+                '/sdv.ota.v1.Ota/UpdateTrust',
+                request_serializer=sdv_dot_ota_dot_v1_dot_ota__pb2.UpdateTrustRequest.SerializeToString,
+                response_deserializer=sdv_dot_ota_dot_v1_dot_ota__pb2.UpdateTrustResponse.FromString,
+                _registered_method=True)
 
 
 class OtaServicer:
@@ -154,6 +164,24 @@ class OtaServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetReport(self, request, context):
+        """The ECU version report, signed by the agent's own key: what the agent recorded as installed, how the last
+        update ended, the trust root version and the head of its event log, answering the server's nonce
+        (ota/bundle-format.md section 8). A missing, too long or non-hex nonce is INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTrust(self, request, context):
+        """Accepts the next trust root versions, oldest first, each authorized by a threshold of the current root's and
+        of its own root keys (as `sdv ota trust update`); the trust file is replaced atomically. A version that is
+        not authorized, skips or repeats a version, or an expired root is INVALID_ARGUMENT and changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OtaServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -201,6 +229,16 @@ def add_OtaServicer_to_server(servicer, server):
                     servicer.WatchStatus,
                     request_deserializer=sdv_dot_ota_dot_v1_dot_ota__pb2.WatchStatusRequest.FromString,
                     response_serializer=sdv_dot_ota_dot_v1_dot_ota__pb2.Status.SerializeToString,
+            ),
+            'GetReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReport,
+                    request_deserializer=sdv_dot_ota_dot_v1_dot_ota__pb2.GetReportRequest.FromString,
+                    response_serializer=sdv_dot_ota_dot_v1_dot_ota__pb2.Report.SerializeToString,
+            ),
+            'UpdateTrust': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTrust,
+                    request_deserializer=sdv_dot_ota_dot_v1_dot_ota__pb2.UpdateTrustRequest.FromString,
+                    response_serializer=sdv_dot_ota_dot_v1_dot_ota__pb2.UpdateTrustResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -446,6 +484,60 @@ class Ota:
             '/sdv.ota.v1.Ota/WatchStatus',
             sdv_dot_ota_dot_v1_dot_ota__pb2.WatchStatusRequest.SerializeToString,
             sdv_dot_ota_dot_v1_dot_ota__pb2.Status.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sdv.ota.v1.Ota/GetReport',
+            sdv_dot_ota_dot_v1_dot_ota__pb2.GetReportRequest.SerializeToString,
+            sdv_dot_ota_dot_v1_dot_ota__pb2.Report.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTrust(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sdv.ota.v1.Ota/UpdateTrust',
+            sdv_dot_ota_dot_v1_dot_ota__pb2.UpdateTrustRequest.SerializeToString,
+            sdv_dot_ota_dot_v1_dot_ota__pb2.UpdateTrustResponse.FromString,
             options,
             channel_credentials,
             insecure,

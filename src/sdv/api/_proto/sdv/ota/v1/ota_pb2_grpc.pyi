@@ -74,6 +74,16 @@ class OtaStub:
     GetStatus: _grpc.UnaryUnaryMultiCallable[_ota_pb2.GetStatusRequest, _ota_pb2.Status]
     WatchStatus: _grpc.UnaryStreamMultiCallable[_ota_pb2.WatchStatusRequest, _ota_pb2.Status]
     """The current status, then one after every change (progress updates may be coalesced)."""
+    GetReport: _grpc.UnaryUnaryMultiCallable[_ota_pb2.GetReportRequest, _ota_pb2.Report]
+    """The ECU version report, signed by the agent's own key: what the agent recorded as installed, how the last
+    update ended, the trust root version and the head of its event log, answering the server's nonce
+    (ota/bundle-format.md section 8). A missing, too long or non-hex nonce is INVALID_ARGUMENT.
+    """
+    UpdateTrust: _grpc.UnaryUnaryMultiCallable[_ota_pb2.UpdateTrustRequest, _ota_pb2.UpdateTrustResponse]
+    """Accepts the next trust root versions, oldest first, each authorized by a threshold of the current root's and
+    of its own root keys (as `sdv ota trust update`); the trust file is replaced atomically. A version that is
+    not authorized, skips or repeats a version, or an expired root is INVALID_ARGUMENT and changes nothing.
+    """
 
 @_typing.type_check_only
 class OtaAsyncStub(OtaStub):
@@ -106,6 +116,16 @@ class OtaAsyncStub(OtaStub):
     GetStatus: _aio.UnaryUnaryMultiCallable[_ota_pb2.GetStatusRequest, _ota_pb2.Status]  # type: ignore[assignment]
     WatchStatus: _aio.UnaryStreamMultiCallable[_ota_pb2.WatchStatusRequest, _ota_pb2.Status]  # type: ignore[assignment]
     """The current status, then one after every change (progress updates may be coalesced)."""
+    GetReport: _aio.UnaryUnaryMultiCallable[_ota_pb2.GetReportRequest, _ota_pb2.Report]  # type: ignore[assignment]
+    """The ECU version report, signed by the agent's own key: what the agent recorded as installed, how the last
+    update ended, the trust root version and the head of its event log, answering the server's nonce
+    (ota/bundle-format.md section 8). A missing, too long or non-hex nonce is INVALID_ARGUMENT.
+    """
+    UpdateTrust: _aio.UnaryUnaryMultiCallable[_ota_pb2.UpdateTrustRequest, _ota_pb2.UpdateTrustResponse]  # type: ignore[assignment]
+    """Accepts the next trust root versions, oldest first, each authorized by a threshold of the current root's and
+    of its own root keys (as `sdv ota trust update`); the trust file is replaced atomically. A version that is
+    not authorized, skips or repeats a version, or an expired root is INVALID_ARGUMENT and changes nothing.
+    """
 
 class OtaServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -189,5 +209,27 @@ class OtaServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_ota_pb2.Status], _abc.AsyncIterator[_ota_pb2.Status]]:
         """The current status, then one after every change (progress updates may be coalesced)."""
+
+    @_abc_1.abstractmethod
+    def GetReport(
+        self,
+        request: _ota_pb2.GetReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ota_pb2.Report, _abc.Awaitable[_ota_pb2.Report]]:
+        """The ECU version report, signed by the agent's own key: what the agent recorded as installed, how the last
+        update ended, the trust root version and the head of its event log, answering the server's nonce
+        (ota/bundle-format.md section 8). A missing, too long or non-hex nonce is INVALID_ARGUMENT.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateTrust(
+        self,
+        request: _ota_pb2.UpdateTrustRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ota_pb2.UpdateTrustResponse, _abc.Awaitable[_ota_pb2.UpdateTrustResponse]]:
+        """Accepts the next trust root versions, oldest first, each authorized by a threshold of the current root's and
+        of its own root keys (as `sdv ota trust update`); the trust file is replaced atomically. A version that is
+        not authorized, skips or repeats a version, or an expired root is INVALID_ARGUMENT and changes nothing.
+        """
 
 def add_OtaServicer_to_server(servicer: OtaServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
