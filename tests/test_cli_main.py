@@ -51,3 +51,21 @@ def test_unreachable_server_is_one_clear_line() -> None:
     assert result.returncode != 0
     assert "cannot reach 127.0.0.1:9" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly() -> None:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sdv.cli.main", "decode", "--dbc", "dbc/sdv_demo.dbc", "--log",
+         "hal/recordings/demo_drive.log.gz"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline()
+    process.stdout.close()  # as head does after its lines
+    error = process.stderr.read()
+    process.wait(60)
+    process.stderr.close()
+    assert "Traceback" not in error and "BrokenPipe" not in error, error

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -47,7 +48,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``sdv`` command and return its exit code."""
+    """Run the ``sdv`` command and return its exit code.
+
+    Output piped into a reader that stops early (``sdv ... | head``) ends the command quietly with exit code 1,
+    as Python's documentation recommends for ``BrokenPipeError``; an interrupt (Ctrl-C) exits with 130.
+    """
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # the reader is gone: point stdout at devnull so the interpreter's final flush cannot fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
