@@ -27,17 +27,18 @@ class OtaLimits(BaseModel):
         max_payload_bytes: largest single payload (default 8 GiB).
         max_total_payload_bytes: largest sum of all payloads of a bundle (default 16 GiB).
         max_trust_root_bytes: largest trust root file accepted (default 256 KiB).
-        max_report_bytes: largest install report accepted (default 64 KiB).
+        max_report_bytes: largest ECU version report accepted (default 64 KiB).
         max_archive_entries: most entries in one file-tree payload (default 100 000).
         max_archive_path_bytes: longest entry or link path in a file-tree payload (default 4096).
         max_pax_header_bytes: largest pax or GNU long-name header in a file-tree payload (default 64 KiB).
         max_link_hops: most symbolic links followed while resolving one link target (default 40, as Linux).
         chunk_bytes: size of the buffer payloads are streamed through (default 1 MiB).
-        strict_signatures: when true (default), every signature in a bundle must come from a key the trust
-        root
-            lists for the role and must verify, so that no byte of a signed bundle can change without the
-            bundle being refused. When false, signatures by unknown keys are ignored as in TUF, which lets
-            bundles carry signatures for two trust roots during a key rotation.
+        strict_signatures: when true (default), every signature by a key the trust root lists, in any role,
+            must verify, or the bundle is refused (``BadSignatureError``), so that no byte the ECU can check
+            changes without the bundle being refused; when false, such a bad signature is ignored. With either
+            policy, signatures by keys the trust root does not list are ignored and never count, and only
+            release keys count toward the threshold, so a bundle signed by the old and the new release keys
+            during a rotation verifies on ECUs holding either trust root.
         allow_setid_bits: accept set-user-id and set-group-id bits on file-tree entries (default false).
     """
 
