@@ -38,6 +38,7 @@ from sdv.api._proto.sdv.ota.v1 import ota_pb2
 from sdv.api.ota import OtaServer, status_to_proto
 from sdv.api.security import ServerSecurity
 from sdv.api.server import DEFAULT_ADDRESS
+from sdv.cli.ota_refusals import EXIT_REFUSED, Handler, refusing
 from sdv.cli.running import serve_until_signalled
 from sdv.cli.security_options import (
     add_connection_arguments,
@@ -61,7 +62,6 @@ from sdv.ota.store import read_bundle_header
 __all__ = ["register"]
 
 _LOG = logging.getLogger(__name__)
-EXIT_REFUSED = 1
 _REFUSALS = (
     VerificationError,
     AgentStateError,
@@ -70,19 +70,6 @@ _REFUSALS = (
     OperationCancelledError,
 )
 _DEFAULT_AGENT_PORT = 55556
-
-Handler = Callable[[argparse.Namespace], int]
-
-
-def _refusing(name: str, handler: Handler) -> Handler:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except _REFUSALS as error:
-            print(f"sdv ota {name}: refused: {error}", file=sys.stderr)
-            return EXIT_REFUSED
-
-    return run
 
 
 # -- status output -----------------------------------------------------------------------------------------------
@@ -305,7 +292,7 @@ def register(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     install.add_argument("bundle", type=Path)
     _where(install, remote=False)
-    install.set_defaults(handler=_refusing("install", _install))
+    install.set_defaults(handler=refusing("install", _install, _REFUSALS))
 
     status = group.add_parser("status", help="ECU side: the update agent's state, slots and bundles")
     _where(status)
@@ -318,17 +305,18 @@ def register(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     ):
         parser = group.add_parser(name, help=f"ECU side: {help_text}")
         _where(parser)
-        parser.set_defaults(handler=_refusing(name, _act(local, remote)))
+        parser.set_defaults(handler=refusing(name, _act(local, remote), _REFUSALS))
 
     rollback = group.add_parser("rollback", help="ECU side: go back to the committed slot from a trial")
     _where(rollback)
     rollback.add_argument("--reason", default="", help="recorded as the failure reason")
     rollback.set_defaults(
-        handler=lambda args: _refusing(
+        handler=lambda args: refusing(
             "rollback",
             _act(
                 lambda agent: _rollback_local(agent, args.reason), lambda client: client.rollback(args.reason)
             ),
+            _REFUSALS,
         )(args)
     )
 
@@ -342,4 +330,4 @@ def register(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     push.add_argument("--no-install", action="store_true", help="only transfer; do not verify and stage")
     push.add_argument("--activate", action="store_true", help="activate the bundle once it is staged")
     push.add_argument("--json", action="store_true", help="print the final status as JSON")
-    push.set_defaults(handler=_refusing("push", _push))
+    push.set_defaults(handler=refusing("push", _push, _REFUSALS))

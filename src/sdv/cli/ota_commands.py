@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sdv.cli import ota_agent_commands, ota_record_commands
+from sdv.cli.ota_refusals import counter_argument, refusing
 from sdv.cli.security_options import add_connection_arguments, connection_security
 from sdv.client.ota import OtaClient
-from sdv.errors import OtaError, VerificationError
+from sdv.errors import OtaError
 from sdv.ota.bundle import MAGIC
 from sdv.ota.canonical import canonical_bytes, format_time, signing_input
 from sdv.ota.config import DEFAULT_LIMITS, OtaLimits
@@ -59,25 +59,7 @@ from sdv.ota.trusted_time import parse_duration, trusted_now
 
 __all__ = ["register"]
 
-EXIT_REFUSED = 1
-"""Exit code when a bundle, trust root or report is refused."""
-
 _DEFAULT_EXPIRY = "30d"
-
-Handler = Callable[[argparse.Namespace], int]
-
-
-def _refusing(name: str, handler: Handler) -> Handler:
-    """Wrap a handler so a refusal exits with :data:`EXIT_REFUSED` and the reason on stderr."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except VerificationError as error:
-            print(f"sdv ota {name}: refused: {error}", file=sys.stderr)
-            return EXIT_REFUSED
-
-    return run
 
 
 def _time(text: str) -> datetime:
@@ -90,16 +72,6 @@ def _time(text: str) -> datetime:
     if moment.tzinfo is None:
         raise argparse.ArgumentTypeError(f"time {text!r} needs a time zone (such as Z)")
     return moment
-
-
-def _counter(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"counter {value} must not be negative")
-    return value
 
 
 def _duration(text: str) -> str:
@@ -463,7 +435,7 @@ def _add_trust_parsers(group: argparse._SubParsersAction[argparse.ArgumentParser
     add_connection_arguments(update)
     update.add_argument("--time-state", type=Path, help="the ECU's trusted time file (with --trust)")
     update.add_argument("--now", type=_time, help="clock reading to use instead of the system clock")
-    update.set_defaults(handler=_refusing("trust update", _trust_update))
+    update.set_defaults(handler=refusing("trust update", _trust_update))
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -520,7 +492,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     verify.add_argument("--trust", type=Path, required=True, help="the ECU's trust file")
     verify.add_argument("--hardware-id", required=True, help="the ECU's hardware id")
     verify.add_argument(
-        "--installed-counter", type=_counter, default=0, help="installed release counter (default 0)"
+        "--installed-counter", type=counter_argument, default=0, help="installed release counter (default 0)"
     )
     verify.add_argument("--time-state", type=Path, help="trusted time file, read and advanced on success")
     verify.add_argument("--now", type=_time, help="clock reading to use instead of the system clock")
@@ -533,7 +505,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_false",
         help="ignore signatures by unknown keys (TUF behaviour) instead of refusing the bundle",
     )
-    verify.set_defaults(handler=_refusing("verify", _verify))
+    verify.set_defaults(handler=refusing("verify", _verify))
 
     ota_record_commands.register(group)
     ota_agent_commands.register(group)

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from sdv.cli.ota_refusals import EXIT_REFUSED, counter_argument, refusing
 from sdv.cli.security_options import add_connection_arguments, connection_security
 from sdv.client.ota import OtaClient
-from sdv.errors import OtaError, VerificationError
+from sdv.errors import OtaError
 from sdv.ota.agent_config import load_agent_config
 from sdv.ota.agent_records import ecu_key_path, load_or_create_ecu_key
 from sdv.ota.agent_store import has_record, read_record
@@ -35,30 +35,6 @@ from sdv.ota.report import EcuReport, new_nonce, parse_signed_report, verify_rep
 from sdv.ota.store import load_public_key, read_limited, write_atomically
 
 __all__ = ["register"]
-
-EXIT_REFUSED = 1
-Handler = Callable[[argparse.Namespace], int]
-
-
-def _refusing(name: str, handler: Handler) -> Handler:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except VerificationError as error:
-            print(f"sdv ota {name}: refused: {error}", file=sys.stderr)
-            return EXIT_REFUSED
-
-    return run
-
-
-def _counter(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"counter {value} must not be negative")
-    return value
 
 
 def _bundle_text(bundle: BundleSummary | None) -> str:
@@ -237,7 +213,7 @@ def _add_report_parsers(group: argparse._SubParsersAction[argparse.ArgumentParse
     report.add_argument("--ecu-key", type=Path, help="check the report with the ECU's public key right away")
     report.add_argument("-o", "--output", type=Path, help="report file to write (default: standard output)")
     add_connection_arguments(report)
-    report.set_defaults(handler=_refusing("report", _report_fetch))
+    report.set_defaults(handler=refusing("report", _report_fetch))
     commands = report.add_subparsers(dest="report_command", metavar="REPORT_COMMAND")
 
     nonce = commands.add_parser("nonce", help="server side: print a fresh nonce for a report request")
@@ -248,9 +224,9 @@ def _add_report_parsers(group: argparse._SubParsersAction[argparse.ArgumentParse
     check.add_argument("--ecu-key", type=Path, required=True, help="the ECU's public key")
     check.add_argument("--nonce", required=True, help="the nonce the server sent")
     check.add_argument(
-        "--expect-counter", type=_counter, help="release counter the installed bundle should have"
+        "--expect-counter", type=counter_argument, help="release counter the installed bundle should have"
     )
-    check.set_defaults(handler=_refusing("report verify", _report_verify))
+    check.set_defaults(handler=refusing("report verify", _report_verify))
 
     key = commands.add_parser("key", help="ECU side: the agent's public report key, for the server to trust")
     key.add_argument("--config", type=Path, required=True, help="the agent configuration")
