@@ -127,7 +127,7 @@ def test_sigkill_at_every_transition_leaves_the_old_or_the_new_software(
     _assert_log_agrees(ecu)
     if end == "failed":
         assert sorted(path.name for path in ecu.state_dir.iterdir()) == [
-            "boot.json", "ecu-key.pem", "events.log", "lock", "state.json"
+            "boot.app.json", "boot.json", "ecu-key.pem", "events.log", "lock", "state.json"
         ]  # fmt: skip
 
 

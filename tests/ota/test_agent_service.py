@@ -153,7 +153,7 @@ def test_a_refused_bundle_reports_why_and_leaves_no_trace(
     assert "transfer" not in status and "bundle" not in status
     assert (ecu.software("A"), ecu.software("B")) == factory
     assert sorted(path.name for path in ecu.state_dir.iterdir()) == [
-        "boot.json", "ecu-key.pem", "events.log", "lock", "state.json"
+        "boot.app.json", "boot.json", "ecu-key.pem", "events.log", "lock", "state.json"
     ]  # fmt: skip
 
 

@@ -13,6 +13,7 @@ from sdv.ota.agent_state import (
     AgentRecord,
     AgentState,
     BundleRecord,
+    GroupRecord,
     transition,
 )
 from sdv.ota.boot import BootEnv, FileBootSelector, MemoryBootSelector, UBootBootSelector
@@ -41,10 +42,15 @@ def test_every_transition_in_the_table_is_allowed_and_counted(source: AgentState
 
 
 def test_the_installed_bundle_changes_only_at_commit() -> None:
-    verifying = AgentRecord(state=AgentState.VERIFYING, bundle=_BUNDLE, trial_slot="B")
+    verifying = AgentRecord(
+        state=AgentState.VERIFYING, bundle=_BUNDLE, groups={"rootfs": GroupRecord(trial_slot="B")}
+    )
     with pytest.raises(IllegalTransitionError, match="only at commit"):
         transition(verifying, AgentState.ROLLING_BACK, installed=_BUNDLE)
-    committed = transition(verifying, AgentState.ACTIVATED, installed=_BUNDLE)
+    changed = verifying.with_group("rootfs", installed=_BUNDLE, counter=7)
+    with pytest.raises(IllegalTransitionError, match="slot group rootfs: .* only at commit"):
+        transition(verifying, AgentState.ROLLING_BACK, groups=changed)
+    committed = transition(verifying, AgentState.ACTIVATED, installed=_BUNDLE, groups=changed)
     assert committed.installed_counter == 7
     assert AgentRecord().installed_counter == 0
 

@@ -39,8 +39,10 @@ from sdv.ota.agent_state import (
     AgentRecord,
     AgentState,
     BundleRecord,
+    GroupRecord,
     SlotName,
     TransferRecord,
+    check_activation,
     other_slot,
     transition,
     updated,
@@ -48,14 +50,16 @@ from sdv.ota.agent_state import (
 from sdv.ota.agent_store import (
     AgentStatus,
     CrashHook,
+    GroupBoot,
     boot_view,
     has_record,
     local_status,
     lock_state_directory,
     make_group,
-    make_selector,
+    make_selectors,
     read_record,
     run_health_check,
+    seed_selector,
     write_record,
 )
 from sdv.ota.boot import BootSelector, UBootBootSelector
@@ -70,6 +74,7 @@ from sdv.ota.errors import (
     UnknownSlotError,
 )
 from sdv.ota.manifest import Manifest, Payload
+from sdv.ota.rollback import ComponentCounters, raised_floors
 from sdv.ota.slots import SlotGroup, SlotWriter, TreeSlotGroup
 from sdv.ota.store import (
     hash_file,
@@ -128,8 +133,9 @@ class UpdateAgent:
         self.state_dir = config.state_dir
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock_handle = lock_state_directory(self.state_dir)
-        self.selector = selector or make_selector(config)
-        self.groups = [make_group(slot) for slot in config.slots]
+        self.selectors = make_selectors(config, selector)
+        self.selector = self.selectors[config.boot_group]
+        self.groups: dict[str, SlotGroup] = {slot.name: make_group(slot) for slot in config.ordered_slots()}
         self._clock = clock
         self._mutex = threading.RLock()
         self._listeners: list[Callable[[AgentStatus], None]] = []
@@ -140,17 +146,28 @@ class UpdateAgent:
         self._staging_total = 0
         self._crash = CrashHook.from_environment()
         self._record = AgentRecord()
-        self._boot_info: tuple[SlotName, int] = ("A", 0)
+        self._boot_info: tuple[GroupBoot, ...] = ()
         try:
             self.records = AgentRecords(
                 config, clock
             )  # the event log, the report key (sdv.ota.agent_records)
+            names = list(self.groups)
             if has_record(self.state_dir):
                 self._record = read_record(self.state_dir)
+                if self._record.with_groups(names) != self._record:  # an older record, or a new group
+                    self._persist(updated(self._record, groups=self._record.with_groups(names).groups))
             else:  # the first start on this ECU: what runs now is the committed software
-                self._persist(AgentRecord(active_slot=self.selector.adopt_running()))
+                first = GroupRecord(active_slot=self.selector.adopt_running())
+                self._persist(
+                    AgentRecord(groups={name: first if name == names[0] else GroupRecord() for name in names})
+                )
+            for name, group_selector in self.selectors.items():
+                seed_selector(group_selector, self._record.groups[name])
             self.records.started(self._record)
-            booted = self.selector.boot() if boot else self.selector.booted()
+            booted = {
+                name: group_selector.boot() if boot else group_selector.booted()
+                for name, group_selector in self.selectors.items()
+            }
             self._recover(booted, rebooted=boot)
             self._refresh_boot()
         except BaseException:
@@ -199,8 +216,18 @@ class UpdateAgent:
         self._notify()
 
     def _refresh_boot(self) -> None:
-        """Read the boot selection once per state change (``fw_printenv`` is a process, not a per-chunk cost)."""
-        self._boot_info = boot_view(self._record, self.selector)
+        """Read the boot selection once per state change and after each change of it (``fw_printenv`` is a
+        process, not a per-chunk cost)."""
+        self._boot_info = boot_view(self._record, self.selectors)
+
+    def _trial(self) -> dict[str, SlotName]:
+        """The groups the update under way carries, and their sides on trial."""
+        return {name: group.trial_slot for name, group in self._record.groups.items() if group.trial_slot}
+
+    def _groups_without_trial(self) -> dict[str, GroupRecord]:
+        return {
+            name: group.model_copy(update={"trial_slot": None}) for name, group in self._record.groups.items()
+        }
 
     def _go(self, target: AgentState, **changes: object) -> None:
         self._persist(transition(self._record, target, **changes))
@@ -213,10 +240,15 @@ class UpdateAgent:
         return self._record
 
     def status(self) -> AgentStatus:
-        """The current status."""
-        with self._mutex:
-            booted, attempts = self._boot_info
-            return AgentStatus(self._record, booted, attempts, self._staged_bytes, self._staging_total)
+        """The current status, without waiting for a step under way (a health check may run for a minute).
+
+        The record and the boot view are immutable values replaced whole, so this snapshot needs no lock.
+        """
+        record, groups = self._record, self._boot_info
+        first = groups[0] if groups else GroupBoot("", record.active_slot, 0)
+        return AgentStatus(
+            record, first.booted_slot, first.attempts_left, self._staged_bytes, self._staging_total, groups
+        )
 
     def subscribe(self, listener: Callable[[AgentStatus], None]) -> Callable[[], None]:
         """Call ``listener`` with the status after every change and staging step; returns the unsubscriber."""
@@ -290,7 +322,7 @@ class UpdateAgent:
                 )
             self._admit(header, size, bundle_sha256)
             transfer = self.transfers.begin(size, bundle_sha256, header)
-            self._go(_S.TRANSFERRING, transfer=transfer, bundle=None, trial_slot=None, failure=None)
+            self._go(_S.TRANSFERRING, transfer=transfer, bundle=None, failure=None)
             return transfer
 
     def _admit(self, header: bytes, size: int, bundle_sha256: str) -> None:
@@ -302,9 +334,9 @@ class UpdateAgent:
                 "before it accepts payload bytes (send the header with BeginTransfer, as sdv ota push does)"
             )
         manifest = self._verifier().verify_header_bytes(header, source, bundle_size=size)
-        trial = other_slot(self._record.active_slot)
         for payload in manifest.payloads:
-            self._group_for(payload, source).check_space(trial, payload)
+            group = self._group_for(payload, source)
+            group.check_space(other_slot(self._record.groups[group.name].active_slot), payload)
 
     def sync_transfer(self) -> None:
         """Make the bytes received so far durable and persist the offset covering them."""
@@ -410,7 +442,7 @@ class UpdateAgent:
             sha = transfer.bundle_sha256 if transfer is not None else ""
             verifier = self._verifier()  # an unreadable trust file must not cost the received bundle
             self._cancel.clear()
-            self._go(_S.PROCESSING, trial_slot=other_slot(self._record.active_slot), failure=None)
+            self._go(_S.PROCESSING, groups=self._groups_without_trial(), failure=None)
         writers: list[SlotWriter] = []
         try:
             manifest = self._stage(verifier, f"bundle {sha[:16]}", writers)
@@ -422,7 +454,7 @@ class UpdateAgent:
             else:
                 with self._mutex:
                     self._staged_bytes = self._staging_total = 0
-                    self._go(_S.TRANSFERRED, trial_slot=None, failure=str(error))
+                    self._go(_S.TRANSFERRED, groups=self._groups_without_trial(), failure=str(error))
             raise
         except OperationCancelledError:
             self._abandon(writers, _S.IDLE, None)
@@ -435,20 +467,33 @@ class UpdateAgent:
             raise
         bundle = BundleRecord.of(manifest, sha)
         with self._mutex:
-            self._go(_S.READY, bundle=bundle, transfer=None)
+            staged = {name: group.staged() for name, group in self._record.groups.items()}
+            self._go(_S.READY, bundle=bundle, transfer=None, groups=staged)
             self.transfers.discard()
             self._staged_bytes = self._staging_total = 0
         return bundle
 
     def _verifier(self) -> BundleVerifier:
         state = load_time_state(self.time_state_path)
+        groups = self._record.groups
+        counters = ComponentCounters(
+            counters={name: group.counter for name, group in groups.items()},
+            floors={name: group.floor for name, group in groups.items()},
+            components=self._components,
+            allow_reinstall=self.config.allow_reinstall,
+        )
         return BundleVerifier(
             load_trust(self.config.trust, self.config.limits).signed,
             hardware_id=self.config.hardware_id,
-            installed_counter=self._record.installed_counter,
+            rollback=counters,
             trusted_now=trusted_now(self._clock(), state),
             limits=self.config.limits,
         )
+
+    def _components(self, manifest: Manifest) -> list[str]:
+        """The slot groups a manifest's payloads install into."""
+        source = f"bundle {manifest.name} {manifest.version}"
+        return [self._group_for(payload, source).name for payload in manifest.payloads]
 
     def _group_for(self, payload: Payload, source: str) -> SlotGroup:
         slot = self.config.slot_for(payload)
@@ -457,22 +502,29 @@ class UpdateAgent:
                 f"{source}: payload {payload.name} targets {payload.target.model_dump()}, "
                 f"which no slot of this ECU serves ({', '.join(s.name for s in self.config.slots)})"
             )
-        return next(group for group in self.groups if group.name == slot.name)
+        return self.groups[slot.name]
 
     def _stage(self, verifier: BundleVerifier, source: str, writers: list[SlotWriter]) -> Manifest:
-        trial = self._record.trial_slot
-        if trial is None or trial == self._record.active_slot:  # pragma: no cover - set by process()
-            raise AgentStateError("refusing to stage into the active slot")
         with self.incoming.open("rb") as handle:
             header = read_header(handle, source, self.config.limits)
             manifest, _ = verifier.verify_header(header, source)  # before a single byte is written
+            groups = dict(self._record.groups)
             for payload in manifest.payloads:
-                self._group_for(payload, source).check_space(trial, payload)
+                group = self._group_for(payload, source)
+                trial = other_slot(groups[group.name].active_slot)
+                group.check_space(trial, payload)
+                groups[group.name] = groups[group.name].model_copy(update={"trial_slot": trial})
+            with self._mutex:  # the sides written are on record before the first byte reaches them
+                self._persist(updated(self._record, groups=groups))
             self._staged_bytes, self._staging_total = 0, manifest.total_size
             handle.seek(0)
 
             def sink_for(payload: Payload) -> _StagingSink:
-                writer = self._group_for(payload, source).writer(trial, payload)
+                group = self._group_for(payload, source)
+                trial = self._record.groups[group.name].trial_slot
+                if trial is None or trial == self._record.groups[group.name].active_slot:  # pragma: no cover
+                    raise AgentStateError(f"slot group {group.name}: refusing to stage into the active side")
+                writer = group.writer(trial, payload)
                 writers.append(writer)
                 return _StagingSink(self, writer)
 
@@ -497,7 +549,7 @@ class UpdateAgent:
         with self._mutex:
             self.transfers.discard()
             self._staged_bytes = self._staging_total = 0
-            self._go(state, transfer=None, bundle=None, trial_slot=None, failure=failure)
+            self._go(state, transfer=None, bundle=None, groups=self._groups_without_trial(), failure=failure)
 
     # -- cancel --------------------------------------------------------------------------------------------------
 
@@ -520,91 +572,151 @@ class UpdateAgent:
                 _S.TRANSFERRING, _S.TRANSFERRED, _S.READY, _S.FAILED, _S.ACTIVATED, _S.ROLLED_BACK,
             )  # fmt: skip
             self.transfers.discard()
-            self._go(_S.IDLE, transfer=None, bundle=None, trial_slot=None, failure=None)
+            self._go(_S.IDLE, transfer=None, bundle=None, groups=self._groups_without_trial(), failure=None)
             return self._record
 
     # -- activation, commit, rollback ----------------------------------------------------------------------------
 
-    def _reboot(self) -> SlotName | None:
-        """Reboot into what the boot selector says: the reboot command, or an in-process switch.
+    def _reboot(self, changing: set[str]) -> dict[str, SlotName] | None:
+        """Start what the boot selectors now say for the groups in ``changing``.
+
+        The boot selector's group needs the reboot command (or, on U-Boot with a kernel command line, the next
+        boot); every other group, and the boot selector's group without either, switches in-process.
 
         Returns:
-            The slot now running, or ``None`` when a real reboot was requested.
+            Each group's running side, or ``None`` when a real reboot was requested.
         """
-        if self.config.reboot_command:
-            _logger.warning("rebooting: %s", " ".join(self.config.reboot_command))
-            subprocess.run(self.config.reboot_command, check=False)
-            return None
-        if isinstance(self.selector, UBootBootSelector) and self.selector.cmdline is not None:
-            _logger.warning("the next boot starts the new selection; configure reboot_command to reboot")
-            return None
-        booted = self.selector.boot()
+        if self.config.boot_group in changing:
+            if self.config.reboot_command:
+                _logger.warning("rebooting: %s", " ".join(self.config.reboot_command))
+                subprocess.run(self.config.reboot_command, check=False)
+                return None
+            if isinstance(self.selector, UBootBootSelector) and self.selector.cmdline is not None:
+                _logger.warning("the next boot starts the new selection; configure reboot_command to reboot")
+                return None
+        booted = {
+            name: selector.boot() if name in changing else selector.booted()
+            for name, selector in self.selectors.items()
+        }
+        self._refresh_boot()
         self._switch_trees(booted)
         return booted
 
-    def _switch_trees(self, slot: SlotName) -> None:
-        for group in self.groups:
-            group.switch(slot)
+    def _switch_trees(self, booted: dict[str, SlotName]) -> None:
+        for name, slot in booted.items():
+            self.groups[name].switch(slot)
 
     @journaled("activate")
     def activate(self) -> AgentRecord:
-        """Start the staged bundle on trial: ``Ready`` → ``Activating`` → (boot) → ``Verifying``."""
+        """Start the staged bundle on trial: ``Ready`` → ``Activating`` → (boot) → ``Verifying``.
+
+        Only the slot groups the bundle carries change sides; every other group keeps running its committed
+        side.
+
+        Raises:
+            AgentStateError: no staged bundle.
+            BadSlotError: a group's trial side failed its trial and was not installed anew since.
+        """
         with self._mutex:
             self._require("activate", _S.READY)
+            check_activation(self._record)
             self._go(_S.ACTIVATING)
             self._continue_activation()
             return self._record
 
     def _continue_activation(self) -> None:
-        trial = self._record.trial_slot
-        if trial is None:  # pragma: no cover - READY always has a trial slot
-            raise AgentStateError("no trial slot")
-        self.selector.set_trial(trial)
-        booted = self._reboot()
+        trial = self._trial()
+        if not trial:  # pragma: no cover - READY always has a group on trial
+            raise AgentStateError("no slot group is on trial")
+        for name, slot in trial.items():
+            self.selectors[name].set_trial(slot)
+        self._refresh_boot()
+        booted = self._reboot(set(trial))
         if booted is not None:
             self._after_boot(booted)
 
-    def _after_boot(self, booted: SlotName) -> None:
+    def _after_boot(self, booted: dict[str, SlotName]) -> None:
         """The decision after a boot with an update on trial (Activating, Verifying)."""
-        trial = self._record.trial_slot
-        if booted != trial:
-            self._rollback(
-                f"the bootloader started slot {booted}, not slot {trial} on trial "
-                "(its boot attempts ran out, or the activation was interrupted)"
-            )
-            return
-        self._switch_trees(booted)  # the trial slot's trees go live with it (after a real reboot too)
+        trial = self._trial()
+        for name, slot in trial.items():
+            if booted[name] != slot:
+                self._rollback(
+                    f"slot group {name}: the bootloader started side {booted[name]}, not side {slot} on trial "
+                    "(its boot attempts ran out, or the activation was interrupted)"
+                )
+                return
+        self._switch_trees(booted)  # the trial sides' trees go live with them (after a real reboot too)
         if self._record.state is _S.ACTIVATING:
             self._go(_S.VERIFYING)
-        failure = run_health_check(self.config.health_check, booted)
+        failure = self._health_check(trial)
         if failure is not None:
             self._rollback(failure)
 
+    def _health_check(self, trial: dict[str, SlotName]) -> str | None:
+        """The agent's check, then each trial group's own; the first failure, or ``None`` when all pass."""
+        first = next(iter(trial.values()))
+        failure = run_health_check(self.config.health_check, first, trial)
+        for name, slot in trial.items():
+            if failure is not None:
+                break
+            failure = run_health_check(self.config.slot(name).health_check, slot, trial, name)
+        return failure
+
     @journaled("mark good")
     def mark_good(self) -> AgentRecord:
-        """Commit the slot on trial: it becomes the active slot, and its bundle the installed one.
+        """Commit the groups on trial: their trial sides become active, the bundle their installed one, its
+        release counter their counter, and its floors are raised.
 
-        With no update under way and the committed slot running, this only refreshes the slot's boot counter
-        (RAUC's ``mark-good`` at every boot), so a boot-time unit may call it unconditionally.
+        With no update under way and every group running its committed side, this only refreshes the boot
+        counters (RAUC's ``mark-good`` at every boot), so a boot-time unit may call it unconditionally.
         """
         with self._mutex:
-            if self._record.state in AT_REST and self.selector.booted() == self._record.active_slot:
-                self.selector.mark_good(self._record.active_slot)
-                return self._record
+            record = self._record
+            if record.state in AT_REST and all(
+                selector.booted() == record.groups[name].active_slot
+                for name, selector in self.selectors.items()
+            ):
+                for name, selector in self.selectors.items():
+                    selector.mark_good(record.groups[name].active_slot)
+                self._refresh_boot()
+                return record
             self._require("mark good", _S.VERIFYING)
-            trial = self._record.trial_slot
-            booted = self.selector.booted()
-            if trial is None or booted != trial:
-                raise AgentStateError(f"slot {trial} is on trial but slot {booted} is running; reboot first")
-            self.selector.mark_good(trial)
-            self._go(
-                _S.ACTIVATED, active_slot=trial, trial_slot=None, installed=self._record.bundle, failure=None
-            )
+            trial = self._trial()
+            for name, slot in trial.items():
+                running = self.selectors[name].booted()
+                if running != slot:
+                    raise AgentStateError(
+                        f"slot group {name}: side {slot} is on trial but side {running} is running; reboot first"
+                    )
+            for name, slot in trial.items():
+                self.selectors[name].mark_good(slot)
+            self._go(_S.ACTIVATED, groups=self._committed(trial), installed=record.bundle, failure=None)
             return self._record
+
+    def _committed(self, trial: dict[str, SlotName]) -> dict[str, GroupRecord]:
+        bundle = self._record.bundle
+        if bundle is None:  # pragma: no cover - VERIFYING always has its bundle
+            raise AgentStateError("no bundle is on trial")
+        groups = {}
+        for name, group in self._record.groups.items():
+            floor = raised_floors({name: group.floor}, bundle.counter_floors)[name]
+            committed = group
+            if name in trial:
+                committed = group.model_copy(
+                    update={
+                        "active_slot": trial[name],
+                        "installed": bundle,
+                        "counter": bundle.release_counter,
+                        "bad_slots": tuple(slot for slot in group.bad_slots if slot != trial[name]),
+                    }
+                )
+            groups[name] = committed.model_copy(update={"trial_slot": None, "floor": floor})
+        return groups
 
     @journaled("roll back")
     def rollback(self, reason: str = "rollback requested") -> AgentRecord:
-        """Go back to the active slot from a trial (``Activating``/``Verifying`` → ``RollingBack`` → ``RolledBack``)."""
+        """Go back to the active sides from a trial (``Activating``/``Verifying`` → ``RollingBack`` →
+        ``RolledBack``); the trial sides are marked bad."""
         with self._mutex:
             self._require("roll back", _S.ACTIVATING, _S.VERIFYING)
             self._rollback(reason)
@@ -613,52 +725,73 @@ class UpdateAgent:
     def _rollback(self, reason: str) -> None:
         if self._record.state is not _S.ROLLING_BACK:
             self._go(_S.ROLLING_BACK, failure=reason)
-        trial = self._record.trial_slot
-        if trial is not None:
-            self.selector.mark_bad(trial)
-        booted: SlotName | None = self.selector.booted()
-        if booted != self._record.active_slot:
-            booted = self._reboot()
+        trial = self._trial()
+        groups = dict(self._record.groups)
+        for name, slot in trial.items():
+            self.selectors[name].mark_bad(slot)
+            groups[name] = groups[name].model_copy(
+                update={"bad_slots": tuple(sorted({*groups[name].bad_slots, slot}))}
+            )
+        if groups != self._record.groups:
+            self._persist(updated(self._record, groups=groups))
+        self._refresh_boot()
+        changing = {
+            name for name in trial if self.selectors[name].booted() != self._record.groups[name].active_slot
+        }
+        booted = self._reboot(changing) if changing else self._booted()
         if booted is None:
             return  # the reboot finishes the rollback (_recover)
         self._switch_trees(booted)
-        self._go(_S.ROLLED_BACK, trial_slot=None)
+        self._go(_S.ROLLED_BACK, groups=self._groups_without_trial())
+
+    def _booted(self) -> dict[str, SlotName]:
+        return {name: selector.booted() for name, selector in self.selectors.items()}
 
     # -- recovery ------------------------------------------------------------------------------------------------
 
-    def _recover(self, booted: SlotName, *, rebooted: bool) -> None:
+    def _recover(self, booted: dict[str, SlotName], *, rebooted: bool) -> None:
         """Bring the record to a consistent state after a start, whatever instant the last process stopped at."""
         state = self._record.state
         transfer = self._record.transfer
+        trial = self._trial()
         if state is _S.TRANSFERRING and transfer is not None:
             resumed = self.transfers.resume(transfer)
             if resumed != transfer:
                 self._persist(updated(self._record, transfer=resumed))
         elif state is _S.PROCESSING:
             self._abandon_staging()
-        elif state is _S.ACTIVATING and not rebooted and booted != self._record.trial_slot:
+        elif (
+            state is _S.ACTIVATING
+            and not rebooted
+            and any(booted[name] != slot for name, slot in trial.items())
+        ):
             self._continue_activation()  # the same boot: repeat the idempotent activation steps
         elif state is _S.ACTIVATING or (state is _S.VERIFYING and rebooted):
             self._after_boot(booted)  # a boot on trial: stay on trial, or fall back
         elif state is _S.ROLLING_BACK:
             self._rollback(self._record.failure or "rollback interrupted")
-        elif rebooted and booted == self._record.active_slot:
-            self.selector.mark_good(booted)  # a good boot refreshes the counter (RAUC's mark-good service)
         elif rebooted:
-            _logger.warning(
-                "the bootloader started slot %s although slot %s is committed; leaving the selection alone",
-                booted,
-                self._record.active_slot,
-            )
+            for name, selector in self.selectors.items():
+                active = self._record.groups[name].active_slot
+                if booted[name] == active:
+                    selector.mark_good(active)  # a good boot refreshes the counter (RAUC's mark-good service)
+                else:
+                    _logger.warning(
+                        "slot group %s: the bootloader started side %s although side %s is committed; "
+                        "leaving the selection alone",
+                        name,
+                        booted[name],
+                        active,
+                    )
         if self._record.state in AT_REST or self._record.state in (_S.TRANSFERRING, _S.TRANSFERRED, _S.READY):
-            self._switch_trees(self.selector.booted())
+            self._switch_trees(self._booted())
 
     def _abandon_staging(self) -> None:
-        """Staging was interrupted: drop its leftovers; the inactive slot is rewritten from its start."""
-        for group in self.groups:
+        """Staging was interrupted: drop its leftovers; the inactive sides are rewritten from their start."""
+        for group in self.groups.values():
             if isinstance(group, TreeSlotGroup) and group.root.exists():
                 for leftover in group.root.glob(".*.incoming.tar"):
                     leftover.unlink()
                 for leftover in group.root.glob(".*.new"):
                     shutil.rmtree(leftover, ignore_errors=True)
-        self._go(_S.TRANSFERRED, trial_slot=None)
+        self._go(_S.TRANSFERRED, groups=self._groups_without_trial())

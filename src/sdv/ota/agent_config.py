@@ -45,68 +45,6 @@ _KIB = 1024
 _MIB = 1024 * _KIB
 
 
-class ImageSlotConfig(BaseModel):
-    """An A/B pair of raw image slots, for payloads whose target is ``slot-image`` with this ``name``.
-
-    Attributes:
-        kind: ``"image"``.
-        name: the manifest's slot name.
-        a: block device or image file of slot A.
-        b: block device or image file of slot B.
-    """
-
-    model_config = _STRICT
-
-    kind: Literal["image"]
-    name: Name
-    a: Path
-    b: Path
-
-
-class TreeSlotConfig(BaseModel):
-    """An A/B pair of directory trees, for ``file-tree`` payloads installed below ``path``.
-
-    Attributes:
-        kind: ``"tree"``.
-        name: a name for logs.
-        path: the manifest's install path (on the ECU a link to ``ROOT/current``).
-        root: directory holding the trees ``A`` and ``B`` and the link ``current``.
-    """
-
-    model_config = _STRICT
-
-    kind: Literal["tree"]
-    name: Name
-    path: str = Field(min_length=1, max_length=1024, pattern=r"^/[A-Za-z0-9._+/-]*$")
-    root: Path
-
-
-SlotConfig = Annotated[ImageSlotConfig | TreeSlotConfig, Field(discriminator="kind")]
-"""One slot group."""
-
-
-class BootConfig(BaseModel):
-    """Boot selection.
-
-    Attributes:
-        selector: ``"file"`` (a JSON file ``boot.json`` in the state directory; application-level A/B and
-            tests) or ``"uboot"`` (the U-Boot environment, RAUC's variables).
-        max_attempts: boots a trial slot gets before the bootloader falls back (default 3).
-        fw_printenv: the ``fw_printenv`` command.
-        fw_setenv: the ``fw_setenv`` command.
-        cmdline: kernel command line file naming the booted slot (``rauc.slot=A``); without it the agent
-            simulates the bootloader at each start.
-    """
-
-    model_config = _STRICT
-
-    selector: Literal["file", "uboot"] = "file"
-    max_attempts: int = Field(default=3, ge=1, le=100)
-    fw_printenv: str = "fw_printenv"
-    fw_setenv: str = "fw_setenv"
-    cmdline: Path | None = None
-
-
 class HealthCheckConfig(BaseModel):
     """The check that decides whether a slot on trial works.
 
@@ -120,6 +58,76 @@ class HealthCheckConfig(BaseModel):
 
     command: list[str] = Field(min_length=1)
     timeout_s: float = Field(default=60.0, gt=0)
+
+
+class ImageSlotConfig(BaseModel):
+    """An A/B pair of raw image slots, for payloads whose target is ``slot-image`` with this ``name``.
+
+    Attributes:
+        kind: ``"image"``.
+        name: the manifest's slot name.
+        a: block device or image file of slot A.
+        b: block device or image file of slot B.
+        health_check: the group's own check of a trial (besides the agent's ``health_check``).
+    """
+
+    model_config = _STRICT
+
+    kind: Literal["image"]
+    name: Name
+    a: Path
+    b: Path
+    health_check: HealthCheckConfig | None = None
+
+
+class TreeSlotConfig(BaseModel):
+    """An A/B pair of directory trees, for ``file-tree`` payloads installed below ``path``.
+
+    Attributes:
+        kind: ``"tree"``.
+        name: a name for logs.
+        path: the manifest's install path (on the ECU a link to ``ROOT/current``).
+        root: directory holding the trees ``A`` and ``B`` and the link ``current``.
+        health_check: the group's own check of a trial (besides the agent's ``health_check``).
+    """
+
+    model_config = _STRICT
+
+    kind: Literal["tree"]
+    name: Name
+    path: str = Field(min_length=1, max_length=1024, pattern=r"^/[A-Za-z0-9._+/-]*$")
+    root: Path
+    health_check: HealthCheckConfig | None = None
+
+
+SlotConfig = Annotated[ImageSlotConfig | TreeSlotConfig, Field(discriminator="kind")]
+"""One slot group: its own A/B pair, trial, boot attempts, health check, installed bundle and release counter."""
+
+
+class BootConfig(BaseModel):
+    """Boot selection of the slot group the bootloader starts (the others switch on their own, see ``group``).
+
+    Attributes:
+        group: the slot group whose sides the bootloader selects (default: the first image group, or the first
+            group when there is none). Every other group keeps its own selection in ``boot.NAME.json`` in the
+            state directory and switches without a reboot.
+        selector: ``"file"`` (a JSON file ``boot.json`` in the state directory; application-level A/B and
+            tests) or ``"uboot"`` (the U-Boot environment, RAUC's variables).
+        max_attempts: boots a trial slot gets before the bootloader falls back (default 3).
+        fw_printenv: the ``fw_printenv`` command.
+        fw_setenv: the ``fw_setenv`` command.
+        cmdline: kernel command line file naming the booted slot (``rauc.slot=A``); without it the agent
+            simulates the bootloader at each start.
+    """
+
+    model_config = _STRICT
+
+    group: Name | None = None
+    selector: Literal["file", "uboot"] = "file"
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    fw_printenv: str = "fw_printenv"
+    fw_setenv: str = "fw_setenv"
+    cmdline: Path | None = None
 
 
 class TransferConfig(BaseModel):
@@ -169,9 +177,12 @@ class AgentConfig(BaseModel):
         hardware_id: the ECU's hardware id.
         slots: the slot groups; every payload of a bundle must name one.
         boot: boot selection.
-        health_check: run when a slot starts its trial (and at each start on trial); none: always healthy.
-        reboot_command: run to reboot into the other slot; none: the agent switches in-process (application
-            level A/B, and the simulation on a development machine).
+        health_check: run when an update starts its trial (and at each start on trial), besides each trial
+            group's own check; none: healthy unless a group's check fails.
+        reboot_command: run to reboot when the boot selector's group changes sides; none: the agent switches
+            in-process (application level A/B, and the simulation on a development machine).
+        allow_reinstall: a bundle marked ``reinstall`` may install at a group's committed release counter
+            (a repair; default true). A lower counter is always refused.
         transfer: transfer limits.
         limits: bundle verification limits.
         ecu_id: the ECU's identity (serial number) in its signed reports (default: the hardware id).
@@ -189,6 +200,7 @@ class AgentConfig(BaseModel):
     boot: BootConfig = BootConfig()
     health_check: HealthCheckConfig | None = None
     reboot_command: list[str] | None = None
+    allow_reinstall: bool = True
     transfer: TransferConfig = TransferConfig()
     limits: OtaLimits = DEFAULT_LIMITS
     ecu_id: Name | None = None
@@ -200,7 +212,26 @@ class AgentConfig(BaseModel):
         names = [slot.name for slot in self.slots]
         if len(set(names)) != len(names):
             raise ValueError("two slot groups share a name")
+        if self.boot.group is not None and self.boot.group not in names:
+            raise ValueError(f"boot.group {self.boot.group} names no slot group ({', '.join(names)})")
         return self
+
+    @property
+    def boot_group(self) -> str:
+        """The slot group the bootloader selects."""
+        if self.boot.group is not None:
+            return self.boot.group
+        images = [slot.name for slot in self.slots if isinstance(slot, ImageSlotConfig)]
+        return (images or [self.slots[0].name])[0]
+
+    def slot(self, name: str) -> SlotConfig:
+        """The slot group named ``name``."""
+        return next(slot for slot in self.slots if slot.name == name)
+
+    def ordered_slots(self) -> list[SlotConfig]:
+        """The slot groups, the boot selector's group first."""
+        first = self.boot_group
+        return sorted(self.slots, key=lambda slot: slot.name != first)
 
     def slot_for(self, payload: Payload) -> SlotConfig | None:
         """The slot group a payload is installed into, or ``None``."""

@@ -31,9 +31,9 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sdv.ota.errors import IllegalTransitionError
+from sdv.ota.errors import BadSlotError, IllegalTransitionError
 from sdv.ota.manifest import Manifest
 
 __all__ = [
@@ -42,8 +42,10 @@ __all__ = [
     "AgentRecord",
     "AgentState",
     "BundleRecord",
+    "GroupRecord",
     "SlotName",
     "TransferRecord",
+    "check_activation",
     "other_slot",
     "transition",
     "updated",
@@ -124,6 +126,7 @@ class BundleRecord(BaseModel):
         release_counter: the manifest's release counter.
         bundle_sha256: SHA-256 of the bundle file.
         payloads: payload name → SHA-256, as the signed manifest declares them.
+        counter_floors: slot group → lowest release counter it accepts once this bundle is committed.
     """
 
     model_config = _STRICT
@@ -133,6 +136,7 @@ class BundleRecord(BaseModel):
     release_counter: int = Field(ge=0)
     bundle_sha256: str = Field(pattern=_SHA256)
     payloads: dict[str, str] = Field(default_factory=dict)
+    counter_floors: dict[str, int] = Field(default_factory=dict)
 
     @classmethod
     def of(cls, manifest: Manifest, bundle_sha256: str) -> BundleRecord:
@@ -143,41 +147,132 @@ class BundleRecord(BaseModel):
             release_counter=manifest.release_counter,
             bundle_sha256=bundle_sha256,
             payloads={payload.name: payload.sha256 for payload in manifest.payloads},
+            counter_floors=dict(manifest.counter_floors),
         )
+
+
+class GroupRecord(BaseModel):
+    """The persisted state of one slot group: its own A/B pair, trial, bad sides, installed bundle and counter.
+
+    Attributes:
+        active_slot: the committed side, which the group falls back to.
+        trial_slot: the side a bundle is staged in or runs on trial in (``None`` when the group is not part of
+            the update under way).
+        bad_slots: sides that failed a trial and were not staged anew since; never activated.
+        installed: the committed bundle whose payload the active side holds (``None`` for the factory software).
+        counter: the release counter of the committed bundle (0 for the factory software): a new bundle for this
+            group needs a higher one (or an equal one to re-install).
+        floor: the lowest release counter this group accepts, raised by signed bundles (``counter_floors``).
+    """
+
+    model_config = _STRICT
+
+    active_slot: SlotName = "A"
+    trial_slot: SlotName | None = None
+    bad_slots: tuple[SlotName, ...] = ()
+    installed: BundleRecord | None = None
+    counter: int = Field(default=0, ge=0)
+    floor: int = Field(default=0, ge=0)
+
+    def staged(self) -> GroupRecord:
+        """After its trial side was written anew: that side is no longer bad."""
+        return self.model_copy(
+            update={"bad_slots": tuple(slot for slot in self.bad_slots if slot != self.trial_slot)}
+        )
+
+
+_LEGACY = "*"
 
 
 class AgentRecord(BaseModel):
     """Everything the agent persists in ``state.json``, written atomically as one document.
 
+    One update is under way at a time; it touches only the slot groups its bundle carries (those with a
+    ``trial_slot``), each of which has its own A/B state.
+
     Attributes:
         type: the document type.
         state: the current state.
-        sequence: grows by one with every persisted record, so watchers see each change.
-        active_slot: the committed slot, which the ECU falls back to.
-        trial_slot: the slot a new bundle is staged in or runs on trial in (set from Processing on).
+        sequence: grows by one with every persisted change, so watchers see each change.
+        groups: slot group name → its state, the boot selector's group first.
         transfer: the bundle being received, from Transferring to Transferred.
         bundle: the bundle being installed, once its header verified.
         failure: why the last update failed or was rolled back.
-        installed: the committed bundle (``None`` for the factory software); its release counter is the
-            anti-rollback floor.
+        installed: the last committed bundle (``None`` for the factory software).
     """
 
     model_config = _STRICT
 
-    type: Literal["sdv-ota/agent-state/v1"] = "sdv-ota/agent-state/v1"
+    type: Literal["sdv-ota/agent-state/v2"] = "sdv-ota/agent-state/v2"
     state: AgentState = AgentState.IDLE
     sequence: int = Field(default=0, ge=0)
-    active_slot: SlotName = "A"
-    trial_slot: SlotName | None = None
+    groups: dict[str, GroupRecord] = Field(default_factory=dict)
     transfer: TransferRecord | None = None
     bundle: BundleRecord | None = None
     failure: str | None = None
     installed: BundleRecord | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_v1(cls, data: Any) -> Any:
+        """Read a version 1 record (one A/B state for the whole ECU) as one state every group starts from."""
+        if not isinstance(data, dict) or data.get("type") != "sdv-ota/agent-state/v1":
+            return data
+        values = {
+            key: data[key] for key in ("state", "sequence", "transfer", "bundle", "failure") if key in data
+        }
+        installed = data.get("installed")
+        legacy = {
+            "active_slot": data.get("active_slot", "A"),
+            "trial_slot": data.get("trial_slot"),
+            "installed": installed,
+            "counter": installed.get("release_counter", 0) if isinstance(installed, dict) else 0,
+        }
+        return {**values, "installed": installed, "groups": {_LEGACY: legacy}}
+
+    def with_groups(self, names: list[str]) -> AgentRecord:
+        """The record holding exactly a state for each of ``names``, in that order (a group new to the
+        configuration starts as factory software on side A; a version 1 record's state goes to every group).
+
+        Groups the configuration no longer names are kept after these, so their counters are not forgotten.
+        """
+        legacy = self.groups.get(_LEGACY)
+        groups = {name: self.groups.get(name) or legacy or GroupRecord() for name in names}
+        groups.update(
+            {name: group for name, group in self.groups.items() if name not in groups and name != _LEGACY}
+        )
+        if list(groups.items()) == list(self.groups.items()):
+            return self
+        return self.model_copy(update={"groups": groups})
+
+    @property
+    def primary(self) -> GroupRecord:
+        """The first group's state (the boot selector's group), or the factory state with no group."""
+        return next(iter(self.groups.values()), GroupRecord())
+
+    @property
+    def active_slot(self) -> SlotName:
+        """The committed side of the boot selector's group."""
+        return self.primary.active_slot
+
+    @property
+    def trial_slot(self) -> SlotName | None:
+        """The trial side of the boot selector's group, or of the first group on trial."""
+        return next((group.trial_slot for group in self.groups.values() if group.trial_slot), None)
+
+    @property
+    def trial_groups(self) -> list[str]:
+        """The groups the update under way carries."""
+        return [name for name, group in self.groups.items() if group.trial_slot is not None]
+
     @property
     def installed_counter(self) -> int:
-        """The release counter a new bundle must exceed (0 for the factory software)."""
-        return self.installed.release_counter if self.installed is not None else 0
+        """The highest committed release counter of any group (0 for the factory software)."""
+        return max((group.counter for group in self.groups.values()), default=0)
+
+    def with_group(self, name: str, **changes: Any) -> dict[str, GroupRecord]:
+        """The groups with ``changes`` applied to ``name``."""
+        return {**self.groups, name: self.groups[name].model_copy(update=changes)}
 
 
 def transition(record: AgentRecord, target: AgentState, **changes: Any) -> AgentRecord:
@@ -189,9 +284,40 @@ def transition(record: AgentRecord, target: AgentState, **changes: Any) -> Agent
     """
     if target not in TRANSITIONS[record.state]:
         raise IllegalTransitionError(f"the update agent cannot go from {record.state} to {target}")
-    if "installed" in changes and target is not AgentState.ACTIVATED:
-        raise IllegalTransitionError(f"the installed bundle changes only at commit, not on {target}")
+    if target is not AgentState.ACTIVATED:
+        if "installed" in changes:
+            raise IllegalTransitionError(f"the installed bundle changes only at commit, not on {target}")
+        _check_commit_fields(record, changes.get("groups"), target)
     return updated(record, state=target, **changes)
+
+
+def _check_commit_fields(
+    record: AgentRecord, groups: Mapping[str, GroupRecord] | None, target: AgentState
+) -> None:
+    for name, group in (groups or {}).items():
+        before = record.groups.get(name)
+        if before is not None and (before.installed, before.counter, before.floor) != (
+            group.installed,
+            group.counter,
+            group.floor,
+        ):
+            raise IllegalTransitionError(
+                f"slot group {name}: the installed bundle and its counters change only at commit, not on {target}"
+            )
+
+
+def check_activation(record: AgentRecord) -> None:
+    """Refuse to start a trial that would boot a side marked bad.
+
+    Raises:
+        BadSlotError: a group's trial side failed a trial and was not staged anew since.
+    """
+    for name, group in record.groups.items():
+        if group.trial_slot is not None and group.trial_slot in group.bad_slots:
+            raise BadSlotError(
+                f"slot group {name}: side {group.trial_slot} failed its trial and was not installed anew; "
+                "refusing to activate it (install a bundle for this group first)"
+            )
 
 
 def updated(record: AgentRecord, **changes: Any) -> AgentRecord:

@@ -6,7 +6,8 @@ State directory layout::
     state.json        the AgentRecord, replaced atomically at every change (temp file, fsync, rename, fsync dir)
     incoming.sdvota   the bundle being received (see sdv.ota.transfer)
     time.json         the trusted time floor
-    boot.json         the boot selection (file boot selector only)
+    boot.json         the boot selection of the boot selector's group (file boot selector only)
+    boot.NAME.json    the selection of every other slot group NAME (it switches without a reboot)
     lock              held (flock) by the one agent process using the directory; holds its pid
 
 Test hook: ``SDV_OTA_TEST_CRASH=after:STATE`` kills the process with SIGKILL right after it persisted ``STATE``,
@@ -28,8 +29,8 @@ from typing import BinaryIO
 from pydantic import ValidationError
 
 from sdv.ota.agent_config import AgentConfig, HealthCheckConfig, ImageSlotConfig, SlotConfig
-from sdv.ota.agent_state import AgentRecord, AgentState, SlotName
-from sdv.ota.boot import BootSelector, FileBootSelector, UBootBootSelector
+from sdv.ota.agent_state import AgentRecord, AgentState, GroupRecord, SlotName, other_slot
+from sdv.ota.boot import BootEnv, BootSelector, FileBootSelector, UBootBootSelector
 from sdv.ota.errors import OtaError, StateDirectoryBusyError
 from sdv.ota.slots import ImageSlotGroup, SlotGroup, TreeSlotGroup
 from sdv.ota.store import read_limited, write_atomically
@@ -37,14 +38,17 @@ from sdv.ota.store import read_limited, write_atomically
 __all__ = [
     "AgentStatus",
     "CrashHook",
+    "GroupBoot",
     "boot_view",
     "has_record",
     "local_status",
     "lock_state_directory",
     "make_group",
     "make_selector",
+    "make_selectors",
     "read_record",
     "run_health_check",
+    "seed_selector",
     "write_record",
 ]
 
@@ -100,15 +104,31 @@ def lock_state_directory(state_dir: Path) -> BinaryIO:
 
 
 @dataclass(frozen=True)
+class GroupBoot:
+    """What is known of a slot group's boot selection at run time.
+
+    Attributes:
+        name: the group.
+        booted_slot: the side running now.
+        attempts_left: boot attempts left for the group's trial side (or the running one when not on trial).
+    """
+
+    name: str
+    booted_slot: SlotName
+    attempts_left: int
+
+
+@dataclass(frozen=True)
 class AgentStatus:
     """What the agent reports: the persisted record plus what is only known at run time.
 
     Attributes:
         record: the persisted record.
-        booted_slot: the slot running now.
-        attempts_left: boot attempts left for the trial slot (or the booted one when none is on trial).
+        booted_slot: the side of the boot selector's group running now.
+        attempts_left: boot attempts left for that group's trial side (or the running one when none is on trial).
         staged_bytes: payload bytes written to the slot so far while processing.
         staging_total: payload bytes of the bundle being processed.
+        groups: every slot group's boot selection, the boot selector's group first.
     """
 
     record: AgentRecord
@@ -116,22 +136,55 @@ class AgentStatus:
     attempts_left: int
     staged_bytes: int = 0
     staging_total: int = 0
+    groups: tuple[GroupBoot, ...] = ()
 
 
-def boot_view(record: AgentRecord, selector: BootSelector) -> tuple[SlotName, int]:
-    """The running slot and the boot attempts left of the slot on trial (or of the running one)."""
-    booted = selector.booted()
-    on_trial = record.state in (AgentState.ACTIVATING, AgentState.VERIFYING)
-    slot = record.trial_slot if on_trial else booted
-    return booted, selector.attempts_left(slot or booted)
+def boot_view(record: AgentRecord, selectors: dict[str, BootSelector]) -> tuple[GroupBoot, ...]:
+    """Each group's running side and the boot attempts left of its side on trial (or of the running one)."""
+    on_trial = record.state in (AgentState.ACTIVATING, AgentState.VERIFYING, AgentState.ROLLING_BACK)
+    views = []
+    for name, selector in selectors.items():
+        booted = selector.booted()
+        group = record.groups.get(name)
+        trial = group.trial_slot if group is not None and on_trial else None
+        views.append(GroupBoot(name, booted, selector.attempts_left(trial or booted)))
+    return tuple(views)
 
 
 def make_selector(config: AgentConfig) -> BootSelector:
-    """The boot selector the configuration names."""
+    """The boot selector of the group the bootloader starts, as the configuration names it."""
     boot = config.boot
     if boot.selector == "uboot":
         return UBootBootSelector(boot.fw_printenv, boot.fw_setenv, boot.max_attempts, boot.cmdline)
     return FileBootSelector(config.state_dir / "boot.json", boot.max_attempts)
+
+
+def make_selectors(config: AgentConfig, boot_selector: BootSelector | None = None) -> dict[str, BootSelector]:
+    """A boot selector per slot group, the boot selector's group first: the configured one (or
+    ``boot_selector``) for that group, a file of its own in the state directory for each other group."""
+    selectors: dict[str, BootSelector] = {}
+    for slot in config.ordered_slots():
+        if slot.name == config.boot_group:
+            selectors[slot.name] = boot_selector or make_selector(config)
+        else:
+            path = config.state_dir / f"boot.{slot.name}.json"
+            selectors[slot.name] = FileBootSelector(path, config.boot.max_attempts)
+    return selectors
+
+
+def seed_selector(selector: BootSelector, group: GroupRecord) -> None:
+    """Give a group's own selection file its first content from the group's record (an ECU whose record
+    predates per-group selection, or a group new to the configuration): the committed side runs."""
+    if isinstance(selector, FileBootSelector) and not selector.path.exists():
+        active = group.active_slot
+        attempts = selector.max_attempts
+        selector.store(
+            BootEnv(
+                order=(active, other_slot(active)),
+                attempts_left={active: attempts, other_slot(active): 0},
+                booted=active,
+            )
+        )
 
 
 def make_group(config: SlotConfig) -> SlotGroup:
@@ -143,16 +196,30 @@ def make_group(config: SlotConfig) -> SlotGroup:
 
 def local_status(config: AgentConfig) -> AgentStatus:
     """The status of the agent whose state directory this is, read without taking its lock."""
-    record = read_record(config.state_dir)
-    return AgentStatus(record, *boot_view(record, make_selector(config)))
+    record = read_record(config.state_dir).with_groups([slot.name for slot in config.ordered_slots()])
+    groups = boot_view(record, make_selectors(config))
+    return AgentStatus(record, groups[0].booted_slot, groups[0].attempts_left, groups=groups)
 
 
-def run_health_check(check: HealthCheckConfig | None, slot: SlotName) -> str | None:
-    """Run the health check for ``slot`` on trial; returns why it failed, or ``None`` when healthy."""
+def run_health_check(
+    check: HealthCheckConfig | None, slot: SlotName, trial: dict[str, SlotName], group: str = ""
+) -> str | None:
+    """Run a health check of an update on trial; returns why it failed, or ``None`` when healthy.
+
+    The program gets ``SDV_OTA_SLOT`` (the side on trial), ``SDV_OTA_GROUP`` (the group whose own check this
+    is; empty for the agent's check) and ``SDV_OTA_GROUPS`` (every group on trial as ``NAME=SIDE``, space
+    separated) in its environment.
+    """
     if check is None:
         return None
-    environment = {**os.environ, "SDV_OTA_SLOT": slot}
+    environment = {
+        **os.environ,
+        "SDV_OTA_SLOT": slot,
+        "SDV_OTA_GROUP": group,
+        "SDV_OTA_GROUPS": " ".join(f"{name}={side}" for name, side in trial.items()),
+    }
     program = check.command[0]
+    label = f"slot group {group}: " if group else ""
     try:
         result = subprocess.run(
             check.command,
@@ -163,12 +230,12 @@ def run_health_check(check: HealthCheckConfig | None, slot: SlotName) -> str | N
             check=False,
         )
     except subprocess.TimeoutExpired:
-        return f"health check {program} did not finish within {check.timeout_s} s"
+        return f"{label}health check {program} did not finish within {check.timeout_s} s"
     except OSError as error:
-        return f"health check {program} cannot run: {error}"
+        return f"{label}health check {program} cannot run: {error}"
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [""]
-        return f"health check {program} exited with {result.returncode}: {detail[0]}"
+        return f"{label}health check {program} exited with {result.returncode}: {detail[0][:500]}"
     return None
 
 

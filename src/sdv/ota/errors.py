@@ -15,6 +15,7 @@ __all__ = [
     "AgentStateError",
     "ArchiveFormatError",
     "BadSignatureError",
+    "BadSlotError",
     "BootSelectorError",
     "BundleFormatError",
     "EventLogError",
@@ -124,6 +125,10 @@ class AgentStateError(OtaError, RuntimeError):
 
 class IllegalTransitionError(AgentStateError):
     """A state change the agent's transition table does not list; a bug in the caller, never a user input."""
+
+
+class BadSlotError(AgentStateError):
+    """An activation that would boot a slot group's side that failed its trial and was not installed anew."""
 
 
 class TransferInProgressError(AgentStateError):

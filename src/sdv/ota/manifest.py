@@ -19,7 +19,15 @@ from __future__ import annotations
 import posixpath
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from sdv.ota.canonical import UtcTime
 
@@ -59,6 +67,7 @@ _SEMVER_PATTERN = (
 )
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
+_OPTIONAL_FIELDS = ("reinstall", "counter_floors")
 
 
 class SlotImageTarget(BaseModel):
@@ -130,6 +139,13 @@ class Manifest(BaseModel):
         created: when the bundle was built.
         expires: after this time the bundle is refused (freeze attack defence).
         payloads: the payloads, in the order they follow the header in the bundle.
+        reinstall: the bundle may be installed on a slot group whose committed release counter equals its own
+            (a repair), where the ECU's policy allows it; a lower counter is always refused.
+        counter_floors: slot group → the lowest release counter the group accepts once this bundle is
+            committed (the vehicle maker's minimum version); floors are only ever raised.
+
+    ``reinstall`` and ``counter_floors`` are left out of the canonical form at their defaults, so manifests
+    without them keep their signed bytes.
     """
 
     model_config = _STRICT
@@ -142,6 +158,18 @@ class Manifest(BaseModel):
     created: UtcTime
     expires: UtcTime
     payloads: list[Payload] = Field(min_length=1, max_length=4096)
+    reinstall: bool = False
+    counter_floors: dict[Name, Annotated[int, Field(ge=1, le=MAX_COUNTER)]] = Field(
+        default_factory=dict, max_length=256
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in _OPTIONAL_FIELDS:
+            if data.get(name) in (False, {}):
+                data.pop(name, None)
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:

@@ -14,7 +14,8 @@ this fixed order and stops at the first failure with a specific error:
 4. the manifest parses and is canonical (:class:`BundleFormatError`); only signed bytes are ever parsed;
 5. expiry against the trusted time (:class:`ExpiredError`; freeze attack);
 6. the ECU's hardware id is listed (:class:`HardwareIdMismatchError`; Uptane's hardware identifier check);
-7. the release counter is strictly above the installed one (:class:`RollbackError`; rollback attack);
+7. the release counter passes the rollback check (:class:`RollbackError`; rollback attack): strictly above the
+   installed one, or per slot group as :mod:`sdv.ota.rollback` describes;
 8. payload count and declared sizes within the limits (:class:`SizeLimitError`; endless data), before any
    payload byte is read;
 9. per payload, while streaming: length (:class:`LengthMismatchError`; partial bundle and endless data), then
@@ -47,11 +48,11 @@ from sdv.ota.errors import (
     HardwareIdMismatchError,
     HashMismatchError,
     LengthMismatchError,
-    RollbackError,
     SizeLimitError,
     VerificationError,
 )
 from sdv.ota.manifest import MANIFEST_TYPE, FileTreeTarget, Manifest, Payload
+from sdv.ota.rollback import RollbackCheck, SingleCounter
 from sdv.ota.trust import RoleName, TrustRoot, check_role_signatures, check_trust_root_fresh
 
 __all__ = ["BundleVerifier", "PayloadChecker", "PayloadSink", "VerifiedBundle", "VerifiedPayload"]
@@ -173,7 +174,8 @@ class BundleVerifier:
     Args:
         trust: the ECU's trust root.
         hardware_id: the ECU's hardware id.
-        installed_counter: release counter of the installed software (0 if none).
+        installed_counter: release counter of the installed software (0 if none), strictly exceeded.
+        rollback: the rollback check to apply instead (the update agent's per-component counters).
         trusted_now: the trusted time (see :func:`sdv.ota.trusted_time.trusted_now`).
         limits: size limits and signature policy.
     """
@@ -183,7 +185,8 @@ class BundleVerifier:
         trust: TrustRoot,
         *,
         hardware_id: str,
-        installed_counter: int,
+        installed_counter: int = 0,
+        rollback: RollbackCheck | None = None,
         trusted_now: datetime,
         limits: OtaLimits = DEFAULT_LIMITS,
     ) -> None:
@@ -193,7 +196,7 @@ class BundleVerifier:
             raise ValueError(f"installed_counter must not be negative, got {installed_counter}")
         self._trust = trust
         self._hardware_id = hardware_id
-        self._installed_counter = installed_counter
+        self._rollback: RollbackCheck = rollback or SingleCounter(installed_counter)
         self._now = trusted_now
         self._limits = limits
 
@@ -223,11 +226,7 @@ class BundleVerifier:
             raise HardwareIdMismatchError(
                 f"{what} is for hardware {', '.join(manifest.hardware_ids)}, this ECU is {self._hardware_id}"
             )
-        if manifest.release_counter <= self._installed_counter:
-            raise RollbackError(
-                f"{what} has release counter {manifest.release_counter}, not above the installed "
-                f"{self._installed_counter}"
-            )
+        self._rollback.check(manifest, what)
         self._check_sizes(manifest, what)
         return manifest, signers
 
