@@ -39,7 +39,8 @@ from sdv.api.server import DEFAULT_ADDRESS, bind, host_port
 from sdv.broker.access import Action, current_access
 from sdv.broker.config import Limits
 from sdv.ota.agent import AgentStatus, UpdateAgent
-from sdv.ota.agent_state import AgentState, BundleRecord, TransferRecord
+from sdv.ota.agent_state import AgentState, BundleRecord, GroupRecord, TransferRecord
+from sdv.ota.agent_store import GroupBoot
 from sdv.ota.canonical import canonical_bytes
 from sdv.ota.errors import TransferStalledError
 
@@ -95,6 +96,22 @@ def status_to_proto(status: AgentStatus) -> ota_pb2.Status:
         transfer=None if transfer is None else _transfer_status(transfer, record.state),
         staged_bytes=status.staged_bytes,
         staging_total=status.staging_total,
+        groups=[_group_status(view, record.groups.get(view.name)) for view in status.groups],
+    )
+
+
+def _group_status(view: GroupBoot, group: GroupRecord | None) -> ota_pb2.GroupStatus:
+    group = group or GroupRecord()
+    return ota_pb2.GroupStatus(
+        name=view.name,
+        active_slot=group.active_slot,
+        trial_slot=group.trial_slot or "",
+        booted_slot=view.booted_slot,
+        attempts_left=view.attempts_left,
+        bad_slots=list(group.bad_slots),
+        installed=_bundle(group.installed),
+        release_counter=group.counter,
+        counter_floor=group.floor,
     )
 
 

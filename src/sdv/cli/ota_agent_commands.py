@@ -106,6 +106,9 @@ def _print_status(status: ota_pb2.Status, as_json: bool) -> None:
     )
     installed = _bundle_text(status.installed) if status.HasField("installed") else "factory software"
     print(f"installed:  {installed}")
+    if len(status.groups) > 1 or any(group.bad_slots or group.counter_floor for group in status.groups):
+        for group in status.groups:
+            print(f"group {group.name}: {_group_text(group)}")
     if status.HasField("bundle"):
         print(f"bundle:     {_bundle_text(status.bundle)}")
     if status.HasField("transfer"):
@@ -114,6 +117,17 @@ def _print_status(status: ota_pb2.Status, as_json: bool) -> None:
         print(f"staged:     {status.staged_bytes} of {status.staging_total} bytes")
     if status.failure:
         print(f"reason:     {status.failure}")
+
+
+def _group_text(group: ota_pb2.GroupStatus) -> str:
+    trial = f", trial {group.trial_slot}" if group.trial_slot else ""
+    bad = f", bad {' '.join(group.bad_slots)}" if group.bad_slots else ""
+    installed = _bundle_text(group.installed) if group.HasField("installed") else "factory software"
+    floor = f", floor {group.counter_floor}" if group.counter_floor else ""
+    return (
+        f"active {group.active_slot}, running {group.booted_slot}{trial}{bad} "
+        f"({group.attempts_left} boot attempts left); {installed}{floor}"
+    )
 
 
 # -- local and remote actions ------------------------------------------------------------------------------------
@@ -125,7 +139,12 @@ def _local(args: argparse.Namespace, action: Callable[[UpdateAgent], object]) ->
         return status_to_proto(agent.status())
 
 
-def _act(local: Callable[[UpdateAgent], object], remote: Callable[[OtaClient], ota_pb2.Status]) -> Handler:
+_FELL_BACK = frozenset({ota_pb2.STATE_ROLLED_BACK, ota_pb2.STATE_ROLLING_BACK})
+
+
+def _act(
+    name: str, local: Callable[[UpdateAgent], object], remote: Callable[[OtaClient], ota_pb2.Status]
+) -> Handler:
     def run(args: argparse.Namespace) -> int:
         if args.target:
             with OtaClient(args.target, security=connection_security(args)) as client:
@@ -133,6 +152,9 @@ def _act(local: Callable[[UpdateAgent], object], remote: Callable[[OtaClient], o
         else:
             status = _local(args, local)
         _print_status(status, args.json)
+        if name == "activate" and status.state in _FELL_BACK:  # the trial failed: as push --activate says
+            print(f"sdv ota activate: the trial failed: {status.failure}", file=sys.stderr)
+            return EXIT_REFUSED
         return 0
 
     return run
@@ -305,7 +327,7 @@ def register(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     ):
         parser = group.add_parser(name, help=f"ECU side: {help_text}")
         _where(parser)
-        parser.set_defaults(handler=refusing(name, _act(local, remote), _REFUSALS))
+        parser.set_defaults(handler=refusing(name, _act(name, local, remote), _REFUSALS))
 
     rollback = group.add_parser("rollback", help="ECU side: go back to the committed slot from a trial")
     _where(rollback)
@@ -314,7 +336,9 @@ def register(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         handler=lambda args: refusing(
             "rollback",
             _act(
-                lambda agent: _rollback_local(agent, args.reason), lambda client: client.rollback(args.reason)
+                "rollback",
+                lambda agent: _rollback_local(agent, args.reason),
+                lambda client: client.rollback(args.reason),
             ),
             _REFUSALS,
         )(args)

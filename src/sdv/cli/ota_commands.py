@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -245,6 +246,13 @@ def _parse_targets(specs: Sequence[str]) -> dict[str, PayloadTarget]:
     return targets
 
 
+def _counter_floor(text: str) -> tuple[str, int]:
+    group, separator, counter = text.partition("=")
+    if not separator or not group or not counter.isdigit() or int(counter) < 1:
+        raise argparse.ArgumentTypeError(f"expected GROUP=COUNTER with a counter of at least 1, got {text!r}")
+    return group, int(counter)
+
+
 def _default_target(path: Path) -> PayloadTarget:
     if path.suffix == ".tar":
         return FileTreeTarget(kind="file-tree", path=f"/opt/{path.stem}")
@@ -269,6 +277,8 @@ def _build(args: argparse.Namespace) -> int:
         hardware_ids=args.hardware_id,
         payloads=sources,
         expires_in=parse_duration(args.expires),
+        reinstall=args.reinstall,
+        counter_floors=dict(args.counter_floor or []),
     )
     print(
         f"built {args.output}: {manifest.name} {manifest.version} (release counter {manifest.release_counter}), "
@@ -278,8 +288,20 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _sign(args: argparse.Namespace) -> int:
-    for path in args.key:
-        key = load_private_key(path)
+    keys = [load_private_key(path) for path in args.key]
+    if args.trust is not None:  # every key checked before the bundle is touched
+        listed = load_trust(args.trust).signed.role_keys(RoleName.RELEASE)
+        for path, key in zip(args.key, keys, strict=True):
+            if key.keyid not in listed:
+                raise OtaError(
+                    f"{path}: key {_short(key.keyid)} is not a release key of {args.trust}; "
+                    "ECUs trusting it would ignore this signature"
+                )
+    else:
+        print(
+            "note: keys not checked against a trust root (pass --trust FILE to check them)", file=sys.stderr
+        )
+    for key in keys:
         header = sign_bundle(args.bundle, key)
         print(f"signed {args.bundle} with key {_short(key.keyid)}; {len(header.signatures)} signature(s)")
     return 0
@@ -299,7 +321,10 @@ def _inspect_bundle(args: argparse.Namespace) -> int:
     print(f"bundle {args.file}")
     print(f"  name:            {manifest.name}")
     print(f"  version:         {manifest.version}")
-    print(f"  release counter: {manifest.release_counter}")
+    print(f"  release counter: {manifest.release_counter}{' (may re-install)' if manifest.reinstall else ''}")
+    if manifest.counter_floors:
+        floors = ", ".join(f"{group} {floor}" for group, floor in sorted(manifest.counter_floors.items()))
+        print(f"  counter floors:  {floors}")
     print(f"  hardware ids:    {', '.join(manifest.hardware_ids)}")
     print(f"  created:         {format_time(manifest.created)}")
     print(f"  expires:         {format_time(manifest.expires)}")
@@ -473,12 +498,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     build.add_argument(
         "--expires", type=_duration, default=_DEFAULT_EXPIRY, help="validity, such as 30d or 2s"
     )
+    build.add_argument(
+        "--reinstall",
+        action="store_true",
+        help="may install on a slot group that runs the same release counter (a repair)",
+    )
+    build.add_argument(
+        "--counter-floor",
+        action="append",
+        type=_counter_floor,
+        metavar="GROUP=COUNTER",
+        help="once committed, slot group GROUP refuses release counters below COUNTER (repeat)",
+    )
     build.add_argument("-o", "--output", type=Path, required=True)
     build.set_defaults(handler=_build)
 
     sign = group.add_parser("sign", help="add a signature to a bundle, in place")
     sign.add_argument("bundle", type=Path)
     sign.add_argument("--key", type=Path, action="append", required=True, help="private key (repeat)")
+    sign.add_argument("--trust", type=Path, help="refuse keys that are not release keys of this trust file")
     sign.set_defaults(handler=_sign)
 
     inspect = group.add_parser("inspect", help="show a bundle's or trust root's content and signers")

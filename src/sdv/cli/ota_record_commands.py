@@ -54,8 +54,18 @@ def _print_report(report: EcuReport) -> None:
     print(
         f"  state: {report.state}, active slot {report.active_slot}, trust root version {report.trust_root_version}"
     )
+    for group in report.groups:
+        bad = f", bad {' '.join(group.bad_slots)}" if group.bad_slots else ""
+        floor = f", floor {group.counter_floor}" if group.counter_floor else ""
+        print(
+            f"  group {group.name}: active {group.active_slot}{bad}, {_bundle_text(group.installed)}, "
+            f"counter {group.release_counter}{floor}"
+        )
     for component in report.components:
-        print(f"  {component.name}: sha256 {component.sha256}, release counter {component.release_counter}")
+        print(
+            f"  {component.group}/{component.name}: sha256 {component.sha256}, "
+            f"release counter {component.release_counter}"
+        )
     result = report.last_result
     if result is not None:
         reason = f": {result.reason}" if result.reason else ""

@@ -465,7 +465,8 @@ class UpdateAgent:
         except BaseException as error:
             self._abandon(writers, _S.FAILED, f"staging failed: {error}")
             raise
-        bundle = BundleRecord.of(manifest, sha)
+        targets = {payload.name: self._group_for(payload, sha).name for payload in manifest.payloads}
+        bundle = BundleRecord.of(manifest, sha).model_copy(update={"targets": targets})
         with self._mutex:
             staged = {name: group.staged() for name, group in self._record.groups.items()}
             self._go(_S.READY, bundle=bundle, transfer=None, groups=staged)

@@ -43,6 +43,7 @@ from sdv.ota.report import (
     REPORT_TYPE,
     EcuReport,
     ReportedComponent,
+    ReportedGroup,
     ReportedLogHead,
     ReportedResult,
     SignedEcuReport,
@@ -205,20 +206,31 @@ class AgentRecords:
             raise
         record = status.record
         installed = record.installed
-        components = (
-            [
-                ReportedComponent(
-                    name=name,
-                    sha256=sha256,
-                    bundle=installed.name,
-                    version=installed.version,
-                    release_counter=installed.release_counter,
-                )
-                for name, sha256 in sorted(installed.payloads.items())
-            ]
-            if installed is not None
-            else []
-        )
+        groups = [
+            ReportedGroup(
+                name=name,
+                active_slot=group.active_slot,
+                installed=BundleSummary.of(group.installed),
+                release_counter=group.counter,
+                counter_floor=group.floor,
+                bad_slots=list(group.bad_slots),
+            )
+            for name, group in record.groups.items()
+        ]
+        components = [
+            ReportedComponent(
+                group=name,
+                name=payload,
+                sha256=sha256,
+                bundle=group.installed.name,
+                version=group.installed.version,
+                release_counter=group.counter,
+            )
+            for name, group in record.groups.items()
+            if group.installed is not None
+            for payload, sha256 in sorted(group.installed.payloads.items())
+            if group.installed.targets.get(payload, name) == name
+        ]
         head = self.journal.head
         report = EcuReport(
             type=REPORT_TYPE,
@@ -229,6 +241,7 @@ class AgentRecords:
             state=record.state,
             active_slot=record.active_slot,
             installed=BundleSummary.of(installed),
+            groups=groups,
             components=components,
             last_result=_result(self.journal.last_result),
             trust_root_version=load_trust(self.config.trust, self.config.limits).signed.version,

@@ -127,6 +127,7 @@ class BundleRecord(BaseModel):
         bundle_sha256: SHA-256 of the bundle file.
         payloads: payload name → SHA-256, as the signed manifest declares them.
         counter_floors: slot group → lowest release counter it accepts once this bundle is committed.
+        targets: payload name → the slot group of this ECU it installs into.
     """
 
     model_config = _STRICT
@@ -137,6 +138,7 @@ class BundleRecord(BaseModel):
     bundle_sha256: str = Field(pattern=_SHA256)
     payloads: dict[str, str] = Field(default_factory=dict)
     counter_floors: dict[str, int] = Field(default_factory=dict)
+    targets: dict[str, str] = Field(default_factory=dict)
 
     @classmethod
     def of(cls, manifest: Manifest, bundle_sha256: str) -> BundleRecord:

@@ -46,6 +46,7 @@ __all__ = [
     "REPORT_TYPE",
     "EcuReport",
     "ReportedComponent",
+    "ReportedGroup",
     "ReportedLogHead",
     "ReportedResult",
     "SignedEcuReport",
@@ -69,23 +70,47 @@ _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
 class ReportedComponent(BaseModel):
-    """One installed component (a payload of the installed bundle).
+    """One installed component (a payload of a slot group's installed bundle).
 
     Attributes:
+        group: the slot group it is installed in.
         name: the payload's name.
         sha256: its SHA-256 as the signed manifest declared it.
         bundle: the bundle it came with.
         version: that bundle's version.
-        release_counter: that bundle's release counter (the component's anti-rollback floor).
+        release_counter: that bundle's release counter (the group's anti-rollback counter).
     """
 
     model_config = _STRICT
 
+    group: Name
     name: Name
     sha256: str = Field(pattern=_HEX64)
     bundle: str = Field(max_length=128)
     version: str = Field(max_length=256)
     release_counter: int = Field(ge=0)
+
+
+class ReportedGroup(BaseModel):
+    """One slot group as the agent committed it.
+
+    Attributes:
+        name: the group.
+        active_slot: its committed side.
+        installed: the bundle it runs; ``None`` for the factory software.
+        release_counter: its anti-rollback counter.
+        counter_floor: the lowest release counter it accepts.
+        bad_slots: sides that failed a trial and were not installed anew.
+    """
+
+    model_config = _STRICT
+
+    name: Name
+    active_slot: SlotName
+    installed: BundleSummary | None
+    release_counter: int = Field(ge=0)
+    counter_floor: int = Field(ge=0)
+    bad_slots: list[SlotName] = Field(max_length=2)
 
 
 class ReportedResult(BaseModel):
@@ -132,9 +157,10 @@ class EcuReport(BaseModel):
         nonce: the nonce of the server's request.
         time: when the report was made (the ECU's trusted time).
         state: the update agent's state.
-        active_slot: the committed slot.
-        installed: the committed bundle; ``None`` for the factory software.
-        components: the installed components.
+        active_slot: the committed side of the boot selector's group.
+        installed: the last committed bundle; ``None`` for the factory software.
+        groups: every slot group, the boot selector's group first.
+        components: the installed components of every group.
         last_result: how the last update ended; ``None`` if the log records none.
         trust_root_version: the version of the ECU's trust root.
         log_head: the newest entry of the event log.
@@ -150,6 +176,7 @@ class EcuReport(BaseModel):
     state: AgentState
     active_slot: SlotName
     installed: BundleSummary | None
+    groups: list[ReportedGroup] = Field(max_length=256)
     components: list[ReportedComponent] = Field(max_length=4096)
     last_result: ReportedResult | None
     trust_root_version: int = Field(ge=1)

@@ -21,7 +21,7 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -77,20 +77,30 @@ def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
 
     The temporary file is in the same directory, flushed and ``fsync``-ed before ``os.replace``; the directory
     is ``fsync``-ed afterwards. If the block raises, the temporary file is removed and ``path`` is untouched.
+
+    Raises:
+        OtaError: the file cannot be created or completed (a missing folder, no permission, a full disk).
     """
     directory = path.resolve().parent
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, before the rename
-        dir=directory, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
+    try:
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, before the rename
+            dir=directory, prefix=f".{path.name}.", suffix=".tmp", delete=False
+        )
+    except OSError as error:
+        missing = "" if directory.is_dir() else f" (folder {directory} does not exist)"
+        raise OtaError(f"{path}: cannot write: {error.strerror}{missing}") from error
     temporary = Path(handle.name)
     try:
         os.chmod(temporary, mode)
         yield handle  # type: ignore[misc]
-        handle.flush()
-        os.fsync(handle.fileno())
-        handle.close()
-        os.replace(temporary, path)
-        fsync_directory(directory)
+        try:
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+            os.replace(temporary, path)
+            fsync_directory(directory)
+        except OSError as error:
+            raise OtaError(f"{path}: cannot write: {error.strerror}") from error
     except BaseException:
         handle.close()
         temporary.unlink(missing_ok=True)
@@ -226,8 +236,12 @@ def build_bundle(
     payloads: Sequence[PayloadSource],
     expires_in: timedelta,
     now: datetime | None = None,
+    reinstall: bool = False,
+    counter_floors: Mapping[str, int] | None = None,
 ) -> Manifest:
     """Build an unsigned bundle file.
+
+    ``reinstall`` and ``counter_floors`` are the manifest's fields of the same names.
 
     Payload files are hashed, then copied into the bundle while being hashed again, so a file that changes in
     between is detected. File-tree payloads are checked for archive safety before they are accepted.
@@ -250,6 +264,8 @@ def build_bundle(
             created=created,
             expires=created + expires_in,
             payloads=entries,
+            reinstall=reinstall,
+            counter_floors=dict(counter_floors or {}),
         )
     except ValueError as error:
         raise BundleFormatError(f"{output}: invalid manifest: {error}") from error

@@ -5,7 +5,8 @@ The ECU update agent's service: receive a signed bundle in resumable chunks, ver
 inactive slot, activate it on trial, commit it or roll back.
 
 Errors are gRPC statuses with a message naming the reason (src/sdv/api/errors.py maps them):
-  FAILED_PRECONDITION  the agent's state does not allow the call (activate before a bundle is ready, ...)
+  FAILED_PRECONDITION  the agent's state does not allow the call (activate before a bundle is ready, ...), or
+                       an activation would boot a slot group's side that failed its trial
   ABORTED              a second transfer while one is in progress (another bundle, or a second upload stream)
   OUT_OF_RANGE         a chunk at another offset than the agent's, past the end, too large, or for another
                        bundle; a size or id that cannot be a bundle's
@@ -201,6 +202,7 @@ class Status(_message.Message):
     TRANSFER_FIELD_NUMBER: _builtins.int
     STAGED_BYTES_FIELD_NUMBER: _builtins.int
     STAGING_TOTAL_FIELD_NUMBER: _builtins.int
+    GROUPS_FIELD_NUMBER: _builtins.int
     state: Global___State.ValueType
     sequence: _builtins.int
     """grows with every persisted change"""
@@ -227,6 +229,10 @@ class Status(_message.Message):
 
     @_builtins.property
     def transfer(self) -> Global___TransferStatus: ...
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___GroupStatus]:
+        """every slot group, the boot selector's group first"""
+
     def __init__(
         self,
         *,
@@ -242,14 +248,72 @@ class Status(_message.Message):
         transfer: Global___TransferStatus | None = ...,
         staged_bytes: _builtins.int = ...,
         staging_total: _builtins.int = ...,
+        groups: _abc.Iterable[Global___GroupStatus] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle", "installed", b"installed", "transfer", b"transfer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_slot", b"active_slot", "attempts_left", b"attempts_left", "booted_slot", b"booted_slot", "bundle", b"bundle", "failure", b"failure", "installed", b"installed", "sequence", b"sequence", "staged_bytes", b"staged_bytes", "staging_total", b"staging_total", "state", b"state", "transfer", b"transfer", "trial_slot", b"trial_slot"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_slot", b"active_slot", "attempts_left", b"attempts_left", "booted_slot", b"booted_slot", "bundle", b"bundle", "failure", b"failure", "groups", b"groups", "installed", b"installed", "sequence", b"sequence", "staged_bytes", b"staged_bytes", "staging_total", b"staging_total", "state", b"state", "transfer", b"transfer", "trial_slot", b"trial_slot"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Status: _TypeAlias = Status  # noqa: Y015
+
+@_typing.final
+class GroupStatus(_message.Message):
+    """One slot group: its own A/B pair, trial, boot attempts, installed bundle and release counter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ACTIVE_SLOT_FIELD_NUMBER: _builtins.int
+    TRIAL_SLOT_FIELD_NUMBER: _builtins.int
+    BOOTED_SLOT_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_LEFT_FIELD_NUMBER: _builtins.int
+    BAD_SLOTS_FIELD_NUMBER: _builtins.int
+    INSTALLED_FIELD_NUMBER: _builtins.int
+    RELEASE_COUNTER_FIELD_NUMBER: _builtins.int
+    COUNTER_FLOOR_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    active_slot: _builtins.str
+    """the committed side: A or B"""
+    trial_slot: _builtins.str
+    """empty when the update under way does not carry this group"""
+    booted_slot: _builtins.str
+    """the side running now"""
+    attempts_left: _builtins.int
+    """boot attempts left for the trial side (or the running one)"""
+    release_counter: _builtins.int
+    """the committed counter a new bundle must exceed (or equal to re-install)"""
+    counter_floor: _builtins.int
+    """the lowest release counter this group accepts"""
+    @_builtins.property
+    def bad_slots(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """sides that failed a trial and were not installed anew since"""
+
+    @_builtins.property
+    def installed(self) -> Global___Bundle:
+        """absent for the factory software"""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        active_slot: _builtins.str = ...,
+        trial_slot: _builtins.str = ...,
+        booted_slot: _builtins.str = ...,
+        attempts_left: _builtins.int = ...,
+        bad_slots: _abc.Iterable[_builtins.str] | None = ...,
+        installed: Global___Bundle | None = ...,
+        release_counter: _builtins.int = ...,
+        counter_floor: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["installed", b"installed"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_slot", b"active_slot", "attempts_left", b"attempts_left", "bad_slots", b"bad_slots", "booted_slot", b"booted_slot", "counter_floor", b"counter_floor", "installed", b"installed", "name", b"name", "release_counter", b"release_counter", "trial_slot", b"trial_slot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GroupStatus: _TypeAlias = GroupStatus  # noqa: Y015
 
 @_typing.final
 class InstallRequest(_message.Message):

@@ -131,7 +131,8 @@ class OtaServicer:
         raise NotImplementedError('Method not implemented!')
 
     def MarkGood(self, request, context):
-        """Commits the slot on trial: it stays, and its release counter becomes the anti-rollback floor.
+        """Commits the slot groups on trial: their trial sides stay, and the bundle's release counter becomes each
+        group's anti-rollback counter (its counter floors are raised).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -5,7 +5,8 @@ The ECU update agent's service: receive a signed bundle in resumable chunks, ver
 inactive slot, activate it on trial, commit it or roll back.
 
 Errors are gRPC statuses with a message naming the reason (src/sdv/api/errors.py maps them):
-  FAILED_PRECONDITION  the agent's state does not allow the call (activate before a bundle is ready, ...)
+  FAILED_PRECONDITION  the agent's state does not allow the call (activate before a bundle is ready, ...), or
+                       an activation would boot a slot group's side that failed its trial
   ABORTED              a second transfer while one is in progress (another bundle, or a second upload stream)
   OUT_OF_RANGE         a chunk at another offset than the agent's, past the end, too large, or for another
                        bundle; a size or id that cannot be a bundle's
@@ -66,7 +67,9 @@ class OtaStub:
     Activate: _grpc.UnaryUnaryMultiCallable[_ota_pb2.ActivateRequest, _ota_pb2.Status]
     """Starts the staged bundle on trial (READY to VERIFYING, through a reboot where the ECU needs one)."""
     MarkGood: _grpc.UnaryUnaryMultiCallable[_ota_pb2.MarkGoodRequest, _ota_pb2.Status]
-    """Commits the slot on trial: it stays, and its release counter becomes the anti-rollback floor."""
+    """Commits the slot groups on trial: their trial sides stay, and the bundle's release counter becomes each
+    group's anti-rollback counter (its counter floors are raised).
+    """
     Rollback: _grpc.UnaryUnaryMultiCallable[_ota_pb2.RollbackRequest, _ota_pb2.Status]
     """Goes back to the committed slot from a trial."""
     Cancel: _grpc.UnaryUnaryMultiCallable[_ota_pb2.CancelRequest, _ota_pb2.Status]
@@ -108,7 +111,9 @@ class OtaAsyncStub(OtaStub):
     Activate: _aio.UnaryUnaryMultiCallable[_ota_pb2.ActivateRequest, _ota_pb2.Status]  # type: ignore[assignment]
     """Starts the staged bundle on trial (READY to VERIFYING, through a reboot where the ECU needs one)."""
     MarkGood: _aio.UnaryUnaryMultiCallable[_ota_pb2.MarkGoodRequest, _ota_pb2.Status]  # type: ignore[assignment]
-    """Commits the slot on trial: it stays, and its release counter becomes the anti-rollback floor."""
+    """Commits the slot groups on trial: their trial sides stay, and the bundle's release counter becomes each
+    group's anti-rollback counter (its counter floors are raised).
+    """
     Rollback: _aio.UnaryUnaryMultiCallable[_ota_pb2.RollbackRequest, _ota_pb2.Status]  # type: ignore[assignment]
     """Goes back to the committed slot from a trial."""
     Cancel: _aio.UnaryUnaryMultiCallable[_ota_pb2.CancelRequest, _ota_pb2.Status]  # type: ignore[assignment]
@@ -177,7 +182,9 @@ class OtaServicer(metaclass=_abc_1.ABCMeta):
         request: _ota_pb2.MarkGoodRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ota_pb2.Status, _abc.Awaitable[_ota_pb2.Status]]:
-        """Commits the slot on trial: it stays, and its release counter becomes the anti-rollback floor."""
+        """Commits the slot groups on trial: their trial sides stay, and the bundle's release counter becomes each
+        group's anti-rollback counter (its counter floors are raised).
+        """
 
     @_abc_1.abstractmethod
     def Rollback(
