@@ -174,7 +174,7 @@ def test_the_release_counter_only_rises_at_commit(ecu: Ecu, build_bundle: BuildB
         _install(agent, build_bundle(counter=5, output="again.sdvota"))
         agent.activate()
         agent.mark_good()
-        with pytest.raises(RollbackError, match="equal to the installed one of slot group (app|rootfs)"):
+        with pytest.raises(RollbackError, match=r"equal to the installed one of slot group (app|rootfs)"):
             agent.receive_file(build_bundle(counter=5, output="replay.sdvota"))
 
 

@@ -48,7 +48,7 @@ def test_the_installed_bundle_changes_only_at_commit() -> None:
     with pytest.raises(IllegalTransitionError, match="only at commit"):
         transition(verifying, AgentState.ROLLING_BACK, installed=_BUNDLE)
     changed = verifying.with_group("rootfs", installed=_BUNDLE, counter=7)
-    with pytest.raises(IllegalTransitionError, match="slot group rootfs: .* only at commit"):
+    with pytest.raises(IllegalTransitionError, match=r"slot group rootfs: .* only at commit"):
         transition(verifying, AgentState.ROLLING_BACK, groups=changed)
     committed = transition(verifying, AgentState.ACTIVATED, installed=_BUNDLE, groups=changed)
     assert committed.installed_counter == 7
