@@ -286,3 +286,11 @@ def test_push_rides_out_an_agent_killed_mid_transfer_and_resumes(
     ]
     assert resumed and resumed[0] >= killed_at.offset  # it continued, it did not start over
     assert "state:      ready" in out
+
+
+def test_an_open_agent_warns_of_what_a_caller_may_do_with_updates(ecu: Ecu, start_agent: StartAgent) -> None:
+    agent = start_agent(ecu.config)
+    assert agent.target is not None
+    warning = agent.log.read_text()  # written before the agent printed its address
+    assert "may connect, send, install, activate and roll back updates" in warning
+    assert "signal" not in warning

@@ -129,8 +129,9 @@ class ServerSecurity:
             require_client_auth=self.client_ca is not None,
         )
 
-    def check_address(self, address: str) -> None:
-        """Refuse an open server on an address other machines reach; log what is open.
+    def check_address(self, address: str, exposes: str = "read, actuate and provide every signal") -> None:
+        """Refuse an open server on an address other machines reach; log what is open (``exposes``: what a
+        caller may do without a token).
 
         Raises:
             SecurityConfigError: plaintext or no token checks on a non-loopback address without ``--insecure``.
@@ -156,7 +157,7 @@ class ServerSecurity:
                 address,
                 " and without ".join(missing),
                 who,
-                "" if self.verifier else ", read, actuate and provide every signal",
+                "" if self.verifier else f", {exposes}",
             )
         elif self.client_ca is None:
             _LOG.info(

@@ -267,7 +267,7 @@ def _agent(args: argparse.Namespace) -> int:
     config = load_agent_config(args.config)
     # Anyone reaching an open agent could activate, roll back or cancel updates: the same closed-by-default
     # rules as sdv serve, and every RPC needs the ota scope when tokens are checked.
-    security.check_address(args.address)
+    security.check_address(args.address, "send, install, activate and roll back updates")
     with UpdateAgent(config, boot=True) as agent:  # starting the agent stands for a boot
         status = agent.status()
         _LOG.info("booted slot %s; update agent %s", status.booted_slot, status.record.state)

@@ -75,7 +75,7 @@ from sdv.ota.errors import (
 )
 from sdv.ota.manifest import Manifest, Payload
 from sdv.ota.rollback import ComponentCounters, raised_floors
-from sdv.ota.slots import SlotGroup, SlotWriter, TreeSlotGroup
+from sdv.ota.slots import PayloadOrigin, SlotGroup, SlotWriter, TreeSlotGroup
 from sdv.ota.store import (
     hash_file,
     load_time_state,
@@ -408,8 +408,10 @@ class UpdateAgent:
             return
         self._go(_S.TRANSFERRED)
 
-    def receive_file(self, path: Path, chunk_bytes: int = 1024 * 1024) -> TransferRecord:
-        """Transfer a local bundle file (``sdv ota install``), resuming an interrupted transfer of it."""
+    def receive_file(self, path: Path, chunk_bytes: int | None = None) -> TransferRecord:
+        """Transfer a local bundle file (``sdv ota install``), resuming an interrupted transfer of it, in chunks of
+        ``chunk_bytes`` (default: the configured largest chunk, at most 1 MiB)."""
+        chunk_bytes = chunk_bytes or min(1024 * 1024, self.config.transfer.max_chunk_bytes)
         size, digest = hash_file(path)
         transfer = self.begin_transfer(size, digest, read_bundle_header(path, self.config.limits).encode())
         with self.upload(), path.open("rb") as source:
@@ -431,8 +433,9 @@ class UpdateAgent:
         Raises:
             AgentStateError: no received bundle.
             VerificationError: the bundle is refused (the state becomes ``Failed`` with the reason).
-            InsufficientSpaceError: a slot cannot hold a payload; nothing was written and the bundle is kept
-                (the state returns to ``Transferred`` with the reason), so the install can be retried.
+            InsufficientSpaceError: a slot cannot hold a payload (from the header, or a tree counted in its file
+                system's blocks and inodes before unpacking); the bundle is kept and the state returns to
+                ``Transferred`` with the reason, so the install can be retried once there is space.
             OperationCancelledError: :meth:`cancel` stopped it (the state becomes ``Idle``).
             OtaError: the trust file or time state cannot be read (the state stays ``Transferred``).
         """
@@ -448,13 +451,12 @@ class UpdateAgent:
             manifest = self._stage(verifier, f"bundle {sha[:16]}", writers)
             for writer in writers:
                 writer.finish()
-        except InsufficientSpaceError as error:
-            if writers:  # pragma: no cover - space is checked before the first writer opens
-                self._abandon(writers, _S.FAILED, str(error))
-            else:
-                with self._mutex:
-                    self._staged_bytes = self._staging_total = 0
-                    self._go(_S.TRANSFERRED, groups=self._groups_without_trial(), failure=str(error))
+        except InsufficientSpaceError as error:  # the bundle is kept: the install can be retried
+            for writer in writers:
+                writer.abort()
+            with self._mutex:
+                self._staged_bytes = self._staging_total = 0
+                self._go(_S.TRANSFERRED, groups=self._groups_without_trial(), failure=str(error))
             raise
         except OperationCancelledError:
             self._abandon(writers, _S.IDLE, None)
@@ -519,13 +521,18 @@ class UpdateAgent:
                 self._persist(updated(self._record, groups=groups))
             self._staged_bytes, self._staging_total = 0, manifest.total_size
             handle.seek(0)
+            offsets, offset = {}, header.encoded_length
+            for payload in manifest.payloads:
+                offsets[payload.name], offset = offset, offset + payload.size
 
             def sink_for(payload: Payload) -> _StagingSink:
                 group = self._group_for(payload, source)
                 trial = self._record.groups[group.name].trial_slot
                 if trial is None or trial == self._record.groups[group.name].active_slot:  # pragma: no cover
                     raise AgentStateError(f"slot group {group.name}: refusing to stage into the active side")
-                writer = group.writer(trial, payload)
+                # a tree is unpacked from the received bundle once verified: its bytes are never copied
+                origin = PayloadOrigin(self.incoming, offsets[payload.name], payload.size)
+                writer = group.writer(trial, payload, origin)
                 writers.append(writer)
                 return _StagingSink(self, writer)
 

@@ -5,7 +5,9 @@
   runs is the bootloader's choice (:mod:`sdv.ota.boot`); switching is no business of the slot.
 * :class:`TreeSlotGroup`: a directory tree for application updates. ``ROOT/A`` and ``ROOT/B`` hold the two
   trees and ``ROOT/current`` is a symbolic link to the live one, switched atomically by renaming a new link
-  over it. A verified tar archive is unpacked (by :mod:`sdv.ota.unpack`) into ``ROOT/.B.new``, ``fsync``-ed and only then renamed to
+  over it. The verified tar archive is read from where it already lies (the received bundle, a
+  :class:`PayloadOrigin`; it is never copied), its space need counted in the file system's own blocks and
+  inodes, then unpacked (by :mod:`sdv.ota.unpack`) into ``ROOT/.B.new``, ``fsync``-ed and only then renamed to
   ``ROOT/B``, so a tree is either complete or absent.
 
 Invariants: a writer writes only the slot it was opened for, and the update agent opens writers only for the
@@ -16,15 +18,19 @@ nothing but staging in the agent's record.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import io
 import logging
 import os
 import shutil
 import stat
 import tarfile
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 from sdv.ota.agent_state import SlotName
 from sdv.ota.errors import InsufficientSpaceError, SlotError, UnsafeArchiveEntryError
@@ -32,7 +38,15 @@ from sdv.ota.manifest import Payload
 from sdv.ota.store import fsync_directory
 from sdv.ota.unpack import unpack_tree
 
-__all__ = ["ImageSlotGroup", "SlotGroup", "SlotWriter", "TreeSlotGroup", "tree_digest"]
+__all__ = [
+    "ImageSlotGroup",
+    "PayloadOrigin",
+    "SlotGroup",
+    "SlotWriter",
+    "TreeSlotGroup",
+    "tree_digest",
+    "tree_space_needed",
+]
 
 _logger = logging.getLogger(__name__)
 _CHUNK = 1024 * 1024
@@ -40,6 +54,54 @@ _CHUNK = 1024 * 1024
 
 def _free_bytes(directory: Path) -> int:
     return shutil.disk_usage(directory).free
+
+
+@dataclass(frozen=True)
+class PayloadOrigin:
+    """Where a payload's verified bytes lie: ``size`` bytes from ``offset`` in the file ``path``."""
+
+    path: Path
+    offset: int
+    size: int
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[BinaryIO]:
+        """The payload's bytes as a file that ends where the payload ends."""
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            yield cast(BinaryIO, _Region(handle, self.size))
+
+
+class _Region(io.RawIOBase):
+    """At most ``size`` bytes of ``handle`` from its current position."""
+
+    def __init__(self, handle: BinaryIO, size: int) -> None:
+        self._handle = handle
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        count = self._handle.readinto(view[: min(len(view), self._left)])  # type: ignore[attr-defined]
+        self._left -= count or 0
+        return count or 0
+
+
+def tree_space_needed(source: BinaryIO, block_size: int) -> tuple[int, int]:
+    """Bytes and inodes an archive's tree takes on a file system with ``block_size`` blocks.
+
+    Each regular file takes its size rounded up to whole blocks, each member an inode, each directory and
+    symbolic link one block (their entries and link targets), so a tree of many small files is counted at
+    its real cost rather than its archive's size.
+    """
+    blocks = inodes = 0
+    with tarfile.open(fileobj=source, mode="r|") as archive:
+        for member in archive:
+            inodes += 1
+            blocks += -(-member.size // block_size) if member.isreg() else 1
+    return blocks * block_size, inodes
 
 
 class SlotWriter(ABC):
@@ -73,8 +135,9 @@ class SlotGroup(ABC):
         """Refuse a payload the slot cannot hold (:class:`InsufficientSpaceError`)."""
 
     @abstractmethod
-    def writer(self, slot: SlotName, payload: Payload) -> SlotWriter:
-        """A writer for ``payload`` into ``slot``."""
+    def writer(self, slot: SlotName, payload: Payload, origin: PayloadOrigin | None = None) -> SlotWriter:
+        """A writer for ``payload`` into ``slot``; ``origin`` says where its verified bytes will lie, for
+        groups that read them from there instead of being handed each chunk (trees)."""
 
     @abstractmethod
     def switch(self, slot: SlotName) -> None:
@@ -144,7 +207,7 @@ class ImageSlotGroup(SlotGroup):
                 f"{capacity} available"
             )
 
-    def writer(self, slot: SlotName, payload: Payload) -> SlotWriter:
+    def writer(self, slot: SlotName, payload: Payload, origin: PayloadOrigin | None = None) -> SlotWriter:
         path = self.paths[slot]
         try:
             # a block device is written in place; an image file is replaced from its first byte
@@ -206,23 +269,55 @@ def _fsync_tree(root: Path) -> None:
 
 
 class _TreeWriter(SlotWriter):
-    def __init__(self, group: TreeSlotGroup, slot: SlotName) -> None:
+    """Unpacks a verified archive into a new tree, read from ``origin`` (or, without one, from the chunks it
+    is handed, kept in ``ROOT/.SLOT.incoming.tar`` until the archive is complete)."""
+
+    def __init__(self, group: TreeSlotGroup, slot: SlotName, origin: PayloadOrigin | None) -> None:
         self._group = group
         self._slot = slot
+        self._label = f"slot {group.name}.{slot}"
         self._archive = group.root / f".{slot}.incoming.tar"
-        self._handle = self._archive.open("wb")
+        self._origin = origin
+        self._handle: BinaryIO | None = None if origin is not None else self._archive.open("wb")
 
     def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        if self._handle is None:
+            return  # the bytes are read from their origin once verified
         try:
             self._handle.write(chunk)
         except OSError as error:
             raise SlotError(f"{self._archive}: write failed: {error.strerror}") from error
 
+    def _source(self) -> PayloadOrigin:
+        if self._handle is not None:
+            try:
+                self._handle.close()
+            except OSError as error:
+                raise SlotError(f"{self._archive}: write failed: {error.strerror}") from error
+            return PayloadOrigin(self._archive, 0, self._archive.stat().st_size)
+        if self._origin is None:  # pragma: no cover - one of the two is always set
+            raise SlotError(f"{self._label}: no archive to unpack")
+        return self._origin
+
+    def _check_space(self, origin: PayloadOrigin) -> None:
+        usage = os.statvfs(self._group.root)
+        with origin.open() as archive:
+            needed, inodes = tree_space_needed(archive, usage.f_frsize or usage.f_bsize)
+        free = usage.f_bavail * usage.f_frsize
+        if needed > free:
+            raise InsufficientSpaceError(
+                f"{self._label} ({self._group.root}): the tree needs {needed} bytes in "
+                f"{usage.f_frsize}-byte blocks, {free} free"
+            )
+        if usage.f_files and inodes > usage.f_favail:
+            raise InsufficientSpaceError(
+                f"{self._label} ({self._group.root}): the tree has {inodes} entries, "
+                f"the file system has {usage.f_favail} free inodes"
+            )
+
     def finish(self) -> None:
-        try:
-            self._handle.close()
-        except OSError as error:
-            raise SlotError(f"{self._archive}: write failed: {error.strerror}") from error
+        origin = self._source()
+        self._check_space(origin)
         root = self._group.root
         new = root / f".{self._slot}.new"
         old = root / f".{self._slot}.old"
@@ -230,16 +325,21 @@ class _TreeWriter(SlotWriter):
             shutil.rmtree(leftover, ignore_errors=True)
         new.mkdir()
         try:
-            with self._archive.open("rb") as archive:
+            with origin.open() as archive:
                 # the archive passed sdv.ota.archive's checks; the unpacker applies them again itself
-                unpack_tree(archive, new, f"slot {self._group.name}.{self._slot}")
+                unpack_tree(archive, new, self._label)
+            _fsync_tree(new)
         except UnsafeArchiveEntryError:
             shutil.rmtree(new, ignore_errors=True)
             raise
-        except (OSError, tarfile.TarError) as error:
+        except OSError as error:
             shutil.rmtree(new, ignore_errors=True)
-            raise SlotError(f"slot {self._group.name}.{self._slot}: cannot unpack: {error}") from error
-        _fsync_tree(new)
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientSpaceError(f"{self._label}: out of space while unpacking") from error
+            raise SlotError(f"{self._label}: cannot unpack: {error}") from error
+        except tarfile.TarError as error:
+            shutil.rmtree(new, ignore_errors=True)
+            raise SlotError(f"{self._label}: cannot unpack: {error}") from error
         target = root / self._slot
         if target.exists():
             target.rename(old)
@@ -250,8 +350,9 @@ class _TreeWriter(SlotWriter):
         _logger.info("tree slot %s unpacked", target)
 
     def abort(self) -> None:
-        with contextlib.suppress(OSError):  # the tree is abandoned anyway
-            self._handle.close()
+        if self._handle is not None:
+            with contextlib.suppress(OSError):  # the tree is abandoned anyway
+                self._handle.close()
         self._archive.unlink(missing_ok=True)
 
 
@@ -282,19 +383,20 @@ class TreeSlotGroup(SlotGroup):
         return "A" if target == "A" else "B" if target == "B" else None
 
     def check_space(self, slot: SlotName, payload: Payload) -> None:
+        """The first check, from the header: the tree takes at least its archive's size (the exact need, in
+        the file system's blocks and inodes, is counted from the verified archive before unpacking)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        needed = 2 * payload.size  # the archive and the unpacked tree exist side by side for a moment
         free = _free_bytes(self.root)
-        if needed > free:
+        if payload.size > free:
             raise InsufficientSpaceError(
-                f"slot {self.name}.{slot} ({self.root}): payload {payload.name} needs {needed} bytes "
-                f"to unpack, {free} free"
+                f"slot {self.name}.{slot} ({self.root}): payload {payload.name} needs at least {payload.size} "
+                f"bytes to unpack, {free} free"
             )
 
-    def writer(self, slot: SlotName, payload: Payload) -> SlotWriter:
+    def writer(self, slot: SlotName, payload: Payload, origin: PayloadOrigin | None = None) -> SlotWriter:
         self.root.mkdir(parents=True, exist_ok=True)
         try:
-            return _TreeWriter(self, slot)
+            return _TreeWriter(self, slot, origin)
         except OSError as error:
             raise SlotError(
                 f"slot {self.name}.{slot}: cannot write in {self.root}: {error.strerror}"
