@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -33,6 +32,7 @@ from pathlib import Path
 from types import TracebackType
 
 from sdv.ota.agent_config import AgentConfig
+from sdv.ota.agent_groups import Sides, SlotGroups
 from sdv.ota.agent_records import AgentRecords, journaled
 from sdv.ota.agent_state import (
     AT_REST,
@@ -40,29 +40,27 @@ from sdv.ota.agent_state import (
     AgentState,
     BundleRecord,
     GroupRecord,
-    SlotName,
     TransferRecord,
     check_activation,
+    committed_groups,
     other_slot,
     transition,
+    trial_sides,
     updated,
+    with_bad_trial_sides,
+    without_trial,
 )
 from sdv.ota.agent_store import (
     AgentStatus,
     CrashHook,
     GroupBoot,
-    boot_view,
     has_record,
     local_status,
     lock_state_directory,
-    make_group,
-    make_selectors,
     read_record,
-    run_health_check,
-    seed_selector,
     write_record,
 )
-from sdv.ota.boot import BootSelector, UBootBootSelector
+from sdv.ota.boot import BootSelector
 from sdv.ota.bundle import read_header
 from sdv.ota.errors import (
     AgentStateError,
@@ -71,11 +69,10 @@ from sdv.ota.errors import (
     OperationCancelledError,
     OtaError,
     TransferInProgressError,
-    UnknownSlotError,
 )
 from sdv.ota.manifest import Manifest, Payload
-from sdv.ota.rollback import ComponentCounters, raised_floors
-from sdv.ota.slots import PayloadOrigin, SlotGroup, SlotWriter, TreeSlotGroup
+from sdv.ota.rollback import ComponentCounters
+from sdv.ota.slots import PayloadOrigin, SlotGroup, SlotWriter
 from sdv.ota.store import (
     hash_file,
     load_time_state,
@@ -133,9 +130,7 @@ class UpdateAgent:
         self.state_dir = config.state_dir
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock_handle = lock_state_directory(self.state_dir)
-        self.selectors = make_selectors(config, selector)
-        self.selector = self.selectors[config.boot_group]
-        self.groups: dict[str, SlotGroup] = {slot.name: make_group(slot) for slot in config.ordered_slots()}
+        self.groups = SlotGroups(config, selector)
         self._clock = clock
         self._mutex = threading.RLock()
         self._listeners: list[Callable[[AgentStatus], None]] = []
@@ -151,24 +146,18 @@ class UpdateAgent:
             self.records = AgentRecords(
                 config, clock
             )  # the event log, the report key (sdv.ota.agent_records)
-            names = list(self.groups)
+            names = self.groups.names
             if has_record(self.state_dir):
                 self._record = read_record(self.state_dir)
                 if self._record.with_groups(names) != self._record:  # an older record, or a new group
                     self._persist(updated(self._record, groups=self._record.with_groups(names).groups))
             else:  # the first start on this ECU: what runs now is the committed software
-                first = GroupRecord(active_slot=self.selector.adopt_running())
-                self._persist(
-                    AgentRecord(groups={name: first if name == names[0] else GroupRecord() for name in names})
-                )
-            for name, group_selector in self.selectors.items():
-                seed_selector(group_selector, self._record.groups[name])
+                first = GroupRecord(active_slot=self.groups.boot_selector.adopt_running())
+                groups = {name: first if name == names[0] else GroupRecord() for name in names}
+                self._persist(AgentRecord(groups=groups))
+            self.groups.seed(self._record)
             self.records.started(self._record)
-            booted = {
-                name: group_selector.boot() if boot else group_selector.booted()
-                for name, group_selector in self.selectors.items()
-            }
-            self._recover(booted, rebooted=boot)
+            self._recover(self.groups.start(boot=boot), rebooted=boot)
             self._refresh_boot()
         except BaseException:
             self.close()
@@ -218,16 +207,7 @@ class UpdateAgent:
     def _refresh_boot(self) -> None:
         """Read the boot selection once per state change and after each change of it (``fw_printenv`` is a
         process, not a per-chunk cost)."""
-        self._boot_info = boot_view(self._record, self.selectors)
-
-    def _trial(self) -> dict[str, SlotName]:
-        """The groups the update under way carries, and their sides on trial."""
-        return {name: group.trial_slot for name, group in self._record.groups.items() if group.trial_slot}
-
-    def _groups_without_trial(self) -> dict[str, GroupRecord]:
-        return {
-            name: group.model_copy(update={"trial_slot": None}) for name, group in self._record.groups.items()
-        }
+        self._boot_info = self.groups.view(self._record)
 
     def _go(self, target: AgentState, **changes: object) -> None:
         self._persist(transition(self._record, target, **changes))
@@ -445,7 +425,7 @@ class UpdateAgent:
             sha = transfer.bundle_sha256 if transfer is not None else ""
             verifier = self._verifier()  # an unreadable trust file must not cost the received bundle
             self._cancel.clear()
-            self._go(_S.PROCESSING, groups=self._groups_without_trial(), failure=None)
+            self._go(_S.PROCESSING, groups=without_trial(self._record), failure=None)
         writers: list[SlotWriter] = []
         try:
             manifest = self._stage(verifier, f"bundle {sha[:16]}", writers)
@@ -456,7 +436,7 @@ class UpdateAgent:
                 writer.abort()
             with self._mutex:
                 self._staged_bytes = self._staging_total = 0
-                self._go(_S.TRANSFERRED, groups=self._groups_without_trial(), failure=str(error))
+                self._go(_S.TRANSFERRED, groups=without_trial(self._record), failure=str(error))
             raise
         except OperationCancelledError:
             self._abandon(writers, _S.IDLE, None)
@@ -482,7 +462,7 @@ class UpdateAgent:
         counters = ComponentCounters(
             counters={name: group.counter for name, group in groups.items()},
             floors={name: group.floor for name, group in groups.items()},
-            components=self._components,
+            components=self.groups.components,
             allow_reinstall=self.config.allow_reinstall,
         )
         return BundleVerifier(
@@ -493,19 +473,8 @@ class UpdateAgent:
             limits=self.config.limits,
         )
 
-    def _components(self, manifest: Manifest) -> list[str]:
-        """The slot groups a manifest's payloads install into."""
-        source = f"bundle {manifest.name} {manifest.version}"
-        return [self._group_for(payload, source).name for payload in manifest.payloads]
-
     def _group_for(self, payload: Payload, source: str) -> SlotGroup:
-        slot = self.config.slot_for(payload)
-        if slot is None:
-            raise UnknownSlotError(
-                f"{source}: payload {payload.name} targets {payload.target.model_dump()}, "
-                f"which no slot of this ECU serves ({', '.join(s.name for s in self.config.slots)})"
-            )
-        return self.groups[slot.name]
+        return self.groups.group_for(payload, source)
 
     def _stage(self, verifier: BundleVerifier, source: str, writers: list[SlotWriter]) -> Manifest:
         with self.incoming.open("rb") as handle:
@@ -557,7 +526,7 @@ class UpdateAgent:
         with self._mutex:
             self.transfers.discard()
             self._staged_bytes = self._staging_total = 0
-            self._go(state, transfer=None, bundle=None, groups=self._groups_without_trial(), failure=failure)
+            self._go(state, transfer=None, bundle=None, groups=without_trial(self._record), failure=failure)
 
     # -- cancel --------------------------------------------------------------------------------------------------
 
@@ -580,39 +549,28 @@ class UpdateAgent:
                 _S.TRANSFERRING, _S.TRANSFERRED, _S.READY, _S.FAILED, _S.ACTIVATED, _S.ROLLED_BACK,
             )  # fmt: skip
             self.transfers.discard()
-            self._go(_S.IDLE, transfer=None, bundle=None, groups=self._groups_without_trial(), failure=None)
+            self._go(_S.IDLE, transfer=None, bundle=None, groups=without_trial(self._record), failure=None)
             return self._record
 
     # -- activation, commit, rollback ----------------------------------------------------------------------------
 
-    def _reboot(self, changing: set[str]) -> dict[str, SlotName] | None:
-        """Start what the boot selectors now say for the groups in ``changing``.
-
-        The boot selector's group needs the reboot command (or, on U-Boot with a kernel command line, the next
-        boot); every other group, and the boot selector's group without either, switches in-process.
+    def _reboot(self, changing: set[str]) -> Sides | None:
+        """Start what the boot selectors now say for the groups in ``changing``: a real reboot when the
+        bootloader's group changes sides and the ECU has one, otherwise in-process (the trees follow).
 
         Returns:
             Each group's running side, or ``None`` when a real reboot was requested.
         """
-        if self.config.boot_group in changing:
+        if self.groups.needs_reboot(changing):
             if self.config.reboot_command:
                 _logger.warning("rebooting: %s", " ".join(self.config.reboot_command))
                 subprocess.run(self.config.reboot_command, check=False)
-                return None
-            if isinstance(self.selector, UBootBootSelector) and self.selector.cmdline is not None:
+            else:
                 _logger.warning("the next boot starts the new selection; configure reboot_command to reboot")
-                return None
-        booted = {
-            name: selector.boot() if name in changing else selector.booted()
-            for name, selector in self.selectors.items()
-        }
+            return None
+        booted = self.groups.boot_in_process(changing)
         self._refresh_boot()
-        self._switch_trees(booted)
         return booted
-
-    def _switch_trees(self, booted: dict[str, SlotName]) -> None:
-        for name, slot in booted.items():
-            self.groups[name].switch(slot)
 
     @journaled("activate")
     def activate(self) -> AgentRecord:
@@ -633,19 +591,18 @@ class UpdateAgent:
             return self._record
 
     def _continue_activation(self) -> None:
-        trial = self._trial()
+        trial = trial_sides(self._record)
         if not trial:  # pragma: no cover - READY always has a group on trial
             raise AgentStateError("no slot group is on trial")
-        for name, slot in trial.items():
-            self.selectors[name].set_trial(slot)
+        self.groups.set_trial(trial)
         self._refresh_boot()
         booted = self._reboot(set(trial))
         if booted is not None:
             self._after_boot(booted)
 
-    def _after_boot(self, booted: dict[str, SlotName]) -> None:
+    def _after_boot(self, booted: Sides) -> None:
         """The decision after a boot with an update on trial (Activating, Verifying)."""
-        trial = self._trial()
+        trial = trial_sides(self._record)
         for name, slot in trial.items():
             if booted[name] != slot:
                 self._rollback(
@@ -653,22 +610,12 @@ class UpdateAgent:
                     "(its boot attempts ran out, or the activation was interrupted)"
                 )
                 return
-        self._switch_trees(booted)  # the trial sides' trees go live with them (after a real reboot too)
+        self.groups.switch_trees(booted)  # the trial sides' trees go live with them (after a real reboot too)
         if self._record.state is _S.ACTIVATING:
             self._go(_S.VERIFYING)
-        failure = self._health_check(trial)
+        failure = self.groups.health_check(trial)
         if failure is not None:
             self._rollback(failure)
-
-    def _health_check(self, trial: dict[str, SlotName]) -> str | None:
-        """The agent's check, then each trial group's own; the first failure, or ``None`` when all pass."""
-        first = next(iter(trial.values()))
-        failure = run_health_check(self.config.health_check, first, trial)
-        for name, slot in trial.items():
-            if failure is not None:
-                break
-            failure = run_health_check(self.config.slot(name).health_check, slot, trial, name)
-        return failure
 
     @journaled("mark good")
     def mark_good(self) -> AgentRecord:
@@ -680,46 +627,23 @@ class UpdateAgent:
         """
         with self._mutex:
             record = self._record
-            if record.state in AT_REST and all(
-                selector.booted() == record.groups[name].active_slot
-                for name, selector in self.selectors.items()
-            ):
-                for name, selector in self.selectors.items():
-                    selector.mark_good(record.groups[name].active_slot)
+            booted = self.groups.booted()
+            active = {name: group.active_slot for name, group in record.groups.items() if name in booted}
+            if record.state in AT_REST and booted == active:
+                self.groups.mark_good(active)
                 self._refresh_boot()
                 return record
             self._require("mark good", _S.VERIFYING)
-            trial = self._trial()
+            trial = trial_sides(record)
             for name, slot in trial.items():
-                running = self.selectors[name].booted()
-                if running != slot:
+                if booted[name] != slot:
                     raise AgentStateError(
-                        f"slot group {name}: side {slot} is on trial but side {running} is running; reboot first"
+                        f"slot group {name}: side {slot} is on trial but side {booted[name]} is running; "
+                        "reboot first"
                     )
-            for name, slot in trial.items():
-                self.selectors[name].mark_good(slot)
-            self._go(_S.ACTIVATED, groups=self._committed(trial), installed=record.bundle, failure=None)
+            self.groups.mark_good(trial)
+            self._go(_S.ACTIVATED, groups=committed_groups(record), installed=record.bundle, failure=None)
             return self._record
-
-    def _committed(self, trial: dict[str, SlotName]) -> dict[str, GroupRecord]:
-        bundle = self._record.bundle
-        if bundle is None:  # pragma: no cover - VERIFYING always has its bundle
-            raise AgentStateError("no bundle is on trial")
-        groups = {}
-        for name, group in self._record.groups.items():
-            floor = raised_floors({name: group.floor}, bundle.counter_floors)[name]
-            committed = group
-            if name in trial:
-                committed = group.model_copy(
-                    update={
-                        "active_slot": trial[name],
-                        "installed": bundle,
-                        "counter": bundle.release_counter,
-                        "bad_slots": tuple(slot for slot in group.bad_slots if slot != trial[name]),
-                    }
-                )
-            groups[name] = committed.model_copy(update={"trial_slot": None, "floor": floor})
-        return groups
 
     @journaled("roll back")
     def rollback(self, reason: str = "rollback requested") -> AgentRecord:
@@ -733,35 +657,27 @@ class UpdateAgent:
     def _rollback(self, reason: str) -> None:
         if self._record.state is not _S.ROLLING_BACK:
             self._go(_S.ROLLING_BACK, failure=reason)
-        trial = self._trial()
-        groups = dict(self._record.groups)
-        for name, slot in trial.items():
-            self.selectors[name].mark_bad(slot)
-            groups[name] = groups[name].model_copy(
-                update={"bad_slots": tuple(sorted({*groups[name].bad_slots, slot}))}
-            )
+        trial = trial_sides(self._record)
+        self.groups.mark_bad(trial)
+        groups = with_bad_trial_sides(self._record)
         if groups != self._record.groups:
             self._persist(updated(self._record, groups=groups))
         self._refresh_boot()
-        changing = {
-            name for name in trial if self.selectors[name].booted() != self._record.groups[name].active_slot
-        }
-        booted = self._reboot(changing) if changing else self._booted()
+        running = self.groups.booted()
+        changing = {name for name in trial if running[name] != self._record.groups[name].active_slot}
+        booted = self._reboot(changing) if changing else running
         if booted is None:
             return  # the reboot finishes the rollback (_recover)
-        self._switch_trees(booted)
-        self._go(_S.ROLLED_BACK, groups=self._groups_without_trial())
-
-    def _booted(self) -> dict[str, SlotName]:
-        return {name: selector.booted() for name, selector in self.selectors.items()}
+        self.groups.switch_trees(booted)
+        self._go(_S.ROLLED_BACK, groups=without_trial(self._record))
 
     # -- recovery ------------------------------------------------------------------------------------------------
 
-    def _recover(self, booted: dict[str, SlotName], *, rebooted: bool) -> None:
+    def _recover(self, booted: Sides, *, rebooted: bool) -> None:
         """Bring the record to a consistent state after a start, whatever instant the last process stopped at."""
         state = self._record.state
         transfer = self._record.transfer
-        trial = self._trial()
+        trial = trial_sides(self._record)
         if state is _S.TRANSFERRING and transfer is not None:
             resumed = self.transfers.resume(transfer)
             if resumed != transfer:
@@ -771,7 +687,7 @@ class UpdateAgent:
         elif (
             state is _S.ACTIVATING
             and not rebooted
-            and any(booted[name] != slot for name, slot in trial.items())
+            and any(booted[name] != side for name, side in trial.items())
         ):
             self._continue_activation()  # the same boot: repeat the idempotent activation steps
         elif state is _S.ACTIVATING or (state is _S.VERIFYING and rebooted):
@@ -779,27 +695,22 @@ class UpdateAgent:
         elif state is _S.ROLLING_BACK:
             self._rollback(self._record.failure or "rollback interrupted")
         elif rebooted:
-            for name, selector in self.selectors.items():
+            for name, side in booted.items():
                 active = self._record.groups[name].active_slot
-                if booted[name] == active:
-                    selector.mark_good(active)  # a good boot refreshes the counter (RAUC's mark-good service)
+                if side == active:  # a good boot refreshes the counter (RAUC's mark-good service)
+                    self.groups.mark_good({name: active})
                 else:
                     _logger.warning(
                         "slot group %s: the bootloader started side %s although side %s is committed; "
                         "leaving the selection alone",
                         name,
-                        booted[name],
+                        side,
                         active,
                     )
         if self._record.state in AT_REST or self._record.state in (_S.TRANSFERRING, _S.TRANSFERRED, _S.READY):
-            self._switch_trees(self._booted())
+            self.groups.switch_trees(self.groups.booted())
 
     def _abandon_staging(self) -> None:
         """Staging was interrupted: drop its leftovers; the inactive sides are rewritten from their start."""
-        for group in self.groups.values():
-            if isinstance(group, TreeSlotGroup) and group.root.exists():
-                for leftover in group.root.glob(".*.incoming.tar"):
-                    leftover.unlink()
-                for leftover in group.root.glob(".*.new"):
-                    shutil.rmtree(leftover, ignore_errors=True)
-        self._go(_S.TRANSFERRED, groups=self._groups_without_trial())
+        self.groups.remove_staging_leftovers()
+        self._go(_S.TRANSFERRED, groups=without_trial(self._record))

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sdv.ota.errors import BadSlotError, IllegalTransitionError
+from sdv.ota.errors import AgentStateError, BadSlotError, IllegalTransitionError
 from sdv.ota.manifest import Manifest
 
 __all__ = [
@@ -46,9 +46,13 @@ __all__ = [
     "SlotName",
     "TransferRecord",
     "check_activation",
+    "committed_groups",
     "other_slot",
     "transition",
+    "trial_sides",
     "updated",
+    "with_bad_trial_sides",
+    "without_trial",
 ]
 
 SlotName = Literal["A", "B"]
@@ -306,6 +310,53 @@ def _check_commit_fields(
             raise IllegalTransitionError(
                 f"slot group {name}: the installed bundle and its counters change only at commit, not on {target}"
             )
+
+
+def trial_sides(record: AgentRecord) -> dict[str, SlotName]:
+    """The groups the update under way carries, and their sides on trial."""
+    return {name: group.trial_slot for name, group in record.groups.items() if group.trial_slot}
+
+
+def without_trial(record: AgentRecord) -> dict[str, GroupRecord]:
+    """The groups with no side on trial (the update under way abandoned or finished)."""
+    return {name: group.model_copy(update={"trial_slot": None}) for name, group in record.groups.items()}
+
+
+def with_bad_trial_sides(record: AgentRecord) -> dict[str, GroupRecord]:
+    """The groups with their trial sides marked bad (a failed trial)."""
+    return {
+        name: group.model_copy(update={"bad_slots": tuple(sorted({*group.bad_slots, group.trial_slot}))})
+        if group.trial_slot
+        else group
+        for name, group in record.groups.items()
+    }
+
+
+def committed_groups(record: AgentRecord) -> dict[str, GroupRecord]:
+    """The groups after the bundle on trial is committed: each trial side active (and no longer bad), the bundle
+    its installed one, its release counter the group's counter; every floor the bundle names raised.
+
+    Raises:
+        AgentStateError: no bundle is on trial.
+    """
+    bundle = record.bundle
+    if bundle is None:
+        raise AgentStateError("no bundle is on trial")
+    groups = {}
+    for name, group in record.groups.items():
+        changes: dict[str, Any] = {
+            "trial_slot": None,
+            "floor": max(group.floor, bundle.counter_floors.get(name, 0)),
+        }
+        if group.trial_slot is not None:
+            changes |= {
+                "active_slot": group.trial_slot,
+                "installed": bundle,
+                "counter": bundle.release_counter,
+                "bad_slots": tuple(slot for slot in group.bad_slots if slot != group.trial_slot),
+            }
+        groups[name] = group.model_copy(update=changes)
+    return groups
 
 
 def check_activation(record: AgentRecord) -> None:

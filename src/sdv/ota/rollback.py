@@ -19,7 +19,7 @@ from typing import Protocol
 from sdv.ota.errors import RollbackError
 from sdv.ota.manifest import Manifest
 
-__all__ = ["ComponentCounters", "RollbackCheck", "SingleCounter", "raised_floors"]
+__all__ = ["ComponentCounters", "RollbackCheck", "SingleCounter"]
 
 
 class RollbackCheck(Protocol):
@@ -81,11 +81,3 @@ class ComponentCounters:
                     f"{what} has release counter {counter}, equal to the installed one of slot group {group}, "
                     f"and {why}"
                 )
-
-
-def raised_floors(floors: Mapping[str, int], requested: Mapping[str, int]) -> dict[str, int]:
-    """The floors after a commit: each only ever rises."""
-    result = dict(floors)
-    for group, floor in requested.items():
-        result[group] = max(result.get(group, 0), floor)
-    return result
