@@ -3,7 +3,7 @@
 For each bundle size (default 64 MiB and 1 GiB, one slot-image payload), in a temporary directory:
 
 * builds and signs the bundle with the ``sdv ota`` commands (threshold 2, as ``bench_ota_verify.py``);
-* in a fresh child process: hands the bundle to an :class:`~sdv.ota.agent.UpdateAgent` (untimed, then
+* in a fresh child process: hands the bundle to an :class:`~sdv.ota.agent.core.UpdateAgent` (untimed, then
   ``sync``), then times a plain copy of the bundle file into an image file (``shutil.copyfileobj`` and
   ``fsync``, the same bytes from the page cache) and staging: signature checks, streaming the payload through SHA-256 into the
   inactive slot's image file and ``fsync``; ``--repeat`` rounds, interleaved. The child reports the best times, its peak resident set size
@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from bench_ota_verify import build_bundle
-from sdv.ota.agent import UpdateAgent
+from sdv.ota.agent.core import UpdateAgent
 
 _MIB = 1024 * 1024
 
@@ -68,7 +68,7 @@ def _child(directory: Path, repeat: int) -> None:
     """Receive, copy and stage ``repeat`` times; print the best times as JSON (runs in a fresh interpreter)."""
     import tracemalloc
 
-    from sdv.ota.agent_config import AgentConfig, ImageSlotConfig
+    from sdv.ota.agent.config import AgentConfig, ImageSlotConfig
 
     config = AgentConfig(
         state_dir=directory / "state",
@@ -116,7 +116,7 @@ def _push_child(directory: Path, repeat: int, sync_bytes: int) -> None:
 
     from sdv.api.ota import OtaServer
     from sdv.client.ota import OtaClient
-    from sdv.ota.agent_config import AgentConfig, ImageSlotConfig, TransferConfig
+    from sdv.ota.agent.config import AgentConfig, ImageSlotConfig, TransferConfig
 
     config = AgentConfig(
         state_dir=directory / "state",

@@ -36,7 +36,7 @@ def _child(bundle: Path, trust: Path) -> None:
     """Verify once and report time and memory as JSON (runs in a fresh interpreter)."""
     import tracemalloc
 
-    from sdv.ota.store import load_trust, verify_bundle_file
+    from sdv.ota.bundle.store import load_trust, verify_bundle_file
 
     root = load_trust(trust).signed
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -210,7 +210,7 @@ class Ecu:
 
     def software(self, slot: str) -> tuple[str, str]:
         """(image digest, tree digest) of a slot."""
-        from sdv.ota.slots import ImageSlotGroup, TreeSlotGroup
+        from sdv.ota.agent.slots import ImageSlotGroup, TreeSlotGroup
 
         image = ImageSlotGroup("rootfs", self.image("A"), self.image("B")).digest(slot)  # type: ignore[arg-type]
         tree = TreeSlotGroup("app", "/opt/app", self.tree_root).digest(slot)  # type: ignore[arg-type]
@@ -218,7 +218,7 @@ class Ecu:
 
     def running(self) -> tuple[str, str]:
         """The software of the slot the boot selector last booted, as the tree link shows it too."""
-        from sdv.ota.boot import FileBootSelector
+        from sdv.ota.agent.boot import FileBootSelector
 
         booted = FileBootSelector(self.state_dir / "boot.json").booted()
         link = os.readlink(self.tree_root / "current") if (self.tree_root / "current").is_symlink() else "A"
@@ -228,8 +228,8 @@ class Ecu:
 
 def _software_of(payloads: dict[str, Path], directory: Path) -> tuple[str, str]:
     """(image digest, tree digest) the bundle built from ``payloads`` installs."""
-    from sdv.ota.slots import tree_digest
-    from sdv.ota.store import hash_file
+    from sdv.ota.agent.slots import tree_digest
+    from sdv.ota.bundle.store import hash_file
 
     unpacked = directory / "unpacked"
     unpacked.mkdir(exist_ok=True)

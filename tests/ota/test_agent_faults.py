@@ -22,10 +22,10 @@ from conftest import AgentProcess, BuildBundle, Ecu, run_cli
 from sdv.client.errors import ServerUnreachableError
 from sdv.client.ota import OtaClient, state_name
 from sdv.errors import VerificationError
-from sdv.ota.agent import read_record
-from sdv.ota.agent_state import AgentState
-from sdv.ota.event_store import check_state_directory
-from sdv.ota.store import read_bundle_header
+from sdv.ota.agent.core import read_record
+from sdv.ota.agent.event_store import check_state_directory
+from sdv.ota.agent.state import AgentState
+from sdv.ota.bundle.store import read_bundle_header
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 

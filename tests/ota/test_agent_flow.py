@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from conftest import BuildBundle, Ecu, fake_fw_tools
-from sdv.ota.agent import UpdateAgent, read_record
-from sdv.ota.agent_config import load_agent_config
-from sdv.ota.agent_state import AgentState
+from sdv.ota.agent.config import load_agent_config
+from sdv.ota.agent.core import UpdateAgent, read_record
+from sdv.ota.agent.state import AgentState
+from sdv.ota.bundle.store import read_bundle_header
 from sdv.ota.errors import (
     AgentStateError,
     HardwareIdMismatchError,
@@ -26,7 +27,6 @@ from sdv.ota.errors import (
     TransferOffsetError,
     UnknownSlotError,
 )
-from sdv.ota.store import read_bundle_header
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 

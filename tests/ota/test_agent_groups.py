@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from conftest import BuildBundle, Ecu, fake_fw_tools, ok, run_cli
-from sdv.ota.agent import UpdateAgent
-from sdv.ota.agent_config import load_agent_config
-from sdv.ota.agent_state import AgentRecord, AgentState, BundleRecord, GroupRecord, check_activation
-from sdv.ota.boot import FileBootSelector, UBootBootSelector
+from sdv.ota.agent.boot import FileBootSelector, UBootBootSelector
+from sdv.ota.agent.config import load_agent_config
+from sdv.ota.agent.core import UpdateAgent
+from sdv.ota.agent.state import AgentRecord, AgentState, BundleRecord, GroupRecord, check_activation
 from sdv.ota.errors import BadSlotError, RollbackError
 
 _S = AgentState

@@ -14,7 +14,7 @@ import pytest
 from conftest import AgentProcess, BuildBundle, Ecu, run_cli
 from sdv.api._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
 from sdv.client.ota import OtaClient
-from sdv.ota.store import read_bundle_header
+from sdv.ota.bundle.store import read_bundle_header
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
@@ -249,7 +249,7 @@ def test_push_rides_out_an_agent_killed_mid_transfer_and_resumes(
     import sys
     import time
 
-    from sdv.ota.agent_store import read_record
+    from sdv.ota.agent.store import read_record
 
     (tmp_path / "big").mkdir()
     image = tmp_path / "big" / "rootfs.img"  # for the ECU's rootfs slot

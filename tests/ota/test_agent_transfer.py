@@ -17,16 +17,16 @@ from sdv.api._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
 from sdv.api.ota import OtaServer
 from sdv.client.ota import OtaClient
 from sdv.errors import VerificationError
-from sdv.ota.agent import UpdateAgent, read_record
-from sdv.ota.agent_config import load_agent_config
-from sdv.ota.agent_state import AgentState
+from sdv.ota.agent.config import load_agent_config
+from sdv.ota.agent.core import UpdateAgent, read_record
+from sdv.ota.agent.state import AgentState
+from sdv.ota.bundle.store import read_bundle_header
 from sdv.ota.errors import (
     BundleFormatError,
     HardwareIdMismatchError,
     LengthMismatchError,
     ThresholdNotMetError,
 )
-from sdv.ota.store import read_bundle_header
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 

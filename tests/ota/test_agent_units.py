@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from conftest import entry, fake_fw_tools, make_tar
-from sdv.ota.agent_state import (
+from sdv.ota.agent.boot import BootEnv, FileBootSelector, MemoryBootSelector, UBootBootSelector
+from sdv.ota.agent.slots import ImageSlotGroup, TreeSlotGroup, tree_digest
+from sdv.ota.agent.state import (
     TRANSITIONS,
     AgentRecord,
     AgentState,
@@ -16,10 +18,8 @@ from sdv.ota.agent_state import (
     GroupRecord,
     transition,
 )
-from sdv.ota.boot import BootEnv, FileBootSelector, MemoryBootSelector, UBootBootSelector
+from sdv.ota.bundle.manifest import FileTreeTarget, Payload, SlotImageTarget
 from sdv.ota.errors import BootSelectorError, IllegalTransitionError, SlotError
-from sdv.ota.manifest import FileTreeTarget, Payload, SlotImageTarget
-from sdv.ota.slots import ImageSlotGroup, TreeSlotGroup, tree_digest
 
 _BUNDLE = BundleRecord(name="demo", version="1.0.0", release_counter=7, bundle_sha256="0" * 64)
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from conftest import BuildBundle, Ecu, run_cli
-from sdv.ota.agent import UpdateAgent
-from sdv.ota.agent_config import load_agent_config
-from sdv.ota.agent_state import AgentState
+from sdv.ota.agent.config import load_agent_config
+from sdv.ota.agent.core import UpdateAgent
+from sdv.ota.agent.event_log import GENESIS, check_log
+from sdv.ota.agent.event_store import LOG_FILE, ROTATED_FILE, check_state_directory
+from sdv.ota.agent.state import AgentState
+from sdv.ota.bundle.report import new_nonce
 from sdv.ota.errors import AgentStateError, EventLogError
-from sdv.ota.event_log import GENESIS, check_log
-from sdv.ota.event_store import LOG_FILE, ROTATED_FILE, check_state_directory
-from sdv.ota.report import new_nonce
 
 
 def _committed_log(ecu: Ecu, bundle: Path) -> bytes:
@@ -150,7 +150,7 @@ def test_the_chain_carries_over_rotation_and_the_log_stays_bounded(
 def test_entry_zero_must_start_the_chain() -> None:
     from datetime import UTC, datetime
 
-    from sdv.ota.event_log import EventKind, make_entry
+    from sdv.ota.agent.event_log import EventKind, make_entry
 
     entry = make_entry(
         seq=0, prev="1" * 64, time=datetime.now(UTC), event=EventKind.START, state=AgentState.IDLE

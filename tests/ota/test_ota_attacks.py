@@ -32,10 +32,10 @@ from sdv.ota import (
     ThresholdNotMetError,
     UnsafeArchiveEntryError,
 )
-from sdv.ota.bundle import BundleHeader
-from sdv.ota.canonical import canonical_bytes, parse_time
-from sdv.ota.store import load_private_key, load_trust, read_bundle_header, verify_bundle_file
-from sdv.ota.trusted_time import TimeState
+from sdv.ota.bundle.canonical import canonical_bytes, parse_time
+from sdv.ota.bundle.format import BundleHeader
+from sdv.ota.bundle.store import load_private_key, load_trust, read_bundle_header, verify_bundle_file
+from sdv.ota.bundle.trusted_time import TimeState
 
 
 @dataclass

@@ -115,11 +115,11 @@ def test_time_state_is_advanced_and_never_goes_back(
 
 
 def test_schema_file_matches_the_model() -> None:
-    from sdv.ota.schema import schema_text
+    from sdv.ota.bundle.schema import schema_text
 
     committed = Path(__file__).resolve().parents[2] / "ota" / "manifest.schema.json"
     assert committed.read_text(encoding="utf-8") == schema_text(), (
-        "ota/manifest.schema.json is stale; regenerate it with: python -m sdv.ota.schema ota/manifest.schema.json"
+        "ota/manifest.schema.json is stale; regenerate it with: python -m sdv.ota.bundle.schema ota/manifest.schema.json"
     )
 
 

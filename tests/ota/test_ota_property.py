@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from conftest import Keys, entry, make_tar, ok
 from sdv.errors import VerificationError
 from sdv.ota import BundleVerifier
-from sdv.ota.store import load_trust, read_bundle_header
+from sdv.ota.bundle.store import load_trust, read_bundle_header
 
 
 @pytest.fixture(scope="module")

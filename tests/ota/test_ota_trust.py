@@ -10,8 +10,8 @@ import pytest
 
 from conftest import BuildBundle, Keys, ok, run_cli
 from sdv.ota import BadSignatureError, RollbackError, RotationError, ThresholdNotMetError
-from sdv.ota.store import load_private_key, load_trust
-from sdv.ota.trust import verify_rotation
+from sdv.ota.bundle.store import load_private_key, load_trust
+from sdv.ota.bundle.trust import verify_rotation
 
 
 def _rotate(keys: Keys, source: Path, output: Path, *options: str | Path) -> Path:

@@ -28,11 +28,11 @@ from sdv.ota import (
     UnsafeArchiveEntryError,
     generate_private_key,
 )
-from sdv.ota.archive import EntryKind, TarInspector
-from sdv.ota.canonical import canonical_bytes, canonical_json, parse_canonical, parse_time
-from sdv.ota.keys import load_private_key_pem, load_public_key_pem
-from sdv.ota.store import atomic_writer, save_time_state
-from sdv.ota.trusted_time import TimeState, parse_duration, trusted_now
+from sdv.ota.bundle.archive import EntryKind, TarInspector
+from sdv.ota.bundle.canonical import canonical_bytes, canonical_json, parse_canonical, parse_time
+from sdv.ota.bundle.keys import load_private_key_pem, load_public_key_pem
+from sdv.ota.bundle.store import atomic_writer, save_time_state
+from sdv.ota.bundle.trusted_time import TimeState, parse_duration, trusted_now
 
 
 def _inspect(data: bytes, chunk: int = 1 << 20, limits: OtaLimits | None = None) -> TarInspector:
@@ -246,7 +246,7 @@ def test_atomic_writer_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
 
 
 def test_bundle_format_refusals(tmp_path: Path) -> None:
-    from sdv.ota.bundle import read_header
+    from sdv.ota.bundle.format import read_header
 
     with pytest.raises(BundleFormatError, match="not an sdv OTA bundle"):
         read_header(io.BytesIO(b"PK\x03\x04" + bytes(100)), "zip")

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from conftest import BuildBundle, Ecu, entry, make_tar
-from sdv.ota.agent_state import AgentState
-from sdv.ota.agent_store import read_record
-from sdv.ota.manifest import FileTreeTarget, Payload
-from sdv.ota.slots import PayloadOrigin, TreeSlotGroup, tree_space_needed
+from sdv.ota.agent.slots import PayloadOrigin, TreeSlotGroup, tree_space_needed
+from sdv.ota.agent.state import AgentState
+from sdv.ota.agent.store import read_record
+from sdv.ota.bundle.manifest import FileTreeTarget, Payload
 
 
 def _many_small_files(path: Path, count: int) -> Path:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from conftest import entry, make_tar
+from sdv.ota.agent.slots import tree_digest
+from sdv.ota.agent.unpack import file_mode, unpack_tree
 from sdv.ota.errors import UnsafeArchiveEntryError
-from sdv.ota.slots import tree_digest
-from sdv.ota.unpack import file_mode, unpack_tree
 
 _FILE = (entry("data.txt"), b"payload\n")
 _UNSAFE = {

@@ -1,4 +1,4 @@
-"""The ``sdv.ota.v1.Ota`` service: the gRPC edge of the ECU's :class:`~sdv.ota.agent.UpdateAgent`.
+"""The ``sdv.ota.v1.Ota`` service: the gRPC edge of the ECU's :class:`~sdv.ota.agent.core.UpdateAgent`.
 
 Invariants:
 
@@ -38,10 +38,10 @@ from sdv.api.security import ServerSecurity
 from sdv.api.server import DEFAULT_ADDRESS, bind, host_port
 from sdv.broker.access import Action, current_access
 from sdv.broker.config import Limits
-from sdv.ota.agent import AgentStatus, UpdateAgent
-from sdv.ota.agent_state import AgentState, BundleRecord, GroupRecord, TransferRecord
-from sdv.ota.agent_store import GroupBoot
-from sdv.ota.canonical import canonical_bytes
+from sdv.ota.agent.core import AgentStatus, UpdateAgent
+from sdv.ota.agent.state import AgentState, BundleRecord, GroupRecord, TransferRecord
+from sdv.ota.agent.store import GroupBoot
+from sdv.ota.bundle.canonical import canonical_bytes
 from sdv.ota.errors import TransferStalledError
 
 __all__ = ["OTA", "OtaServer", "OtaServicer", "status_to_proto"]

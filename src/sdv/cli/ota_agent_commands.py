@@ -49,15 +49,15 @@ from sdv.cli.security_options import (
 from sdv.client.errors import ServerUnreachableError
 from sdv.client.ota import OtaClient, state_name
 from sdv.errors import VerificationError
-from sdv.ota.agent import UpdateAgent, local_status
-from sdv.ota.agent_config import load_agent_config
+from sdv.ota.agent.config import load_agent_config
+from sdv.ota.agent.core import UpdateAgent, local_status
+from sdv.ota.bundle.store import read_bundle_header
 from sdv.ota.errors import (
     AgentStateError,
     InsufficientSpaceError,
     OperationCancelledError,
     TransferOffsetError,
 )
-from sdv.ota.store import read_bundle_header
 
 __all__ = ["register"]
 

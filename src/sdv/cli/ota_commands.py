@@ -25,12 +25,12 @@ from sdv.cli.ota_refusals import counter_argument, refusing
 from sdv.cli.security_options import add_connection_arguments, connection_security
 from sdv.client.ota import OtaClient
 from sdv.errors import OtaError
-from sdv.ota.bundle import MAGIC
-from sdv.ota.canonical import canonical_bytes, format_time, signing_input
-from sdv.ota.config import DEFAULT_LIMITS, OtaLimits
-from sdv.ota.keys import KeyType, PublicKey, generate_private_key
-from sdv.ota.manifest import MANIFEST_TYPE, FileTreeTarget, PayloadTarget, SlotImageTarget
-from sdv.ota.store import (
+from sdv.ota.bundle.canonical import canonical_bytes, format_time, signing_input
+from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
+from sdv.ota.bundle.format import MAGIC
+from sdv.ota.bundle.keys import KeyType, PublicKey, generate_private_key
+from sdv.ota.bundle.manifest import MANIFEST_TYPE, FileTreeTarget, PayloadTarget, SlotImageTarget
+from sdv.ota.bundle.store import (
     PayloadSource,
     build_bundle,
     load_private_key,
@@ -45,7 +45,7 @@ from sdv.ota.store import (
     write_atomically,
     write_private_key,
 )
-from sdv.ota.trust import (
+from sdv.ota.bundle.trust import (
     ROOT_TYPE,
     Role,
     RoleName,
@@ -56,7 +56,7 @@ from sdv.ota.trust import (
     tally_signatures,
     verify_rotation,
 )
-from sdv.ota.trusted_time import parse_duration, trusted_now
+from sdv.ota.bundle.trusted_time import parse_duration, trusted_now
 
 __all__ = ["register"]
 

@@ -22,8 +22,8 @@ from sdv.api.tokens import (
     public_key_pem,
 )
 from sdv.errors import SdvError
-from sdv.ota.store import read_limited, write_atomically
-from sdv.ota.trusted_time import parse_duration
+from sdv.ota.bundle.store import read_limited, write_atomically
+from sdv.ota.bundle.trusted_time import parse_duration
 
 __all__ = ["register"]
 

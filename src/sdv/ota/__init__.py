@@ -1,20 +1,30 @@
-"""Over-the-air updates: signed update bundles, trust roots and their verification, and the ECU's update agent.
+"""Over-the-air updates, in two parts for their two users.
 
-The pure modules hold the rules and perform no I/O: :mod:`~sdv.ota.canonical` (the signed byte encoding),
-:mod:`~sdv.ota.keys`, :mod:`~sdv.ota.manifest`, :mod:`~sdv.ota.bundle` (the container format),
-:mod:`~sdv.ota.trust` (roles, thresholds, rotation), :mod:`~sdv.ota.archive` (file-tree safety),
-:mod:`~sdv.ota.trusted_time`, :mod:`~sdv.ota.verifier` and :mod:`~sdv.ota.report` (ECU install reports).
-:mod:`~sdv.ota.store` does the file I/O around them. The format is specified in ``ota/bundle-format.md``.
+* :mod:`sdv.ota.bundle`: the update bundle, keys, trust roots, the verifier and the ECU's signed report — what the
+  OTA server builds and signs, and what the ECU checks before it stages a byte.
+* :mod:`sdv.ota.agent`: the ECU's update agent — transfer, slot groups, boot selection, trial, commit, rollback,
+  the event log.
 
-The update agent: :mod:`~sdv.ota.agent_state` (its states and transitions, pure), :mod:`~sdv.ota.boot` (boot
-selection), :mod:`~sdv.ota.slots` (A/B slot backends), :mod:`~sdv.ota.agent_config` and the orchestrator
-:mod:`~sdv.ota.agent` (``UpdateAgent``). They are imported from their modules, not re-exported here.
+:mod:`sdv.ota.errors` is shared by both. The bundle side's main names are re-exported here; the agent is imported
+from its modules.
 """
 
 from __future__ import annotations
 
-from sdv.ota.bundle import MAGIC, BundleHeader, read_header
-from sdv.ota.config import DEFAULT_LIMITS, OtaLimits
+from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
+from sdv.ota.bundle.format import MAGIC, BundleHeader, read_header
+from sdv.ota.bundle.keys import (
+    KeyType,
+    PrivateKey,
+    PublicKey,
+    PublicKeyRecord,
+    Signature,
+    generate_private_key,
+)
+from sdv.ota.bundle.manifest import FileTreeTarget, Manifest, Payload, SlotImageTarget
+from sdv.ota.bundle.trust import Role, RoleName, SignedTrustRoot, TrustRoot, verify_rotation
+from sdv.ota.bundle.trusted_time import TimeState, trusted_now
+from sdv.ota.bundle.verifier import BundleVerifier, PayloadChecker, VerifiedBundle, VerifiedPayload
 from sdv.ota.errors import (
     ArchiveFormatError,
     BadSignatureError,
@@ -33,11 +43,6 @@ from sdv.ota.errors import (
     UnknownKeyError,
     UnsafeArchiveEntryError,
 )
-from sdv.ota.keys import KeyType, PrivateKey, PublicKey, PublicKeyRecord, Signature, generate_private_key
-from sdv.ota.manifest import FileTreeTarget, Manifest, Payload, SlotImageTarget
-from sdv.ota.trust import Role, RoleName, SignedTrustRoot, TrustRoot, verify_rotation
-from sdv.ota.trusted_time import TimeState, trusted_now
-from sdv.ota.verifier import BundleVerifier, PayloadChecker, VerifiedBundle, VerifiedPayload
 
 __all__ = [
     "DEFAULT_LIMITS",

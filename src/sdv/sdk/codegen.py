@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdv.errors import Problem, ProfileError
-from sdv.ota.store import write_atomically
+from sdv.ota.bundle.store import write_atomically
 from sdv.sdk.values import PYTHON_TYPES
 
 __all__ = ["LeafSpec", "generate_model", "write_model"]

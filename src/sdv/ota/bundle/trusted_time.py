@@ -14,7 +14,7 @@ Invariants:
   of it is used as is but never written to the floor, so a clock set into the future cannot lock the ECU out
   later.
 
-This module performs no I/O; :mod:`sdv.ota.store` reads and writes the state atomically.
+This module performs no I/O; :mod:`sdv.ota.bundle.store` reads and writes the state atomically.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from sdv.ota.canonical import UtcTime, format_time
+from sdv.ota.bundle.canonical import UtcTime, format_time
 
 __all__ = ["TIME_STATE_TYPE", "TimeState", "parse_duration", "trusted_now", "whole_seconds"]
 

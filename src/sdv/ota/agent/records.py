@@ -1,7 +1,7 @@
 """The records the update agent keeps and signs itself: its event log, its identity key, its version reports, and
 trust roots received over the air.
 
-:class:`AgentRecords` is opened by :class:`~sdv.ota.agent.UpdateAgent` with its state directory and hooked in
+:class:`AgentRecords` is opened by :class:`~sdv.ota.agent.core.UpdateAgent` with its state directory and hooked in
 at three points: :meth:`AgentRecords.started` once the record is loaded, :meth:`AgentRecords.state_changed`
 before every state change is persisted, and :func:`journaled` on each public request, which records a request
 refused without a state change.
@@ -14,7 +14,7 @@ Invariants:
   never from input of the caller;
 * a trust root received over the air replaces the trust file only if it is the next version, authorized by a
   threshold of the current root's and of its own root keys, and not expired
-  (:func:`~sdv.ota.trust.verify_rotation`, as ``sdv ota trust update``); the file is replaced atomically and the
+  (:func:`~sdv.ota.bundle.trust.verify_rotation`, as ``sdv ota trust update``); the file is replaced atomically and the
   change logged, a refusal leaves it untouched and is logged too.
 """
 
@@ -31,15 +31,14 @@ from pathlib import Path
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 from sdv.errors import SdvError
-from sdv.ota.agent_config import AgentConfig
-from sdv.ota.agent_state import AgentRecord, AgentState
-from sdv.ota.agent_store import AgentStatus
-from sdv.ota.canonical import parse_time
-from sdv.ota.errors import OtaError, TrustRootFormatError
-from sdv.ota.event_log import BundleSummary, EventEntry, EventKind
-from sdv.ota.event_store import EventJournal
-from sdv.ota.keys import PrivateKey, generate_private_key
-from sdv.ota.report import (
+from sdv.ota.agent.config import AgentConfig
+from sdv.ota.agent.event_log import BundleSummary, EventEntry, EventKind
+from sdv.ota.agent.event_store import EventJournal
+from sdv.ota.agent.state import AgentRecord, AgentState
+from sdv.ota.agent.store import AgentStatus
+from sdv.ota.bundle.canonical import parse_time
+from sdv.ota.bundle.keys import PrivateKey, generate_private_key
+from sdv.ota.bundle.report import (
     REPORT_TYPE,
     EcuReport,
     ReportedComponent,
@@ -50,15 +49,16 @@ from sdv.ota.report import (
     check_nonce,
     sign_report,
 )
-from sdv.ota.store import (
+from sdv.ota.bundle.store import (
     fsync_directory,
     load_private_key,
     load_time_state,
     load_trust,
     save_trust,
 )
-from sdv.ota.trust import TrustRoot, check_trust_root_fresh, parse_signed_trust_root, verify_rotation
-from sdv.ota.trusted_time import trusted_now
+from sdv.ota.bundle.trust import TrustRoot, check_trust_root_fresh, parse_signed_trust_root, verify_rotation
+from sdv.ota.bundle.trusted_time import trusted_now
+from sdv.ota.errors import OtaError, TrustRootFormatError
 
 __all__ = ["AgentRecords", "TrustUpdate", "ecu_key_path", "journaled", "load_or_create_ecu_key"]
 

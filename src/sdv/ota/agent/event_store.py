@@ -1,6 +1,6 @@
 """The event log's files in the agent's state directory: append with fsync, rotation, a torn last entry dropped.
 
-Files (the format is :mod:`sdv.ota.event_log`)::
+Files (the format is :mod:`sdv.ota.agent.event_log`)::
 
     events.log      the current file; entries are appended, each written and fsync-ed before it counts
     events.1.log    the previous file after a rotation (the one before it is dropped)
@@ -30,11 +30,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sdv.ota.agent_config import EventLogConfig
-from sdv.ota.agent_state import AgentState
-from sdv.ota.canonical import format_time
-from sdv.ota.errors import EventLogError, OtaError
-from sdv.ota.event_log import (
+from sdv.ota.agent.config import EventLogConfig
+from sdv.ota.agent.event_log import (
     GENESIS,
     EventEntry,
     EventKind,
@@ -44,7 +41,10 @@ from sdv.ota.event_log import (
     make_entry,
     outcome_of,
 )
-from sdv.ota.store import fsync_directory
+from sdv.ota.agent.state import AgentState
+from sdv.ota.bundle.canonical import format_time
+from sdv.ota.bundle.store import fsync_directory
+from sdv.ota.errors import EventLogError, OtaError
 
 __all__ = ["LOG_FILE", "ROTATED_FILE", "EventJournal", "check_state_directory", "read_log"]
 
@@ -186,7 +186,7 @@ class EventJournal:
         Args:
             event: what the entry records.
             state: the agent's state after the event.
-            fields: the other fields of :func:`sdv.ota.event_log.make_entry`.
+            fields: the other fields of :func:`sdv.ota.agent.event_log.make_entry`.
         """
         with self._lock:
             entry = self._entry(event, state, **fields)

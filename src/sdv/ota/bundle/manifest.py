@@ -10,7 +10,7 @@ Invariants (enforced by validation, so a :class:`Manifest` object always satisfi
 * hardware ids and payload names are unique; ``expires`` lies after ``created``;
 * a file-tree payload's install path is absolute, normalized and free of ``..``.
 
-The manifest's canonical JSON (:mod:`sdv.ota.canonical`) is what release keys sign. Its JSON schema, generated
+The manifest's canonical JSON (:mod:`sdv.ota.bundle.canonical`) is what release keys sign. Its JSON schema, generated
 from these models by :func:`manifest_json_schema`, is committed as ``ota/manifest.schema.json``.
 """
 
@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from sdv.ota.canonical import UtcTime
+from sdv.ota.bundle.canonical import UtcTime
 
 __all__ = [
     "MANIFEST_TYPE",

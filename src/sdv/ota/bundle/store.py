@@ -27,15 +27,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from sdv.ota.bundle import BundleHeader, ByteStream, read_header
-from sdv.ota.canonical import canonical_bytes, parse_canonical
-from sdv.ota.config import DEFAULT_LIMITS, OtaLimits
+from sdv.ota.bundle.canonical import canonical_bytes, parse_canonical
+from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
+from sdv.ota.bundle.format import BundleHeader, ByteStream, read_header
+from sdv.ota.bundle.keys import PrivateKey, PublicKey, load_private_key_pem, load_public_key_pem
+from sdv.ota.bundle.manifest import MANIFEST_TYPE, Manifest, Payload, PayloadTarget
+from sdv.ota.bundle.trust import SignedTrustRoot, TrustRoot, parse_signed_trust_root
+from sdv.ota.bundle.trusted_time import TimeState, trusted_now, whole_seconds
+from sdv.ota.bundle.verifier import BundleVerifier, PayloadChecker, VerifiedBundle
 from sdv.ota.errors import BundleFormatError, OtaError, SizeLimitError, TrustRootFormatError
-from sdv.ota.keys import PrivateKey, PublicKey, load_private_key_pem, load_public_key_pem
-from sdv.ota.manifest import MANIFEST_TYPE, Manifest, Payload, PayloadTarget
-from sdv.ota.trust import SignedTrustRoot, TrustRoot, parse_signed_trust_root
-from sdv.ota.trusted_time import TimeState, trusted_now, whole_seconds
-from sdv.ota.verifier import BundleVerifier, PayloadChecker, VerifiedBundle
 
 __all__ = [
     "PayloadSource",

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from sdv.ota.bundle.manifest import Manifest
 from sdv.ota.errors import RollbackError
-from sdv.ota.manifest import Manifest
 
 __all__ = ["ComponentCounters", "RollbackCheck", "SingleCounter"]
 

@@ -2,7 +2,7 @@
 
 Every method acts on the groups it is given and leaves the others alone, so a bundle changes only the groups it
 carries (see docs/ota.md, "Slot groups and release counters"). The decisions — which sides are on trial, which
-are bad, what is committed — are the record's (:mod:`sdv.ota.agent_state`); this module does the I/O they call
+are bad, what is committed — are the record's (:mod:`sdv.ota.agent.state`); this module does the I/O they call
 for: boot selections, tree links, health check processes, staging leftovers.
 """
 
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import shutil
 
-from sdv.ota.agent_config import AgentConfig
-from sdv.ota.agent_state import AgentRecord, SlotName
-from sdv.ota.agent_store import (
+from sdv.ota.agent.boot import BootSelector, UBootBootSelector
+from sdv.ota.agent.config import AgentConfig
+from sdv.ota.agent.slots import SlotGroup, TreeSlotGroup
+from sdv.ota.agent.state import AgentRecord, SlotName
+from sdv.ota.agent.store import (
     GroupBoot,
     boot_view,
     make_group,
@@ -20,10 +22,8 @@ from sdv.ota.agent_store import (
     run_health_check,
     seed_selector,
 )
-from sdv.ota.boot import BootSelector, UBootBootSelector
+from sdv.ota.bundle.manifest import Manifest, Payload
 from sdv.ota.errors import UnknownSlotError
-from sdv.ota.manifest import Manifest, Payload
-from sdv.ota.slots import SlotGroup, TreeSlotGroup
 
 __all__ = ["SlotGroups"]
 

@@ -24,9 +24,9 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sdv.ota.config import DEFAULT_LIMITS, OtaLimits
+from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
+from sdv.ota.bundle.manifest import HardwareId, Name, Payload, SlotImageTarget
 from sdv.ota.errors import OtaError
-from sdv.ota.manifest import HardwareId, Name, Payload, SlotImageTarget
 
 __all__ = [
     "AgentConfig",

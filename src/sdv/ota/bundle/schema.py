@@ -1,6 +1,6 @@
-"""Write the manifest's JSON schema: ``python -m sdv.ota.schema ota/manifest.schema.json``.
+"""Write the manifest's JSON schema: ``python -m sdv.ota.bundle.schema ota/manifest.schema.json``.
 
-The committed schema is generated from :class:`sdv.ota.manifest.Manifest`; a test checks that the two agree.
+The committed schema is generated from :class:`sdv.ota.bundle.manifest.Manifest`; a test checks that the two agree.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from sdv.ota.manifest import manifest_json_schema
+from sdv.ota.bundle.manifest import manifest_json_schema
 
 __all__ = ["main", "schema_text"]
 

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from pydantic import BaseModel, ConfigDict, Field
 
-from sdv.ota.canonical import canonical_bytes
+from sdv.ota.bundle.canonical import canonical_bytes
 from sdv.ota.errors import KeyFormatError
 
 __all__ = [

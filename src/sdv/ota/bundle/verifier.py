@@ -10,17 +10,17 @@ this fixed order and stops at the first failure with a specific error:
 3. signatures over the manifest bytes: in strict mode no bad signature by a key the trust root lists
    (:class:`BadSignatureError`); signatures by unlisted keys are ignored; then a threshold of *distinct*
    ``release`` keys (:class:`ThresholdNotMetError`); Uptane "Full verification", TUF client workflow "Update the
-   targets role" (see :func:`~sdv.ota.trust.check_role_signatures`);
+   targets role" (see :func:`~sdv.ota.bundle.trust.check_role_signatures`);
 4. the manifest parses and is canonical (:class:`BundleFormatError`); only signed bytes are ever parsed;
 5. expiry against the trusted time (:class:`ExpiredError`; freeze attack);
 6. the ECU's hardware id is listed (:class:`HardwareIdMismatchError`; Uptane's hardware identifier check);
 7. the release counter passes the rollback check (:class:`RollbackError`; rollback attack): strictly above the
-   installed one, or per slot group as :mod:`sdv.ota.rollback` describes;
+   installed one, or per slot group as :mod:`sdv.ota.bundle.rollback` describes;
 8. payload count and declared sizes within the limits (:class:`SizeLimitError`; endless data), before any
    payload byte is read;
 9. per payload, while streaming: length (:class:`LengthMismatchError`; partial bundle and endless data), then
    SHA-256 (:class:`HashMismatchError`; arbitrary software), then for file trees the archive checks of
-   :mod:`sdv.ota.archive`; a payload is never held in memory, only one chunk at a time;
+   :mod:`sdv.ota.bundle.archive`; a payload is never held in memory, only one chunk at a time;
 10. nothing follows the last payload (:class:`LengthMismatchError`).
 
 Streams are passed in already opened; the verifier reads them but opens, writes and times nothing. An agent that
@@ -38,10 +38,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sdv.ota.archive import ArchiveEntry, TarInspector
-from sdv.ota.bundle import BundleHeader, ByteStream, read_header
-from sdv.ota.canonical import format_time
-from sdv.ota.config import DEFAULT_LIMITS, OtaLimits
+from sdv.ota.bundle.archive import ArchiveEntry, TarInspector
+from sdv.ota.bundle.canonical import format_time
+from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
+from sdv.ota.bundle.format import BundleHeader, ByteStream, read_header
+from sdv.ota.bundle.manifest import MANIFEST_TYPE, FileTreeTarget, Manifest, Payload
+from sdv.ota.bundle.rollback import RollbackCheck, SingleCounter
+from sdv.ota.bundle.trust import RoleName, TrustRoot, check_role_signatures, check_trust_root_fresh
 from sdv.ota.errors import (
     BundleFormatError,
     ExpiredError,
@@ -51,9 +54,6 @@ from sdv.ota.errors import (
     SizeLimitError,
     VerificationError,
 )
-from sdv.ota.manifest import MANIFEST_TYPE, FileTreeTarget, Manifest, Payload
-from sdv.ota.rollback import RollbackCheck, SingleCounter
-from sdv.ota.trust import RoleName, TrustRoot, check_role_signatures, check_trust_root_fresh
 
 __all__ = ["BundleVerifier", "PayloadChecker", "PayloadSink", "VerifiedBundle", "VerifiedPayload"]
 
@@ -176,7 +176,7 @@ class BundleVerifier:
         hardware_id: the ECU's hardware id.
         installed_counter: release counter of the installed software (0 if none), strictly exceeded.
         rollback: the rollback check to apply instead (the update agent's per-component counters).
-        trusted_now: the trusted time (see :func:`sdv.ota.trusted_time.trusted_now`).
+        trusted_now: the trusted time (see :func:`sdv.ota.bundle.trusted_time.trusted_now`).
         limits: size limits and signature policy.
     """
 

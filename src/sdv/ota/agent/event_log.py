@@ -1,8 +1,8 @@
 """The update agent's event log: an append-only, hash-chained record of every state change, refusal and result.
 
-The log is a file of lines, one entry per line, each the canonical JSON (:mod:`sdv.ota.canonical`) of an
+The log is a file of lines, one entry per line, each the canonical JSON (:mod:`sdv.ota.bundle.canonical`) of an
 :class:`EventEntry` followed by ``\\n`` (``ota/bundle-format.md`` section 9). This module is pure: it makes entries
-and checks the bytes of log files; :mod:`sdv.ota.event_store` appends them to the state directory.
+and checks the bytes of log files; :mod:`sdv.ota.agent.event_store` appends them to the state directory.
 
 Invariants:
 
@@ -18,7 +18,7 @@ Invariants:
   The first kept entry of the oldest file is the anchor of what can be checked, unless it is entry 0.
 
 The chain detects damage and edits that do not rewrite every later entry; whoever can write the state directory
-can rewrite it all. The signed ECU report (:mod:`sdv.ota.report`) carries the log head, so a server that kept a
+can rewrite it all. The signed ECU report (:mod:`sdv.ota.bundle.report`) carries the log head, so a server that kept a
 report can tell whether the history up to that head was rewritten since.
 """
 
@@ -34,8 +34,8 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sdv.ota.agent_state import AgentState, BundleRecord
-from sdv.ota.canonical import UtcTime, canonical_bytes, canonical_json, parse_canonical
+from sdv.ota.agent.state import AgentState, BundleRecord
+from sdv.ota.bundle.canonical import UtcTime, canonical_bytes, canonical_json, parse_canonical
 from sdv.ota.errors import EventLogError
 
 __all__ = [

@@ -4,7 +4,7 @@ status snapshot, the health check, and the fault-injection hook.
 State directory layout::
 
     state.json        the AgentRecord, replaced atomically at every change (temp file, fsync, rename, fsync dir)
-    incoming.sdvota   the bundle being received (see sdv.ota.transfer)
+    incoming.sdvota   the bundle being received (see sdv.ota.agent.transfer)
     time.json         the trusted time floor
     boot.json         the boot selection of the boot selector's group (file boot selector only)
     boot.NAME.json    the selection of every other slot group NAME (it switches without a reboot)
@@ -28,12 +28,12 @@ from typing import BinaryIO
 
 from pydantic import ValidationError
 
-from sdv.ota.agent_config import AgentConfig, HealthCheckConfig, ImageSlotConfig, SlotConfig
-from sdv.ota.agent_state import AgentRecord, AgentState, GroupRecord, SlotName, other_slot
-from sdv.ota.boot import BootEnv, BootSelector, FileBootSelector, UBootBootSelector
+from sdv.ota.agent.boot import BootEnv, BootSelector, FileBootSelector, UBootBootSelector
+from sdv.ota.agent.config import AgentConfig, HealthCheckConfig, ImageSlotConfig, SlotConfig
+from sdv.ota.agent.slots import ImageSlotGroup, SlotGroup, TreeSlotGroup
+from sdv.ota.agent.state import AgentRecord, AgentState, GroupRecord, SlotName, other_slot
+from sdv.ota.bundle.store import read_limited, write_atomically
 from sdv.ota.errors import OtaError, StateDirectoryBusyError
-from sdv.ota.slots import ImageSlotGroup, SlotGroup, TreeSlotGroup
-from sdv.ota.store import read_limited, write_atomically
 
 __all__ = [
     "AgentStatus",

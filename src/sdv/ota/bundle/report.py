@@ -8,7 +8,7 @@ signature shows which ECU speaks, the nonce that the report answers this request
 
 Invariants:
 
-* a report is canonical JSON (:mod:`sdv.ota.canonical`) and its signature covers ``signing_input`` with the
+* a report is canonical JSON (:mod:`sdv.ota.bundle.canonical`) and its signature covers ``signing_input`` with the
   kind ``sdv-ota/ecu-report/v1``, so it can never pass for a manifest or trust root signature, nor they for it;
 * a nonce is 32 to 128 lowercase hex digits; the agent refuses to sign for any other (:class:`NonceFormatError`);
 * :func:`verify_report` checks in a fixed order: the signature by the expected ECU key, then the nonce
@@ -26,9 +26,13 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sdv.ota.agent_state import AgentState, SlotName
-from sdv.ota.canonical import UtcTime, canonical_bytes, parse_canonical, signing_input
-from sdv.ota.config import DEFAULT_LIMITS, OtaLimits
+from sdv.ota.agent.event_log import BundleSummary, Outcome
+from sdv.ota.agent.state import AgentState, SlotName
+from sdv.ota.bundle.canonical import UtcTime, canonical_bytes, parse_canonical, signing_input
+from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
+from sdv.ota.bundle.keys import PrivateKey, PublicKey, Signature
+from sdv.ota.bundle.manifest import HardwareId, Name
+from sdv.ota.bundle.trust import check_threshold, tally_signatures
 from sdv.ota.errors import (
     BundleFormatError,
     NonceFormatError,
@@ -36,10 +40,6 @@ from sdv.ota.errors import (
     RollbackError,
     SizeLimitError,
 )
-from sdv.ota.event_log import BundleSummary, Outcome
-from sdv.ota.keys import PrivateKey, PublicKey, Signature
-from sdv.ota.manifest import HardwareId, Name
-from sdv.ota.trust import check_threshold, tally_signatures
 
 __all__ = [
     "NONCE_PATTERN",

@@ -1,7 +1,7 @@
 """Streaming safety checks of file-tree payloads (uncompressed POSIX tar archives).
 
 :class:`TarInspector` is fed the payload in chunks of any size, as they stream past the hash, and never holds
-more than one 512-byte header and, bounded by :class:`~sdv.ota.config.OtaLimits`, one pax or GNU long-name
+more than one 512-byte header and, bounded by :class:`~sdv.ota.bundle.config.OtaLimits`, one pax or GNU long-name
 header. Entry data is skipped by counting. It refuses, naming the entry:
 
 * anything but regular files, directories, symbolic links and hard links (device files, FIFOs, sparse files,
@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from sdv.ota.config import DEFAULT_LIMITS, OtaLimits
+from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
 from sdv.ota.errors import ArchiveFormatError, SizeLimitError, UnsafeArchiveEntryError
 
 __all__ = ["ArchiveEntry", "EntryKind", "TarInspector"]

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sdv.ota.agent_state import SlotName, other_slot
+from sdv.ota.agent.state import SlotName, other_slot
+from sdv.ota.bundle.store import read_limited, write_atomically
 from sdv.ota.errors import BootSelectorError
-from sdv.ota.store import read_limited, write_atomically
 
 __all__ = ["BootEnv", "BootSelector", "FileBootSelector", "MemoryBootSelector", "UBootBootSelector"]
 

@@ -2,12 +2,12 @@
 
 * :class:`ImageSlotGroup`: a raw image written to a block device or an image file (``/dev/mmcblk0p3``,
   ``rootfs.b.img``), streamed chunk by chunk and ``fsync``-ed before the slot counts as staged. Which image
-  runs is the bootloader's choice (:mod:`sdv.ota.boot`); switching is no business of the slot.
+  runs is the bootloader's choice (:mod:`sdv.ota.agent.boot`); switching is no business of the slot.
 * :class:`TreeSlotGroup`: a directory tree for application updates. ``ROOT/A`` and ``ROOT/B`` hold the two
   trees and ``ROOT/current`` is a symbolic link to the live one, switched atomically by renaming a new link
   over it. The verified tar archive is read from where it already lies (the received bundle, a
   :class:`PayloadOrigin`; it is never copied), its space need counted in the file system's own blocks and
-  inodes, then unpacked (by :mod:`sdv.ota.unpack`) into ``ROOT/.B.new``, ``fsync``-ed and only then renamed to
+  inodes, then unpacked (by :mod:`sdv.ota.agent.unpack`) into ``ROOT/.B.new``, ``fsync``-ed and only then renamed to
   ``ROOT/B``, so a tree is either complete or absent.
 
 Invariants: a writer writes only the slot it was opened for, and the update agent opens writers only for the
@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from sdv.ota.agent_state import SlotName
+from sdv.ota.agent.state import SlotName
+from sdv.ota.agent.unpack import unpack_tree
+from sdv.ota.bundle.manifest import Payload
+from sdv.ota.bundle.store import fsync_directory
 from sdv.ota.errors import InsufficientSpaceError, SlotError, UnsafeArchiveEntryError
-from sdv.ota.manifest import Payload
-from sdv.ota.store import fsync_directory
-from sdv.ota.unpack import unpack_tree
 
 __all__ = [
     "ImageSlotGroup",
@@ -326,7 +326,7 @@ class _TreeWriter(SlotWriter):
         new.mkdir()
         try:
             with origin.open() as archive:
-                # the archive passed sdv.ota.archive's checks; the unpacker applies them again itself
+                # the archive passed sdv.ota.bundle.archive's checks; the unpacker applies them again itself
                 unpack_tree(archive, new, self._label)
             _fsync_tree(new)
         except UnsafeArchiveEntryError:

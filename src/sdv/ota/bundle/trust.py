@@ -35,8 +35,9 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sdv.ota.canonical import UtcTime, canonical_bytes, format_time, parse_canonical, signing_input
-from sdv.ota.config import DEFAULT_LIMITS, OtaLimits
+from sdv.ota.bundle.canonical import UtcTime, canonical_bytes, format_time, parse_canonical, signing_input
+from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
+from sdv.ota.bundle.keys import KeyId, PublicKey, PublicKeyRecord, Signature
 from sdv.ota.errors import (
     BadSignatureError,
     ExpiredError,
@@ -47,7 +48,6 @@ from sdv.ota.errors import (
     TrustRootFormatError,
     UnknownKeyError,
 )
-from sdv.ota.keys import KeyId, PublicKey, PublicKeyRecord, Signature
 
 __all__ = [
     "ROOT_TYPE",

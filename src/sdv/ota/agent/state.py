@@ -1,7 +1,7 @@
 """The update agent's state machine, modelled on AUTOSAR Adaptive Update and Configuration Management (UCM).
 
 This module is pure: it holds the states, the table of allowed transitions and the persisted record, and
-performs no I/O. :class:`~sdv.ota.agent.UpdateAgent` persists every record this module produces atomically
+performs no I/O. :class:`~sdv.ota.agent.core.UpdateAgent` persists every record this module produces atomically
 before it acts on it.
 
 ::
@@ -33,8 +33,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sdv.ota.bundle.manifest import Manifest
 from sdv.ota.errors import AgentStateError, BadSlotError, IllegalTransitionError
-from sdv.ota.manifest import Manifest
 
 __all__ = [
     "AT_REST",

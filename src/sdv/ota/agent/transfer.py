@@ -28,11 +28,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from sdv.ota.agent_config import TransferConfig
-from sdv.ota.agent_state import TransferRecord
-from sdv.ota.config import OtaLimits
+from sdv.ota.agent.config import TransferConfig
+from sdv.ota.agent.state import TransferRecord
+from sdv.ota.bundle.config import OtaLimits
+from sdv.ota.bundle.store import hash_file
 from sdv.ota.errors import BundleFormatError, InsufficientSpaceError, SizeLimitError, TransferOffsetError
-from sdv.ota.store import hash_file
 
 __all__ = ["TransferStore"]
 

@@ -13,7 +13,7 @@ Layout (specified in ``ota/bundle-format.md``)::
 Invariants:
 
 * the header (everything before the payloads) is read with every length checked against
-  :class:`~sdv.ota.config.OtaLimits` *before* it is read, so a forged length cannot make the reader allocate
+  :class:`~sdv.ota.bundle.config.OtaLimits` *before* it is read, so a forged length cannot make the reader allocate
   more;
 * the signature section is canonical, so its bytes are determined by the set of signatures;
 * the payloads have no framing of their own: their boundaries come from the signed manifest, so no byte can be
@@ -30,12 +30,12 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sdv.ota.canonical import canonical_bytes, parse_canonical, signing_input
-from sdv.ota.config import DEFAULT_LIMITS, OtaLimits
+from sdv.ota.bundle.canonical import canonical_bytes, parse_canonical, signing_input
+from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
+from sdv.ota.bundle.keys import PrivateKey, Signature
+from sdv.ota.bundle.manifest import MANIFEST_TYPE, Manifest
+from sdv.ota.bundle.trust import sorted_signatures
 from sdv.ota.errors import BundleFormatError, SizeLimitError
-from sdv.ota.keys import PrivateKey, Signature
-from sdv.ota.manifest import MANIFEST_TYPE, Manifest
-from sdv.ota.trust import sorted_signatures
 
 __all__ = [
     "MAGIC",
@@ -103,7 +103,7 @@ class BundleHeader:
         return cls(canonical_bytes(manifest))
 
     def signed_message(self) -> bytes:
-        """The bytes release keys sign: :func:`~sdv.ota.canonical.signing_input` of the manifest."""
+        """The bytes release keys sign: :func:`~sdv.ota.bundle.canonical.signing_input` of the manifest."""
         return signing_input(MANIFEST_TYPE, self.manifest_bytes)
 
     def parse_manifest(self, source: str) -> Manifest:

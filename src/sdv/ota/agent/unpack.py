@@ -1,6 +1,6 @@
 """Unpacking a verified file-tree payload into an empty directory, on every Python 3.11 and later.
 
-The archive has already passed :mod:`sdv.ota.archive`'s checks when it reaches :func:`unpack_tree`; the
+The archive has already passed :mod:`sdv.ota.bundle.archive`'s checks when it reaches :func:`unpack_tree`; the
 unpacker still trusts nothing and applies the same rules itself, member by member, so a mistake in either layer
 alone cannot write outside the tree. It creates only:
 

@@ -1,14 +1,14 @@
 """The ECU's update agent: receives a bundle, verifies and stages it in the inactive slot, activates it on
-trial, commits or rolls back. The rules live in :mod:`sdv.ota.agent_state`; this orchestrator does the I/O.
+trial, commits or rolls back. The rules live in :mod:`sdv.ota.agent.state`; this orchestrator does the I/O.
 
-The state directory's files are described in :mod:`sdv.ota.agent_store`.
+The state directory's files are described in :mod:`sdv.ota.agent.store`.
 
 Invariants:
 
 * a transfer begins only with the bundle's signed header, verified (signatures, expiry, hardware id, counters,
   sizes, slot space) before a single payload byte is accepted; a refused header creates no transfer state;
 * the persisted transfer offset is advanced only after the bytes up to it were written and fsync-ed (in batches,
-  see :mod:`sdv.ota.transfer`), so it never exceeds what the partial file holds; on start the file is
+  see :mod:`sdv.ota.agent.transfer`), so it never exceeds what the partial file holds; on start the file is
   truncated to the persisted offset and the transfer resumes there;
 * payloads are written only into the slot that is not the active one; the active slot is never opened;
 * a state is persisted *before* the step it names starts, and every step is idempotent, so a restart at any
@@ -17,7 +17,7 @@ Invariants:
 * a bundle that fails verification leaves the record in ``Failed`` with the reason, no partial bundle file and no
   tree in the slots (verification of the header happens before the first payload byte is written).
 
-The fault-injection test hook ``SDV_OTA_TEST_CRASH`` is described in :mod:`sdv.ota.agent_store`.
+The fault-injection test hook ``SDV_OTA_TEST_CRASH`` is described in :mod:`sdv.ota.agent.store`.
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
-from sdv.ota.agent_config import AgentConfig
-from sdv.ota.agent_groups import Sides, SlotGroups
-from sdv.ota.agent_records import AgentRecords, journaled
-from sdv.ota.agent_state import (
+from sdv.ota.agent.boot import BootSelector
+from sdv.ota.agent.config import AgentConfig
+from sdv.ota.agent.groups import Sides, SlotGroups
+from sdv.ota.agent.records import AgentRecords, journaled
+from sdv.ota.agent.slots import PayloadOrigin, SlotGroup, SlotWriter
+from sdv.ota.agent.state import (
     AT_REST,
     AgentRecord,
     AgentState,
@@ -50,7 +52,7 @@ from sdv.ota.agent_state import (
     with_bad_trial_sides,
     without_trial,
 )
-from sdv.ota.agent_store import (
+from sdv.ota.agent.store import (
     AgentStatus,
     CrashHook,
     GroupBoot,
@@ -60,8 +62,19 @@ from sdv.ota.agent_store import (
     read_record,
     write_record,
 )
-from sdv.ota.boot import BootSelector
-from sdv.ota.bundle import read_header
+from sdv.ota.agent.transfer import TransferStore
+from sdv.ota.bundle.format import read_header
+from sdv.ota.bundle.manifest import Manifest, Payload
+from sdv.ota.bundle.rollback import ComponentCounters
+from sdv.ota.bundle.store import (
+    hash_file,
+    load_time_state,
+    load_trust,
+    read_bundle_header,
+    save_time_state,
+)
+from sdv.ota.bundle.trusted_time import TimeState, trusted_now
+from sdv.ota.bundle.verifier import BundleVerifier
 from sdv.ota.errors import (
     AgentStateError,
     BundleFormatError,
@@ -70,19 +83,6 @@ from sdv.ota.errors import (
     OtaError,
     TransferInProgressError,
 )
-from sdv.ota.manifest import Manifest, Payload
-from sdv.ota.rollback import ComponentCounters
-from sdv.ota.slots import PayloadOrigin, SlotGroup, SlotWriter
-from sdv.ota.store import (
-    hash_file,
-    load_time_state,
-    load_trust,
-    read_bundle_header,
-    save_time_state,
-)
-from sdv.ota.transfer import TransferStore
-from sdv.ota.trusted_time import TimeState, trusted_now
-from sdv.ota.verifier import BundleVerifier
 
 __all__ = ["AgentStatus", "UpdateAgent", "local_status", "read_record"]
 
@@ -145,7 +145,7 @@ class UpdateAgent:
         try:
             self.records = AgentRecords(
                 config, clock
-            )  # the event log, the report key (sdv.ota.agent_records)
+            )  # the event log, the report key (sdv.ota.agent.records)
             names = self.groups.names
             if has_record(self.state_dir):
                 self._record = read_record(self.state_dir)
