@@ -16,7 +16,7 @@ from sdv.api.tokens import (
     load_public_key,
     public_key_pem,
 )
-from sdv.broker.access import Action
+from sdv.broker.access import Action, ScopeError
 from sdv.errors import AuthenticationError
 from tests.security.conftest import Tokens, claims, forge
 
@@ -90,3 +90,18 @@ def test_forged_hs256_would_verify_under_plain_hmac(tokens: Tokens) -> None:
     signing_input, _, signature = token.rpartition(".")
     algorithm = decoded.get_algorithm_by_name("HS256")
     assert algorithm.verify(signing_input.encode(), tokens.public_pem, jwt.utils.base64url_decode(signature))
+
+
+NO_BREAK_SPACE_SCOPE = "read:Vehicle.Cabin\u00a0read"
+
+
+def test_a_scope_read_two_ways_is_never_issued(signing_key: PrivateKeyTypes) -> None:
+    with pytest.raises(ScopeError, match=r"U\+00A0 at position 18"):
+        create_token(signing_key, NO_BREAK_SPACE_SCOPE)
+
+
+def test_a_scope_read_two_ways_is_refused_when_checked(signing_key: PrivateKeyTypes) -> None:
+    verifier = TokenVerifier(load_public_key(public_key_pem(signing_key), "key.pub"))
+    token = jwt.encode(claims(NO_BREAK_SPACE_SCOPE), signing_key, algorithm="EdDSA")  # type: ignore[arg-type]
+    with pytest.raises(AuthenticationError, match=r"scope is malformed: .*U\+00A0 at position 18"):
+        verifier.verify(token)
