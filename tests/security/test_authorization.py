@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -346,3 +347,16 @@ async def test_a_scope_read_two_ways_is_refused_not_widened(stubs: Stubs, tokens
         await stubs.v2.GetValue(v2.GetValueRequest(signal_id=_speed(stubs)), metadata=bearer(token))
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "U+00A0 at position 18" in (refused.value.details() or "")
+
+
+@pytest.mark.parametrize("name", ["crit unknown", "exp huge", "iat negative", "nbf bool"])
+async def test_hostile_tokens_end_unauthenticated_with_a_reason(
+    stubs: Stubs, tokens: Tokens, name: str
+) -> None:
+    from tests.security.test_tokens import HOSTILE_REASONS, hostile_tokens
+
+    token = hostile_tokens(tokens.key)[name]
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stubs.v2.GetValue(v2.GetValueRequest(signal_id=_speed(stubs)), metadata=bearer(token))
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert re.search(HOSTILE_REASONS[name], refused.value.details() or "")

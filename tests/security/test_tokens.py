@@ -105,3 +105,69 @@ def test_a_scope_read_two_ways_is_refused_when_checked(signing_key: PrivateKeyTy
     token = jwt.encode(claims(NO_BREAK_SPACE_SCOPE), signing_key, algorithm="EdDSA")  # type: ignore[arg-type]
     with pytest.raises(AuthenticationError, match=r"scope is malformed: .*U\+00A0 at position 18"):
         verifier.verify(token)
+
+
+def hostile_tokens(key: PrivateKeyTypes) -> dict[str, str]:
+    """Tokens that once escaped the checks (UNKNOWN with a traceback, or accepted), by name."""
+    now = int(time.time())
+
+    def signed(**overrides: object) -> str:
+        return jwt.encode(claims("read", **overrides), key, algorithm="EdDSA")  # type: ignore[arg-type]
+
+    return {
+        # no signature is needed to reach the header's checks
+        "crit unknown": forge({"alg": "EdDSA", "crit": ["exp-v2"]}, claims("read")),
+        "crit not a list": forge({"alg": "EdDSA", "crit": "exp-v2"}, claims("read")),
+        "crit not strings": forge({"alg": "EdDSA", "crit": [1]}, claims("read")),
+        "exp huge": signed(exp=10**400),
+        "exp past 9999": signed(exp=253402300800),
+        "exp 2**63": signed(exp=2**63),
+        "exp negative": signed(exp=-(10**400)),
+        "exp text": signed(exp="tomorrow"),
+        "exp bool": signed(exp=True),
+        "exp infinite": signed(exp=float("inf")),
+        "exp list": signed(exp=[now + 60]),
+        "iat huge": signed(iat=10**400),
+        "iat negative": signed(iat=-(10**400)),
+        "iat negative small": signed(iat=-1),
+        "iat text": signed(iat="now"),
+        "iat bool": signed(iat=True),
+        "nbf huge": signed(nbf=10**400),
+        "nbf negative": signed(nbf=-5),
+        "nbf text": signed(nbf="now"),
+        "nbf bool": signed(nbf=False),
+    }
+
+
+HOSTILE_REASONS = {
+    "crit unknown": r"header is refused: Unsupported critical extension: exp-v2",
+    "crit not a list": r"'crit' header",
+    "crit not strings": r"'crit' header",
+    "exp huge": r"claim 'exp' must be a time in seconds since the epoch, from 0 to 253402300799",
+    "exp past 9999": r"claim 'exp' must be",
+    "exp 2**63": r"claim 'exp' must be",
+    "exp negative": r"claim 'exp' must be",
+    "exp text": r"claim 'exp' must be",
+    "exp bool": r"claim 'exp' must be",
+    "exp infinite": r"claim 'exp' must be",
+    "exp list": r"claim 'exp' must be",
+    "iat huge": r"claim 'iat' must be",
+    "iat negative": r"claim 'iat' must be",
+    "iat negative small": r"claim 'iat' must be",
+    "iat text": r"claim 'iat' must be",
+    "iat bool": r"claim 'iat' must be",
+    "nbf huge": r"claim 'nbf' must be",
+    "nbf negative": r"claim 'nbf' must be",
+    "nbf text": r"claim 'nbf' must be",
+    "nbf bool": r"claim 'nbf' must be",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_REASONS))
+def test_hostile_headers_and_claims_are_refused_with_a_reason(
+    signing_key: PrivateKeyTypes, name: str
+) -> None:
+    verifier = TokenVerifier(load_public_key(public_key_pem(signing_key), "key.pub"))
+    token = hostile_tokens(signing_key)[name]
+    with pytest.raises(AuthenticationError, match=HOSTILE_REASONS[name]):
+        verifier.verify(token)
