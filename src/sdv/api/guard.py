@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from sdv.api.errors import abort
 from sdv.api.tokens import TokenVerifier
 from sdv.broker.access import UNRESTRICTED, Access, act_for
 from sdv.broker.config import Limits
@@ -69,7 +70,7 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
 
 async def _refuse_malformed(request: Any, context: _Context) -> None:
     if isinstance(request, _Malformed):
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed request: {request.reason}")
+        await abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"malformed request: {request.reason}")
 
 
 async def _checked_stream(requests: AsyncIterator[Any], context: _Context) -> AsyncIterator[Any]:
@@ -118,7 +119,7 @@ class CallGuard(_Interceptor):
             access, expires = self._authenticate(context)
         except AuthenticationError as error:
             _LOG.debug("refused a call from %s: %s", context.peer(), error)
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(error))
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(error))
         act_for(access)
         return expires
 
@@ -172,7 +173,7 @@ class CallGuard(_Interceptor):
                 async with contextlib.aclosing(behaviour(request, context)) as responses:
                     async for response in responses:
                         if time.time() >= expires:
-                            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the token has expired")
+                            await abort(context, grpc.StatusCode.UNAUTHENTICATED, "the token has expired")
                         yield response
             finally:
                 self.open_streams -= 1
@@ -184,12 +185,14 @@ class CallGuard(_Interceptor):
     async def _open_stream(self, context: _Context, provider: bool) -> None:
         limits = self._limits
         if self.open_streams >= limits.max_streams:
-            await context.abort(
+            await abort(
+                context,
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"{self.open_streams} streams are open; the limit is {limits.max_streams}",
             )
         if provider and self.open_provider_streams >= limits.max_provider_streams:
-            await context.abort(
+            await abort(
+                context,
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"{self.open_provider_streams} provider streams are open; the limit is "
                 f"{limits.max_provider_streams}",

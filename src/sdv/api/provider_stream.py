@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 from sdv.api._proto.kuksa.val.v2 import types_pb2, val_pb2
 from sdv.api.convert import value_to_v2
+from sdv.api.errors import bounded_message
 from sdv.broker import Broker, SignalMetadata
 from sdv.broker.access import current_access
 from sdv.broker.ownership import Owner, OwnerKind
@@ -231,7 +232,7 @@ class ProviderSession:
                 self._publish(self._broker, self._broker.metadata_by_id(signal_id), datapoint, self.owner)
             except SdvError as error:
                 refused.status[signal_id].CopyFrom(
-                    types_pb2.Error(code=_error_code(error), message=str(error))
+                    types_pb2.Error(code=_error_code(error), message=bounded_message(str(error)))
                 )
         if not refused.status:
             return None

@@ -53,6 +53,7 @@ from sdv.errors import (
     ReadOnlyError,
     UnknownSignalError,
     ValueOutOfRangeError,
+    name_some,
 )
 from sdv.hal.datatypes import Value, check_request
 from sdv.hal.processor import SignalUpdate, Status
@@ -545,7 +546,7 @@ class Broker:
                     await provider.actuate(batch)
             except TimeoutError:
                 raise ProviderTimeoutError(
-                    f"{', '.join(path for path, _ in batch)}: {owner.describe()} did not accept the request "
+                    f"{name_some([path for path, _ in batch])}: {owner.describe()} did not accept the request "
                     f"within {timeout:g} s (Limits.actuation_timeout_s)"
                 ) from None
             now = time.time()
