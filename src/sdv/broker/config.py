@@ -46,6 +46,13 @@ class Limits(BaseModel):
         2000, ge=1, description="streaming calls (subscriptions, provider streams) open, all clients together"
     )
     max_provider_streams: int = Field(32, ge=1, description="OpenProviderStream calls open at once")
+    refused_stream_drain_s: float = Field(
+        0.5,
+        ge=0,
+        description="how long the server reads what a client refused by a stream limit is still sending "
+        "before ending its call (RESOURCE_EXHAUSTED), so that the refusal reaches the client intact; a pause "
+        "of a tenth of it ends the reading earlier",
+    )
     # --- outside providers --------------------------------------------------------------------------------
     actuation_timeout_s: float = Field(
         5.0,
