@@ -412,6 +412,12 @@ class Broker:
             self._ownership.claim_actuators(paths, owner, provider)
         return owner
 
+    def actuation_provider(self, path: str) -> ActuationProvider | None:
+        """Who carries out actuations of ``path`` now (None: no provider is connected)."""
+        with self._lock:
+            claim = self._ownership.actuation_provider(path)
+        return None if claim is None else claim[1]
+
     def owner_of(self, path: str) -> Owner | None:
         """Who provides the signal or actuator at ``path`` (None: nobody claimed it)."""
         with self._lock:

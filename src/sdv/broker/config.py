@@ -60,6 +60,14 @@ class Limits(BaseModel):
         description="how long an actuation waits for its provider to accept it (the HAL: the frame sent; a "
         "stream provider: its BatchActuateStreamResponse); then the caller gets DEADLINE_EXCEEDED",
     )
+    max_pending_actuations: int = Field(
+        1000,
+        ge=1,
+        description="actuation requests one stream provider has been sent and not answered (with "
+        "await_provider_answer; timed-out requests count until answered, as they still wait on its stream); "
+        "beyond it an actuation is refused with RESOURCE_EXHAUSTED, so a provider that stops reading holds "
+        "a bounded amount of the server's memory",
+    )
     await_provider_answer: bool = Field(
         True,
         description="an actuation forwarded to a stream provider returns with the provider's answer; false: "
