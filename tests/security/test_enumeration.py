@@ -21,6 +21,8 @@ from sdv.api._proto.kuksa.val.v1 import types_pb2 as v1_types
 from sdv.api._proto.kuksa.val.v1 import val_pb2 as v1
 from sdv.api._proto.kuksa.val.v2 import types_pb2 as v2_types
 from sdv.api._proto.kuksa.val.v2 import val_pb2 as v2
+from sdv.api._proto.sdv.adas.v1 import adas_pb2, adas_pb2_grpc
+from sdv.api._proto.sdv.cockpit.v1 import cockpit_pb2, cockpit_pb2_grpc
 from tests.security.conftest import SPEED, Stubs, Tokens, bearer
 
 SCOPE = f"read:{SPEED}"
@@ -225,3 +227,52 @@ async def test_an_unknown_signal_the_caller_could_read_is_not_found(stubs: Stubs
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await stubs.v2.GetValue(v2.GetValueRequest(signal_id=v2_types.SignalID(path=UNKNOWN)), metadata=md)
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+TYPED = [
+    (
+        "cockpit GetClusterState",
+        lambda s, md: cockpit_pb2_grpc.CockpitStub(s.channel).GetClusterState(
+            cockpit_pb2.GetClusterStateRequest(), metadata=md
+        ),
+    ),
+    (
+        "cockpit StreamClusterState",
+        lambda s, md: _first(
+            cockpit_pb2_grpc.CockpitStub(s.channel).StreamClusterState(
+                cockpit_pb2.StreamClusterStateRequest(), metadata=md
+            )
+        ),
+    ),
+    (
+        "cockpit SetLowBeam",
+        lambda s, md: cockpit_pb2_grpc.CockpitStub(s.channel).SetLowBeam(
+            cockpit_pb2.SetLowBeamRequest(on=True), metadata=md
+        ),
+    ),
+    (
+        "adas GetDynamics",
+        lambda s, md: adas_pb2_grpc.AdasStub(s.channel).GetDynamics(
+            adas_pb2.GetDynamicsRequest(), metadata=md
+        ),
+    ),
+    (
+        "adas StreamDynamics",
+        lambda s, md: _first(
+            adas_pb2_grpc.AdasStub(s.channel).StreamDynamics(adas_pb2.StreamDynamicsRequest(), metadata=md)
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "call"), TYPED, ids=[name for name, _ in TYPED])
+async def test_a_typed_service_refusal_names_the_rpc_not_the_profiles_signals(
+    stubs: Stubs, tokens: Tokens, name: str, call: Callable[[Stubs, Any], Awaitable[Any]]
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await call(stubs, bearer(tokens.valid(SCOPE)))
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    details = (refused.value.details() or "").replace(f"(scope: {SCOPE})", "")
+    service, rpc = name.split()
+    assert f"app is not allowed to use sdv.{service}.v1.{service.capitalize()}/{rpc}" in details
+    assert "Vehicle." not in details

@@ -7,6 +7,8 @@ Invariants:
   so programming errors keep their traceback (gRPC logs them and answers ``UNKNOWN``).
 * The table is ordered from the most to the least specific class: the first match wins.
 * v1 per-entry errors use the HTTP-like codes of :func:`http_code`, derived from the same table.
+* A servicer with a ``SERVICE_NAME`` (the typed services) is refused by the RPC, never by the signals its profile
+  maps to it: its caller names no signal, so naming one would tell it the profile.
 * Every status message the server sets goes through :func:`abort` (per-entry messages through
   :func:`bounded_message`): at most :data:`MAX_STATUS_MESSAGE_BYTES` of UTF-8, so that, percent-encoded in the
   ``grpc-message`` trailer, it stays far below the peer's metadata limit (8 KiB by default). A longer one would
@@ -24,6 +26,7 @@ from typing import Any, NoReturn, TypeVar, cast, overload
 
 import grpc
 
+from sdv.broker.access import current_access
 from sdv.errors import (
     AccessDenied,
     ActuationError,
@@ -152,6 +155,14 @@ async def abort(context: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusCo
     raise AssertionError("unreachable: ServicerContext.abort raises")  # pragma: no cover
 
 
+def _as_seen_by_caller(servicer: object, method: str, error: SdvError) -> SdvError:
+    """``error``, or for a typed service's refusal one that names the RPC instead of the mapped signal."""
+    service = getattr(servicer, "SERVICE_NAME", None)
+    if service is None or not isinstance(error, AccessDenied):
+        return error
+    return current_access().denied(f"use {service}/{method}; it needs the rights of the signals it carries")
+
+
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: SdvError) -> None:
     code = status_code(error)
     _LOG.debug("request refused with %s: %s", code.name, error)
@@ -181,7 +192,7 @@ def grpc_errors(handler: Callable[..., Any]) -> Callable[..., Any]:
                     async for response in responses:
                         yield response
             except SdvError as error:
-                await _abort(context, error)
+                await _abort(context, _as_seen_by_caller(servicer, handler.__name__, error))
 
         return stream_wrapper
 
@@ -192,6 +203,6 @@ def grpc_errors(handler: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return await unary(servicer, request, context)
         except SdvError as error:
-            await _abort(context, error)
+            await _abort(context, _as_seen_by_caller(servicer, handler.__name__, error))
 
     return unary_wrapper
