@@ -20,7 +20,9 @@ SPEED = "Vehicle.Speed"
 
 @pytest.fixture
 async def server(demo_vehicle: VehicleModel) -> AsyncIterator[SdvServer]:
-    broker = Broker.from_vehicle(demo_vehicle, Limits(max_streams=2, max_provider_streams=1))
+    # A generous drain, so that a client slowed by a loaded machine still half-closes within it.
+    limits = Limits(max_streams=2, max_provider_streams=1, refused_stream_drain_s=5)
+    broker = Broker.from_vehicle(demo_vehicle, limits)
     async with SdvServer(broker, port=0) as server:
         yield server
 
