@@ -34,6 +34,7 @@ __all__ = [
     "UnsupportedRequestError",
     "ValueOutOfRangeError",
     "VerificationError",
+    "name_some",
 ]
 
 
@@ -158,3 +159,14 @@ class OtaError(SdvError):
 
 class VerificationError(OtaError):
     """A bundle or trust root that fails verification."""
+
+
+def name_some(names: Sequence[str], shown: int = 5) -> str:
+    """The first ``shown`` of ``names`` and how many more, for a message about many things.
+
+    ``name_some(["A", "B", "C"], 2)`` is ``"A, B and 1 more"``: an error about a batch of 1,000 signals names a few
+    and stays short enough for a status message.
+    """
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{', '.join(names[:shown])} and {len(names) - shown} more"

@@ -11,12 +11,32 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from sdv.api.tokens import TokenKeyType, create_token, generate_key, public_key_pem
+from sdv.api._proto.kuksa.val.v1 import val_pb2_grpc as v1_grpc
+from sdv.api._proto.kuksa.val.v2 import val_pb2_grpc as v2_grpc
+from sdv.api.security import ServerSecurity
+from sdv.api.server import SdvServer
+from sdv.api.tokens import (
+    TokenKeyType,
+    TokenVerifier,
+    create_token,
+    generate_key,
+    load_public_key,
+    public_key_pem,
+)
+from sdv.broker import HalBridge
+from sdv.hal.runtime import Hal
+from sdv.hal.vehicle import VehicleModel
+
+SPEED = "Vehicle.Speed"
+Metadata = tuple[tuple[str, str], ...]
 
 
 def _b64(data: bytes) -> str:
@@ -84,3 +104,49 @@ class Tokens:
 @pytest.fixture(scope="session")
 def tokens(signing_key: PrivateKeyTypes, other_key: PrivateKeyTypes) -> Tokens:
     return Tokens(signing_key, other_key)
+
+
+@dataclass
+class Stubs:
+    channel: grpc.aio.Channel
+    speed_id: int
+
+    @property
+    def v2(self) -> v2_grpc.VALStub:
+        return v2_grpc.VALStub(self.channel)
+
+    @property
+    def v1(self) -> v1_grpc.VALStub:
+        return v1_grpc.VALStub(self.channel)
+
+
+@pytest.fixture(scope="module")
+def bridge(demo_vehicle: VehicleModel) -> Iterator[HalBridge]:
+    """The demo vehicle's HAL replaying its drive, behind a broker (one per test module)."""
+    bridge = HalBridge(Hal(demo_vehicle))
+    bridge.start()
+    yield bridge
+    bridge.stop()
+
+
+@pytest.fixture
+async def stubs(bridge: HalBridge, demo_vehicle: VehicleModel, tokens: Tokens) -> AsyncIterator[Stubs]:
+    """A real server on 127.0.0.1 that checks tokens of :func:`tokens`, with the demo's typed services."""
+    verifier = TokenVerifier(load_public_key(tokens.public_pem, "server.pub"))
+    server = SdvServer(
+        bridge.broker,
+        port=0,
+        services=demo_vehicle.config.services,
+        security=ServerSecurity(verifier=verifier),
+    )
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(server.target) as channel:
+            yield Stubs(channel, bridge.broker.metadata(SPEED).id)
+    finally:
+        await server.stop(grace=0)
+
+
+def bearer(token: str | None) -> Metadata:
+    """Call metadata carrying ``token`` (none for None)."""
+    return () if token is None else (("authorization", f"Bearer {token}"),)

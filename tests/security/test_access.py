@@ -51,6 +51,19 @@ def test_scope_grants_exactly_what_it_says(scope: str, action: Action, path: str
         ("read:", "an empty path"),
         ("ota:Vehicle", "ota takes no path"),
         ("read:Vehicle.Speed actuate:Vehicle/Body", "'actuate:Vehicle/Body'"),
+        # Only ASCII spaces separate entries: any other separator would be read one way by an issuer that
+        # splits on spaces and another by a checker that splits on all whitespace (a no-break space once made
+        # the second half a bare "read", granting everything).
+        ("read:Vehicle.Cabin\u00a0read", r"U\+00A0 at position 18"),
+        ("read:Vehicle.Cabin\tread", r"U\+0009 at position 18"),
+        ("read:Vehicle.Cabin\nread", r"U\+000A at position 18"),
+        ("read:Vehicle.Cabin\u2003read", r"U\+2003"),
+        ("read:Vehicle.Cabin\u3000read", r"U\+3000"),
+        ("read\x00", r"U\+0000"),
+        ("read:Vehicle.Cab\u0131n", r"U\+0131"),  # a dotless i: not a letter of the grammar
+        ("read:Vehicle.\uff23abin", r"U\+FF23"),  # a full-width C
+        ("read:Vehicle.Cabin\u200bread", r"U\+200B"),  # a zero-width space
+        ("read:Vehicle.Cabin" + " read:Vehicle.Speed" * 600, "at most 4096 characters"),
     ],
 )
 def test_malformed_scope_is_refused_as_a_whole(scope: str, message: str) -> None:
@@ -68,3 +81,15 @@ def test_check_names_caller_action_and_path() -> None:
 def test_unrestricted_allows_everything() -> None:
     for action in Action:
         assert UNRESTRICTED.allows(action, "Any.Path.At.All")
+
+
+@pytest.mark.parametrize(
+    ("scope", "path", "allowed"),
+    [
+        ("read:Vehicle.Cabin  read:Vehicle.Speed", "Vehicle.Speed", True),  # runs of spaces separate too
+        (" read:Vehicle.Speed ", "Vehicle.Speed", True),
+        (" read:Vehicle.Speed ", "Vehicle.Cabin.Door.Row1.DriverSide.IsOpen", False),
+    ],
+)
+def test_entries_are_separated_by_ascii_spaces(scope: str, path: str, allowed: bool) -> None:
+    assert parse_scope(scope).allows(READ, path) is allowed

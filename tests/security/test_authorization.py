@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -20,40 +20,16 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from sdv.api._proto.kuksa.val.v1 import types_pb2 as v1_types
 from sdv.api._proto.kuksa.val.v1 import val_pb2 as v1
-from sdv.api._proto.kuksa.val.v1 import val_pb2_grpc as v1_grpc
 from sdv.api._proto.kuksa.val.v2 import types_pb2 as v2_types
 from sdv.api._proto.kuksa.val.v2 import val_pb2 as v2
-from sdv.api._proto.kuksa.val.v2 import val_pb2_grpc as v2_grpc
 from sdv.api._proto.sdv.adas.v1 import adas_pb2, adas_pb2_grpc
 from sdv.api._proto.sdv.cockpit.v1 import cockpit_pb2, cockpit_pb2_grpc
-from sdv.api.security import ServerSecurity
-from sdv.api.server import SdvServer
-from sdv.api.tokens import TokenVerifier, load_public_key
-from sdv.broker import HalBridge
-from sdv.hal.runtime import Hal
-from sdv.hal.vehicle import VehicleModel
-from tests.security.conftest import Tokens
+from tests.security.conftest import SPEED, Metadata, Stubs, Tokens, bearer
 
-SPEED = "Vehicle.Speed"
 LOW_BEAM = "Vehicle.Body.Lights.Beam.Low.IsOn"
 OTHER = "read:Vehicle.Cabin actuate:Vehicle.Cabin provide:Vehicle.Cabin"
 
 
-@dataclass
-class Stubs:
-    channel: grpc.aio.Channel
-    speed_id: int
-
-    @property
-    def v2(self) -> v2_grpc.VALStub:
-        return v2_grpc.VALStub(self.channel)
-
-    @property
-    def v1(self) -> v1_grpc.VALStub:
-        return v1_grpc.VALStub(self.channel)
-
-
-Metadata = tuple[tuple[str, str], ...]
 Call = Callable[[Stubs, Metadata], Awaitable[Any]]
 
 
@@ -254,35 +230,6 @@ RPCS: list[tuple[str, Call, str, bool]] = [
 IDS = [name for name, *_ in RPCS]
 
 
-@pytest.fixture(scope="module")
-def bridge(demo_vehicle: VehicleModel) -> Iterator[HalBridge]:
-    bridge = HalBridge(Hal(demo_vehicle))
-    bridge.start()
-    yield bridge
-    bridge.stop()
-
-
-@pytest.fixture
-async def stubs(bridge: HalBridge, demo_vehicle: VehicleModel, tokens: Tokens) -> AsyncIterator[Stubs]:
-    verifier = TokenVerifier(load_public_key(tokens.public_pem, "server.pub"))
-    server = SdvServer(
-        bridge.broker,
-        port=0,
-        services=demo_vehicle.config.services,
-        security=ServerSecurity(verifier=verifier),
-    )
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(server.target) as channel:
-            yield Stubs(channel, bridge.broker.metadata(SPEED).id)
-    finally:
-        await server.stop(grace=0)
-
-
-def _bearer(token: str | None) -> Metadata:
-    return () if token is None else (("authorization", f"Bearer {token}"),)
-
-
 async def _status(call: Call, stubs: Stubs, metadata: Metadata) -> grpc.StatusCode:
     try:
         await call(stubs, metadata)
@@ -296,7 +243,7 @@ async def test_refused_without_a_valid_token(
     stubs: Stubs, tokens: Tokens, name: str, call: Call, scope: str, names_signal: bool
 ) -> None:
     refusals = {
-        attack: await _status(call, stubs, _bearer(token)) for attack, token in tokens.attacks(scope).items()
+        attack: await _status(call, stubs, bearer(token)) for attack, token in tokens.attacks(scope).items()
     }
     assert refusals == dict.fromkeys(refusals, grpc.StatusCode.UNAUTHENTICATED)
 
@@ -309,7 +256,7 @@ async def test_refused_without_a_valid_token(
 async def test_refused_with_a_scope_for_another_path(
     stubs: Stubs, tokens: Tokens, name: str, call: Call, scope: str, names_signal: bool
 ) -> None:
-    assert await _status(call, stubs, _bearer(tokens.valid(OTHER))) == grpc.StatusCode.PERMISSION_DENIED
+    assert await _status(call, stubs, bearer(tokens.valid(OTHER))) == grpc.StatusCode.PERMISSION_DENIED
 
 
 # What the right scope leads to once authorized: the HAL owns Vehicle.Speed, so publishing it is ALREADY_EXISTS.
@@ -324,7 +271,7 @@ async def test_accepted_with_the_right_scope(
     stubs: Stubs, tokens: Tokens, name: str, call: Call, scope: str, names_signal: bool
 ) -> None:
     expected = AUTHORIZED_OUTCOME.get(name, grpc.StatusCode.OK)
-    assert await _status(call, stubs, _bearer(tokens.valid(scope))) == expected
+    assert await _status(call, stubs, bearer(tokens.valid(scope))) == expected
 
 
 async def test_refusals_say_what_was_wrong(stubs: Stubs, tokens: Tokens) -> None:
@@ -333,17 +280,17 @@ async def test_refusals_say_what_was_wrong(stubs: Stubs, tokens: Tokens) -> None
         await stubs.v2.GetValue(request)
     assert "requires a bearer token" in (missing.value.details() or "")
     with pytest.raises(grpc.aio.AioRpcError) as expired:
-        await stubs.v2.GetValue(request, metadata=_bearer(tokens.attacks("read")["expired"]))
+        await stubs.v2.GetValue(request, metadata=bearer(tokens.attacks("read")["expired"]))
     assert "expired" in (expired.value.details() or "")
     with pytest.raises(grpc.aio.AioRpcError) as denied:
-        await stubs.v2.GetValue(request, metadata=_bearer(tokens.valid("read:Vehicle.Cabin")))
+        await stubs.v2.GetValue(request, metadata=bearer(tokens.valid("read:Vehicle.Cabin")))
     assert "app is not allowed to read Vehicle.Speed" in (denied.value.details() or "")
 
 
 async def test_list_metadata_shows_only_what_the_caller_may_read(stubs: Stubs, tokens: Tokens) -> None:
     response = await stubs.v2.ListMetadata(
         v2.ListMetadataRequest(root=""),
-        metadata=_bearer(tokens.valid("read:Vehicle.Speed actuate:Vehicle.Body")),
+        metadata=bearer(tokens.valid("read:Vehicle.Speed actuate:Vehicle.Body")),
     )
     paths = {meta.path for meta in response.metadata}
     assert SPEED in paths and LOW_BEAM in paths
@@ -353,7 +300,7 @@ async def test_list_metadata_shows_only_what_the_caller_may_read(stubs: Stubs, t
 async def test_unknown_paths_are_not_revealed_to_a_caller_who_may_not_read_them(
     stubs: Stubs, tokens: Tokens
 ) -> None:
-    md = _bearer(tokens.valid("read:Vehicle.Cabin"))
+    md = bearer(tokens.valid("read:Vehicle.Cabin"))
     request = v2.GetValueRequest(signal_id=v2_types.SignalID(path="Vehicle.NoSuchSignal"))
     assert (
         await _status(lambda s, m: s.v2.GetValue(request, metadata=m), stubs, md)
@@ -372,7 +319,7 @@ async def test_a_stream_ends_when_its_token_expires(stubs: Stubs, tokens: Tokens
     from sdv.api.tokens import create_token
 
     token = create_token(tokens.key, f"read:{SPEED}", ttl_s=2)
-    stream = stubs.v2.Subscribe(v2.SubscribeRequest(signal_paths=[SPEED]), metadata=_bearer(token))
+    stream = stubs.v2.Subscribe(v2.SubscribeRequest(signal_paths=[SPEED]), metadata=bearer(token))
     with pytest.raises(grpc.aio.AioRpcError) as ended:
         async for _ in stream:
             pass
@@ -387,4 +334,29 @@ async def test_a_stream_ends_when_its_token_expires(stubs: Stubs, tokens: Tokens
 async def test_reading_rights_do_not_actuate_or_provide(
     stubs: Stubs, tokens: Tokens, name: str, call: Call
 ) -> None:
-    assert await _status(call, stubs, _bearer(tokens.valid("read"))) == grpc.StatusCode.PERMISSION_DENIED
+    assert await _status(call, stubs, bearer(tokens.valid("read"))) == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a_scope_read_two_ways_is_refused_not_widened(stubs: Stubs, tokens: Tokens) -> None:
+    import jwt
+
+    from tests.security.conftest import claims
+
+    token = jwt.encode(claims("read:Vehicle.Cabin\u00a0read"), tokens.key, algorithm="EdDSA")  # type: ignore[arg-type]
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stubs.v2.GetValue(v2.GetValueRequest(signal_id=_speed(stubs)), metadata=bearer(token))
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "U+00A0 at position 18" in (refused.value.details() or "")
+
+
+@pytest.mark.parametrize("name", ["crit unknown", "exp huge", "iat negative", "nbf bool"])
+async def test_hostile_tokens_end_unauthenticated_with_a_reason(
+    stubs: Stubs, tokens: Tokens, name: str
+) -> None:
+    from tests.security.test_tokens import HOSTILE_REASONS, hostile_tokens
+
+    token = hostile_tokens(tokens.key)[name]
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stubs.v2.GetValue(v2.GetValueRequest(signal_id=_speed(stubs)), metadata=bearer(token))
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert re.search(HOSTILE_REASONS[name], refused.value.details() or "")

@@ -20,7 +20,9 @@ SPEED = "Vehicle.Speed"
 
 @pytest.fixture
 async def server(demo_vehicle: VehicleModel) -> AsyncIterator[SdvServer]:
-    broker = Broker.from_vehicle(demo_vehicle, Limits(max_streams=2, max_provider_streams=1))
+    # A generous drain, so that a client slowed by a loaded machine still half-closes within it.
+    limits = Limits(max_streams=2, max_provider_streams=1, refused_stream_drain_s=5)
+    broker = Broker.from_vehicle(demo_vehicle, limits)
     async with SdvServer(broker, port=0) as server:
         yield server
 
@@ -83,3 +85,34 @@ async def test_provider_streams_beyond_their_limit_are_refused(
         first.cancel()
         if second is not None:
             second.cancel()
+
+
+async def test_a_refused_stream_whose_client_keeps_writing_still_ends_resource_exhausted(
+    server: SdvServer, stub: val_pb2_grpc.VALStub
+) -> None:
+    """A client writing from a request iterator while the refusal is on its way used to see its own failed
+    write (INTERNAL or CANCELLED) instead of the server's RESOURCE_EXHAUSTED."""
+    holders = [stub.Subscribe(val_pb2.SubscribeRequest(signal_paths=[SPEED])) for _ in range(2)]
+    try:
+        for holder in holders:
+            await _read(holder)
+
+        async def flood() -> AsyncIterator[val_pb2.OpenProviderStreamRequest]:
+            for _ in range(1000):
+                yield val_pb2.OpenProviderStreamRequest(provide_signal_request=val_pb2.ProvideSignalRequest())
+
+        refusals = []
+        for _ in range(10):
+            call = stub.OpenProviderStream(flood())
+            refusals.append(await _refusal_code(call))
+            call.cancel()
+        assert refusals == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 10
+    finally:
+        for holder in holders:
+            holder.cancel()
+
+
+async def _refusal_code(call: grpc.aio.StreamStreamCall) -> grpc.StatusCode:  # type: ignore[type-arg]
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await _read(call)
+    return refused.value.code()

@@ -138,3 +138,11 @@ def test_token_create_refuses_a_malformed_scope(tmp_path: Path) -> None:
     sdv("keys", "generate", "--private", str(private), "--public", str(public))
     done = sdv("token", "create", "--private-key", str(private), "--scope", "read:Vehicle.Cabin.Door.Row-2")
     assert done.returncode == 2 and "path segment 'Row-2'" in done.stderr and not done.stdout
+
+
+def test_token_create_refuses_a_scope_with_a_no_break_space(tmp_path: Path) -> None:
+    private, public = tmp_path / "sign.pem", tmp_path / "sign.pub"
+    sdv("keys", "generate", "--private", str(private), "--public", str(public))
+    done = sdv("token", "create", "--private-key", str(private), "--scope", "read:Vehicle.Cabin\u00a0read")
+    assert done.returncode == 2 and not done.stdout
+    assert "U+00A0 at position 18" in done.stderr and len(done.stderr.strip().splitlines()) == 1

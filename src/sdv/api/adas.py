@@ -33,6 +33,9 @@ class AdasServicer(adas_pb2_grpc.AdasServicer):
         mapping: the profile's ``services.adas`` (field name → VSS path).
     """
 
+    SERVICE_NAME = "sdv.adas.v1.Adas"
+    """Refusals name the RPC, not the profile's signals (:func:`~sdv.api.errors.grpc_errors`)."""
+
     def __init__(self, broker: Broker, mapping: Mapping[str, str]) -> None:
         self._broker = broker
         self._builder = DynamicsBuilder(mapping)

@@ -38,6 +38,9 @@ class CockpitServicer(cockpit_pb2_grpc.CockpitServicer):
         mapping: the profile's ``services.cockpit`` (field name → VSS path).
     """
 
+    SERVICE_NAME = "sdv.cockpit.v1.Cockpit"
+    """Refusals name the RPC, not the profile's signals (:func:`~sdv.api.errors.grpc_errors`)."""
+
     def __init__(self, broker: Broker, mapping: Mapping[str, str]) -> None:
         self._broker = broker
         self._builder = ClusterStateBuilder(mapping)

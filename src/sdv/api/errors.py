@@ -7,6 +7,12 @@ Invariants:
   so programming errors keep their traceback (gRPC logs them and answers ``UNKNOWN``).
 * The table is ordered from the most to the least specific class: the first match wins.
 * v1 per-entry errors use the HTTP-like codes of :func:`http_code`, derived from the same table.
+* A servicer with a ``SERVICE_NAME`` (the typed services) is refused by the RPC, never by the signals its profile
+  maps to it: its caller names no signal, so naming one would tell it the profile.
+* Every status message the server sets goes through :func:`abort` (per-entry messages through
+  :func:`bounded_message`): at most :data:`MAX_STATUS_MESSAGE_BYTES` of UTF-8, so that, percent-encoded in the
+  ``grpc-message`` trailer, it stays far below the peer's metadata limit (8 KiB by default). A longer one would
+  reach the caller as ``RESOURCE_EXHAUSTED`` or ``UNAVAILABLE`` instead of the status meant.
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ import functools
 import inspect
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
-from typing import Any, TypeVar, cast, overload
+from typing import Any, NoReturn, TypeVar, cast, overload
 
 import grpc
 
+from sdv.broker.access import current_access
 from sdv.errors import (
     AccessDenied,
     ActuationError,
@@ -45,7 +52,16 @@ from sdv.ota.errors import (
     TransferStalledError,
 )
 
-__all__ = ["STATUS_CODES", "UnsupportedRequestError", "grpc_errors", "http_code", "status_code"]
+__all__ = [
+    "MAX_STATUS_MESSAGE_BYTES",
+    "STATUS_CODES",
+    "UnsupportedRequestError",
+    "abort",
+    "bounded_message",
+    "grpc_errors",
+    "http_code",
+    "status_code",
+]
 
 _LOG = logging.getLogger(__name__)
 
@@ -118,10 +134,39 @@ _Unary = Callable[[_Servicer, _Request, _Context], Coroutine[Any, Any, _Response
 _Streaming = Callable[[_Servicer, _Request, _Context], AsyncIterator[_Response]]
 
 
+MAX_STATUS_MESSAGE_BYTES = 1024
+"""The longest status message sent, in bytes of UTF-8 (at most three times that once percent-encoded)."""
+_CUT = " ... ({} more characters)"
+
+
+def bounded_message(message: str) -> str:
+    """``message``, cut to at most :data:`MAX_STATUS_MESSAGE_BYTES` bytes of UTF-8 and saying how much was cut."""
+    encoded = message.encode()
+    if len(encoded) <= MAX_STATUS_MESSAGE_BYTES:
+        return message
+    room = MAX_STATUS_MESSAGE_BYTES - len(_CUT.format(len(message)))
+    kept = encoded[:room].decode(errors="ignore")  # never half a character
+    return kept + _CUT.format(len(message) - len(kept))
+
+
+async def abort(context: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusCode, message: str) -> NoReturn:
+    """End the call with ``code`` and ``message`` (bounded by :func:`bounded_message`)."""
+    await context.abort(code, bounded_message(message))
+    raise AssertionError("unreachable: ServicerContext.abort raises")  # pragma: no cover
+
+
+def _as_seen_by_caller(servicer: object, method: str, error: SdvError) -> SdvError:
+    """``error``, or for a typed service's refusal one that names the RPC instead of the mapped signal."""
+    service = getattr(servicer, "SERVICE_NAME", None)
+    if service is None or not isinstance(error, AccessDenied):
+        return error
+    return current_access().denied(f"use {service}/{method}; it needs the rights of the signals it carries")
+
+
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: SdvError) -> None:
     code = status_code(error)
     _LOG.debug("request refused with %s: %s", code.name, error)
-    await context.abort(code, str(error))
+    await abort(context, code, str(error))
 
 
 @overload
@@ -147,7 +192,7 @@ def grpc_errors(handler: Callable[..., Any]) -> Callable[..., Any]:
                     async for response in responses:
                         yield response
             except SdvError as error:
-                await _abort(context, error)
+                await _abort(context, _as_seen_by_caller(servicer, handler.__name__, error))
 
         return stream_wrapper
 
@@ -158,6 +203,6 @@ def grpc_errors(handler: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return await unary(servicer, request, context)
         except SdvError as error:
-            await _abort(context, error)
+            await _abort(context, _as_seen_by_caller(servicer, handler.__name__, error))
 
     return unary_wrapper

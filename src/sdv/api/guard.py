@@ -20,6 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from sdv.api.errors import abort
 from sdv.api.tokens import TokenVerifier
 from sdv.broker.access import UNRESTRICTED, Access, act_for
 from sdv.broker.config import Limits
@@ -69,13 +71,28 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
 
 async def _refuse_malformed(request: Any, context: _Context) -> None:
     if isinstance(request, _Malformed):
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed request: {request.reason}")
+        await abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"malformed request: {request.reason}")
 
 
 async def _checked_stream(requests: AsyncIterator[Any], context: _Context) -> AsyncIterator[Any]:
     async for request in requests:
         await _refuse_malformed(request, context)
         yield request
+
+
+async def _drain(requests: AsyncIterator[Any], seconds: float) -> None:
+    """Read and drop what a refused client is still sending, for at most ``seconds``.
+
+    A client that writes while the refusal is on its way sees its write fail, and gRPC's client then reports
+    that failure (``INTERNAL``, ``CANCELLED``) instead of the status the server sent. Reading until the client
+    half-closes, or pauses, lets the refusal arrive first. The pause that ends the drain is a tenth of
+    ``seconds``: a client waiting for an answer (a provider after its claim) is refused promptly.
+    """
+    iterator = aiter(requests)
+    with contextlib.suppress(TimeoutError, StopAsyncIteration):
+        async with asyncio.timeout(seconds):
+            while True:
+                await asyncio.wait_for(anext(iterator), seconds / 10)
 
 
 if TYPE_CHECKING:
@@ -118,7 +135,7 @@ class CallGuard(_Interceptor):
             access, expires = self._authenticate(context)
         except AuthenticationError as error:
             _LOG.debug("refused a call from %s: %s", context.peer(), error)
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(error))
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(error))
         act_for(access)
         return expires
 
@@ -165,14 +182,14 @@ class CallGuard(_Interceptor):
                 request = _checked_stream(request, context)
             else:
                 await _refuse_malformed(request, context)
-            await self._open_stream(context, provider)
+            await self._open_stream(context, provider, request if streamed else None)
             try:
                 # Closed as soon as the call ends, so the handler's own cleanup (closing its broker
                 # subscription) runs then, not whenever the generator is collected.
                 async with contextlib.aclosing(behaviour(request, context)) as responses:
                     async for response in responses:
                         if time.time() >= expires:
-                            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the token has expired")
+                            await abort(context, grpc.StatusCode.UNAUTHENTICATED, "the token has expired")
                         yield response
             finally:
                 self.open_streams -= 1
@@ -181,19 +198,22 @@ class CallGuard(_Interceptor):
 
         return guarded
 
-    async def _open_stream(self, context: _Context, provider: bool) -> None:
+    async def _open_stream(
+        self, context: _Context, provider: bool, requests: AsyncIterator[Any] | None
+    ) -> None:
         limits = self._limits
+        refusal = None
         if self.open_streams >= limits.max_streams:
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"{self.open_streams} streams are open; the limit is {limits.max_streams}",
-            )
-        if provider and self.open_provider_streams >= limits.max_provider_streams:
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
+            refusal = f"{self.open_streams} streams are open; the limit is {limits.max_streams}"
+        elif provider and self.open_provider_streams >= limits.max_provider_streams:
+            refusal = (
                 f"{self.open_provider_streams} provider streams are open; the limit is "
-                f"{limits.max_provider_streams}",
+                f"{limits.max_provider_streams}"
             )
+        if refusal is not None:
+            if requests is not None:
+                await _drain(requests, limits.refused_stream_drain_s)
+            await abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
         self.open_streams += 1
         if provider:
             self.open_provider_streams += 1

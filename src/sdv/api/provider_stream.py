@@ -12,6 +12,11 @@ Invariants:
   provider answered a ``BatchActuateStreamResponse`` for every requested signal; an answer with an error or the
   stream ending first fails the actuation, and the broker bounds the wait (``Limits.actuation_timeout_s``). With
   ``Limits.await_provider_answer`` false it returns once the request is queued on the stream.
+* gRPC accepts every message written to the stream and buffers it until the provider reads, so a provider that
+  stops reading would make the server hold every request sent to it. With ``await_provider_answer`` a provider
+  has at most ``Limits.max_pending_actuations`` requests it has not answered (timed-out ones count until
+  answered or the stream ends); beyond that an actuation is refused at once (``LimitExceededError``,
+  ``RESOURCE_EXHAUSTED``). Answers for a signal settle its requests in the order they were sent.
 * ``ProvideSignalRequest`` makes the session the one publisher of those signals until the stream ends; a signal
   another owner holds (the HAL owns the signals it decodes) ends the stream with ``ALREADY_EXISTS`` naming the
   holder's kind.
@@ -22,11 +27,13 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from sdv.api._proto.kuksa.val.v2 import types_pb2, val_pb2
 from sdv.api.convert import value_to_v2
+from sdv.api.errors import bounded_message
 from sdv.broker import Broker, SignalMetadata
 from sdv.broker.access import current_access
 from sdv.broker.ownership import Owner, OwnerKind
@@ -34,6 +41,7 @@ from sdv.errors import (
     AccessDenied,
     ActuationError,
     AlreadyProvidedError,
+    LimitExceededError,
     NoProviderError,
     SdvError,
     UnknownSignalError,
@@ -88,7 +96,9 @@ class ProviderSession:
         self._outbound: asyncio.Queue[val_pb2.OpenProviderStreamResponse | BaseException | object] = (
             asyncio.Queue()
         )
-        self._pending: dict[str, asyncio.Future[None]] = {}
+        self._pending: dict[str, collections.deque[asyncio.Future[None]]] = {}  # callers waiting, per signal
+        self._unanswered: collections.Counter[str] = collections.Counter()  # sent, not answered, per signal
+        self._unanswered_total = 0
         self._provides_actuators = False
         self._closed = False
 
@@ -101,30 +111,48 @@ class ProviderSession:
         Raises:
             NoProviderError: the stream ended before the provider answered.
             ActuationError: the provider refused a request.
+            LimitExceededError: the provider has ``Limits.max_pending_actuations`` requests it has not answered.
         """
         if self._closed:
             raise NoProviderError("the provider disconnected")
+        limits = self._broker.limits
+        awaiting = limits.await_provider_answer
+        if awaiting and self._unanswered_total + len(requests) > limits.max_pending_actuations:
+            raise LimitExceededError(
+                f"{self.owner.describe()} has {self._unanswered_total} actuation requests it has not answered; "
+                f"the limit is {limits.max_pending_actuations} (Limits.max_pending_actuations)"
+            )
         loop = asyncio.get_running_loop()
         message = val_pb2.BatchActuateStreamRequest()
-        futures: list[asyncio.Future[None]] = []
+        waiting: list[tuple[str, asyncio.Future[None]]] = []
         for path, value in requests:
             meta = self._broker.metadata(path)
             item = message.actuate_requests.add()
             item.signal_id.id = meta.id
             value_to_v2(meta.datatype, value, item.value)
-            future: asyncio.Future[None] = loop.create_future()
-            self._pending[path] = future
-            futures.append(future)
+            if awaiting:
+                future: asyncio.Future[None] = loop.create_future()
+                self._pending.setdefault(path, collections.deque()).append(future)
+                self._unanswered[path] += 1
+                self._unanswered_total += 1
+                waiting.append((path, future))
         self._outbound.put_nowait(val_pb2.OpenProviderStreamResponse(batch_actuate_stream_request=message))
-        if not self._broker.limits.await_provider_answer:
-            for path, _ in requests:
-                self._pending.pop(path, None)
+        if not awaiting:
             return
         try:
-            await asyncio.gather(*futures)
-        finally:
-            for path, _ in requests:
-                self._pending.pop(path, None)
+            await asyncio.gather(*(future for _, future in waiting))
+        finally:  # answered, refused, or given up (timed out): nobody waits for these futures any more
+            for path, future in waiting:
+                queue = self._pending.get(path)
+                if queue is not None and future in queue:
+                    queue.remove(future)
+                if queue is not None and not queue:
+                    del self._pending[path]
+
+    @property
+    def pending_actuations(self) -> int:
+        """The actuation requests sent to the provider that it has not answered (timed-out ones included)."""
+        return self._unanswered_total
 
     # --- the stream ----------------------------------------------------------------------------------------
     async def run(
@@ -161,9 +189,13 @@ class ProviderSession:
         self._closed = True
         self._broker.release(self.owner)
         _LOG.info("provider stream of %s closed; its claims are released", self.owner.name)
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(NoProviderError("the provider disconnected before answering"))
+        for queue in self._pending.values():
+            for future in queue:
+                if not future.done():
+                    future.set_exception(NoProviderError("the provider disconnected before answering"))
+        self._pending.clear()
+        self._unanswered.clear()
+        self._unanswered_total = 0
 
     async def _read(self, requests: AsyncIterator[val_pb2.OpenProviderStreamRequest]) -> None:
         try:
@@ -231,7 +263,7 @@ class ProviderSession:
                 self._publish(self._broker, self._broker.metadata_by_id(signal_id), datapoint, self.owner)
             except SdvError as error:
                 refused.status[signal_id].CopyFrom(
-                    types_pb2.Error(code=_error_code(error), message=str(error))
+                    types_pb2.Error(code=_error_code(error), message=bounded_message(str(error)))
                 )
         if not refused.status:
             return None
@@ -243,10 +275,16 @@ class ProviderSession:
         except SdvError as error:
             _LOG.warning("provider answered for an unknown signal: %s", error)
             return
-        future = self._pending.get(path)
-        if future is None or future.done():
-            _LOG.debug("provider answered for %s, which has no pending request", path)
+        if self._unanswered[path] > 0:
+            self._unanswered[path] -= 1
+            self._unanswered_total -= 1
+        queue = self._pending.get(path)
+        while queue and queue[0].done():
+            queue.popleft()
+        if not queue:
+            _LOG.debug("provider answered for %s, which has no request waiting", path)
             return
+        future = queue.popleft()
         code = response.error.code
         if response.HasField("error") and code not in (
             types_pb2.ERROR_CODE_OK,

@@ -11,6 +11,9 @@ Invariants:
   HMAC algorithms are never accepted, whatever the key (an HS256 token "signed" with the public key is the
   classic confusion attack).
 * ``exp``, ``iat``, ``aud``, ``sub`` and ``scope`` are required; a token without one is refused.
+* A header with ``crit`` is refused (this server implements no critical extension, RFC 7515 §4.1.11).
+* ``exp``, ``iat`` and ``nbf`` are times (RFC 7519 §2 NumericDate) from 0 to :data:`LATEST_TIME`, checked before
+  the library compares them with the clock: a boolean, a string, a negative number or ``10**400`` is refused.
 * Every refusal is an :class:`~sdv.errors.AuthenticationError` whose message says what was wrong (expired, wrong
   audience, bad signature, algorithm), never a bare "invalid token".
 """
@@ -32,6 +35,7 @@ from sdv.errors import AuthenticationError
 
 __all__ = [
     "AUDIENCE",
+    "LATEST_TIME",
     "TokenKeyType",
     "TokenVerifier",
     "algorithm_for",
@@ -46,6 +50,9 @@ __all__ = [
 AUDIENCE = "kuksa.val"
 """The audience every token must name (KUKSA's)."""
 _REQUIRED_CLAIMS = ("exp", "iat", "aud", "sub", "scope")
+_TIME_CLAIMS = ("exp", "iat", "nbf")
+LATEST_TIME = 253_402_300_799
+"""The latest time a token may name, 9999-12-31T23:59:59Z (seconds since the epoch)."""
 
 
 class TokenKeyType(StrEnum):
@@ -184,11 +191,16 @@ class TokenVerifier:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError as error:
             raise AuthenticationError(f"the bearer token is not a JWT: {error}") from error
+        except jwt.InvalidTokenError as error:  # the library's own header checks: "crit" among them
+            raise AuthenticationError(
+                f"the token's header is refused: {error} (this server implements no critical extension)"
+            ) from error
         algorithm = header.get("alg")
         if algorithm != self.algorithm:
             raise AuthenticationError(
                 f"the token is signed with {algorithm!r}; this server accepts only {self.algorithm}"
             )
+        _check_times(token)
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -221,3 +233,26 @@ class TokenVerifier:
         except ScopeError as error:
             raise AuthenticationError(f"the token's scope is malformed: {error}") from error
         return access, float(claims["exp"])
+
+
+def _check_times(token: str) -> None:
+    """Refuse a token whose ``exp``, ``iat`` or ``nbf`` is not a time from 0 to :data:`LATEST_TIME`.
+
+    Read before the signature is checked: the library converts them to floats and compares them with the clock,
+    which fails outside the checks (``OverflowError``) or accepts ``True`` and ``-10**400``.
+
+    Raises:
+        AuthenticationError: naming the claim and the range.
+    """
+    try:
+        unverified: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError as error:
+        raise AuthenticationError(f"the bearer token is not a JWT: {error}") from error
+    for name in _TIME_CLAIMS:
+        if name not in unverified:
+            continue
+        value = unverified[name]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= LATEST_TIME:
+            raise AuthenticationError(
+                f"the token's claim {name!r} must be a time in seconds since the epoch, from 0 to {LATEST_TIME}"
+            )

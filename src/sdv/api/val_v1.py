@@ -32,7 +32,7 @@ from sdv import __version__
 from sdv.api import convert
 from sdv.api._proto.kuksa.val.v1 import types_pb2, val_pb2, val_pb2_grpc
 from sdv.api.config import ApiConfig
-from sdv.api.errors import grpc_errors, http_code
+from sdv.api.errors import bounded_message, grpc_errors, http_code
 from sdv.api.val_v2 import SERVER_NAME
 from sdv.broker import Broker, Datapoint, SignalMetadata, Subscription
 from sdv.broker.access import Action
@@ -119,7 +119,7 @@ def _refuse_metadata(path: str, fields: set[Field]) -> None:
 def _entry_error(path: str, error: SdvError) -> types_pb2.DataEntryError:
     code, reason = http_code(error)
     return types_pb2.DataEntryError(
-        path=path, error=types_pb2.Error(code=code, reason=reason, message=str(error))
+        path=path, error=types_pb2.Error(code=code, reason=reason, message=bounded_message(str(error)))
     )
 
 

@@ -1,7 +1,11 @@
 """Who may do what: the one access object every request of every service is checked against.
 
-A caller's rights come from the ``scope`` claim of its token (KUKSA's scheme): a space-separated list of
-``ACTION`` or ``ACTION:PATH`` entries, with the actions ``read``, ``actuate``, ``provide`` and ``ota``.
+A caller's rights come from the ``scope`` claim of its token (KUKSA's scheme): a list of ``ACTION`` or
+``ACTION:PATH`` entries separated by ASCII spaces, with the actions ``read``, ``actuate``, ``provide`` and ``ota``.
+The grammar (docs/security.md, "Scope grammar") admits only the characters ``A-Z a-z 0-9 _ . : *`` and the
+space (U+0020), and at most :data:`MAX_SCOPE_LENGTH` characters: a scope is read one way only, by whoever issues
+it and by whoever checks it (splitting on "any whitespace" would turn ``read:Vehicle.Cabin<no-break space>read``
+into a grant of everything for one reader and a narrow grant for the other).
 
 * ``read`` alone grants reading every signal; ``read:Vehicle.Cabin`` grants ``Vehicle.Cabin`` and every signal
   below it (a path matches itself and its descendants, as in KUKSA).
@@ -30,6 +34,7 @@ from functools import lru_cache
 from sdv.errors import AccessDenied, SdvError
 
 __all__ = [
+    "MAX_SCOPE_LENGTH",
     "UNRESTRICTED",
     "Access",
     "Action",
@@ -53,7 +58,14 @@ class Action(StrEnum):
     OTA = "ota"
 
 
+MAX_SCOPE_LENGTH = 4096
+"""The longest scope accepted, in characters (a token travels in call metadata, which gRPC bounds at 8 KiB)."""
+
 _PATH_ACTIONS = (Action.READ, Action.ACTUATE, Action.PROVIDE)
+_SEPARATOR = " "  # U+0020 only; see the module docstring
+# Caught before the entries are split, so that no other separator can ever split them; the printable ASCII
+# characters outside the grammar ('-', '/') are refused afterwards, with the entry and segment they are in.
+_OUTSIDE_GRAMMAR = re.compile(r"[^\x21-\x7e ]")
 _SEGMENT = re.compile(r"[A-Za-z0-9_]+|\*")
 _IMPLIES: dict[Action, tuple[Action, ...]] = {
     Action.READ: (Action.READ, Action.ACTUATE, Action.PROVIDE),  # who may actuate or provide may read
@@ -95,6 +107,10 @@ class Access:
             return True
         return any(granted in granting and pattern.fullmatch(path) for granted, pattern in self._patterns)
 
+    def allows_every(self, action: Action) -> bool:
+        """Whether the caller may do ``action`` on every signal, known or not (a scope entry without path)."""
+        return any(granted in self._everything for granted in _IMPLIES[action])
+
     def check(self, action: Action, path: str = "") -> None:
         """Refuse unless :meth:`allows`.
 
@@ -102,8 +118,15 @@ class Access:
             AccessDenied: naming the action, the path and the caller.
         """
         if not self.allows(action, path):
-            what = f"{action.value} {path}" if path else action.value
-            raise AccessDenied(f"{self.subject} is not allowed to {what} (scope: {self.scope or 'empty'})")
+            raise self.denied(f"{action.value} {path}" if path else action.value)
+
+    def denied(self, what: str) -> AccessDenied:
+        """The refusal of ``what`` (``"read Vehicle.Cabin"``, ``"read signal id 7"``) for this caller.
+
+        Its text depends only on what the caller asked and on its own scope, never on whether the signal exists,
+        so that refusals cannot be used to list the catalogue.
+        """
+        return AccessDenied(f"{self.subject} is not allowed to {what} (scope: {self.scope or 'empty'})")
 
 
 UNRESTRICTED = Access("unrestricted", "read actuate provide ota", frozenset(Action))
@@ -115,11 +138,20 @@ def parse_scope(scope: str, subject: str = "caller") -> Access:
     """Compile a ``scope`` claim into an :class:`Access`.
 
     Raises:
-        ScopeError: an unknown action, a malformed path, or a path given to ``ota``.
+        ScopeError: a scope longer than :data:`MAX_SCOPE_LENGTH`, a character outside the grammar (named by
+            code point and position), an unknown action, a malformed path, or a path given to ``ota``.
     """
+    if len(scope) > MAX_SCOPE_LENGTH:
+        raise ScopeError(f"the scope has {len(scope)} characters; at most {MAX_SCOPE_LENGTH} characters")
+    outside = _OUTSIDE_GRAMMAR.search(scope)
+    if outside is not None:
+        raise ScopeError(
+            f"the scope has the character U+{ord(outside.group()):04X} at position {outside.start()}; scope "
+            "entries are separated by ASCII spaces and use only letters A-Z a-z, digits, '_', '.', ':' and '*'"
+        )
     everything: set[Action] = set()
     patterns: list[tuple[Action, re.Pattern[str]]] = []
-    for entry in scope.split():
+    for entry in filter(None, scope.split(_SEPARATOR)):
         name, _, path = entry.partition(":")
         try:
             action = Action(name)

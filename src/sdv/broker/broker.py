@@ -53,6 +53,7 @@ from sdv.errors import (
     ReadOnlyError,
     UnknownSignalError,
     ValueOutOfRangeError,
+    name_some,
 )
 from sdv.hal.datatypes import Value, check_request
 from sdv.hal.processor import SignalUpdate, Status
@@ -205,14 +206,22 @@ class Broker:
     def metadata_by_id(self, signal_id: int) -> SignalMetadata:
         """The metadata of the signal with id ``signal_id``.
 
+        An id the caller may not read is refused exactly as an id no signal has, unless the caller may read
+        every signal: an id names no path the caller's scope could be matched against, so telling the two apart
+        would let a caller walk the ids to list the catalogue.
+
         Raises:
-            UnknownSignalError: when no signal has that id.
+            UnknownSignalError: no signal has that id, for a caller who may read every signal.
+            AccessDenied: the caller may not read the signal, or (for a caller who may read only some) no signal
+                has that id; the message names only the id.
         """
         meta = self._by_id.get(signal_id)
-        if meta is None:
+        access = current_access()
+        if meta is not None and access.allows(Action.READ, meta.path):
+            return meta
+        if meta is None and access.allows_every(Action.READ):
             raise UnknownSignalError(f"unknown signal id {signal_id}")
-        current_access().check(Action.READ, meta.path)
-        return meta
+        raise access.denied(f"{Action.READ.value} signal id {signal_id}")
 
     def list_metadata(self, root: str = "") -> list[SignalMetadata]:
         """Metadata of the signals under ``root``.
@@ -220,17 +229,23 @@ class Broker:
         ``root`` is empty (every signal), a branch (``Vehicle.Cabin``), a signal path, or a pattern in which
         ``*`` matches one path segment and ``**`` any number of segments (``Vehicle.*.IsOpen``).
 
-        Only the signals the caller may read are listed.
+        Only the signals the caller may read are listed. A root the caller may not read is refused the same way
+        whether or not signals match it, so that the branches of the catalogue cannot be probed.
 
         Raises:
-            UnknownSignalError: when nothing matches.
-            AccessDenied: when signals match but the caller may read none of them.
+            UnknownSignalError: when nothing matches a root the caller may read.
+            AccessDenied: when the caller may read nothing under ``root`` (the message names only ``root``).
         """
-        found = self._matching(root)
         access = current_access()
+        try:
+            found = self._matching(root)
+        except UnknownSignalError:
+            if access.allows(Action.READ, root):
+                raise
+            raise access.denied(f"{Action.READ.value} {root}") from None
         readable = [meta for meta in found if access.allows(Action.READ, meta.path)]
-        if found and not readable:
-            access.check(Action.READ, root or found[0].path)
+        if not readable:
+            raise access.denied(f"{Action.READ.value} {root}" if root else "read any signal")
         return readable
 
     def _matching(self, root: str) -> list[SignalMetadata]:
@@ -397,6 +412,12 @@ class Broker:
             self._ownership.claim_actuators(paths, owner, provider)
         return owner
 
+    def actuation_provider(self, path: str) -> ActuationProvider | None:
+        """Who carries out actuations of ``path`` now (None: no provider is connected)."""
+        with self._lock:
+            claim = self._ownership.actuation_provider(path)
+        return None if claim is None else claim[1]
+
     def owner_of(self, path: str) -> Owner | None:
         """Who provides the signal or actuator at ``path`` (None: nobody claimed it)."""
         with self._lock:
@@ -531,7 +552,7 @@ class Broker:
                     await provider.actuate(batch)
             except TimeoutError:
                 raise ProviderTimeoutError(
-                    f"{', '.join(path for path, _ in batch)}: {owner.describe()} did not accept the request "
+                    f"{name_some([path for path, _ in batch])}: {owner.describe()} did not accept the request "
                     f"within {timeout:g} s (Limits.actuation_timeout_s)"
                 ) from None
             now = time.time()

@@ -46,12 +46,27 @@ class Limits(BaseModel):
         2000, ge=1, description="streaming calls (subscriptions, provider streams) open, all clients together"
     )
     max_provider_streams: int = Field(32, ge=1, description="OpenProviderStream calls open at once")
+    refused_stream_drain_s: float = Field(
+        0.5,
+        ge=0,
+        description="how long the server reads what a client refused by a stream limit is still sending "
+        "before ending its call (RESOURCE_EXHAUSTED), so that the refusal reaches the client intact; a pause "
+        "of a tenth of it ends the reading earlier",
+    )
     # --- outside providers --------------------------------------------------------------------------------
     actuation_timeout_s: float = Field(
         5.0,
         gt=0,
         description="how long an actuation waits for its provider to accept it (the HAL: the frame sent; a "
         "stream provider: its BatchActuateStreamResponse); then the caller gets DEADLINE_EXCEEDED",
+    )
+    max_pending_actuations: int = Field(
+        1000,
+        ge=1,
+        description="actuation requests one stream provider has been sent and not answered (with "
+        "await_provider_answer; timed-out requests count until answered, as they still wait on its stream); "
+        "beyond it an actuation is refused with RESOURCE_EXHAUSTED, so a provider that stops reading holds "
+        "a bounded amount of the server's memory",
     )
     await_provider_answer: bool = Field(
         True,
