@@ -309,13 +309,13 @@ _DEMO_COLUMNS = (
     ("gear", "Vehicle.Powertrain.Transmission.SelectedGear"),
     ("steer", "Vehicle.Chassis.SteeringWheel.Angle"),
     ("accel", "Vehicle.Acceleration.Longitudinal"),
-    ("brake", "Vehicle.Chassis.Brake.Pressure"),
+    ("brake", "Vehicle.SDV.Chassis.Brake.Pressure"),
     ("soc", "Vehicle.Powertrain.TractionBattery.StateOfCharge.Displayed"),
     ("left", "Vehicle.Body.Lights.DirectionIndicator.Left.IsSignaling"),
     ("right", "Vehicle.Body.Lights.DirectionIndicator.Right.IsSignaling"),
     ("lowbeam", "Vehicle.Body.Lights.Beam.Low.IsOn"),
     ("door", "Vehicle.Cabin.Door.Row1.DriverSide.IsOpen"),
-    ("lead_m", "Vehicle.ADAS.LeadVehicle.Distance"),
+    ("lead_m", "Vehicle.SDV.ADAS.LeadVehicle.Distance"),
 )
 
 
