@@ -17,6 +17,7 @@ from sdv.errors import AlreadyProvidedError, ValueOutOfRangeError
 from sdv.hal.vehicle import load_vehicle
 from sdv.resources import demo_overlay, demo_profile
 from sdv.vss import load_catalogue
+from tests.acceptance.test_pure_broker import kuksa
 from tests.serve_process import REPOSITORY, serving
 from tests.vss_files import RELEASES, vss_release
 
@@ -124,3 +125,9 @@ async def test_serve_with_vss_4_0_and_the_overlay_serves_the_demo_and_the_catalo
                 await client.publish(GEAR, 127)
             with pytest.raises(ValueOutOfRangeError, match=r"expected an integer \(int8\), got 21\.5"):
                 await client.actuate("Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature", 21.5)
+        # the unchanged kuksa-client gets the same clear refusal for the gear, and can set the cabin temperature
+        refused = kuksa("target", port, GEAR, "127")
+        assert "SelectedGear is provided read-only by the HAL" in str(refused["message"]), refused
+        assert kuksa("target", port, "Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature", "21") == {
+            "result": "ok"
+        }
