@@ -167,14 +167,16 @@ def test_a_match_the_check_refuses_goes_to_the_overlay(tmp_path: Path) -> None:
         ((), "sdv profile init: --vss needs -o FILE"),
         (("-o", "{out}", "--branch", "Vehicle.Cabin"), "--branch Vehicle.Cabin is in the VSS catalogue"),
         (("-o", "{out}", "--branch", "Own"), "--branch 'Own' is not a dotted VSS path"),
+        (("-o", "{out}", "--overlay", "{missing}/o.json"), "missing is not a directory"),
     ],
-    ids=["no-output", "branch-in-vss", "branch-not-a-path"],
+    ids=["no-output", "branch-in-vss", "branch-not-a-path", "overlay-directory-missing"],
 )
 def test_bad_init_arguments_write_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: tuple[str, ...], message: str
 ) -> None:
     out = str(tmp_path / "car.yaml")
     argv = ["profile", "init", "--dbc", str(demo_dbc()), "--vss", str(vss_release("4.0"))]
-    assert main([*argv, *(part.format(out=out) for part in extra)]) == 2
+    missing = str(tmp_path / "missing")
+    assert main([*argv, *(part.format(out=out, missing=missing) for part in extra)]) == 2
     assert message in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []

@@ -320,6 +320,10 @@ def _profile_init_vss(args: argparse.Namespace, dbc: Path) -> int:
         return 2
     output: Path = args.output
     overlay_file: Path = args.overlay or output.with_name(f"{output.stem}_overlay.json")
+    for written in (output, overlay_file):
+        if not written.resolve().parent.is_dir():
+            print(f"sdv profile init: {written.parent} is not a directory", file=sys.stderr)
+            return 2
     try:
         catalogue = load_catalogue(args.vss)
     except CatalogueError as error:
