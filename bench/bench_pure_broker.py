@@ -7,8 +7,8 @@ against the HAL's own path, in the same run.
     the HAL path (``Broker.publish``, a batch of one update, no ownership or value check) is the baseline; the
     provider path is ``Broker.publish_value`` (value checked against the catalogue's metadata, ownership
     checked), the work behind both v2 ``PublishValue`` and a provider stream's ``PublishValuesRequest``.
-(c) The same over real gRPC, the server on 127.0.0.1 as ``sdv serve --vss`` runs it, 1 and 10 v2 ``Subscribe``
-    streams of the signal in a subscriber process (as apps would): the HAL path is a feeder thread in the server
+(c) The same over real gRPC, the server on 127.0.0.1 as ``sdv serve --vss`` runs it, 0 (the transport alone), 1
+    and 10 v2 ``Subscribe`` streams of the signal in a subscriber process (as apps would): the HAL path is a feeder thread in the server
     process calling ``Broker.publish`` as the HAL's reader threads do; the provider path is a provider process
     that claims the signal (``OpenProviderStream``, ``ProvideSignalRequest``) and sends one
     ``PublishValuesRequest`` per value as fast as the stream takes them. Published is what reached the broker
@@ -176,9 +176,10 @@ async def over_grpc(vss: Path, counts: list[int], warmup: float, window: float) 
             ]
             baseline = rows[0][1][0]
             for name, (rate, result) in rows:
-                delivered = statistics.fmean(result["counts"]) / result["elapsed"]
+                counts = result["counts"]
+                delivered = f"{statistics.fmean(counts) / result['elapsed']:,.0f}" if counts else "-"
                 print(
-                    f"    {subscribers:>11} {name:>9} {rate:>12,.0f} {delivered:>17,.0f} {rate / baseline:>6.2f}"
+                    f"    {subscribers:>11} {name:>9} {rate:>12,.0f} {delivered:>17} {rate / baseline:>6.2f}"
                 )
 
 
@@ -207,7 +208,7 @@ async def main() -> None:
             f"{subscribers:>2} subscriber(s): HAL path {baseline:,.0f} updates/s, provider path "
             f"{provided:,.0f} updates/s (ratio {provided / baseline:.2f})"
         )
-    await over_grpc(args.vss, [1, 10], args.warmup, args.window)
+    await over_grpc(args.vss, [0, 1, 10], args.warmup, args.window)
 
 
 if __name__ == "__main__":
