@@ -1,4 +1,4 @@
-"""Locating the data the project ships: the demo vehicle's DBC, its profile and the demo drive.
+"""Locating the data the project ships: the demo vehicle's DBC, its profile, its VSS overlay and the demo drive.
 
 In a wheel the data lives in ``sdv/_data``; in a source checkout (editable install) it lives at the repository
 root, in ``dbc/``, ``hal/`` and ``ota/``. Both layouts resolve to the same names.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["data_dir", "demo_dbc", "demo_profile", "demo_recording"]
+__all__ = ["data_dir", "demo_dbc", "demo_overlay", "demo_profile", "demo_recording"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -29,6 +29,12 @@ def demo_dbc() -> Path:
 def demo_profile() -> Path:
     """The example vehicle's profile."""
     return data_dir("hal") / "demo_vehicle.yaml"
+
+
+def demo_overlay() -> Path:
+    """The VSS overlay (vss-tools JSON) of the example vehicle's signals that VSS 4.0 does not define, under the
+    project's branch ``Vehicle.SDV``; the VSS catalogue itself is not shipped."""
+    return data_dir("hal") / "vss_sdv_overlay.json"
 
 
 def demo_recording() -> Path:

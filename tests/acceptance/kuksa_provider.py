@@ -9,6 +9,8 @@ Never imported by the test process (``kuksa-client`` registers the same protobuf
 * ``target HOST PORT PATH VALUE``: ``set_target_values`` (v1 ``Set`` of the target); prints ``{"result": "ok"}``
   or the error's code and message.
 * ``metadata HOST PORT``: ``set_metadata`` of one signal's unit; prints the error's code and message.
+* ``current HOST PORT JSON``: ``set_current_values`` of the ``{path: value}`` object, then ``get_current_values``
+  of its paths; prints them, or the error's code and message when the server refused a value.
 """
 
 from __future__ import annotations
@@ -65,6 +67,15 @@ def target(client: VSSClient, path: str, value: str) -> dict[str, Any]:
     return {"result": "ok"}
 
 
+def current(client: VSSClient, values: dict[str, Any]) -> dict[str, Any]:
+    try:
+        client.set_current_values({path: Datapoint(_wire(value)) for path, value in values.items()})
+    except VSSClientError as error:
+        return _error(error)
+    read = client.get_current_values(list(values))
+    return {"current": {path: _plain(dp.value) for path, dp in read.items()}}
+
+
 def metadata(client: VSSClient) -> dict[str, Any]:
     try:
         client.set_metadata({"Vehicle.Speed": Metadata(unit="mph")})
@@ -81,6 +92,8 @@ def main() -> None:
             return
         if mode == "publish":
             result = publish(client)
+        elif mode == "current":
+            result = current(client, json.loads(sys.argv[4]))
         elif mode == "target":
             result = target(client, sys.argv[4], sys.argv[5])
         else:

@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sdv.api._proto.kuksa.val.v2 import val_pb2
 from sdv.api._proto.kuksa.val.v2.val_pb2_grpc import VALStub
-from sdv.resources import demo_profile
+from sdv.resources import demo_overlay, demo_profile
 
 # The command group is wired into `sdv` by the entry point; this runs it the same way through its register().
 _RUN = """
@@ -68,6 +68,7 @@ def test_serve_answers_and_exits_0_on_sigterm(serving: tuple[subprocess.Popen[st
     _, stderr = process.communicate(timeout=15)
     assert process.returncode == 0, stderr
     assert "41 signals" in stderr
+    assert f"with the VSS catalogue {demo_overlay()}" in stderr  # the demo's Vehicle.SDV overlay, by default
 
 
 def test_a_second_server_on_the_same_port_fails_clearly(serving: tuple[subprocess.Popen[str], int]) -> None:

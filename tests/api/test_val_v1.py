@@ -72,7 +72,7 @@ async def test_set_target_actuates_and_get_target_shows_it(v1: VALStub, can_obse
         (get("Vehicle.Nothing", t.VIEW_CURRENT_VALUE), 404),
         (set_target("Vehicle.Nothing", t.Datapoint(bool=True)), 404),
         (set_target(LOW_BEAM, t.Datapoint(float=1.0)), 400),
-        (set_target(CABIN_TEMPERATURE, t.Datapoint(float=35.0)), 400),
+        (set_target(CABIN_TEMPERATURE, t.Datapoint(int32=35)), 400),
         (
             v.SetRequest(
                 updates=[
@@ -115,7 +115,7 @@ async def test_subscribe_streams_value_updates(v1: VALStub) -> None:
     request = v.SubscribeRequest(
         entries=[
             v.SubscribeEntry(
-                path="Vehicle.Chassis.SteeringWheel.Angle", view=t.VIEW_CURRENT_VALUE, fields=[t.FIELD_VALUE]
+                path="Vehicle.Acceleration.Lateral", view=t.VIEW_CURRENT_VALUE, fields=[t.FIELD_VALUE]
             )
         ]
     )
@@ -124,7 +124,7 @@ async def test_subscribe_streams_value_updates(v1: VALStub) -> None:
     async with asyncio.timeout(10):
         async for response in call:
             for update in response.updates:
-                assert update.entry.path == "Vehicle.Chassis.SteeringWheel.Angle"
+                assert update.entry.path == "Vehicle.Acceleration.Lateral"
                 values.add(update.entry.value.float)
             if len(values) >= 3:
                 break
@@ -158,16 +158,16 @@ async def test_subscribe_to_value_and_target_merges_both_streams(
             v.SubscribeEntry(
                 path=LOW_BEAM, view=t.VIEW_FIELDS, fields=[t.FIELD_VALUE, t.FIELD_ACTUATOR_TARGET]
             ),
-            v.SubscribeEntry(path="Vehicle.Chassis.SteeringWheel.Angle", view=t.VIEW_CURRENT_VALUE),
+            v.SubscribeEntry(path="Vehicle.Acceleration.Lateral", view=t.VIEW_CURRENT_VALUE),
         ]
     )
     call = v1.Subscribe(request)
     async with asyncio.timeout(10):
         first = (await call.read()).updates
-        assert {update.entry.path for update in first} == {LOW_BEAM, "Vehicle.Chassis.SteeringWheel.Angle"}
+        assert {update.entry.path for update in first} == {LOW_BEAM, "Vehicle.Acceleration.Lateral"}
         await v1.Set(set_target(LOW_BEAM, t.Datapoint(bool=True)))
         targets, values = [], []
-        while not targets or "Vehicle.Chassis.SteeringWheel.Angle" not in values:
+        while not targets or "Vehicle.Acceleration.Lateral" not in values:
             for update in (await call.read()).updates:
                 if list(update.fields) == [t.FIELD_ACTUATOR_TARGET]:
                     targets.append((update.entry.path, update.entry.actuator_target.bool))

@@ -81,7 +81,7 @@ async def test_list_metadata(v2: VALStub, demo_vehicle: VehicleModel) -> None:
 
 
 async def test_subscribe_receives_the_changing_values_of_the_demo_drive(v2: VALStub) -> None:
-    paths = ["Vehicle.Speed", "Vehicle.Chassis.SteeringWheel.Angle"]
+    paths = ["Vehicle.Speed", "Vehicle.Acceleration.Lateral"]
     seen: dict[str, set[float]] = {path: set() for path in paths}
     responses = 0
     call = v2.Subscribe(v.SubscribeRequest(signal_paths=paths))
@@ -130,7 +130,7 @@ async def test_batch_actuate_sends_all_or_nothing(
     v2: VALStub, can_observer: can.BusABC, demo_vehicle: VehicleModel
 ) -> None:
     bad = v.BatchActuateRequest(
-        actuate_requests=[actuate(HIGH_BEAM, bool=True), actuate(CABIN_TEMPERATURE, float=35.0)]
+        actuate_requests=[actuate(HIGH_BEAM, bool=True), actuate(CABIN_TEMPERATURE, int32=35)]
     )
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await v2.BatchActuate(bad)
@@ -138,7 +138,7 @@ async def test_batch_actuate_sends_all_or_nothing(
     assert "above the maximum 30" in (refused.value.details() or "")
     assert frames(can_observer, 0.3) == []
     good = v.BatchActuateRequest(
-        actuate_requests=[actuate(HIGH_BEAM, bool=True), actuate(CABIN_TEMPERATURE, float=21.5)]
+        actuate_requests=[actuate(HIGH_BEAM, bool=True), actuate(CABIN_TEMPERATURE, int32=21)]
     )
     await v2.BatchActuate(good)
     sent = {frame.arbitration_id for frame in frames(can_observer)}
@@ -186,7 +186,7 @@ UNARY_ERRORS = [
     ("Actuate", actuate("Vehicle.Body.Lights.Beam.Low.IsOnn", bool=True), Code.NOT_FOUND, "did you mean"),
     ("Actuate", actuate("Vehicle.Speed", float=10.0), Code.INVALID_ARGUMENT, "only actuators"),
     ("Actuate", actuate(LOW_BEAM, float=1.0), Code.INVALID_ARGUMENT, "expected a bool value, got float"),
-    ("Actuate", actuate(CABIN_TEMPERATURE, float=35.0), Code.INVALID_ARGUMENT, "above the maximum"),
+    ("Actuate", actuate(CABIN_TEMPERATURE, int32=35), Code.INVALID_ARGUMENT, "above the maximum"),
     ("Actuate", v.ActuateRequest(signal_id=by_path(LOW_BEAM)), Code.INVALID_ARGUMENT, "no value"),
     ("BatchActuate", v.BatchActuateRequest(), Code.INVALID_ARGUMENT, "at least one"),
     (

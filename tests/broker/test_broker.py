@@ -26,6 +26,7 @@ from sdv.hal.vehicle import VehicleModel
 SPEED = "Vehicle.Speed"
 LOW_BEAM = "Vehicle.Body.Lights.Beam.Low.IsOn"
 TEMPERATURE = "Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"
+GEAR = "Vehicle.Powertrain.Transmission.SelectedGear"  # a VSS actuator the demo HAL only reads
 
 
 @pytest.fixture
@@ -206,7 +207,8 @@ async def test_subscription_limits(demo_vehicle: VehicleModel) -> None:
         (SPEED, 10.0, ReadOnlyError),
         (LOW_BEAM, 1.5, ValueOutOfRangeError),
         (TEMPERATURE, 31.0, ValueOutOfRangeError),
-        ("Vehicle.Powertrain.Transmission.SelectedGear", 126, ReadOnlyError),
+        (GEAR, 126, ReadOnlyError),
+        (GEAR, 5, ValueOutOfRangeError),
     ],
 )
 async def test_invalid_actuation_is_refused_before_any_provider_is_called(
@@ -214,6 +216,7 @@ async def test_invalid_actuation_is_refused_before_any_provider_is_called(
 ) -> None:
     provider = RecordingProvider()
     broker.claim_actuators([LOW_BEAM, TEMPERATURE], Owner(OwnerKind.CLIENT), provider)
+    broker.claim_actuators([GEAR], Owner(OwnerKind.HAL, "HAL"), None)  # held read-only, as the HAL holds it
     with pytest.raises(error):
         await broker.actuate([(LOW_BEAM, True), (path, value)])
     assert provider.requests == []
@@ -382,6 +385,12 @@ async def test_hal_bridge_serves_signals_actuators_and_counters(tmp_path: object
         assert broker.statistics()["hal"]["vehicle"]["frames"] == 2
         await broker.actuate([(LOW_BEAM, True)])  # the HAL is the provider
         assert broker.target(LOW_BEAM).value is True
+        # VSS makes the selected gear an actuator; the demo HAL decodes it and has no request message for it
+        with pytest.raises(ReadOnlyError, match=r"SelectedGear is provided read-only by the HAL"):
+            await broker.actuate([(GEAR, 127)])
+        with pytest.raises(AlreadyProvidedError, match=r"SelectedGear is already provided by the HAL"):
+            broker.claim_actuators([GEAR], Owner(OwnerKind.CLIENT), RecordingProvider())
+        assert broker.target(GEAR).value is None
         with pytest.raises(AlreadyProvidedError):  # the HAL owns the signals it decodes and its counters
             broker.publish_value(SPEED, 10.0)
         with pytest.raises(AlreadyProvidedError):

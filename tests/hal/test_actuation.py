@@ -92,9 +92,9 @@ def test_counter_advances_and_other_signals_keep_their_last_values(
 
 
 def test_scaled_actuator_is_encoded_in_dbc_units(hal: Hal, live_vehicle: VehicleModel) -> None:
-    frame = hal.write("Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature", 21.5)
+    frame = hal.write("Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature", 21)
     decoded = live_vehicle.codec("vehicle", "ClimateRequest").decode(frame.data)
-    assert decoded["CabinTemperatureRequest"] == 21.5
+    assert decoded["CabinTemperatureRequest"] == 21.0
     assert crc_ok(live_vehicle, "ClimateRequest", bytes(frame.data))
 
 
@@ -125,10 +125,31 @@ def test_scaled_actuator_is_encoded_in_dbc_units(hal: Hal, live_vehicle: Vehicle
             "Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature",
             True,
             ValueOutOfRangeError,
-            "expected a number",
+            "expected an integer (int8), got True",
+        ),
+        (
+            "Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature",
+            21.5,
+            ValueOutOfRangeError,
+            "expected an integer (int8), got 21.5",
+        ),
+        (
+            "Vehicle.Powertrain.Transmission.SelectedGear",
+            127,
+            ReadOnlyError,
+            "the HAL only reads: the profile names no request message",
         ),
     ],
-    ids=["unknown-path", "read-only", "wrong-type", "above-max", "below-min", "bool-for-float"],
+    ids=[
+        "unknown-path",
+        "read-only",
+        "wrong-type",
+        "above-max",
+        "below-min",
+        "bool-for-integer",
+        "fraction-for-whole-degrees",
+        "actuator-the-hal-only-reads",
+    ],
 )
 def test_bad_requests_are_refused_and_nothing_is_sent(
     hal: Hal, observer: can.BusABC, path: str, value: object, error: type[Exception], fragment: str

@@ -36,8 +36,9 @@ def test_decodes_scaled_little_endian_signals_with_the_frame_timestamp(
 
 
 def test_big_endian_signed_signals(processor: FrameProcessor, frame: FrameFactory) -> None:
-    updates = by_path(processor.process(0, [frame("Steering", {"SteeringAngle": -123.4})]))
-    assert updates["Vehicle.Chassis.SteeringWheel.Angle"].value == pytest.approx(-123.4)
+    updates = by_path(processor.process(0, [frame("Steering", {"SteeringAngle": -123.6})]))
+    angle = updates["Vehicle.Chassis.SteeringWheel.Angle"].value
+    assert angle == -124 and isinstance(angle, int)  # VSS int16 degrees, rounded to the nearest
 
 
 def test_only_changed_values_are_published(processor: FrameProcessor, frame: FrameFactory) -> None:
@@ -65,7 +66,7 @@ def test_choice_labels_become_strings_for_string_signals(
     processor: FrameProcessor, frame: FrameFactory
 ) -> None:
     updates = by_path(processor.process(0, [frame("DriverAssist", {"LaneDepartureWarning": 2})]))
-    assert updates["Vehicle.ADAS.LaneDepartureDetection.Side"].value == "Right"
+    assert updates["Vehicle.SDV.ADAS.LaneDepartureDetection.Side"].value == "Right"
     assert updates["Vehicle.ADAS.LaneDepartureDetection.IsWarning"].value is True
 
 
@@ -88,8 +89,8 @@ def test_can_fd_signals_beyond_byte_eight(processor: FrameProcessor, frame: Fram
     message = frame("DriverAssist", {"LaneOffset": -0.25, "LeadVehicleDistance": 42.0})
     assert len(message.data) == 64
     updates = by_path(processor.process(0, [message]))
-    assert updates["Vehicle.ADAS.Lane.Offset"].value == pytest.approx(-0.25)
-    assert updates["Vehicle.ADAS.LeadVehicle.Distance"].value == pytest.approx(42.0)
+    assert updates["Vehicle.SDV.ADAS.Lane.Offset"].value == pytest.approx(-0.25)
+    assert updates["Vehicle.SDV.ADAS.LeadVehicle.Distance"].value == pytest.approx(42.0)
 
 
 def test_multiplexed_message_updates_only_the_active_branch(
@@ -97,14 +98,16 @@ def test_multiplexed_message_updates_only_the_active_branch(
 ) -> None:
     page0 = by_path(
         processor.process(
-            0, [frame("ClimateStatus", {"Page": 0, "CabinTemperature": 22.5, "TargetTemperature": 21})]
+            0, [frame("ClimateStatus", {"Page": 0, "CabinTemperature": 22.5, "TargetTemperature": 21.5})]
         )
     )
     assert page0["Vehicle.Cabin.HVAC.AmbientAirTemperature"].value == 22.5
-    assert "Vehicle.Cabin.HVAC.Station.Row1.Driver.FanLevel" not in page0
+    # VSS 4.0 has whole degrees (int8) for the station temperature: rounded to the nearest, halves to even
+    assert page0["Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"].value == 22
+    assert "Vehicle.SDV.Cabin.HVAC.Station.Row1.Driver.FanLevel" not in page0
     # Page 1 reuses the bits of page 0: the temperatures must not pick up the fan level's bits.
     page1 = by_path(processor.process(0, [frame("ClimateStatus", {"Page": 1, "FanLevel": 5, "AcActive": 1})]))
-    assert page1["Vehicle.Cabin.HVAC.Station.Row1.Driver.FanLevel"].value == 5
+    assert page1["Vehicle.SDV.Cabin.HVAC.Station.Row1.Driver.FanLevel"].value == 5
     assert page1["Vehicle.Cabin.HVAC.IsAirConditioningActive"].value is True
     assert "Vehicle.Cabin.HVAC.AmbientAirTemperature" not in page1
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from sdv.broker.hal_bridge import hal_owned_paths
-from sdv.errors import NoProviderError, ProfileError
+from sdv.errors import NoProviderError, ProfileError, ReadOnlyError
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import load_vehicle
 from sdv.resources import demo_dbc
@@ -201,12 +201,14 @@ def test_external_signals_are_not_owned_by_the_hal(tmp_path: Path) -> None:
     vehicle = load_vehicle(profile)
     signals = vehicle.signals
     assert [signals[path].provided_by for path in signals] == ["hal", "external", "external", "hal"]
-    assert [signals[path].actuated_by for path in signals] == [None, None, "external", "external"]
+    # The low beam has a source and no request message: the HAL only reads it, nobody actuates it
+    assert [signals[path].actuated_by for path in signals] == [None, None, "external", None]
     assert hal_owned_paths(vehicle) == ["Vehicle.Speed", "Vehicle.Body.Lights.Beam.Low.IsOn"]
     hal = Hal(vehicle)
-    for path in ("Vehicle.Cabin.Sunroof.Switch", "Vehicle.Body.Lights.Beam.Low.IsOn"):
-        with pytest.raises(NoProviderError, match="actuated by an outside provider"):
-            hal.actuator(path)
+    with pytest.raises(NoProviderError, match="actuated by an outside provider"):
+        hal.actuator("Vehicle.Cabin.Sunroof.Switch")
+    with pytest.raises(ReadOnlyError, match="an actuator the HAL only reads"):
+        hal.actuator("Vehicle.Body.Lights.Beam.Low.IsOn")
 
 
 @pytest.mark.parametrize(

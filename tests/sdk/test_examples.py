@@ -19,8 +19,8 @@ from sdv.hal.processor import SignalUpdate, Status
 REPOSITORY = Path(__file__).resolve().parents[2]
 EXAMPLES = REPOSITORY / "examples"
 ACCELERATION = "Vehicle.Acceleration.Longitudinal"
-DRIVER_BRAKING = "Vehicle.Chassis.Brake.IsDriverBraking"
-BRAKE_PRESSURE = "Vehicle.Chassis.Brake.Pressure"
+DRIVER_BRAKING = "Vehicle.SDV.Chassis.Brake.IsDriverBraking"
+BRAKE_PRESSURE = "Vehicle.SDV.Chassis.Brake.Pressure"
 
 
 @pytest.fixture(scope="module")

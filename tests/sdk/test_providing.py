@@ -3,6 +3,7 @@ actuator with a handler that answers each request, and one provider per actuator
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -30,6 +31,19 @@ async def test_publish_then_read_back(pure_server: SdvServer) -> None:
         await vehicle.publish("Vehicle.Speed", 88.0)
         speed = await vehicle.get("Vehicle.Speed")
     assert speed.value == 88.0 and speed.unit == "km/h"
+
+
+async def test_the_blocking_sdk_publishes_too(pure_server: SdvServer) -> None:
+    def publish_and_read() -> tuple[object, object]:
+        with sdv.connect_sync(pure_server.target) as vehicle:
+            vehicle.publish("Vehicle.Cabin.SeatPosCount", (2, 3))
+            vehicle.publish("Vehicle.Speed", 42.5)
+            with pytest.raises(sdv.ValueOutOfRangeError, match="above the maximum"):
+                vehicle.publish("Vehicle.Powertrain.TractionBattery.StateOfCharge.Current", 101.0)
+            return vehicle.get("Vehicle.Cabin.SeatPosCount").value, vehicle.get("Vehicle.Speed").value
+
+    # the blocking SDK runs its own loop in a thread; this test's loop serves meanwhile
+    assert await asyncio.to_thread(publish_and_read) == ((2, 3), 42.5)
 
 
 async def test_provided_actuator_answers_each_request_and_refusals_reach_the_caller(

@@ -92,11 +92,11 @@ async def test_set_cabin_temperature_sends_the_frame(
     typed_server: SdvServer, can_observer: can.BusABC, demo_vehicle: VehicleModel
 ) -> None:
     async with sdv.connect(typed_server.target) as vehicle:
-        await vehicle.cockpit.set_cabin_temperature(21.5)
+        await vehicle.cockpit.set_cabin_temperature(21)
     sent = [frame for frame in frames(can_observer) if frame.arbitration_id == CLIMATE_REQUEST]
     assert sent
     decoded = demo_vehicle.codec("vehicle", "ClimateRequest").decode(sent[-1].data)
-    assert decoded["CabinTemperatureRequest"] == pytest.approx(21.5)
+    assert decoded["CabinTemperatureRequest"] == pytest.approx(21)
 
 
 async def test_an_out_of_range_temperature_is_a_value_out_of_range_error(

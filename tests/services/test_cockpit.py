@@ -100,15 +100,16 @@ async def test_set_low_beam_answers_after_the_frame_was_sent(
 async def test_set_cabin_temperature_sends_the_request(
     cockpit: cockpit_pb2_grpc.CockpitStub, can_observer: can.BusABC, demo_vehicle: VehicleModel
 ) -> None:
-    result = await cockpit.SetCabinTemperature(c.SetCabinTemperatureRequest(celsius=21.5))
+    result = await cockpit.SetCabinTemperature(c.SetCabinTemperatureRequest(celsius=21))
     assert result.path == "Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"
     sent = [frame for frame in frames(can_observer) if frame.arbitration_id == CLIMATE_REQUEST]
     assert sent
     decoded = demo_vehicle.codec("vehicle", "ClimateRequest").decode(sent[-1].data)
-    assert decoded["CabinTemperatureRequest"] == pytest.approx(21.5)
+    assert decoded["CabinTemperatureRequest"] == pytest.approx(21)
 
 
-@pytest.mark.parametrize("celsius", [35.0, 15.5, float("nan")])
+# VSS 4.0 has whole degrees (int8) for the station temperature: 21.5 is refused, not silently rounded
+@pytest.mark.parametrize("celsius", [35.0, 15.5, 21.5, float("nan")])
 async def test_an_out_of_range_cabin_temperature_is_invalid_and_sends_nothing(
     cockpit: cockpit_pb2_grpc.CockpitStub, can_observer: can.BusABC, celsius: float
 ) -> None:

@@ -45,12 +45,12 @@ def test_the_validity_table_covers_every_status() -> None:
 
 def test_a_failed_e2e_check_reaches_the_dynamics_message() -> None:
     builder = DynamicsBuilder(
-        {"speed": "Vehicle.Speed", "brake_pressed": "Vehicle.Chassis.Brake.IsDriverBraking"}
+        {"speed": "Vehicle.Speed", "brake_pressed": "Vehicle.SDV.Chassis.Brake.IsDriverBraking"}
     )
     dynamics = builder.build(
         {
             "Vehicle.Speed": Datapoint(50.0, NOW, Status.E2E_FAILED),
-            "Vehicle.Chassis.Brake.IsDriverBraking": Datapoint(True, NOW, Status.VALID),
+            "Vehicle.SDV.Chassis.Brake.IsDriverBraking": Datapoint(True, NOW, Status.VALID),
         }
     )
     assert dynamics.speed.validity == a.E2E_FAILED

@@ -50,14 +50,14 @@ def test_a_profile_without_services_maps_nothing() -> None:
             id="unknown-path",
         ),
         pytest.param(
-            "services:\n  cockpit:\n    speed: Vehicle.Chassis.Brake.IsDriverBraking\n",
-            "services.cockpit.speed: Vehicle.Chassis.Brake.IsDriverBraking is a boolean signal; "
+            "services:\n  cockpit:\n    speed: Vehicle.SDV.Chassis.Brake.IsDriverBraking\n",
+            "services.cockpit.speed: Vehicle.SDV.Chassis.Brake.IsDriverBraking is a boolean signal; "
             "the field speed needs a number datatype",
             id="boolean-for-number",
         ),
         pytest.param(
-            "services:\n  adas:\n    brake_pressed: Vehicle.ADAS.LaneDepartureDetection.Side\n",
-            "services.adas.brake_pressed: Vehicle.ADAS.LaneDepartureDetection.Side is a string signal; "
+            "services:\n  adas:\n    brake_pressed: Vehicle.SDV.ADAS.LaneDepartureDetection.Side\n",
+            "services.adas.brake_pressed: Vehicle.SDV.ADAS.LaneDepartureDetection.Side is a string signal; "
             "the field brake_pressed needs a boolean datatype",
             id="string-for-boolean",
         ),

@@ -392,8 +392,13 @@ class Broker:
             self._ownership.claim_signals(paths, owner)
         return owner
 
-    def claim_actuators(self, paths: Sequence[str], owner: Owner, provider: ActuationProvider) -> Owner:
+    def claim_actuators(
+        self, paths: Sequence[str], owner: Owner, provider: ActuationProvider | None
+    ) -> Owner:
         """Make ``owner`` the one provider of the actuators at ``paths``; ``provider`` carries out requests.
+
+        With ``provider`` None the owner holds them read-only (the HAL's actuators without a request message):
+        nobody else can provide them, and :meth:`actuate` refuses requests for them with ``ReadOnlyError``.
 
         Returns:
             ``owner``, for :meth:`release`.
@@ -528,7 +533,8 @@ class Broker:
         Each provider gets ``Limits.actuation_timeout_s`` to accept its requests.
 
         Raises:
-            UnknownSignalError, ReadOnlyError, ValueOutOfRangeError: a request is invalid (nothing is sent).
+            UnknownSignalError, ReadOnlyError, ValueOutOfRangeError: a request is invalid, or an actuator is held
+                read-only (nothing is sent).
             NoProviderError: an actuator has no provider (nothing is sent).
             ProviderTimeoutError: a provider did not accept its requests in time.
             ActuationError: a provider failed to carry out its requests.
@@ -544,6 +550,11 @@ class Broker:
                 if claim is None:
                     raise NoProviderError(f"{path}: no provider is connected for this actuator")
                 owner, provider = claim
+                if provider is None:
+                    raise ReadOnlyError(
+                        f"{path} is provided read-only by {owner.describe()}: it takes no requests for this "
+                        "actuator"
+                    )
                 by_owner.setdefault(id(owner), (owner, provider, []))[2].append((path, value))
         timeout = self.limits.actuation_timeout_s
         for owner, provider, batch in by_owner.values():

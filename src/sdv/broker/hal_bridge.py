@@ -44,6 +44,7 @@ __all__ = [
     "hal_actuator_paths",
     "hal_metadata",
     "hal_owned_paths",
+    "hal_read_only_actuator_paths",
     "hal_statistics_updates",
 ]
 
@@ -126,6 +127,11 @@ def hal_actuator_paths(vehicle: VehicleModel) -> list[str]:
     return [path for path, signal in vehicle.signals.items() if signal.actuated_by == "hal"]
 
 
+def hal_read_only_actuator_paths(vehicle: VehicleModel) -> list[str]:
+    """The profile actuators the HAL only reads: decoded from a bus, but no request message to encode."""
+    return [path for path, signal in vehicle.signals.items() if signal.read_only_actuator]
+
+
 def hal_statistics_updates(statistics: dict[str, BusStatistics], timestamp: float) -> list[SignalUpdate]:
     """The counter signals' values for a snapshot of the HAL's statistics."""
     updates = []
@@ -194,13 +200,15 @@ class HalBridge:
         """Start the HAL's buses into the broker; the HAL owns the signals it feeds and the actuators it encodes.
 
         The owned signals (:func:`hal_owned_paths` and the counters under ``Sdv.Hal``) cannot be published by
-        anyone else, nor the owned actuators (:func:`hal_actuator_paths`) provided; every other signal and
+        anyone else, nor the owned actuators (:func:`hal_actuator_paths`, and read-only those of
+        :func:`hal_read_only_actuator_paths`, whose requests are refused) provided; every other signal and
         actuator of the broker is open to outside providers.
         """
         vehicle = self.hal.vehicle
         counters = [path for bus in vehicle.buses for path in [*_paths(bus), *_state_paths(bus)]]
         self.broker.claim_signals(hal_owned_paths(vehicle) + counters, self.owner)
         self.broker.claim_actuators(hal_actuator_paths(vehicle), self.owner, HalProvider(self.hal))
+        self.broker.claim_actuators(hal_read_only_actuator_paths(vehicle), self.owner, None)
         self._started = True
         self.broker.publish(hal_statistics_updates(self.hal.statistics(), time.time()))
         self.hal.start(self._consume, self._bus_changed)

@@ -12,6 +12,8 @@ Invariants:
   (``the HAL`` or ``a client``) — the same owner claiming again is not an error.
 * An unclaimed signal may be published by any caller (the broker checks the ``provide`` right); a claimed one
   only by its owner.
+* An owner may hold an actuator without a provider: a read-only actuator (the HAL decodes its value from the
+  bus but has no request message for it); nobody else can provide it and requests for it are refused.
 * :meth:`Ownership.release` ends every claim of one owner and returns the signals it held.
 
 Not thread-safe on its own: the broker calls it under its lock.
@@ -60,7 +62,7 @@ class Ownership:
 
     def __init__(self) -> None:
         self._signals: dict[str, Owner] = {}
-        self._actuators: dict[str, tuple[Owner, ActuationProvider]] = {}
+        self._actuators: dict[str, tuple[Owner, ActuationProvider | None]] = {}
 
     def _refuse_held(self, paths: Sequence[str], owner: Owner, held: dict[str, Owner]) -> None:
         for path in paths:
@@ -78,8 +80,10 @@ class Ownership:
         for path in paths:
             self._signals[path] = owner
 
-    def claim_actuators(self, paths: Sequence[str], owner: Owner, provider: ActuationProvider) -> None:
+    def claim_actuators(self, paths: Sequence[str], owner: Owner, provider: ActuationProvider | None) -> None:
         """Make ``owner`` (carrying out requests with ``provider``) the one provider of ``paths`` (all or none).
+
+        A ``provider`` of None holds the actuators read-only: nobody else provides them and they take no requests.
 
         Raises:
             AlreadyProvidedError: another owner provides one of the actuators.
@@ -102,8 +106,8 @@ class Ownership:
         """The owner of the signal at ``path``, if claimed."""
         return self._signals.get(path)
 
-    def actuation_provider(self, path: str) -> tuple[Owner, ActuationProvider] | None:
-        """The owner and provider of the actuator at ``path``, if claimed."""
+    def actuation_provider(self, path: str) -> tuple[Owner, ActuationProvider | None] | None:
+        """The owner and provider (None: read-only) of the actuator at ``path``, if claimed."""
         return self._actuators.get(path)
 
     def release(self, owner: Owner) -> list[str]:

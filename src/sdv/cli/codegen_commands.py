@@ -47,14 +47,11 @@ def _package_name(text: str) -> str:
 
 
 def _codegen(args: argparse.Namespace) -> int:
-    from sdv.sdk.codegen import LeafSpec, write_model  # noqa: PLC0415 - the SDK imports grpc
+    from sdv.sdk.codegen import leaves_of, write_model  # noqa: PLC0415 - the SDK imports grpc
 
     profile: Path = args.profile or demo_profile()
     vehicle = load_vehicle(profile)  # ProfileError: reported by the entry point with exit code 2
-    leaves = [
-        LeafSpec(signal.path, signal.kind, signal.datatype, signal.unit, signal.description)
-        for signal in vehicle.signals.values()
-    ]
+    leaves = leaves_of(vehicle)
     package = write_model(leaves, args.output, source=profile.name, package=args.package)
     print(f"sdv codegen: wrote {package} ({len(leaves)} signals)")
     return 0

@@ -1,7 +1,8 @@
 """``sdv serve``: the vehicle's signals over gRPC (KUKSA ``kuksa.val`` v2 and v1), with the HAL running.
 
 Without arguments it serves the example vehicle, replaying the demo drive in a loop in real time, on
-127.0.0.1:55555. ``--vss FILE [--vss OVERLAY ...]`` without ``--profile`` is the pure broker mode: no HAL, every
+127.0.0.1:55555, with the shipped VSS overlay of its ``Vehicle.SDV`` signals as catalogue (the COVESA catalogue
+is not shipped: ``--profile`` with ``--vss vss_release_4.0.json --vss OVERLAY`` checks the demo against VSS 4.0). ``--vss FILE [--vss OVERLAY ...]`` without ``--profile`` is the pure broker mode: no HAL, every
 leaf of the VSS catalogue served with its metadata and open to outside providers, as the KUKSA databroker serves
 its ``--vss`` file. With ``--profile`` too, the profile's signals stay the HAL's and the catalogue adds every other
 VSS signal, open to providers. Once listening it prints ``sdv serve: listening on ADDRESS:PORT`` on standard output (the bound
@@ -33,7 +34,7 @@ from sdv.cli.settings import load_settings
 from sdv.hal.profile import ServicesConfig
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import load_vehicle
-from sdv.resources import demo_profile
+from sdv.resources import demo_overlay, demo_profile
 from sdv.vss import load_catalogue
 
 __all__ = ["register"]
@@ -89,7 +90,12 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return asyncio.run(_run(broker, args.address, args.port, ServicesConfig(), security))
     profile: Path = args.profile or demo_profile()
-    vehicle = load_vehicle(profile, catalogue=catalogue)  # refuses a profile that contradicts the catalogue
+    # refuses a profile that contradicts the catalogue
+    vehicle = load_vehicle(profile, catalogue=catalogue)
+    if args.profile is None and catalogue is None:
+        # The demo's own overlay alone: it describes the Vehicle.SDV signals; the rest of the demo follows VSS
+        # 4.0, which is not shipped to check against (the tests check it)
+        catalogue = load_catalogue([demo_overlay()])
     security.check_address(args.address)  # refuses an open non-loopback address, warns of what is open
     bridge = HalBridge(Hal(vehicle), limits, catalogue=catalogue)
     broker = bridge.broker
@@ -105,7 +111,9 @@ def _serve(args: argparse.Namespace) -> int:
             len(vehicle.signals),
             len(actuators),
             ", ".join(vehicle.buses),
-            f"; with the VSS catalogue, {len(broker.list_metadata())} signals in all" if catalogue else "",
+            f"; with the VSS catalogue {' + '.join(catalogue.files)}, {len(broker.list_metadata())} signals in all"
+            if catalogue
+            else "",
         )
         return asyncio.run(_run(broker, args.address, args.port, vehicle.config.services, security))
     finally:

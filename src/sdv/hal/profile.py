@@ -191,7 +191,9 @@ class SignalConfig(_Model):
     Who owns what: a signal ``provided_by: hal`` (the default) gets its value from the HAL, decoded from its
     ``source`` (or, for an attribute, the fixed ``value``); a signal ``provided_by: external`` has neither and is
     published by an outside provider over gRPC. An actuator is actuated by the HAL when it names the request
-    signal (``actuator``), otherwise by an outside actuation provider (:attr:`actuated_by`).
+    signal (``actuator``); one the HAL only reads (a ``source`` and no ``actuator``, as VSS makes many status
+    signals actuators: doors, indicators, the selected gear) takes no requests; an actuator ``provided_by:
+    external`` is actuated by an outside actuation provider (:attr:`actuated_by`).
     """
 
     path: str
@@ -224,11 +226,18 @@ class SignalConfig(_Model):
 
     @property
     def actuated_by(self) -> Provider | None:
-        """Who carries out requests of an actuator: the HAL (it names ``actuator``) or an outside provider;
-        None for sensors and attributes."""
+        """Who carries out requests of an actuator: the HAL (it names ``actuator``) or an outside provider
+        (``provided_by: external``); None for sensors, attributes and actuators the HAL only reads."""
         if self.kind != "actuator":
             return None
-        return "hal" if self.actuator is not None else "external"
+        if self.actuator is not None:
+            return "hal"
+        return "external" if self.provided_by == "external" else None
+
+    @property
+    def read_only_actuator(self) -> bool:
+        """An actuator whose value the HAL decodes but for which the profile names no request message."""
+        return self.kind == "actuator" and self.provided_by == "hal" and self.actuator is None
 
     @model_validator(mode="after")
     def _consistent(self) -> SignalConfig:

@@ -307,8 +307,9 @@ class Hal:
 
         Raises:
             UnknownSignalError: when the profile has no signal at ``path``.
-            ReadOnlyError: when the signal is a sensor or attribute.
-            NoProviderError: when the actuator is actuated by an outside provider (no ``actuator`` target).
+            ReadOnlyError: when the signal is a sensor or attribute, or an actuator the HAL only reads (a
+                ``source`` and no ``actuator`` request message).
+            NoProviderError: when the actuator is actuated by an outside provider (``provided_by: external``).
         """
         actuator = self._actuators.get(path)
         if actuator is not None:
@@ -318,6 +319,11 @@ class Hal:
             close = difflib.get_close_matches(path, list(self.vehicle.signals), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise UnknownSignalError(f"unknown signal {path!r}{hint}")
+        if signal.read_only_actuator:
+            raise ReadOnlyError(
+                f"{path} is an actuator the HAL only reads: the profile names no request message ('actuator') "
+                "for it, so it takes no requests"
+            )
         if signal.kind == "actuator":
             raise NoProviderError(f"{path} is actuated by an outside provider, not by the HAL")
         raise ReadOnlyError(f"{path} is a {signal.kind}; only actuators accept requests")

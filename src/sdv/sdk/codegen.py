@@ -22,12 +22,16 @@ import keyword
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sdv.errors import Problem, ProfileError
 from sdv.ota.bundle.store import write_atomically
 from sdv.sdk.values import PYTHON_TYPES
 
-__all__ = ["LeafSpec", "generate_model", "write_model"]
+if TYPE_CHECKING:
+    from sdv.hal.vehicle import VehicleModel
+
+__all__ = ["LeafSpec", "generate_model", "leaves_of", "write_model"]
 
 _RESERVED = frozenset({"Actuator", "Branch", "Signal", "Vehicle", "annotations"})
 _BRANCH_ATTRIBUTES = frozenset({"vehicle", "path"})
@@ -35,13 +39,33 @@ _BRANCH_ATTRIBUTES = frozenset({"vehicle", "path"})
 
 @dataclass(frozen=True)
 class LeafSpec:
-    """What the generator needs of one signal (a profile signal or broker metadata have these fields)."""
+    """What the generator needs of one signal (a profile signal or broker metadata have these fields).
+
+    ``read_only`` marks an actuator that takes no requests (one the HAL only reads): it is generated as a
+    ``Signal``, without ``set``, so that mypy refuses a request the server would refuse.
+    """
 
     path: str
     kind: str
     datatype: str
     unit: str | None = None
     description: str = ""
+    read_only: bool = False
+
+
+def leaves_of(vehicle: VehicleModel) -> list[LeafSpec]:
+    """The leaves of a vehicle profile's signals, in profile order."""
+    return [
+        LeafSpec(
+            signal.path,
+            signal.kind,
+            signal.datatype,
+            signal.unit,
+            signal.description,
+            read_only=signal.read_only_actuator,
+        )
+        for signal in vehicle.signals.values()
+    ]
 
 
 @dataclass
@@ -108,7 +132,7 @@ def _branches(node: _Node) -> list[_Node]:
 
 def _leaf_lines(name: str, leaf: LeafSpec) -> list[str]:
     python_type = PYTHON_TYPES[leaf.datatype].__name__
-    factory = "Actuator" if leaf.kind == "actuator" else "Signal"
+    factory = "Actuator" if leaf.kind == "actuator" and not leaf.read_only else "Signal"
     lines = [
         f"        self.{_member(name)}: {factory}[{python_type}] = {factory}(",
         "            vehicle,",

@@ -121,7 +121,9 @@ class Actuator(Signal[T]):
         # bool is an int in Python; a float actuator accepts an int (as mypy does), nothing else mixes.
         fits = isinstance(value, expected) and (expected is bool or not isinstance(value, bool))
         if not fits and not (expected is float and type(value) is int):
+            name = expected.__name__
+            article = "an" if name[0] in "aeiou" else "a"
             raise ValueOutOfRangeError(
-                f"{self.path}: expected a {expected.__name__} ({self.datatype}), got {value!r}"
+                f"{self.path}: expected {article} {name} ({self.datatype}), got {value!r}"
             )
         await self.vehicle.actuate(self.path, value)

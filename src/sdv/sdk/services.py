@@ -293,7 +293,8 @@ class Cockpit(_Service):
         """Request a cabin temperature; returns once the request frame was sent.
 
         Raises:
-            ValueOutOfRangeError: outside the actuator's range.
+            ValueOutOfRangeError: outside the actuator's range, or a fraction for an integer actuator (VSS 4.0's
+                station temperature is ``int8``, whole degrees).
             UnsupportedRequestError: the server does not serve the cockpit service, or maps no cabin temperature.
             NoProviderError: no provider owns the actuator.
             ActuationError: the frame could not be sent.

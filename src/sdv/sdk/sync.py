@@ -26,7 +26,7 @@ R = TypeVar("R")
 
 
 class SyncVehicle:
-    """Blocking reads, subscriptions and actuation: ``with sdv.connect_sync(...) as vehicle:``.
+    """Blocking reads, subscriptions, actuation and publishing: ``with sdv.connect_sync(...) as vehicle:``.
 
     Example::
 
@@ -118,6 +118,10 @@ class SyncVehicle:
     def actuate(self, path: str, value: Value) -> None:
         """As :meth:`Vehicle.actuate`."""
         self._run(self._vehicle.actuate(path, value))
+
+    def publish(self, path: str, value: Value, timestamp: float | None = None) -> None:
+        """As :meth:`Vehicle.publish`: the current value of a signal no one else provides."""
+        self._run(self._vehicle.publish(path, value, timestamp))
 
     def subscribe(
         self, paths: Iterable[str], *, min_interval_ms: int = 0
