@@ -36,15 +36,16 @@ from typing import Any
 import can
 import grpc
 
-from sdv.api._proto.kuksa.val.v2 import val_pb2
-from sdv.api._proto.kuksa.val.v2.val_pb2_grpc import VALStub
+from sdv._proto.kuksa.val.v2 import val_pb2
+from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALStub
 from sdv.api.server import SdvServer
-from sdv.broker import Broker, SignalMetadata
+from sdv.broker import Broker
 from sdv.hal.processor import SignalUpdate, Status
 from sdv.hal.runtime import Hal
 from sdv.hal.sources import FrameSource, RecordingSource
 from sdv.hal.vehicle import VehicleModel, load_vehicle
 from sdv.resources import demo_profile, demo_recording
+from sdv.types.signals import SignalMetadata
 
 POLL_SECONDS = 0.001
 

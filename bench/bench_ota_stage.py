@@ -13,7 +13,7 @@ It prints MB/s for both, their ratio from the same run, and the memory figures p
 memory grows with the bundle.
 
 Push throughput (``--push-mib``, default 64 MiB): in a fresh child process an agent serves ``sdv.ota.v1.Ota`` on
-127.0.0.1 (a real gRPC server, port 0) and :class:`~sdv.client.ota.OtaClient` pushes the bundle with 16 KiB and
+127.0.0.1 (a real gRPC server, port 0) and :class:`~sdv.ota.client.OtaClient` pushes the bundle with 16 KiB and
 1 MiB chunks (hashing the file, announcing the header, uploading, the agent's batched ``fsync``); each push is
 timed against a local copy of the same file (``shutil.copyfileobj`` and ``fsync``) in the same round. The child
 runs twice: with the default durability interval and with ``sync_interval_bytes: 0`` (an ``fsync`` and a
@@ -115,8 +115,8 @@ def _push_child(directory: Path, repeat: int, sync_bytes: int) -> None:
     import threading
 
     from sdv.api.ota import OtaServer
-    from sdv.client.ota import OtaClient
     from sdv.ota.agent.config import AgentConfig, ImageSlotConfig, TransferConfig
+    from sdv.ota.client import OtaClient
 
     config = AgentConfig(
         state_dir=directory / "state",

@@ -33,8 +33,8 @@ from typing import Any
 import grpc
 
 from bench_broker import subscriber_process
-from sdv.api._proto.kuksa.val.v2 import types_pb2, val_pb2
-from sdv.api._proto.kuksa.val.v2.val_pb2_grpc import VALStub
+from sdv._proto.kuksa.val.v2 import types_pb2, val_pb2
+from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALStub
 from sdv.api.server import SdvServer
 from sdv.broker import Broker
 from sdv.hal.processor import SignalUpdate, Status

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import grpc
 
-from sdv.api._proto.kuksa.val.v2 import types_pb2, val_pb2, val_pb2_grpc
+from sdv._proto.kuksa.val.v2 import types_pb2, val_pb2, val_pb2_grpc
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 ACTUATOR = "Vehicle.Body.Lights.Beam.Low.IsOn"

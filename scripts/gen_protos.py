@@ -1,17 +1,17 @@
-"""Generate the Python modules of the gRPC contracts under ``proto/`` into ``src/sdv/api/_proto``.
+"""Generate the Python modules of the gRPC contracts under ``proto/`` into ``src/sdv/_proto``.
 
 Runs ``grpc_tools.protoc`` with the message (``--python_out``), service (``--grpc_python_out``) and type stub
 (mypy-protobuf: ``--mypy_out``, ``--mypy_grpc_out``) generators, then rewrites the generated absolute imports
 (``from kuksa.val.v2 import types_pb2``) to the package they are committed in
-(``from sdv.api._proto.kuksa.val.v2 import types_pb2``) so that they never collide with another distribution's
+(``from sdv._proto.kuksa.val.v2 import types_pb2``) so that they never collide with another distribution's
 top-level ``kuksa`` package; the project's own services (``sdv.cockpit.v1``, ``sdv.adas.v1``, ``sdv.ota.v1``, in
-``proto/sdv/``) land under ``sdv.api._proto.sdv`` the same way. The protobuf *file* names stay ``kuksa/val/v2/types.proto`` and so on: they are part
+``proto/sdv/``) land under ``sdv._proto.sdv`` the same way. The protobuf *file* names stay ``kuksa/val/v2/types.proto`` and so on: they are part
 of the published contract (server reflection lists them).
 
 The output is deterministic for given tool versions, and the generated files are committed so installs need no
 protoc; ``tests/api/test_codegen.py`` checks that they equal a fresh generation. Usage::
 
-    python scripts/gen_protos.py            # regenerate src/sdv/api/_proto
+    python scripts/gen_protos.py            # regenerate src/sdv/_proto
     python scripts/gen_protos.py --out DIR  # write elsewhere (the freshness test does)
 """
 
@@ -27,8 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
-PACKAGE = "sdv.api._proto"
-DEFAULT_OUT = ROOT / "src" / "sdv" / "api" / "_proto"
+PACKAGE = "sdv._proto"
+DEFAULT_OUT = ROOT / "src" / "sdv" / "_proto"
 # Top-level proto packages whose generated imports are moved under PACKAGE.
 PROTO_PACKAGES = ("kuksa", "sdv.cockpit", "sdv.adas", "sdv.ota")
 _IMPORT = re.compile(

@@ -21,15 +21,17 @@ from sdv.errors import (
     ProfileError,
     ReadOnlyError,
     SdvError,
+    ServerUnreachableError,
+    SignalError,
     UnknownSignalError,
     ValueOutOfRangeError,
     VerificationError,
 )
+from sdv.version import __version__
 
 if TYPE_CHECKING:
     from sdv.sdk import SyncVehicle, connect, connect_sync
 
-__version__ = "0.1.0"
 
 # The SDK imports grpc; ``import sdv`` stays light and loads it on first use of these names.
 _SDK_NAMES = frozenset({"SyncVehicle", "connect", "connect_sync"})
@@ -47,6 +49,8 @@ __all__ = [
     "ProfileError",
     "ReadOnlyError",
     "SdvError",
+    "ServerUnreachableError",
+    "SignalError",
     "SyncVehicle",
     "UnknownSignalError",
     "ValueOutOfRangeError",

@@ -16,10 +16,12 @@ __all__ = [
     "ActuationError",
     "AlreadyProvidedError",
     "AuthenticationError",
+    "BindError",
     "BusError",
     "CatalogueError",
     "ConfigError",
     "DbcError",
+    "FileWriteError",
     "FrameError",
     "HalError",
     "LimitExceededError",
@@ -29,7 +31,11 @@ __all__ = [
     "ProfileError",
     "ProviderTimeoutError",
     "ReadOnlyError",
+    "ScopeError",
     "SdvError",
+    "SecurityConfigError",
+    "ServerUnreachableError",
+    "SignalError",
     "UnknownSignalError",
     "UnsupportedRequestError",
     "ValueOutOfRangeError",
@@ -106,35 +112,44 @@ class BusError(HalError):
     (an unknown python-can interface, invalid bus options) are plain :class:`HalError`."""
 
 
-class ActuationError(HalError):
-    """An actuation request that could not be carried out."""
+class SignalError(SdvError):
+    """A request about a signal that cannot be served as asked: what a caller of the broker, the gRPC API or the
+    SDK catches. It is no HAL error: a mistyped path is the caller's, not the CAN stack's."""
 
 
-class UnknownSignalError(ActuationError, KeyError):
-    """A path that names no signal of the profile."""
+class UnknownSignalError(SignalError, KeyError):
+    """A path or id that names no signal (or one the caller may not read: the two look the same)."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
 
 
-class ReadOnlyError(ActuationError):
-    """A write to a sensor or attribute: only actuators accept requests."""
+class ReadOnlyError(SignalError):
+    """A write to a sensor or attribute, or to an actuator its provider holds read-only."""
 
 
-class ValueOutOfRangeError(ActuationError, ValueError):
+class ValueOutOfRangeError(SignalError, ValueError):
     """A value of the wrong type, outside min/max or outside the allowed values."""
 
 
-class NoProviderError(ActuationError):
+class NoProviderError(SignalError):
     """No provider currently owns the actuator (gRPC ``UNAVAILABLE``)."""
 
 
-class AlreadyProvidedError(ActuationError):
+class AlreadyProvidedError(SignalError):
     """Another provider already owns the actuator or signal (gRPC ``ALREADY_EXISTS``)."""
+
+
+class ActuationError(SignalError):
+    """An actuation its provider accepted but could not carry out (the HAL: the frame was not sent)."""
 
 
 class ProviderTimeoutError(ActuationError, TimeoutError):
     """A provider did not answer an actuation within ``Limits.actuation_timeout_s`` (gRPC ``DEADLINE_EXCEEDED``)."""
+
+
+class ServerUnreachableError(SdvError, ConnectionError):
+    """The server cannot be reached (not running, wrong address, or the connection broke)."""
 
 
 class UnsupportedRequestError(SdvError):
@@ -143,6 +158,22 @@ class UnsupportedRequestError(SdvError):
 
 class LimitExceededError(SdvError):
     """A request beyond a configured limit (gRPC ``RESOURCE_EXHAUSTED``)."""
+
+
+class SecurityConfigError(SdvError, ValueError):
+    """Security settings that cannot be used or are not allowed for the address (names the file or flag)."""
+
+
+class FileWriteError(SdvError, OSError):
+    """A file that cannot be written or replaced (a missing folder, no permission, a full disk)."""
+
+
+class BindError(SdvError, OSError):
+    """The server cannot listen on the requested address and port (in use, or not an address of this host)."""
+
+
+class ScopeError(SdvError, ValueError):
+    """A ``scope`` claim that does not follow the grammar; names the offending entry."""
 
 
 class AccessDenied(SdvError, PermissionError):

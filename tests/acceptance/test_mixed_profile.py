@@ -18,8 +18,8 @@ import yaml
 import sdv
 from sdv.client import VehicleClient
 from sdv.errors import AlreadyProvidedError
-from sdv.hal.processor import Status
 from sdv.resources import demo_overlay, demo_profile
+from sdv.types.status import Status
 from tests.acceptance.test_pure_broker import kuksa
 from tests.serve_process import serving
 from tests.vss_files import vss_release

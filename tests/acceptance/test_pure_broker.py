@@ -23,7 +23,7 @@ import pytest
 
 from sdv.client import VehicleClient
 from sdv.errors import AlreadyProvidedError, NoProviderError, ProviderTimeoutError
-from sdv.hal.datatypes import Value
+from sdv.types.datatypes import Value
 from tests.serve_process import REPOSITORY, serving
 from tests.vss_files import vss_release
 

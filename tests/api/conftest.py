@@ -14,8 +14,8 @@ import can
 import grpc
 import pytest
 
-from sdv.api._proto.kuksa.val.v1 import val_pb2_grpc as val_v1_grpc
-from sdv.api._proto.kuksa.val.v2 import val_pb2_grpc as val_v2_grpc
+from sdv._proto.kuksa.val.v1 import val_pb2_grpc as val_v1_grpc
+from sdv._proto.kuksa.val.v2 import val_pb2_grpc as val_v2_grpc
 from sdv.api.server import SdvServer
 from sdv.broker import Broker, HalProvider, Owner, OwnerKind
 from sdv.broker.hal_bridge import hal_actuator_paths, hal_owned_paths

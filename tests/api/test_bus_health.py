@@ -12,9 +12,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from sdv.api._proto.kuksa.val.v2 import types_pb2 as t
-from sdv.api._proto.kuksa.val.v2 import val_pb2 as v
-from sdv.api._proto.kuksa.val.v2.val_pb2_grpc import VALStub
+from sdv._proto.kuksa.val.v2 import types_pb2 as t
+from sdv._proto.kuksa.val.v2 import val_pb2 as v
+from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALStub
 from sdv.api.bus_health import bus_health_name
 from sdv.api.server import SdvServer
 from sdv.broker import Broker, HalBridge

@@ -12,12 +12,12 @@ from typing import Any
 import grpc
 import pytest
 
-from sdv.api._proto.kuksa.val.v1 import types_pb2 as t1
-from sdv.api._proto.kuksa.val.v1 import val_pb2 as v1
-from sdv.api._proto.kuksa.val.v1.val_pb2_grpc import VALStub as V1Stub
-from sdv.api._proto.kuksa.val.v2 import types_pb2 as t2
-from sdv.api._proto.kuksa.val.v2 import val_pb2 as v2
-from sdv.api._proto.kuksa.val.v2.val_pb2_grpc import VALStub as V2Stub
+from sdv._proto.kuksa.val.v1 import types_pb2 as t1
+from sdv._proto.kuksa.val.v1 import val_pb2 as v1
+from sdv._proto.kuksa.val.v1.val_pb2_grpc import VALStub as V1Stub
+from sdv._proto.kuksa.val.v2 import types_pb2 as t2
+from sdv._proto.kuksa.val.v2 import val_pb2 as v2
+from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALStub as V2Stub
 from sdv.api.server import SdvServer
 from sdv.broker import Broker, HalBridge
 from sdv.errors import AlreadyProvidedError

@@ -78,7 +78,7 @@ def _dump(prefix: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def ours() -> dict[str, str]:
-    return _dump("sdv.api._proto.")
+    return _dump("sdv._proto.")
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def test_committed_generated_modules_equal_a_fresh_generation(tmp_path: Path) ->
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    committed_root = ROOT / "src" / "sdv" / "api" / "_proto"
+    committed_root = ROOT / "src" / "sdv" / "_proto"
     fresh = {path.relative_to(tmp_path): path.read_text() for path in tmp_path.rglob("*") if path.is_file()}
     committed = {
         path.relative_to(committed_root): path.read_text()

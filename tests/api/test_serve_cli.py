@@ -15,8 +15,8 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from sdv.api._proto.kuksa.val.v2 import val_pb2
-from sdv.api._proto.kuksa.val.v2.val_pb2_grpc import VALStub
+from sdv._proto.kuksa.val.v2 import val_pb2
+from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALStub
 from sdv.resources import demo_overlay, demo_profile
 
 # The command group is wired into `sdv` by the entry point; this runs it the same way through its register().

@@ -6,8 +6,8 @@ import asyncio
 
 import grpc
 
-from sdv.api._proto.kuksa.val.v2 import val_pb2 as v
-from sdv.api._proto.kuksa.val.v2.val_pb2_grpc import VALStub
+from sdv._proto.kuksa.val.v2 import val_pb2 as v
+from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALStub
 from sdv.api.server import SdvServer
 from sdv.broker import Broker
 

@@ -10,12 +10,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from sdv.api._proto.kuksa.val.v1 import types_pb2 as t
-from sdv.api._proto.kuksa.val.v1 import val_pb2 as v
-from sdv.api._proto.kuksa.val.v1.val_pb2_grpc import VALStub
-from sdv.api._proto.kuksa.val.v2 import types_pb2 as t2
-from sdv.api._proto.kuksa.val.v2 import val_pb2 as v2_messages
-from sdv.api._proto.kuksa.val.v2.val_pb2_grpc import VALStub as V2Stub
+from sdv._proto.kuksa.val.v1 import types_pb2 as t
+from sdv._proto.kuksa.val.v1 import val_pb2 as v
+from sdv._proto.kuksa.val.v1.val_pb2_grpc import VALStub
+from sdv._proto.kuksa.val.v2 import types_pb2 as t2
+from sdv._proto.kuksa.val.v2 import val_pb2 as v2_messages
+from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALStub as V2Stub
 from sdv.hal.vehicle import VehicleModel
 
 LOW_BEAM = "Vehicle.Body.Lights.Beam.Low.IsOn"

@@ -9,9 +9,9 @@ import can
 import grpc
 import pytest
 
-from sdv.api._proto.kuksa.val.v2 import types_pb2 as t
-from sdv.api._proto.kuksa.val.v2 import val_pb2 as v
-from sdv.api._proto.kuksa.val.v2.val_pb2_grpc import VALStub
+from sdv._proto.kuksa.val.v2 import types_pb2 as t
+from sdv._proto.kuksa.val.v2 import val_pb2 as v
+from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALStub
 from sdv.api.server import SdvServer
 from sdv.broker import Broker, Limits, metadata_from_vehicle
 from sdv.hal.processor import SignalUpdate, Status

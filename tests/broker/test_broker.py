@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from sdv.broker import Broker, Datapoint, HalProvider, Limits, Owner, OwnerKind, SignalMetadata
+from sdv.broker import Broker, HalProvider, Limits, Owner, OwnerKind
 from sdv.errors import (
     ActuationError,
     AlreadyProvidedError,
@@ -19,9 +19,10 @@ from sdv.errors import (
     UnknownSignalError,
     ValueOutOfRangeError,
 )
-from sdv.hal.datatypes import Value
 from sdv.hal.processor import SignalUpdate, Status
 from sdv.hal.vehicle import VehicleModel
+from sdv.types.datatypes import Value
+from sdv.types.signals import Datapoint, SignalMetadata
 
 SPEED = "Vehicle.Speed"
 LOW_BEAM = "Vehicle.Body.Lights.Beam.Low.IsOn"

@@ -132,9 +132,9 @@ def test_monitor_once_shows_signals_and_hal_counters(sdv: Sdv, server: ServerThr
 def test_monitor_screen_names_errors_and_signals_without_value() -> None:
     from rich.console import Console
 
-    from sdv.broker import Datapoint, SignalMetadata
     from sdv.cli.client_commands import render_monitor
-    from sdv.hal.processor import Status
+    from sdv.types.signals import Datapoint, SignalMetadata
+    from sdv.types.status import Status
 
     def sensor(index: int, path: str, unit: str | None = None) -> SignalMetadata:
         return SignalMetadata(id=index, path=path, kind="sensor", datatype="uint64", unit=unit)
@@ -162,9 +162,9 @@ def test_monitor_screen_names_errors_and_signals_without_value() -> None:
 def test_monitor_screen_shows_a_bus_that_is_down() -> None:
     from rich.console import Console
 
-    from sdv.broker import Datapoint, SignalMetadata
     from sdv.cli.client_commands import render_monitor
-    from sdv.hal.processor import Status
+    from sdv.types.signals import Datapoint, SignalMetadata
+    from sdv.types.status import Status
 
     rows = {
         "Frames": 10,

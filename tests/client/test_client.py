@@ -18,8 +18,8 @@ from sdv.errors import (
     UnknownSignalError,
     ValueOutOfRangeError,
 )
-from sdv.hal.processor import Status
 from sdv.hal.vehicle import VehicleModel
+from sdv.types.status import Status
 
 from .conftest import received_frames
 from .serving import ServerThread

@@ -8,11 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sdv.api.convert import datapoint_to_v2, metadata_to_v2
-from sdv.broker import Datapoint, metadata_from_vehicle
+from sdv.broker import metadata_from_vehicle
 from sdv.client.convert import datapoint_from_v2, metadata_from_v2, shortest_float32
-from sdv.hal.processor import Status
 from sdv.hal.vehicle import VehicleModel
+from sdv.types.signals import Datapoint
+from sdv.types.status import Status
+from sdv.wire import datapoint_to_v2, metadata_to_v2
 
 
 def test_every_demo_signals_metadata_round_trips(demo_vehicle: VehicleModel) -> None:

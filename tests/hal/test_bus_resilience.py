@@ -21,10 +21,10 @@ from sdv.broker import HalBridge
 from sdv.errors import BusError, HalError, ProfileError
 from sdv.hal.bus_state import BusState, BusStateMachine
 from sdv.hal.config import HalConfig, ReconnectPolicy
-from sdv.hal.processor import Status
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import VehicleModel, load_vehicle
 from sdv.resources import demo_profile, demo_recording
+from sdv.types.status import Status
 
 from .conftest import build_frame
 from .flaky_bus import FAST_RECONNECT, FlakyBus, Plug, flaky_opener, two_bus_vehicle, wait_for

@@ -20,12 +20,12 @@ import pytest
 
 from conftest import AgentProcess, BuildBundle, Ecu, run_cli
 from sdv.client.errors import ServerUnreachableError
-from sdv.client.ota import OtaClient, state_name
 from sdv.errors import VerificationError
 from sdv.ota.agent.core import read_record
 from sdv.ota.agent.event_store import check_state_directory
 from sdv.ota.agent.state import AgentState
 from sdv.ota.bundle.store import read_bundle_header
+from sdv.ota.client import OtaClient, state_name
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 

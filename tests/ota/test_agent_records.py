@@ -11,13 +11,13 @@ import grpc
 import pytest
 
 from conftest import AgentProcess, BuildBundle, Ecu, Keys, ok, run_cli
-from sdv.api._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
-from sdv.client.ota import OtaClient
+from sdv._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
 from sdv.errors import VerificationError
 from sdv.ota.agent.core import read_record
 from sdv.ota.agent.event_store import check_state_directory
-from sdv.ota.bundle.report import new_nonce, parse_signed_report
+from sdv.ota.agent.report import new_nonce, parse_signed_report
 from sdv.ota.bundle.store import load_trust, read_bundle_header
+from sdv.ota.client import OtaClient
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 

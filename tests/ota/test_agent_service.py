@@ -12,9 +12,9 @@ import grpc
 import pytest
 
 from conftest import AgentProcess, BuildBundle, Ecu, run_cli
-from sdv.api._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
-from sdv.client.ota import OtaClient
+from sdv._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
 from sdv.ota.bundle.store import read_bundle_header
+from sdv.ota.client import OtaClient
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 

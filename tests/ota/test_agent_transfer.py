@@ -13,14 +13,14 @@ import grpc
 import pytest
 
 from conftest import AgentProcess, BuildBundle, Ecu
-from sdv.api._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
+from sdv._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
 from sdv.api.ota import OtaServer
-from sdv.client.ota import OtaClient
 from sdv.errors import VerificationError
 from sdv.ota.agent.config import load_agent_config
 from sdv.ota.agent.core import UpdateAgent, read_record
 from sdv.ota.agent.state import AgentState
 from sdv.ota.bundle.store import read_bundle_header
+from sdv.ota.client import OtaClient
 from sdv.ota.errors import (
     BundleFormatError,
     HardwareIdMismatchError,

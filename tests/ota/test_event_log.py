@@ -12,8 +12,8 @@ from sdv.ota.agent.config import load_agent_config
 from sdv.ota.agent.core import UpdateAgent
 from sdv.ota.agent.event_log import GENESIS, check_log
 from sdv.ota.agent.event_store import LOG_FILE, ROTATED_FILE, check_state_directory
+from sdv.ota.agent.report import new_nonce
 from sdv.ota.agent.state import AgentState
-from sdv.ota.bundle.report import new_nonce
 from sdv.ota.errors import AgentStateError, EventLogError
 
 

@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 import sdv
-from sdv.api._proto.kuksa.val.v2 import types_pb2, val_pb2, val_pb2_grpc
+from sdv._proto.kuksa.val.v2 import types_pb2, val_pb2, val_pb2_grpc
 from sdv.sdk import ReconnectPolicy
 
 REPOSITORY = Path(__file__).resolve().parents[2]

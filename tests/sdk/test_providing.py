@@ -12,7 +12,7 @@ import sdv
 from sdv.api.server import SdvServer
 from sdv.broker import Broker
 from sdv.errors import ActuationError, AlreadyProvidedError
-from sdv.hal.datatypes import Value
+from sdv.types.datatypes import Value
 from sdv.vss import load_catalogue
 from tests.vss_files import vss_release
 

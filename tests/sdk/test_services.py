@@ -12,8 +12,8 @@ import can
 import pytest
 
 import sdv
-from sdv.api._proto.sdv.adas.v1 import adas_pb2
-from sdv.api._proto.sdv.cockpit.v1 import cockpit_pb2
+from sdv._proto.sdv.adas.v1 import adas_pb2
+from sdv._proto.sdv.cockpit.v1 import cockpit_pb2
 from sdv.api.errors import UnsupportedRequestError
 from sdv.api.server import SdvServer
 from sdv.broker import HalBridge

@@ -14,8 +14,8 @@ import pytest
 import sdv
 from sdv.api.server import SdvServer
 from sdv.errors import ReadOnlyError, SdvError, UnknownSignalError, ValueOutOfRangeError
-from sdv.hal.processor import Status
 from sdv.sdk import ReconnectPolicy, ServerUnreachableError, SignalValue, Value
+from sdv.types.status import Status
 
 from ..client.conftest import received_frames
 from ..client.serving import ServerThread

@@ -19,8 +19,8 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from sdv.api._proto.kuksa.val.v1 import val_pb2_grpc as v1_grpc
-from sdv.api._proto.kuksa.val.v2 import val_pb2_grpc as v2_grpc
+from sdv._proto.kuksa.val.v1 import val_pb2_grpc as v1_grpc
+from sdv._proto.kuksa.val.v2 import val_pb2_grpc as v2_grpc
 from sdv.api.security import ServerSecurity
 from sdv.api.server import SdvServer
 from sdv.api.tokens import (

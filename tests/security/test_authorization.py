@@ -18,12 +18,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from sdv.api._proto.kuksa.val.v1 import types_pb2 as v1_types
-from sdv.api._proto.kuksa.val.v1 import val_pb2 as v1
-from sdv.api._proto.kuksa.val.v2 import types_pb2 as v2_types
-from sdv.api._proto.kuksa.val.v2 import val_pb2 as v2
-from sdv.api._proto.sdv.adas.v1 import adas_pb2, adas_pb2_grpc
-from sdv.api._proto.sdv.cockpit.v1 import cockpit_pb2, cockpit_pb2_grpc
+from sdv._proto.kuksa.val.v1 import types_pb2 as v1_types
+from sdv._proto.kuksa.val.v1 import val_pb2 as v1
+from sdv._proto.kuksa.val.v2 import types_pb2 as v2_types
+from sdv._proto.kuksa.val.v2 import val_pb2 as v2
+from sdv._proto.sdv.adas.v1 import adas_pb2, adas_pb2_grpc
+from sdv._proto.sdv.cockpit.v1 import cockpit_pb2, cockpit_pb2_grpc
 from tests.security.conftest import SPEED, Metadata, Stubs, Tokens, bearer
 
 LOW_BEAM = "Vehicle.Body.Lights.Beam.Low.IsOn"

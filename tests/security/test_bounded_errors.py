@@ -14,13 +14,13 @@ from typing import Any
 import grpc
 import pytest
 
-from sdv.api._proto.kuksa.val.v2 import types_pb2 as t
-from sdv.api._proto.kuksa.val.v2 import val_pb2 as v
-from sdv.api._proto.kuksa.val.v2.val_pb2_grpc import VALStub
+from sdv._proto.kuksa.val.v2 import types_pb2 as t
+from sdv._proto.kuksa.val.v2 import val_pb2 as v
+from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALStub
 from sdv.api.errors import MAX_STATUS_MESSAGE_BYTES, bounded_message
 from sdv.api.server import SdvServer
 from sdv.broker import Broker, Limits
-from sdv.broker.model import SignalMetadata
+from sdv.types.signals import SignalMetadata
 
 ACTUATORS = [
     f"Vehicle.Cabin.Seat.Row{row}.Position.Motor{motor:03d}.IsMoving"

@@ -21,7 +21,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from sdv.api._proto.kuksa.val.v2 import types_pb2, val_pb2, val_pb2_grpc
+from sdv._proto.kuksa.val.v2 import types_pb2, val_pb2, val_pb2_grpc
 from tests.serve_process import REPOSITORY, serving
 
 SPEED = "Vehicle.Speed"
@@ -35,7 +35,7 @@ max_streams: 400
 """
 _HOLDER = """
 import asyncio, sys, grpc
-from sdv.api._proto.kuksa.val.v2 import val_pb2, val_pb2_grpc
+from sdv._proto.kuksa.val.v2 import val_pb2, val_pb2_grpc
 async def main(target, count):
     channel = grpc.aio.insecure_channel(target)
     stub = val_pb2_grpc.VALStub(channel)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from sdv.api._proto.kuksa.val.v2 import val_pb2, val_pb2_grpc
+from sdv._proto.kuksa.val.v2 import val_pb2, val_pb2_grpc
 from sdv.api.server import SdvServer
 from sdv.broker import Broker, Limits
 from sdv.hal.vehicle import VehicleModel

@@ -16,13 +16,13 @@ from typing import Any
 import grpc
 import pytest
 
-from sdv.api._proto.kuksa.val.v2 import types_pb2 as t
-from sdv.api._proto.kuksa.val.v2 import val_pb2 as v
-from sdv.api._proto.kuksa.val.v2.val_pb2_grpc import VALStub
+from sdv._proto.kuksa.val.v2 import types_pb2 as t
+from sdv._proto.kuksa.val.v2 import val_pb2 as v
+from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALStub
 from sdv.api.provider_stream import ProviderSession
 from sdv.api.server import SdvServer
 from sdv.broker import Broker, Limits
-from sdv.broker.model import SignalMetadata
+from sdv.types.signals import SignalMetadata
 
 ACTUATOR = "Vehicle.Body.Lights.Beam.Low.IsOn"
 BOUND = 20

@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from sdv.api._proto.kuksa.val.v2 import types_pb2, val_pb2
+from sdv._proto.kuksa.val.v2 import types_pb2, val_pb2
 from sdv.api.security import ServerSecurity
 from sdv.api.server import SdvServer
 from sdv.broker import Broker
@@ -84,7 +84,7 @@ async def test_mtls_refuses_a_client_without_certificate(
 
 async def test_mtls_refuses_a_plaintext_client(mtls_server: SdvServer) -> None:
     async with grpc.aio.insecure_channel(mtls_server.target) as channel:
-        from sdv.api._proto.kuksa.val.v2 import val_pb2_grpc
+        from sdv._proto.kuksa.val.v2 import val_pb2_grpc
 
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await val_pb2_grpc.VALStub(channel).GetValue(

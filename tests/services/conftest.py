@@ -16,8 +16,8 @@ import can
 import grpc
 import pytest
 
-from sdv.api._proto.sdv.adas.v1 import adas_pb2_grpc
-from sdv.api._proto.sdv.cockpit.v1 import cockpit_pb2_grpc
+from sdv._proto.sdv.adas.v1 import adas_pb2_grpc
+from sdv._proto.sdv.cockpit.v1 import cockpit_pb2_grpc
 from sdv.api.server import SdvServer
 from sdv.broker import HalBridge
 from sdv.hal.runtime import Hal

@@ -8,8 +8,8 @@ import time
 
 import grpc
 
-from sdv.api._proto.sdv.adas.v1 import adas_pb2 as a
-from sdv.api._proto.sdv.adas.v1 import adas_pb2_grpc
+from sdv._proto.sdv.adas.v1 import adas_pb2 as a
+from sdv._proto.sdv.adas.v1 import adas_pb2_grpc
 from sdv.hal.sources import RecordingSource
 from sdv.services import ADAS_FIELDS
 

@@ -14,8 +14,8 @@ from grpc import StatusCode as Code
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from sdv.api._proto.sdv.cockpit.v1 import cockpit_pb2 as c
-from sdv.api._proto.sdv.cockpit.v1 import cockpit_pb2_grpc
+from sdv._proto.sdv.cockpit.v1 import cockpit_pb2 as c
+from sdv._proto.sdv.cockpit.v1 import cockpit_pb2_grpc
 from sdv.api.server import ADAS, COCKPIT, SdvServer
 from sdv.broker import HalBridge
 from sdv.hal.profile import ServicesConfig

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from sdv.api._proto.sdv.adas.v1 import adas_pb2 as a
+from sdv._proto.sdv.adas.v1 import adas_pb2 as a
 from sdv.api.convert_services import (
     VALIDITY,
     ClusterStateBuilder,
@@ -14,9 +14,9 @@ from sdv.api.convert_services import (
     measurement,
     min_interval_ms,
 )
-from sdv.broker import Datapoint
-from sdv.hal.processor import Status
 from sdv.services import ADAS_FIELDS
+from sdv.types.signals import Datapoint
+from sdv.types.status import Status
 
 NOW = 1_767_225_600.25
 

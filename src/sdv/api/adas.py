@@ -15,10 +15,11 @@ from typing import Any
 
 import grpc
 
-from sdv.api._proto.sdv.adas.v1 import adas_pb2, adas_pb2_grpc
+from sdv._proto.sdv.adas.v1 import adas_pb2, adas_pb2_grpc
 from sdv.api.convert_services import DynamicsBuilder, min_interval_ms
 from sdv.api.errors import grpc_errors
-from sdv.broker import Broker, Datapoint
+from sdv.broker import Broker
+from sdv.types.signals import Datapoint
 
 __all__ = ["AdasServicer"]
 

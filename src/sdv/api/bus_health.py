@@ -21,9 +21,10 @@ from typing import Any
 
 from grpc_health.v1 import health_pb2
 
-from sdv.broker import Broker, Datapoint, Subscription
+from sdv.broker import Broker, Subscription
 from sdv.errors import UnknownSignalError
-from sdv.hal.processor import Status
+from sdv.types.signals import Datapoint
+from sdv.types.status import Status
 
 __all__ = ["BusHealthReporter", "bus_health_name"]
 

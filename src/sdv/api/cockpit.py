@@ -18,12 +18,13 @@ from typing import Any
 
 import grpc
 
-from sdv.api._proto.sdv.cockpit.v1 import cockpit_pb2, cockpit_pb2_grpc
-from sdv.api.convert import timestamp_to_proto
+from sdv._proto.sdv.cockpit.v1 import cockpit_pb2, cockpit_pb2_grpc
 from sdv.api.convert_services import ClusterStateBuilder, min_interval_ms
 from sdv.api.errors import UnsupportedRequestError, grpc_errors
-from sdv.broker import Broker, Datapoint
-from sdv.hal.datatypes import Value
+from sdv.broker import Broker
+from sdv.types.datatypes import Value
+from sdv.types.signals import Datapoint
+from sdv.wire import timestamp_to_proto
 
 __all__ = ["CockpitServicer"]
 

@@ -21,13 +21,13 @@ from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
 
-from sdv.api._proto.sdv.adas.v1 import adas_pb2
-from sdv.api._proto.sdv.cockpit.v1 import cockpit_pb2
-from sdv.api.convert import timestamp_to_proto
-from sdv.broker import Datapoint
-from sdv.hal.datatypes import Scalar
-from sdv.hal.processor import Status
-from sdv.services.fields import ADAS_FIELDS, COCKPIT_FIELDS
+from sdv._proto.sdv.adas.v1 import adas_pb2
+from sdv._proto.sdv.cockpit.v1 import cockpit_pb2
+from sdv.types.datatypes import Scalar
+from sdv.types.service_fields import ADAS_FIELDS, COCKPIT_FIELDS
+from sdv.types.signals import Datapoint
+from sdv.types.status import Status
+from sdv.wire import timestamp_to_proto
 
 __all__ = ["VALIDITY", "ClusterStateBuilder", "DynamicsBuilder", "measurement", "min_interval_ms"]
 
@@ -57,7 +57,7 @@ class ClusterStateBuilder:
     """Builds ``ClusterState`` messages from datapoints, for one ``services.cockpit`` mapping.
 
     Args:
-        mapping: field name → VSS path (fields of :data:`~sdv.services.fields.COCKPIT_FIELDS`).
+        mapping: field name → VSS path (fields of :data:`~sdv.types.service_fields.COCKPIT_FIELDS`).
     """
 
     def __init__(self, mapping: Mapping[str, str]) -> None:
@@ -97,7 +97,7 @@ class DynamicsBuilder:
     """Builds ``VehicleDynamics`` messages from datapoints, for one ``services.adas`` mapping.
 
     Args:
-        mapping: field name → VSS path (fields of :data:`~sdv.services.fields.ADAS_FIELDS`).
+        mapping: field name → VSS path (fields of :data:`~sdv.types.service_fields.ADAS_FIELDS`).
     """
 
     def __init__(self, mapping: Mapping[str, str]) -> None:

@@ -31,7 +31,7 @@ import grpc
 from grpc_health.v1 import _async as health_aio  # the typed stubs lack the asyncio servicer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from sdv.api._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
+from sdv._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
 from sdv.api.errors import grpc_errors
 from sdv.api.guard import CallGuard
 from sdv.api.security import ServerSecurity

@@ -31,10 +31,9 @@ import collections
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 
-from sdv.api._proto.kuksa.val.v2 import types_pb2, val_pb2
-from sdv.api.convert import value_to_v2
+from sdv._proto.kuksa.val.v2 import types_pb2, val_pb2
 from sdv.api.errors import bounded_message
-from sdv.broker import Broker, SignalMetadata
+from sdv.broker import Broker
 from sdv.broker.access import current_access
 from sdv.broker.ownership import Owner, OwnerKind
 from sdv.errors import (
@@ -47,7 +46,9 @@ from sdv.errors import (
     UnknownSignalError,
     ValueOutOfRangeError,
 )
-from sdv.hal.datatypes import Value
+from sdv.types.datatypes import Value
+from sdv.types.signals import SignalMetadata
+from sdv.wire import value_to_v2
 
 __all__ = ["ProviderSession", "resolve_signal"]
 

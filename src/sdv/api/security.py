@@ -20,16 +20,12 @@ from pathlib import Path
 import grpc
 
 from sdv.api.tokens import AUDIENCE, TokenVerifier, load_public_key
-from sdv.errors import SdvError
+from sdv.errors import SdvError, SecurityConfigError
+from sdv.files import read_pem
 
 __all__ = ["SecurityConfigError", "ServerSecurity", "is_loopback", "read_pem"]
 
 _LOG = logging.getLogger(__name__)
-_MAX_PEM_BYTES = 1024 * 1024
-
-
-class SecurityConfigError(SdvError, ValueError):
-    """Security settings that cannot be used or are not allowed for the address (names the file or flag)."""
 
 
 def is_loopback(address: str) -> bool:
@@ -40,22 +36,6 @@ def is_loopback(address: str) -> bool:
         return ipaddress.ip_address(address.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def read_pem(path: Path, what: str) -> bytes:
-    """A PEM file of at most 1 MiB, named by the flag that gave it in errors.
-
-    Raises:
-        SecurityConfigError: unreadable, too large or not PEM.
-    """
-    try:
-        with path.open("rb") as file:
-            data = file.read(_MAX_PEM_BYTES + 1)
-    except OSError as error:
-        raise SecurityConfigError(f"{what} {path}: {error.strerror or error}") from error
-    if len(data) > _MAX_PEM_BYTES or b"-----BEGIN" not in data:
-        raise SecurityConfigError(f"{what} {path}: not a PEM file")
-    return data
 
 
 @dataclass(frozen=True)

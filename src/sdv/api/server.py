@@ -30,12 +30,12 @@ from grpc_health.v1 import _async as health_aio  # the typed stubs lack the asyn
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from sdv.api._proto.kuksa.val.v1 import val_pb2 as val_v1_pb2
-from sdv.api._proto.kuksa.val.v1 import val_pb2_grpc as val_v1_pb2_grpc
-from sdv.api._proto.kuksa.val.v2 import val_pb2 as val_v2_pb2
-from sdv.api._proto.kuksa.val.v2 import val_pb2_grpc as val_v2_pb2_grpc
-from sdv.api._proto.sdv.adas.v1 import adas_pb2, adas_pb2_grpc
-from sdv.api._proto.sdv.cockpit.v1 import cockpit_pb2, cockpit_pb2_grpc
+from sdv._proto.kuksa.val.v1 import val_pb2 as val_v1_pb2
+from sdv._proto.kuksa.val.v1 import val_pb2_grpc as val_v1_pb2_grpc
+from sdv._proto.kuksa.val.v2 import val_pb2 as val_v2_pb2
+from sdv._proto.kuksa.val.v2 import val_pb2_grpc as val_v2_pb2_grpc
+from sdv._proto.sdv.adas.v1 import adas_pb2, adas_pb2_grpc
+from sdv._proto.sdv.cockpit.v1 import cockpit_pb2, cockpit_pb2_grpc
 from sdv.api.adas import AdasServicer
 from sdv.api.bus_health import BusHealthReporter
 from sdv.api.cockpit import CockpitServicer
@@ -45,7 +45,7 @@ from sdv.api.security import ServerSecurity
 from sdv.api.val_v1 import ValV1Servicer
 from sdv.api.val_v2 import ValV2Servicer
 from sdv.broker import Broker
-from sdv.errors import SdvError
+from sdv.errors import BindError
 from sdv.hal.profile import ServicesConfig
 
 __all__ = [
@@ -70,10 +70,6 @@ COCKPIT = cockpit_pb2.DESCRIPTOR.services_by_name["Cockpit"].full_name
 ADAS = adas_pb2.DESCRIPTOR.services_by_name["Adas"].full_name
 SERVICE_NAMES: tuple[str, ...] = (VAL_V2, VAL_V1, health.SERVICE_NAME, reflection.SERVICE_NAME)
 """The services every server offers; :attr:`SdvServer.service_names` adds the typed services it serves."""
-
-
-class BindError(SdvError, OSError):
-    """The server cannot listen on the requested address and port (in use, or not an address of this host)."""
 
 
 def host_port(address: str, port: int) -> str:

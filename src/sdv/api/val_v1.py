@@ -28,13 +28,12 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from sdv import __version__
-from sdv.api import convert
-from sdv.api._proto.kuksa.val.v1 import types_pb2, val_pb2, val_pb2_grpc
+from sdv import wire as convert
+from sdv._proto.kuksa.val.v1 import types_pb2, val_pb2, val_pb2_grpc
 from sdv.api.config import ApiConfig
 from sdv.api.errors import bounded_message, grpc_errors, http_code
 from sdv.api.val_v2 import SERVER_NAME
-from sdv.broker import Broker, Datapoint, SignalMetadata, Subscription
+from sdv.broker import Broker, Subscription
 from sdv.broker.access import Action
 from sdv.errors import (
     AccessDenied,
@@ -44,7 +43,9 @@ from sdv.errors import (
     UnsupportedRequestError,
     ValueOutOfRangeError,
 )
-from sdv.hal.datatypes import Value
+from sdv.types.datatypes import Value
+from sdv.types.signals import Datapoint, SignalMetadata
+from sdv.version import __version__
 
 __all__ = ["ValV1Servicer", "requested_fields"]
 

@@ -22,16 +22,17 @@ from typing import Any, cast
 
 import grpc
 
-from sdv import __version__
-from sdv.api import convert
-from sdv.api._proto.kuksa.val.v2 import types_pb2, val_pb2, val_pb2_grpc
+from sdv import wire as convert
+from sdv._proto.kuksa.val.v2 import types_pb2, val_pb2, val_pb2_grpc
 from sdv.api.config import ApiConfig
 from sdv.api.errors import grpc_errors
 from sdv.api.provider_stream import ProviderSession, resolve_signal
-from sdv.broker import Broker, Datapoint, SignalMetadata
+from sdv.broker import Broker
 from sdv.broker.ownership import Owner
 from sdv.errors import ValueOutOfRangeError
-from sdv.hal.datatypes import Value
+from sdv.types.datatypes import Value
+from sdv.types.signals import Datapoint, SignalMetadata
+from sdv.version import __version__
 
 __all__ = ["SERVER_NAME", "ValV2Servicer"]
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 
-from sdv.errors import AccessDenied, SdvError
+from sdv.errors import AccessDenied, ScopeError
 
 __all__ = [
     "MAX_SCOPE_LENGTH",
@@ -43,10 +43,6 @@ __all__ = [
     "current_access",
     "parse_scope",
 ]
-
-
-class ScopeError(SdvError, ValueError):
-    """A ``scope`` claim that does not follow the grammar; names the offending entry."""
 
 
 class Action(StrEnum):

@@ -37,13 +37,7 @@ from typing import Any
 
 from sdv.broker.access import Action, current_access
 from sdv.broker.config import Limits
-from sdv.broker.model import (
-    NO_VALUE,
-    Datapoint,
-    SignalMetadata,
-    metadata_from_catalogue,
-    metadata_from_vehicle,
-)
+from sdv.broker.model import metadata_from_catalogue, metadata_from_vehicle
 from sdv.broker.ownership import Owner, Ownership
 from sdv.broker.providers import ActuationProvider
 from sdv.errors import (
@@ -55,9 +49,10 @@ from sdv.errors import (
     ValueOutOfRangeError,
     name_some,
 )
-from sdv.hal.datatypes import Value, check_request
 from sdv.hal.processor import SignalUpdate, Status
 from sdv.hal.vehicle import VehicleModel
+from sdv.types.datatypes import Value, check_request
+from sdv.types.signals import NO_VALUE, Datapoint, SignalMetadata
 from sdv.vss import Catalogue
 
 __all__ = ["Broker", "Subscription"]

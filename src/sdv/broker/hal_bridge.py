@@ -28,13 +28,14 @@ from collections.abc import Sequence
 
 from sdv.broker.broker import Broker
 from sdv.broker.config import Limits
-from sdv.broker.model import SignalMetadata, metadata_from_catalogue, metadata_from_vehicle
+from sdv.broker.model import metadata_from_catalogue, metadata_from_vehicle
 from sdv.broker.ownership import Owner, OwnerKind
 from sdv.broker.providers import HalProvider
 from sdv.hal.bus_state import BusState, BusStatus
 from sdv.hal.processor import BusStatistics, SignalUpdate, Status
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import VehicleModel
+from sdv.types.signals import SignalMetadata
 from sdv.vss import Catalogue
 
 __all__ = [

@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
-from sdv.hal.datatypes import Value
 from sdv.hal.runtime import Hal
+from sdv.types.datatypes import Value
 
 __all__ = ["ActuationProvider", "HalProvider"]
 

@@ -18,12 +18,12 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from sdv.broker import Datapoint, SignalMetadata
 from sdv.cli.security_options import add_connection_arguments, connection_security
 from sdv.client import DEFAULT_SERVER, VehicleClient
 from sdv.errors import SdvError, ValueOutOfRangeError
-from sdv.hal.datatypes import Value, parse_text
-from sdv.hal.processor import Status
+from sdv.types.datatypes import Value, parse_text
+from sdv.types.signals import Datapoint, SignalMetadata
+from sdv.types.status import Status
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

@@ -13,8 +13,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from sdv import __version__
 from sdv.errors import SdvError
+from sdv.version import __version__
 
 __all__ = ["build_parser", "main"]
 

@@ -34,7 +34,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from sdv.api._proto.sdv.ota.v1 import ota_pb2
+from sdv._proto.sdv.ota.v1 import ota_pb2
 from sdv.api.ota import OtaServer, status_to_proto
 from sdv.api.security import ServerSecurity
 from sdv.api.server import DEFAULT_ADDRESS
@@ -47,11 +47,11 @@ from sdv.cli.security_options import (
     server_security,
 )
 from sdv.client.errors import ServerUnreachableError
-from sdv.client.ota import OtaClient, state_name
 from sdv.errors import VerificationError
 from sdv.ota.agent.config import load_agent_config
 from sdv.ota.agent.core import UpdateAgent, local_status
 from sdv.ota.bundle.store import read_bundle_header
+from sdv.ota.client import OtaClient, state_name
 from sdv.ota.errors import (
     AgentStateError,
     InsufficientSpaceError,

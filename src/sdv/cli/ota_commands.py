@@ -23,7 +23,6 @@ from pathlib import Path
 from sdv.cli import ota_agent_commands, ota_record_commands
 from sdv.cli.ota_refusals import counter_argument, refusing
 from sdv.cli.security_options import add_connection_arguments, connection_security
-from sdv.client.ota import OtaClient
 from sdv.errors import OtaError
 from sdv.ota.bundle.canonical import canonical_bytes, format_time, signing_input
 from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
@@ -57,6 +56,7 @@ from sdv.ota.bundle.trust import (
     verify_rotation,
 )
 from sdv.ota.bundle.trusted_time import parse_duration, trusted_now
+from sdv.ota.client import OtaClient
 
 __all__ = ["register"]
 

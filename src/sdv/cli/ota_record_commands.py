@@ -21,17 +21,17 @@ from pydantic import ValidationError
 
 from sdv.cli.ota_refusals import EXIT_REFUSED, counter_argument, refusing
 from sdv.cli.security_options import add_connection_arguments, connection_security
-from sdv.client.ota import OtaClient
 from sdv.errors import OtaError
 from sdv.ota.agent.config import load_agent_config
 from sdv.ota.agent.event_log import BundleSummary, EventEntry, EventKind
 from sdv.ota.agent.event_store import check_state_directory, read_log
 from sdv.ota.agent.records import ecu_key_path, load_or_create_ecu_key
+from sdv.ota.agent.report import EcuReport, new_nonce, parse_signed_report, verify_report
 from sdv.ota.agent.store import has_record, read_record
 from sdv.ota.bundle.canonical import canonical_bytes, format_time
 from sdv.ota.bundle.config import DEFAULT_LIMITS
-from sdv.ota.bundle.report import EcuReport, new_nonce, parse_signed_report, verify_report
 from sdv.ota.bundle.store import load_public_key, read_limited, write_atomically
+from sdv.ota.client import OtaClient
 from sdv.ota.errors import EventLogError
 
 __all__ = ["register"]

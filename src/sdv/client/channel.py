@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from sdv.api.security import read_pem
 from sdv.errors import SdvError
+from sdv.files import read_pem
 
 __all__ = ["ChannelSecurity", "open_channel"]
 

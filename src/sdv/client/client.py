@@ -19,18 +19,18 @@ from typing import TYPE_CHECKING, Self
 
 import grpc
 
-from sdv.api._proto.kuksa.val.v2 import types_pb2, val_pb2, val_pb2_grpc
-from sdv.api.convert import timestamp_to_proto, value_to_v2
-from sdv.broker import Datapoint, SignalMetadata
+from sdv._proto.kuksa.val.v2 import types_pb2, val_pb2, val_pb2_grpc
 from sdv.client.channel import ChannelSecurity, open_channel
 from sdv.client.convert import datapoint_from_v2, metadata_from_v2
 from sdv.client.errors import ServerUnreachableError, translate
 from sdv.client.provider import ProviderStream
 from sdv.errors import ReadOnlyError, SdvError, UnknownSignalError, ValueOutOfRangeError
-from sdv.hal.datatypes import coerce
+from sdv.types.datatypes import coerce
+from sdv.types.signals import Datapoint, SignalMetadata
+from sdv.wire import timestamp_to_proto, value_to_v2
 
 if TYPE_CHECKING:
-    from sdv.api._proto.kuksa.val.v2.val_pb2_grpc import VALAsyncStub
+    from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALAsyncStub
 
 __all__ = ["DEFAULT_SERVER", "VehicleClient"]
 

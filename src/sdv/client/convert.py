@@ -2,7 +2,7 @@
 
 The client speaks in the types an in-process app of the broker sees (:class:`~sdv.broker.Datapoint`,
 :class:`~sdv.broker.SignalMetadata`), so an app can move between the two without changes. The opposite direction
-(values into requests) reuses :mod:`sdv.api.convert`, the one module that defines the wire form of each datatype.
+(values into requests) reuses :mod:`sdv.wire`, the one module that defines the wire form of each datatype.
 
 Invariants:
 
@@ -17,11 +17,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 
-from sdv.api._proto.kuksa.val.v2 import types_pb2 as v2
-from sdv.api.convert import DATA_TYPES_V2, ENTRY_TYPES_V2, timestamp_from_proto
-from sdv.broker import Datapoint, SignalMetadata
-from sdv.hal.datatypes import Scalar, Value
-from sdv.hal.processor import Status
+from sdv._proto.kuksa.val.v2 import types_pb2 as v2
+from sdv.types.datatypes import Scalar, Value
+from sdv.types.signals import Datapoint, SignalMetadata
+from sdv.types.status import Status
+from sdv.wire import DATA_TYPES_V2, ENTRY_TYPES_V2, timestamp_from_proto
 
 __all__ = ["datapoint_from_v2", "metadata_from_v2", "shortest_float32", "value_from_v2"]
 

@@ -23,15 +23,12 @@ from sdv.errors import (
     NoProviderError,
     ProviderTimeoutError,
     SdvError,
+    ServerUnreachableError,
     UnknownSignalError,
     ValueOutOfRangeError,
 )
 
 __all__ = ["ServerUnreachableError", "translate"]
-
-
-class ServerUnreachableError(SdvError, ConnectionError):
-    """The server cannot be reached (not running, wrong address, or the connection broke)."""
 
 
 _ERRORS: dict[grpc.StatusCode, type[SdvError]] = {

@@ -22,16 +22,16 @@ from typing import TYPE_CHECKING, Any, Self
 
 import grpc
 
-from sdv.api._proto.kuksa.val.v2 import types_pb2, val_pb2
-from sdv.api.convert import value_to_v2
-from sdv.broker import SignalMetadata
+from sdv._proto.kuksa.val.v2 import types_pb2, val_pb2
 from sdv.client.convert import value_from_v2
 from sdv.client.errors import translate
 from sdv.errors import SdvError, ValueOutOfRangeError
-from sdv.hal.datatypes import Value, coerce
+from sdv.types.datatypes import Value, coerce
+from sdv.types.signals import SignalMetadata
+from sdv.wire import value_to_v2
 
 if TYPE_CHECKING:
-    from sdv.api._proto.kuksa.val.v2.val_pb2_grpc import VALAsyncStub
+    from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALAsyncStub
 
 __all__ = ["ActuationHandler", "ProviderStream"]
 

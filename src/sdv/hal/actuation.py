@@ -16,11 +16,11 @@ import can
 
 from sdv.errors import ValueOutOfRangeError
 from sdv.hal.codec import MessageCodec
-from sdv.hal.datatypes import Scalar, Value, check_request
 from sdv.hal.e2e import checksum_function, compute_checksum
 from sdv.hal.expressions import compile_expression
 from sdv.hal.profile import SignalConfig
 from sdv.hal.vehicle import VehicleModel, value_table_for
+from sdv.types.datatypes import Scalar, Value, check_request
 
 __all__ = ["Actuator"]
 

@@ -12,8 +12,8 @@ import difflib
 from collections.abc import Iterable, Iterator, Mapping
 
 from sdv.errors import Problem
-from sdv.hal.datatypes import Value
 from sdv.hal.profile import LocatedConfig, SignalConfig
+from sdv.types.datatypes import Value
 from sdv.vss import Catalogue, VssNode
 
 __all__ = ["catalogue_problems"]

@@ -22,7 +22,6 @@ Invariants:
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -30,11 +29,12 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from sdv.hal.codec import DecodeFunction, MessageCodec, SignalLayout
-from sdv.hal.datatypes import INTEGER_RANGES, ROUNDING, Value
 from sdv.hal.e2e import checksum_function
 from sdv.hal.expressions import compile_expression
 from sdv.hal.profile import E2EConfig, SignalConfig
 from sdv.hal.vehicle import VehicleModel, value_table_for
+from sdv.types.datatypes import INTEGER_RANGES, ROUNDING, Value
+from sdv.types.status import Status
 
 __all__ = [
     "BusStatistics",
@@ -68,18 +68,6 @@ class FrameLike(Protocol):
     def data(self) -> bytearray | bytes: ...
     @property
     def is_error_frame(self) -> bool: ...
-
-
-class Status(enum.Enum):
-    """Whether a signal's value can be trusted right now."""
-
-    VALID = "valid"
-    STALE = "stale"
-    """Freshness monitoring: the message was not received within its timeout."""
-    E2E_FAILED = "e2e_failed"
-    """The message's counter or checksum check failed."""
-    NOT_AVAILABLE = "not_available"
-    """No value has been received (or the bus is down)."""
 
 
 class SignalUpdate(NamedTuple):

@@ -20,8 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sdv.errors import Problem, ProfileError
-from sdv.hal.datatypes import INTEGER_RANGES, Datatype, Rounding
 from sdv.hal.expressions import compile_expression
+from sdv.types.datatypes import INTEGER_RANGES, Datatype, Rounding
 
 __all__ = [
     "ActuatorTarget",
@@ -313,7 +313,7 @@ class FreshnessConfig(_Model):
 class ServicesConfig(_Model):
     """Which profile signal fills which field of the typed services (``sdv.cockpit.v1``, ``sdv.adas.v1``).
 
-    Each service maps its field names (see :mod:`sdv.services.fields`) to VSS paths of the profile's signals; a
+    Each service maps its field names (see :mod:`sdv.types.service_fields`) to VSS paths of the profile's signals; a
     field left out is served as not available. :mod:`sdv.hal.vehicle` checks the names, paths, datatypes, units
     and that command fields map to actuators.
     """

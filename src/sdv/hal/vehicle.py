@@ -20,7 +20,6 @@ from pathlib import Path
 from sdv.errors import DbcError, Problem, ProfileError
 from sdv.hal.catalogue_check import catalogue_problems
 from sdv.hal.codec import MessageCodec, SignalLayout, codec_from_cantools
-from sdv.hal.datatypes import INTEGER_RANGES, ROUNDING, Value, coerce
 from sdv.hal.dbc import LoadedDbc, load_dbc
 from sdv.hal.e2e import available_checksums
 from sdv.hal.expressions import compile_expression
@@ -35,7 +34,8 @@ from sdv.hal.profile import (
     load_profile_config,
     parse_profile_text,
 )
-from sdv.services.fields import SERVICE_FIELDS, family_of
+from sdv.types.datatypes import INTEGER_RANGES, ROUNDING, Value, coerce
+from sdv.types.service_fields import SERVICE_FIELDS, family_of
 from sdv.vss import Catalogue
 
 __all__ = ["BusModel", "VehicleModel", "load_vehicle", "value_table_for", "vehicle_from_text"]

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sdv.hal.codec import SignalLayout
-from sdv.hal.datatypes import INTEGER_RANGES
+from sdv.types.datatypes import INTEGER_RANGES
 from sdv.vss import Catalogue, VssNode
 
 __all__ = [

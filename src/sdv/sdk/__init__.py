@@ -6,13 +6,13 @@ cannot be reached raises :class:`ServerUnreachableError` (an ``SdvError`` and a 
 """
 
 from sdv.client import DEFAULT_SERVER, ServerUnreachableError
-from sdv.hal.datatypes import Value
 from sdv.sdk.model import Actuator, Branch, Signal
 from sdv.sdk.reconnect import ReconnectPolicy
 from sdv.sdk.services import Adas, ClusterState, Cockpit, Measurement, Validity, VehicleDynamics
 from sdv.sdk.sync import SyncVehicle, connect_sync
 from sdv.sdk.values import SignalValue
 from sdv.sdk.vehicle import Vehicle, connect
+from sdv.types.datatypes import Value
 
 __all__ = [
     "DEFAULT_SERVER",

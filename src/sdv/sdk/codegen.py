@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sdv.errors import Problem, ProfileError
-from sdv.ota.bundle.store import write_atomically
+from sdv.files import write_atomically
 from sdv.sdk.values import PYTHON_TYPES
 
 if TYPE_CHECKING:

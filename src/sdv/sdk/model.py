@@ -17,9 +17,9 @@ from collections.abc import AsyncGenerator
 from typing import Generic, TypeVar, cast
 
 from sdv.errors import ValueOutOfRangeError
-from sdv.hal.datatypes import Value
 from sdv.sdk.values import PYTHON_TYPES, SignalValue
 from sdv.sdk.vehicle import Vehicle
+from sdv.types.datatypes import Value
 
 __all__ = ["Actuator", "Branch", "Signal"]
 

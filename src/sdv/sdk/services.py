@@ -38,13 +38,12 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, ConfigDict
 
-from sdv.api._proto.sdv.adas.v1 import adas_pb2, adas_pb2_grpc
-from sdv.api._proto.sdv.cockpit.v1 import cockpit_pb2, cockpit_pb2_grpc
-from sdv.api.convert import timestamp_from_proto
-from sdv.api.errors import UnsupportedRequestError
+from sdv._proto.sdv.adas.v1 import adas_pb2, adas_pb2_grpc
+from sdv._proto.sdv.cockpit.v1 import cockpit_pb2, cockpit_pb2_grpc
 from sdv.client.convert import shortest_float32
 from sdv.client.errors import ServerUnreachableError
-from sdv.errors import SdvError
+from sdv.errors import SdvError, UnsupportedRequestError
+from sdv.wire import timestamp_from_proto
 
 if TYPE_CHECKING:
     from sdv.sdk.connection import SdkClient

@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sdv.broker import SignalMetadata
 from sdv.client import DEFAULT_SERVER, ChannelSecurity
-from sdv.hal.datatypes import Value
 from sdv.sdk.reconnect import ReconnectPolicy
 from sdv.sdk.values import SignalValue
 from sdv.sdk.vehicle import Vehicle
+from sdv.types.datatypes import Value
+from sdv.types.signals import SignalMetadata
 
 __all__ = ["SyncVehicle", "connect_sync"]
 

@@ -16,9 +16,9 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from sdv.broker import Datapoint, SignalMetadata
-from sdv.hal.datatypes import Value
-from sdv.hal.processor import Status
+from sdv.types.datatypes import Value
+from sdv.types.signals import Datapoint, SignalMetadata
+from sdv.types.status import Status
 
 __all__ = ["PYTHON_TYPES", "SignalValue", "signal_value"]
 

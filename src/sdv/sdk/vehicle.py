@@ -19,14 +19,14 @@ import logging
 from collections.abc import AsyncGenerator, Iterable
 from types import TracebackType
 
-from sdv.broker import SignalMetadata
 from sdv.client import DEFAULT_SERVER, ChannelSecurity, ServerUnreachableError
 from sdv.client.provider import ProviderStream
-from sdv.hal.datatypes import Value
 from sdv.sdk.connection import SdkClient
 from sdv.sdk.reconnect import ReconnectPolicy
 from sdv.sdk.services import Adas, Cockpit
 from sdv.sdk.values import SignalValue, signal_value
+from sdv.types.datatypes import Value
+from sdv.types.signals import SignalMetadata
 
 __all__ = ["Vehicle", "connect"]
 

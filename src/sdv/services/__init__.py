@@ -4,7 +4,7 @@ The gRPC servicers live in :mod:`sdv.api`; this package is pure and imports noth
 checks in :mod:`sdv.hal.vehicle` can use it.
 """
 
-from sdv.services.fields import (
+from sdv.types.service_fields import (
     ADAS_FIELDS,
     COCKPIT_FIELDS,
     SERVICE_FIELDS,

@@ -29,7 +29,7 @@ from types import MappingProxyType
 from typing import Any, Literal, cast, get_args
 
 from sdv.errors import CatalogueError, Problem
-from sdv.hal.datatypes import DATATYPES, INTEGER_RANGES, Datatype, coerce
+from sdv.types.datatypes import DATATYPES, INTEGER_RANGES, Datatype, coerce
 from sdv.vss.reader import CatalogueLimits, JsonObject, read_json
 
 __all__ = [
@@ -100,7 +100,7 @@ class VssNode:
 
     @property
     def element_datatype(self) -> Datatype | None:
-        """The node's datatype as one of :data:`sdv.hal.datatypes.DATATYPES` (the elements' for an array)."""
+        """The node's datatype as one of :data:`sdv.types.datatypes.DATATYPES` (the elements' for an array)."""
         return None if self.datatype is None else split_datatype(self.datatype)[0]
 
 

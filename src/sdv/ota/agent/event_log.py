@@ -18,7 +18,7 @@ Invariants:
   The first kept entry of the oldest file is the anchor of what can be checked, unless it is entry 0.
 
 The chain detects damage and edits that do not rewrite every later entry; whoever can write the state directory
-can rewrite it all. The signed ECU report (:mod:`sdv.ota.bundle.report`) carries the log head, so a server that kept a
+can rewrite it all. The signed ECU report (:mod:`sdv.ota.agent.report`) carries the log head, so a server that kept a
 report can tell whether the history up to that head was rewritten since.
 """
 

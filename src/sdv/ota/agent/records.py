@@ -34,11 +34,7 @@ from sdv.errors import SdvError
 from sdv.ota.agent.config import AgentConfig
 from sdv.ota.agent.event_log import BundleSummary, EventEntry, EventKind
 from sdv.ota.agent.event_store import EventJournal
-from sdv.ota.agent.state import AgentRecord, AgentState
-from sdv.ota.agent.store import AgentStatus
-from sdv.ota.bundle.canonical import parse_time
-from sdv.ota.bundle.keys import PrivateKey, generate_private_key
-from sdv.ota.bundle.report import (
+from sdv.ota.agent.report import (
     REPORT_TYPE,
     EcuReport,
     ReportedComponent,
@@ -49,6 +45,10 @@ from sdv.ota.bundle.report import (
     check_nonce,
     sign_report,
 )
+from sdv.ota.agent.state import AgentRecord, AgentState
+from sdv.ota.agent.store import AgentStatus
+from sdv.ota.bundle.canonical import parse_time
+from sdv.ota.bundle.keys import PrivateKey, generate_private_key
 from sdv.ota.bundle.store import (
     fsync_directory,
     load_private_key,

@@ -16,17 +16,16 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
+from sdv.files import atomic_writer, fsync_directory, write_atomically
 from sdv.ota.bundle.canonical import canonical_bytes, parse_canonical
 from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
 from sdv.ota.bundle.format import BundleHeader, ByteStream, read_header
@@ -60,57 +59,6 @@ __all__ = [
 _logger = logging.getLogger(__name__)
 
 _KEY_FILE_LIMIT = 64 * 1024
-
-
-def fsync_directory(directory: Path) -> None:
-    """``fsync`` a directory, so that a rename or a new entry in it survives a power loss."""
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-@contextlib.contextmanager
-def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
-    """Write ``path`` atomically: yields a temporary file that replaces ``path`` when the block succeeds.
-
-    The temporary file is in the same directory, flushed and ``fsync``-ed before ``os.replace``; the directory
-    is ``fsync``-ed afterwards. If the block raises, the temporary file is removed and ``path`` is untouched.
-
-    Raises:
-        OtaError: the file cannot be created or completed (a missing folder, no permission, a full disk).
-    """
-    directory = path.resolve().parent
-    try:
-        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, before the rename
-            dir=directory, prefix=f".{path.name}.", suffix=".tmp", delete=False
-        )
-    except OSError as error:
-        missing = "" if directory.is_dir() else f" (folder {directory} does not exist)"
-        raise OtaError(f"{path}: cannot write: {error.strerror}{missing}") from error
-    temporary = Path(handle.name)
-    try:
-        os.chmod(temporary, mode)
-        yield handle  # type: ignore[misc]
-        try:
-            handle.flush()
-            os.fsync(handle.fileno())
-            handle.close()
-            os.replace(temporary, path)
-            fsync_directory(directory)
-        except OSError as error:
-            raise OtaError(f"{path}: cannot write: {error.strerror}") from error
-    except BaseException:
-        handle.close()
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` atomically (see :func:`atomic_writer`)."""
-    with atomic_writer(path, mode) as handle:
-        handle.write(data)
 
 
 def read_limited(path: Path, limit: int, what: str) -> bytes:

@@ -11,7 +11,7 @@ signal to the field. A STALE or E2E_FAILED measurement keeps the last value rece
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from sdv.api._proto.sdv.adas.v1 import adas_pb2 as _adas_pb2
+from sdv._proto.sdv.adas.v1 import adas_pb2 as _adas_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys

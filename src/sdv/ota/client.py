@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 
-from sdv.api._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
+from sdv._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
 from sdv.client.channel import ChannelSecurity
 from sdv.client.errors import ServerUnreachableError
 from sdv.errors import AccessDenied, AuthenticationError, SdvError, VerificationError
+from sdv.ota.agent.report import EcuReport, SignedEcuReport
 from sdv.ota.bundle.canonical import parse_canonical
 from sdv.ota.bundle.keys import Signature
-from sdv.ota.bundle.report import EcuReport, SignedEcuReport
 from sdv.ota.bundle.store import hash_file, read_bundle_header
 from sdv.ota.errors import (
     AgentStateError,
@@ -39,7 +39,7 @@ from sdv.ota.errors import (
 )
 
 if TYPE_CHECKING:
-    from sdv.api._proto.sdv.ota.v1.ota_pb2_grpc import OtaStub
+    from sdv._proto.sdv.ota.v1.ota_pb2_grpc import OtaStub
 
 __all__ = ["OtaClient", "state_name"]
 
@@ -223,7 +223,7 @@ class OtaClient:
         )
 
     def report(self, nonce: str) -> SignedEcuReport:
-        """The agent's signed ECU version report for ``nonce`` (check it with :func:`sdv.ota.bundle.report.verify_report`).
+        """The agent's signed ECU version report for ``nonce`` (check it with :func:`sdv.ota.agent.report.verify_report`).
 
         Raises:
             NonceFormatError: (as ``VerificationError``) the agent refused the nonce.

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from sdv.api._proto.sdv.cockpit.v1 import cockpit_pb2 as sdv_dot_cockpit_dot_v1_dot_cockpit__pb2
+from sdv._proto.sdv.cockpit.v1 import cockpit_pb2 as sdv_dot_cockpit_dot_v1_dot_cockpit__pb2
 
 GRPC_GENERATED_VERSION = '1.82.1'
 GRPC_VERSION = grpc.__version__

@@ -21,12 +21,12 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from sdv.api._proto.kuksa.val.v1 import types_pb2 as v1
-from sdv.api._proto.kuksa.val.v2 import types_pb2 as v2
-from sdv.broker import Datapoint, SignalMetadata
+from sdv._proto.kuksa.val.v1 import types_pb2 as v1
+from sdv._proto.kuksa.val.v2 import types_pb2 as v2
 from sdv.errors import ValueOutOfRangeError
-from sdv.hal.datatypes import INTEGER_RANGES, Value
-from sdv.hal.processor import Status
+from sdv.types.datatypes import INTEGER_RANGES, Value
+from sdv.types.signals import Datapoint, SignalMetadata
+from sdv.types.status import Status
 
 __all__ = [
     "DATA_TYPES_V1",

@@ -10,7 +10,7 @@ absent (`has_<field>()` is false). Units are those named in the comments (the VS
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from sdv.api._proto.sdv.cockpit.v1 import cockpit_pb2 as _cockpit_pb2
+from sdv._proto.sdv.cockpit.v1 import cockpit_pb2 as _cockpit_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys

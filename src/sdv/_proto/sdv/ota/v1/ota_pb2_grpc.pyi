@@ -21,7 +21,7 @@ Errors are gRPC statuses with a message naming the reason (src/sdv/api/errors.py
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from sdv.api._proto.sdv.ota.v1 import ota_pb2 as _ota_pb2
+from sdv._proto.sdv.ota.v1 import ota_pb2 as _ota_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys

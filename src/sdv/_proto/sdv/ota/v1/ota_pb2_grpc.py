@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from sdv.api._proto.sdv.ota.v1 import ota_pb2 as sdv_dot_ota_dot_v1_dot_ota__pb2
+from sdv._proto.sdv.ota.v1 import ota_pb2 as sdv_dot_ota_dot_v1_dot_ota__pb2
 
 GRPC_GENERATED_VERSION = '1.82.1'
 GRPC_VERSION = grpc.__version__

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from sdv.api._proto.kuksa.val.v1 import val_pb2 as kuksa_dot_val_dot_v1_dot_val__pb2
+from sdv._proto.kuksa.val.v1 import val_pb2 as kuksa_dot_val_dot_v1_dot_val__pb2
 
 GRPC_GENERATED_VERSION = '1.82.1'
 GRPC_VERSION = grpc.__version__

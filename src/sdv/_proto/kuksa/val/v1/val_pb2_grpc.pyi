@@ -9,7 +9,7 @@ status codes are in docs/api.md.
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from sdv.api._proto.kuksa.val.v1 import val_pb2 as _val_pb2
+from sdv._proto.kuksa.val.v1 import val_pb2 as _val_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys

@@ -1,0 +1,40 @@
+"""The layering an app developer relies on: importing the client and the SDK loads no server part and no CAN,
+DBC or YAML library (the import-linter contracts in pyproject.toml check every layer in `make lint`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+_HEAVY = ("cantools", "can", "yaml", "sdv.hal", "sdv.broker", "sdv.api", "sdv.services", "sdv.ota", "sdv.cli")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import sdv",
+        "import sdv.client",
+        "import sdv.sdk",
+        "from sdv.sdk import connect, connect_sync, Vehicle",
+        "import sdv; sdv.connect_sync",
+    ],
+)
+def test_app_imports_load_no_server_and_no_can_stack(statement: str) -> None:
+    probe = (
+        f"{statement}\nimport json, sys\n"
+        f"print(json.dumps(sorted(m for m in sys.modules if m in {_HEAVY!r} or m.startswith(tuple(n + '.' for n in {_HEAVY!r})))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert json.loads(result.stdout) == []
+
+
+def test_the_error_users_most_need_is_exported() -> None:
+    import sdv
+
+    assert "ServerUnreachableError" in sdv.__all__
+    assert issubclass(sdv.ServerUnreachableError, sdv.SdvError)
