@@ -40,6 +40,7 @@ from sdv._proto.kuksa.val.v2 import val_pb2
 from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALStub
 from sdv.api.server import SdvServer
 from sdv.broker import Broker
+from sdv.broker.access import UNRESTRICTED
 from sdv.hal.processor import SignalUpdate, Status
 from sdv.hal.runtime import Hal
 from sdv.hal.sources import FrameSource, RecordingSource
@@ -153,7 +154,7 @@ async def run_subscribers(
     server: SdvServer, broker: Broker, subscribers: int, warmup: float, window: float, latency: bool
 ) -> tuple[dict[str, Any], float]:
     """Run a subscriber process; returns its result and the updates/s the HAL produced meanwhile."""
-    paths = [meta.path for meta in broker.list_metadata()]
+    paths = [meta.path for meta in broker.list_metadata(access=UNRESTRICTED)]
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     process = context.Process(

@@ -37,6 +37,7 @@ from sdv._proto.kuksa.val.v2 import types_pb2, val_pb2
 from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALStub
 from sdv.api.server import SdvServer
 from sdv.broker import Broker
+from sdv.broker.access import UNRESTRICTED
 from sdv.hal.processor import SignalUpdate, Status
 from sdv.vss import load_catalogue
 
@@ -50,12 +51,12 @@ def load_seconds(path: Path, repeat: int) -> tuple[float, int]:
         started = time.perf_counter()
         broker = Broker.from_catalogue(load_catalogue([path]))
         best = min(best, time.perf_counter() - started)
-        count = len(broker.list_metadata())
+        count = len(broker.list_metadata(access=UNRESTRICTED))
     return best, count
 
 
 async def rate(broker: Broker, publish: Callable[[float], None], subscribers: int, count: int) -> float:
-    subscriptions = [broker.subscribe([SIGNAL]) for _ in range(subscribers)]
+    subscriptions = [broker.subscribe([SIGNAL], access=UNRESTRICTED) for _ in range(subscribers)]
 
     async def drain(subscription: object) -> None:
         async for _ in subscription:  # type: ignore[attr-defined]
@@ -166,7 +167,9 @@ async def provider_over_grpc(
 
 async def over_grpc(vss: Path, counts: list[int], warmup: float, window: float) -> None:
     broker = Broker.from_catalogue(load_catalogue([vss]))
-    print(f"(c) over gRPC, {SIGNAL} of the {len(broker.list_metadata())} signals of {vss.name}:")
+    print(
+        f"(c) over gRPC, {SIGNAL} of the {len(broker.list_metadata(access=UNRESTRICTED))} signals of {vss.name}:"
+    )
     print(f"    {'subscribers':>11} {'path':>9} {'published/s':>12} {'delivered/s each':>17} {'ratio':>6}")
     async with SdvServer(broker, port=0) as server:
         for subscribers in counts:
@@ -199,7 +202,7 @@ async def main() -> None:
         broker.publish([SignalUpdate(SIGNAL, value, time.time(), Status.VALID)])
 
     def provider(value: float) -> None:
-        broker.publish_value(SIGNAL, value)
+        broker.publish_value(SIGNAL, value, access=UNRESTRICTED)
 
     for subscribers in (1, 10):
         baseline = await rate(broker, hal, subscribers, args.count)

@@ -22,6 +22,7 @@ from typing import Any
 import can
 import pytest
 
+from sdv.broker.access import UNRESTRICTED
 from sdv.hal.vehicle import VehicleModel
 from tests.client.serving import ACTUATION_CHANNEL, ServerThread
 from tests.serve_process import REPOSITORY, serving
@@ -102,4 +103,7 @@ def test_each_kuksa_client_actuation_sends_the_encoded_frame(
     requests = [frame for frame in frames if frame.arbitration_id == LIGHTING_REQUEST]
     # v1 Set of the target, then v2 Actuate: one frame each, in that order, with the requested value encoded.
     assert [codec.decode(frame.data)["LowBeamRequest"] for frame in requests] == [1, 0]
-    assert in_process_server.broker.target("Vehicle.Body.Lights.Beam.Low.IsOn").value is False
+    assert (
+        in_process_server.broker.target("Vehicle.Body.Lights.Beam.Low.IsOn", access=UNRESTRICTED).value
+        is False
+    )

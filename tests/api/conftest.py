@@ -18,6 +18,7 @@ from sdv._proto.kuksa.val.v1 import val_pb2_grpc as val_v1_grpc
 from sdv._proto.kuksa.val.v2 import val_pb2_grpc as val_v2_grpc
 from sdv.api.server import SdvServer
 from sdv.broker import Broker, HalProvider, Owner, OwnerKind
+from sdv.broker.access import UNRESTRICTED
 from sdv.broker.hal_bridge import hal_actuator_paths, hal_owned_paths
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import VehicleModel, load_vehicle
@@ -50,10 +51,10 @@ def stack(demo_vehicle: VehicleModel) -> Iterator[Stack]:
     signals it feeds (as ``HalBridge`` does)."""
     broker = Broker.from_vehicle(demo_vehicle)
     hal = Hal(demo_vehicle)
-    signals = broker.claim_signals(hal_owned_paths(demo_vehicle), Owner(OwnerKind.HAL))
+    signals = broker.claim_signals(hal_owned_paths(demo_vehicle), Owner(OwnerKind.HAL), access=UNRESTRICTED)
     hal.start(broker.publish)
     actuators = hal_actuator_paths(demo_vehicle)
-    handle = broker.claim_actuators(actuators, Owner(OwnerKind.HAL), HalProvider(hal))
+    handle = broker.claim_actuators(actuators, Owner(OwnerKind.HAL), HalProvider(hal), access=UNRESTRICTED)
     yield Stack(broker, hal, handle, signals)
     hal.stop()
 

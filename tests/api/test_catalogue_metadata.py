@@ -20,6 +20,7 @@ from sdv._proto.kuksa.val.v2 import val_pb2 as v2
 from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALStub as V2Stub
 from sdv.api.server import SdvServer
 from sdv.broker import Broker, HalBridge
+from sdv.broker.access import UNRESTRICTED
 from sdv.errors import AlreadyProvidedError
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import VehicleModel
@@ -107,9 +108,9 @@ async def test_every_leaf_is_served_with_the_metadata_of_the_json(release: str) 
 
 async def test_defaults_are_the_values_from_the_start() -> None:
     broker = Broker.from_catalogue(load_catalogue([vss_release("4.0")]))
-    assert broker.get("Vehicle.Cabin.DoorCount").value == 4
-    assert broker.get("Vehicle.Cabin.SeatPosCount").value == (2, 3)
-    assert broker.get("Vehicle.Speed").value is None
+    assert broker.get("Vehicle.Cabin.DoorCount", access=UNRESTRICTED).value == 4
+    assert broker.get("Vehicle.Cabin.SeatPosCount", access=UNRESTRICTED).value == (2, 3)
+    assert broker.get("Vehicle.Speed", access=UNRESTRICTED).value is None
 
 
 def test_with_a_profile_the_hal_keeps_its_signals_and_the_catalogue_adds_the_others(
@@ -120,14 +121,16 @@ def test_with_a_profile_the_hal_keeps_its_signals_and_the_catalogue_adds_the_oth
     bridge.start()
     try:
         with pytest.raises(AlreadyProvidedError, match=r"Vehicle\.Speed is already provided by the HAL"):
-            broker.publish_value("Vehicle.Speed", 10.0)
+            broker.publish_value("Vehicle.Speed", 10.0, access=UNRESTRICTED)
         lacking = "Vehicle.Cabin.Door.Row2.PassengerSide.IsChildLockActive"
         assert lacking not in demo_vehicle.signals
-        broker.publish_value(lacking, True)  # a VSS signal the profile lacks: open to any provider
-        assert broker.get(lacking).value is True
-        ids = [meta.id for meta in broker.list_metadata()]
+        broker.publish_value(
+            lacking, True, access=UNRESTRICTED
+        )  # a VSS signal the profile lacks: open to any provider
+        assert broker.get(lacking, access=UNRESTRICTED).value is True
+        ids = [meta.id for meta in broker.list_metadata(access=UNRESTRICTED)]
         assert len(ids) == len(set(ids))
-        profile_ids = [broker.metadata(path).id for path in demo_vehicle.signals]
+        profile_ids = [broker.metadata(path, access=UNRESTRICTED).id for path in demo_vehicle.signals]
         assert profile_ids == list(range(1, len(profile_ids) + 1))  # the profile's signals keep their ids
     finally:
         bridge.stop()

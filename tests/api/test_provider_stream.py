@@ -11,6 +11,7 @@ import pytest
 from sdv._proto.kuksa.val.v2 import types_pb2 as t
 from sdv._proto.kuksa.val.v2 import val_pb2 as v
 from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALStub
+from sdv.broker.access import UNRESTRICTED
 
 from .conftest import Stack
 
@@ -57,7 +58,7 @@ async def test_claimed_actuator_gets_the_request_and_actuate_waits_for_the_answe
     )
     forwarded = (await provider.read()).batch_actuate_stream_request.actuate_requests
     assert [(item.signal_id.id, item.value.bool) for item in forwarded] == [
-        (stack.broker.metadata(LOW_BEAM).id, True)
+        (stack.broker.metadata(LOW_BEAM, access=UNRESTRICTED).id, True)
     ]
     await asyncio.sleep(0.1)
     assert not actuation.done()  # not before the provider answered
@@ -123,13 +124,13 @@ async def test_claiming_an_unknown_signal_or_a_sensor_fails(
 async def test_published_values_apply_and_only_refused_ones_are_answered(v2: VALStub, stack: Stack) -> None:
     stack.broker.release(stack.hal_signals)  # the profile's fixed attributes count as the HAL's
     provider = Provider(v2)
-    capacity_id = stack.broker.metadata(CAPACITY).id
+    capacity_id = stack.broker.metadata(CAPACITY, access=UNRESTRICTED).id
     points = {capacity_id: t.Datapoint(value=t.Value(uint32=81)), 9999: t.Datapoint(value=t.Value(bool=True))}
     await provider.send(publish_values_request=v.PublishValuesRequest(request_id=7, data_points=points))
     answer = (await provider.read()).publish_values_response
     assert answer.request_id == 7
     assert list(answer.status) == [9999] and answer.status[9999].code == t.ERROR_CODE_NOT_FOUND
-    assert stack.broker.get(CAPACITY).value == 81
+    assert stack.broker.get(CAPACITY, access=UNRESTRICTED).value == 81
     await provider.outbox.put(None)
     async with asyncio.timeout(5):
         await provider.call.code()
@@ -146,14 +147,14 @@ async def test_provided_signals_are_published_by_the_stream_only_until_it_ends(
     v2: VALStub, stack: Stack
 ) -> None:
     stack.broker.release(stack.hal_signals)
-    capacity_id = stack.broker.metadata(CAPACITY).id
+    capacity_id = stack.broker.metadata(CAPACITY, access=UNRESTRICTED).id
     provider = Provider(v2)
     await provider.send(**provide_signals(capacity_id))
     assert (await provider.read()).HasField("provide_signal_response")
     points = {capacity_id: t.Datapoint(value=t.Value(uint32=82))}
     await provider.send(publish_values_request=v.PublishValuesRequest(request_id=1, data_points=points))
     async with asyncio.timeout(5):
-        while stack.broker.get(CAPACITY).value != 82:
+        while stack.broker.get(CAPACITY, access=UNRESTRICTED).value != 82:
             await asyncio.sleep(0.01)
     publish = v.PublishValueRequest(signal_id=t.SignalID(path=CAPACITY), data_point=points[capacity_id])
     with pytest.raises(grpc.aio.AioRpcError) as error:
@@ -170,7 +171,7 @@ async def test_providing_a_signal_the_hal_feeds_ends_the_stream_with_already_exi
     v2: VALStub, stack: Stack
 ) -> None:
     provider = Provider(v2)
-    await provider.send(**provide_signals(stack.broker.metadata("Vehicle.Speed").id))
+    await provider.send(**provide_signals(stack.broker.metadata("Vehicle.Speed", access=UNRESTRICTED).id))
     async with asyncio.timeout(5):
         assert await provider.call.code() == grpc.StatusCode.ALREADY_EXISTS
     await provider.outbox.put(None)
@@ -178,7 +179,7 @@ async def test_providing_a_signal_the_hal_feeds_ends_the_stream_with_already_exi
 
 async def test_publishing_a_signal_the_hal_feeds_is_refused_per_signal(v2: VALStub, stack: Stack) -> None:
     provider = Provider(v2)
-    speed_id = stack.broker.metadata("Vehicle.Speed").id
+    speed_id = stack.broker.metadata("Vehicle.Speed", access=UNRESTRICTED).id
     points = {speed_id: t.Datapoint(value=t.Value(float=1.0))}
     await provider.send(publish_values_request=v.PublishValuesRequest(request_id=3, data_points=points))
     answer = (await provider.read()).publish_values_response

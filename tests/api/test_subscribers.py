@@ -10,6 +10,7 @@ from sdv._proto.kuksa.val.v2 import val_pb2 as v
 from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALStub
 from sdv.api.server import SdvServer
 from sdv.broker import Broker
+from sdv.broker.access import UNRESTRICTED
 
 PATHS = ["Vehicle.Speed", "Vehicle.Chassis.SteeringWheel.Angle", "Vehicle.Acceleration.Longitudinal"]
 
@@ -32,7 +33,7 @@ async def test_slow_and_vanishing_subscribers_do_not_stop_a_good_one(
             call = VALStub(channel).Subscribe(v.SubscribeRequest(signal_paths=PATHS))
             await call.read()
             await channel.close(grace=None)
-        everything = [meta.path for meta in broker.list_metadata("Vehicle")]
+        everything = [meta.path for meta in broker.list_metadata("Vehicle", access=UNRESTRICTED)]
         good = VALStub(good_channel).Subscribe(v.SubscribeRequest(signal_paths=everything))
         responses = 0
         async with asyncio.timeout(10):

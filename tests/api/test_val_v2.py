@@ -14,6 +14,7 @@ from sdv._proto.kuksa.val.v2 import val_pb2 as v
 from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALStub
 from sdv.api.server import SdvServer
 from sdv.broker import Broker, Limits, metadata_from_vehicle
+from sdv.broker.access import UNRESTRICTED
 from sdv.hal.processor import SignalUpdate, Status
 from sdv.hal.vehicle import VehicleModel
 
@@ -51,7 +52,9 @@ async def test_server_info(v2: VALStub) -> None:
 async def test_get_value_by_path_and_by_id(v2: VALStub, broker: Broker) -> None:
     brand = await v2.GetValue(v.GetValueRequest(signal_id=by_path(BRAND)))
     assert brand.data_point.value.string == "SDV Demo"
-    by_id = await v2.GetValue(v.GetValueRequest(signal_id=t.SignalID(id=broker.metadata(BRAND).id)))
+    by_id = await v2.GetValue(
+        v.GetValueRequest(signal_id=t.SignalID(id=broker.metadata(BRAND, access=UNRESTRICTED).id))
+    )
     assert by_id.data_point.value.string == "SDV Demo"
 
 
@@ -99,7 +102,9 @@ async def test_subscribe_receives_the_changing_values_of_the_demo_drive(v2: VALS
 
 
 async def test_subscribe_by_id_keys_entries_by_id(v2: VALStub, broker: Broker) -> None:
-    brand_id = broker.metadata(BRAND).id  # an attribute: its value is there from the start
+    brand_id = broker.metadata(
+        BRAND, access=UNRESTRICTED
+    ).id  # an attribute: its value is there from the start
     call = v2.SubscribeById(v.SubscribeByIdRequest(signal_ids=[brand_id]))
     async with asyncio.timeout(5):
         first = await call.read()
@@ -172,7 +177,7 @@ async def test_a_signal_the_hal_provides_cannot_be_published(v2: VALStub, broker
         with pytest.raises(grpc.aio.AioRpcError) as error:
             await v2.PublishValue(request)
         assert error.value.code() == Code.ALREADY_EXISTS and "Vehicle.Speed" in (error.value.details() or "")
-    assert broker.get("Vehicle.Speed").value != 10.0
+    assert broker.get("Vehicle.Speed", access=UNRESTRICTED).value != 10.0
 
 
 # --- error contract ----------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from types import TracebackType
 
 from sdv.api.server import SdvServer
 from sdv.broker import Broker, HalBridge
+from sdv.broker.access import UNRESTRICTED
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import VehicleModel
 
@@ -87,7 +88,7 @@ class ServerThread:
         if not self.port:
             raise RuntimeError("the test server did not start within 10 s")
         deadline = time.monotonic() + 10
-        while self.bridge is not None and self.broker.get(self.ready_when).value is None:
+        while self.bridge is not None and self.broker.get(self.ready_when, access=UNRESTRICTED).value is None:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the HAL published no {self.ready_when} within 10 s")
             time.sleep(0.01)

@@ -13,6 +13,7 @@ from pathlib import Path
 import can
 import pytest
 
+from sdv.broker.access import UNRESTRICTED
 from sdv.hal.vehicle import VehicleModel
 
 from .conftest import RUN_CLI, Result, received_frames
@@ -204,7 +205,10 @@ def test_monitor_once_shows_a_bus_that_is_down(sdv: Sdv, tmp_path: Path) -> None
     with ServerThread(vehicle, hal=hal, ready_when="Sdv.Hal.Bus.chassis.State") as server:
         result = sdv("monitor", "--once", "--server", server.target)
         plug.insert()
-        wait_for(lambda: server.broker.get("Sdv.Hal.Bus.vehicle.State").value == "UP", "the bus back up")
+        wait_for(
+            lambda: server.broker.get("Sdv.Hal.Bus.vehicle.State", access=UNRESTRICTED).value == "UP",
+            "the bus back up",
+        )
         after = sdv("monitor", "--once", "--server", server.target)
     assert result.code == 0, result.stderr
     lines = result.stdout.splitlines()

@@ -10,6 +10,7 @@ import can
 import pytest
 
 from sdv.api.server import SdvServer
+from sdv.broker.access import UNRESTRICTED
 from sdv.client import ServerUnreachableError, VehicleClient
 from sdv.errors import (
     NoProviderError,
@@ -79,7 +80,9 @@ async def test_metadata_of_a_signal_a_branch_and_the_hal_counters(
         0,
         300,
     )
-    assert speed == server.broker.metadata(SPEED)  # the same description as in the server's process
+    assert speed == server.broker.metadata(
+        SPEED, access=UNRESTRICTED
+    )  # the same description as in the server's process
     assert [meta.path for meta in everything][: len(demo_vehicle.signals)] == list(demo_vehicle.signals)
     assert FRAMES in {meta.path for meta in counters}
     kinds = {meta.path.rsplit(".", 1)[-1]: (meta.kind, meta.datatype) for meta in counters}

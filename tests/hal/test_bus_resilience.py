@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from sdv.broker import HalBridge
+from sdv.broker.access import UNRESTRICTED
 from sdv.errors import BusError, HalError, ProfileError
 from sdv.hal.bus_state import BusState, BusStateMachine
 from sdv.hal.config import HalConfig, ReconnectPolicy
@@ -76,14 +77,26 @@ def test_unplugged_bus_is_retried_with_backoff_and_recovers(
     try:
         senders["vehicle"].send(_body(vehicle, 1))
         senders["chassis"].send(_wheels(vehicle, 10.0))
-        wait_for(lambda: broker.get(LOW_BEAM).value is True, "the low beam from the vehicle bus")
-        wait_for(lambda: broker.get(WHEEL).value == pytest.approx(10.0), "a wheel speed from the chassis bus")
-        assert broker.get("Sdv.Hal.Bus.vehicle.State").value == "UP"
+        wait_for(
+            lambda: broker.get(LOW_BEAM, access=UNRESTRICTED).value is True,
+            "the low beam from the vehicle bus",
+        )
+        wait_for(
+            lambda: broker.get(WHEEL, access=UNRESTRICTED).value == pytest.approx(10.0),
+            "a wheel speed from the chassis bus",
+        )
+        assert broker.get("Sdv.Hal.Bus.vehicle.State", access=UNRESTRICTED).value == "UP"
 
         plug.pull()
         wait_for(lambda: hal.bus_states()["vehicle"].attempts >= 4, "four failed attempts to reopen")
-        assert broker.get(LOW_BEAM) == (None, broker.get(LOW_BEAM).timestamp, Status.NOT_AVAILABLE)
-        assert broker.get("Vehicle.Exterior.AirTemperature").status is Status.NOT_AVAILABLE
+        assert broker.get(LOW_BEAM, access=UNRESTRICTED) == (
+            None,
+            broker.get(LOW_BEAM, access=UNRESTRICTED).timestamp,
+            Status.NOT_AVAILABLE,
+        )
+        assert (
+            broker.get("Vehicle.Exterior.AirTemperature", access=UNRESTRICTED).status is Status.NOT_AVAILABLE
+        )
         down = hal.bus_states()["vehicle"]
         assert down.state is BusState.DOWN
         assert "device unplugged" in (down.error or "") or "no device" in (down.error or "")
@@ -91,30 +104,33 @@ def test_unplugged_bus_is_retried_with_backoff_and_recovers(
         assert list(down.retry_delays[:5]) == pytest.approx(
             [0.01, 0.02, 0.04, 0.08, 0.08][: len(down.retry_delays)]
         )
-        assert broker.get("Sdv.Hal.Bus.vehicle.State").value == "DOWN"
-        assert "no device" in str(broker.get("Sdv.Hal.Bus.vehicle.LastError").value)
-        assert broker.get("Sdv.Hal.Bus.vehicle.NextRetry").status is Status.VALID
+        assert broker.get("Sdv.Hal.Bus.vehicle.State", access=UNRESTRICTED).value == "DOWN"
+        assert "no device" in str(broker.get("Sdv.Hal.Bus.vehicle.LastError", access=UNRESTRICTED).value)
+        assert broker.get("Sdv.Hal.Bus.vehicle.NextRetry", access=UNRESTRICTED).status is Status.VALID
         with pytest.raises(BusError, match=r"Low.IsOn: bus vehicle is DOWN: .*retrying in"):
             hal.write(LOW_BEAM, True)
         # The other bus is unaffected: new values keep arriving.
         senders["chassis"].send(_wheels(vehicle, 55.5))
         wait_for(
-            lambda: broker.get(WHEEL).value == pytest.approx(55.5),
+            lambda: broker.get(WHEEL, access=UNRESTRICTED).value == pytest.approx(55.5),
             "a new wheel speed while the other is down",
         )
-        assert broker.get(WHEEL).status is Status.VALID
+        assert broker.get(WHEEL, access=UNRESTRICTED).status is Status.VALID
         assert hal.bus_states()["chassis"].state is BusState.UP
 
         plug.insert()
         wait_for(lambda: hal.bus_states()["vehicle"].state is BusState.UP, "the vehicle bus back up")
         senders["vehicle"].send(_body(vehicle, 1))  # the same value as before the outage is published again
-        wait_for(lambda: broker.get(LOW_BEAM).status is Status.VALID, "the low beam valid again")
-        assert broker.get(LOW_BEAM).value is True
+        wait_for(
+            lambda: broker.get(LOW_BEAM, access=UNRESTRICTED).status is Status.VALID,
+            "the low beam valid again",
+        )
+        assert broker.get(LOW_BEAM, access=UNRESTRICTED).value is True
         up = hal.bus_states()["vehicle"]
         assert up.reconnects == 1 and up.retry_delays == () and up.attempts == 0
-        assert broker.get("Sdv.Hal.Bus.vehicle.State").value == "UP"
-        assert broker.get("Sdv.Hal.Bus.vehicle.Reconnects").value == 1
-        assert broker.get("Sdv.Hal.Bus.vehicle.NextRetry").status is Status.NOT_AVAILABLE
+        assert broker.get("Sdv.Hal.Bus.vehicle.State", access=UNRESTRICTED).value == "UP"
+        assert broker.get("Sdv.Hal.Bus.vehicle.Reconnects", access=UNRESTRICTED).value == 1
+        assert broker.get("Sdv.Hal.Bus.vehicle.NextRetry", access=UNRESTRICTED).status is Status.NOT_AVAILABLE
         assert hal.bus_states()["chassis"].reconnects == 0
         hal.write(LOW_BEAM, False)  # actuation works again
     finally:
@@ -181,13 +197,18 @@ def test_bus_down_at_start_does_not_stop_the_others(
     bridge.start()  # does not raise: the vehicle bus starts down
     try:
         assert hal.bus_states()["vehicle"].state is BusState.DOWN
-        assert bridge.broker.get("Sdv.Hal.Bus.vehicle.State").value == "DOWN"
+        assert bridge.broker.get("Sdv.Hal.Bus.vehicle.State", access=UNRESTRICTED).value == "DOWN"
         senders["chassis"].send(_wheels(vehicle, 30.0))
-        wait_for(lambda: bridge.broker.get(WHEEL).value == pytest.approx(30.0), "the chassis bus delivering")
+        wait_for(
+            lambda: bridge.broker.get(WHEEL, access=UNRESTRICTED).value == pytest.approx(30.0),
+            "the chassis bus delivering",
+        )
         plug.insert()
         wait_for(lambda: hal.bus_states()["vehicle"].state is BusState.UP, "the vehicle bus up")
         senders["vehicle"].send(_body(vehicle, 1))
-        wait_for(lambda: bridge.broker.get(LOW_BEAM).value is True, "values from the late bus")
+        wait_for(
+            lambda: bridge.broker.get(LOW_BEAM, access=UNRESTRICTED).value is True, "values from the late bus"
+        )
         assert hal.bus_states()["vehicle"].reconnects == 1
     finally:
         bridge.stop()

@@ -13,6 +13,7 @@ import pytest
 
 import sdv
 from sdv.api.server import SdvServer
+from sdv.broker.access import UNRESTRICTED
 from sdv.errors import ReadOnlyError, SdvError, UnknownSignalError, ValueOutOfRangeError
 from sdv.sdk import ReconnectPolicy, ServerUnreachableError, SignalValue, Value
 from sdv.types.status import Status
@@ -132,7 +133,7 @@ async def test_subscription_reconnects_to_a_restarted_server(
     await first.start()
     port = first.port
     assert port
-    first.broker.publish_value(SPEED, 10.0)
+    first.broker.publish_value(SPEED, 10.0, access=UNRESTRICTED)
     restarted: SdvServer | None = None
     try:
         async with sdv.connect(f"127.0.0.1:{port}", reconnect=policy) as vehicle:
@@ -143,11 +144,11 @@ async def test_subscription_reconnects_to_a_restarted_server(
                 await asyncio.sleep(0.5)  # several attempts fail while nothing listens
                 restarted = SdvServer(Broker.from_vehicle(demo_vehicle), port=port)
                 await restarted.start()
-                restarted.broker.publish_value(SPEED, 20.0)
+                restarted.broker.publish_value(SPEED, 20.0, access=UNRESTRICTED)
                 started = time.monotonic()
                 assert (await anext(updates))[SPEED].value == 20.0  # the new server's current value
                 assert time.monotonic() - started < 2  # waits are capped at max_delay (0.2 s)
-                restarted.broker.publish_value(SPEED, 30.0)
+                restarted.broker.publish_value(SPEED, 30.0, access=UNRESTRICTED)
                 assert (await anext(updates))[SPEED].value == 30.0
     finally:
         await first.stop(grace=0)

@@ -32,6 +32,7 @@ from sdv.api.tokens import (
     public_key_pem,
 )
 from sdv.broker import HalBridge
+from sdv.broker.access import UNRESTRICTED
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import VehicleModel
 
@@ -142,7 +143,7 @@ async def stubs(bridge: HalBridge, demo_vehicle: VehicleModel, tokens: Tokens) -
     await server.start()
     try:
         async with grpc.aio.insecure_channel(server.target) as channel:
-            yield Stubs(channel, bridge.broker.metadata(SPEED).id)
+            yield Stubs(channel, bridge.broker.metadata(SPEED, access=UNRESTRICTED).id)
     finally:
         await server.stop(grace=0)
 

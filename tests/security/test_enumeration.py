@@ -23,6 +23,7 @@ from sdv._proto.kuksa.val.v2 import types_pb2 as v2_types
 from sdv._proto.kuksa.val.v2 import val_pb2 as v2
 from sdv._proto.sdv.adas.v1 import adas_pb2, adas_pb2_grpc
 from sdv._proto.sdv.cockpit.v1 import cockpit_pb2, cockpit_pb2_grpc
+from sdv.broker.access import UNRESTRICTED
 from tests.security.conftest import SPEED, Stubs, Tokens, bearer
 
 SCOPE = f"read:{SPEED}"
@@ -219,7 +220,7 @@ async def test_a_forbidden_branch_looks_like_an_unknown_one(stubs: Stubs, tokens
 
 @pytest.fixture
 def bridge_ids(stubs: Stubs, bridge: Any) -> dict[str, int]:
-    return {FORBIDDEN: bridge.broker.metadata(FORBIDDEN).id}
+    return {FORBIDDEN: bridge.broker.metadata(FORBIDDEN, access=UNRESTRICTED).id}
 
 
 async def test_an_unknown_signal_the_caller_could_read_is_not_found(stubs: Stubs, tokens: Tokens) -> None:

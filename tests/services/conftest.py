@@ -20,6 +20,7 @@ from sdv._proto.sdv.adas.v1 import adas_pb2_grpc
 from sdv._proto.sdv.cockpit.v1 import cockpit_pb2_grpc
 from sdv.api.server import SdvServer
 from sdv.broker import HalBridge
+from sdv.broker.access import UNRESTRICTED
 from sdv.hal.runtime import Hal
 from sdv.hal.sources import RecordingSource, read_recording
 from sdv.hal.vehicle import VehicleModel
@@ -59,7 +60,7 @@ def bridge(demo_vehicle: VehicleModel, moving_drive: Path) -> Iterator[HalBridge
     bridge.start()
     try:
         deadline = time.monotonic() + 10
-        while bridge.broker.get("Vehicle.Speed").value is None:
+        while bridge.broker.get("Vehicle.Speed", access=UNRESTRICTED).value is None:
             if time.monotonic() > deadline:
                 raise RuntimeError("the HAL published no Vehicle.Speed within 10 s")
             time.sleep(0.01)

@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 
 from sdv._proto.sdv.adas.v1 import adas_pb2, adas_pb2_grpc
+from sdv.api.calls import caller
 from sdv.api.convert_services import DynamicsBuilder, min_interval_ms
 from sdv.api.errors import grpc_errors
 from sdv.broker import Broker
@@ -46,7 +47,9 @@ class AdasServicer(adas_pb2_grpc.AdasServicer):
         self, request: adas_pb2.GetDynamicsRequest, context: _Context
     ) -> adas_pb2.VehicleDynamics:
         """The current dynamics."""
-        return self._builder.build({path: self._broker.get(path) for path in self._builder.paths})
+        return self._builder.build(
+            {path: self._broker.get(path, access=caller()) for path in self._builder.paths}
+        )
 
     @grpc_errors
     async def StreamDynamics(
@@ -54,7 +57,7 @@ class AdasServicer(adas_pb2_grpc.AdasServicer):
     ) -> AsyncIterator[adas_pb2.VehicleDynamics]:
         """The current dynamics, then one message per broker batch, at most ``max_rate_hz`` a second."""
         subscription = self._broker.subscribe(
-            self._builder.paths, min_interval_ms=min_interval_ms(request.max_rate_hz)
+            self._builder.paths, min_interval_ms=min_interval_ms(request.max_rate_hz), access=caller()
         )
         try:
             current: dict[str, Datapoint] = {}

@@ -22,6 +22,7 @@ from typing import Any
 from grpc_health.v1 import health_pb2
 
 from sdv.broker import Broker, Subscription
+from sdv.broker.access import UNRESTRICTED
 from sdv.errors import UnknownSignalError
 from sdv.types.signals import Datapoint
 from sdv.types.status import Status
@@ -67,7 +68,7 @@ class BusHealthReporter:
     async def start(self) -> None:
         """Publish every bus's current health and follow its changes (call from the server's event loop)."""
         try:
-            metas = self._broker.list_metadata(_BUSES)
+            metas = self._broker.list_metadata(_BUSES, access=UNRESTRICTED)
         except UnknownSignalError:
             return  # a broker without a HAL: no buses to report
         # Bus names may contain dots, so the name is what lies between the branch and the signal name.
@@ -79,8 +80,8 @@ class BusHealthReporter:
         if not self._names:
             return
         for path, name in self._names.items():
-            await self._health.set(name, _status(self._broker.get(path)))
-        self._subscription = self._broker.subscribe(list(self._names), counted=False)
+            await self._health.set(name, _status(self._broker.get(path, access=UNRESTRICTED)))
+        self._subscription = self._broker.subscribe(list(self._names), counted=False, access=UNRESTRICTED)
         self._task = asyncio.create_task(self._follow(self._subscription), name="sdv-bus-health")
 
     async def _follow(self, subscription: Subscription) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 
 from sdv._proto.sdv.cockpit.v1 import cockpit_pb2, cockpit_pb2_grpc
+from sdv.api.calls import caller
 from sdv.api.convert_services import ClusterStateBuilder, min_interval_ms
 from sdv.api.errors import UnsupportedRequestError, grpc_errors
 from sdv.broker import Broker
@@ -51,7 +52,9 @@ class CockpitServicer(cockpit_pb2_grpc.CockpitServicer):
         self, request: cockpit_pb2.GetClusterStateRequest, context: _Context
     ) -> cockpit_pb2.ClusterState:
         """The current cluster state."""
-        return self._builder.build({path: self._broker.get(path) for path in self._builder.paths})
+        return self._builder.build(
+            {path: self._broker.get(path, access=caller()) for path in self._builder.paths}
+        )
 
     @grpc_errors
     async def StreamClusterState(
@@ -59,7 +62,7 @@ class CockpitServicer(cockpit_pb2_grpc.CockpitServicer):
     ) -> AsyncIterator[cockpit_pb2.ClusterState]:
         """The current state, then one per change, at most ``max_rate_hz`` a second."""
         subscription = self._broker.subscribe(
-            self._builder.paths, min_interval_ms=min_interval_ms(request.max_rate_hz)
+            self._builder.paths, min_interval_ms=min_interval_ms(request.max_rate_hz), access=caller()
         )
         try:
             current: dict[str, Datapoint] = {}
@@ -84,7 +87,7 @@ class CockpitServicer(cockpit_pb2_grpc.CockpitServicer):
             raise UnsupportedRequestError(
                 f"this vehicle's profile maps no actuator to services.cockpit.{field}"
             )
-        await self._broker.actuate([(path, value)])
+        await self._broker.actuate([(path, value)], access=caller())
         result = cockpit_pb2.CommandResult(path=path)
         timestamp_to_proto(time.time(), result.sent)
         return result

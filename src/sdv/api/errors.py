@@ -26,7 +26,7 @@ from typing import Any, NoReturn, TypeVar, cast, overload
 
 import grpc
 
-from sdv.broker.access import current_access
+from sdv.api.calls import caller
 from sdv.errors import (
     AccessDenied,
     ActuationError,
@@ -160,7 +160,7 @@ def _as_seen_by_caller(servicer: object, method: str, error: SdvError) -> SdvErr
     service = getattr(servicer, "SERVICE_NAME", None)
     if service is None or not isinstance(error, AccessDenied):
         return error
-    return current_access().denied(f"use {service}/{method}; it needs the rights of the signals it carries")
+    return caller().denied(f"use {service}/{method}; it needs the rights of the signals it carries")
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: SdvError) -> None:

@@ -30,15 +30,17 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from sdv.api.calls import serve_for
 from sdv.api.errors import abort
 from sdv.api.tokens import TokenVerifier
-from sdv.broker.access import UNRESTRICTED, Access, act_for
+from sdv.broker.access import UNRESTRICTED, Access
 from sdv.broker.config import Limits
 from sdv.errors import AuthenticationError
 
 __all__ = ["EXEMPT_SERVICES", "CallGuard"]
 
 _LOG = logging.getLogger(__name__)
+
 _Context = grpc.aio.ServicerContext[Any, Any]
 EXEMPT_SERVICES = ("grpc.health.v1.Health",)
 _PROVIDER_METHODS = ("/kuksa.val.v2.VAL/OpenProviderStream",)
@@ -136,7 +138,7 @@ class CallGuard(_Interceptor):
         except AuthenticationError as error:
             _LOG.debug("refused a call from %s: %s", context.peer(), error)
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(error))
-        act_for(access)
+        serve_for(access)
         return expires
 
     # --- wrapping the handlers -----------------------------------------------------------------------------

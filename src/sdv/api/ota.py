@@ -32,11 +32,12 @@ from grpc_health.v1 import _async as health_aio  # the typed stubs lack the asyn
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sdv._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
+from sdv.api.calls import caller
 from sdv.api.errors import grpc_errors
 from sdv.api.guard import CallGuard
 from sdv.api.security import ServerSecurity
 from sdv.api.server import DEFAULT_ADDRESS, bind, host_port
-from sdv.broker.access import Action, current_access
+from sdv.broker.access import Action
 from sdv.broker.config import Limits
 from sdv.ota.agent.core import AgentStatus, UpdateAgent
 from sdv.ota.agent.state import AgentState, BundleRecord, GroupRecord, TransferRecord
@@ -155,7 +156,7 @@ class OtaServicer(ota_pb2_grpc.OtaServicer):
 
     async def _authorize(self, context: _Context) -> None:
         """Refuse a caller without the ``ota`` scope (``PERMISSION_DENIED`` through the error table)."""
-        current_access().check(Action.OTA)
+        caller().check(Action.OTA)
 
     def _status(self) -> ota_pb2.Status:
         return status_to_proto(self._agent.status())

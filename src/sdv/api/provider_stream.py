@@ -32,9 +32,9 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from sdv._proto.kuksa.val.v2 import types_pb2, val_pb2
+from sdv.api.calls import caller
 from sdv.api.errors import bounded_message
 from sdv.broker import Broker
-from sdv.broker.access import current_access
 from sdv.broker.ownership import Owner, OwnerKind
 from sdv.errors import (
     AccessDenied,
@@ -66,9 +66,9 @@ def resolve_signal(broker: Broker, signal_id: types_pb2.SignalID) -> SignalMetad
     """
     which = signal_id.WhichOneof("signal")
     if which == "id":
-        return broker.metadata_by_id(signal_id.id)
+        return broker.metadata_by_id(signal_id.id, access=caller())
     if which == "path":
-        return broker.metadata(signal_id.path)
+        return broker.metadata(signal_id.path, access=caller())
     raise ValueOutOfRangeError("the request names no signal: SignalID has neither id nor path")
 
 
@@ -92,7 +92,7 @@ class ProviderSession:
     def __init__(self, broker: Broker, publish: Publisher, peer: str = "") -> None:
         self._broker = broker
         self._publish = publish
-        subject = current_access().subject
+        subject = caller().subject
         self.owner = Owner(OwnerKind.CLIENT, f"{subject} at {peer}" if peer and peer != subject else subject)
         self._outbound: asyncio.Queue[val_pb2.OpenProviderStreamResponse | BaseException | object] = (
             asyncio.Queue()
@@ -127,7 +127,7 @@ class ProviderSession:
         message = val_pb2.BatchActuateStreamRequest()
         waiting: list[tuple[str, asyncio.Future[None]]] = []
         for path, value in requests:
-            meta = self._broker.metadata(path)
+            meta = self._broker.metadata(path, access=caller())
             item = message.actuate_requests.add()
             item.signal_id.id = meta.id
             value_to_v2(meta.datatype, value, item.value)
@@ -228,10 +228,10 @@ class ProviderSession:
             return None
         if action == "provide_signal_request":
             paths = [
-                self._broker.metadata_by_id(signal_id).path
+                self._broker.metadata_by_id(signal_id, access=caller()).path
                 for signal_id in request.provide_signal_request.signals_sample_intervals
             ]
-            self._broker.claim_signals(paths, self.owner)
+            self._broker.claim_signals(paths, self.owner, access=caller())
             _LOG.info("provider stream publishes %s", ", ".join(paths))
             return val_pb2.OpenProviderStreamResponse(provide_signal_response=val_pb2.ProvideSignalResponse())
         if action == "provider_error_indication":
@@ -248,7 +248,7 @@ class ProviderSession:
         paths = [resolve_signal(self._broker, signal_id).path for signal_id in request.actuator_identifiers]
         if not paths:
             raise ValueOutOfRangeError("ProvideActuationRequest names no actuator")
-        self._broker.claim_actuators(paths, self.owner, self)
+        self._broker.claim_actuators(paths, self.owner, self, access=caller())
         self._provides_actuators = True
         _LOG.info("provider stream provides %s", ", ".join(paths))
         return val_pb2.OpenProviderStreamResponse(
@@ -261,7 +261,12 @@ class ProviderSession:
         refused = val_pb2.PublishValuesResponse(request_id=request.request_id)
         for signal_id, datapoint in request.data_points.items():
             try:
-                self._publish(self._broker, self._broker.metadata_by_id(signal_id), datapoint, self.owner)
+                self._publish(
+                    self._broker,
+                    self._broker.metadata_by_id(signal_id, access=caller()),
+                    datapoint,
+                    self.owner,
+                )
             except SdvError as error:
                 refused.status[signal_id].CopyFrom(
                     types_pb2.Error(code=_error_code(error), message=bounded_message(str(error)))

@@ -30,6 +30,7 @@ import grpc
 
 from sdv import wire as convert
 from sdv._proto.kuksa.val.v1 import types_pb2, val_pb2, val_pb2_grpc
+from sdv.api.calls import caller
 from sdv.api.config import ApiConfig
 from sdv.api.errors import bounded_message, grpc_errors, http_code
 from sdv.api.val_v2 import SERVER_NAME
@@ -139,10 +140,12 @@ class ValV1Servicer(val_pb2_grpc.VALServicer):
     def _entry(self, meta: SignalMetadata, fields: frozenset[Field]) -> types_pb2.DataEntry:
         entry = types_pb2.DataEntry(path=meta.path)
         if types_pb2.FIELD_VALUE in fields:
-            entry.value.CopyFrom(convert.datapoint_to_v1(meta.datatype, self._broker.get(meta.path)))
+            entry.value.CopyFrom(
+                convert.datapoint_to_v1(meta.datatype, self._broker.get(meta.path, access=caller()))
+            )
         if types_pb2.FIELD_ACTUATOR_TARGET in fields and meta.kind == "actuator":
             entry.actuator_target.CopyFrom(
-                convert.datapoint_to_v1(meta.datatype, self._broker.target(meta.path))
+                convert.datapoint_to_v1(meta.datatype, self._broker.target(meta.path, access=caller()))
             )
         if types_pb2.FIELD_METADATA in fields:
             entry.metadata.CopyFrom(convert.metadata_to_v1(meta))
@@ -159,7 +162,7 @@ class ValV1Servicer(val_pb2_grpc.VALServicer):
     def _expand(self, path: str) -> list[SignalMetadata]:
         if not path:
             raise ValueOutOfRangeError("an entry needs a path")
-        return self._broker.list_metadata(path)
+        return self._broker.list_metadata(path, access=caller())
 
     # --- RPCs ----------------------------------------------------------------------------------------------
     @grpc_errors
@@ -209,19 +212,21 @@ class ValV1Servicer(val_pb2_grpc.VALServicer):
                     fields.add(types_pb2.FIELD_METADATA)
             _refuse_metadata(entry.path, fields)
             try:
-                meta = self._broker.metadata(entry.path)
+                meta = self._broker.metadata(entry.path, access=caller())
                 if types_pb2.FIELD_ACTUATOR_TARGET in fields:
                     if meta.kind != "actuator":
                         raise ReadOnlyError(
                             f"{meta.path} is a {meta.kind}; only actuators have a target value"
                         )
-                    self._broker.metadata(meta.path, Action.ACTUATE)  # refused before anything is sent
+                    self._broker.metadata(
+                        meta.path, Action.ACTUATE, access=caller()
+                    )  # refused before anything is sent
                     targets.append((meta.path, convert.value_from_v1(meta, entry.actuator_target)))
                 if types_pb2.FIELD_VALUE in fields:
                     stamp = entry.value.timestamp if entry.value.HasField("timestamp") else None
                     timestamp = convert.timestamp_from_proto(stamp) if stamp is not None else None
                     values.append((meta.path, convert.value_from_v1(meta, entry.value), timestamp))
-                    self._broker.check_publisher(meta.path)
+                    self._broker.check_publisher(meta.path, access=caller())
             except (ReadOnlyError, AccessDenied):
                 raise  # as KUKSA: a target for a non-actuator fails the whole call (INVALID_ARGUMENT); so does
                 # an entry the caller may not write (PERMISSION_DENIED), as it does for Get
@@ -232,13 +237,13 @@ class ValV1Servicer(val_pb2_grpc.VALServicer):
             return response
         if targets:
             try:
-                await self._broker.actuate(targets)
+                await self._broker.actuate(targets, access=caller())
             except SdvError as error:
                 response.errors.extend(_entry_error(path, error) for path, _ in targets)
                 response.error.CopyFrom(response.errors[0].error)
                 return response
         for path, value, timestamp in values:
-            self._broker.publish_value(path, value, timestamp)
+            self._broker.publish_value(path, value, timestamp, access=caller())
         return response
 
     @grpc_errors
@@ -276,9 +281,11 @@ class ValV1Servicer(val_pb2_grpc.VALServicer):
         subscriptions: list[tuple[Subscription, bool]] = []
         try:
             if value_paths:
-                subscriptions.append((self._broker.subscribe(value_paths), False))
+                subscriptions.append((self._broker.subscribe(value_paths, access=caller()), False))
             if target_paths:
-                subscriptions.append((self._broker.subscribe(target_paths, targets=True), True))
+                subscriptions.append(
+                    (self._broker.subscribe(target_paths, targets=True, access=caller()), True)
+                )
             for subscription, _ in subscriptions:
                 await anext(subscription)  # the current datapoints: the first response reads them all
             first = val_pb2.SubscribeResponse()

@@ -24,6 +24,7 @@ import grpc
 
 from sdv import wire as convert
 from sdv._proto.kuksa.val.v2 import types_pb2, val_pb2, val_pb2_grpc
+from sdv.api.calls import caller
 from sdv.api.config import ApiConfig
 from sdv.api.errors import grpc_errors
 from sdv.api.provider_stream import ProviderSession, resolve_signal
@@ -58,7 +59,7 @@ class ValV2Servicer(val_pb2_grpc.VALServicer):
     async def GetValue(self, request: val_pb2.GetValueRequest, context: _Context) -> val_pb2.GetValueResponse:
         """The current datapoint of one signal."""
         meta = resolve_signal(self._broker, request.signal_id)
-        datapoint = self._broker.get(meta.path)
+        datapoint = self._broker.get(meta.path, access=caller())
         return val_pb2.GetValueResponse(data_point=convert.datapoint_to_v2(meta.datatype, datapoint))
 
     @grpc_errors
@@ -72,7 +73,8 @@ class ValV2Servicer(val_pb2_grpc.VALServicer):
         metas = [resolve_signal(self._broker, signal_id) for signal_id in request.signal_ids]
         return val_pb2.GetValuesResponse(
             data_points=[
-                convert.datapoint_to_v2(meta.datatype, self._broker.get(meta.path)) for meta in metas
+                convert.datapoint_to_v2(meta.datatype, self._broker.get(meta.path, access=caller()))
+                for meta in metas
             ]
         )
 
@@ -81,7 +83,7 @@ class ValV2Servicer(val_pb2_grpc.VALServicer):
         self, request: val_pb2.ListMetadataRequest, context: _Context
     ) -> val_pb2.ListMetadataResponse:
         """Metadata of the signals under a branch or matching a pattern (all for an empty root)."""
-        metas = self._broker.list_metadata(request.root)
+        metas = self._broker.list_metadata(request.root, access=caller())
         return val_pb2.ListMetadataResponse(metadata=[convert.metadata_to_v2(meta) for meta in metas])
 
     @grpc_errors
@@ -104,7 +106,9 @@ class ValV2Servicer(val_pb2_grpc.VALServicer):
     async def _batches(
         self, metas: Sequence[SignalMetadata], interval_ms: float, deadline: float | None
     ) -> AsyncIterator[dict[str, Datapoint]]:
-        subscription = self._broker.subscribe([meta.path for meta in metas], min_interval_ms=interval_ms)
+        subscription = self._broker.subscribe(
+            [meta.path for meta in metas], min_interval_ms=interval_ms, access=caller()
+        )
         try:
             iterator = aiter(subscription)
             while True:
@@ -124,7 +128,7 @@ class ValV2Servicer(val_pb2_grpc.VALServicer):
     ) -> AsyncIterator[val_pb2.SubscribeResponse]:
         """Stream the subscribed signals by path, one response per broker batch."""
         interval_ms, deadline = self._check_subscribe(request.buffer_size, request.filter)
-        metas = [self._broker.metadata(path) for path in request.signal_paths]
+        metas = [self._broker.metadata(path, access=caller()) for path in request.signal_paths]
         fields = {meta.path: convert.VALUE_FIELDS[meta.datatype] for meta in metas}
         fill = convert.fill_datapoint_v2
         async for batch in self._batches(metas, interval_ms, deadline):
@@ -140,7 +144,7 @@ class ValV2Servicer(val_pb2_grpc.VALServicer):
     ) -> AsyncIterator[val_pb2.SubscribeByIdResponse]:
         """Stream the subscribed signals by id, one response per broker batch."""
         interval_ms, deadline = self._check_subscribe(request.buffer_size, request.filter)
-        metas = [self._broker.metadata_by_id(signal_id) for signal_id in request.signal_ids]
+        metas = [self._broker.metadata_by_id(signal_id, access=caller()) for signal_id in request.signal_ids]
         keys = {meta.path: (meta.id, convert.VALUE_FIELDS[meta.datatype]) for meta in metas}
         fill = convert.fill_datapoint_v2
         async for batch in self._batches(metas, interval_ms, deadline):
@@ -159,7 +163,7 @@ class ValV2Servicer(val_pb2_grpc.VALServicer):
     @grpc_errors
     async def Actuate(self, request: val_pb2.ActuateRequest, context: _Context) -> val_pb2.ActuateResponse:
         """Request a value for one actuator; returns once its provider accepted it."""
-        await self._broker.actuate([self._actuation(request)])
+        await self._broker.actuate([self._actuation(request)], access=caller())
         return val_pb2.ActuateResponse()
 
     @grpc_errors
@@ -168,7 +172,7 @@ class ValV2Servicer(val_pb2_grpc.VALServicer):
     ) -> val_pb2.ActuateResponse:
         """Carry out a stream of actuation requests one by one; the first refused one ends the call."""
         async for request in request_iterator:
-            await self._broker.actuate([self._actuation(request)])
+            await self._broker.actuate([self._actuation(request)], access=caller())
         return val_pb2.ActuateResponse()
 
     @grpc_errors
@@ -176,7 +180,9 @@ class ValV2Servicer(val_pb2_grpc.VALServicer):
         self, request: val_pb2.BatchActuateRequest, context: _Context
     ) -> val_pb2.BatchActuateResponse:
         """Request values for several actuators: all are checked before any is sent."""
-        await self._broker.actuate([self._actuation(item) for item in request.actuate_requests])
+        await self._broker.actuate(
+            [self._actuation(item) for item in request.actuate_requests], access=caller()
+        )
         return val_pb2.BatchActuateResponse()
 
     # --- providing -----------------------------------------------------------------------------------------
@@ -214,9 +220,11 @@ def publish_datapoint(
     """
     timestamp = convert.timestamp_from_proto(datapoint.timestamp) if datapoint.HasField("timestamp") else None
     if datapoint.value.WhichOneof("typed_value") is None:
-        broker.publish_not_available(meta.path, timestamp, owner=owner)
+        broker.publish_not_available(meta.path, timestamp, owner=owner, access=caller())
         return
-    broker.publish_value(meta.path, convert.value_from_v2(meta, datapoint.value), timestamp, owner=owner)
+    broker.publish_value(
+        meta.path, convert.value_from_v2(meta, datapoint.value), timestamp, owner=owner, access=caller()
+    )
 
 
 async def _next_before(

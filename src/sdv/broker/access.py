@@ -18,14 +18,15 @@ Invariants:
 
 * Scopes are parsed and compiled once, into an immutable :class:`Access`; a malformed scope is refused as a whole
   (:class:`ScopeError`), never partly applied.
-* :meth:`Access.check` is the only decision point. The broker calls it on every read, subscription, actuation and
-  publication made on behalf of a caller (:func:`current_access`); the gRPC edge sets the caller for the duration
-  of each call (:func:`act_for`). Code outside a call (the HAL's threads, tests) acts as :data:`UNRESTRICTED`.
+* :meth:`Access.check` is the only decision point. Every broker operation made on behalf of someone takes that
+  someone's :class:`Access` as an argument (``access=``) and checks it on every read, subscription, actuation and
+  publication; nothing is implied. The gRPC edge passes each caller's rights (``sdv.api.guard.caller``: no rights
+  outside a guarded call, :data:`NO_RIGHTS`); the server's own parts (the HAL bridge, bus health) pass
+  :data:`UNRESTRICTED` by name.
 """
 
 from __future__ import annotations
 
-import contextvars
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -35,12 +36,11 @@ from sdv.errors import AccessDenied, ScopeError
 
 __all__ = [
     "MAX_SCOPE_LENGTH",
+    "NO_RIGHTS",
     "UNRESTRICTED",
     "Access",
     "Action",
     "ScopeError",
-    "act_for",
-    "current_access",
     "parse_scope",
 ]
 
@@ -126,7 +126,10 @@ class Access:
 
 
 UNRESTRICTED = Access("unrestricted", "read actuate provide ota", frozenset(Action))
-"""The rights of code that acts for no caller: the HAL, a server without authorization, tests."""
+"""Every right: the server's own parts (the HAL bridge, bus health) and a server without authorization, by name."""
+
+NO_RIGHTS = Access("nobody", "", frozenset())
+"""No right at all: what a request gets when nobody said on whose behalf it runs."""
 
 
 @lru_cache(maxsize=256)  # tokens of the same app repeat the same scope
@@ -165,20 +168,3 @@ def parse_scope(scope: str, subject: str = "caller") -> Access:
         else:
             patterns.append((action, _compile_path(entry, path)))
     return Access(subject, scope, frozenset(everything), tuple(patterns))
-
-
-_CURRENT: contextvars.ContextVar[Access] = contextvars.ContextVar("sdv_access", default=UNRESTRICTED)
-
-
-def current_access() -> Access:
-    """The rights of the caller whose request is being served (:data:`UNRESTRICTED` outside a call)."""
-    return _CURRENT.get()
-
-
-def act_for(access: Access) -> None:
-    """Serve the rest of the current asyncio task on behalf of ``access``.
-
-    The gRPC edge calls it first in every call: gRPC runs each call in a task of its own, whose context dies with
-    it, so nothing needs resetting (and a stream's generator may be finalised outside the task's context).
-    """
-    _CURRENT.set(access)

@@ -19,8 +19,8 @@ Invariants:
 * An actuation request is validated completely (paths, kinds, types, ranges, allowed values, providers) before
   any provider is called, and returns once the provider accepted it, or fails after
   ``Limits.actuation_timeout_s``.
-* Every request is checked against the rights of the caller it is made for (:func:`sdv.broker.access.
-  current_access`), before the path is even looked up, so a caller learns nothing of signals it may not read:
+* Every request is checked against the rights passed with it (``access=``, a
+  :class:`~sdv.broker.access.Access`; there is no default), before the path is even looked up, so a caller learns nothing of signals it may not read:
   metadata, values, targets and subscriptions need ``read``; actuations ``actuate``; publications, signal claims
   and actuator providers ``provide``. :meth:`list_metadata` lists only what the caller may read.
 """
@@ -35,7 +35,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from sdv.broker.access import Action, current_access
+from sdv.broker.access import Access, Action
 from sdv.broker.config import Limits
 from sdv.broker.model import metadata_from_catalogue, metadata_from_vehicle
 from sdv.broker.ownership import Owner, Ownership
@@ -73,11 +73,12 @@ class Subscription:
         min_interval_ms: float,
         loop: asyncio.AbstractEventLoop,
         *,
+        client: str,
         targets: bool = False,
     ) -> None:
         self.paths = tuple(dict.fromkeys(paths))
         self.targets = targets
-        self.client = current_access().subject
+        self.client = client
         self.min_interval = min_interval_ms / 1000.0
         self.dropped = 0
         self.delivered = 0
@@ -178,8 +179,8 @@ class Broker:
                 f"a signal path must have 1 to {self.limits.max_path_length} characters"
             )
 
-    def metadata(self, path: str, action: Action = Action.READ) -> SignalMetadata:
-        """The metadata of the signal at ``path``, for a caller allowed to do ``action`` on it.
+    def metadata(self, path: str, action: Action = Action.READ, *, access: Access) -> SignalMetadata:
+        """The metadata of the signal at ``path``, for a caller with ``access`` allowed to do ``action`` on it.
 
         Raises:
             AccessDenied: the caller may not do ``action`` on ``path``.
@@ -187,7 +188,6 @@ class Broker:
             ValueOutOfRangeError: for an empty or over-long path.
         """
         self._check_path(path)
-        access = current_access()
         access.check(action, path)
         meta = self._by_path.get(path)
         if meta is None:
@@ -198,7 +198,7 @@ class Broker:
             )
         return meta
 
-    def metadata_by_id(self, signal_id: int) -> SignalMetadata:
+    def metadata_by_id(self, signal_id: int, *, access: Access) -> SignalMetadata:
         """The metadata of the signal with id ``signal_id``.
 
         An id the caller may not read is refused exactly as an id no signal has, unless the caller may read
@@ -211,14 +211,13 @@ class Broker:
                 has that id; the message names only the id.
         """
         meta = self._by_id.get(signal_id)
-        access = current_access()
         if meta is not None and access.allows(Action.READ, meta.path):
             return meta
         if meta is None and access.allows_every(Action.READ):
             raise UnknownSignalError(f"unknown signal id {signal_id}")
         raise access.denied(f"{Action.READ.value} signal id {signal_id}")
 
-    def list_metadata(self, root: str = "") -> list[SignalMetadata]:
+    def list_metadata(self, root: str = "", *, access: Access) -> list[SignalMetadata]:
         """Metadata of the signals under ``root``.
 
         ``root`` is empty (every signal), a branch (``Vehicle.Cabin``), a signal path, or a pattern in which
@@ -231,7 +230,6 @@ class Broker:
             UnknownSignalError: when nothing matches a root the caller may read.
             AccessDenied: when the caller may read nothing under ``root`` (the message names only ``root``).
         """
-        access = current_access()
         try:
             found = self._matching(root)
         except UnknownSignalError:
@@ -279,18 +277,19 @@ class Broker:
             )
 
     # --- values --------------------------------------------------------------------------------------------
-    def get(self, path: str) -> Datapoint:
+    def get(self, path: str, *, access: Access) -> Datapoint:
         """The latest datapoint of a signal (``value`` None if none was received).
 
         Raises:
             UnknownSignalError: unknown path.
+            AccessDenied: ``access`` may not read it.
         """
-        self.metadata(path)
+        self.metadata(path, access=access)
         return self._values[path]
 
-    def target(self, path: str) -> Datapoint:
+    def target(self, path: str, *, access: Access) -> Datapoint:
         """The last target value requested for an actuator."""
-        self.metadata(path)
+        self.metadata(path, access=access)
         return self._targets.get(path, NO_VALUE)
 
     def publish(self, updates: Sequence[SignalUpdate]) -> None:
@@ -318,7 +317,13 @@ class Broker:
         self.updates_published += len(updates)
 
     def publish_value(
-        self, path: str, value: object, timestamp: float | None = None, *, owner: Owner | None = None
+        self,
+        path: str,
+        value: object,
+        timestamp: float | None = None,
+        *,
+        owner: Owner | None = None,
+        access: Access,
     ) -> None:
         """Publish one value from an external provider, validated against the signal's metadata.
 
@@ -331,7 +336,7 @@ class Broker:
             ValueOutOfRangeError: wrong type, outside min/max or not an allowed value.
             AlreadyProvidedError: another owner provides the signal.
         """
-        meta = self.metadata(path, Action.PROVIDE)
+        meta = self.metadata(path, Action.PROVIDE, access=access)
         checked = check_request(
             path, meta.datatype, value, minimum=meta.min, maximum=meta.max, allowed=meta.allowed
         )
@@ -341,7 +346,7 @@ class Broker:
             self._publish_locked([update])
 
     def publish_not_available(
-        self, path: str, timestamp: float | None = None, *, owner: Owner | None = None
+        self, path: str, timestamp: float | None = None, *, owner: Owner | None = None, access: Access
     ) -> None:
         """Mark a signal "not available" for an external provider (a datapoint without value).
 
@@ -349,7 +354,7 @@ class Broker:
             UnknownSignalError: unknown path.
             AlreadyProvidedError: another owner provides the signal.
         """
-        self.metadata(path, Action.PROVIDE)
+        self.metadata(path, Action.PROVIDE, access=access)
         update = SignalUpdate(
             path, None, time.time() if timestamp is None else timestamp, Status.NOT_AVAILABLE
         )
@@ -358,7 +363,7 @@ class Broker:
             self._publish_locked([update])
 
     # --- ownership -----------------------------------------------------------------------------------------
-    def check_publisher(self, path: str, owner: Owner | None = None) -> None:
+    def check_publisher(self, path: str, owner: Owner | None = None, *, access: Access) -> None:
         """Whether ``owner`` may publish ``path`` now (a check before a batch of publications).
 
         Raises:
@@ -366,11 +371,11 @@ class Broker:
             AccessDenied: the caller may not provide ``path``.
             AlreadyProvidedError: another owner provides the signal.
         """
-        self.metadata(path, Action.PROVIDE)
+        self.metadata(path, Action.PROVIDE, access=access)
         with self._lock:
             self._ownership.check_publisher(path, owner)
 
-    def claim_signals(self, paths: Sequence[str], owner: Owner) -> Owner:
+    def claim_signals(self, paths: Sequence[str], owner: Owner, *, access: Access) -> Owner:
         """Make ``owner`` the one publisher of the signals at ``paths`` (all or none).
 
         Returns:
@@ -382,13 +387,13 @@ class Broker:
             AlreadyProvidedError: another owner provides one of the signals (the message names its kind).
         """
         for path in paths:
-            self.metadata(path, Action.PROVIDE)
+            self.metadata(path, Action.PROVIDE, access=access)
         with self._lock:
             self._ownership.claim_signals(paths, owner)
         return owner
 
     def claim_actuators(
-        self, paths: Sequence[str], owner: Owner, provider: ActuationProvider | None
+        self, paths: Sequence[str], owner: Owner, provider: ActuationProvider | None, *, access: Access
     ) -> Owner:
         """Make ``owner`` the one provider of the actuators at ``paths``; ``provider`` carries out requests.
 
@@ -405,7 +410,7 @@ class Broker:
             AlreadyProvidedError: another owner provides one of the actuators (the message names its kind).
         """
         for path in paths:
-            meta = self.metadata(path, Action.PROVIDE)
+            meta = self.metadata(path, Action.PROVIDE, access=access)
             if meta.kind != "actuator":
                 raise ReadOnlyError(f"{path} is a {meta.kind}; only actuators can be provided")
         with self._lock:
@@ -440,7 +445,13 @@ class Broker:
 
     # --- subscriptions -------------------------------------------------------------------------------------
     def subscribe(
-        self, paths: Sequence[str], *, min_interval_ms: float = 0, targets: bool = False, counted: bool = True
+        self,
+        paths: Sequence[str],
+        *,
+        access: Access,
+        min_interval_ms: float = 0,
+        targets: bool = False,
+        counted: bool = True,
     ) -> Subscription:
         """Subscribe to signals; call from the event loop that will iterate the subscription.
 
@@ -458,10 +469,12 @@ class Broker:
         if min_interval_ms < 0:
             raise ValueOutOfRangeError("min_interval_ms must not be negative")
         for path in paths:
-            meta = self.metadata(path)
+            meta = self.metadata(path, access=access)
             if targets and meta.kind != "actuator":
                 raise ReadOnlyError(f"{path} is a {meta.kind}; only actuators have a target value")
-        subscription = Subscription(self, paths, min_interval_ms, asyncio.get_running_loop(), targets=targets)
+        subscription = Subscription(
+            self, paths, min_interval_ms, asyncio.get_running_loop(), client=access.subject, targets=targets
+        )
         registry = self._target_subscribers if targets else self._subscribers
         current = self._targets if targets else self._values
         with self._lock:
@@ -509,20 +522,20 @@ class Broker:
         return len(self._subscriptions)
 
     # --- actuation -----------------------------------------------------------------------------------------
-    def validate_actuation(self, path: str, value: object) -> Value:
+    def validate_actuation(self, path: str, value: object, *, access: Access) -> Value:
         """The request's value as the actuator's datatype, checked against its metadata.
 
         Raises:
             UnknownSignalError, ReadOnlyError, ValueOutOfRangeError: as their names say.
         """
-        meta = self.metadata(path, Action.ACTUATE)
+        meta = self.metadata(path, Action.ACTUATE, access=access)
         if meta.kind != "actuator":
             raise ReadOnlyError(f"{path} is a {meta.kind}; only actuators accept requests")
         return check_request(
             path, meta.datatype, value, minimum=meta.min, maximum=meta.max, allowed=meta.allowed
         )
 
-    async def actuate(self, requests: Sequence[tuple[str, object]]) -> None:
+    async def actuate(self, requests: Sequence[tuple[str, object]], *, access: Access) -> None:
         """Validate every request, then hand them to the owning providers; returns once all accepted.
 
         Each provider gets ``Limits.actuation_timeout_s`` to accept its requests.
@@ -537,7 +550,7 @@ class Broker:
         if not requests:
             raise ValueOutOfRangeError("actuate needs at least one request")
         self.check_request_size(len(requests), "actuation requests")
-        checked = [(path, self.validate_actuation(path, value)) for path, value in requests]
+        checked = [(path, self.validate_actuation(path, value, access=access)) for path, value in requests]
         by_owner: dict[int, tuple[Owner, ActuationProvider, list[tuple[str, Value]]]] = {}
         with self._lock:
             for path, value in checked:

@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Sequence
 
+from sdv.broker.access import UNRESTRICTED
 from sdv.broker.broker import Broker
 from sdv.broker.config import Limits
 from sdv.broker.model import metadata_from_catalogue, metadata_from_vehicle
@@ -207,9 +208,13 @@ class HalBridge:
         """
         vehicle = self.hal.vehicle
         counters = [path for bus in vehicle.buses for path in [*_paths(bus), *_state_paths(bus)]]
-        self.broker.claim_signals(hal_owned_paths(vehicle) + counters, self.owner)
-        self.broker.claim_actuators(hal_actuator_paths(vehicle), self.owner, HalProvider(self.hal))
-        self.broker.claim_actuators(hal_read_only_actuator_paths(vehicle), self.owner, None)
+        self.broker.claim_signals(hal_owned_paths(vehicle) + counters, self.owner, access=UNRESTRICTED)
+        self.broker.claim_actuators(
+            hal_actuator_paths(vehicle), self.owner, HalProvider(self.hal), access=UNRESTRICTED
+        )
+        self.broker.claim_actuators(
+            hal_read_only_actuator_paths(vehicle), self.owner, None, access=UNRESTRICTED
+        )
         self._started = True
         self.broker.publish(hal_statistics_updates(self.hal.statistics(), time.time()))
         self.hal.start(self._consume, self._bus_changed)

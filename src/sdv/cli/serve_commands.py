@@ -28,6 +28,7 @@ from pathlib import Path
 from sdv.api.security import ServerSecurity
 from sdv.api.server import DEFAULT_ADDRESS, DEFAULT_PORT, SdvServer
 from sdv.broker import Broker, HalBridge, Limits
+from sdv.broker.access import UNRESTRICTED
 from sdv.cli.running import serve_until_signalled
 from sdv.cli.security_options import add_server_security_arguments, server_security
 from sdv.cli.settings import load_settings
@@ -86,7 +87,7 @@ def _serve(args: argparse.Namespace) -> int:
         _LOG.info(
             "serving the VSS catalogue %s without HAL: %d signals, open to providers",
             " + ".join(str(path) for path in args.vss),
-            len(broker.list_metadata()),
+            len(broker.list_metadata(access=UNRESTRICTED)),
         )
         return asyncio.run(_run(broker, args.address, args.port, ServicesConfig(), security))
     profile: Path = args.profile or demo_profile()
@@ -111,7 +112,7 @@ def _serve(args: argparse.Namespace) -> int:
             len(vehicle.signals),
             len(actuators),
             ", ".join(vehicle.buses),
-            f"; with the VSS catalogue {' + '.join(catalogue.files)}, {len(broker.list_metadata())} signals in all"
+            f"; with the VSS catalogue {' + '.join(catalogue.files)}, {len(broker.list_metadata(access=UNRESTRICTED))} signals in all"
             if catalogue
             else "",
         )
