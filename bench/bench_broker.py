@@ -44,7 +44,7 @@ from sdv.broker.access import UNRESTRICTED
 from sdv.hal.processor import SignalUpdate, Status
 from sdv.hal.runtime import Hal
 from sdv.hal.sources import FrameSource, RecordingSource
-from sdv.hal.vehicle import VehicleModel, load_vehicle
+from sdv.hal.vehicle import VehicleDefinition, load_vehicle
 from sdv.resources import demo_profile, demo_recording
 from sdv.types.signals import SignalMetadata
 
@@ -171,7 +171,7 @@ async def run_subscribers(
     return result, produced
 
 
-async def throughput(vehicle: VehicleModel, counts: Sequence[int], warmup: float, window: float) -> None:
+async def throughput(vehicle: VehicleDefinition, counts: Sequence[int], warmup: float, window: float) -> None:
     broker = Broker.from_vehicle(vehicle)
     hal = Hal(vehicle, sources={name: demo_source(name) for name in vehicle.buses})
     hal.start(broker.publish)
@@ -254,7 +254,7 @@ async def capacity(signals: int, counts: Sequence[int], warmup: float, window: f
 
 
 async def latency(
-    vehicle: VehicleModel, frames_per_second: float, subscribers: int, warmup: float, window: float
+    vehicle: VehicleDefinition, frames_per_second: float, subscribers: int, warmup: float, window: float
 ) -> None:
     broker = Broker.from_vehicle(vehicle)
     sources = {name: PacedSource(demo_source(name), frames_per_second) for name in vehicle.buses}

@@ -30,7 +30,7 @@ from sdv.cli.hal_commands import starting_profile
 from sdv.hal.dbc import load_dbc
 from sdv.hal.processor import FrameProcessor
 from sdv.hal.sources import read_recording
-from sdv.hal.vehicle import VehicleModel, load_vehicle
+from sdv.hal.vehicle import VehicleDefinition, load_vehicle
 from sdv.resources import demo_profile, demo_recording
 
 BATCH = 512
@@ -46,7 +46,7 @@ def best_rate(run: Callable[[], None], frames: int, repeat: int) -> float:
 
 
 def measure(
-    name: str, vehicle: VehicleModel, database: object, frames: Sequence[can.Message], repeat: int
+    name: str, vehicle: VehicleDefinition, database: object, frames: Sequence[can.Message], repeat: int
 ) -> None:
     decode_message = database.decode_message  # type: ignore[attr-defined]
 

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from sdv.hal.vehicle import VehicleModel, load_vehicle
+from sdv.hal.vehicle import VehicleDefinition, load_vehicle
 from sdv.resources import demo_profile
 
 
 @pytest.fixture(scope="session")
-def demo_vehicle() -> VehicleModel:
+def demo_vehicle() -> VehicleDefinition:
     return load_vehicle(demo_profile())
 
 

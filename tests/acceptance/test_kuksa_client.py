@@ -23,7 +23,7 @@ import can
 import pytest
 
 from sdv.broker.access import UNRESTRICTED
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 from tests.client.serving import ACTUATION_CHANNEL, ServerThread
 from tests.serve_process import REPOSITORY, serving
 
@@ -69,7 +69,7 @@ def test_kuksa_client_reads_speed_its_metadata_and_a_live_subscription(serve_pro
 
 
 @pytest.fixture
-def in_process_server(demo_vehicle: VehicleModel) -> Iterator[ServerThread]:
+def in_process_server(demo_vehicle: VehicleDefinition) -> Iterator[ServerThread]:
     before = set(threading.enumerate())
     with ServerThread(demo_vehicle) as server:
         yield server
@@ -88,7 +88,7 @@ def _process_wide(thread: threading.Thread) -> bool:
 
 
 def test_each_kuksa_client_actuation_sends_the_encoded_frame(
-    in_process_server: ServerThread, demo_vehicle: VehicleModel
+    in_process_server: ServerThread, demo_vehicle: VehicleDefinition
 ) -> None:
     codec = demo_vehicle.codec("vehicle", "LightingRequest")
     bus = can.Bus(interface="virtual", channel=ACTUATION_CHANNEL, receive_own_messages=False)

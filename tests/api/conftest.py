@@ -21,7 +21,7 @@ from sdv.broker import Broker, HalProvider, Owner, OwnerKind
 from sdv.broker.access import UNRESTRICTED
 from sdv.broker.hal_bridge import hal_actuator_paths, hal_owned_paths
 from sdv.hal.runtime import Hal
-from sdv.hal.vehicle import VehicleModel, load_vehicle
+from sdv.hal.vehicle import VehicleDefinition, load_vehicle
 from sdv.resources import demo_profile
 
 ACTUATION_CHANNEL = "sdv.vehicle"
@@ -33,7 +33,7 @@ def no_leaked_threads(no_leaked_threads: None) -> None:
 
 
 @pytest.fixture(scope="session")
-def demo_vehicle() -> VehicleModel:
+def demo_vehicle() -> VehicleDefinition:
     return load_vehicle(demo_profile())
 
 
@@ -46,7 +46,7 @@ class Stack:
 
 
 @pytest.fixture
-def stack(demo_vehicle: VehicleModel) -> Iterator[Stack]:
+def stack(demo_vehicle: VehicleDefinition) -> Iterator[Stack]:
     """The broker, fed by the HAL replaying the demo drive, with the HAL providing every actuator and owning the
     signals it feeds (as ``HalBridge`` does)."""
     broker = Broker.from_vehicle(demo_vehicle)

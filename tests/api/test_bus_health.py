@@ -19,7 +19,7 @@ from sdv.api.bus_health import bus_health_name
 from sdv.api.server import SdvServer
 from sdv.broker import Broker, HalBridge
 from sdv.hal.runtime import Hal
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 
 from ..hal.flaky_bus import FAST_RECONNECT, Plug, flaky_opener, two_bus_vehicle
 
@@ -42,7 +42,7 @@ class Served:
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
     """Two buses served: ``vehicle`` on a python-can bus that can be unplugged, ``chassis`` on a virtual bus."""
-    vehicle: VehicleModel = two_bus_vehicle(tmp_path)
+    vehicle: VehicleDefinition = two_bus_vehicle(tmp_path)
     plug = Plug()
     hal = Hal(vehicle, openers={"vehicle": flaky_opener(vehicle, plug)}, config=FAST_RECONNECT)
     bridge = HalBridge(hal, statistics_period=0.0)
@@ -106,7 +106,7 @@ async def test_watch_streams_the_bus_going_down_and_up(served: Served) -> None:
     assert seen == [SERVING, NOT_SERVING, SERVING]
 
 
-async def test_a_server_without_bus_states_has_no_bus_health(demo_vehicle: VehicleModel) -> None:
+async def test_a_server_without_bus_states_has_no_bus_health(demo_vehicle: VehicleDefinition) -> None:
     async with (
         SdvServer(Broker.from_vehicle(demo_vehicle), port=0) as server,
         grpc.aio.insecure_channel(server.target) as channel,

@@ -23,7 +23,7 @@ from sdv.broker import Broker, HalBridge
 from sdv.broker.access import UNRESTRICTED
 from sdv.errors import AlreadyProvidedError
 from sdv.hal.runtime import Hal
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 from sdv.vss import load_catalogue
 from tests.vss_files import RELEASES, vss_release
 
@@ -114,7 +114,7 @@ async def test_defaults_are_the_values_from_the_start() -> None:
 
 
 def test_with_a_profile_the_hal_keeps_its_signals_and_the_catalogue_adds_the_others(
-    demo_vehicle: VehicleModel, tmp_path: Path
+    demo_vehicle: VehicleDefinition, tmp_path: Path
 ) -> None:
     bridge = HalBridge(Hal(demo_vehicle), catalogue=load_catalogue([vss_release("4.0")]))
     broker = bridge.broker

@@ -16,7 +16,7 @@ from sdv._proto.kuksa.val.v1.val_pb2_grpc import VALStub
 from sdv._proto.kuksa.val.v2 import types_pb2 as t2
 from sdv._proto.kuksa.val.v2 import val_pb2 as v2_messages
 from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALStub as V2Stub
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 
 LOW_BEAM = "Vehicle.Body.Lights.Beam.Low.IsOn"
 CABIN_TEMPERATURE = "Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"
@@ -215,7 +215,7 @@ async def test_reflection_lists_both_services(channel: grpc.aio.Channel) -> None
         break
 
 
-def test_fixture_vehicle_has_the_actuators_the_tests_use(demo_vehicle: VehicleModel) -> None:
+def test_fixture_vehicle_has_the_actuators_the_tests_use(demo_vehicle: VehicleDefinition) -> None:
     assert demo_vehicle.signals[LOW_BEAM].kind == "actuator"
     assert demo_vehicle.signals[CABIN_TEMPERATURE].max == 30
 

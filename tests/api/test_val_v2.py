@@ -16,7 +16,7 @@ from sdv.api.server import SdvServer
 from sdv.broker import Broker, Limits, metadata_from_vehicle
 from sdv.broker.access import UNRESTRICTED
 from sdv.hal.processor import SignalUpdate, Status
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 
 from .conftest import Stack
 
@@ -71,7 +71,7 @@ async def test_a_value_that_is_not_valid_is_served_without_value(v2: VALStub, br
     assert point.timestamp.seconds == 123 and point.timestamp.nanos == 500_000_000
 
 
-async def test_list_metadata(v2: VALStub, demo_vehicle: VehicleModel) -> None:
+async def test_list_metadata(v2: VALStub, demo_vehicle: VehicleDefinition) -> None:
     everything = (await v2.ListMetadata(v.ListMetadataRequest())).metadata
     assert [meta.path for meta in everything] == list(demo_vehicle.signals)
     speed = next(meta for meta in everything if meta.path == "Vehicle.Speed")
@@ -121,7 +121,7 @@ async def test_subscribe_ends_after_the_filter_duration(v2: VALStub) -> None:
 
 
 async def test_actuate_sends_the_encoded_frame(
-    v2: VALStub, can_observer: can.BusABC, demo_vehicle: VehicleModel
+    v2: VALStub, can_observer: can.BusABC, demo_vehicle: VehicleDefinition
 ) -> None:
     await v2.Actuate(actuate(LOW_BEAM, bool=True))
     # The frame was sent before Actuate returned: it is already waiting on the bus.
@@ -132,7 +132,7 @@ async def test_actuate_sends_the_encoded_frame(
 
 
 async def test_batch_actuate_sends_all_or_nothing(
-    v2: VALStub, can_observer: can.BusABC, demo_vehicle: VehicleModel
+    v2: VALStub, can_observer: can.BusABC, demo_vehicle: VehicleDefinition
 ) -> None:
     bad = v.BatchActuateRequest(
         actuate_requests=[actuate(HIGH_BEAM, bool=True), actuate(CABIN_TEMPERATURE, int32=35)]
@@ -261,7 +261,7 @@ async def test_actuator_without_provider_is_unavailable(v2: VALStub, stack: Stac
     assert error.value.code() == Code.UNAVAILABLE
 
 
-async def test_subscription_limit_is_resource_exhausted(demo_vehicle: VehicleModel) -> None:
+async def test_subscription_limit_is_resource_exhausted(demo_vehicle: VehicleDefinition) -> None:
     broker = Broker(metadata_from_vehicle(demo_vehicle), Limits(max_subscriptions=1))
     async with SdvServer(broker, port=0) as server, grpc.aio.insecure_channel(server.target) as channel:
         stub = VALStub(channel)

@@ -21,7 +21,7 @@ from sdv.errors import (
     ValueOutOfRangeError,
 )
 from sdv.hal.processor import SignalUpdate, Status
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 from sdv.types.datatypes import Value
 from sdv.types.signals import Datapoint, SignalMetadata
 
@@ -32,7 +32,7 @@ GEAR = "Vehicle.Powertrain.Transmission.SelectedGear"  # a VSS actuator the demo
 
 
 @pytest.fixture
-def broker(demo_vehicle: VehicleModel) -> Broker:
+def broker(demo_vehicle: VehicleDefinition) -> Broker:
     return Broker.from_vehicle(demo_vehicle)
 
 
@@ -187,7 +187,7 @@ async def test_publishing_from_another_thread_wakes_the_subscriber(broker: Broke
     subscription.close()
 
 
-async def test_subscription_limits(demo_vehicle: VehicleModel) -> None:
+async def test_subscription_limits(demo_vehicle: VehicleDefinition) -> None:
     broker = Broker.from_vehicle(demo_vehicle, Limits(max_subscriptions=2, max_paths_per_request=3))
     first = broker.subscribe([SPEED], access=UNRESTRICTED)
     second = broker.subscribe([SPEED], access=UNRESTRICTED)
@@ -322,7 +322,7 @@ def test_external_publish_is_validated(broker: Broker) -> None:
     assert broker.get(SPEED, access=UNRESTRICTED).value == 12.5
 
 
-async def test_hal_provider_sends_the_frame(demo_vehicle: VehicleModel, tmp_path: object) -> None:
+async def test_hal_provider_sends_the_frame(demo_vehicle: VehicleDefinition, tmp_path: object) -> None:
     import can
     import yaml
 
@@ -350,7 +350,7 @@ async def test_hal_provider_sends_the_frame(demo_vehicle: VehicleModel, tmp_path
         hal.stop()
 
 
-def test_metadata_ids_are_stable_in_profile_order(demo_vehicle: VehicleModel) -> None:
+def test_metadata_ids_are_stable_in_profile_order(demo_vehicle: VehicleDefinition) -> None:
     broker = Broker.from_vehicle(demo_vehicle)
     ids = [meta.id for meta in broker.list_metadata(access=UNRESTRICTED)]
     assert ids == list(range(1, len(ids) + 1))

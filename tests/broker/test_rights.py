@@ -12,7 +12,7 @@ from sdv.api.calls import caller
 from sdv.broker import Broker, Owner, OwnerKind
 from sdv.broker.access import NO_RIGHTS, UNRESTRICTED, Access
 from sdv.errors import AccessDenied
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 
 _SPEED = "Vehicle.Speed"
 _LIGHT = "Vehicle.Body.Lights.Beam.Low.IsOn"
@@ -46,7 +46,7 @@ _NOT_ON_BEHALF = frozenset({
 
 
 @pytest.fixture
-def broker(demo_vehicle: VehicleModel) -> Broker:
+def broker(demo_vehicle: VehicleDefinition) -> Broker:
     return Broker.from_vehicle(demo_vehicle)
 
 

@@ -22,7 +22,7 @@ from sdv.api.server import SdvServer
 from sdv.broker import Broker
 from sdv.cli import client_commands
 from sdv.errors import SdvError
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 
 from .serving import ACTUATION_CHANNEL, ServerThread
 
@@ -37,7 +37,7 @@ def _threads_left(before: set[threading.Thread]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def server(demo_vehicle: VehicleModel) -> Iterator[ServerThread]:
+def server(demo_vehicle: VehicleDefinition) -> Iterator[ServerThread]:
     """The demo vehicle served from a thread of this process, for every test of a module."""
     before = set(threading.enumerate())
     with ServerThread(demo_vehicle) as running:
@@ -49,14 +49,14 @@ def server(demo_vehicle: VehicleModel) -> Iterator[ServerThread]:
 
 
 @pytest.fixture
-def bare_server_thread(demo_vehicle: VehicleModel) -> Iterator[ServerThread]:
+def bare_server_thread(demo_vehicle: VehicleDefinition) -> Iterator[ServerThread]:
     """The demo vehicle's signals from a thread of this process: no HAL, no actuation provider, no values yet."""
     with ServerThread(demo_vehicle, hal=False) as running:
         yield running
 
 
 @pytest.fixture
-async def bare_server(demo_vehicle: VehicleModel) -> AsyncIterator[SdvServer]:
+async def bare_server(demo_vehicle: VehicleDefinition) -> AsyncIterator[SdvServer]:
     """The demo vehicle's signals on the test's event loop: no HAL, no actuation provider, no values yet."""
     async with SdvServer(Broker.from_vehicle(demo_vehicle), port=0) as running:
         yield running

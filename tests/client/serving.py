@@ -16,7 +16,7 @@ from sdv.api.server import SdvServer
 from sdv.broker import Broker, HalBridge
 from sdv.broker.access import UNRESTRICTED
 from sdv.hal.runtime import Hal
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 
 __all__ = ["ACTUATION_CHANNEL", "ServerThread"]
 
@@ -36,7 +36,7 @@ class ServerThread:
 
     def __init__(
         self,
-        vehicle: VehicleModel,
+        vehicle: VehicleDefinition,
         *,
         hal: bool | Hal = True,
         statistics_period: float = 0.1,

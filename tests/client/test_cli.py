@@ -14,7 +14,7 @@ import can
 import pytest
 
 from sdv.broker.access import UNRESTRICTED
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 
 from .conftest import RUN_CLI, Result, received_frames
 from .serving import ServerThread
@@ -102,7 +102,7 @@ def test_list_prints_a_table(sdv: Sdv, server: ServerThread) -> None:
 
 
 def test_list_without_root_lists_every_signal(
-    sdv: Sdv, server: ServerThread, demo_vehicle: VehicleModel
+    sdv: Sdv, server: ServerThread, demo_vehicle: VehicleDefinition
 ) -> None:
     result = sdv("list", "--server", server.target)
     paths = [line.split()[0] for line in result.stdout.splitlines()[1:]]

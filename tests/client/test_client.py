@@ -19,7 +19,7 @@ from sdv.errors import (
     UnknownSignalError,
     ValueOutOfRangeError,
 )
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 from sdv.types.status import Status
 
 from .conftest import received_frames
@@ -65,7 +65,7 @@ async def test_unknown_paths_raise_the_servers_message(server: ServerThread) -> 
 
 
 async def test_metadata_of_a_signal_a_branch_and_the_hal_counters(
-    server: ServerThread, demo_vehicle: VehicleModel
+    server: ServerThread, demo_vehicle: VehicleDefinition
 ) -> None:
     async with VehicleClient(server.target) as client:
         speed = await client.metadata(SPEED)
@@ -137,7 +137,7 @@ async def test_subscribe_to_an_unknown_signal_fails_on_the_first_batch(server: S
 
 
 async def test_actuate_returns_after_the_frame_was_sent(
-    server: ServerThread, can_observer: can.BusABC, demo_vehicle: VehicleModel
+    server: ServerThread, can_observer: can.BusABC, demo_vehicle: VehicleDefinition
 ) -> None:
     codec = demo_vehicle.codec("vehicle", "LightingRequest")
     async with VehicleClient(server.target) as client:

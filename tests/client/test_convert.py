@@ -10,13 +10,13 @@ from hypothesis import strategies as st
 
 from sdv.broker import metadata_from_vehicle
 from sdv.client.convert import datapoint_from_v2, metadata_from_v2, shortest_float32
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 from sdv.types.signals import Datapoint
 from sdv.types.status import Status
 from sdv.wire import datapoint_to_v2, metadata_to_v2
 
 
-def test_every_demo_signals_metadata_round_trips(demo_vehicle: VehicleModel) -> None:
+def test_every_demo_signals_metadata_round_trips(demo_vehicle: VehicleDefinition) -> None:
     for meta in metadata_from_vehicle(demo_vehicle):
         assert metadata_from_v2(metadata_to_v2(meta)) == meta
 

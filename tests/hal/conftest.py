@@ -8,13 +8,13 @@ import can
 import pytest
 
 from sdv.hal.e2e import checksum_function, compute_checksum
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 
 FrameFactory = Callable[..., can.Message]
 
 
 def build_frame(
-    vehicle: VehicleModel,
+    vehicle: VehicleDefinition,
     message: str,
     values: Mapping[str, float | int],
     *,
@@ -53,7 +53,7 @@ def build_frame(
 
 
 @pytest.fixture
-def frame(demo_vehicle: VehicleModel) -> FrameFactory:
+def frame(demo_vehicle: VehicleDefinition) -> FrameFactory:
     def make(message: str, values: Mapping[str, float | int], **options: object) -> can.Message:
         return build_frame(demo_vehicle, message, values, **options)  # type: ignore[arg-type]
 

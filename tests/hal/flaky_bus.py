@@ -19,15 +19,15 @@ from typing import Any
 import can
 import yaml
 
-from sdv.hal.config import HalConfig, ReconnectPolicy
+from sdv.hal.config import BusReopenPolicy, HalConfig
 from sdv.hal.sources import BusSource
-from sdv.hal.vehicle import VehicleModel, load_vehicle
+from sdv.hal.vehicle import VehicleDefinition, load_vehicle
 from sdv.resources import demo_profile
 
 __all__ = ["FAST_RECONNECT", "FlakyBus", "Plug", "flaky_opener", "two_bus_vehicle", "wait_for"]
 
 FAST_RECONNECT = HalConfig(
-    reconnect=ReconnectPolicy(initial_delay_s=0.01, factor=2.0, max_delay_s=0.08, jitter=0.0)
+    reconnect=BusReopenPolicy(initial_delay_s=0.01, factor=2.0, max_delay_s=0.08, jitter=0.0)
 )
 """Backoff of 10, 20, 40, 80, 80, ... ms: fast and exact (no jitter)."""
 
@@ -79,13 +79,13 @@ class FlakyBus(can.BusABC):
         self._inner.shutdown()
 
 
-def flaky_opener(vehicle: VehicleModel, plug: Plug, bus: str = "vehicle") -> Callable[[], BusSource]:
+def flaky_opener(vehicle: VehicleDefinition, plug: Plug, bus: str = "vehicle") -> Callable[[], BusSource]:
     """Opens ``bus`` of ``vehicle`` as a :class:`FlakyBus` on its profile channel, as the HAL's opener."""
     channel = str(vehicle.buses[bus].config.channel)
     return lambda: BusSource(bus, FlakyBus(channel, plug))
 
 
-def two_bus_vehicle(tmp_path: Path) -> VehicleModel:
+def two_bus_vehicle(tmp_path: Path) -> VehicleDefinition:
     data = yaml.safe_load(demo_profile().read_text())
     vehicle_bus = data["buses"][0]
     vehicle_bus.pop("recording")

@@ -15,14 +15,14 @@ from sdv.hal.e2e import checksum_function, compute_checksum
 from sdv.hal.processor import SignalUpdate, Status
 from sdv.hal.runtime import Hal
 from sdv.hal.sources import BusSource
-from sdv.hal.vehicle import VehicleModel, load_vehicle
+from sdv.hal.vehicle import VehicleDefinition, load_vehicle
 from sdv.resources import demo_profile
 
 from .conftest import build_frame
 
 
 @pytest.fixture
-def live_vehicle(tmp_path: Path) -> VehicleModel:
+def live_vehicle(tmp_path: Path) -> VehicleDefinition:
     """The demo profile on a python-can virtual bus instead of the recording."""
     data = yaml.safe_load(demo_profile().read_text())
     bus = data["buses"][0]
@@ -36,7 +36,7 @@ def live_vehicle(tmp_path: Path) -> VehicleModel:
 
 
 @pytest.fixture
-def hal(live_vehicle: VehicleModel) -> Iterator[Hal]:
+def hal(live_vehicle: VehicleDefinition) -> Iterator[Hal]:
     hal = Hal(live_vehicle)
     hal.open()
     yield hal
@@ -44,14 +44,14 @@ def hal(live_vehicle: VehicleModel) -> Iterator[Hal]:
 
 
 @pytest.fixture
-def observer(live_vehicle: VehicleModel) -> Iterator[can.BusABC]:
+def observer(live_vehicle: VehicleDefinition) -> Iterator[can.BusABC]:
     channel = live_vehicle.config.buses[0].channel
     bus = can.Bus(interface="virtual", channel=channel)
     yield bus
     bus.shutdown()
 
 
-def crc_ok(vehicle: VehicleModel, message: str, data: bytes) -> bool:
+def crc_ok(vehicle: VehicleDefinition, message: str, data: bytes) -> bool:
     codec = vehicle.codec("vehicle", message)
     e2e = vehicle.messages[("vehicle", message)].e2e
     assert e2e is not None
@@ -63,7 +63,7 @@ def crc_ok(vehicle: VehicleModel, message: str, data: bytes) -> bool:
 
 
 def test_write_sends_the_encoded_request_frame(
-    hal: Hal, observer: can.BusABC, live_vehicle: VehicleModel
+    hal: Hal, observer: can.BusABC, live_vehicle: VehicleDefinition
 ) -> None:
     sent = hal.write("Vehicle.Body.Lights.Beam.Low.IsOn", True)
     received = observer.recv(1.0)
@@ -76,7 +76,7 @@ def test_write_sends_the_encoded_request_frame(
 
 
 def test_counter_advances_and_other_signals_keep_their_last_values(
-    hal: Hal, live_vehicle: VehicleModel
+    hal: Hal, live_vehicle: VehicleDefinition
 ) -> None:
     codec = live_vehicle.codec("vehicle", "LightingRequest")
     first = codec.decode(hal.write("Vehicle.Body.Lights.Beam.High.IsOn", True).data)
@@ -91,7 +91,7 @@ def test_counter_advances_and_other_signals_keep_their_last_values(
     assert second["LowBeamRequest"] == 1
 
 
-def test_scaled_actuator_is_encoded_in_dbc_units(hal: Hal, live_vehicle: VehicleModel) -> None:
+def test_scaled_actuator_is_encoded_in_dbc_units(hal: Hal, live_vehicle: VehicleDefinition) -> None:
     frame = hal.write("Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature", 21)
     decoded = live_vehicle.codec("vehicle", "ClimateRequest").decode(frame.data)
     assert decoded["CabinTemperatureRequest"] == 21.0
@@ -160,7 +160,7 @@ def test_bad_requests_are_refused_and_nothing_is_sent(
     assert observer.recv(0.05) is None
 
 
-def test_started_hal_decodes_live_frames_and_stops_its_threads(live_vehicle: VehicleModel) -> None:
+def test_started_hal_decodes_live_frames_and_stops_its_threads(live_vehicle: VehicleDefinition) -> None:
     sender = can.Bus(interface="virtual", channel=live_vehicle.config.buses[0].channel)
     received: list[SignalUpdate] = []
     arrived = threading.Event()
@@ -186,7 +186,7 @@ def test_started_hal_decodes_live_frames_and_stops_its_threads(live_vehicle: Veh
     assert threading.active_count() == threads_before
 
 
-def test_given_sources_replace_the_profile_buses(live_vehicle: VehicleModel) -> None:
+def test_given_sources_replace_the_profile_buses(live_vehicle: VehicleDefinition) -> None:
     bus = can.Bus(interface="virtual", channel="elsewhere")
     hal = Hal(live_vehicle, sources={"vehicle": BusSource("vehicle", bus)})
     hal.open()

@@ -21,9 +21,9 @@ from sdv.broker import HalBridge
 from sdv.broker.access import UNRESTRICTED
 from sdv.errors import BusError, HalError, ProfileError
 from sdv.hal.bus_state import BusState, BusStateMachine
-from sdv.hal.config import HalConfig, ReconnectPolicy
+from sdv.hal.config import BusReopenPolicy, HalConfig
 from sdv.hal.runtime import Hal
-from sdv.hal.vehicle import VehicleModel, load_vehicle
+from sdv.hal.vehicle import VehicleDefinition, load_vehicle
 from sdv.resources import demo_profile, demo_recording
 from sdv.types.status import Status
 
@@ -43,12 +43,12 @@ def no_leaked_threads() -> Iterator[None]:
 
 
 @pytest.fixture
-def vehicle(tmp_path: Path) -> VehicleModel:
+def vehicle(tmp_path: Path) -> VehicleDefinition:
     return two_bus_vehicle(tmp_path)
 
 
 @pytest.fixture
-def senders(vehicle: VehicleModel) -> Iterator[dict[str, can.BusABC]]:
+def senders(vehicle: VehicleDefinition) -> Iterator[dict[str, can.BusABC]]:
     buses = {
         name: can.Bus(interface="virtual", channel=str(bus.config.channel))
         for name, bus in vehicle.buses.items()
@@ -58,16 +58,16 @@ def senders(vehicle: VehicleModel) -> Iterator[dict[str, can.BusABC]]:
         bus.shutdown()
 
 
-def _body(vehicle: VehicleModel, low_beam: int) -> can.Message:
+def _body(vehicle: VehicleDefinition, low_beam: int) -> can.Message:
     return build_frame(vehicle, "BodyStatus", {"LowBeamOn": low_beam, "OutsideTemperature": 20.0})
 
 
-def _wheels(vehicle: VehicleModel, speed: float) -> can.Message:
+def _wheels(vehicle: VehicleDefinition, speed: float) -> can.Message:
     return build_frame(vehicle, "WheelSpeeds", {"WheelSpeedFL": speed}, bus="chassis")
 
 
 def test_unplugged_bus_is_retried_with_backoff_and_recovers(
-    vehicle: VehicleModel, senders: dict[str, can.BusABC]
+    vehicle: VehicleDefinition, senders: dict[str, can.BusABC]
 ) -> None:
     plug = Plug()
     hal = Hal(vehicle, openers={"vehicle": flaky_opener(vehicle, plug)}, config=FAST_RECONNECT)
@@ -139,7 +139,7 @@ def test_unplugged_bus_is_retried_with_backoff_and_recovers(
 
 
 def test_an_outage_is_one_warning_and_one_info_whatever_the_retries(
-    vehicle: VehicleModel, caplog: pytest.LogCaptureFixture
+    vehicle: VehicleDefinition, caplog: pytest.LogCaptureFixture
 ) -> None:
     plug = Plug()
     hal = Hal(vehicle, openers={"vehicle": flaky_opener(vehicle, plug)}, config=FAST_RECONNECT)
@@ -167,7 +167,7 @@ def test_an_outage_is_one_warning_and_one_info_whatever_the_retries(
 
 
 def test_a_given_source_that_fails_is_reopened_through_the_opener(
-    vehicle: VehicleModel, senders: dict[str, can.BusABC]
+    vehicle: VehicleDefinition, senders: dict[str, can.BusABC]
 ) -> None:
     plug = Plug()
     opener = flaky_opener(vehicle, plug)
@@ -188,7 +188,7 @@ def test_a_given_source_that_fails_is_reopened_through_the_opener(
 
 
 def test_bus_down_at_start_does_not_stop_the_others(
-    vehicle: VehicleModel, senders: dict[str, can.BusABC]
+    vehicle: VehicleDefinition, senders: dict[str, can.BusABC]
 ) -> None:
     plug = Plug()
     plug.pull()
@@ -214,7 +214,7 @@ def test_bus_down_at_start_does_not_stop_the_others(
         bridge.stop()
 
 
-def _recording_vehicle(tmp_path: Path, recording: Path, interface: str | None = None) -> VehicleModel:
+def _recording_vehicle(tmp_path: Path, recording: Path, interface: str | None = None) -> VehicleDefinition:
     data = yaml.safe_load(demo_profile().read_text())
     bus = data["buses"][0]
     bus["dbc"] = [str(demo_profile().parent / bus["dbc"][0])]
@@ -255,7 +255,7 @@ def test_recording_corrupt_midway_is_a_bus_failure(tmp_path: Path) -> None:
     with gzip.open(truncated, "rt") as file, pytest.raises(EOFError):
         file.read()
     vehicle = _recording_vehicle(tmp_path, truncated)
-    slow = HalConfig(reconnect=ReconnectPolicy(initial_delay_s=30, max_delay_s=60))
+    slow = HalConfig(reconnect=BusReopenPolicy(initial_delay_s=30, max_delay_s=60))
     decoded: list[int] = []
     hal = Hal(vehicle, config=slow)
     hal.start(lambda updates: decoded.append(len(updates)))
@@ -279,19 +279,19 @@ def test_configuration_that_can_never_work_fails_the_start(tmp_path: Path) -> No
 
 
 def test_backoff_grows_to_its_maximum_with_bounded_jitter() -> None:
-    policy = ReconnectPolicy(initial_delay_s=1, factor=3, max_delay_s=20, jitter=0.25)
+    policy = BusReopenPolicy(initial_delay_s=1, factor=3, max_delay_s=20, jitter=0.25)
     rng = random.Random(7)
     for attempt, base in enumerate([1, 3, 9, 20, 20, 20]):
         delays = [policy.delay(attempt, rng) for _ in range(200)]
         assert min(delays) >= base * 0.75 and max(delays) <= base * 1.25
         assert max(delays) - min(delays) > base * 0.25  # the jitter spreads them
-    assert ReconnectPolicy(jitter=0).delay(10_000, rng) == 30.0  # no overflow for a bus down for days
+    assert BusReopenPolicy(jitter=0).delay(10_000, rng) == 30.0  # no overflow for a bus down for days
     with pytest.raises(ValueError, match="max_delay_s"):
-        ReconnectPolicy(initial_delay_s=5, max_delay_s=1)
+        BusReopenPolicy(initial_delay_s=5, max_delay_s=1)
 
 
 def test_state_machine_counts_reconnects_and_restarts_the_backoff_after_frames() -> None:
-    machine = BusStateMachine(ReconnectPolicy(initial_delay_s=1, jitter=0), now=0.0)
+    machine = BusStateMachine(BusReopenPolicy(initial_delay_s=1, jitter=0), now=0.0)
     assert machine.status().state is BusState.CONNECTING
     assert machine.opened(1.0).reconnects == 0
     status = machine.failed("gone", 2.0)

@@ -6,7 +6,7 @@ import can
 import pytest
 
 from sdv.hal.processor import FrameProcessor, SignalUpdate, Status
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 
 from .conftest import FrameFactory
 
@@ -18,7 +18,7 @@ def by_path(updates: list[SignalUpdate]) -> dict[str, SignalUpdate]:
 
 
 @pytest.fixture
-def processor(demo_vehicle: VehicleModel) -> FrameProcessor:
+def processor(demo_vehicle: VehicleDefinition) -> FrameProcessor:
     return FrameProcessor(demo_vehicle)
 
 
@@ -256,7 +256,7 @@ def test_attributes_with_fixed_values(processor: FrameProcessor) -> None:
     assert updates["Vehicle.VehicleIdentification.Brand"].value == "SDV Demo"
 
 
-def test_demo_drive_loops_without_e2e_errors_at_the_seam(demo_vehicle: VehicleModel) -> None:
+def test_demo_drive_loops_without_e2e_errors_at_the_seam(demo_vehicle: VehicleDefinition) -> None:
     from sdv.hal.sources import RecordingSource
     from sdv.resources import demo_recording
 

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from sdv.errors import ProfileError
-from sdv.hal.actuation import Actuator
+from sdv.hal.actuation import ActuatorEncoder
 from sdv.hal.processor import FrameProcessor
-from sdv.hal.vehicle import VehicleModel, load_vehicle
+from sdv.hal.vehicle import VehicleDefinition, load_vehicle
 from sdv.resources import demo_dbc
 
 from .conftest import build_frame
@@ -39,7 +39,7 @@ def signal(path: str = "Vehicle.Test", **fields: object) -> dict[str, object]:
     return {"path": path, "kind": "sensor", "datatype": "float", "source": SPEED, **fields}
 
 
-def decoded(vehicle: VehicleModel, message: str, values: dict[str, float]) -> dict[str, object]:
+def decoded(vehicle: VehicleDefinition, message: str, values: dict[str, float]) -> dict[str, object]:
     processor = FrameProcessor(vehicle)
     updates = processor.process(0, [build_frame(vehicle, message, values, timestamp=1.0)])
     return {update.path: update.value for update in updates}
@@ -115,7 +115,7 @@ def test_actuator_expression_and_its_inverse(tmp_path: Path) -> None:
         transform={"math": "x * 9 / 5 + 32", "inverse": "(x - 32) * 5 / 9"},
     )
     vehicle = load_vehicle(write_profile(tmp_path, fahrenheit))
-    actuator = Actuator(vehicle, vehicle.signals["Vehicle.Target"])
+    actuator = ActuatorEncoder(vehicle, vehicle.signals["Vehicle.Target"])
     frame = actuator.encode(77.0, None, 0.0)
     assert vehicle.codec("vehicle", "ClimateRequest").decode(frame.data)["CabinTemperatureRequest"] == 25.0
     assert decoded(vehicle, "ClimateStatus", {"Page": 0, "TargetTemperature": 20.0}) == {

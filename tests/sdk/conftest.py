@@ -9,7 +9,7 @@ import pytest
 
 from sdv.api.server import SdvServer
 from sdv.broker import Broker, HalBridge
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 
 from ..client.conftest import closed_port, server
 from ..client.serving import ACTUATION_CHANNEL
@@ -28,14 +28,14 @@ __all__ = [
 
 
 @pytest.fixture
-async def bare_server(demo_vehicle: VehicleModel) -> AsyncIterator[SdvServer]:
+async def bare_server(demo_vehicle: VehicleDefinition) -> AsyncIterator[SdvServer]:
     """The demo vehicle's signals on the test's event loop: no HAL, values only as the test publishes them."""
     async with SdvServer(Broker.from_vehicle(demo_vehicle), port=0) as running:
         yield running
 
 
 @pytest.fixture
-async def bare_typed_server(demo_vehicle: VehicleModel) -> AsyncIterator[SdvServer]:
+async def bare_typed_server(demo_vehicle: VehicleDefinition) -> AsyncIterator[SdvServer]:
     """As :func:`bare_server`, also serving the typed services as the demo profile maps them."""
     broker = Broker.from_vehicle(demo_vehicle)
     async with SdvServer(broker, port=0, services=demo_vehicle.config.services) as running:
@@ -43,7 +43,7 @@ async def bare_typed_server(demo_vehicle: VehicleModel) -> AsyncIterator[SdvServ
 
 
 @pytest.fixture
-async def typed_server(bridge: HalBridge, demo_vehicle: VehicleModel) -> AsyncIterator[SdvServer]:
+async def typed_server(bridge: HalBridge, demo_vehicle: VehicleDefinition) -> AsyncIterator[SdvServer]:
     """The typed services of the demo profile on the test's event loop, the demo drive replaying in real time."""
     async with SdvServer(bridge.broker, port=0, services=demo_vehicle.config.services) as running:
         yield running

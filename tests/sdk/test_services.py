@@ -20,7 +20,7 @@ from sdv.broker import HalBridge
 from sdv.errors import ValueOutOfRangeError
 from sdv.hal.processor import SignalUpdate, Status
 from sdv.hal.profile import ServicesConfig
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 from sdv.sdk import ClusterState, Measurement, Validity, VehicleDynamics
 
 from ..services.conftest import frames
@@ -76,7 +76,7 @@ async def test_cockpit_stream_sends_typed_states_as_the_car_moves(typed_server: 
 
 
 async def test_set_low_beam_sends_the_frame(
-    typed_server: SdvServer, can_observer: can.BusABC, demo_vehicle: VehicleModel
+    typed_server: SdvServer, can_observer: can.BusABC, demo_vehicle: VehicleDefinition
 ) -> None:
     async with sdv.connect(typed_server.target) as vehicle:
         for on in (True, False):
@@ -89,7 +89,7 @@ async def test_set_low_beam_sends_the_frame(
 
 
 async def test_set_cabin_temperature_sends_the_frame(
-    typed_server: SdvServer, can_observer: can.BusABC, demo_vehicle: VehicleModel
+    typed_server: SdvServer, can_observer: can.BusABC, demo_vehicle: VehicleDefinition
 ) -> None:
     async with sdv.connect(typed_server.target) as vehicle:
         await vehicle.cockpit.set_cabin_temperature(21)
@@ -184,7 +184,7 @@ async def test_services_are_unusable_outside_async_with() -> None:
         await vehicle.cockpit.get()
 
 
-async def test_an_adas_stream_reconnects_to_a_restarted_server(demo_vehicle: VehicleModel) -> None:
+async def test_an_adas_stream_reconnects_to_a_restarted_server(demo_vehicle: VehicleDefinition) -> None:
     from sdv.broker import Broker
 
     path = "Vehicle.Acceleration.Longitudinal"
@@ -213,7 +213,7 @@ async def test_an_adas_stream_reconnects_to_a_restarted_server(demo_vehicle: Veh
             await restarted.stop(grace=0)
 
 
-async def test_an_adas_stream_gives_up_as_the_policy_says(demo_vehicle: VehicleModel) -> None:
+async def test_an_adas_stream_gives_up_as_the_policy_says(demo_vehicle: VehicleDefinition) -> None:
     from sdv.broker import Broker
 
     policy = sdv.sdk.ReconnectPolicy(initial_delay=0.02, max_delay=0.05, max_attempts=3)

@@ -124,7 +124,7 @@ async def test_not_connected_is_a_usage_error() -> None:
 
 
 async def test_subscription_reconnects_to_a_restarted_server(
-    demo_vehicle: sdv.hal.vehicle.VehicleModel,
+    demo_vehicle: sdv.hal.vehicle.VehicleDefinition,
 ) -> None:
     from sdv.broker import Broker
 
@@ -156,7 +156,9 @@ async def test_subscription_reconnects_to_a_restarted_server(
             await restarted.stop(grace=0)
 
 
-async def test_a_subscription_gives_up_as_its_policy_says(demo_vehicle: sdv.hal.vehicle.VehicleModel) -> None:
+async def test_a_subscription_gives_up_as_its_policy_says(
+    demo_vehicle: sdv.hal.vehicle.VehicleDefinition,
+) -> None:
     from sdv.broker import Broker
 
     policy = ReconnectPolicy(initial_delay=0.02, max_delay=0.05, max_attempts=3)

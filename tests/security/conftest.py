@@ -34,7 +34,7 @@ from sdv.api.tokens import (
 from sdv.broker import HalBridge
 from sdv.broker.access import UNRESTRICTED
 from sdv.hal.runtime import Hal
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 
 SPEED = "Vehicle.Speed"
 Metadata = tuple[tuple[str, str], ...]
@@ -122,7 +122,7 @@ class Stubs:
 
 
 @pytest.fixture(scope="module")
-def bridge(demo_vehicle: VehicleModel) -> Iterator[HalBridge]:
+def bridge(demo_vehicle: VehicleDefinition) -> Iterator[HalBridge]:
     """The demo vehicle's HAL replaying its drive, behind a broker (one per test module)."""
     bridge = HalBridge(Hal(demo_vehicle))
     bridge.start()
@@ -131,7 +131,7 @@ def bridge(demo_vehicle: VehicleModel) -> Iterator[HalBridge]:
 
 
 @pytest.fixture
-async def stubs(bridge: HalBridge, demo_vehicle: VehicleModel, tokens: Tokens) -> AsyncIterator[Stubs]:
+async def stubs(bridge: HalBridge, demo_vehicle: VehicleDefinition, tokens: Tokens) -> AsyncIterator[Stubs]:
     """A real server on 127.0.0.1 that checks tokens of :func:`tokens`, with the demo's typed services."""
     verifier = TokenVerifier(load_public_key(tokens.public_pem, "server.pub"))
     server = SdvServer(

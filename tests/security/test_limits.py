@@ -13,13 +13,13 @@ import pytest
 from sdv._proto.kuksa.val.v2 import val_pb2, val_pb2_grpc
 from sdv.api.server import SdvServer
 from sdv.broker import Broker, Limits
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 
 SPEED = "Vehicle.Speed"
 
 
 @pytest.fixture
-async def server(demo_vehicle: VehicleModel) -> AsyncIterator[SdvServer]:
+async def server(demo_vehicle: VehicleDefinition) -> AsyncIterator[SdvServer]:
     # A generous drain, so that a client slowed by a loaded machine still half-closes within it.
     limits = Limits(max_streams=2, max_provider_streams=1, refused_stream_drain_s=5)
     broker = Broker.from_vehicle(demo_vehicle, limits)

@@ -17,7 +17,7 @@ from sdv.api.server import SdvServer
 from sdv.broker import Broker
 from sdv.client import ChannelSecurity, VehicleClient
 from sdv.client.errors import ServerUnreachableError
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 from tests.acceptance.test_kuksa_client import kuksa_client_secured
 from tests.security.conftest import Tokens
 from tests.security.pki import Authority
@@ -32,7 +32,7 @@ def authority() -> Authority:
 
 
 @pytest.fixture
-async def mtls_server(demo_vehicle: VehicleModel, authority: Authority) -> AsyncIterator[SdvServer]:
+async def mtls_server(demo_vehicle: VehicleDefinition, authority: Authority) -> AsyncIterator[SdvServer]:
     leaf = authority.issue("localhost", server=True)
     security = ServerSecurity(
         certificate_chain=leaf.certificate, private_key=leaf.key, client_ca=authority.pem

@@ -23,7 +23,7 @@ from sdv.broker import HalBridge
 from sdv.broker.access import UNRESTRICTED
 from sdv.hal.runtime import Hal
 from sdv.hal.sources import RecordingSource, read_recording
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 from sdv.resources import demo_recording
 
 ACTUATION_CHANNEL = "sdv.vehicle"
@@ -53,7 +53,7 @@ def moving_drive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def bridge(demo_vehicle: VehicleModel, moving_drive: Path) -> Iterator[HalBridge]:
+def bridge(demo_vehicle: VehicleDefinition, moving_drive: Path) -> Iterator[HalBridge]:
     """The HAL replaying the moving drive into a broker; entered once the first speed arrived."""
     source = RecordingSource("vehicle", moving_drive, realtime=True, loop=True)
     bridge = HalBridge(Hal(demo_vehicle, sources={"vehicle": source}), statistics_period=0.5)
@@ -78,7 +78,7 @@ def replay(bridge: HalBridge) -> RecordingSource:
 
 
 @pytest.fixture
-async def server(bridge: HalBridge, demo_vehicle: VehicleModel) -> AsyncIterator[SdvServer]:
+async def server(bridge: HalBridge, demo_vehicle: VehicleDefinition) -> AsyncIterator[SdvServer]:
     server = SdvServer(bridge.broker, port=0, services=demo_vehicle.config.services)
     await server.start()
     yield server

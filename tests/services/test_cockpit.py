@@ -19,7 +19,7 @@ from sdv._proto.sdv.cockpit.v1 import cockpit_pb2_grpc
 from sdv.api.server import ADAS, COCKPIT, SdvServer
 from sdv.broker import HalBridge
 from sdv.hal.profile import ServicesConfig
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 from sdv.services import COCKPIT_FIELDS
 from tests.services.conftest import frames
 
@@ -84,7 +84,7 @@ async def test_the_cluster_stream_honours_max_rate_hz(cockpit: cockpit_pb2_grpc.
 
 
 async def test_set_low_beam_answers_after_the_frame_was_sent(
-    cockpit: cockpit_pb2_grpc.CockpitStub, can_observer: can.BusABC, demo_vehicle: VehicleModel
+    cockpit: cockpit_pb2_grpc.CockpitStub, can_observer: can.BusABC, demo_vehicle: VehicleDefinition
 ) -> None:
     for on in (True, False):
         result = await cockpit.SetLowBeam(c.SetLowBeamRequest(on=on))
@@ -98,7 +98,7 @@ async def test_set_low_beam_answers_after_the_frame_was_sent(
 
 
 async def test_set_cabin_temperature_sends_the_request(
-    cockpit: cockpit_pb2_grpc.CockpitStub, can_observer: can.BusABC, demo_vehicle: VehicleModel
+    cockpit: cockpit_pb2_grpc.CockpitStub, can_observer: can.BusABC, demo_vehicle: VehicleDefinition
 ) -> None:
     result = await cockpit.SetCabinTemperature(c.SetCabinTemperatureRequest(celsius=21))
     assert result.path == "Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sdv.errors import ProfileError
-from sdv.hal.vehicle import VehicleModel, vehicle_from_text
+from sdv.hal.vehicle import VehicleDefinition, vehicle_from_text
 from sdv.resources import demo_profile
 from sdv.services import ADAS_FIELDS, COCKPIT_FIELDS, Family, family_of
 
@@ -23,7 +23,7 @@ def _problems(section: str) -> list[str]:
     return [f"{problem.location}: {problem.message}" for problem in raised.value.problems]
 
 
-def test_the_demo_profile_maps_every_field_of_both_services(demo_vehicle: VehicleModel) -> None:
+def test_the_demo_profile_maps_every_field_of_both_services(demo_vehicle: VehicleDefinition) -> None:
     assert set(demo_vehicle.config.services.cockpit) == set(COCKPIT_FIELDS)
     assert set(demo_vehicle.config.services.adas) == set(ADAS_FIELDS)
 

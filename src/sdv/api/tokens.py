@@ -41,8 +41,8 @@ __all__ = [
     "algorithm_for",
     "create_token",
     "generate_key",
-    "load_private_key",
     "load_public_key",
+    "load_token_signing_key",
     "private_key_pem",
     "public_key_pem",
 ]
@@ -118,7 +118,7 @@ def load_public_key(data: bytes, source: str) -> PublicKeyTypes:
     return key
 
 
-def load_private_key(data: bytes, source: str) -> PrivateKeyTypes:
+def load_token_signing_key(data: bytes, source: str) -> PrivateKeyTypes:
     """An unencrypted PEM private key of a supported type.
 
     Raises:

@@ -50,7 +50,7 @@ from sdv.errors import (
     name_some,
 )
 from sdv.hal.processor import SignalUpdate, Status
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 from sdv.types.datatypes import Value, check_request
 from sdv.types.signals import NO_VALUE, Datapoint, SignalMetadata
 from sdv.vss import Catalogue
@@ -163,7 +163,7 @@ class Broker:
         self.updates_published = 0
 
     @classmethod
-    def from_vehicle(cls, vehicle: VehicleModel, limits: Limits | None = None) -> Broker:
+    def from_vehicle(cls, vehicle: VehicleDefinition, limits: Limits | None = None) -> Broker:
         """A broker for every signal of a vehicle profile."""
         return cls(metadata_from_vehicle(vehicle), limits)
 

@@ -35,7 +35,7 @@ from sdv.broker.providers import HalProvider
 from sdv.hal.bus_state import BusState, BusStatus
 from sdv.hal.processor import BusStatistics, SignalUpdate, Status
 from sdv.hal.runtime import Hal
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 from sdv.types.signals import SignalMetadata
 from sdv.vss import Catalogue
 
@@ -115,7 +115,7 @@ def hal_metadata(buses: Sequence[str], first_id: int) -> list[SignalMetadata]:
     ]
 
 
-def hal_owned_paths(vehicle: VehicleModel) -> list[str]:
+def hal_owned_paths(vehicle: VehicleDefinition) -> list[str]:
     """The profile signals the HAL provides: those decoded from a bus, and attributes with a fixed value."""
     return [
         path
@@ -124,12 +124,12 @@ def hal_owned_paths(vehicle: VehicleModel) -> list[str]:
     ]
 
 
-def hal_actuator_paths(vehicle: VehicleModel) -> list[str]:
+def hal_actuator_paths(vehicle: VehicleDefinition) -> list[str]:
     """The profile actuators the HAL carries out: those with a request message (``actuator:``) to encode."""
     return [path for path, signal in vehicle.signals.items() if signal.actuated_by == "hal"]
 
 
-def hal_read_only_actuator_paths(vehicle: VehicleModel) -> list[str]:
+def hal_read_only_actuator_paths(vehicle: VehicleDefinition) -> list[str]:
     """The profile actuators the HAL only reads: decoded from a bus, but no request message to encode."""
     return [path for path, signal in vehicle.signals.items() if signal.read_only_actuator]
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sdv.hal.vehicle import VehicleModel
+from sdv.hal.vehicle import VehicleDefinition
 from sdv.types.signals import Datapoint, SignalMetadata
 from sdv.vss import Catalogue, VssNode
 
 __all__ = ["Datapoint", "SignalMetadata", "metadata_from_catalogue", "metadata_from_vehicle"]
 
 
-def metadata_from_vehicle(vehicle: VehicleModel, catalogue: Catalogue | None = None) -> list[SignalMetadata]:
+def metadata_from_vehicle(
+    vehicle: VehicleDefinition, catalogue: Catalogue | None = None
+) -> list[SignalMetadata]:
     """Metadata of every signal of a vehicle profile, with ids in profile order.
 
     With a catalogue, a signal it has takes the catalogue's comment and deprecation note (the profile declares

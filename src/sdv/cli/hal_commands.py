@@ -23,7 +23,7 @@ from sdv.hal.processor import Converter, SignalUpdate, signal_converter
 from sdv.hal.profile import VSS_PATH
 from sdv.hal.runtime import Hal
 from sdv.hal.sources import RecordingSource, read_recording
-from sdv.hal.vehicle import VehicleModel, load_vehicle, vehicle_from_text
+from sdv.hal.vehicle import VehicleDefinition, load_vehicle, vehicle_from_text
 from sdv.hal.vss_match import OverlayLeaf, VssIndex, dbc_datatype, overlay_document, vss_unit
 from sdv.resources import demo_profile, demo_recording
 from sdv.vss import load_catalogue
@@ -100,7 +100,10 @@ class _Decoder:
     """Decodes recorded frames one by one, counting what cannot be decoded."""
 
     def __init__(
-        self, codecs: Mapping[tuple[int, bool], MessageCodec], vehicle: VehicleModel | None, bus: str | None
+        self,
+        codecs: Mapping[tuple[int, bool], MessageCodec],
+        vehicle: VehicleDefinition | None,
+        bus: str | None,
     ):
         self.codecs = codecs
         self.failures: Counter[str] = Counter()

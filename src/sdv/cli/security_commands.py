@@ -17,7 +17,7 @@ from sdv.api.tokens import (
     TokenKeyType,
     create_token,
     generate_key,
-    load_private_key,
+    load_token_signing_key,
     private_key_pem,
     public_key_pem,
 )
@@ -56,7 +56,7 @@ def _ttl(text: str) -> timedelta:
 
 def _create(args: argparse.Namespace) -> int:
     path: Path = args.private_key
-    key = load_private_key(read_limited(path, _MAX_KEY_BYTES, "private key"), str(path))
+    key = load_token_signing_key(read_limited(path, _MAX_KEY_BYTES, "private key"), str(path))
     ttl: timedelta = args.ttl
     token = create_token(
         key,

@@ -23,7 +23,7 @@ from sdv.types.signals import Datapoint, SignalMetadata
 from sdv.types.status import Status
 from sdv.wire import DATA_TYPES_V2, ENTRY_TYPES_V2, timestamp_from_proto
 
-__all__ = ["datapoint_from_v2", "metadata_from_v2", "shortest_float32", "value_from_v2"]
+__all__ = ["datapoint_from_v2", "metadata_from_v2", "shortest_float32", "untyped_value_from_v2"]
 
 _DATATYPES: Mapping[int, str] = {number: name for name, number in DATA_TYPES_V2.items()}
 _KINDS: Mapping[int, str] = {number: name for name, number in ENTRY_TYPES_V2.items()}
@@ -50,7 +50,7 @@ def shortest_float32(number: float) -> float:
     return number  # pragma: no cover - unreachable for finite floats; inf and nan return at 6 digits
 
 
-def value_from_v2(value: v2.Value) -> Value | None:
+def untyped_value_from_v2(value: v2.Value) -> Value | None:
     """The Python value of a v2 ``Value`` (a tuple for an array), or None when it carries none."""
     member = value.WhichOneof("typed_value")
     if member is None:
@@ -69,14 +69,14 @@ def value_from_v2(value: v2.Value) -> Value | None:
 def datapoint_from_v2(datapoint: v2.Datapoint) -> Datapoint:
     """A v2 ``Datapoint`` as the broker's datapoint (``NOT_AVAILABLE`` without a value)."""
     timestamp = timestamp_from_proto(datapoint.timestamp) if datapoint.HasField("timestamp") else None
-    value = value_from_v2(datapoint.value) if datapoint.HasField("value") else None
+    value = untyped_value_from_v2(datapoint.value) if datapoint.HasField("value") else None
     return Datapoint(value, timestamp, Status.NOT_AVAILABLE if value is None else Status.VALID)
 
 
 def _bound(value: v2.Value, present: bool) -> float | None:
     if not present:
         return None
-    bound = value_from_v2(value)
+    bound = untyped_value_from_v2(value)
     return float(bound) if isinstance(bound, int | float) and not isinstance(bound, bool) else None
 
 
@@ -86,7 +86,7 @@ def _allowed(metadata: v2.Metadata) -> tuple[Value, ...] | None:
     member = metadata.allowed_values.WhichOneof("typed_value")
     if member not in _ARRAYS:
         return None
-    values = value_from_v2(metadata.allowed_values)
+    values = untyped_value_from_v2(metadata.allowed_values)
     return values if isinstance(values, tuple) else None
 
 

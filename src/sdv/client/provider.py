@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Self
 import grpc
 
 from sdv._proto.kuksa.val.v2 import types_pb2, val_pb2
-from sdv.client.convert import value_from_v2
+from sdv.client.convert import untyped_value_from_v2
 from sdv.client.errors import translate
 from sdv.errors import SdvError, ValueOutOfRangeError
 from sdv.types.datatypes import Value, coerce
@@ -193,7 +193,7 @@ class ProviderStream:
         signal_id = item.signal_id.id
         path, handler = self._handlers.get(signal_id, (item.signal_id.path, None))
         answer = val_pb2.BatchActuateStreamResponse(signal_id=types_pb2.SignalID(id=signal_id))
-        value = value_from_v2(item.value)
+        value = untyped_value_from_v2(item.value)
         if handler is None or value is None:
             answer.error.code = types_pb2.ERROR_CODE_INVALID_ARGUMENT
             answer.error.message = f"{path}: not provided by this stream, or no value"

@@ -1,6 +1,6 @@
 """Actuator requests: from a VSS value to the CAN frame that carries it.
 
-An :class:`Actuator` is compiled once per actuator signal of the profile. A request is validated against the
+An :class:`ActuatorEncoder` is compiled once per actuator signal of the profile. A request is validated against the
 signal's datatype, min/max and allowed values, mapped back through the profile transform (the inverse of a linear
 map or value table, or the ``inverse`` expression), and encoded into the
 request message. The message's other signals keep the bits of the last frame of that message seen on the bus, or
@@ -19,13 +19,13 @@ from sdv.hal.codec import MessageCodec
 from sdv.hal.e2e import checksum_function, compute_checksum
 from sdv.hal.expressions import compile_expression
 from sdv.hal.profile import SignalConfig
-from sdv.hal.vehicle import VehicleModel, value_table_for
+from sdv.hal.vehicle import VehicleDefinition, value_table_for
 from sdv.types.datatypes import Scalar, Value, check_request
 
-__all__ = ["Actuator"]
+__all__ = ["ActuatorEncoder"]
 
 
-class Actuator:
+class ActuatorEncoder:
     """Encoder of the requests for one actuator signal.
 
     Args:
@@ -33,7 +33,7 @@ class Actuator:
         signal: the actuator's profile entry (``kind: actuator``).
     """
 
-    def __init__(self, vehicle: VehicleModel, signal: SignalConfig) -> None:
+    def __init__(self, vehicle: VehicleDefinition, signal: SignalConfig) -> None:
         if signal.actuator is None:
             raise ValueError(f"{signal.path} is not an actuator")
         self.signal = signal

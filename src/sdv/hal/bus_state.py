@@ -9,7 +9,7 @@ Invariants:
   ``DOWN`` (closed, waiting ``retry_delay`` seconds before the next attempt) or ``ENDED`` (a recording played
   once reached its end; nothing is retried).
 * Every failure, of an open bus or of an attempt to reopen one, schedules the next attempt after the
-  :class:`~sdv.hal.config.ReconnectPolicy` delay for the number of attempts failed in a row; the count restarts
+  :class:`~sdv.hal.config.BusReopenPolicy` delay for the number of attempts failed in a row; the count restarts
   when a reopened bus has delivered frames, so that a bus that opens and fails at once keeps backing off.
 * ``reconnects`` counts the times a bus came back up after a failure (including a failure at start).
 """
@@ -21,7 +21,7 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
-from sdv.hal.config import ReconnectPolicy
+from sdv.hal.config import BusReopenPolicy
 
 __all__ = ["BusState", "BusStateMachine", "BusStatus"]
 
@@ -84,7 +84,7 @@ class BusStateMachine:
         rng: the source of jitter (seeded in tests that need exact delays).
     """
 
-    def __init__(self, policy: ReconnectPolicy, now: float, rng: random.Random | None = None) -> None:
+    def __init__(self, policy: BusReopenPolicy, now: float, rng: random.Random | None = None) -> None:
         self.policy = policy
         self._rng = rng or random.Random()
         self._state = BusState.CONNECTING

@@ -1,7 +1,7 @@
 """Runtime settings of the HAL, in one model with documented defaults.
 
 The vehicle profile says *what* the buses are; :class:`HalConfig` says how the HAL runs them: how long a reader
-waits for frames, how often freshness is judged, and how a bus that failed is reopened (:class:`ReconnectPolicy`).
+waits for frames, how often freshness is judged, and how a bus that failed is reopened (:class:`BusReopenPolicy`).
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import random
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["HalConfig", "ReconnectPolicy"]
+__all__ = ["BusReopenPolicy", "HalConfig"]
 
 
-class ReconnectPolicy(BaseModel):
+class BusReopenPolicy(BaseModel):
     """Exponential backoff between attempts to reopen a bus that failed.
 
     The n-th attempt after a failure (n = 0, 1, ...) waits ``min(initial_delay_s * factor**n, max_delay_s)``
@@ -29,7 +29,7 @@ class ReconnectPolicy(BaseModel):
     jitter: float = Field(0.1, ge=0, le=1, description="random spread of each wait, as a fraction of it")
 
     @model_validator(mode="after")
-    def _ordered(self) -> ReconnectPolicy:
+    def _ordered(self) -> BusReopenPolicy:
         if self.max_delay_s < self.initial_delay_s:
             raise ValueError("max_delay_s must not be below initial_delay_s")
         return self
@@ -52,7 +52,7 @@ class HalConfig(BaseModel):
         0.05, gt=0, description="longest wait of a reader for frames (also how fast it notices a stop)"
     )
     freshness_period_s: float = Field(0.02, ge=0, description="time between two freshness checks of a bus")
-    reconnect: ReconnectPolicy = Field(default_factory=ReconnectPolicy)
+    reconnect: BusReopenPolicy = Field(default_factory=BusReopenPolicy)
     log_interval_s: float = Field(
         60.0,
         ge=0,

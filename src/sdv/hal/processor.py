@@ -32,7 +32,7 @@ from sdv.hal.codec import DecodeFunction, MessageCodec, SignalLayout
 from sdv.hal.e2e import checksum_function
 from sdv.hal.expressions import compile_expression
 from sdv.hal.profile import E2EConfig, SignalConfig
-from sdv.hal.vehicle import VehicleModel, value_table_for
+from sdv.hal.vehicle import VehicleDefinition, value_table_for
 from sdv.types.datatypes import INTEGER_RANGES, ROUNDING, Value
 from sdv.types.status import Status
 
@@ -264,7 +264,7 @@ class FrameProcessor:
         vehicle: the checked vehicle model.
     """
 
-    def __init__(self, vehicle: VehicleModel) -> None:
+    def __init__(self, vehicle: VehicleDefinition) -> None:
         self.vehicle = vehicle
         self.bus_names: tuple[str, ...] = tuple(vehicle.buses)
         self._routes: list[dict[int, _Route]] = []

@@ -9,7 +9,7 @@ actuator request into a frame on the bus and returns only once the frame was sen
 Bus resilience: each bus has a state (:mod:`sdv.hal.bus_state`). When opening or reading a bus fails (python-can
 ``CanError``, ``OSError``, :class:`~sdv.errors.HalError`, a recording that is missing or corrupt), its reader
 thread closes the source, publishes every signal of that bus as ``NOT_AVAILABLE`` and reopens it after the
-backoff of :class:`~sdv.hal.config.ReconnectPolicy`; the other buses' threads never wait for it. At
+backoff of :class:`~sdv.hal.config.BusReopenPolicy`; the other buses' threads never wait for it. At
 :meth:`Hal.start` a bus that cannot be opened for a reason that may pass (:class:`~sdv.errors.BusError`) starts
 ``DOWN`` and is retried the same way; configuration that can never work fails the start. :meth:`Hal.open` and
 :meth:`Hal.replay`, meant for finite runs, retry nothing and raise the first failure.
@@ -28,12 +28,12 @@ from pathlib import Path
 import can
 
 from sdv.errors import BusError, HalError, NoProviderError, ReadOnlyError, UnknownSignalError
-from sdv.hal.actuation import Actuator
+from sdv.hal.actuation import ActuatorEncoder
 from sdv.hal.bus_state import BusState, BusStateMachine, BusStatus
 from sdv.hal.config import HalConfig
 from sdv.hal.processor import BusStatistics, FrameProcessor, SignalUpdate
 from sdv.hal.sources import FrameSource, open_source
-from sdv.hal.vehicle import VehicleModel, load_vehicle
+from sdv.hal.vehicle import VehicleDefinition, load_vehicle
 
 __all__ = ["BusListener", "Consumer", "Hal", "SourceOpener"]
 
@@ -64,7 +64,7 @@ class Hal:
 
     def __init__(
         self,
-        vehicle: VehicleModel | str | Path,
+        vehicle: VehicleDefinition | str | Path,
         *,
         sources: Mapping[str, FrameSource] | None = None,
         openers: Mapping[str, SourceOpener] | None = None,
@@ -72,7 +72,7 @@ class Hal:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
-        self.vehicle = vehicle if isinstance(vehicle, VehicleModel) else load_vehicle(vehicle)
+        self.vehicle = vehicle if isinstance(vehicle, VehicleDefinition) else load_vehicle(vehicle)
         self.processor = FrameProcessor(self.vehicle)
         self.config = config or HalConfig()
         self._clock = clock
@@ -81,7 +81,7 @@ class Hal:
         self.sources: dict[str, FrameSource] = {}
         """The open sources by bus name (a bus that is down has none)."""
         self._actuators = {
-            path: Actuator(self.vehicle, signal)
+            path: ActuatorEncoder(self.vehicle, signal)
             for path, signal in self.vehicle.signals.items()
             if signal.actuated_by == "hal"
         }
@@ -302,7 +302,7 @@ class Hal:
                 yield updates
 
     # --- actuation -----------------------------------------------------------------------------------------
-    def actuator(self, path: str) -> Actuator:
+    def actuator(self, path: str) -> ActuatorEncoder:
         """The actuator at ``path``.
 
         Raises:

@@ -38,7 +38,7 @@ from sdv.types.datatypes import INTEGER_RANGES, ROUNDING, Value, coerce
 from sdv.types.service_fields import SERVICE_FIELDS, family_of
 from sdv.vss import Catalogue
 
-__all__ = ["BusModel", "VehicleModel", "load_vehicle", "value_table_for", "vehicle_from_text"]
+__all__ = ["BusModel", "VehicleDefinition", "load_vehicle", "value_table_for", "vehicle_from_text"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class BusModel:
 
 
 @dataclass(frozen=True)
-class VehicleModel:
+class VehicleDefinition:
     """A profile checked against its DBC files.
 
     Attributes:
@@ -97,7 +97,7 @@ class VehicleModel:
         return path if path.is_absolute() else self.directory / path
 
 
-def load_vehicle(path: str | Path, *, catalogue: Catalogue | None = None) -> VehicleModel:
+def load_vehicle(path: str | Path, *, catalogue: Catalogue | None = None) -> VehicleDefinition:
     """Load a profile file and the DBC files it names, and check them against each other.
 
     Args:
@@ -112,7 +112,7 @@ def load_vehicle(path: str | Path, *, catalogue: Catalogue | None = None) -> Veh
 
 def vehicle_from_text(
     text: str, file: str, *, toml: bool = False, catalogue: Catalogue | None = None
-) -> VehicleModel:
+) -> VehicleDefinition:
     """Like :func:`load_vehicle`, for profile text; relative paths resolve against ``file``'s directory."""
     return _check(parse_profile_text(text, file, toml=toml), catalogue)
 
@@ -122,7 +122,7 @@ def _suggest(name: str, candidates: Iterable[str]) -> str:
     return f"; did you mean {', '.join(close)}?" if close else ""
 
 
-def _check(located: LocatedConfig, catalogue: Catalogue | None = None) -> VehicleModel:
+def _check(located: LocatedConfig, catalogue: Catalogue | None = None) -> VehicleDefinition:
     config = located.config
     problems: list[Problem] = []
     warnings: list[Problem] = []
@@ -146,7 +146,7 @@ def _check(located: LocatedConfig, catalogue: Catalogue | None = None) -> Vehicl
         problems.extend(catalogue_problems(located, catalogue, produced))
     if problems:
         raise ProfileError(problems)
-    return VehicleModel(
+    return VehicleDefinition(
         config=config,
         file=located.file,
         directory=located.directory,

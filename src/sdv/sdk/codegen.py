@@ -29,7 +29,7 @@ from sdv.files import write_atomically
 from sdv.sdk.values import PYTHON_TYPES
 
 if TYPE_CHECKING:
-    from sdv.hal.vehicle import VehicleModel
+    from sdv.hal.vehicle import VehicleDefinition
 
 __all__ = ["LeafSpec", "generate_model", "leaves_of", "write_model"]
 
@@ -53,7 +53,7 @@ class LeafSpec:
     read_only: bool = False
 
 
-def leaves_of(vehicle: VehicleModel) -> list[LeafSpec]:
+def leaves_of(vehicle: VehicleDefinition) -> list[LeafSpec]:
     """The leaves of a vehicle profile's signals, in profile order."""
     return [
         LeafSpec(
