@@ -28,24 +28,23 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import difflib
-import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sdv.broker.access import Access, Action
 from sdv.broker.config import Limits
+from sdv.broker.directory import SignalDirectory
 from sdv.broker.model import metadata_from_catalogue, metadata_from_vehicle
 from sdv.broker.ownership import Owner, Ownership
 from sdv.broker.providers import ActuationProvider
+from sdv.broker.subscription import Subscription
 from sdv.errors import (
     LimitExceededError,
     NoProviderError,
     ProviderTimeoutError,
     ReadOnlyError,
-    UnknownSignalError,
     ValueOutOfRangeError,
     name_some,
 )
@@ -55,82 +54,7 @@ from sdv.types.datatypes import Value, check_request
 from sdv.types.signals import NO_VALUE, Datapoint, SignalMetadata
 from sdv.vss import Catalogue
 
-__all__ = ["Broker", "Subscription"]
-
-
-class Subscription:
-    """A stream of batches of datapoints for a set of signals; iterate it with ``async for``.
-
-    The first batch holds the current datapoint of every subscribed signal; later batches hold the signals that
-    changed since the previous batch, each with its latest datapoint. With ``targets`` the datapoints are the
-    actuators' target values (:meth:`Broker.target`) and a batch follows every recorded actuation.
-    """
-
-    def __init__(
-        self,
-        broker: Broker,
-        paths: Sequence[str],
-        min_interval_ms: float,
-        loop: asyncio.AbstractEventLoop,
-        *,
-        client: str,
-        targets: bool = False,
-    ) -> None:
-        self.paths = tuple(dict.fromkeys(paths))
-        self.targets = targets
-        self.client = client
-        self.min_interval = min_interval_ms / 1000.0
-        self.dropped = 0
-        self.delivered = 0
-        self._broker = broker
-        self._loop = loop
-        self._event = asyncio.Event()
-        self._pending: dict[str, Datapoint] = {}
-        self._signalled = False
-        self._closed = False
-        self._last_batch = -float("inf")
-
-    def _offer(self, path: str, datapoint: Datapoint) -> None:
-        """Queue a datapoint (the caller holds the broker lock)."""
-        if path in self._pending:
-            self.dropped += 1
-        self._pending[path] = datapoint
-        if not self._signalled:
-            self._signalled = True
-            self._loop.call_soon_threadsafe(self._event.set)
-
-    def __aiter__(self) -> AsyncIterator[dict[str, Datapoint]]:
-        return self
-
-    async def __anext__(self) -> dict[str, Datapoint]:
-        while not self._closed:
-            await self._event.wait()
-            if self.min_interval:
-                wait = self._last_batch + self.min_interval - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            with self._broker._lock:
-                batch, self._pending = self._pending, {}
-                self._signalled = False
-                self._event.clear()
-            if batch and not self._closed:
-                self._last_batch = time.monotonic()
-                self.delivered += len(batch)
-                return batch
-        raise StopAsyncIteration
-
-    def close(self) -> None:
-        """Stop the subscription; a waiting ``async for`` ends."""
-        if self._closed:
-            return
-        self._closed = True
-        self._broker._unsubscribe(self)
-        self._loop.call_soon_threadsafe(self._event.set)
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._closed
+__all__ = ["Broker"]
 
 
 class Broker:
@@ -143,9 +67,8 @@ class Broker:
 
     def __init__(self, metadata: Sequence[SignalMetadata], limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
-        self._by_path = {meta.path: meta for meta in metadata}
-        self._by_id = {meta.id: meta for meta in metadata}
-        self._values: dict[str, Datapoint] = dict.fromkeys(self._by_path, NO_VALUE)
+        self._directory = SignalDirectory(metadata, self.limits.max_path_length)
+        self._values: dict[str, Datapoint] = dict.fromkeys(self._directory.paths, NO_VALUE)
         started = time.time()
         for meta in metadata:
             if (
@@ -173,97 +96,18 @@ class Broker:
         return cls(metadata_from_catalogue(catalogue), limits)
 
     # --- metadata ------------------------------------------------------------------------------------------
-    def _check_path(self, path: str) -> None:
-        if not path or len(path) > self.limits.max_path_length:
-            raise ValueOutOfRangeError(
-                f"a signal path must have 1 to {self.limits.max_path_length} characters"
-            )
-
     def metadata(self, path: str, action: Action = Action.READ, *, access: Access) -> SignalMetadata:
-        """The metadata of the signal at ``path``, for a caller with ``access`` allowed to do ``action`` on it.
-
-        Raises:
-            AccessDenied: the caller may not do ``action`` on ``path``.
-            UnknownSignalError: naming the path and close matches (among the signals the caller may read).
-            ValueOutOfRangeError: for an empty or over-long path.
-        """
-        self._check_path(path)
-        access.check(action, path)
-        meta = self._by_path.get(path)
-        if meta is None:
-            known = [known for known in self._by_path if access.allows(Action.READ, known)]
-            close = difflib.get_close_matches(path, known, n=3)
-            raise UnknownSignalError(
-                f"unknown signal {path!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
-            )
-        return meta
+        """The metadata of the signal at ``path``, for a caller with ``access`` allowed to do ``action`` on it
+        (:meth:`SignalDirectory.metadata`)."""
+        return self._directory.metadata(path, action, access=access)
 
     def metadata_by_id(self, signal_id: int, *, access: Access) -> SignalMetadata:
-        """The metadata of the signal with id ``signal_id``.
-
-        An id the caller may not read is refused exactly as an id no signal has, unless the caller may read
-        every signal: an id names no path the caller's scope could be matched against, so telling the two apart
-        would let a caller walk the ids to list the catalogue.
-
-        Raises:
-            UnknownSignalError: no signal has that id, for a caller who may read every signal.
-            AccessDenied: the caller may not read the signal, or (for a caller who may read only some) no signal
-                has that id; the message names only the id.
-        """
-        meta = self._by_id.get(signal_id)
-        if meta is not None and access.allows(Action.READ, meta.path):
-            return meta
-        if meta is None and access.allows_every(Action.READ):
-            raise UnknownSignalError(f"unknown signal id {signal_id}")
-        raise access.denied(f"{Action.READ.value} signal id {signal_id}")
+        """The metadata of the signal with id ``signal_id`` (:meth:`SignalDirectory.metadata_by_id`)."""
+        return self._directory.metadata_by_id(signal_id, access=access)
 
     def list_metadata(self, root: str = "", *, access: Access) -> list[SignalMetadata]:
-        """Metadata of the signals under ``root``.
-
-        ``root`` is empty (every signal), a branch (``Vehicle.Cabin``), a signal path, or a pattern in which
-        ``*`` matches one path segment and ``**`` any number of segments (``Vehicle.*.IsOpen``).
-
-        Only the signals the caller may read are listed. A root the caller may not read is refused the same way
-        whether or not signals match it, so that the branches of the catalogue cannot be probed.
-
-        Raises:
-            UnknownSignalError: when nothing matches a root the caller may read.
-            AccessDenied: when the caller may read nothing under ``root`` (the message names only ``root``).
-        """
-        try:
-            found = self._matching(root)
-        except UnknownSignalError:
-            if access.allows(Action.READ, root):
-                raise
-            raise access.denied(f"{Action.READ.value} {root}") from None
-        readable = [meta for meta in found if access.allows(Action.READ, meta.path)]
-        if not readable:
-            raise access.denied(f"{Action.READ.value} {root}" if root else "read any signal")
-        return readable
-
-    def _matching(self, root: str) -> list[SignalMetadata]:
-        if not root:
-            return list(self._by_path.values())
-        if len(root) > self.limits.max_path_length:
-            raise ValueOutOfRangeError(
-                f"a signal path must have at most {self.limits.max_path_length} characters"
-            )
-        if "*" in root:
-            pattern = re.compile(
-                "^"
-                + r"\.".join(
-                    ".+" if part == "**" else "[^.]+" if part == "*" else re.escape(part)
-                    for part in root.split(".")
-                )
-                + "$"
-            )
-            found = [meta for path, meta in self._by_path.items() if pattern.match(path)]
-        else:
-            prefix = root + "."
-            found = [meta for path, meta in self._by_path.items() if path == root or path.startswith(prefix)]
-        if not found:
-            raise UnknownSignalError(f"no signal matches {root!r}")
-        return found
+        """Metadata of the signals under ``root`` the caller may read (:meth:`SignalDirectory.list_metadata`)."""
+        return self._directory.list_metadata(root, access=access)
 
     def check_request_size(self, count: int, what: str = "paths") -> None:
         """Refuse a request naming more signals than ``max_paths_per_request``.

@@ -1,0 +1,94 @@
+"""A subscriber's view of the broker: the latest datapoint of each subscribed signal, delivered in batches.
+
+The broker offers each change under its lock (:meth:`Subscription._offer`), which keeps only the latest
+datapoint per signal, so a slow subscriber holds at most one datapoint per signal and never delays a publisher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
+
+from sdv.types.signals import Datapoint
+
+if TYPE_CHECKING:
+    from sdv.broker.broker import Broker
+
+__all__ = ["Subscription"]
+
+
+class Subscription:
+    """A stream of batches of datapoints for a set of signals; iterate it with ``async for``.
+
+    The first batch holds the current datapoint of every subscribed signal; later batches hold the signals that
+    changed since the previous batch, each with its latest datapoint. With ``targets`` the datapoints are the
+    actuators' target values (:meth:`Broker.target`) and a batch follows every recorded actuation.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        paths: Sequence[str],
+        min_interval_ms: float,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        client: str,
+        targets: bool = False,
+    ) -> None:
+        self.paths = tuple(dict.fromkeys(paths))
+        self.targets = targets
+        self.client = client
+        self.min_interval = min_interval_ms / 1000.0
+        self.dropped = 0
+        self.delivered = 0
+        self._broker = broker
+        self._loop = loop
+        self._event = asyncio.Event()
+        self._pending: dict[str, Datapoint] = {}
+        self._signalled = False
+        self._closed = False
+        self._last_batch = -float("inf")
+
+    def _offer(self, path: str, datapoint: Datapoint) -> None:
+        """Queue a datapoint (the caller holds the broker lock)."""
+        if path in self._pending:
+            self.dropped += 1
+        self._pending[path] = datapoint
+        if not self._signalled:
+            self._signalled = True
+            self._loop.call_soon_threadsafe(self._event.set)
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Datapoint]]:
+        return self
+
+    async def __anext__(self) -> dict[str, Datapoint]:
+        while not self._closed:
+            await self._event.wait()
+            if self.min_interval:
+                wait = self._last_batch + self.min_interval - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            with self._broker._lock:
+                batch, self._pending = self._pending, {}
+                self._signalled = False
+                self._event.clear()
+            if batch and not self._closed:
+                self._last_batch = time.monotonic()
+                self.delivered += len(batch)
+                return batch
+        raise StopAsyncIteration
+
+    def close(self) -> None:
+        """Stop the subscription; a waiting ``async for`` ends."""
+        if self._closed:
+            return
+        self._closed = True
+        self._broker._unsubscribe(self)
+        self._loop.call_soon_threadsafe(self._event.set)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
