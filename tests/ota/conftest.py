@@ -266,28 +266,16 @@ class AgentProcess:
         import subprocess
         import sys
 
-        environment = {key: value for key, value in os.environ.items() if key != "SDV_OTA_TEST_CRASH"}
-        if crash is not None:
-            environment["SDV_OTA_TEST_CRASH"] = crash
+        launcher = ["-m", "sdv.cli.main"]
+        if crash is not None:  # the agent cuts its own power at that step (crash_launcher.py)
+            launcher = [str(Path(__file__).with_name("crash_launcher.py")), crash]
         self.log = config.parent / "agent.log"
         self._log_handle = self.log.open("a")
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "sdv.cli.main",
-                "ota",
-                "agent",
-                "--config",
-                str(config),
-                "--port",
-                "0",
-                *extra,
-            ],
+            [sys.executable, *launcher, "ota", "agent", "--config", str(config), "--port", "0", *extra],
             stdout=subprocess.PIPE,
             stderr=self._log_handle,
             text=True,
-            env=environment,
         )
         self.target = self._read_target()
 

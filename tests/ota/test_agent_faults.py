@@ -3,9 +3,9 @@ transfer and of staging, then restarted (a restart stands for a reboot). The ECU
 or exactly the new software, the active slot is never written, a transfer resumes where it stopped, and the event
 log's chain holds with its last entry naming the persisted state.
 
-Kills at transitions use the agent's documented test hook (``SDV_OTA_TEST_CRASH=after:STATE``: SIGKILL right
-after ``STATE`` was persisted, or ``staged:N``: after N payload bytes were written to a slot); kills during a
-transfer come from outside, from the pushing client, once the agent acknowledged a randomly chosen offset.
+Kills at transitions come from the agent itself, started through ``crash_launcher.py`` (``after:STATE``: SIGKILL
+right after ``STATE`` was persisted, or ``staged:N``: after N payload bytes were written to a slot); kills during
+a transfer come from outside, from the pushing client, once the agent acknowledged a randomly chosen offset.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ from sdv.ota.agent.state import (
     transition,
 )
 from sdv.ota.agent.store import (
+    AgentObserver,
     AgentStatus,
-    CrashHook,
     GroupBoot,
     write_record,
 )
@@ -62,7 +62,7 @@ class AgentBase:
     _cancel: threading.Event
     _staged_bytes: int
     _staging_total: int
-    _crash: CrashHook
+    _observer: AgentObserver
     _record: AgentRecord
     _boot_info: tuple[GroupBoot, ...]
 
@@ -86,7 +86,7 @@ class AgentBase:
         self._record = record
         if changed:
             _logger.info("update agent: %s", record.state)
-            self._crash.persisted(record.state)
+            self._observer.persisted(record.state)
             self._refresh_boot()
         self._notify()
 

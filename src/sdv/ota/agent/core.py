@@ -21,7 +21,8 @@ Invariants:
 * a bundle that fails verification leaves the record in ``Failed`` with the reason, no partial bundle file and no
   tree in the slots (verification of the header happens before the first payload byte is written).
 
-The fault-injection test hook ``SDV_OTA_TEST_CRASH`` is described in :mod:`sdv.ota.agent.store`.
+An :class:`~sdv.ota.agent.store.AgentObserver` is told of every persisted state and staged chunk (the fault-injection
+tests cut the power through one).
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ from sdv.ota.agent.state import (
     updated,
 )
 from sdv.ota.agent.store import (
+    AgentObserver,
     AgentStatus,
-    CrashHook,
     GroupBoot,
     has_record,
     local_status,
@@ -76,6 +77,7 @@ class UpdateAgent(TransferSteps, InstallSteps, ActivationSteps):
             ``sdv ota agent`` does at start); otherwise the last boot's slot is taken as running.
         selector: the boot selector (default: the one the configuration names).
         clock: the clock for expiry checks.
+        observer: told of every persisted state and staged chunk (default: nobody).
 
     Raises:
         StateDirectoryBusyError: another process holds the state directory.
@@ -88,6 +90,7 @@ class UpdateAgent(TransferSteps, InstallSteps, ActivationSteps):
         boot: bool = False,
         selector: BootSelector | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        observer: AgentObserver | None = None,
     ) -> None:
         self.config = config
         self.state_dir = config.state_dir
@@ -102,7 +105,7 @@ class UpdateAgent(TransferSteps, InstallSteps, ActivationSteps):
         self._cancel = threading.Event()
         self._staged_bytes = 0
         self._staging_total = 0
-        self._crash = CrashHook.from_environment()
+        self._observer = observer or AgentObserver()
         self._record = AgentRecord()
         self._boot_info: tuple[GroupBoot, ...] = ()
         try:

@@ -167,7 +167,7 @@ class InstallSteps(AgentBase):
             raise OperationCancelledError("staging cancelled")
         writer.write(chunk)
         self._staged_bytes += len(chunk)
-        self._crash.staged(self._staged_bytes)
+        self._observer.staged(self._staged_bytes)
         self._notify()
 
     def _abandon(self, writers: list[SlotWriter], state: AgentState, failure: str | None) -> None:

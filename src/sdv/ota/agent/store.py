@@ -10,9 +10,8 @@ State directory layout::
     boot.NAME.json    the selection of every other slot group NAME (it switches without a reboot)
     lock              held (flock) by the one agent process using the directory; holds its pid
 
-Test hook: ``SDV_OTA_TEST_CRASH=after:STATE`` kills the process with SIGKILL right after it persisted ``STATE``,
-``SDV_OTA_TEST_CRASH=staged:N`` once ``N`` payload bytes were written to slots. The fault-injection tests use it
-to cut power at exact points; it has no other use.
+The agent tells an :class:`AgentObserver` of each persisted state and each staged chunk; the fault-injection tests
+give it one that cuts the power at an exact point.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +34,8 @@ from sdv.ota.bundle.store import read_limited, write_atomically
 from sdv.ota.errors import OtaError, StateDirectoryBusyError
 
 __all__ = [
+    "AgentObserver",
     "AgentStatus",
-    "CrashHook",
     "GroupBoot",
     "boot_view",
     "has_record",
@@ -55,7 +53,6 @@ __all__ = [
 _logger = logging.getLogger(__name__)
 _RECORD_FILE = "state.json"
 _RECORD_LIMIT = 256 * 1024
-_CRASH_ENV = "SDV_OTA_TEST_CRASH"
 
 
 def has_record(state_dir: Path) -> bool:
@@ -239,29 +236,13 @@ def run_health_check(
     return None
 
 
-class CrashHook:
-    """The documented fault-injection hook (module docstring); inert unless the variable is set."""
-
-    def __init__(self, spec: str) -> None:
-        kind, _, value = spec.partition(":")
-        self.after_state = value if kind == "after" else None
-        self.staged_bytes = int(value) if kind == "staged" and value.isdigit() else None
-
-    @classmethod
-    def from_environment(cls) -> CrashHook:
-        """The hook ``SDV_OTA_TEST_CRASH`` asks for (inert when it is not set)."""
-        return cls(os.environ.get(_CRASH_ENV, ""))
-
-    def _die(self, why: str) -> None:
-        _logger.warning("%s=%s: killing this process (%s)", _CRASH_ENV, os.environ.get(_CRASH_ENV), why)
-        os.kill(os.getpid(), signal.SIGKILL)
+class AgentObserver:
+    """Told of the agent's steps as they happen; this base is silent. Fault-injection tests pass one that cuts the
+    power (SIGKILL) at an exact step (``tests/ota/crash_launcher.py``); nothing in the project reads a switch
+    for it."""
 
     def persisted(self, state: AgentState) -> None:
         """Called right after ``state`` was persisted."""
-        if self.after_state == state.value:
-            self._die(f"persisted {state}")
 
     def staged(self, count: int) -> None:
         """Called after ``count`` payload bytes were written to slots."""
-        if self.staged_bytes is not None and count >= self.staged_bytes:
-            self._die(f"{count} bytes staged")
