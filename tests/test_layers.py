@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import grimp  # installed with import-linter, which `make lint` runs
 import pytest
 
 _HEAVY = ("cantools", "can", "yaml", "sdv.hal", "sdv.broker", "sdv.api", "sdv.services", "sdv.ota", "sdv.cli")
@@ -38,3 +39,21 @@ def test_the_error_users_most_need_is_exported() -> None:
 
     assert "ServerUnreachableError" in sdv.__all__
     assert issubclass(sdv.ServerUnreachableError, sdv.SdvError)
+
+
+def test_no_two_packages_import_each_other() -> None:
+    graph = grimp.build_graph("sdv", exclude_type_checking_imports=True)
+    packages = sorted({".".join(name.split(".")[:2]) for name in graph.modules if name.count(".") >= 1})
+    packages += sorted(
+        {".".join(name.split(".")[:3]) for name in graph.modules if name.startswith("sdv.ota.")}
+    )
+    packages = [name for name in dict.fromkeys(packages) if name in graph.modules and name != "sdv._proto"]
+    cycles = [
+        (first, second)
+        for index, first in enumerate(packages)
+        for second in packages[index + 1 :]
+        if not second.startswith(first + ".")
+        and graph.chain_exists(first, second, as_packages=True)
+        and graph.chain_exists(second, first, as_packages=True)
+    ]
+    assert cycles == []
