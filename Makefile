@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_broker.py
 	$(BIN)/python bench/bench_ota_verify.py
 	$(BIN)/python bench/bench_ota_stage.py
+	$(BIN)/python bench/bench_cli_startup.py
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .pytest_cache .ruff_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
@@ -69,3 +70,39 @@ def test_output_piped_into_a_reader_that_stops_early_ends_quietly() -> None:
     process.wait(60)
     process.stderr.close()
     assert "Traceback" not in error and "BrokenPipe" not in error, error
+
+
+def test_each_command_is_mapped_to_the_group_that_registers_it() -> None:
+    from sdv.cli.main import COMMAND_GROUPS, build_parser
+
+    full = build_parser()
+    commands = next(action for action in full._actions if isinstance(action, argparse._SubParsersAction))
+    assert set(commands.choices) == set(COMMAND_GROUPS)
+    for command, group in COMMAND_GROUPS.items():
+        only = build_parser(command)
+        chosen = next(action for action in only._actions if isinstance(action, argparse._SubParsersAction))
+        assert command in chosen.choices, f"{command} is not registered by sdv.cli.{group}"
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["get", "Vehicle.Speed"],
+        ["set", "Vehicle.Speed", "1"],
+        ["subscribe", "Vehicle.Speed"],
+        ["list"],
+        ["monitor"],
+    ],
+)
+def test_a_client_command_loads_no_server_hal_or_ota_code(words: list[str]) -> None:
+    heavy = ("cantools", "can", "yaml", "sdv.hal", "sdv.broker.broker", "sdv.api.server", "sdv.ota")
+    probe = (
+        "import sys\nfrom sdv.cli.main import build_parser\n"
+        f"build_parser({words[0]!r}).parse_args({words!r})\n"
+        f"heavy = {heavy!r}\n"
+        "print(sorted(m for m in sys.modules if m in heavy or m.startswith(tuple(h + '.' for h in heavy))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "[]"

@@ -8,6 +8,7 @@ clear message on stderr with exit code 2; nothing else is caught, so real bugs k
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -21,30 +22,54 @@ __all__ = ["build_parser", "main"]
 Handler = Callable[[argparse.Namespace], int]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, with every command group registered."""
+COMMAND_GROUPS: dict[str, str] = {
+    "decode": "hal_commands",
+    "demo": "hal_commands",
+    "profile": "hal_commands",
+    "serve": "serve_commands",
+    "get": "client_commands",
+    "list": "client_commands",
+    "monitor": "client_commands",
+    "set": "client_commands",
+    "subscribe": "client_commands",
+    "codegen": "codegen_commands",
+    "ota": "ota_commands",
+    "keys": "security_commands",
+    "token": "security_commands",
+}
+"""Each top-level command → the module of its group (``sdv.cli.<module>``)."""
+
+_GROUP_ORDER = (
+    "hal_commands",
+    "serve_commands",
+    "client_commands",
+    "codegen_commands",
+    "ota_commands",
+    "security_commands",
+)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every command group registered, or only the group of command ``only``.
+
+    A command imports only its own group (``sdv get`` loads no HAL, server or OTA code); help and unknown
+    commands get the full parser.
+    """
     parser = argparse.ArgumentParser(
         prog="sdv", description="On-board middleware for software-defined vehicles."
     )
     parser.add_argument("--version", action="version", version=f"sdv {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from sdv.cli import (  # noqa: PLC0415 - command groups import their heavy dependencies lazily
-        client_commands,
-        codegen_commands,
-        hal_commands,
-        ota_commands,
-        security_commands,
-        serve_commands,
-    )
-
-    hal_commands.register(subparsers)
-    serve_commands.register(subparsers)
-    client_commands.register(subparsers)
-    codegen_commands.register(subparsers)
-    ota_commands.register(subparsers)
-    security_commands.register(subparsers)
+    groups = [COMMAND_GROUPS[only]] if only in COMMAND_GROUPS else list(_GROUP_ORDER)
+    for name in groups:
+        importlib.import_module(f"sdv.cli.{name}").register(subparsers)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The top-level command in ``argv`` (the first word that is not an option), if any."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,8 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(words))
+    args = parser.parse_args(words)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     handler: Handler | None = getattr(args, "handler", None)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sdv.api.security import ServerSecurity
-from sdv.api.tokens import AUDIENCE
 from sdv.client import ChannelSecurity
+
+if TYPE_CHECKING:
+    from sdv.api.security import ServerSecurity
 
 __all__ = [
     "add_connection_arguments",
@@ -19,6 +21,7 @@ __all__ = [
 
 def add_server_security_arguments(parser: argparse.ArgumentParser) -> None:
     """``--tls-cert``, ``--tls-key``, ``--tls-client-ca``, ``--jwt-*`` and ``--insecure`` (docs/security.md)."""
+    from sdv.api.tokens import AUDIENCE  # noqa: PLC0415 - a client command never loads the server's token checks
     group = parser.add_argument_group("security (docs/security.md)")
     group.add_argument("--tls-cert", type=Path, metavar="FILE", help="server certificate chain (PEM)")
     group.add_argument("--tls-key", type=Path, metavar="FILE", help="its private key (PEM)")
@@ -51,6 +54,8 @@ def server_security(args: argparse.Namespace) -> ServerSecurity:
     Raises:
         SecurityConfigError: a file cannot be used or flags contradict each other.
     """
+    from sdv.api.security import ServerSecurity  # noqa: PLC0415 - as above
+
     return ServerSecurity.from_files(
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
