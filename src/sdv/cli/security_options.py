@@ -22,6 +22,7 @@ __all__ = [
 def add_server_security_arguments(parser: argparse.ArgumentParser) -> None:
     """``--tls-cert``, ``--tls-key``, ``--tls-client-ca``, ``--jwt-*`` and ``--insecure`` (docs/security.md)."""
     from sdv.api.tokens import AUDIENCE  # noqa: PLC0415 - a client command never loads the server's token checks
+
     group = parser.add_argument_group("security (docs/security.md)")
     group.add_argument("--tls-cert", type=Path, metavar="FILE", help="server certificate chain (PEM)")
     group.add_argument("--tls-key", type=Path, metavar="FILE", help="its private key (PEM)")
