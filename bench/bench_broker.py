@@ -13,6 +13,9 @@ would. The demo drive with the demo profile is the vehicle.
     change between two responses, so what one subscriber can receive is bounded by the data, not the server. A
     feeder thread publishes every one of ``--capacity-signals`` float sensors, all changed, every millisecond (as
     a provider would), to 1, 10 and 50 subscribers of all of them.
+(c) CPU per frame: the replay paced at 1,000 and 8,000 frames/s with 0, 1 and 10 subscribers of every signal;
+    this process's CPU time (every thread: HAL, broker, gRPC) over the window, as % of one core and µs per
+    frame, with p50/p99 latency, next to a bare cantools decode of the same frames in the same run.
 (b) Latency: the replay is paced at a fixed frame rate (8,000 frames/s: one saturated 1 Mbit/s bus), each frame
     stamped with its scheduled arrival time and released by a 1 ms poll (as a driver would batch); 10
     subscribers of every signal record ``receipt time - frame timestamp`` for every entry; p50, p99 and max.
@@ -284,6 +287,67 @@ async def latency(
     print(f"    p50 {quantile(0.5):.2f} ms   p99 {quantile(0.99):.2f} ms   max {samples[-1] * 1000:.2f} ms")
 
 
+def _bare_decode_us(vehicle: VehicleDefinition, frames: int = 20_000) -> float:
+    """CPU µs per frame of cantools' decode_message over the demo drive's frames (the baseline)."""
+    databases = [dbc.database for bus in vehicle.buses.values() for dbc in bus.dbcs]
+    known = {message.frame_id: (database, message) for database in databases for message in database.messages}
+    source = demo_source(next(iter(vehicle.buses)))
+    sample: list[can.Message] = []
+    while len(sample) < frames:
+        sample.extend(frame for frame in source.receive(0.0) if frame.arbitration_id in known)
+    started = time.process_time()
+    for frame in sample:
+        database, message = known[frame.arbitration_id]
+        try:
+            database.decode_message(message.frame_id, bytes(frame.data)[: message.length])
+        except Exception:
+            continue
+    return (time.process_time() - started) / len(sample) * 1e6
+
+
+async def cpu_per_frame(
+    vehicle: VehicleDefinition, rates: Sequence[float], counts: Sequence[int], warmup: float, window: float
+) -> None:
+    bare = _bare_decode_us(vehicle)
+    print(f"(c) CPU per frame, paced replay; baseline: bare cantools decode {bare:.1f} µs/frame")
+    print(
+        f"    {'frames/s':>9} {'subscribers':>11} {'CPU % core':>10} {'µs/frame':>9} {'x bare':>7} {'p50 ms':>7} {'p99 ms':>7}"
+    )
+    for rate in rates:
+        for subscribers in counts:
+            broker = Broker.from_vehicle(vehicle)
+            sources = {name: PacedSource(demo_source(name), rate) for name in vehicle.buses}
+            hal = Hal(vehicle, sources=sources)
+            hal.start(broker.publish)
+            try:
+                async with SdvServer(broker, port=0) as server:
+                    await asyncio.sleep(warmup)
+                    released = sum(source.released for source in sources.values())
+                    cpu, started = time.process_time(), time.perf_counter()
+                    if subscribers:
+                        result, _ = await run_subscribers(server, broker, subscribers, warmup, window, True)
+                    else:
+                        await asyncio.sleep(warmup + window)
+                        result = {"latencies": []}
+                    elapsed = time.perf_counter() - started
+                    used = time.process_time() - cpu
+                    frames = sum(source.released for source in sources.values()) - released
+            finally:
+                hal.stop()
+            samples = sorted(result["latencies"])
+            p50 = f"{samples[len(samples) // 2] * 1000:7.2f}" if samples else "      -"
+            p99 = (
+                f"{samples[min(len(samples) - 1, int(0.99 * len(samples)))] * 1000:7.2f}"
+                if samples
+                else "      -"
+            )
+            per_frame = used / max(frames, 1) * 1e6
+            print(
+                f"    {rate:>9,.0f} {subscribers:>11} {used / elapsed * 100:>10.1f} {per_frame:>9.1f}"
+                f" {per_frame / bare:>7.1f} {p50} {p99}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 10, 50], help="throughput runs")
@@ -292,8 +356,12 @@ def main() -> None:
     parser.add_argument("--capacity-signals", type=int, default=1000, help="signals of the capacity runs")
     parser.add_argument("--frames-per-second", type=float, default=8000.0, help="paced rate for latency")
     parser.add_argument("--latency-subscribers", type=int, default=10)
+    parser.add_argument("--cpu-only", action="store_true", help="only the CPU-per-frame runs (c)")
     args = parser.parse_args()
     vehicle = load_vehicle(demo_profile())
+    asyncio.run(cpu_per_frame(vehicle, (1000.0, 8000.0), (0, 1, 10), args.warmup, args.window))
+    if args.cpu_only:
+        return
     asyncio.run(throughput(vehicle, args.subscribers, args.warmup, args.window))
     asyncio.run(capacity(args.capacity_signals, args.subscribers, args.warmup, args.window))
     asyncio.run(latency(vehicle, args.frames_per_second, args.latency_subscribers, args.warmup, args.window))
