@@ -39,7 +39,7 @@ def test_get_of_a_signal_without_value(sdv: Sdv, bare_server_thread: ServerThrea
 
 def test_set_without_provider(sdv: Sdv, bare_server_thread: ServerThread) -> None:
     result = sdv("set", LOW_BEAM, "true", "--server", bare_server_thread.target)
-    assert (result.code, result.stdout) == (2, "")
+    assert (result.code, result.stdout) == (1, "")
     assert result.stderr == f"sdv set: {LOW_BEAM}: no provider is connected for this actuator\n"
 
 
@@ -74,7 +74,7 @@ def test_refusals_are_one_line_on_stderr(
     sdv: Sdv, server: ServerThread, can_observer: can.BusABC, argv: tuple[str, ...], message: str
 ) -> None:
     result = sdv(*argv, "--server", server.target)
-    assert (result.code, result.stdout, result.stderr) == (2, "", message + "\n")
+    assert (result.code, result.stdout, result.stderr) == (1, "", message + "\n")  # refused (docs/cli.md)
     assert received_frames(can_observer, 0.2) == []
 
 
@@ -83,7 +83,7 @@ def test_refusals_are_one_line_on_stderr(
 )
 def test_an_unreachable_server_is_named(sdv: Sdv, closed_port: int, command: tuple[str, ...]) -> None:
     result = sdv(*command, "--server", f"127.0.0.1:{closed_port}")
-    assert result.code == 2 and result.stdout == ""
+    assert result.code == 3 and result.stdout == ""  # unreachable (docs/cli.md)
     assert len(result.stderr.splitlines()) == 1
     assert result.stderr.startswith(f"sdv {command[0]}: cannot reach 127.0.0.1:{closed_port}: ")
 

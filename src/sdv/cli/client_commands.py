@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import re
 import sys
 import time
@@ -19,8 +20,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from sdv.broker import Datapoint, SignalMetadata
-from sdv.cli.security_options import add_connection_arguments, connection_security
+from sdv.cli.security_options import ENV_SERVER, add_connection_arguments, connection
 from sdv.client import DEFAULT_SERVER, VehicleClient
+from sdv.client.address import SIGNAL_SERVER_PORT
 from sdv.errors import SdvError, ValueOutOfRangeError
 from sdv.hal.datatypes import Value, parse_text
 from sdv.hal.processor import Status
@@ -45,9 +47,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     server = argparse.ArgumentParser(add_help=False)
     server.add_argument(
         "--server",
-        default=DEFAULT_SERVER,
-        metavar="HOST:PORT",
-        help=f"the server to talk to (default {DEFAULT_SERVER})",
+        metavar="HOST[:PORT]",
+        help=f"the server to talk to: HOST[:PORT], grpc://HOST[:PORT] or grpcs://HOST[:PORT] (TLS); "
+        f"default ${ENV_SERVER}, else {DEFAULT_SERVER}; the port defaults to {SIGNAL_SERVER_PORT}",
     )
     add_connection_arguments(server)
 
@@ -149,10 +151,18 @@ def _chunks(paths: Sequence[str]) -> list[Sequence[str]]:
     return [paths[start : start + _PATHS_PER_REQUEST] for start in range(0, len(paths), _PATHS_PER_REQUEST)]
 
 
+def _client(args: argparse.Namespace) -> VehicleClient:
+    """A client of the server the flags (or ``$SDV_SERVER``) name."""
+    if args.server is None:
+        args.server = os.environ.get(ENV_SERVER, "").strip() or DEFAULT_SERVER
+    target, security = connection(args, args.server, SIGNAL_SERVER_PORT)
+    return VehicleClient(target, security=security)
+
+
 # --- get, set, subscribe, list ---------------------------------------------------------------------------------
 def _get(args: argparse.Namespace) -> int:
     async def run() -> None:
-        async with VehicleClient(args.server, security=connection_security(args)) as client:
+        async with _client(args) as client:
             values = await client.get(args.paths)
             metas = await _all_metadata(client)
         for path, datapoint in values.items():
@@ -164,7 +174,7 @@ def _get(args: argparse.Namespace) -> int:
 
 def _set(args: argparse.Namespace) -> int:
     async def run() -> Value:
-        async with VehicleClient(args.server, security=connection_security(args)) as client:
+        async with _client(args) as client:
             meta = await client.metadata(args.path)
             try:
                 value = parse_text(meta.datatype, args.value)
@@ -183,7 +193,7 @@ def _set(args: argparse.Namespace) -> int:
 
 def _subscribe(args: argparse.Namespace) -> int:
     async def run() -> None:
-        async with VehicleClient(args.server, security=connection_security(args)) as client:
+        async with _client(args) as client:
             metas = await _all_metadata(client)
             updates = client.subscribe(args.paths, min_interval_ms=args.interval)
             async with contextlib.aclosing(updates):
@@ -198,7 +208,7 @@ def _subscribe(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     async def run() -> list[SignalMetadata]:
-        async with VehicleClient(args.server, security=connection_security(args)) as client:
+        async with _client(args) as client:
             return await client.list_metadata(args.root)
 
     metas = asyncio.run(run())
@@ -320,7 +330,7 @@ def _monitor(args: argparse.Namespace) -> int:
     console = Console() if sys.stdout.isatty() else Console(width=160)
 
     async def run() -> None:
-        async with VehicleClient(args.server, security=connection_security(args)) as client:
+        async with _client(args) as client:
             name, version = await client.server_info()
             title = f"sdv monitor: {name} {version} at {args.server}"
             metas = await client.list_metadata()

@@ -21,9 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sdv.cli import ota_agent_commands, ota_record_commands
-from sdv.cli.ota_refusals import counter_argument, refusing
-from sdv.cli.security_options import add_connection_arguments, connection_security
-from sdv.client.ota import OtaClient
+from sdv.cli.ota_refusals import agent_client, counter_argument, refusing
+from sdv.cli.security_options import add_connection_arguments
 from sdv.errors import OtaError
 from sdv.ota.bundle.canonical import canonical_bytes, format_time, signing_input
 from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
@@ -37,6 +36,7 @@ from sdv.ota.bundle.store import (
     load_public_key,
     load_time_state,
     load_trust,
+    open_for_reading,
     read_bundle_header,
     read_limited,
     save_trust,
@@ -204,7 +204,7 @@ def _trust_sign(args: argparse.Namespace) -> int:
 def _trust_update(args: argparse.Namespace) -> int:
     if args.target:
         roots = [read_limited(path, DEFAULT_LIMITS.max_trust_root_bytes, "trust root") for path in args.new]
-        with OtaClient(args.target, security=connection_security(args)) as client:
+        with agent_client(args) as client:
             answer = client.update_trust(roots)
         print(
             f"trust root of the agent at {args.target} updated from version {answer.previous_version} "
@@ -355,7 +355,7 @@ def _inspect_bundle(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    with args.file.open("rb") as handle:
+    with open_for_reading(args.file, "bundle or trust file") as handle:
         start = handle.read(len(MAGIC))
     if start == MAGIC:
         return _inspect_bundle(args)
@@ -456,7 +456,7 @@ def _add_trust_parsers(group: argparse._SubParsersAction[argparse.ArgumentParser
     update.add_argument("new", type=Path, nargs="+", help="the next trust root versions, oldest first")
     where = update.add_mutually_exclusive_group(required=True)
     where.add_argument("--trust", type=Path, help="the ECU's trust file, replaced atomically")
-    where.add_argument("--target", metavar="HOST:PORT", help="send them to a running update agent instead")
+    where.add_argument("--target", metavar="HOST[:PORT]", help="send them to a running update agent instead")
     add_connection_arguments(update)
     update.add_argument("--time-state", type=Path, help="the ECU's trusted time file (with --trust)")
     update.add_argument("--now", type=_time, help="clock reading to use instead of the system clock")

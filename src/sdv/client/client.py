@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Self
 import grpc
 
 from sdv.api._proto.kuksa.val.v2 import types_pb2, val_pb2, val_pb2_grpc
+from sdv.api._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
 from sdv.api.convert import timestamp_to_proto, value_to_v2
 from sdv.broker import Datapoint, SignalMetadata
 from sdv.client.channel import ChannelSecurity, open_channel
 from sdv.client.convert import datapoint_from_v2, metadata_from_v2
-from sdv.client.errors import ServerUnreachableError, translate
+from sdv.client.errors import ServerUnreachableError, WrongServiceError, translate
 from sdv.client.provider import ProviderStream
 from sdv.errors import ReadOnlyError, SdvError, UnknownSignalError, ValueOutOfRangeError
 from sdv.hal.datatypes import coerce
@@ -108,10 +109,13 @@ class VehicleClient:
 
         Raises:
             ServerUnreachableError: the server does not answer.
+            WrongServiceError: the address serves something else than ``kuksa.val.v2``.
         """
         try:
             response = await self.stub.GetServerInfo(val_pb2.GetServerInfoRequest(), timeout=self.timeout)
         except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.UNIMPLEMENTED:
+                raise await self._wrong_service() from error
             translated = self._error(error)
             if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 translated = ServerUnreachableError(
@@ -119,6 +123,21 @@ class VehicleClient:
                 )
             raise translated from error
         return response.name, response.version
+
+    async def _wrong_service(self) -> WrongServiceError:
+        """What answers at the target instead of a signal server: the update agent's status call tells."""
+        if self._channel is None:
+            raise RuntimeError("VehicleClient is not connected: use it in 'async with'")
+        try:
+            await ota_pb2_grpc.OtaStub(self._channel).GetStatus(
+                ota_pb2.GetStatusRequest(), timeout=self.timeout
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return WrongServiceError(
+                    f"{self.target} is not a signal server: it does not serve kuksa.val.v2"
+                )
+        return WrongServiceError(f"{self.target} is an sdv OTA agent, not a signal server")
 
     # --- metadata ------------------------------------------------------------------------------------------
     async def list_metadata(self, root: str = "") -> list[SignalMetadata]:

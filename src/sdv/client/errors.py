@@ -27,11 +27,16 @@ from sdv.errors import (
     ValueOutOfRangeError,
 )
 
-__all__ = ["ServerUnreachableError", "translate"]
+__all__ = ["ServerUnreachableError", "WrongServiceError", "translate"]
 
 
 class ServerUnreachableError(SdvError, ConnectionError):
     """The server cannot be reached (not running, wrong address, or the connection broke)."""
+
+
+class WrongServiceError(SdvError):
+    """The address answers, but with another service (``UNIMPLEMENTED`` for the first call): an update agent
+    where a signal server was expected, or the other way round."""
 
 
 _ERRORS: dict[grpc.StatusCode, type[SdvError]] = {

@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 
+from sdv.api._proto.kuksa.val.v2 import val_pb2, val_pb2_grpc
 from sdv.api._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
 from sdv.client.channel import ChannelSecurity
-from sdv.client.errors import ServerUnreachableError
+from sdv.client.errors import ServerUnreachableError, WrongServiceError
 from sdv.errors import AccessDenied, AuthenticationError, SdvError, VerificationError
 from sdv.ota.bundle.canonical import parse_canonical
 from sdv.ota.bundle.keys import Signature
@@ -116,7 +117,22 @@ class OtaClient:
                 raise ServerUnreachableError(
                     f"cannot reach the update agent at {self.target}: {message}"
                 ) from error
+            if code == grpc.StatusCode.UNIMPLEMENTED:
+                raise self._wrong_service() from error
             raise _ERRORS.get(code, SdvError)(message) from error
+
+    def _wrong_service(self) -> WrongServiceError:
+        """What answers at the target instead of an update agent: a signal server's info call tells."""
+        try:
+            val_pb2_grpc.VALStub(self._channel).GetServerInfo(
+                val_pb2.GetServerInfoRequest(), timeout=self._timeout, metadata=self._metadata
+            )
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return WrongServiceError(
+                    f"{self.target} is not an sdv OTA agent: it does not serve sdv.ota.v1"
+                )
+        return WrongServiceError(f"{self.target} is a signal server (kuksa.val.v2), not an sdv OTA agent")
 
     def status(self) -> ota_pb2.Status:
         """The agent's status."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import os
 import tempfile
@@ -47,6 +48,7 @@ __all__ = [
     "load_public_key",
     "load_time_state",
     "load_trust",
+    "open_for_reading",
     "read_bundle_header",
     "read_limited",
     "save_time_state",
@@ -279,9 +281,26 @@ def build_bundle(
     return manifest
 
 
+def open_for_reading(path: Path, what: str = "bundle") -> io.BufferedReader:
+    """Open a file the caller named (a bundle, by default) for reading.
+
+    Raises:
+        OtaError: it cannot be opened (missing, a folder, not readable), naming the file and what it is.
+    """
+    try:
+        return path.open("rb")
+    except OSError as error:
+        raise OtaError(f"{path}: cannot read {what}: {error.strerror or error}") from error
+
+
 def read_bundle_header(path: Path, limits: OtaLimits = DEFAULT_LIMITS) -> BundleHeader:
-    """Read a bundle file's header (no signature check)."""
-    with path.open("rb") as handle:
+    """Read a bundle file's header (no signature check).
+
+    Raises:
+        OtaError: the file cannot be read.
+        BundleFormatError: it is not a bundle.
+    """
+    with open_for_reading(path) as handle:
         return read_header(handle, str(path), limits)
 
 
@@ -294,7 +313,7 @@ def sign_bundle(path: Path, key: PrivateKey, limits: OtaLimits = DEFAULT_LIMITS)
     Returns:
         The new header.
     """
-    with path.open("rb") as handle:
+    with open_for_reading(path) as handle:
         header = read_header(handle, str(path), limits)
         manifest = header.parse_manifest(str(path))
         signed = header.with_signature(key)
