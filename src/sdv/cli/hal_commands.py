@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from sdv.cli import profile_init
+from sdv.cli import dbc_commands, profile_init
 from sdv.errors import CatalogueError, DbcError, FrameError, ProfileError
 from sdv.hal.codec import MessageCodec, SignalLayout, codec_from_cantools
 from sdv.hal.dbc import load_dbc
@@ -27,6 +27,7 @@ __all__ = ["register"]
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the HAL commands to the ``sdv`` parser."""
+    dbc_commands.register(subparsers)
     decode = subparsers.add_parser("decode", help="decode a CAN recording with DBC files (and a profile)")
     decode.add_argument(
         "--dbc", action="append", default=[], type=Path, metavar="FILE", help="DBC file (repeatable)"
