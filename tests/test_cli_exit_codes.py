@@ -67,7 +67,6 @@ USAGE_ERRORS = [
         ["ota", "verify", MISSING, "--trust", MISSING, "--hardware-id", "ecu"],
         f"{MISSING}: cannot read trust root",
     ),
-    (["ota", "agent", "--config", MISSING], f"{MISSING}: cannot read the agent configuration"),
     (["keys", "generate", "--private", f"{MISSING}/a.pem", "--public", f"{MISSING}/a.pub"], "cannot write"),
     (["token", "create", "--private-key", MISSING, "--scope", "read:Vehicle"], "cannot read private key"),
 ]
@@ -78,6 +77,7 @@ PROBLEM_ERRORS = [
     (["profile", "init", "--dbc", MISSING], f"{MISSING}: file: cannot read the file"),
     (["serve", "--profile", MISSING, "--port", "0"], f"{MISSING}: file: cannot be read"),
     (["codegen", "--profile", MISSING, "-o", MISSING], f"{MISSING}: file: cannot be read"),
+    (["ota", "agent", "--config", MISSING], f"{MISSING}: (file): cannot read the agent configuration"),
 ]
 
 

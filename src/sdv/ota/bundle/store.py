@@ -28,11 +28,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
+from pydantic import ValidationError
+
+from sdv.located import validation_problems
 from sdv.ota.bundle.canonical import canonical_bytes, parse_canonical
 from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
 from sdv.ota.bundle.format import BundleHeader, ByteStream, read_header
 from sdv.ota.bundle.keys import PrivateKey, PublicKey, load_private_key_pem, load_public_key_pem
-from sdv.ota.bundle.manifest import MANIFEST_TYPE, Manifest, Payload, PayloadTarget
+from sdv.ota.bundle.manifest import MANIFEST_TYPE, PATTERN_WORDS, Manifest, Payload, PayloadTarget
 from sdv.ota.bundle.trust import SignedTrustRoot, TrustRoot, parse_signed_trust_root
 from sdv.ota.bundle.trusted_time import TimeState, trusted_now, whole_seconds
 from sdv.ota.bundle.verifier import BundleVerifier, PayloadChecker, VerifiedBundle
@@ -269,8 +272,12 @@ def build_bundle(
             reinstall=reinstall,
             counter_floors=dict(counter_floors or {}),
         )
-    except ValueError as error:
-        raise BundleFormatError(f"{output}: invalid manifest: {error}") from error
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{problem.location}: {problem.message}"
+            for problem in validation_problems(error, str(output), patterns=PATTERN_WORDS)
+        )
+        raise BundleFormatError(f"{output}: invalid manifest: {problems}") from error
     header = BundleHeader.for_manifest(manifest)
     with atomic_writer(output) as handle:
         handle.write(header.encode())
