@@ -22,7 +22,7 @@ import grpc
 from sdv.api.tokens import AUDIENCE, TokenVerifier, load_public_key
 from sdv.errors import SdvError
 
-__all__ = ["SecurityConfigError", "ServerSecurity", "is_loopback", "read_pem"]
+__all__ = ["SecurityConfigError", "ServerSecurity", "check_key_pair", "is_loopback", "read_pem"]
 
 _LOG = logging.getLogger(__name__)
 _MAX_PEM_BYTES = 1024 * 1024
@@ -56,6 +56,37 @@ def read_pem(path: Path, what: str) -> bytes:
     if len(data) > _MAX_PEM_BYTES or b"-----BEGIN" not in data:
         raise SecurityConfigError(f"{what} {path}: not a PEM file")
     return data
+
+
+def check_key_pair(certificate_chain: bytes, private_key: bytes, cert_file: Path, key_file: Path) -> None:
+    """Check that the first certificate of a chain is for the private key's public half, before gRPC sees them.
+
+    gRPC reports a mismatch only when the port is bound, as a bind failure that says nothing of the files.
+
+    Raises:
+        SecurityConfigError: a file is no certificate or no unencrypted private key, or the two do not match;
+            the message names both files.
+    """
+    from cryptography import x509  # noqa: PLC0415 - only TLS setups need it
+    from cryptography.exceptions import UnsupportedAlgorithm  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
+    try:
+        certificate = x509.load_pem_x509_certificate(certificate_chain)
+    except ValueError:
+        raise SecurityConfigError(f"{cert_file}: not a PEM certificate") from None
+    try:
+        key = serialization.load_pem_private_key(private_key, password=None)
+    except TypeError:
+        raise SecurityConfigError(f"{key_file}: the private key is encrypted; give it unencrypted") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise SecurityConfigError(f"{key_file}: not a PEM private key") from None
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if certificate.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
+        raise SecurityConfigError(
+            f"{cert_file.name} does not match {key_file.name}: the certificate {cert_file} is for another key "
+            f"than {key_file}"
+        )
 
 
 @dataclass(frozen=True)
@@ -106,9 +137,13 @@ class ServerSecurity:
             except SdvError as error:
                 raise SecurityConfigError(str(error)) from error
             verifier = TokenVerifier(key, audience=jwt_audience, issuer=jwt_issuer)
+        certificate_chain = read_pem(tls_cert, "--tls-cert") if tls_cert else None
+        private_key = read_pem(tls_key, "--tls-key") if tls_key else None
+        if certificate_chain is not None and private_key is not None and tls_cert and tls_key:
+            check_key_pair(certificate_chain, private_key, tls_cert, tls_key)
         return cls(
-            certificate_chain=read_pem(tls_cert, "--tls-cert") if tls_cert else None,
-            private_key=read_pem(tls_key, "--tls-key") if tls_key else None,
+            certificate_chain=certificate_chain,
+            private_key=private_key,
             client_ca=read_pem(tls_client_ca, "--tls-client-ca") if tls_client_ca else None,
             verifier=verifier,
             insecure=insecure,

@@ -25,7 +25,7 @@ from sdv.api.convert import timestamp_to_proto, value_to_v2
 from sdv.broker import Datapoint, SignalMetadata
 from sdv.client.channel import ChannelSecurity, open_channel
 from sdv.client.convert import datapoint_from_v2, metadata_from_v2
-from sdv.client.errors import ServerUnreachableError, WrongServiceError, translate
+from sdv.client.errors import ServerUnreachableError, WrongServiceError, handshake_failure, translate
 from sdv.client.provider import ProviderStream
 from sdv.errors import ReadOnlyError, SdvError, UnknownSignalError, ValueOutOfRangeError
 from sdv.hal.datatypes import coerce
@@ -116,7 +116,9 @@ class VehicleClient:
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.UNIMPLEMENTED:
                 raise await self._wrong_service() from error
-            translated = self._error(error)
+            translated = handshake_failure(error.details() or "", self.target, self.security) or self._error(
+                error
+            )
             if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 translated = ServerUnreachableError(
                     f"cannot reach {self.target}: no answer in {self.timeout:g} s"

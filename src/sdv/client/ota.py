@@ -24,7 +24,7 @@ import grpc
 from sdv.api._proto.kuksa.val.v2 import val_pb2, val_pb2_grpc
 from sdv.api._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
 from sdv.client.channel import ChannelSecurity
-from sdv.client.errors import ServerUnreachableError, WrongServiceError
+from sdv.client.errors import ServerUnreachableError, WrongServiceError, handshake_failure
 from sdv.errors import AccessDenied, AuthenticationError, SdvError, VerificationError
 from sdv.ota.bundle.canonical import parse_canonical
 from sdv.ota.bundle.keys import Signature
@@ -84,6 +84,7 @@ class OtaClient:
     ) -> None:
         security = security or ChannelSecurity()
         self.target = target
+        self._security = security
         self._timeout = timeout_s
         self._metadata = security.call_metadata()
         options = [("grpc.max_send_message_length", 64 * 1024 * 1024), *security.channel_options()]
@@ -113,6 +114,9 @@ class OtaClient:
         except grpc.RpcError as error:
             code: grpc.StatusCode = error.code()
             message: str = error.details() or code.name.lower()
+            failure = handshake_failure(message, self.target, self._security)
+            if failure is not None:
+                raise failure from error
             if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise ServerUnreachableError(
                     f"cannot reach the update agent at {self.target}: {message}"
