@@ -44,12 +44,12 @@ def test_set_without_provider(sdv: Sdv, bare_server_thread: ServerThread) -> Non
 
 
 def test_set_actuates_and_says_so(sdv: Sdv, server: ServerThread, can_observer: can.BusABC) -> None:
-    result = sdv("set", LOW_BEAM, "on", "--server", server.target)
+    result = sdv("set", LOW_BEAM, "on", "--server", server.target, "--observe", "0")
     assert result.code == 0, result.stderr
-    assert result.stdout == f"{LOW_BEAM} = true: sent\n"
+    assert result.stdout == f"{LOW_BEAM}: requested true: sent\n"
     assert [frame.arbitration_id for frame in received_frames(can_observer, 0.5)].count(0x300) == 1
-    result = sdv("set", CABIN_TEMPERATURE, "22", "--server", server.target)
-    assert result.stdout == f"{CABIN_TEMPERATURE} = 22: sent\n"
+    result = sdv("set", CABIN_TEMPERATURE, "22", "--server", server.target, "--observe", "0")
+    assert result.stdout == f"{CABIN_TEMPERATURE}: requested 22: sent\n"
 
 
 @pytest.mark.parametrize(
