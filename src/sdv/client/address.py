@@ -11,11 +11,23 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sdv.errors import SdvError
 
-__all__ = ["OTA_AGENT_PORT", "SIGNAL_SERVER_PORT", "AddressError", "ServerAddress", "parse_address"]
+if TYPE_CHECKING:
+    from sdv.client.channel import ChannelSecurity
+
+__all__ = [
+    "OTA_AGENT_PORT",
+    "SIGNAL_SERVER_PORT",
+    "AddressError",
+    "ServerAddress",
+    "parse_address",
+    "resolve_target",
+]
 
 SIGNAL_SERVER_PORT = 55555
 """The port of a signal server that names none: ``sdv serve``'s and the KUKSA databroker's."""
@@ -85,3 +97,25 @@ def _port(text: str, address: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 65535:
         raise AddressError(f"address {address!r}: port {text!r} is not a TCP port (1 to 65535)")
     return int(text)
+
+
+# gRPC's own target forms (``unix:/run/sdv.sock``, ``dns:///ecu:55555``) pass through unchanged.
+_GRPC_FORMS = ("unix:", "unix-abstract:", "dns:", "ipv4:", "ipv6:")
+
+
+def resolve_target(target: str, default_port: int, security: ChannelSecurity) -> tuple[str, ChannelSecurity]:
+    """The gRPC target and security for an address a client was given: a default port, TLS for ``grpcs://``.
+
+    Raises:
+        AddressError: the address is not one of the accepted forms, or ``grpc://`` with TLS settings.
+    """
+    if target.startswith(_GRPC_FORMS):
+        return target, security
+    parsed = parse_address(target, default_port)
+    if parsed.tls is True and not security.tls:
+        security = dataclasses.replace(security, tls=True)
+    elif parsed.tls is False and security.tls:
+        raise AddressError(
+            f"address {target!r}: grpc:// is plaintext, but TLS settings were given: use grpcs://"
+        )
+    return parsed.target, security

@@ -23,6 +23,7 @@ from sdv.api._proto.kuksa.val.v2 import types_pb2, val_pb2, val_pb2_grpc
 from sdv.api._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
 from sdv.api.convert import timestamp_to_proto, value_to_v2
 from sdv.broker import Datapoint, SignalMetadata
+from sdv.client.address import SIGNAL_SERVER_PORT, resolve_target
 from sdv.client.channel import ChannelSecurity, open_channel
 from sdv.client.convert import datapoint_from_v2, metadata_from_v2
 from sdv.client.errors import ServerUnreachableError, WrongServiceError, handshake_failure, translate
@@ -49,7 +50,8 @@ class VehicleClient:
             await client.actuate("Vehicle.Body.Lights.Beam.Low.IsOn", True)
 
     Args:
-        target: the server as ``HOST:PORT``.
+        target: the server as ``HOST[:PORT]`` (port 55555 by default), ``grpc://HOST[:PORT]`` or
+            ``grpcs://HOST[:PORT]`` (TLS).
         timeout: seconds a single request (not a subscription) may take, connecting included.
         security: TLS and the bearer token; None connects in plaintext without a token.
     """
@@ -57,9 +59,8 @@ class VehicleClient:
     def __init__(
         self, target: str = DEFAULT_SERVER, *, timeout: float = 5.0, security: ChannelSecurity | None = None
     ) -> None:
-        self.target = target
+        self.target, self.security = resolve_target(target, SIGNAL_SERVER_PORT, security or ChannelSecurity())
         self.timeout = timeout
-        self.security = security or ChannelSecurity()
         self._channel: grpc.aio.Channel | None = None
         self._stub: VALAsyncStub | None = None
         self._metadata: dict[str, SignalMetadata] = {}

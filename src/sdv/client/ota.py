@@ -23,6 +23,7 @@ import grpc
 
 from sdv.api._proto.kuksa.val.v2 import val_pb2, val_pb2_grpc
 from sdv.api._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
+from sdv.client.address import OTA_AGENT_PORT, resolve_target
 from sdv.client.channel import ChannelSecurity
 from sdv.client.errors import ServerUnreachableError, WrongServiceError, handshake_failure
 from sdv.errors import AccessDenied, AuthenticationError, SdvError, VerificationError
@@ -82,7 +83,7 @@ class OtaClient:
         timeout_s: float = 30.0,
         security: ChannelSecurity | None = None,
     ) -> None:
-        security = security or ChannelSecurity()
+        target, security = resolve_target(target, OTA_AGENT_PORT, security or ChannelSecurity())
         self.target = target
         self._security = security
         self._timeout = timeout_s
