@@ -5,36 +5,43 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# serve and demo need only the runtime (the package and its dependencies); the test toolchain (pytest, mypy,
+# ruff, opendbc, kuksa-client, grpcio-tools) is installed by the targets that use it.
+RUNTIME := $(VENV)/.installed-runtime
+TOOLCHAIN := $(VENV)/.installed-test
 
 .PHONY: serve demo test lint typecheck pytest bench clean
 
-$(STAMP): pyproject.toml
+$(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME)
 
-serve: $(STAMP)
+$(TOOLCHAIN): $(RUNTIME)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(TOOLCHAIN)
+
+serve: $(RUNTIME)
 	$(BIN)/sdv serve
 
-demo: $(STAMP)
+demo: $(RUNTIME)
 	$(BIN)/sdv demo
 
-lint: $(STAMP)
+lint: $(TOOLCHAIN)
 	$(BIN)/ruff check src tests bench scripts examples
 	$(BIN)/ruff format --check src tests bench scripts examples
 	$(BIN)/lint-imports --no-cache
 
-typecheck: $(STAMP)
+typecheck: $(TOOLCHAIN)
 	$(BIN)/mypy --strict src
 
-pytest: $(STAMP)
+pytest: $(TOOLCHAIN)
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
 
-bench: $(STAMP)
+bench: $(TOOLCHAIN)
 	$(BIN)/python bench/bench_hal.py
 	$(BIN)/python bench/bench_broker.py
 	$(BIN)/python bench/bench_ota_verify.py

@@ -12,6 +12,7 @@ from sdv.cli.main import build_parser
 
 COMMANDS = [
     "decode",
+    "dbc",
     "profile",
     "demo",
     "serve",

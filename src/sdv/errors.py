@@ -40,6 +40,7 @@ __all__ = [
     "UnsupportedRequestError",
     "ValueOutOfRangeError",
     "VerificationError",
+    "WrongServiceError",
     "name_some",
 ]
 
@@ -150,6 +151,11 @@ class ProviderTimeoutError(ActuationError, TimeoutError):
 
 class ServerUnreachableError(SdvError, ConnectionError):
     """The server cannot be reached (not running, wrong address, or the connection broke)."""
+
+
+class WrongServiceError(SdvError):
+    """The address answers, but with another service (``UNIMPLEMENTED`` for the first call): an update agent
+    where a signal server was expected, or the other way round."""
 
 
 class UnsupportedRequestError(SdvError):

@@ -1,4 +1,4 @@
-"""File helpers every layer may use: durable atomic replacement and bounded PEM reads."""
+"""File helpers every layer may use: durable atomic replacement, bounded PEM reads, a certificate/key check."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 from sdv.errors import FileWriteError, SecurityConfigError
 
-__all__ = ["atomic_writer", "fsync_directory", "read_pem", "write_atomically"]
+__all__ = ["atomic_writer", "check_key_pair", "fsync_directory", "read_pem", "write_atomically"]
 
 _MAX_PEM_BYTES = 1024 * 1024
 
@@ -81,3 +81,34 @@ def read_pem(path: Path, what: str) -> bytes:
     if len(data) > _MAX_PEM_BYTES or b"-----BEGIN" not in data:
         raise SecurityConfigError(f"{what} {path}: not a PEM file")
     return data
+
+
+def check_key_pair(certificate_chain: bytes, private_key: bytes, cert_file: Path, key_file: Path) -> None:
+    """Check that the first certificate of a chain is for the private key's public half, before gRPC sees them.
+
+    gRPC reports a mismatch only when the port is bound, as a bind failure that says nothing of the files.
+
+    Raises:
+        SecurityConfigError: a file is no certificate or no unencrypted private key, or the two do not match;
+            the message names both files.
+    """
+    from cryptography import x509  # noqa: PLC0415 - only TLS setups need it
+    from cryptography.exceptions import UnsupportedAlgorithm  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
+    try:
+        certificate = x509.load_pem_x509_certificate(certificate_chain)
+    except ValueError:
+        raise SecurityConfigError(f"{cert_file}: not a PEM certificate") from None
+    try:
+        key = serialization.load_pem_private_key(private_key, password=None)
+    except TypeError:
+        raise SecurityConfigError(f"{key_file}: the private key is encrypted; give it unencrypted") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise SecurityConfigError(f"{key_file}: not a PEM private key") from None
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if certificate.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
+        raise SecurityConfigError(
+            f"{cert_file.name} does not match {key_file.name}: the certificate {cert_file} is for another key "
+            f"than {key_file}"
+        )

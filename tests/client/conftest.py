@@ -21,6 +21,7 @@ import pytest
 from sdv.api.server import SdvServer
 from sdv.broker import Broker
 from sdv.cli import client_commands
+from sdv.cli.exit_codes import exit_code
 from sdv.errors import SdvError
 from sdv.hal.vehicle import VehicleDefinition
 
@@ -127,7 +128,7 @@ def sdv(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
             code = args.handler(args)
         except SdvError as error:
             print(f"sdv {args.command}: {error}", file=sys.stderr)
-            code = 2
+            code = exit_code(error)  # as the entry point does
         out, err = capsys.readouterr()
         return Result(code, out, err)
 

@@ -40,17 +40,17 @@ def test_get_of_a_signal_without_value(sdv: Sdv, bare_server_thread: ServerThrea
 
 def test_set_without_provider(sdv: Sdv, bare_server_thread: ServerThread) -> None:
     result = sdv("set", LOW_BEAM, "true", "--server", bare_server_thread.target)
-    assert (result.code, result.stdout) == (2, "")
+    assert (result.code, result.stdout) == (1, "")
     assert result.stderr == f"sdv set: {LOW_BEAM}: no provider is connected for this actuator\n"
 
 
 def test_set_actuates_and_says_so(sdv: Sdv, server: ServerThread, can_observer: can.BusABC) -> None:
-    result = sdv("set", LOW_BEAM, "on", "--server", server.target)
+    result = sdv("set", LOW_BEAM, "on", "--server", server.target, "--observe", "0")
     assert result.code == 0, result.stderr
-    assert result.stdout == f"{LOW_BEAM} = true: sent\n"
+    assert result.stdout == f"{LOW_BEAM}: requested true: sent\n"
     assert [frame.arbitration_id for frame in received_frames(can_observer, 0.5)].count(0x300) == 1
-    result = sdv("set", CABIN_TEMPERATURE, "22", "--server", server.target)
-    assert result.stdout == f"{CABIN_TEMPERATURE} = 22: sent\n"
+    result = sdv("set", CABIN_TEMPERATURE, "22", "--server", server.target, "--observe", "0")
+    assert result.stdout == f"{CABIN_TEMPERATURE}: requested 22: sent\n"
 
 
 @pytest.mark.parametrize(
@@ -75,7 +75,7 @@ def test_refusals_are_one_line_on_stderr(
     sdv: Sdv, server: ServerThread, can_observer: can.BusABC, argv: tuple[str, ...], message: str
 ) -> None:
     result = sdv(*argv, "--server", server.target)
-    assert (result.code, result.stdout, result.stderr) == (2, "", message + "\n")
+    assert (result.code, result.stdout, result.stderr) == (1, "", message + "\n")  # refused (docs/cli.md)
     assert received_frames(can_observer, 0.2) == []
 
 
@@ -84,7 +84,7 @@ def test_refusals_are_one_line_on_stderr(
 )
 def test_an_unreachable_server_is_named(sdv: Sdv, closed_port: int, command: tuple[str, ...]) -> None:
     result = sdv(*command, "--server", f"127.0.0.1:{closed_port}")
-    assert result.code == 2 and result.stdout == ""
+    assert result.code == 3 and result.stdout == ""  # unreachable (docs/cli.md)
     assert len(result.stderr.splitlines()) == 1
     assert result.stderr.startswith(f"sdv {command[0]}: cannot reach 127.0.0.1:{closed_port}: ")
 

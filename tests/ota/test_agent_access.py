@@ -37,13 +37,13 @@ def guarded_agent(ecu: Ecu, start_agent: StartAgent, tmp_path: Path) -> tuple[st
 def test_status_needs_a_token(guarded_agent: tuple[str, Callable[[str], Path]]) -> None:
     target, _ = guarded_agent
     result = run_cli("ota", "status", "--target", target)
-    assert result.code == 2 and "requires a bearer token" in result.err
+    assert result.code == 1 and "requires a bearer token" in result.err
 
 
 def test_signal_rights_do_not_grant_updates(guarded_agent: tuple[str, Callable[[str], Path]]) -> None:
     target, token_file = guarded_agent
     result = run_cli("ota", "status", "--target", target, "--token-file", token_file("read actuate provide"))
-    assert result.code == 2 and "ota-server is not allowed to ota" in result.err
+    assert result.code == 1 and "ota-server is not allowed to ota" in result.err
 
 
 def test_a_push_with_the_ota_scope_stages_the_bundle(
@@ -55,6 +55,6 @@ def test_a_push_with_the_ota_scope_stages_the_bundle(
     assert pushed.code == 0, pushed.err
     assert "state:      ready" in pushed.out
     refused = run_cli("ota", "activate", "--target", target, "--token-file", token_file("read"))
-    assert refused.code == 2 and "not allowed to ota" in refused.err
+    assert refused.code == 1 and "not allowed to ota" in refused.err
     status = run_cli("ota", "status", "--target", target, "--token-file", token)
     assert status.code == 0 and "state:      ready" in status.out

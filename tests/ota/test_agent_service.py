@@ -200,9 +200,9 @@ def test_the_agent_refuses_to_serve_unauthenticated_beyond_loopback(ecu: Ecu) ->
     assert not ecu.state_dir.exists()  # refused before the agent touched anything
 
 
-def test_an_unreachable_agent_is_a_usage_error() -> None:
+def test_an_unreachable_agent_has_an_exit_code_of_its_own() -> None:
     result = run_cli("ota", "status", "--target", "127.0.0.1:1")
-    assert result.code == 2 and "cannot reach the update agent at 127.0.0.1:1" in result.err
+    assert result.code == 3 and "cannot reach the update agent at 127.0.0.1:1" in result.err
 
 
 def test_local_commands_work_on_the_state_directory(

@@ -156,6 +156,7 @@ def test_cli_clients_connect_with_tls_and_a_token(
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(SPEED) and "km/h" in done.stdout
     refused = _sdv("get", SPEED, *flags)
-    assert refused.returncode == 2 and "requires a bearer token" in refused.stderr
+    assert refused.returncode == 1 and "requires a bearer token" in refused.stderr
     denied = _sdv("set", "Vehicle.Body.Lights.Beam.Low.IsOn", "true", *flags, "--token-file", str(token_file))
-    assert denied.returncode == 2 and "app is not allowed to" in denied.stderr
+    assert denied.returncode == 1 and "app is not allowed to" in denied.stderr
+    assert "sdv set reads the signal's datatype first, and the server refused that" in denied.stderr

@@ -21,9 +21,9 @@ import grpc
 
 from sdv.api.tokens import AUDIENCE, TokenVerifier, load_public_key
 from sdv.errors import SdvError, SecurityConfigError
-from sdv.files import read_pem
+from sdv.files import check_key_pair, read_pem
 
-__all__ = ["SecurityConfigError", "ServerSecurity", "is_loopback", "read_pem"]
+__all__ = ["SecurityConfigError", "ServerSecurity", "check_key_pair", "is_loopback", "read_pem"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -86,9 +86,13 @@ class ServerSecurity:
             except SdvError as error:
                 raise SecurityConfigError(str(error)) from error
             verifier = TokenVerifier(key, audience=jwt_audience, issuer=jwt_issuer)
+        certificate_chain = read_pem(tls_cert, "--tls-cert") if tls_cert else None
+        private_key = read_pem(tls_key, "--tls-key") if tls_key else None
+        if certificate_chain is not None and private_key is not None and tls_cert and tls_key:
+            check_key_pair(certificate_chain, private_key, tls_cert, tls_key)
         return cls(
-            certificate_chain=read_pem(tls_cert, "--tls-cert") if tls_cert else None,
-            private_key=read_pem(tls_key, "--tls-key") if tls_key else None,
+            certificate_chain=certificate_chain,
+            private_key=private_key,
             client_ca=read_pem(tls_client_ca, "--tls-client-ca") if tls_client_ca else None,
             verifier=verifier,
             insecure=insecure,

@@ -12,15 +12,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
+import os
 import re
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sdv.cli.security_options import add_connection_arguments, connection_security
+from sdv.cli.security_options import ENV_SERVER, add_connection_arguments, connection
 from sdv.client import DEFAULT_SERVER, VehicleClient
-from sdv.errors import SdvError, ValueOutOfRangeError
+from sdv.client.address import SIGNAL_SERVER_PORT
+from sdv.errors import AccessDenied, SdvError, ValueOutOfRangeError
 from sdv.types.datatypes import Value, parse_text
 from sdv.types.signals import Datapoint, SignalMetadata
 from sdv.types.status import Status
@@ -28,7 +32,7 @@ from sdv.types.status import Status
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-__all__ = ["HAL_ROOT", "format_age", "format_value", "register", "render_monitor"]
+__all__ = ["HAL_ROOT", "format_age", "format_value", "json_record", "register", "render_monitor"]
 
 HAL_ROOT = "Sdv.Hal"
 """The branch under which the server publishes the HAL's frame and error counters."""
@@ -38,6 +42,8 @@ _NO_DATA = Datapoint(None, None, Status.NOT_AVAILABLE)
 # Shown as the bus's state, not as counters.
 _BUS_STATE_SIGNALS = frozenset({"State", "LastError", "NextRetry"})
 _BUS_STATE_STYLES = {"DOWN": "bold red", "CONNECTING": "yellow", "ENDED": "yellow"}
+_JSON_HELP = "one JSON object per value: path, value, unit, timestamp (RFC 3339, UTC) and status"
+_OBSERVE_S = 1.0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,14 +51,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     server = argparse.ArgumentParser(add_help=False)
     server.add_argument(
         "--server",
-        default=DEFAULT_SERVER,
-        metavar="HOST:PORT",
-        help=f"the server to talk to (default {DEFAULT_SERVER})",
+        metavar="HOST[:PORT]",
+        help=f"the server to talk to: HOST[:PORT], grpc://HOST[:PORT] or grpcs://HOST[:PORT] (TLS); "
+        f"default ${ENV_SERVER}, else {DEFAULT_SERVER}; the port defaults to {SIGNAL_SERVER_PORT}",
     )
     add_connection_arguments(server)
 
     get = subparsers.add_parser("get", parents=[server], help="print the current value of signals")
     get.add_argument("paths", nargs="+", metavar="PATH")
+    get.add_argument("--json", action="store_true", help=_JSON_HELP)
     get.set_defaults(handler=_get)
 
     set_ = subparsers.add_parser(
@@ -72,12 +79,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="VALUE",
         help="parsed by the signal's datatype (true/false, 42, 3.5, text; a JSON array for arrays: [2,3])",
     )
+    set_.add_argument(
+        "--observe",
+        type=float,
+        default=_OBSERVE_S,
+        metavar="SECONDS",
+        help=f"after an actuation, wait up to SECONDS for the vehicle to report the value (default {_OBSERVE_S:g}; "
+        "0: do not wait)",
+    )
     set_.set_defaults(handler=_set)
 
     subscribe = subparsers.add_parser(
         "subscribe", parents=[server], help="print signal values as they change, until interrupted"
     )
     subscribe.add_argument("paths", nargs="+", metavar="PATH")
+    subscribe.add_argument("--json", action="store_true", help=_JSON_HELP)
     subscribe.add_argument(
         "--interval", type=int, default=0, metavar="MS", help="at most one batch every MS milliseconds"
     )
@@ -130,6 +146,26 @@ def format_age(datapoint: Datapoint, now: float) -> str:
     return f"{age / 3600:.0f} h"
 
 
+def json_record(path: str, datapoint: Datapoint, meta: SignalMetadata | None) -> str:
+    """A datapoint as one line of ``--json`` output."""
+    timestamp = (
+        datetime.fromtimestamp(datapoint.timestamp, UTC)
+        .isoformat(timespec="microseconds")
+        .replace("+00:00", "Z")
+        if datapoint.timestamp is not None
+        else None
+    )
+    value = list(datapoint.value) if isinstance(datapoint.value, tuple) else datapoint.value
+    record = {
+        "path": path,
+        "value": value,
+        "unit": meta.unit if meta is not None else None,
+        "timestamp": timestamp,
+        "status": datapoint.status.value,
+    }
+    return json.dumps(record)
+
+
 def _status(datapoint: Datapoint) -> str:
     if datapoint.value is not None:
         return "valid"
@@ -149,47 +185,90 @@ def _chunks(paths: Sequence[str]) -> list[Sequence[str]]:
     return [paths[start : start + _PATHS_PER_REQUEST] for start in range(0, len(paths), _PATHS_PER_REQUEST)]
 
 
+def _client(args: argparse.Namespace) -> VehicleClient:
+    """A client of the server the flags (or ``$SDV_SERVER``) name."""
+    if args.server is None:
+        args.server = os.environ.get(ENV_SERVER, "").strip() or DEFAULT_SERVER
+    target, security = connection(args, args.server, SIGNAL_SERVER_PORT)
+    return VehicleClient(target, security=security)
+
+
 # --- get, set, subscribe, list ---------------------------------------------------------------------------------
 def _get(args: argparse.Namespace) -> int:
     async def run() -> None:
-        async with VehicleClient(args.server, security=connection_security(args)) as client:
+        async with _client(args) as client:
             values = await client.get(args.paths)
             metas = await _all_metadata(client)
         for path, datapoint in values.items():
-            print(_line(path, datapoint, metas.get(path)))
+            show = json_record if args.json else _line
+            print(show(path, datapoint, metas.get(path)))
 
     asyncio.run(run())
     return 0
 
 
 def _set(args: argparse.Namespace) -> int:
-    async def run() -> Value:
-        async with VehicleClient(args.server, security=connection_security(args)) as client:
-            meta = await client.metadata(args.path)
+    async def run() -> tuple[Value, Datapoint | None, SignalMetadata]:
+        async with _client(args) as client:
+            try:
+                meta = await client.metadata(args.path)
+            except AccessDenied as error:  # the refusal is of the look-up, not of the request: say so
+                raise AccessDenied(
+                    f"{args.path}: sdv set reads the signal's datatype first, and the server refused that: {error}"
+                ) from error
             try:
                 value = parse_text(meta.datatype, args.value)
             except ValueError as error:
                 raise ValueOutOfRangeError(f"{args.path}: {error}") from None
             if args.current:
                 await client.publish(args.path, value)
-            else:
-                await client.actuate(args.path, value)
-            return value
+                return value, None, meta
+            await client.actuate(args.path, value)
+            observed = await _observe(client, args.path, value, args.observe) if args.observe > 0 else None
+            return value, observed, meta
 
-    value = asyncio.run(run())
-    print(f"{args.path} = {format_value(value)}: {'published' if args.current else 'sent'}")
+    value, observed, meta = asyncio.run(run())
+    if args.current:
+        print(f"{args.path} = {format_value(value)}: published")
+        return 0
+    print(f"{args.path}: requested {format_value(value)}: sent")
+    if observed is not None and observed.value is not None:
+        unit = f" {meta.unit}" if meta.unit else ""
+        verdict = "as requested" if observed.value == value else "not what was requested"
+        print(f"{args.path}: the vehicle reports {format_value(observed.value)}{unit} ({verdict})")
+    elif observed is not None:
+        print(f"{args.path}: the vehicle reports no value")
     return 0
+
+
+async def _observe(client: VehicleClient, path: str, requested: Value, seconds: float) -> Datapoint | None:
+    """The actuator's current value once it equals ``requested``, or the last one seen within ``seconds``."""
+    latest: Datapoint | None = None
+
+    async def follow() -> None:
+        nonlocal latest
+        updates = client.subscribe([path])
+        async with contextlib.aclosing(updates):
+            async for batch in updates:
+                latest = batch.get(path, latest)
+                if latest is not None and latest.value == requested:
+                    return
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(follow(), seconds)
+    return latest
 
 
 def _subscribe(args: argparse.Namespace) -> int:
     async def run() -> None:
-        async with VehicleClient(args.server, security=connection_security(args)) as client:
+        async with _client(args) as client:
             metas = await _all_metadata(client)
             updates = client.subscribe(args.paths, min_interval_ms=args.interval)
             async with contextlib.aclosing(updates):
                 async for batch in updates:
+                    show = json_record if args.json else _line
                     for path, datapoint in batch.items():
-                        print(_line(path, datapoint, metas.get(path)), flush=True)
+                        print(show(path, datapoint, metas.get(path)), flush=True)
 
     with contextlib.suppress(KeyboardInterrupt):  # the way to end a subscription: not an error
         asyncio.run(run())
@@ -198,7 +277,7 @@ def _subscribe(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     async def run() -> list[SignalMetadata]:
-        async with VehicleClient(args.server, security=connection_security(args)) as client:
+        async with _client(args) as client:
             return await client.list_metadata(args.root)
 
     metas = asyncio.run(run())
@@ -320,7 +399,7 @@ def _monitor(args: argparse.Namespace) -> int:
     console = Console() if sys.stdout.isatty() else Console(width=160)
 
     async def run() -> None:
-        async with VehicleClient(args.server, security=connection_security(args)) as client:
+        async with _client(args) as client:
             name, version = await client.server_info()
             title = f"sdv monitor: {name} {version} at {args.server}"
             metas = await client.list_metadata()

@@ -4,27 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
+from sdv.cli import dbc_commands, profile_init
 from sdv.errors import CatalogueError, DbcError, FrameError, ProfileError
 from sdv.hal.codec import MessageCodec, SignalLayout, codec_from_cantools
 from sdv.hal.dbc import load_dbc
 from sdv.hal.processor import Converter, SignalUpdate, signal_converter
-from sdv.hal.profile import VSS_PATH
 from sdv.hal.runtime import Hal
 from sdv.hal.sources import RecordingSource, read_recording
-from sdv.hal.vehicle import VehicleDefinition, load_vehicle, vehicle_from_text
-from sdv.hal.vss_match import OverlayLeaf, VssIndex, dbc_datatype, overlay_document, vss_unit
+from sdv.hal.vehicle import VehicleDefinition, load_vehicle
 from sdv.resources import demo_profile, demo_recording
 from sdv.vss import load_catalogue
 
@@ -33,6 +27,7 @@ __all__ = ["register"]
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the HAL commands to the ``sdv`` parser."""
+    dbc_commands.register(subparsers)
     decode = subparsers.add_parser("decode", help="decode a CAN recording with DBC files (and a profile)")
     decode.add_argument(
         "--dbc", action="append", default=[], type=Path, metavar="FILE", help="DBC file (repeatable)"
@@ -47,31 +42,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     profile = subparsers.add_parser("profile", help="write or check a vehicle profile")
     actions = profile.add_subparsers(dest="action", metavar="ACTION", required=True)
-    init = actions.add_parser("init", help="write a starting profile from a DBC file")
-    init.add_argument("--dbc", required=True, type=Path, metavar="FILE")
-    init.add_argument(
-        "-o", "--output", type=Path, metavar="FILE", help="write here instead of standard output"
-    )
-    init.add_argument("--bus", default="can0", help="bus name (default can0)")
-    init.add_argument("--interface", default="socketcan", help="python-can interface (default socketcan)")
-    init.add_argument("--channel", default="can0", help="python-can channel (default can0)")
-    _vss_option(
-        init,
-        "map DBC signals onto this VSS catalogue's leaves by name (repeat for overlays); needs -o: the others go "
-        "under --branch in an overlay file",
-    )
-    init.add_argument(
-        "--branch",
-        default="Vehicle.SDV",
-        help="with --vss: the overlay branch of the signals VSS does not have (default Vehicle.SDV)",
-    )
-    init.add_argument(
-        "--overlay",
-        type=Path,
-        metavar="FILE",
-        help="with --vss: where the overlay goes (default: OUTPUT_overlay.json next to the output)",
-    )
-    init.set_defaults(handler=_profile_init)
+    profile_init.register(actions, _vss_option)
     check = actions.add_parser(
         "check", help="validate a profile against its DBC files and print every problem"
     )
@@ -217,212 +188,6 @@ def _decode(args: argparse.Namespace) -> int:
 
 def _show(value: object) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
-# --- profile -----------------------------------------------------------------------------------------------------
-_INIT_HEADER = (
-    "# Starting profile written by `sdv profile init`: rename paths to VSS, set kinds, units and ranges.\n"
-)
-_VSS_HEADER = (
-    "# Starting profile written by `sdv profile init --vss`: signals whose names match one VSS leaf take its path,\n"
-    "# kind and datatype; the others live under {branch}, described by the overlay {overlay}.\n"
-    "# Check it with: sdv profile check {vss} --vss {overlay} {output}\n"
-)
-
-
-def starting_profile(
-    dbc: Path,
-    bus: str,
-    interface: str,
-    channel: str,
-    *,
-    index: VssIndex | None = None,
-    branch: str = "",
-    refused: frozenset[tuple[str, str]] = frozenset(),
-) -> tuple[dict[str, Any], list[OverlayLeaf]]:
-    """A profile of every signal of a DBC file, and the overlay leaves of those not in a VSS catalogue.
-
-    Without ``index`` every signal becomes the sensor ``<Message>.<Signal>``. With it, a signal whose name matches
-    one leaf (:mod:`sdv.hal.vss_match`) takes that leaf's path, kind and datatype, unless its (message, signal)
-    is in ``refused``; every other signal becomes the sensor ``<branch>.<Message>.<Signal>`` of the overlay.
-    """
-    loaded = load_dbc(dbc)
-    fd = any(message.is_fd or message.length > 8 for message in loaded.database.messages)
-    signals: list[dict[str, Any]] = []
-    overlay: list[OverlayLeaf] = []
-    taken: set[str] = set()
-    for message in sorted(loaded.database.messages, key=lambda m: m.name):
-        codec = codec_from_cantools(message)
-        for layout in codec.signals:
-            found = index.match(codec.name, layout) if index is not None else None
-            if found is not None and (found.node.path in taken or (codec.name, layout.name) in refused):
-                found = None  # a leaf has one source; the first signal in message order keeps it
-            entry: dict[str, Any]
-            if found is not None and found.node.datatype is not None:
-                node = found.node
-                taken.add(node.path)
-                entry = {"path": node.path, "kind": node.kind, "datatype": node.datatype}
-                if node.unit:
-                    entry["unit"] = node.unit
-                if found.rounding:
-                    entry["rounding"] = "round"
-            else:
-                path = (
-                    f"{branch}.{codec.name}.{layout.name}"
-                    if index is not None
-                    else f"{codec.name}.{layout.name}"
-                )
-                entry = {"path": path, "kind": "sensor", "datatype": dbc_datatype(layout)}
-                unit = vss_unit(layout.unit) if index is not None else layout.unit
-                if unit:
-                    entry["unit"] = unit
-                if index is not None:
-                    allowed = tuple(dict.fromkeys(layout.choices.values())) if layout.choices else None
-                    overlay.append(OverlayLeaf(path, entry["datatype"], unit, layout.comment or "", allowed))
-            if layout.comment:
-                entry["description"] = layout.comment
-            entry["source"] = {"bus": bus, "message": codec.name, "signal": layout.name}
-            signals.append(entry)
-    profile = {
-        "name": dbc.stem,
-        "buses": [{"name": bus, "interface": interface, "channel": channel, "fd": fd, "dbc": [str(dbc)]}],
-        "signals": signals,
-    }
-    return profile, overlay
-
-
-def _profile_init(args: argparse.Namespace) -> int:
-    dbc = args.dbc
-    if args.output is not None:
-        dbc = Path(_relative(args.dbc.resolve(), args.output.resolve().parent))
-        if not (args.output.resolve().parent / dbc).is_file():
-            dbc = args.dbc.resolve()
-    if args.vss:
-        return _profile_init_vss(args, dbc)
-    profile, _ = starting_profile(args.dbc, args.bus, args.interface, args.channel)
-    profile["buses"][0]["dbc"] = [str(dbc)]
-    text = _INIT_HEADER + yaml.safe_dump(profile, sort_keys=False, allow_unicode=True, width=120)
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
-        args.output.write_text(text, encoding="utf-8")
-        print(f"wrote {args.output}: {len(profile['signals'])} signals", file=sys.stderr)
-    return 0
-
-
-def _profile_init_vss(args: argparse.Namespace, dbc: Path) -> int:
-    """``profile init --vss``: the profile and its overlay, written only once the profile checks clean."""
-    if args.output is None:
-        print("sdv profile init: --vss needs -o FILE (the overlay is written next to it)", file=sys.stderr)
-        return 2
-    if not VSS_PATH.match(args.branch):
-        print(
-            f"sdv profile init: --branch {args.branch!r} is not a dotted VSS path such as Vehicle.Own",
-            file=sys.stderr,
-        )
-        return 2
-    output: Path = args.output
-    overlay_file: Path = args.overlay or output.with_name(f"{output.stem}_overlay.json")
-    for written in (output, overlay_file):
-        if not written.resolve().parent.is_dir():
-            print(f"sdv profile init: {written.parent} is not a directory", file=sys.stderr)
-            return 2
-    try:
-        catalogue = load_catalogue(args.vss)
-    except CatalogueError as error:
-        print(f"sdv profile init: the VSS catalogue does not load: {error}", file=sys.stderr)
-        return 1
-    if args.branch in catalogue or any(path.startswith(args.branch + ".") for path in catalogue.nodes):
-        print(
-            f"sdv profile init: --branch {args.branch} is in the VSS catalogue; choose a branch of your own",
-            file=sys.stderr,
-        )
-        return 2
-    index = VssIndex(catalogue)
-    refused: frozenset[tuple[str, str]] = frozenset()
-    while True:  # each round takes at least one match back, so this ends
-        profile, leaves = starting_profile(
-            args.dbc, args.bus, args.interface, args.channel, index=index, branch=args.branch, refused=refused
-        )
-        profile["buses"][0]["dbc"] = [str(dbc)]
-        document = overlay_document(
-            leaves, {args.branch: f"Signals of {args.dbc.name} that the VSS catalogue does not define."}
-        )
-        header = _VSS_HEADER.format(
-            branch=args.branch,
-            overlay=overlay_file.name,
-            vss=" ".join(f"--vss {path}" for path in args.vss),
-            output=output.name,
-        )
-        text = header + yaml.safe_dump(profile, sort_keys=False, allow_unicode=True, width=120)
-        problems = _init_problems(text, output, document, overlay_file, args.vss)
-        if not problems:
-            break
-        back = {source for problem in problems if (source := _matched_source(profile, problem, args.branch))}
-        if not back:
-            shown = problems[0] if isinstance(problems[0], str) else f"signals[{problems[0]}]"
-            print(f"sdv profile init: the written profile would not check: {shown}", file=sys.stderr)
-            return 1
-        refused |= back
-    _write_atomically(overlay_file, json.dumps(document, indent=2) + "\n")
-    _write_atomically(output, text)
-    matched = len(profile["signals"]) - len(leaves)
-    print(
-        f"wrote {output}: {len(profile['signals'])} signals, {matched} on VSS paths, {len(leaves)} under "
-        f"{args.branch} in {overlay_file}",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def _init_problems(
-    text: str, output: Path, document: dict[str, Any], overlay_file: Path, vss: Sequence[Path]
-) -> list[int | str]:
-    """The signal indices of the problems of the written profile (a string for a problem of no signal)."""
-    with tempfile.TemporaryDirectory() as scratch:
-        overlay = Path(scratch) / overlay_file.name
-        overlay.write_text(json.dumps(document), encoding="utf-8")
-        try:
-            vehicle_from_text(text, str(output), catalogue=load_catalogue([*vss, overlay]))
-        except (ProfileError, CatalogueError) as error:
-            found: list[int | str] = []
-            for problem in error.problems:
-                signal = _SIGNAL_INDEX.search(problem.location)
-                found.append(int(signal[1]) if signal else str(problem))
-            return found
-    return []
-
-
-_SIGNAL_INDEX = re.compile(r"\bsignals\[(\d+)\]")
-
-
-def _matched_source(profile: dict[str, Any], problem: int | str, branch: str) -> tuple[str, str] | None:
-    """The (message, signal) of a signal matched onto VSS that has a problem; None for an overlay signal or a
-    problem of no signal."""
-    if isinstance(problem, str):
-        return None
-    entry = profile["signals"][problem]
-    if entry["path"].startswith(branch + "."):
-        return None
-    return entry["source"]["message"], entry["source"]["signal"]
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path``, fsync, then replace ``path`` with it."""
-    with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.resolve().parent, delete=False, prefix=f".{path.name}."
-    ) as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(handle.name, path)
-
-
-def _relative(path: Path, start: Path) -> str:
-    try:
-        return str(path.relative_to(start))
-    except ValueError:
-        return os.path.relpath(path, start)
 
 
 def _vss_option(parser: argparse.ArgumentParser, text: str) -> None:

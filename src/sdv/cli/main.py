@@ -2,7 +2,8 @@
 
 Each command group lives in its own module and exposes ``register(subparsers)``; the group adds its parsers and
 sets ``handler`` on them. A handler returns the process exit code. Errors of the project's tree are printed as one
-clear message on stderr with exit code 2; nothing else is caught, so real bugs keep their traceback.
+clear message on stderr with the exit code :mod:`sdv.cli.exit_codes` gives it (docs/cli.md); nothing else is
+caught, so real bugs keep their traceback.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 COMMAND_GROUPS: dict[str, str] = {
+    "dbc": "hal_commands",
     "decode": "hal_commands",
     "demo": "hal_commands",
     "profile": "hal_commands",
@@ -102,8 +104,10 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         return handler(args)
     except SdvError as error:
+        from sdv.cli.exit_codes import exit_code  # noqa: PLC0415 - only a failing command needs it
+
         print(f"sdv {args.command}: {error}", file=sys.stderr)
-        return 2
+        return exit_code(error)
     except KeyboardInterrupt:
         return 130
 

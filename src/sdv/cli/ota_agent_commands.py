@@ -38,14 +38,14 @@ from sdv._proto.sdv.ota.v1 import ota_pb2
 from sdv.api.ota import OtaServer, status_to_proto
 from sdv.api.security import ServerSecurity
 from sdv.api.server import DEFAULT_ADDRESS
-from sdv.cli.ota_refusals import EXIT_REFUSED, Handler, refusing
+from sdv.cli.ota_refusals import EXIT_REFUSED, Handler, agent_client, refusing
 from sdv.cli.running import serve_until_signalled
 from sdv.cli.security_options import (
     add_connection_arguments,
     add_server_security_arguments,
-    connection_security,
     server_security,
 )
+from sdv.client.address import OTA_AGENT_PORT
 from sdv.client.errors import ServerUnreachableError
 from sdv.errors import VerificationError
 from sdv.ota.agent.config import load_agent_config
@@ -69,7 +69,7 @@ _REFUSALS = (
     InsufficientSpaceError,
     OperationCancelledError,
 )
-_DEFAULT_AGENT_PORT = 55556
+_DEFAULT_AGENT_PORT = OTA_AGENT_PORT
 
 
 # -- status output -----------------------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ def _act(
 ) -> Handler:
     def run(args: argparse.Namespace) -> int:
         if args.target:
-            with OtaClient(args.target, security=connection_security(args)) as client:
+            with agent_client(args) as client:
                 status = remote(client)
         else:
             status = _local(args, local)
@@ -162,7 +162,7 @@ def _act(
 
 def _status(args: argparse.Namespace) -> int:
     if args.target:
-        with OtaClient(args.target, security=connection_security(args)) as client:
+        with agent_client(args) as client:
             status = client.status()
     else:
         status = status_to_proto(local_status(load_agent_config(args.config)))
@@ -228,7 +228,8 @@ def _push(args: argparse.Namespace) -> int:
     if args.chunk_size < 1:
         print("sdv ota push: --chunk-size must be positive", file=sys.stderr)
         return 2
-    with OtaClient(args.target, security=connection_security(args)) as client, _progress() as progress:
+    read_bundle_header(args.bundle)  # a missing or malformed bundle fails before progress bars are drawn
+    with agent_client(args) as client, _progress() as progress:
         _transfer(client, args, progress, progress.add_task("transfer", total=None))
         status = client.status()
         if status.state == ota_pb2.STATE_TRANSFERRED and not args.no_install:
@@ -286,7 +287,7 @@ def _where(parser: argparse.ArgumentParser, *, remote: bool = True) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--config", type=Path, help="the agent configuration (work on its state directory)")
     if remote:
-        where.add_argument("--target", metavar="HOST:PORT", help="talk to a running update agent instead")
+        where.add_argument("--target", metavar="HOST[:PORT]", help="talk to a running update agent instead")
         add_connection_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the status as JSON")
 
@@ -346,7 +347,7 @@ def register(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     push = group.add_parser("push", help="OTA server side: transfer a bundle to an ECU's agent, resumably")
     push.add_argument("bundle", type=Path)
-    push.add_argument("--target", metavar="HOST:PORT", required=True, help="the ECU's update agent")
+    push.add_argument("--target", metavar="HOST[:PORT]", required=True, help="the ECU's update agent")
     add_connection_arguments(push)
     push.add_argument("--chunk-size", type=int, default=1024 * 1024, help="bytes per chunk (default 1 MiB)")
     push.add_argument("--retries", type=int, default=3, help="reconnect this often when the link breaks")

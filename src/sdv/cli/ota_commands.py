@@ -15,20 +15,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sdv.cli import ota_agent_commands, ota_record_commands
-from sdv.cli.ota_refusals import counter_argument, refusing
-from sdv.cli.security_options import add_connection_arguments, connection_security
-from sdv.errors import OtaError
+from sdv.cli.ota_refusals import agent_client, counter_argument, refusing
+from sdv.cli.security_options import add_connection_arguments
+from sdv.errors import OtaError, VerificationError
 from sdv.ota.bundle.canonical import canonical_bytes, format_time, signing_input
 from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
 from sdv.ota.bundle.format import MAGIC
 from sdv.ota.bundle.keys import KeyType, PublicKey, generate_private_key
-from sdv.ota.bundle.manifest import MANIFEST_TYPE, FileTreeTarget, PayloadTarget, SlotImageTarget
+from sdv.ota.bundle.manifest import (
+    MANIFEST_TYPE,
+    NAME_PATTERN,
+    PATTERN_WORDS,
+    SEMVER_PATTERN,
+    FileTreeTarget,
+    PayloadTarget,
+    SlotImageTarget,
+)
 from sdv.ota.bundle.store import (
     PayloadSource,
     build_bundle,
@@ -36,6 +45,7 @@ from sdv.ota.bundle.store import (
     load_public_key,
     load_time_state,
     load_trust,
+    open_for_reading,
     read_bundle_header,
     read_limited,
     save_trust,
@@ -56,7 +66,6 @@ from sdv.ota.bundle.trust import (
     verify_rotation,
 )
 from sdv.ota.bundle.trusted_time import parse_duration, trusted_now
-from sdv.ota.client import OtaClient
 
 __all__ = ["register"]
 
@@ -81,6 +90,17 @@ def _duration(text: str) -> str:
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return text
+
+
+def _matching(pattern: str) -> Callable[[str], str]:
+    """An ``argparse`` type for text that must match one of the manifest's patterns, named in words."""
+
+    def check(text: str) -> str:
+        if re.fullmatch(pattern, text) is None:
+            raise argparse.ArgumentTypeError(f"{text!r}: {PATTERN_WORDS[pattern]} expected")
+        return text
+
+    return check
 
 
 def _short(keyid: str) -> str:
@@ -204,7 +224,7 @@ def _trust_sign(args: argparse.Namespace) -> int:
 def _trust_update(args: argparse.Namespace) -> int:
     if args.target:
         roots = [read_limited(path, DEFAULT_LIMITS.max_trust_root_bytes, "trust root") for path in args.new]
-        with OtaClient(args.target, security=connection_security(args)) as client:
+        with agent_client(args) as client:
             answer = client.update_trust(roots)
         print(
             f"trust root of the agent at {args.target} updated from version {answer.previous_version} "
@@ -269,17 +289,20 @@ def _build(args: argparse.Namespace) -> int:
         sources.append(PayloadSource(path, path.name, target))
     if targets:
         raise OtaError(f"--target names no payload: {', '.join(sorted(targets))}")
-    manifest = build_bundle(
-        args.output,
-        name=args.name,
-        version=args.version,
-        release_counter=args.release_counter,
-        hardware_ids=args.hardware_id,
-        payloads=sources,
-        expires_in=parse_duration(args.expires),
-        reinstall=args.reinstall,
-        counter_floors=dict(args.counter_floor or []),
-    )
+    try:
+        manifest = build_bundle(
+            args.output,
+            name=args.name,
+            version=args.version,
+            release_counter=args.release_counter,
+            hardware_ids=args.hardware_id,
+            payloads=sources,
+            expires_in=parse_duration(args.expires),
+            reinstall=args.reinstall,
+            counter_floors=dict(args.counter_floor or []),
+        )
+    except VerificationError as error:  # the author's own input: the command cannot run as given (exit 2)
+        raise OtaError(str(error)) from error
     print(
         f"built {args.output}: {manifest.name} {manifest.version} (release counter {manifest.release_counter}), "
         f"{len(manifest.payloads)} payload(s), expires {format_time(manifest.expires)}; unsigned"
@@ -355,7 +378,7 @@ def _inspect_bundle(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    with args.file.open("rb") as handle:
+    with open_for_reading(args.file, "bundle or trust file") as handle:
         start = handle.read(len(MAGIC))
     if start == MAGIC:
         return _inspect_bundle(args)
@@ -456,7 +479,7 @@ def _add_trust_parsers(group: argparse._SubParsersAction[argparse.ArgumentParser
     update.add_argument("new", type=Path, nargs="+", help="the next trust root versions, oldest first")
     where = update.add_mutually_exclusive_group(required=True)
     where.add_argument("--trust", type=Path, help="the ECU's trust file, replaced atomically")
-    where.add_argument("--target", metavar="HOST:PORT", help="send them to a running update agent instead")
+    where.add_argument("--target", metavar="HOST[:PORT]", help="send them to a running update agent instead")
     add_connection_arguments(update)
     update.add_argument("--time-state", type=Path, help="the ECU's trusted time file (with --trust)")
     update.add_argument("--now", type=_time, help="clock reading to use instead of the system clock")
@@ -481,11 +504,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_trust_parsers(group)
 
     build = group.add_parser("build", help="build an unsigned bundle")
-    build.add_argument("--name", required=True)
-    build.add_argument("--version", required=True, help="semantic version, such as 1.4.0")
+    build.add_argument("--name", required=True, type=_matching(NAME_PATTERN), help="the bundle's name")
+    build.add_argument(
+        "--version", required=True, type=_matching(SEMVER_PATTERN), help="semantic version, such as 1.4.0"
+    )
     build.add_argument("--release-counter", type=int, required=True, help="must grow with every release")
     build.add_argument(
-        "--hardware-id", action="append", required=True, help="target ECU hardware id (repeat)"
+        "--hardware-id",
+        action="append",
+        required=True,
+        type=_matching(NAME_PATTERN),
+        help="target ECU hardware id (repeat)",
     )
     build.add_argument("--payload", type=Path, action="append", required=True, help="payload file (repeat)")
     build.add_argument(

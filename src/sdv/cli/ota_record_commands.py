@@ -19,8 +19,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from sdv.cli.ota_refusals import EXIT_REFUSED, counter_argument, refusing
-from sdv.cli.security_options import add_connection_arguments, connection_security
+from sdv.cli.ota_refusals import EXIT_REFUSED, agent_client, counter_argument, refusing
+from sdv.cli.security_options import add_connection_arguments
 from sdv.errors import OtaError
 from sdv.ota.agent.config import load_agent_config
 from sdv.ota.agent.event_log import BundleSummary, EventEntry, EventKind
@@ -31,7 +31,6 @@ from sdv.ota.agent.store import has_record, read_record
 from sdv.ota.bundle.canonical import canonical_bytes, format_time
 from sdv.ota.bundle.config import DEFAULT_LIMITS
 from sdv.ota.bundle.store import load_public_key, read_limited, write_atomically
-from sdv.ota.client import OtaClient
 from sdv.ota.errors import EventLogError
 
 __all__ = ["register"]
@@ -81,7 +80,7 @@ def _report_fetch(args: argparse.Namespace) -> int:
         print("sdv ota report: give --agent HOST:PORT, or one of nonce, verify, key", file=sys.stderr)
         return 2
     nonce = args.nonce or new_nonce()
-    with OtaClient(args.target, security=connection_security(args)) as client:
+    with agent_client(args) as client:
         signed = client.report(nonce)
     document = canonical_bytes(signed)
     if args.ecu_key is not None:
@@ -217,7 +216,7 @@ def _add_report_parsers(group: argparse._SubParsersAction[argparse.ArgumentParse
         help="signed ECU version reports: fetch one from an agent (--agent), verify, nonce, key",
     )
     report.add_argument(
-        "--agent", "--target", dest="target", metavar="HOST:PORT", help="the ECU's update agent"
+        "--agent", "--target", dest="target", metavar="HOST[:PORT]", help="the ECU's update agent"
     )
     report.add_argument("--nonce", help="the nonce to send (default: a fresh one)")
     report.add_argument("--ecu-key", type=Path, help="check the report with the ECU's public key right away")

@@ -1,4 +1,5 @@
-"""What every ``sdv ota`` command shares: the exit code of a refusal and the argument type of a counter."""
+"""What every ``sdv ota`` command shares: the exit code of a refusal, the argument type of a counter and the
+client of a running update agent."""
 
 from __future__ import annotations
 
@@ -6,11 +7,16 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from sdv.cli.exit_codes import EXIT_FAILED, EXIT_USAGE
+from sdv.cli.security_options import connection
+from sdv.client.address import OTA_AGENT_PORT
 from sdv.errors import VerificationError
+from sdv.ota.client import OtaClient
+from sdv.ota.errors import TrustRootFormatError
 
-__all__ = ["EXIT_REFUSED", "Handler", "counter_argument", "refusing"]
+__all__ = ["EXIT_REFUSED", "Handler", "agent_client", "counter_argument", "refusing"]
 
-EXIT_REFUSED = 1
+EXIT_REFUSED = EXIT_FAILED
 """Exit code when a bundle, trust root, report or agent request is refused."""
 
 Handler = Callable[[argparse.Namespace], int]
@@ -32,6 +38,11 @@ def refusing(
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
+        except (
+            TrustRootFormatError
+        ) as error:  # the ECU's own trust file: the command cannot run (docs/ota.md)
+            print(f"sdv ota {name}: {error}", file=sys.stderr)
+            return EXIT_USAGE
         except refusals as error:
             print(f"sdv ota {name}: refused: {error}", file=sys.stderr)
             return EXIT_REFUSED
@@ -48,3 +59,9 @@ def counter_argument(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"counter {value} must not be negative")
     return value
+
+
+def agent_client(args: argparse.Namespace) -> OtaClient:
+    """A client of the update agent ``--target`` names (``HOST[:PORT]``, the port defaulting to 55556)."""
+    target, security = connection(args, args.target, OTA_AGENT_PORT)
+    return OtaClient(target, security=security)

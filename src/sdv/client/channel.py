@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from sdv.errors import SdvError
-from sdv.files import read_pem
+from sdv.files import check_key_pair, read_pem
 
 __all__ = ["ChannelSecurity", "open_channel"]
 
@@ -109,12 +109,16 @@ class ChannelSecurity:
                 token = token_file.read_text(encoding="utf-8").strip()
             except (OSError, UnicodeDecodeError) as error:
                 raise SdvError(f"--token-file {token_file}: cannot be read: {error}") from error
+        certificate_chain = read_pem(tls_cert, "--tls-cert") if tls_cert else None
+        private_key = read_pem(tls_key, "--tls-key") if tls_key else None
+        if certificate_chain is not None and private_key is not None and tls_cert and tls_key:
+            check_key_pair(certificate_chain, private_key, tls_cert, tls_key)
         return cls(
             token=token or None,
             tls=tls or tls_ca is not None or tls_cert is not None,
             root_certificates=read_pem(tls_ca, "--tls-ca") if tls_ca else None,
-            certificate_chain=read_pem(tls_cert, "--tls-cert") if tls_cert else None,
-            private_key=read_pem(tls_key, "--tls-key") if tls_key else None,
+            certificate_chain=certificate_chain,
+            private_key=private_key,
             server_name=server_name,
         )
 

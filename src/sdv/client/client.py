@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Self
 import grpc
 
 from sdv._proto.kuksa.val.v2 import types_pb2, val_pb2, val_pb2_grpc
+from sdv._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
+from sdv.client.address import SIGNAL_SERVER_PORT, resolve_target
 from sdv.client.channel import ChannelSecurity, open_channel
 from sdv.client.convert import datapoint_from_v2, metadata_from_v2
-from sdv.client.errors import ServerUnreachableError, translate
+from sdv.client.errors import ServerUnreachableError, WrongServiceError, handshake_failure, translate
 from sdv.client.provider import ProviderStream
 from sdv.errors import ReadOnlyError, SdvError, UnknownSignalError, ValueOutOfRangeError
 from sdv.types.datatypes import coerce
@@ -48,7 +50,8 @@ class VehicleClient:
             await client.actuate("Vehicle.Body.Lights.Beam.Low.IsOn", True)
 
     Args:
-        target: the server as ``HOST:PORT``.
+        target: the server as ``HOST[:PORT]`` (port 55555 by default), ``grpc://HOST[:PORT]`` or
+            ``grpcs://HOST[:PORT]`` (TLS).
         timeout: seconds a single request (not a subscription) may take, connecting included.
         security: TLS and the bearer token; None connects in plaintext without a token.
     """
@@ -56,9 +59,8 @@ class VehicleClient:
     def __init__(
         self, target: str = DEFAULT_SERVER, *, timeout: float = 5.0, security: ChannelSecurity | None = None
     ) -> None:
-        self.target = target
+        self.target, self.security = resolve_target(target, SIGNAL_SERVER_PORT, security or ChannelSecurity())
         self.timeout = timeout
-        self.security = security or ChannelSecurity()
         self._channel: grpc.aio.Channel | None = None
         self._stub: VALAsyncStub | None = None
         self._metadata: dict[str, SignalMetadata] = {}
@@ -108,17 +110,37 @@ class VehicleClient:
 
         Raises:
             ServerUnreachableError: the server does not answer.
+            WrongServiceError: the address serves something else than ``kuksa.val.v2``.
         """
         try:
             response = await self.stub.GetServerInfo(val_pb2.GetServerInfoRequest(), timeout=self.timeout)
         except grpc.aio.AioRpcError as error:
-            translated = self._error(error)
+            if error.code() == grpc.StatusCode.UNIMPLEMENTED:
+                raise await self._wrong_service() from error
+            translated = handshake_failure(error.details() or "", self.target, self.security) or self._error(
+                error
+            )
             if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 translated = ServerUnreachableError(
                     f"cannot reach {self.target}: no answer in {self.timeout:g} s"
                 )
             raise translated from error
         return response.name, response.version
+
+    async def _wrong_service(self) -> WrongServiceError:
+        """What answers at the target instead of a signal server: the update agent's status call tells."""
+        if self._channel is None:
+            raise RuntimeError("VehicleClient is not connected: use it in 'async with'")
+        try:
+            await ota_pb2_grpc.OtaStub(self._channel).GetStatus(
+                ota_pb2.GetStatusRequest(), timeout=self.timeout
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return WrongServiceError(
+                    f"{self.target} is not a signal server: it does not serve kuksa.val.v2"
+                )
+        return WrongServiceError(f"{self.target} is an sdv OTA agent, not a signal server")
 
     # --- metadata ------------------------------------------------------------------------------------------
     async def list_metadata(self, root: str = "") -> list[SignalMetadata]:

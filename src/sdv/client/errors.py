@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import grpc
 
+from sdv.client.channel import ChannelSecurity
 from sdv.errors import (
     AccessDenied,
     ActuationError,
@@ -26,9 +27,10 @@ from sdv.errors import (
     ServerUnreachableError,
     UnknownSignalError,
     ValueOutOfRangeError,
+    WrongServiceError,
 )
 
-__all__ = ["ServerUnreachableError", "translate"]
+__all__ = ["ServerUnreachableError", "WrongServiceError", "handshake_failure", "translate"]
 
 
 _ERRORS: dict[grpc.StatusCode, type[SdvError]] = {
@@ -41,6 +43,41 @@ _ERRORS: dict[grpc.StatusCode, type[SdvError]] = {
     # The provider accepted the request but could not carry it out (for the HAL: the frame was not sent).
     grpc.StatusCode.DATA_LOSS: ActuationError,
 }
+
+
+def handshake_failure(details: str, target: str, security: ChannelSecurity) -> ServerUnreachableError | None:
+    """What a connection that failed in its TLS handshake most likely means, given the client's security.
+
+    gRPC reports a server that hangs up during the handshake only as ``Socket closed``: a TLS server a plaintext
+    client talks to, or a mutual-TLS server that got no (or an untrusted) client certificate.
+
+    Returns:
+        The error to raise instead of gRPC's message, or None when ``details`` is not a handshake failure.
+    """
+    if "failed to connect" not in details:  # a connection that broke later is no handshake failure
+        return None
+    if "WRONG_VERSION_NUMBER" in details:
+        hint = "the server does not speak TLS: connect without the --tls flags (or with grpc://)"
+    elif "CERTIFICATE_VERIFY_FAILED" in details:
+        hint = (
+            "the server's certificate is not signed by the CA given (--tls-ca) or does not carry the host's name "
+            "(--tls-server-name)"
+        )
+    elif "Socket closed" in details or "Connection reset" in details:
+        if not security.tls:
+            hint = (
+                "the server closed the connection: it may require TLS (give --tls-ca FILE, or use grpcs://)"
+            )
+        elif security.certificate_chain is None:
+            hint = (
+                "the server ended the TLS handshake: it may require a client certificate (give --tls-cert and "
+                "--tls-key)"
+            )
+        else:
+            hint = "the server ended the TLS handshake: it does not trust the client certificate (--tls-cert)"
+    else:
+        return None
+    return ServerUnreachableError(f"cannot talk to {target}: {hint}")
 
 
 def translate(error: grpc.aio.AioRpcError, target: str, *, reached_server: bool) -> SdvError:

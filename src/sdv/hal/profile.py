@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sdv.errors import Problem, ProfileError
 from sdv.hal.expressions import compile_expression
+from sdv.located import yaml_lines
 from sdv.types.datatypes import INTEGER_RANGES, Datatype, Rounding
 
 __all__ = [
@@ -349,20 +350,6 @@ def format_key_path(location: tuple[int | str, ...]) -> str:
     return text or "(top level)"
 
 
-def _yaml_lines(
-    node: yaml.Node, path: tuple[int | str, ...], lines: dict[tuple[int | str, ...], int]
-) -> None:
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            _yaml_lines(value_node, (*path, key), lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _yaml_lines(item, (*path, index), lines)
-
-
 class LocatedConfig:
     """A validated profile with what is needed to point back into its file."""
 
@@ -401,9 +388,7 @@ def parse_profile_text(text: str, file: str = "<string>", *, toml: bool = False)
         if toml:
             data: Any = tomllib.loads(text)
         else:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            if node is not None:
-                _yaml_lines(node, (), lines)
+            lines.update(yaml_lines(text))  # a text that does not compose fails in safe_load below
             data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark

@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 
+from sdv._proto.kuksa.val.v2 import val_pb2, val_pb2_grpc
 from sdv._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
+from sdv.client.address import OTA_AGENT_PORT, resolve_target
 from sdv.client.channel import ChannelSecurity
-from sdv.client.errors import ServerUnreachableError
+from sdv.client.errors import ServerUnreachableError, WrongServiceError, handshake_failure
 from sdv.errors import AccessDenied, AuthenticationError, SdvError, VerificationError
 from sdv.ota.agent.report import EcuReport, SignedEcuReport
 from sdv.ota.bundle.canonical import parse_canonical
@@ -81,8 +83,9 @@ class OtaClient:
         timeout_s: float = 30.0,
         security: ChannelSecurity | None = None,
     ) -> None:
-        security = security or ChannelSecurity()
+        target, security = resolve_target(target, OTA_AGENT_PORT, security or ChannelSecurity())
         self.target = target
+        self._security = security
         self._timeout = timeout_s
         self._metadata = security.call_metadata()
         options = [("grpc.max_send_message_length", 64 * 1024 * 1024), *security.channel_options()]
@@ -112,11 +115,29 @@ class OtaClient:
         except grpc.RpcError as error:
             code: grpc.StatusCode = error.code()
             message: str = error.details() or code.name.lower()
+            failure = handshake_failure(message, self.target, self._security)
+            if failure is not None:
+                raise failure from error
             if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise ServerUnreachableError(
                     f"cannot reach the update agent at {self.target}: {message}"
                 ) from error
+            if code == grpc.StatusCode.UNIMPLEMENTED:
+                raise self._wrong_service() from error
             raise _ERRORS.get(code, SdvError)(message) from error
+
+    def _wrong_service(self) -> WrongServiceError:
+        """What answers at the target instead of an update agent: a signal server's info call tells."""
+        try:
+            val_pb2_grpc.VALStub(self._channel).GetServerInfo(
+                val_pb2.GetServerInfoRequest(), timeout=self._timeout, metadata=self._metadata
+            )
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return WrongServiceError(
+                    f"{self.target} is not an sdv OTA agent: it does not serve sdv.ota.v1"
+                )
+        return WrongServiceError(f"{self.target} is a signal server (kuksa.val.v2), not an sdv OTA agent")
 
     def status(self) -> ota_pb2.Status:
         """The agent's status."""

@@ -9,9 +9,10 @@ thing and the place: the payload, the archive entry, the key id, and the expecte
 
 from __future__ import annotations
 
-from sdv.errors import OtaError, VerificationError
+from sdv.errors import ConfigError, OtaError, VerificationError
 
 __all__ = [
+    "AgentConfigError",
     "AgentStateError",
     "ArchiveFormatError",
     "BadSignatureError",
@@ -117,6 +118,10 @@ class NonceFormatError(VerificationError, ValueError):
 
 
 # -- the update agent (OTA part 2) ------------------------------------------------------------------------------
+
+
+class AgentConfigError(OtaError, ConfigError):
+    """An agent configuration that cannot be read or does not validate: every problem with file, line and key."""
 
 
 class AgentStateError(OtaError, RuntimeError):

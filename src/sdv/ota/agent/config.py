@@ -24,9 +24,11 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sdv.errors import Problem
+from sdv.located import validation_problems, yaml_lines
 from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
-from sdv.ota.bundle.manifest import HardwareId, Name, Payload, SlotImageTarget
-from sdv.ota.errors import OtaError
+from sdv.ota.bundle.manifest import PATTERN_WORDS, HardwareId, Name, Payload, SlotImageTarget
+from sdv.ota.errors import AgentConfigError
 
 __all__ = [
     "AgentConfig",
@@ -254,27 +256,58 @@ def _resolve(value: object, base: Path) -> object:
 
 
 _PATH_KEYS = frozenset({"state_dir", "trust", "a", "b", "root", "cmdline", "ecu_key"})
+# Commands whose program is a path when it contains a slash (``./health.sh``, ``bin/check``), as a shell finds it.
+_COMMAND_KEYS = frozenset({"command", "reboot_command"})
+_PROGRAM_KEYS = frozenset({"fw_printenv", "fw_setenv"})
 
 
 def _resolve_path(key: str, value: object, base: Path) -> object:
     if key in _PATH_KEYS and isinstance(value, str):
         return str(base / value)  # an absolute value stays as it is
+    if key in _PROGRAM_KEYS and isinstance(value, str):
+        return _program(value, base)
+    if key in _COMMAND_KEYS and isinstance(value, list) and value and isinstance(value[0], str):
+        return [_program(value[0], base), *value[1:]]
     return _resolve(value, base)
 
 
+def _program(program: str, base: Path) -> str:
+    """A program named with a slash, relative to the configuration's folder; a bare name is looked up on PATH."""
+    return str(base / program) if "/" in program else program
+
+
+_SLOT_KINDS = frozenset({"image", "tree"})  # the tags pydantic puts into the locations of slot errors
+
+
 def load_agent_config(path: Path) -> AgentConfig:
-    """Load an agent configuration file (YAML or JSON); relative paths are relative to the file.
+    """Load an agent configuration file (YAML or JSON); relative paths are relative to the file, and so is a
+    command's program named with a slash (``health_check.command: [./health.sh]``).
 
     Raises:
-        OtaError: the file cannot be read or does not validate (the message names the field).
+        AgentConfigError: the file cannot be read or does not validate: every problem with the file, the line,
+            the key path and what was expected.
     """
+    file = str(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise OtaError(f"{path}: cannot read the agent configuration: {error}") from error
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except OSError as error:
+        problem = Problem(file, "(file)", f"cannot read the agent configuration: {error.strerror or error}")
+        raise AgentConfigError([problem]) from error
+    except UnicodeDecodeError as error:
+        raise AgentConfigError([Problem(file, "(file)", "not UTF-8 text")]) from error
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "syntax"
+        raise AgentConfigError([Problem(file, where, f"not valid YAML: {error.problem}")]) from None
+    except yaml.YAMLError as error:
+        raise AgentConfigError([Problem(file, "syntax", f"not valid YAML: {error}")]) from None
     if not isinstance(data, dict):
-        raise OtaError(f"{path}: the agent configuration must be a mapping")
+        raise AgentConfigError([Problem(file, "(top level)", "expected a mapping of settings")])
     try:
         return AgentConfig.model_validate(_resolve(data, path.resolve().parent))
     except ValidationError as error:
-        raise OtaError(f"{path}: invalid agent configuration: {error}") from error
+        problems = validation_problems(
+            error, file, yaml_lines(text), patterns=PATTERN_WORDS, tags=_SLOT_KINDS
+        )
+        raise AgentConfigError(problems) from None

@@ -34,6 +34,9 @@ from sdv.ota.bundle.canonical import UtcTime
 __all__ = [
     "MANIFEST_TYPE",
     "MAX_COUNTER",
+    "NAME_PATTERN",
+    "PATTERN_WORDS",
+    "SEMVER_PATTERN",
     "FileTreeTarget",
     "HardwareId",
     "Manifest",
@@ -65,6 +68,16 @@ _SEMVER_PATTERN = (
     r"(?:-((?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*))?"
     r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
 )
+
+NAME_PATTERN = _NAME_PATTERN
+"""What a bundle, payload or slot name and a hardware id must match."""
+SEMVER_PATTERN = _SEMVER_PATTERN
+"""What a bundle version must match: Semantic Versioning 2.0.0."""
+PATTERN_WORDS = {
+    _NAME_PATTERN: "1 to 128 letters, digits and . _ + - (starting with a letter or digit)",
+    _SEMVER_PATTERN: "a semantic version such as 1.4.0",
+}
+"""What each pattern of the manifest's fields means, for error messages (``sdv.located``)."""
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 _OPTIONAL_FIELDS = ("reinstall", "counter_floors")

@@ -17,6 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -25,12 +26,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
+from pydantic import ValidationError
+
 from sdv.files import atomic_writer, fsync_directory, write_atomically
+from sdv.located import validation_problems
 from sdv.ota.bundle.canonical import canonical_bytes, parse_canonical
 from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
 from sdv.ota.bundle.format import BundleHeader, ByteStream, read_header
 from sdv.ota.bundle.keys import PrivateKey, PublicKey, load_private_key_pem, load_public_key_pem
-from sdv.ota.bundle.manifest import MANIFEST_TYPE, Manifest, Payload, PayloadTarget
+from sdv.ota.bundle.manifest import MANIFEST_TYPE, PATTERN_WORDS, Manifest, Payload, PayloadTarget
 from sdv.ota.bundle.trust import SignedTrustRoot, TrustRoot, parse_signed_trust_root
 from sdv.ota.bundle.trusted_time import TimeState, trusted_now, whole_seconds
 from sdv.ota.bundle.verifier import BundleVerifier, PayloadChecker, VerifiedBundle
@@ -46,6 +50,7 @@ __all__ = [
     "load_public_key",
     "load_time_state",
     "load_trust",
+    "open_for_reading",
     "read_bundle_header",
     "read_limited",
     "save_time_state",
@@ -215,8 +220,12 @@ def build_bundle(
             reinstall=reinstall,
             counter_floors=dict(counter_floors or {}),
         )
-    except ValueError as error:
-        raise BundleFormatError(f"{output}: invalid manifest: {error}") from error
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{problem.location}: {problem.message}"
+            for problem in validation_problems(error, str(output), patterns=PATTERN_WORDS)
+        )
+        raise BundleFormatError(f"{output}: invalid manifest: {problems}") from error
     header = BundleHeader.for_manifest(manifest)
     with atomic_writer(output) as handle:
         handle.write(header.encode())
@@ -227,9 +236,26 @@ def build_bundle(
     return manifest
 
 
+def open_for_reading(path: Path, what: str = "bundle") -> io.BufferedReader:
+    """Open a file the caller named (a bundle, by default) for reading.
+
+    Raises:
+        OtaError: it cannot be opened (missing, a folder, not readable), naming the file and what it is.
+    """
+    try:
+        return path.open("rb")
+    except OSError as error:
+        raise OtaError(f"{path}: cannot read {what}: {error.strerror or error}") from error
+
+
 def read_bundle_header(path: Path, limits: OtaLimits = DEFAULT_LIMITS) -> BundleHeader:
-    """Read a bundle file's header (no signature check)."""
-    with path.open("rb") as handle:
+    """Read a bundle file's header (no signature check).
+
+    Raises:
+        OtaError: the file cannot be read.
+        BundleFormatError: it is not a bundle.
+    """
+    with open_for_reading(path) as handle:
         return read_header(handle, str(path), limits)
 
 
@@ -242,7 +268,7 @@ def sign_bundle(path: Path, key: PrivateKey, limits: OtaLimits = DEFAULT_LIMITS)
     Returns:
         The new header.
     """
-    with path.open("rb") as handle:
+    with open_for_reading(path) as handle:
         header = read_header(handle, str(path), limits)
         manifest = header.parse_manifest(str(path))
         signed = header.with_signature(key)
