@@ -33,7 +33,7 @@ _USAGE: tuple[type[errors.SdvError], ...] = (ota_errors.TrustRootFormatError,)
 _UNREACHABLE: tuple[type[errors.SdvError], ...] = (ServerUnreachableError, WrongServiceError)
 # What the server, the verifier or the agent answered "no" to.
 _FAILED: tuple[type[errors.SdvError], ...] = (
-    errors.ActuationError,
+    errors.SignalError,  # unknown signal, value refused, read-only, no provider, actuation not carried out
     errors.AccessDenied,
     errors.AuthenticationError,
     errors.LimitExceededError,
