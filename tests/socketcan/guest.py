@@ -10,9 +10,10 @@ project's own virtual environment and can-utils, and whatever it writes is gone 
 root in the current directory with the current environment; ``lo`` and the virtual CAN interfaces are up. Its
 output (stdout and stderr together) is copied to stdout while it runs.
 
-Exit status: the command's; 124 when it ran out of time; 125 when no guest could run, with the reason as the
-last line on stderr (``guest unavailable: ...``). With ``--otherwise-here VARIABLE`` the command then runs on
-this machine with ``VARIABLE`` set to the reason: the SocketCAN tests report themselves skipped with it. Missing Debian packages are installed with ``apt-get`` when
+Exit status: the command's; 124 when it ran out of time; 125 when no guest could run (``guest unavailable:
+REASON`` on stderr) or the guest ended without the command's status (``guest failed: ...``). With
+``--otherwise-here VARIABLE``, when no guest can run, the command runs on this machine instead with ``VARIABLE``
+set to the reason: the SocketCAN tests report themselves skipped with it (a guest that failed is never hidden). Missing Debian packages are installed with ``apt-get`` when
 running as root (``--no-install`` forbids it).
 """
 
@@ -32,7 +33,7 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["GuestUnavailable", "main", "run"]
+__all__ = ["GuestFailed", "GuestUnavailable", "main", "run"]
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sdv-socketcan-guest"
 UML_KERNEL = Path("/usr/bin/linux.uml")
@@ -97,6 +98,10 @@ sync
 
 class GuestUnavailable(Exception):
     """No guest can run here: the message says why."""
+
+
+class GuestFailed(Exception):
+    """A guest booted but ended without the command's exit status (a crash, not a missing capability)."""
 
 
 def _install(packages: list[str], allow: bool) -> None:
@@ -268,12 +273,15 @@ def _qemu_command(kernel: Path, initrd: Path, exchange: Path, arguments: list[st
     ]
 
 
-def _boots(command: list[str], exchange: Path) -> bool:
-    """Whether a guest started by ``command`` runs its command script (a probe boot running ``true``)."""
+def _boots(command: list[str], exchange: Path, seconds: float) -> bool:
+    """Whether a guest started by ``command`` runs its command script within ``seconds`` (a probe running ``true``).
+
+    A kernel that hangs instead of booting (KVM on some virtual machines) is given up on after ``seconds``.
+    """
     (exchange / "command").write_text("true\n")
     (exchange / "environment").write_text("")
     with contextlib.suppress(subprocess.TimeoutExpired):
-        subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False)
+        subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=seconds, check=False)
     return (exchange / "status").exists()
 
 
@@ -284,7 +292,8 @@ def _backend(allow: bool, exchange: Path, arguments: list[str]) -> list[str]:
     _busybox_ready(allow)
     _install(["can-utils", "iproute2"], allow)
     known = choice.read_text().strip() if choice.exists() else ""
-    candidates = [known] if known else ["uml", "qemu-kvm", "qemu"]
+    kvm = os.access("/dev/kvm", os.R_OK | os.W_OK)
+    candidates = [known] if known else ["uml", *(["qemu-kvm"] if kvm else []), "qemu"]
     reasons = []
     for name in candidates:
         try:
@@ -295,8 +304,10 @@ def _backend(allow: bool, exchange: Path, arguments: list[str]) -> list[str]:
         except GuestUnavailable as error:
             reasons.append(f"{name}: {error}")
             continue
-        if known or _boots(command, exchange):
-            (exchange / "status").unlink(missing_ok=True)
+        # An emulated CPU boots in about 10 s; user-mode Linux and KVM in a few.
+        if known or _boots(command, exchange, 90 if name == "qemu" else 30):
+            for probe_file in ("status", "output"):
+                (exchange / probe_file).unlink(missing_ok=True)
             choice.write_text(name + "\n")
             return command
         reasons.append(f"{name}: the probe guest did not boot")
@@ -328,6 +339,7 @@ def run(
 
     Raises:
         GuestUnavailable: when no guest can run here.
+        GuestFailed: when the guest ended without the command's exit status.
     """
     CACHE.mkdir(parents=True, exist_ok=True)
     shm = Path("/dev/shm")
@@ -375,7 +387,7 @@ def run(
         status = exchange / "status"
         if not status.exists():
             tail = (exchange / "console").read_text(errors="replace").strip().splitlines()[-5:]
-            raise GuestUnavailable(f"the guest returned no exit status: {' | '.join(tail)}")
+            raise GuestFailed(f"the guest returned no exit status: {' | '.join(tail)}")
         print(f"guest: {time.monotonic() - started:.1f} s", file=sys.stderr)
         return int(status.read_text().strip() or 125)
 
@@ -410,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
             return 125
         environment = {**os.environ, options.otherwise_here: f"no SocketCAN guest could run: {error}"}
         return subprocess.run(command, env=environment, check=False).returncode
+    except GuestFailed as error:
+        print(f"guest failed: {error}", file=sys.stderr)
+        return 125
 
 
 if __name__ == "__main__":
