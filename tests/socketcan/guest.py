@@ -286,7 +286,18 @@ def _boots(command: list[str], exchange: Path, seconds: float) -> bool:
 
 
 def _backend(allow: bool, exchange: Path, arguments: list[str]) -> list[str]:
-    """The command line of a guest that boots here, probing each backend once (the answer is cached)."""
+    """The command line of a guest that boots here, probing each backend once (the answer is cached).
+
+    Raises:
+        GuestUnavailable: no backend boots, or preparing one failed (no cache directory, a tool that failed).
+    """
+    try:
+        return _probe(allow, exchange, arguments)
+    except (OSError, subprocess.SubprocessError) as error:
+        raise GuestUnavailable(f"cannot prepare a guest: {error}") from error
+
+
+def _probe(allow: bool, exchange: Path, arguments: list[str]) -> list[str]:
     CACHE.mkdir(parents=True, exist_ok=True)
     choice = CACHE / "backend"
     _busybox_ready(allow)
@@ -341,7 +352,6 @@ def run(
         GuestUnavailable: when no guest can run here.
         GuestFailed: when the guest ended without the command's exit status.
     """
-    CACHE.mkdir(parents=True, exist_ok=True)
     shm = Path("/dev/shm")
     base = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
     with tempfile.TemporaryDirectory(prefix="sdv-guest-", dir=base) as directory:
