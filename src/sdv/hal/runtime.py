@@ -106,7 +106,8 @@ class Hal:
         opener = self._openers.get(name)
         if opener is not None:
             return opener()
-        return open_source(self.vehicle.buses[name].config, self.vehicle.directory)
+        bus = self.vehicle.buses[name]
+        return open_source(bus.config, self.vehicle.directory, tuple(bus.codecs))
 
     def open(self) -> None:
         """Open every bus's source (given ones are used as they are), retrying nothing.

@@ -17,7 +17,7 @@ import itertools
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,15 @@ import can
 from sdv.errors import BusError, HalError
 from sdv.hal.profile import BusConfig
 
-__all__ = ["BusSource", "FrameSource", "RecordingSource", "open_source", "read_recording"]
+__all__ = ["BusSource", "FrameSource", "RecordingSource", "kernel_filters", "open_source", "read_recording"]
 
 _LOG = logging.getLogger(__name__)
 DEFAULT_BATCH = 512
+MAX_KERNEL_FILTERS = 512
+"""The most receive filters a SocketCAN raw socket takes (the kernel's ``CAN_RAW_FILTER_MAX``)."""
+_STANDARD_MASK = 0x7FF
+_EXTENDED_MASK = 0x1FFFFFFF
+_IFF_UP = 0x1
 
 
 class FrameSource(ABC):
@@ -68,8 +73,14 @@ class BusSource(FrameSource):
         self.batch_size = batch_size
 
     @classmethod
-    def open(cls, config: BusConfig) -> BusSource:
+    def open(cls, config: BusConfig, receive_ids: Collection[tuple[int, bool]] = ()) -> BusSource:
         """Open the python-can interface a bus configuration names.
+
+        Args:
+            config: the bus.
+            receive_ids: the (arbitration id, extended) pairs the bus's DBC files declare. On ``socketcan`` they
+                become the socket's kernel receive filters (unless the profile's ``options`` set
+                ``can_filters``), so that frames of other ids never wake the reader.
 
         Raises:
             BusError: when the interface cannot be opened now (device missing or down, no permission).
@@ -78,6 +89,11 @@ class BusSource(FrameSource):
         options: dict[str, Any] = dict(config.options)
         options.setdefault("fd", config.fd)
         where = f"bus {config.name}: cannot open python-can interface {config.interface!r} channel {config.channel!r}"
+        if config.interface == "socketcan":
+            _require_up(str(config.channel), where)
+            filters = kernel_filters(receive_ids)
+            if filters is not None:
+                options.setdefault("can_filters", filters)
         try:
             bus = can.Bus(interface=config.interface, channel=config.channel, **options)
         except (
@@ -120,6 +136,38 @@ class BusSource(FrameSource):
 
     def close(self) -> None:
         self.bus.shutdown()
+
+
+def kernel_filters(receive_ids: Collection[tuple[int, bool]]) -> list[dict[str, Any]] | None:
+    """python-can ``can_filters`` passing exactly the given (arbitration id, extended) pairs.
+
+    None (no filter: every frame) when there are none or more than the kernel takes on one socket.
+    """
+    if not receive_ids or len(receive_ids) > MAX_KERNEL_FILTERS:
+        return None
+    return [
+        {
+            "can_id": frame_id,
+            "can_mask": _EXTENDED_MASK if extended else _STANDARD_MASK,
+            "extended": extended,
+        }
+        for frame_id, extended in sorted(receive_ids)
+    ]
+
+
+def _require_up(channel: str, where: str) -> None:
+    """Refuse a SocketCAN interface that is down: the kernel binds to it, but it delivers nothing.
+
+    Raises:
+        BusError: the interface is down (``ip link set CHANNEL up`` brings it back).
+    """
+    flags = Path("/sys/class/net") / channel / "flags"
+    try:
+        up = int(flags.read_text().strip(), 16) & _IFF_UP
+    except (OSError, ValueError):
+        return  # no sysfs here, or no such interface: python-can says which
+    if not up:
+        raise BusError(f"{where}: interface {channel} is down")
 
 
 def read_recording(path: Path, channel: str | None = None) -> Iterator[can.Message]:
@@ -254,8 +302,12 @@ class RecordingSource(FrameSource):
         self._tx.shutdown()
 
 
-def open_source(config: BusConfig, directory: Path) -> FrameSource:
+def open_source(
+    config: BusConfig, directory: Path, receive_ids: Collection[tuple[int, bool]] = ()
+) -> FrameSource:
     """The source a bus configuration describes; relative recording paths resolve against ``directory``.
+
+    ``receive_ids`` are the bus's DBC message ids (see :meth:`BusSource.open`).
 
     Raises:
         BusError: when the bus cannot be opened now (see :meth:`BusSource.open`, :class:`RecordingSource`).
@@ -272,4 +324,4 @@ def open_source(config: BusConfig, directory: Path) -> FrameSource:
             channel=recording.channel,
             tx_channel=str(config.channel) if config.channel is not None else None,
         )
-    return BusSource.open(config)
+    return BusSource.open(config, receive_ids)
