@@ -1,38 +1,37 @@
-"""The ``sdv ota`` command group: keys, trust roots, bundles and install reports.
+"""The ``sdv ota`` command group: keys and bundles (build, sign, inspect, verify).
 
-The update agent's commands (``agent``, ``install``, ``status``, ``activate``, ``mark-good``, ``rollback``,
-``cancel``, ``push``) live in :mod:`sdv.cli.ota_agent_commands`, its records (``report``, ``log``) in
-:mod:`sdv.cli.ota_record_commands`; both join this group.
+Trust roots (``trust init/rotate/sign/update``) live in :mod:`sdv.cli.ota_trust_commands`, the update agent's
+commands (``agent``, ``install``, ``status``, ``activate``, ``mark-good``, ``rollback``, ``cancel``, ``push``) in
+:mod:`sdv.cli.ota_agent_commands`, its records (``report``, ``log``) in :mod:`sdv.cli.ota_record_commands`; all
+join this group.
 
 Server and integrator side: ``keygen``, ``trust init``, ``trust rotate``, ``trust sign``, ``build``, ``sign``,
 ``inspect``. ECU side: ``verify``, ``trust update`` (a local trust file, or a running agent with ``--target``).
 
-Exit codes: 0 on success; 1 when a bundle, trust root or report is refused (the reason on stderr, prefixed
-with the command); 2 for every other error (unreadable files, bad arguments), as for every ``sdv`` command.
+Exit codes as for every ``sdv`` command (docs/cli.md): 0 on success; 1 when a bundle, trust root or report is
+refused (the reason on stderr, prefixed with the command); 2 when the command cannot run as given; 3 when the
+agent cannot be reached.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from pathlib import Path
 
-from sdv.cli import ota_agent_commands, ota_record_commands
-from sdv.cli.ota_refusals import agent_client, counter_argument, refusing
-from sdv.cli.security_options import add_connection_arguments
+from sdv.cli import ota_agent_commands, ota_record_commands, ota_trust_commands
+from sdv.cli.ota_arguments import DEFAULT_EXPIRY, duration_argument, matching, short_keyid, time_argument
+from sdv.cli.ota_refusals import counter_argument, refusing
 from sdv.errors import OtaError, VerificationError
-from sdv.ota.bundle.canonical import canonical_bytes, format_time, signing_input
+from sdv.ota.bundle.canonical import canonical_bytes, format_time
 from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
 from sdv.ota.bundle.format import MAGIC
-from sdv.ota.bundle.keys import KeyType, PublicKey, generate_private_key
+from sdv.ota.bundle.keys import KeyType, generate_private_key
 from sdv.ota.bundle.manifest import (
     MANIFEST_TYPE,
     NAME_PATTERN,
-    PATTERN_WORDS,
     SEMVER_PATTERN,
     FileTreeTarget,
     PayloadTarget,
@@ -42,69 +41,22 @@ from sdv.ota.bundle.store import (
     PayloadSource,
     build_bundle,
     load_private_key,
-    load_public_key,
-    load_time_state,
     load_trust,
     open_for_reading,
     read_bundle_header,
     read_limited,
-    save_trust,
     sign_bundle,
     verify_bundle_file,
     write_atomically,
     write_private_key,
 )
 from sdv.ota.bundle.trust import (
-    ROOT_TYPE,
-    Role,
     RoleName,
-    SignedTrustRoot,
-    TrustRoot,
-    check_trust_root_fresh,
-    sign_trust_root,
     tally_signatures,
-    verify_rotation,
 )
-from sdv.ota.bundle.trusted_time import parse_duration, trusted_now
+from sdv.ota.bundle.trusted_time import parse_duration
 
 __all__ = ["register"]
-
-_DEFAULT_EXPIRY = "30d"
-
-
-def _time(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO 8601 time such as 2030-01-01T00:00:00Z"
-        ) from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"time {text!r} needs a time zone (such as Z)")
-    return moment
-
-
-def _duration(text: str) -> str:
-    try:
-        parse_duration(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
-
-
-def _matching(pattern: str) -> Callable[[str], str]:
-    """An ``argparse`` type for text that must match one of the manifest's patterns, named in words."""
-
-    def check(text: str) -> str:
-        if re.fullmatch(pattern, text) is None:
-            raise argparse.ArgumentTypeError(f"{text!r}: {PATTERN_WORDS[pattern]} expected")
-        return text
-
-    return check
-
-
-def _short(keyid: str) -> str:
-    return keyid[:16]
 
 
 # -- keys
@@ -119,129 +71,6 @@ def _keygen(args: argparse.Namespace) -> int:
     write_private_key(private_path, key)
     write_atomically(args.public, key.public_key.to_pem())
     print(f"{key.public_key.type.value} key {key.keyid}")
-    return 0
-
-
-# -- trust roots
-# -----------------------------------------------------------------------------------------------
-
-
-def _role(keys: Sequence[PublicKey], threshold: int, name: str) -> Role:
-    keyids = sorted({key.keyid for key in keys})
-    if len(keyids) != len(keys):
-        raise OtaError(f"the {name} keys list one key twice")
-    if not 1 <= threshold <= len(keyids):
-        raise OtaError(f"{name} threshold {threshold} must lie between 1 and the {len(keyids)} key(s) given")
-    return Role(keyids=keyids, threshold=threshold)
-
-
-def _make_root(
-    version: int,
-    release_keys: Sequence[PublicKey],
-    release_threshold: int,
-    root_keys: Sequence[PublicKey],
-    root_threshold: int,
-    expires: datetime | None,
-) -> TrustRoot:
-    records = {key.keyid: key.record for key in [*release_keys, *root_keys]}
-    try:
-        return TrustRoot(
-            type=ROOT_TYPE,
-            version=version,
-            expires=expires,
-            keys=records,
-            roles={
-                RoleName.ROOT: _role(root_keys, root_threshold, "root"),
-                RoleName.RELEASE: _role(release_keys, release_threshold, "release"),
-            },
-        )
-    except ValueError as error:
-        raise OtaError(f"invalid trust root: {error}") from error
-
-
-def _expiry(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    return datetime.now(UTC).replace(microsecond=0) + parse_duration(text)
-
-
-def _trust_init(args: argparse.Namespace) -> int:
-    release = [load_public_key(path) for path in args.key]
-    root = [load_public_key(path) for path in args.root_key] if args.root_key else release
-    root_threshold = args.root_threshold or args.threshold
-    trust = _make_root(1, release, args.threshold, root, root_threshold, _expiry(args.expires))
-    save_trust(args.output, SignedTrustRoot(signed=trust, signatures=[]))
-    print(f"trust root version 1 written to {args.output}")
-    return 0
-
-
-def _keys_of(trust: TrustRoot, role: RoleName) -> list[PublicKey]:
-    return list(trust.role_keys(role).values())
-
-
-def _trust_rotate(args: argparse.Namespace) -> int:
-    current = load_trust(args.trust).signed
-    release = (
-        [load_public_key(path) for path in args.key] if args.key else _keys_of(current, RoleName.RELEASE)
-    )
-    root = (
-        [load_public_key(path) for path in args.root_key]
-        if args.root_key
-        else _keys_of(current, RoleName.ROOT)
-    )
-    threshold = args.threshold or current.roles[RoleName.RELEASE].threshold
-    root_threshold = args.root_threshold or current.roles[RoleName.ROOT].threshold
-    expires = None if args.no_expiry else (_expiry(args.expires) if args.expires else current.expires)
-    new = SignedTrustRoot(
-        signed=_make_root(current.version + 1, release, threshold, root, root_threshold, expires),
-        signatures=[],
-    )
-    for path in args.sign_key or []:
-        key = load_private_key(path)
-        new = sign_trust_root(new, key.sign(_root_message(new.signed)))
-    save_trust(args.output, new)
-    dropped = sorted(set(current.keys) - set(new.signed.keys))
-    print(f"trust root version {new.signed.version} written to {args.output}; {len(dropped)} key(s) dropped")
-    if not args.sign_key:
-        print("sign it with a threshold of the old and of the new root keys: sdv ota trust sign")
-    return 0
-
-
-def _root_message(root: TrustRoot) -> bytes:
-    return signing_input(ROOT_TYPE, root.signed_bytes())
-
-
-def _trust_sign(args: argparse.Namespace) -> int:
-    signed = load_trust(args.trust)
-    for path in args.key:
-        key = load_private_key(path)
-        signed = sign_trust_root(signed, key.sign(_root_message(signed.signed)))
-        print(f"signed trust root version {signed.signed.version} with key {_short(key.keyid)}")
-    save_trust(args.trust, signed)
-    return 0
-
-
-def _trust_update(args: argparse.Namespace) -> int:
-    if args.target:
-        roots = [read_limited(path, DEFAULT_LIMITS.max_trust_root_bytes, "trust root") for path in args.new]
-        with agent_client(args) as client:
-            answer = client.update_trust(roots)
-        print(
-            f"trust root of the agent at {args.target} updated from version {answer.previous_version} "
-            f"to {answer.version}"
-        )
-        return 0
-    current = load_trust(args.trust)
-    accepted = current
-    for path in args.new:
-        candidate = load_trust(path)
-        verify_rotation(accepted.signed, candidate, str(path))
-        accepted = candidate
-    trusted = accepted.signed
-    state = load_time_state(args.time_state) if args.time_state else None
-    check_trust_root_fresh(trusted, trusted_now(args.now or datetime.now(UTC), state))
-    save_trust(args.trust, accepted)
-    print(f"trust root updated from version {current.signed.version} to {trusted.version}")
     return 0
 
 
@@ -317,7 +146,7 @@ def _sign(args: argparse.Namespace) -> int:
         for path, key in zip(args.key, keys, strict=True):
             if key.keyid not in listed:
                 raise OtaError(
-                    f"{path}: key {_short(key.keyid)} is not a release key of {args.trust}; "
+                    f"{path}: key {short_keyid(key.keyid)} is not a release key of {args.trust}; "
                     "ECUs trusting it would ignore this signature"
                 )
     else:
@@ -326,7 +155,9 @@ def _sign(args: argparse.Namespace) -> int:
         )
     for key in keys:
         header = sign_bundle(args.bundle, key)
-        print(f"signed {args.bundle} with key {_short(key.keyid)}; {len(header.signatures)} signature(s)")
+        print(
+            f"signed {args.bundle} with key {short_keyid(key.keyid)}; {len(header.signatures)} signature(s)"
+        )
     return 0
 
 
@@ -394,7 +225,7 @@ def _inspect(args: argparse.Namespace) -> int:
         print(f"  role {role_name.value}: threshold {role.threshold} of {len(role.keyids)}")
         for keyid in role.keyids:
             print(f"    {root.keys[keyid].type.value} key {keyid}")
-    print(f"  signatures: {', '.join(_short(s.keyid) for s in signed.signatures) or 'none'}")
+    print(f"  signatures: {', '.join(short_keyid(s.keyid) for s in signed.signatures) or 'none'}")
     return 0
 
 
@@ -434,58 +265,6 @@ def _verify(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _add_trust_parsers(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    trust = group.add_parser("trust", help="create, rotate, sign and update trust roots")
-    commands = trust.add_subparsers(dest="trust_command", metavar="TRUST_COMMAND", required=True)
-
-    init = commands.add_parser("init", help="create version 1 of a trust root")
-    init.add_argument("--key", type=Path, action="append", required=True, help="release public key (repeat)")
-    init.add_argument("--threshold", type=int, required=True, help="release signatures required")
-    init.add_argument(
-        "--root-key", type=Path, action="append", help="root public key (default: the release keys)"
-    )
-    init.add_argument("--root-threshold", type=int, help="root signatures required (default: --threshold)")
-    init.add_argument("--expires", type=_duration, help="validity such as 365d (default: no expiry)")
-    init.add_argument("-o", "--output", type=Path, required=True, help="trust file to write")
-    init.set_defaults(handler=_trust_init)
-
-    rotate = commands.add_parser("rotate", help="create the next version of a trust root")
-    rotate.add_argument("trust", type=Path, help="the current trust file")
-    rotate.add_argument(
-        "--key", type=Path, action="append", help="new release public keys (default: unchanged)"
-    )
-    rotate.add_argument("--threshold", type=int, help="new release threshold (default: unchanged)")
-    rotate.add_argument(
-        "--root-key", type=Path, action="append", help="new root public keys (default: unchanged)"
-    )
-    rotate.add_argument("--root-threshold", type=int, help="new root threshold (default: unchanged)")
-    expiry = rotate.add_mutually_exclusive_group()
-    expiry.add_argument(
-        "--expires", type=_duration, help="validity from now, such as 365d (default: unchanged)"
-    )
-    expiry.add_argument("--no-expiry", action="store_true", help="the new root never expires")
-    rotate.add_argument(
-        "--sign-key", type=Path, action="append", help="private key to sign the new root (repeat)"
-    )
-    rotate.add_argument("-o", "--output", type=Path, required=True, help="trust file to write")
-    rotate.set_defaults(handler=_trust_rotate)
-
-    sign = commands.add_parser("sign", help="add signatures to a trust root, in place")
-    sign.add_argument("trust", type=Path)
-    sign.add_argument("--key", type=Path, action="append", required=True, help="private key (repeat)")
-    sign.set_defaults(handler=_trust_sign)
-
-    update = commands.add_parser("update", help="ECU side: accept rotated trust roots, in version order")
-    update.add_argument("new", type=Path, nargs="+", help="the next trust root versions, oldest first")
-    where = update.add_mutually_exclusive_group(required=True)
-    where.add_argument("--trust", type=Path, help="the ECU's trust file, replaced atomically")
-    where.add_argument("--target", metavar="HOST[:PORT]", help="send them to a running update agent instead")
-    add_connection_arguments(update)
-    update.add_argument("--time-state", type=Path, help="the ECU's trusted time file (with --trust)")
-    update.add_argument("--now", type=_time, help="clock reading to use instead of the system clock")
-    update.set_defaults(handler=refusing("trust update", _trust_update))
-
-
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``ota`` command group to the ``sdv`` parser."""
     ota = subparsers.add_parser(
@@ -501,19 +280,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     keygen.add_argument("--force", action="store_true", help="replace an existing private key file")
     keygen.set_defaults(handler=_keygen)
 
-    _add_trust_parsers(group)
+    ota_trust_commands.register(group)
 
     build = group.add_parser("build", help="build an unsigned bundle")
-    build.add_argument("--name", required=True, type=_matching(NAME_PATTERN), help="the bundle's name")
+    build.add_argument("--name", required=True, type=matching(NAME_PATTERN), help="the bundle's name")
     build.add_argument(
-        "--version", required=True, type=_matching(SEMVER_PATTERN), help="semantic version, such as 1.4.0"
+        "--version", required=True, type=matching(SEMVER_PATTERN), help="semantic version, such as 1.4.0"
     )
     build.add_argument("--release-counter", type=int, required=True, help="must grow with every release")
     build.add_argument(
         "--hardware-id",
         action="append",
         required=True,
-        type=_matching(NAME_PATTERN),
+        type=matching(NAME_PATTERN),
         help="target ECU hardware id (repeat)",
     )
     build.add_argument("--payload", type=Path, action="append", required=True, help="payload file (repeat)")
@@ -525,7 +304,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "named by the file name up to its first dot)",
     )
     build.add_argument(
-        "--expires", type=_duration, default=_DEFAULT_EXPIRY, help="validity, such as 30d or 2s"
+        "--expires", type=duration_argument, default=DEFAULT_EXPIRY, help="validity, such as 30d or 2s"
     )
     build.add_argument(
         "--reinstall",
@@ -562,7 +341,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--installed-counter", type=counter_argument, default=0, help="installed release counter (default 0)"
     )
     verify.add_argument("--time-state", type=Path, help="trusted time file, read and advanced on success")
-    verify.add_argument("--now", type=_time, help="clock reading to use instead of the system clock")
+    verify.add_argument("--now", type=time_argument, help="clock reading to use instead of the system clock")
     verify.add_argument(
         "--limits", type=Path, help="JSON file of OtaLimits fields (default: built-in limits)"
     )
