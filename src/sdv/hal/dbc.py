@@ -20,6 +20,8 @@ Repaired (a warning each):
   leading underscore (``_2017_5``, ``_0_COUNTER``; more underscores if that name is taken) everywhere they
   occur. :attr:`LoadedDbc.original_names` maps each new name back to the one in the file.
 * A statement without its closing ``;`` (the next statement starts first): the ``;`` is added.
+* A signal of fewer than 1 or more than 64 bits (nothing can read it): dropped, with what refers to it. The
+  length is checked before any work is done per bit, so a declared length costs nothing.
 
 Reported as warnings but loaded unchanged:
 
@@ -34,6 +36,8 @@ expected):
   ``VECTOR__INDEPENDENT_SIG_MSG`` is exempt, as cantools skips it.
 * Two ``BO_`` with the same frame id (also once a repair marked one extended), or with the same name.
 * Two ``SG_`` with the same name in one message.
+* A number of more than 100 digits (Python reads no integer of more than 4,300), a message longer than 64 bytes
+  (a CAN FD frame), an IEEE float signal (``SIG_VALTYPE_ 1`` or ``2``) that is not 32 or 64 bits long.
 
 A file is read as UTF-8, else as Windows-1252 (what Vector tools write); a leading byte order mark is ignored.
 """
@@ -133,6 +137,7 @@ def load_dbc(source: str | os.PathLike[str], *, text: str | None = None) -> Load
     repairer.split(repairer.tokenize())
     repairer.collect()
     repairer.check_ids()
+    repairer.check_value_types()
     if repairer.errors:
         raise DbcError(list(_sorted(repairer.errors)))
     repairer.repair()

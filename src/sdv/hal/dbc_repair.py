@@ -15,11 +15,27 @@ from typing import Final, NamedTuple
 
 from sdv.errors import Problem
 
-__all__ = ["EXTENDED_FLAG", "Repairer", "syntax_problem"]
+__all__ = [
+    "EXTENDED_FLAG",
+    "MAX_MESSAGE_BYTES",
+    "MAX_NUMBER_DIGITS",
+    "MAX_SIGNAL_BITS",
+    "Repairer",
+    "syntax_problem",
+]
 
 EXTENDED_FLAG: Final = 0x80000000
 _STANDARD_MAX: Final = 0x7FF
 _EXTENDED_LIMIT: Final = 1 << 29
+# Bounds checked before anything is built from a number: no real DBC needs more (the opendbc corpus has at most
+# 20 digits in a number and 64-byte messages).
+MAX_NUMBER_DIGITS: Final = 100
+# The longest CAN frame, a CAN FD frame (ISO 11898-1:2015).
+MAX_MESSAGE_BYTES: Final = 64
+# An integer signal is read from at most 64 bits; IEEE floats (SIG_VALTYPE_ 1 and 2) have exactly 32 and 64.
+MAX_SIGNAL_BITS: Final = 64
+_FLOAT_BITS: Final[Mapping[str, int]] = {"1": 32, "2": 64}
+_DIGITS_RE: Final = re.compile(rf"\d{{{MAX_NUMBER_DIGITS + 1},}}")
 # cantools skips this pseudo message (it holds signals assigned to no message), so its id is no frame id.
 _INDEPENDENT_SIGNALS: Final = "VECTOR__INDEPENDENT_SIG_MSG"
 
@@ -238,6 +254,13 @@ class Repairer:
             if kind is None or kind == "skip":
                 continue
             value = match.group()
+            if kind in {"number", "signal"} and (long_number := _DIGITS_RE.search(value)) is not None:
+                # Python refuses to read integers of more than 4,300 digits, and nothing needs a hundred.
+                self.refuse(
+                    match.start(),
+                    f"number of {len(long_number.group())} digits; expected at most {MAX_NUMBER_DIGITS} digits",
+                )
+                continue
             if kind == "word" and value in _KEYWORDS:
                 kind = "keyword"
             elif kind == "signal":
@@ -315,6 +338,13 @@ class Repairer:
                 length = int(tokens[4].value) if tokens[4].value.isdigit() else 0
                 message = _Message(int(tokens[1].value), name, self.line(tokens[0].start), length)
                 current = message
+                if length > MAX_MESSAGE_BYTES:
+                    self.refuse(
+                        tokens[0].start,
+                        f"message {name} is {length} bytes long; expected at most {MAX_MESSAGE_BYTES} bytes "
+                        "(a CAN FD frame)",
+                    )
+                    continue
                 if name == _INDEPENDENT_SIGNALS:
                     # Kept for the references to it, out of the frame id and name checks.
                     self.messages.setdefault(message.dbc_id, message)
@@ -340,6 +370,14 @@ class Repairer:
             elif statement.keyword == "SG_" and current is not None:
                 signal = self.fast_signals.get(tokens[0].start) or self._signal(tokens)
                 if signal is None:
+                    continue
+                if not 1 <= signal.length <= MAX_SIGNAL_BITS:
+                    # Checked before any per-bit work: a declared length is only a number in the file.
+                    self.drop(
+                        statement,
+                        f"signal {signal.name} of message {current.name} is {signal.length} bits long; expected "
+                        f"1 to {MAX_SIGNAL_BITS} bits",
+                    )
                     continue
                 twin = current.signals.get(signal.name)
                 if twin is not None:
@@ -371,6 +409,24 @@ class Repairer:
             little_endian=order.value == "1",
             multiplexer_ids=_multiplexer_ids(mux),
         )
+
+    def check_value_types(self) -> None:
+        """Refuse an IEEE float signal (``SIG_VALTYPE_ 1`` or ``2``) whose length is not that of the float."""
+        for statement in self.statements:
+            tokens = statement.tokens
+            if statement.keyword != "SIG_VALTYPE_" or len(tokens) < 5 or not tokens[1].value.isdigit():
+                continue
+            message = self.messages.get(int(tokens[1].value))
+            signal = message.signals.get(tokens[2].value) if message is not None else None
+            value_type = tokens[4].value if tokens[3].value == ":" else tokens[3].value
+            bits = _FLOAT_BITS.get(value_type)
+            if message is None or signal is None or bits is None or signal.length == bits:
+                continue
+            self.refuse(
+                tokens[0].start,
+                f"signal {signal.name} of message {message.name} (line {signal.line}) is {signal.length} bits "
+                f"long; SIG_VALTYPE_ {value_type} expected an IEEE float of {bits} bits",
+            )
 
     # -- pass 3: repairs -------------------------------------------------------------------------------------
 
@@ -521,7 +577,11 @@ class Repairer:
         return offset - shift
 
     def check_layout(self) -> None:
-        """Warn about signals that share bits or leave their message."""
+        """Warn about signals that share bits or leave their message.
+
+        Signal lengths are bounded (1 to :data:`MAX_SIGNAL_BITS`) when the signals are collected, so the work
+        here is at most that many bits per signal, and only the bits inside the message are recorded.
+        """
         for message in self.messages.values():
             if message.name == _INDEPENDENT_SIGNALS:
                 continue
@@ -529,8 +589,7 @@ class Repairer:
             limit = message.length * 8
             for signal in message.signals.values():
                 bits = _signal_bits(signal)
-                outside = [bit for bit in bits if bit >= limit or bit < 0]
-                if outside:
+                if any(bit >= limit or bit < 0 for bit in bits):
                     self.warn(
                         self.line_starts[signal.line - 1],
                         f"signal {signal.name} of message {message.name} does not fit in {message.length} "
@@ -538,6 +597,8 @@ class Repairer:
                     )
                 clashes: list[str] = []
                 for bit in bits:
+                    if not 0 <= bit < limit:
+                        continue
                     for other in owners.setdefault(bit, []):
                         if other.name not in clashes and _coexist(signal, other):
                             clashes.append(other.name)
