@@ -39,11 +39,16 @@ def sdv_bounded(*arguments: str) -> subprocess.CompletedProcess[str]:
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *parts: str, code: int = 2) -> str:
-    """Assert the command failed with ``code`` and one line on stderr holding every part; return that line."""
+    """Assert the command failed with ``code`` and its error is one line holding every part; return that line.
+
+    The error is the last line on stderr, ``sdv <command>: ...``; lines before it are the command's own output
+    (a frame ``sdv decode`` could not decode, a warning).
+    """
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == code, (result.returncode, result.stderr)
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+    errors = [line for line in lines if line.startswith("sdv ")]
+    assert errors == lines[-1:], result.stderr
     for part in parts:
-        assert part in lines[0], lines[0]
-    return lines[0]
+        assert part in errors[0], errors[0]
+    return errors[0]

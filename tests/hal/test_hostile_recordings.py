@@ -1,0 +1,164 @@
+"""Hostile recordings: every failure of a python-can reader is one error naming file, place and format."""
+
+from __future__ import annotations
+
+import gzip
+import random
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import can
+import pytest
+
+from sdv.errors import BusError, HalError
+from sdv.hal.recordings import MAX_BLF_READ, MAX_LINE_CHARS, read_recording
+from sdv.resources import demo_dbc
+from tests.bounded_process import assert_one_line_error, sdv_bounded
+
+EXPECTED = {
+    ".log": "expected candump -L lines: (timestamp) interface id#data",
+    ".asc": "expected Vector ASC lines",
+    ".blf": "expected a Vector BLF file",
+    ".csv": "expected python-can CSV rows",
+    ".trc": "expected PEAK TRC lines",
+}
+
+
+@dataclass(frozen=True)
+class Hostile:
+    id: str
+    name: str
+    content: bytes
+    where: str
+    says: str
+
+
+HOSTILE = [
+    Hostile("blf_eight_bytes", "x.blf", b"\x00\x01\x02\x03\x04\x05\x06\x07", "byte offset 8", "unpack"),
+    Hostile("blf_wrong_magic", "x.blf", b"GOLL" + bytes(140), "byte offset 72", "Unexpected file format"),
+    Hostile("blf_header_size_zero", "x.blf", b"LOGG" + bytes(140), "byte offset 72", "of -72 bytes"),
+    Hostile(
+        "candump_without_timestamps",
+        "x.log",
+        b"(1.0) can0 123#01\n  can0  123   [2]  01 02\n",
+        "line 2",
+        "too many values",
+    ),
+    Hostile("candump_bad_id", "x.log", b"(1.0) can0 12G#0102\n", "line 1", "'12G'"),
+    Hostile("candump_bad_timestamp", "x.log", b"(abc) can0 123#0102\n", "line 1", "'abc'"),
+    Hostile(
+        "candump_not_utf8", "x.log", b"(1.0) can0 123#01\xff\n", "line 1", "byte 18 of the line is not UTF-8"
+    ),
+    Hostile("candump_not_gzip", "x.log.gz", b"plain text", "start of the file", "Not a gzipped file"),
+    Hostile(
+        "asc_bad_id",
+        "x.asc",
+        b"date Mon\nbase hex timestamps absolute\n 1.0 1 XYZ Rx d 8 00\n",
+        "line 3",
+        "XYZ",
+    ),
+    Hostile(
+        "csv_bad_id",
+        "x.csv",
+        b"timestamp,arbitration_id,extended,remote,error,dlc,data\n1.0,zz,0,0,0,2,AQI=\n",
+        "line 2",
+        "zz",
+    ),
+    Hostile("trc_unknown_version", "x.trc", b";$FILEVERSION=9.9\n 1) 1.0 Rx 0123 - 2 01\n", "line 2", "'Rx'"),
+]
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=[case.id for case in HOSTILE])
+def test_hostile_recording_is_one_error_naming_file_place_and_format(tmp_path: Path, case: Hostile) -> None:
+    path = tmp_path / case.name
+    path.write_bytes(case.content)
+    with pytest.raises(BusError) as raised:
+        list(read_recording(path))
+    message = str(raised.value)
+    assert message.startswith(f"recording {path}: {case.where}: "), message
+    assert case.says in message
+    assert EXPECTED[path.suffixes[0]] in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("case", HOSTILE[:4], ids=[case.id for case in HOSTILE[:4]])
+def test_decode_of_a_hostile_recording_prints_one_line(tmp_path: Path, case: Hostile) -> None:
+    path = tmp_path / case.name
+    path.write_bytes(case.content)
+    result = sdv_bounded("decode", "--dbc", str(demo_dbc()), "--log", str(path))
+    assert_one_line_error(result, f"recording {path}: {case.where}: ", EXPECTED[path.suffixes[0]])
+
+
+@pytest.mark.parametrize("suffix", [*EXPECTED, ".blf.gz", ".log.gz"])
+@pytest.mark.parametrize("seed", range(4))
+def test_random_bytes_are_refused_as_the_format(tmp_path: Path, suffix: str, seed: int) -> None:
+    generator = random.Random(seed)
+    data = bytes(generator.randrange(256) for _ in range(generator.choice([8, 100, 5000])))
+    path = tmp_path / f"random{suffix}"
+    path.write_bytes(gzip.compress(data) if suffix.endswith(".gz") else data)
+    try:
+        list(read_recording(path))
+    except BusError as error:
+        assert str(error).startswith(f"recording {path}: ")
+        assert EXPECTED[path.suffixes[0]] in str(error)
+
+
+def test_unknown_suffix_names_the_formats(tmp_path: Path) -> None:
+    path = tmp_path / "drive.xyz"
+    path.write_text("nothing")
+    with pytest.raises(
+        HalError, match=r"format not known; expected a suffix \.log, \.asc, \.blf, \.csv, \.trc"
+    ):
+        list(read_recording(path))
+
+
+def _blf(tmp_path: Path, frames: int = 3) -> bytes:
+    path = tmp_path / "valid.blf"
+    with can.BLFWriter(str(path)) as writer:
+        for index in range(frames):
+            writer.on_message_received(can.Message(timestamp=1.0 + index, arbitration_id=0x123, data=b"\x01"))
+    return path.read_bytes()
+
+
+def test_blf_object_claiming_gigabytes_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    data = bytearray(_blf(tmp_path))
+    header_size = struct.unpack_from("<L", data, 4)[0]
+    struct.pack_into("<L", data, header_size + 8, 0x7FFFFFF0)  # the first object's size field
+    path = tmp_path / "huge.blf.gz"
+    path.write_bytes(gzip.compress(bytes(data)))
+    result = sdv_bounded("decode", "--dbc", str(demo_dbc()), "--log", str(path))
+    assert_one_line_error(
+        result, f"recording {path}: byte offset {header_size + 16}", f"at most {MAX_BLF_READ}"
+    )
+
+
+def test_zlib_container_inflating_to_a_hundred_megabytes_stays_bounded(tmp_path: Path) -> None:
+    data = _blf(tmp_path)
+    header_size = struct.unpack_from("<L", data, 4)[0]
+    inflated = 400 * MAX_BLF_READ
+    bomb = zlib.compress(bytes(inflated), 9)
+    assert len(bomb) < MAX_BLF_READ
+    # An object header (signature, header size, version, object size, type 10: a container), the container
+    # header (method 2: zlib, the inflated size) and the compressed zeros.
+    container = (
+        struct.pack("<4sHHLL", b"LOBJ", 16, 1, 32 + len(bomb), 10)
+        + struct.pack("<H6xL4x", 2, inflated)
+        + bomb
+    )
+    path = tmp_path / "bomb.blf"
+    path.write_bytes(data[:header_size] + container)
+    result = sdv_bounded("decode", "--dbc", str(demo_dbc()), "--log", str(path))
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode in {0, 2}, result.stderr
+
+
+def test_line_without_end_in_a_compressed_log_is_refused_within_fixed_memory(tmp_path: Path) -> None:
+    path = tmp_path / "endless.log.gz"
+    with gzip.open(path, "wb") as compressed:
+        chunk = b"A" * (1 << 20)
+        for _ in range(1500):  # 1.5 GB unpacked, more than the child's address space
+            compressed.write(chunk)
+    result = sdv_bounded("decode", "--dbc", str(demo_dbc()), "--log", str(path))
+    assert_one_line_error(result, f"recording {path}: line 1: line longer than {MAX_LINE_CHARS} characters")
