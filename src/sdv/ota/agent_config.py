@@ -21,9 +21,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sdv.config_files import parse_yaml, read_config_text
+from sdv.errors import ConfigError
 from sdv.ota.config import DEFAULT_LIMITS, OtaLimits
 from sdv.ota.errors import OtaError
 from sdv.ota.manifest import HardwareId, Name, Payload, SlotImageTarget
@@ -238,9 +239,10 @@ def load_agent_config(path: Path) -> AgentConfig:
         OtaError: the file cannot be read or does not validate (the message names the field).
     """
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise OtaError(f"{path}: cannot read the agent configuration: {error}") from error
+        data, _ = parse_yaml(read_config_text(path), str(path))
+    except ConfigError as error:
+        problems = "; ".join(str(problem) for problem in error.problems)
+        raise OtaError(f"cannot read the agent configuration: {problems}") from error
     if not isinstance(data, dict):
         raise OtaError(f"{path}: the agent configuration must be a mapping")
     try:
