@@ -32,6 +32,8 @@ DROPPED = [
     Dropped("100000_bits_in_8_bytes", ' SG_ Sig : 0|100000@1+ (1,0) [0|0] "" ECU', 100_000),
     Dropped("big_endian_100000_bits", ' SG_ Sig : 7|100000@0+ (1,0) [0|0] "" ECU', 100_000),
     Dropped("multiplexed_long_signal", ' SG_ Sig m1 : 8|4096@1+ (1,0) [0|0] "" ECU', 4096),
+    # Found by tests/fuzz: cantools reads a signed length, the check read only unsigned digits.
+    Dropped("length_with_a_plus_sign", ' SG_ Sig : 0|+10000000@1+ (1,0) [0|0] "" ECU', 10_000_000),
 ]
 
 
@@ -95,7 +97,14 @@ REFUSED = [
         "message_of_ten_million_bytes",
         'BO_ 100 Msg: 10000000 ECU\n SG_ Sig : 0|8@1+ (1,0) [0|0] "" ECU\n',
         5,
-        ("message Msg is 10000000 bytes long", "expected at most 64 bytes"),
+        ("message Msg is 10000000 bytes long", "expected 0 to 64 bytes"),
+    ),
+    Refused(
+        # Found by tests/fuzz: a negative length reached the codec, which allocated a payload of -1 bytes.
+        "negative_message_length",
+        'BO_ 100 Msg: -1 ECU\n SG_ Sig : 0|8@1+ (1,0) [0|0] "" ECU\n',
+        5,
+        ("message Msg is -1 bytes long", "expected 0 to 64 bytes"),
     ),
     Refused(
         "float_of_16_bits",

@@ -69,6 +69,7 @@ _TOKEN_RE: Final = re.compile(
 NEAR_RE: Final = re.compile(r'"[^"\n]*"?|[A-Za-z0-9_.]+|\S')
 _NEWLINE_RE: Final = re.compile(r"\n")
 _BARE_FRACTION_RE: Final = re.compile(r"^([-+]?)\.")
+_WHOLE_RE: Final = re.compile(r"[-+]?[0-9]+")
 
 # Every keyword cantools' tokenizer knows: a word with one of these values starts or structures a statement.
 _KEYWORDS: Final = frozenset(
@@ -335,13 +336,14 @@ class Repairer:
                 if len(tokens) < 5 or tokens[1].kind != "number" or not tokens[1].value.isdigit():
                     continue
                 name = tokens[2].value
-                length = int(tokens[4].value) if tokens[4].value.isdigit() else 0
+                declared = _whole_number(tokens[4].value)
+                length = declared if declared is not None else 0
                 message = _Message(int(tokens[1].value), name, self.line(tokens[0].start), length)
                 current = message
-                if length > MAX_MESSAGE_BYTES:
+                if not 0 <= length <= MAX_MESSAGE_BYTES:
                     self.refuse(
                         tokens[0].start,
-                        f"message {name} is {length} bytes long; expected at most {MAX_MESSAGE_BYTES} bytes "
+                        f"message {name} is {length} bytes long; expected 0 to {MAX_MESSAGE_BYTES} bytes "
                         "(a CAN FD frame)",
                     )
                     continue
@@ -398,14 +400,16 @@ class Repairer:
         if len(tokens) < colon + 7 or tokens[colon].value != ":":
             return None
         start, length, order = tokens[colon + 1], tokens[colon + 3], tokens[colon + 5]
-        if not (start.value.isdigit() and length.value.isdigit() and order.value in {"0", "1"}):
+        # cantools reads signed numbers here too ("+100000", "-1"): so must the checks.
+        start_bit, bits = _whole_number(start.value), _whole_number(length.value)
+        if start_bit is None or bits is None or order.value not in {"0", "1"}:
             return None
         mux = tokens[2].value if colon == 3 else ""
         return _Signal(
             name=tokens[1].value,
             line=self.line(tokens[0].start),
-            start=int(start.value),
-            length=int(length.value),
+            start=start_bit,
+            length=bits,
             little_endian=order.value == "1",
             multiplexer_ids=_multiplexer_ids(mux),
         )
@@ -609,6 +613,11 @@ class Repairer:
                         f"signal {signal.name} of message {message.name} overlaps signal "
                         f"{', '.join(clashes)}; kept both as written",
                     )
+
+
+def _whole_number(text: str) -> int | None:
+    """The value of an optionally signed decimal integer (how cantools reads sizes and bits), else None."""
+    return int(text) if _WHOLE_RE.fullmatch(text) else None
 
 
 def _multiplexer_ids(mux: str) -> frozenset[int] | None:
