@@ -107,6 +107,14 @@ REFUSED = [
         ("message Msg is -1 bytes long", "expected 0 to 64 bytes"),
     ),
     Refused(
+        # cantools builds a multiplexed message's codec in time quadratic in its signals.
+        "more_than_1024_signals_in_a_message",
+        'BO_ 100 Msg: 8 ECU\n SG_ Mux M : 0|8@1+ (1,0) [0|0] "" ECU\n'
+        + "".join(f' SG_ S{index} m{index} : 8|8@1+ (1,0) [0|0] "" ECU\n' for index in range(1100)),
+        7 + 1023,  # the 1,025th signal: Mux, then S0 to S1022
+        ("message Msg (line 5) has more than 1024 signals", "expected at most 1024"),
+    ),
+    Refused(
         "float_of_16_bits",
         'BO_ 100 Msg: 8 ECU\n SG_ Sig : 0|16@1+ (1,0) [0|0] "" ECU\nSIG_VALTYPE_ 100 Sig : 1;\n',
         7,
@@ -129,6 +137,19 @@ def test_impossible_sizes_are_refused_naming_file_and_line(case: Refused) -> Non
     assert (problem.file, problem.location) == (FILE, f"line {case.line}")
     for part in case.says:
         assert part in problem.message, problem.message
+
+
+def test_thousands_of_overlapping_signals_cost_a_bounded_warning_each() -> None:
+    # Each signal was compared with every earlier one on each of its bits, and the names listed in full:
+    # 4,000 one-bit signals on bit 0 took minutes. Each warning now names at most five.
+    body = "".join(f' SG_ S{index} : 0|1@1+ (1,0) [0|0] "" ECU\n' for index in range(1000))
+    body += ' SG_ Mux M : 1|7@1+ (1,0) [0|0] "" ECU\n'
+    loaded = load_dbc(FILE, text=HEADER + "BO_ 100 Msg: 8 ECU\n" + body)
+    assert len(loaded.warnings) == 999
+    assert loaded.warnings[0].message == "signal S1 of message Msg overlaps signal S0; kept both as written"
+    assert loaded.warnings[-1].message == (
+        "signal S999 of message Msg overlaps signal S0, S1, S2, S3, S4 and more; kept both as written"
+    )
 
 
 def test_an_infinite_factor_decodes_like_cantools_instead_of_failing_to_compile() -> None:

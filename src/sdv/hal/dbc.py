@@ -37,7 +37,8 @@ expected):
 * Two ``BO_`` with the same frame id (also once a repair marked one extended), or with the same name.
 * Two ``SG_`` with the same name in one message.
 * A number of more than 100 digits (Python reads no integer of more than 4,300), a message longer than 64 bytes
-  (a CAN FD frame), an IEEE float signal (``SIG_VALTYPE_ 1`` or ``2``) that is not 32 or 64 bits long.
+  (a CAN FD frame), a message of more than 1,024 signals, an IEEE float signal (``SIG_VALTYPE_ 1`` or ``2``)
+  that is not 32 or 64 bits long.
 
 A file is read as UTF-8, else as Windows-1252 (what Vector tools write); a leading byte order mark is ignored.
 """

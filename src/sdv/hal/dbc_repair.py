@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
@@ -19,6 +19,7 @@ __all__ = [
     "EXTENDED_FLAG",
     "MAX_MESSAGE_BYTES",
     "MAX_NUMBER_DIGITS",
+    "MAX_SIGNALS_PER_MESSAGE",
     "MAX_SIGNAL_BITS",
     "Repairer",
     "syntax_problem",
@@ -34,6 +35,11 @@ MAX_NUMBER_DIGITS: Final = 100
 MAX_MESSAGE_BYTES: Final = 64
 # An integer signal is read from at most 64 bits; IEEE floats (SIG_VALTYPE_ 1 and 2) have exactly 32 and 64.
 MAX_SIGNAL_BITS: Final = 64
+# cantools builds a multiplexed message's codec in time quadratic in its signals; real messages have at most
+# about a hundred (the opendbc corpus: 106).
+MAX_SIGNALS_PER_MESSAGE: Final = 1024
+# How many other signals an overlap warning names.
+_NAMED_CLASHES: Final = 5
 _FLOAT_BITS: Final[Mapping[str, int]] = {"1": 32, "2": 64}
 _DIGITS_RE: Final = re.compile(rf"\d{{{MAX_NUMBER_DIGITS + 1},}}")
 # cantools skips this pseudo message (it holds signals assigned to no message), so its id is no frame id.
@@ -381,6 +387,14 @@ class Repairer:
                         f"1 to {MAX_SIGNAL_BITS} bits",
                     )
                     continue
+                if len(current.signals) == MAX_SIGNALS_PER_MESSAGE:
+                    self.refuse(
+                        tokens[0].start,
+                        f"message {current.name} (line {current.line}) has more than {MAX_SIGNALS_PER_MESSAGE} "
+                        f"signals; expected at most {MAX_SIGNALS_PER_MESSAGE}",
+                    )
+                    current = None  # once per message
+                    continue
                 twin = current.signals.get(signal.name)
                 if twin is not None:
                     # cantools keeps both and decodes only one of them: which one is meant cannot be known.
@@ -583,13 +597,16 @@ class Repairer:
     def check_layout(self) -> None:
         """Warn about signals that share bits or leave their message.
 
-        Signal lengths are bounded (1 to :data:`MAX_SIGNAL_BITS`) when the signals are collected, so the work
-        here is at most that many bits per signal, and only the bits inside the message are recorded.
+        Signal lengths are bounded (1 to :data:`MAX_SIGNAL_BITS`) when the signals are collected, and only the
+        bits inside the message are recorded, each with its owners grouped by multiplexer value. A warning names
+        at most :data:`_NAMED_CLASHES` other signals, so each signal costs a bounded number of steps however many
+        signals share its bits (a file of thousands of signals on one bit must not take minutes).
         """
         for message in self.messages.values():
             if message.name == _INDEPENDENT_SIGNALS:
                 continue
-            owners: dict[int, list[_Signal]] = {}
+            # bit -> multiplexer value (None: always present) -> the signals on that bit, in file order
+            owners: dict[int, dict[int | None, list[_Signal]]] = {}
             limit = message.length * 8
             for signal in message.signals.values():
                 bits = _signal_bits(signal)
@@ -599,20 +616,39 @@ class Repairer:
                         f"signal {signal.name} of message {message.name} does not fit in {message.length} "
                         "bytes; kept it as written",
                     )
-                clashes: list[str] = []
+                own_keys: tuple[int | None, ...] = (
+                    (None,) if signal.multiplexer_ids is None else tuple(signal.multiplexer_ids)
+                )
+                clashes: dict[str, None] = {}
                 for bit in bits:
                     if not 0 <= bit < limit:
                         continue
-                    for other in owners.setdefault(bit, []):
-                        if other.name not in clashes and _coexist(signal, other):
-                            clashes.append(other.name)
-                    owners[bit].append(signal)
+                    groups = owners.setdefault(bit, {})
+                    if len(clashes) <= _NAMED_CLASHES:
+                        _collect_clashes(signal, groups, clashes)
+                    for key in own_keys:
+                        groups.setdefault(key, []).append(signal)
                 if clashes:
+                    names = ", ".join(list(clashes)[:_NAMED_CLASHES])
+                    more = " and more" if len(clashes) > _NAMED_CLASHES else ""
                     self.warn(
                         self.line_starts[signal.line - 1],
-                        f"signal {signal.name} of message {message.name} overlaps signal "
-                        f"{', '.join(clashes)}; kept both as written",
+                        f"signal {signal.name} of message {message.name} overlaps signal {names}{more}; kept "
+                        "both as written",
                     )
+
+
+def _collect_clashes(
+    signal: _Signal, groups: dict[int | None, list[_Signal]], clashes: dict[str, None]
+) -> None:
+    # A signal always present shares the bit with every group; a multiplexed one with the always-present
+    # signals and those of its own multiplexer values. Each list is looked at up to the number named.
+    keys: Iterable[int | None] = groups if signal.multiplexer_ids is None else (None, *signal.multiplexer_ids)
+    for key in keys:  # lazily: a bit may carry thousands of multiplexer values
+        for other in groups.get(key, ())[: _NAMED_CLASHES + 1]:
+            clashes.setdefault(other.name)
+            if len(clashes) > _NAMED_CLASHES:
+                return
 
 
 def _whole_number(text: str) -> int | None:
@@ -637,12 +673,6 @@ def _signal_bits(signal: _Signal) -> list[int]:
         bits.append(position)
         position = position + 15 if position % 8 == 0 else position - 1
     return bits
-
-
-def _coexist(first: _Signal, second: _Signal) -> bool:
-    if first.multiplexer_ids is None or second.multiplexer_ids is None:
-        return True
-    return bool(first.multiplexer_ids & second.multiplexer_ids)
 
 
 def syntax_problem(file: str, repairer: Repairer, error: Exception) -> Problem:
