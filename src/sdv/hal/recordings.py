@@ -12,7 +12,10 @@ Bounds, checked before the reader gets the data:
 * a text line holds at most :data:`MAX_LINE_CHARS` characters (a line without an end, from a compressed file,
   would otherwise be read whole into memory), and is UTF-8;
 * a BLF file is read :data:`MAX_BLF_READ` bytes at a time at most: a BLF header or object claiming more (up to
-  4 GiB in its size field) is refused, which also bounds what one zlib container can inflate to.
+  4 GiB in its size field) is refused;
+* a BLF container's inflated data, with what an object continued from earlier containers left pending, is at
+  most :data:`MAX_BLF_PENDING` bytes (python-can would otherwise keep joining containers to an object that
+  claims gigabytes).
 """
 
 from __future__ import annotations
@@ -27,11 +30,27 @@ import can
 
 from sdv.errors import BusError, HalError
 
-__all__ = ["MAX_BLF_READ", "MAX_LINE_CHARS", "RECORDING_FORMATS", "read_recording"]
+__all__ = ["MAX_BLF_PENDING", "MAX_BLF_READ", "MAX_LINE_CHARS", "RECORDING_FORMATS", "read_recording"]
 
 MAX_LINE_CHARS: Final = 65_536
 # Vector tools and python-can write BLF containers of at most 128 KiB; twice that is the most one read returns.
 MAX_BLF_READ: Final = 256 * 1024
+# What one container inflates to, with what an object continued from earlier containers left pending.
+MAX_BLF_PENDING: Final = 4 * 1024 * 1024
+
+
+class _Bounded(Exception):
+    """A bound the wrapper refused; the message says which."""
+
+
+class _BoundedBLFReader(can.BLFReader):
+    """python-can's BLF reader with a bound on the inflated data it holds between containers."""
+
+    def _parse_container(self, data: bytes) -> Iterator[can.Message]:
+        pending = len(getattr(self, "_tail", b"")) + len(data)
+        if pending > MAX_BLF_PENDING:
+            raise _Bounded(f"a container leaves {pending} bytes to parse (at most {MAX_BLF_PENDING})")
+        yield from super()._parse_container(data)
 
 
 @dataclass(frozen=True)
@@ -52,7 +71,7 @@ RECORDING_FORMATS: Final[Mapping[str, _Format]] = {
         True,
         "Vector ASC lines: timestamp channel id Rx|Tx d length bytes, e.g. 0.010 1 123 Rx d 2 01 02",
     ),
-    ".blf": _Format(can.BLFReader, False, "a Vector BLF file: a LOGG header, then LOBJ objects"),
+    ".blf": _Format(_BoundedBLFReader, False, "a Vector BLF file: a LOGG header, then LOBJ objects"),
     ".csv": _Format(
         can.CSVReader, True, "python-can CSV rows: timestamp,arbitration_id,extended,remote,error,dlc,data"
     ),
@@ -63,10 +82,6 @@ RECORDING_FORMATS: Final[Mapping[str, _Format]] = {
     ),
 }
 """Suffix -> the python-can reader and what its file must look like."""
-
-
-class _Bounded(Exception):
-    """A bound the wrapper refused; the message says which."""
 
 
 class _TextLines:
