@@ -10,7 +10,7 @@ import pytest
 
 from sdv.errors import DbcError
 from sdv.hal.codec import codec_from_cantools
-from sdv.hal.dbc import load_dbc
+from sdv.hal.dbc import MAX_DBC_BYTES, load_dbc
 from tests.bounded_process import run_bounded, sdv_bounded
 
 HEADER = 'VERSION ""\nNS_ :\nBS_:\nBU_: ECU\n'
@@ -152,6 +152,16 @@ def test_thousands_of_overlapping_signals_cost_a_bounded_warning_each() -> None:
     )
 
 
+def test_a_file_larger_than_the_bound_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    path = tmp_path / "large.dbc"
+    path.write_bytes(BOMB.encode() + b" " * MAX_DBC_BYTES)
+    with pytest.raises(DbcError) as raised:
+        load_dbc(path)
+    (problem,) = raised.value.problems
+    assert (problem.file, problem.location) == (str(path), "file")
+    assert f"larger than {MAX_DBC_BYTES} bytes" in problem.message
+
+
 def test_an_infinite_factor_decodes_like_cantools_instead_of_failing_to_compile() -> None:
     loaded = load_dbc(FILE, text=HEADER + 'BO_ 100 Msg: 8 ECU\n SG_ Sig : 0|8@1+ (1e400,0) [0|0] "" ECU\n')
     message = loaded.database.get_message_by_name("Msg")
@@ -162,7 +172,7 @@ def test_the_ten_million_bit_signal_loads_within_fixed_memory(tmp_path: Path) ->
     path = tmp_path / "bomb.dbc"
     path.write_text(BOMB)
     script = (
-        "import sys; from sdv.hal.dbc import load_dbc; "
+        "import sys; from sdv.hal.dbc import MAX_DBC_BYTES, load_dbc; "
         "loaded = load_dbc(sys.argv[1]); print([s.name for m in loaded.database.messages for s in m.signals])"
     )
     result = run_bounded(["-c", script, str(path)])
