@@ -14,6 +14,7 @@ import pytest
 
 from sdv.errors import BusError, HalError
 from sdv.hal.recordings import MAX_BLF_PENDING, MAX_BLF_READ, MAX_LINE_CHARS, read_recording
+from sdv.hal.sources import RecordingSource
 from sdv.resources import demo_dbc
 from tests.bounded_process import assert_one_line_error, sdv_bounded
 
@@ -175,3 +176,25 @@ def test_line_without_end_in_a_compressed_log_is_refused_within_fixed_memory(tmp
             compressed.write(chunk)
     result = sdv_bounded("decode", "--dbc", str(demo_dbc()), "--log", str(path))
     assert_one_line_error(result, f"recording {path}: line 1: line longer than {MAX_LINE_CHARS} characters")
+
+
+def test_recording_name_too_long_for_the_file_system_is_a_profile_problem(tmp_path: Path) -> None:
+    # Found by tests/fuzz: Path.is_file() raises for a name longer than the file system allows.
+    profile = tmp_path / "profile.yaml"
+    name = "recording" * 40 + ".log"
+    profile.write_text(
+        f"name: long\nbuses:\n  - {{name: body, recording: {{file: {name}}}, dbc: [{demo_dbc()}]}}\n"
+    )
+    result = sdv_bounded("profile", "check", str(profile))
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1, result.stderr
+    assert (
+        f"{profile}: line 3: buses[0].recording.file: recording {tmp_path / name} cannot be accessed: "
+        in (result.stderr)
+    )
+
+
+def test_recording_bus_with_a_name_too_long_is_a_bus_error(tmp_path: Path) -> None:
+    path = tmp_path / ("recording" * 40 + ".log")
+    with pytest.raises(BusError, match="cannot be accessed"):
+        RecordingSource("body", path)

@@ -147,7 +147,13 @@ class RecordingSource(FrameSource):
         batch_size: int = DEFAULT_BATCH,
         clock: Any = time.time,
     ) -> None:
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except OSError as error:  # a name too long, a loop of links
+            raise BusError(
+                f"bus {name}: recording {path} cannot be accessed: {error.strerror or error}"
+            ) from error
+        if not found:
             raise BusError(f"bus {name}: recording {path} not found")
         self.name = name
         self.path = path
