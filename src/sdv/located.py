@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from sdv.errors import Problem
 
-__all__ = ["KeyPath", "format_key_path", "validation_problems", "yaml_lines"]
+__all__ = ["KeyPath", "format_key_path", "node_lines", "validation_problems", "yaml_lines"]
 
 KeyPath = tuple[int | str, ...]
 """A key path into a document: mapping keys and sequence indices."""
@@ -24,11 +24,16 @@ KeyPath = tuple[int | str, ...]
 
 def yaml_lines(text: str) -> dict[KeyPath, int]:
     """The 1-based line of every key path of a YAML document (empty for text that does not compose)."""
-    lines: dict[KeyPath, int] = {}
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
-        return lines
+        return {}
+    return node_lines(node)
+
+
+def node_lines(node: yaml.Node | None) -> dict[KeyPath, int]:
+    """The 1-based line of every key path of a composed YAML document (see :func:`sdv.config_files.parse_yaml`)."""
+    lines: dict[KeyPath, int] = {}
     if node is not None:
         _walk(node, (), lines)
     return lines

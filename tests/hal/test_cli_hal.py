@@ -152,7 +152,7 @@ def test_demo_shows_the_drive() -> None:
     assert max(float(row[1]) for row in rows if row[1] != "-") > 100  # the highway part
 
 
-@pytest.mark.parametrize("suffix", [".asc", ".blf", ".trc", ".log.gz"])
+@pytest.mark.parametrize("suffix", [".asc", ".blf", ".csv", ".trc", ".log.gz"])
 def test_recordings_of_every_format_replay(tmp_path: Path, suffix: str) -> None:
     frames = [f for _, f in zip(range(300), read_recording(demo_recording()), strict=False)]
     if suffix == ".trc":  # python-can writes TRC version 2.1, which has no CAN FD frames

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
+from sdv.config_files import parse_toml, parse_yaml, read_config_text
 from sdv.errors import ConfigError, Problem
 
 __all__ = ["load_settings"]
@@ -25,20 +24,8 @@ def load_settings(path: Path, model: type[_Model]) -> _Model:
             problem names the file and the key path.
     """
     file = str(path)
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(_MAX_BYTES + 1)
-    except OSError as error:
-        raise ConfigError([Problem(file, "(file)", error.strerror or str(error))]) from error
-    if len(raw) > _MAX_BYTES:
-        raise ConfigError([Problem(file, "(file)", f"larger than {_MAX_BYTES} bytes")])
-    try:
-        text = raw.decode("utf-8")
-        data: Any = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (UnicodeDecodeError, yaml.YAMLError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(
-            [Problem(file, "syntax", f"not valid {path.suffix.lstrip('.') or 'YAML'}: {error}")]
-        ) from None
+    text = read_config_text(path, max_bytes=_MAX_BYTES)
+    data: Any = parse_toml(text, file) if path.suffix == ".toml" else parse_yaml(text, file)[0]
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -389,7 +389,14 @@ def _value_expression(signal: SignalLayout, raw: str) -> str:
         return number
     if kind == "integer":
         return f"({number} * {int(signal.scale)!r} + {int(signal.offset)!r})"
-    return f"({number} * {signal.scale!r} + {signal.offset!r})"
+    return f"({number} * {_literal(signal.scale)} + {_literal(signal.offset)})"
+
+
+def _literal(number: int | float) -> str:
+    # A DBC factor such as 1e400 reads as infinity, whose repr is no Python literal.
+    if isinstance(number, float) and not math.isfinite(number):
+        return f"float({str(number)!r})"
+    return repr(number)
 
 
 def codec_from_cantools(message: Any) -> MessageCodec:

@@ -20,6 +20,8 @@ Repaired (a warning each):
   leading underscore (``_2017_5``, ``_0_COUNTER``; more underscores if that name is taken) everywhere they
   occur. :attr:`LoadedDbc.original_names` maps each new name back to the one in the file.
 * A statement without its closing ``;`` (the next statement starts first): the ``;`` is added.
+* A signal of fewer than 1 or more than 64 bits (nothing can read it): dropped, with what refers to it. The
+  length is checked before any work is done per bit, so a declared length costs nothing.
 
 Reported as warnings but loaded unchanged:
 
@@ -34,8 +36,12 @@ expected):
   ``VECTOR__INDEPENDENT_SIG_MSG`` is exempt, as cantools skips it.
 * Two ``BO_`` with the same frame id (also once a repair marked one extended), or with the same name.
 * Two ``SG_`` with the same name in one message.
+* A number of more than 100 digits (Python reads no integer of more than 4,300), a message longer than 64 bytes
+  (a CAN FD frame), a message of more than 1,024 signals, an IEEE float signal (``SIG_VALTYPE_ 1`` or ``2``)
+  that is not 32 or 64 bits long.
 
-A file is read as UTF-8, else as Windows-1252 (what Vector tools write); a leading byte order mark is ignored.
+A file of more than :data:`MAX_DBC_BYTES` is refused before it is parsed. A file is read as UTF-8, else as
+Windows-1252 (what Vector tools write); a leading byte order mark is ignored.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Final
 
 from cantools.database.can import Database
 
@@ -53,9 +60,11 @@ from sdv.hal.dbc_repair import EXTENDED_FLAG as _EXTENDED_FLAG
 from sdv.hal.dbc_repair import Repairer as _Repairer
 from sdv.hal.dbc_repair import syntax_problem
 
-__all__ = ["LoadedDbc", "load_dbc"]
+__all__ = ["MAX_DBC_BYTES", "LoadedDbc", "load_dbc"]
 
 _LOG = logging.getLogger(__name__)
+# The largest file of the opendbc corpus has 485 KB; cantools holds several times a file's size while parsing.
+MAX_DBC_BYTES: Final = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -91,9 +100,11 @@ class LoadedDbc:
 def _read(path: str) -> str:
     try:
         with open(path, "rb") as handle:
-            data = handle.read()
+            data = handle.read(MAX_DBC_BYTES + 1)
     except OSError as error:
         raise DbcError([Problem(path, "file", f"cannot read the file: {error.strerror or error}")]) from error
+    if len(data) > MAX_DBC_BYTES:
+        raise DbcError([Problem(path, "file", f"larger than {MAX_DBC_BYTES} bytes; expected at most that")])
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -133,6 +144,7 @@ def load_dbc(source: str | os.PathLike[str], *, text: str | None = None) -> Load
     repairer.split(repairer.tokenize())
     repairer.collect()
     repairer.check_ids()
+    repairer.check_value_types()
     if repairer.errors:
         raise DbcError(list(_sorted(repairer.errors)))
     repairer.repair()

@@ -9,17 +9,39 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
 from sdv.errors import Problem
 
-__all__ = ["EXTENDED_FLAG", "Repairer", "syntax_problem"]
+__all__ = [
+    "EXTENDED_FLAG",
+    "MAX_MESSAGE_BYTES",
+    "MAX_NUMBER_DIGITS",
+    "MAX_SIGNALS_PER_MESSAGE",
+    "MAX_SIGNAL_BITS",
+    "Repairer",
+    "syntax_problem",
+]
 
 EXTENDED_FLAG: Final = 0x80000000
 _STANDARD_MAX: Final = 0x7FF
 _EXTENDED_LIMIT: Final = 1 << 29
+# Bounds checked before anything is built from a number: no real DBC needs more (the opendbc corpus has at most
+# 20 digits in a number and 64-byte messages).
+MAX_NUMBER_DIGITS: Final = 100
+# The longest CAN frame, a CAN FD frame (ISO 11898-1:2015).
+MAX_MESSAGE_BYTES: Final = 64
+# An integer signal is read from at most 64 bits; IEEE floats (SIG_VALTYPE_ 1 and 2) have exactly 32 and 64.
+MAX_SIGNAL_BITS: Final = 64
+# cantools builds a multiplexed message's codec in time quadratic in its signals; real messages have at most
+# about a hundred (the opendbc corpus: 106).
+MAX_SIGNALS_PER_MESSAGE: Final = 1024
+# How many other signals an overlap warning names.
+_NAMED_CLASHES: Final = 5
+_FLOAT_BITS: Final[Mapping[str, int]] = {"1": 32, "2": 64}
+_DIGITS_RE: Final = re.compile(rf"\d{{{MAX_NUMBER_DIGITS + 1},}}")
 # cantools skips this pseudo message (it holds signals assigned to no message), so its id is no frame id.
 _INDEPENDENT_SIGNALS: Final = "VECTOR__INDEPENDENT_SIG_MSG"
 
@@ -53,6 +75,7 @@ _TOKEN_RE: Final = re.compile(
 NEAR_RE: Final = re.compile(r'"[^"\n]*"?|[A-Za-z0-9_.]+|\S')
 _NEWLINE_RE: Final = re.compile(r"\n")
 _BARE_FRACTION_RE: Final = re.compile(r"^([-+]?)\.")
+_WHOLE_RE: Final = re.compile(r"[-+]?[0-9]+")
 
 # Every keyword cantools' tokenizer knows: a word with one of these values starts or structures a statement.
 _KEYWORDS: Final = frozenset(
@@ -238,6 +261,13 @@ class Repairer:
             if kind is None or kind == "skip":
                 continue
             value = match.group()
+            if kind in {"number", "signal"} and (long_number := _DIGITS_RE.search(value)) is not None:
+                # Python refuses to read integers of more than 4,300 digits, and nothing needs a hundred.
+                self.refuse(
+                    match.start(),
+                    f"number of {len(long_number.group())} digits; expected at most {MAX_NUMBER_DIGITS} digits",
+                )
+                continue
             if kind == "word" and value in _KEYWORDS:
                 kind = "keyword"
             elif kind == "signal":
@@ -312,9 +342,17 @@ class Repairer:
                 if len(tokens) < 5 or tokens[1].kind != "number" or not tokens[1].value.isdigit():
                     continue
                 name = tokens[2].value
-                length = int(tokens[4].value) if tokens[4].value.isdigit() else 0
+                declared = _whole_number(tokens[4].value)
+                length = declared if declared is not None else 0
                 message = _Message(int(tokens[1].value), name, self.line(tokens[0].start), length)
                 current = message
+                if not 0 <= length <= MAX_MESSAGE_BYTES:
+                    self.refuse(
+                        tokens[0].start,
+                        f"message {name} is {length} bytes long; expected 0 to {MAX_MESSAGE_BYTES} bytes "
+                        "(a CAN FD frame)",
+                    )
+                    continue
                 if name == _INDEPENDENT_SIGNALS:
                     # Kept for the references to it, out of the frame id and name checks.
                     self.messages.setdefault(message.dbc_id, message)
@@ -341,6 +379,22 @@ class Repairer:
                 signal = self.fast_signals.get(tokens[0].start) or self._signal(tokens)
                 if signal is None:
                     continue
+                if not 1 <= signal.length <= MAX_SIGNAL_BITS:
+                    # Checked before any per-bit work: a declared length is only a number in the file.
+                    self.drop(
+                        statement,
+                        f"signal {signal.name} of message {current.name} is {signal.length} bits long; expected "
+                        f"1 to {MAX_SIGNAL_BITS} bits",
+                    )
+                    continue
+                if len(current.signals) == MAX_SIGNALS_PER_MESSAGE:
+                    self.refuse(
+                        tokens[0].start,
+                        f"message {current.name} (line {current.line}) has more than {MAX_SIGNALS_PER_MESSAGE} "
+                        f"signals; expected at most {MAX_SIGNALS_PER_MESSAGE}",
+                    )
+                    current = None  # once per message
+                    continue
                 twin = current.signals.get(signal.name)
                 if twin is not None:
                     # cantools keeps both and decodes only one of them: which one is meant cannot be known.
@@ -360,17 +414,37 @@ class Repairer:
         if len(tokens) < colon + 7 or tokens[colon].value != ":":
             return None
         start, length, order = tokens[colon + 1], tokens[colon + 3], tokens[colon + 5]
-        if not (start.value.isdigit() and length.value.isdigit() and order.value in {"0", "1"}):
+        # cantools reads signed numbers here too ("+100000", "-1"): so must the checks.
+        start_bit, bits = _whole_number(start.value), _whole_number(length.value)
+        if start_bit is None or bits is None or order.value not in {"0", "1"}:
             return None
         mux = tokens[2].value if colon == 3 else ""
         return _Signal(
             name=tokens[1].value,
             line=self.line(tokens[0].start),
-            start=int(start.value),
-            length=int(length.value),
+            start=start_bit,
+            length=bits,
             little_endian=order.value == "1",
             multiplexer_ids=_multiplexer_ids(mux),
         )
+
+    def check_value_types(self) -> None:
+        """Refuse an IEEE float signal (``SIG_VALTYPE_ 1`` or ``2``) whose length is not that of the float."""
+        for statement in self.statements:
+            tokens = statement.tokens
+            if statement.keyword != "SIG_VALTYPE_" or len(tokens) < 5 or not tokens[1].value.isdigit():
+                continue
+            message = self.messages.get(int(tokens[1].value))
+            signal = message.signals.get(tokens[2].value) if message is not None else None
+            value_type = tokens[4].value if tokens[3].value == ":" else tokens[3].value
+            bits = _FLOAT_BITS.get(value_type)
+            if message is None or signal is None or bits is None or signal.length == bits:
+                continue
+            self.refuse(
+                tokens[0].start,
+                f"signal {signal.name} of message {message.name} (line {signal.line}) is {signal.length} bits "
+                f"long; SIG_VALTYPE_ {value_type} expected an IEEE float of {bits} bits",
+            )
 
     # -- pass 3: repairs -------------------------------------------------------------------------------------
 
@@ -521,33 +595,65 @@ class Repairer:
         return offset - shift
 
     def check_layout(self) -> None:
-        """Warn about signals that share bits or leave their message."""
+        """Warn about signals that share bits or leave their message.
+
+        Signal lengths are bounded (1 to :data:`MAX_SIGNAL_BITS`) when the signals are collected, and only the
+        bits inside the message are recorded, each with its owners grouped by multiplexer value. A warning names
+        at most :data:`_NAMED_CLASHES` other signals, so each signal costs a bounded number of steps however many
+        signals share its bits (a file of thousands of signals on one bit must not take minutes).
+        """
         for message in self.messages.values():
             if message.name == _INDEPENDENT_SIGNALS:
                 continue
-            owners: dict[int, list[_Signal]] = {}
+            # bit -> multiplexer value (None: always present) -> the signals on that bit, in file order
+            owners: dict[int, dict[int | None, list[_Signal]]] = {}
             limit = message.length * 8
             for signal in message.signals.values():
                 bits = _signal_bits(signal)
-                outside = [bit for bit in bits if bit >= limit or bit < 0]
-                if outside:
+                if any(bit >= limit or bit < 0 for bit in bits):
                     self.warn(
                         self.line_starts[signal.line - 1],
                         f"signal {signal.name} of message {message.name} does not fit in {message.length} "
                         "bytes; kept it as written",
                     )
-                clashes: list[str] = []
+                own_keys: tuple[int | None, ...] = (
+                    (None,) if signal.multiplexer_ids is None else tuple(signal.multiplexer_ids)
+                )
+                clashes: dict[str, None] = {}
                 for bit in bits:
-                    for other in owners.setdefault(bit, []):
-                        if other.name not in clashes and _coexist(signal, other):
-                            clashes.append(other.name)
-                    owners[bit].append(signal)
+                    if not 0 <= bit < limit:
+                        continue
+                    groups = owners.setdefault(bit, {})
+                    if len(clashes) <= _NAMED_CLASHES:
+                        _collect_clashes(signal, groups, clashes)
+                    for key in own_keys:
+                        groups.setdefault(key, []).append(signal)
                 if clashes:
+                    names = ", ".join(list(clashes)[:_NAMED_CLASHES])
+                    more = " and more" if len(clashes) > _NAMED_CLASHES else ""
                     self.warn(
                         self.line_starts[signal.line - 1],
-                        f"signal {signal.name} of message {message.name} overlaps signal "
-                        f"{', '.join(clashes)}; kept both as written",
+                        f"signal {signal.name} of message {message.name} overlaps signal {names}{more}; kept "
+                        "both as written",
                     )
+
+
+def _collect_clashes(
+    signal: _Signal, groups: dict[int | None, list[_Signal]], clashes: dict[str, None]
+) -> None:
+    # A signal always present shares the bit with every group; a multiplexed one with the always-present
+    # signals and those of its own multiplexer values. Each list is looked at up to the number named.
+    keys: Iterable[int | None] = groups if signal.multiplexer_ids is None else (None, *signal.multiplexer_ids)
+    for key in keys:  # lazily: a bit may carry thousands of multiplexer values
+        for other in groups.get(key, ())[: _NAMED_CLASHES + 1]:
+            clashes.setdefault(other.name)
+            if len(clashes) > _NAMED_CLASHES:
+                return
+
+
+def _whole_number(text: str) -> int | None:
+    """The value of an optionally signed decimal integer (how cantools reads sizes and bits), else None."""
+    return int(text) if _WHOLE_RE.fullmatch(text) else None
 
 
 def _multiplexer_ids(mux: str) -> frozenset[int] | None:
@@ -567,12 +673,6 @@ def _signal_bits(signal: _Signal) -> list[int]:
         bits.append(position)
         position = position + 15 if position % 8 == 0 else position - 1
     return bits
-
-
-def _coexist(first: _Signal, second: _Signal) -> bool:
-    if first.multiplexer_ids is None or second.multiplexer_ids is None:
-        return True
-    return bool(first.multiplexer_ids & second.multiplexer_ids)
 
 
 def syntax_problem(file: str, repairer: Repairer, error: Exception) -> Problem:

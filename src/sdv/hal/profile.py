@@ -11,17 +11,16 @@ Relative paths in a profile (DBC files, recordings) are resolved against the pro
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sdv.errors import Problem, ProfileError
+from sdv.config_files import parse_toml, parse_yaml, read_config_text
+from sdv.errors import ConfigError, Problem, ProfileError
 from sdv.hal.expressions import compile_expression
-from sdv.located import yaml_lines
+from sdv.located import node_lines
 from sdv.types.datatypes import INTEGER_RANGES, Datatype, Rounding
 
 __all__ = [
@@ -386,18 +385,12 @@ def parse_profile_text(text: str, file: str = "<string>", *, toml: bool = False)
     lines: dict[tuple[int | str, ...], int] = {}
     try:
         if toml:
-            data: Any = tomllib.loads(text)
+            data: Any = parse_toml(text, file)
         else:
-            lines.update(yaml_lines(text))  # a text that does not compose fails in safe_load below
-            data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "syntax"
-        raise ProfileError([Problem(file, where, f"not valid YAML: {error.problem}")]) from None
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as error:
-        raise ProfileError(
-            [Problem(file, "syntax", f"not valid {'TOML' if toml else 'YAML'}: {error}")]
-        ) from None
+            data, node = parse_yaml(text, file)  # bounded: size, UTF-8, nesting, integers, duplicate keys
+            lines.update(node_lines(node))
+    except ConfigError as error:
+        raise ProfileError(error.problems) from None
     if not isinstance(data, dict):
         raise ProfileError([Problem(file, "(top level)", "expected a mapping with at least 'buses'")])
     try:
@@ -464,9 +457,7 @@ def load_profile_config(path: str | Path) -> LocatedConfig:
     """
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ProfileError(
-            [Problem(str(file), "file", f"cannot be read: {error.strerror or error}")]
-        ) from None
+        text = read_config_text(file)
+    except ConfigError as error:
+        raise ProfileError(error.problems) from None
     return parse_profile_text(text, str(file), toml=file.suffix.lower() == ".toml")

@@ -2,8 +2,8 @@
 
 :class:`FrameSource` is the edge; :class:`BusSource` wraps any python-can bus (``socketcan`` on a vehicle,
 ``virtual`` as the in-memory twin, ``pcan``, ``kvaser``, ...), :class:`RecordingSource` replays a python-can
-recording (candump ``.log``, ``.asc``, ``.blf``, ``.trc``, each optionally ``.gz``) in real time or as fast as
-possible. Sources hand out frames in batches: batching is what keeps the per-frame cost low further up.
+recording (candump ``.log``, ``.asc``, ``.blf``, ``.csv``, ``.trc``, each optionally ``.gz``; read by
+:func:`sdv.hal.recordings.read_recording`) in real time or as fast as possible. Sources hand out frames in batches: batching is what keeps the per-frame cost low further up.
 
 Failures are reported in two kinds: :class:`~sdv.errors.BusError` for what may pass (the interface is down, the
 device unplugged, the recording missing or unreadable; the HAL reopens the bus with backoff), plain
@@ -25,6 +25,7 @@ import can
 
 from sdv.errors import BusError, HalError
 from sdv.hal.profile import BusConfig
+from sdv.hal.recordings import read_recording
 
 __all__ = ["BusSource", "FrameSource", "RecordingSource", "kernel_filters", "open_source", "read_recording"]
 
@@ -170,29 +171,6 @@ def _require_up(channel: str, where: str) -> None:
         raise BusError(f"{where}: interface {channel} is down")
 
 
-def read_recording(path: Path, channel: str | None = None) -> Iterator[can.Message]:
-    """The frames of a python-can recording, optionally only those of one channel.
-
-    Raises:
-        BusError: when the file cannot be opened or is unreadable after some frames (corrupt, truncated).
-        HalError: when its format is not known to python-can.
-    """
-    try:
-        reader = can.LogReader(str(path))
-    except OSError as error:
-        raise BusError(f"recording {path}: cannot be read: {error}") from error
-    except ValueError as error:
-        raise HalError(f"recording {path}: cannot be read: {error}") from error
-    try:
-        for frame in reader:
-            if channel is None or str(frame.channel) == channel:
-                yield frame
-    except (OSError, ValueError, EOFError) as error:
-        raise BusError(f"recording {path}: unreadable after some frames: {error}") from error
-    finally:
-        reader.stop()
-
-
 class RecordingSource(FrameSource):
     """Replays a recording as a bus.
 
@@ -217,7 +195,13 @@ class RecordingSource(FrameSource):
         batch_size: int = DEFAULT_BATCH,
         clock: Any = time.time,
     ) -> None:
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except OSError as error:  # a name too long, a loop of links
+            raise BusError(
+                f"bus {name}: recording {path} cannot be accessed: {error.strerror or error}"
+            ) from error
+        if not found:
             raise BusError(f"bus {name}: recording {path} not found")
         self.name = name
         self.path = path

@@ -186,13 +186,14 @@ def _load_bus(located: LocatedConfig, bus_index: int, bus: BusConfig, problems: 
                 continue
             codecs[key] = codec
             by_name[codec.name] = codec
-    if bus.recording is not None and not located.resolve(bus.recording.file).is_file():
-        problems.append(
-            located.problem(
-                ("buses", bus_index, "recording", "file"),
-                f"no such recording: {located.resolve(bus.recording.file)}",
-            )
-        )
+    if bus.recording is not None:
+        recording = located.resolve(bus.recording.file)
+        try:
+            missing = None if recording.is_file() else f"no such recording: {recording}"
+        except OSError as error:  # a name too long, a loop of links: is_file() raises for those
+            missing = f"recording {recording} cannot be accessed: {error.strerror or error}"
+        if missing is not None:
+            problems.append(located.problem(("buses", bus_index, "recording", "file"), missing))
     return BusModel(config=bus, dbcs=tuple(dbcs), codecs=codecs, by_name=by_name)
 
 

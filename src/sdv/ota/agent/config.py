@@ -21,11 +21,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sdv.errors import Problem
-from sdv.located import validation_problems, yaml_lines
+from sdv.config_files import parse_yaml, read_config_text
+from sdv.errors import ConfigError, Problem
+from sdv.located import node_lines, validation_problems
 from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
 from sdv.ota.bundle.manifest import PATTERN_WORDS, HardwareId, Name, Payload, SlotImageTarget
 from sdv.ota.errors import AgentConfigError
@@ -289,25 +289,16 @@ def load_agent_config(path: Path) -> AgentConfig:
     """
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-    except OSError as error:
-        problem = Problem(file, "(file)", f"cannot read the agent configuration: {error.strerror or error}")
-        raise AgentConfigError([problem]) from error
-    except UnicodeDecodeError as error:
-        raise AgentConfigError([Problem(file, "(file)", "not UTF-8 text")]) from error
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "syntax"
-        raise AgentConfigError([Problem(file, where, f"not valid YAML: {error.problem}")]) from None
-    except yaml.YAMLError as error:
-        raise AgentConfigError([Problem(file, "syntax", f"not valid YAML: {error}")]) from None
+        text = read_config_text(path)  # bounded: size, UTF-8
+        data, node = parse_yaml(text, file)  # bounded: nesting, integers, duplicate keys
+    except ConfigError as error:
+        raise AgentConfigError(list(error.problems)) from error
     if not isinstance(data, dict):
         raise AgentConfigError([Problem(file, "(top level)", "expected a mapping of settings")])
     try:
         return AgentConfig.model_validate(_resolve(data, path.resolve().parent))
     except ValidationError as error:
         problems = validation_problems(
-            error, file, yaml_lines(text), patterns=PATTERN_WORDS, tags=_SLOT_KINDS
+            error, file, node_lines(node), patterns=PATTERN_WORDS, tags=_SLOT_KINDS
         )
         raise AgentConfigError(problems) from None

@@ -1,0 +1,195 @@
+"""Reading python-can recordings with bounds, and every failure of a reader as the project's error.
+
+:func:`read_recording` picks the python-can reader by the file's suffix (candump ``.log``, ``.asc``, ``.blf``,
+``.csv``, ``.trc``, each optionally ``.gz``) and hands it the file through a thin wrapper that enforces the
+bounds below and knows where the reader is: the line of a text format, the byte offset of a BLF file. Whatever a
+reader raises on bad content (``ValueError``, ``IndexError``, ``struct.error``, ``BLFParseError``, a gzip or
+zlib error...) becomes a :class:`~sdv.errors.BusError` naming the file, the line or offset, and the format
+that was expected.
+
+Bounds, checked before the reader gets the data:
+
+* a text line holds at most :data:`MAX_LINE_CHARS` characters (a line without an end, from a compressed file,
+  would otherwise be read whole into memory), and is UTF-8;
+* a BLF file is read :data:`MAX_BLF_READ` bytes at a time at most: a BLF header or object claiming more (up to
+  4 GiB in its size field) is refused;
+* a BLF container's inflated data, with what an object continued from earlier containers left pending, is at
+  most :data:`MAX_BLF_PENDING` bytes (python-can would otherwise keep joining containers to an object that
+  claims gigabytes).
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Final, cast
+
+import can
+
+from sdv.errors import BusError, HalError
+
+__all__ = ["MAX_BLF_PENDING", "MAX_BLF_READ", "MAX_LINE_CHARS", "RECORDING_FORMATS", "read_recording"]
+
+MAX_LINE_CHARS: Final = 65_536
+# Vector tools and python-can write BLF containers of at most 128 KiB; twice that is the most one read returns.
+MAX_BLF_READ: Final = 256 * 1024
+# What one container inflates to, with what an object continued from earlier containers left pending.
+MAX_BLF_PENDING: Final = 4 * 1024 * 1024
+
+
+class _Bounded(Exception):
+    """A bound the wrapper refused; the message says which."""
+
+
+class _BoundedBLFReader(can.BLFReader):
+    """python-can's BLF reader with a bound on the inflated data it holds between containers."""
+
+    def _parse_container(self, data: bytes) -> Iterator[can.Message]:
+        pending = len(getattr(self, "_tail", b"")) + len(data)
+        if pending > MAX_BLF_PENDING:
+            raise _Bounded(f"a container leaves {pending} bytes to parse (at most {MAX_BLF_PENDING})")
+        yield from super()._parse_container(data)
+
+
+@dataclass(frozen=True)
+class _Format:
+    reader: type[can.io.generic.MessageReader]
+    text: bool
+    expected: str
+
+
+RECORDING_FORMATS: Final[Mapping[str, _Format]] = {
+    ".log": _Format(
+        can.CanutilsLogReader,
+        True,
+        "candump -L lines: (timestamp) interface id#data, e.g. (1700000000.000000) can0 123#DEADBEEF",
+    ),
+    ".asc": _Format(
+        can.ASCReader,
+        True,
+        "Vector ASC lines: timestamp channel id Rx|Tx d length bytes, e.g. 0.010 1 123 Rx d 2 01 02",
+    ),
+    ".blf": _Format(_BoundedBLFReader, False, "a Vector BLF file: a LOGG header, then LOBJ objects"),
+    ".csv": _Format(
+        can.CSVReader, True, "python-can CSV rows: timestamp,arbitration_id,extended,remote,error,dlc,data"
+    ),
+    ".trc": _Format(
+        can.TRCReader,
+        True,
+        "PEAK TRC lines: a ;$FILEVERSION header, then numbered frames, e.g. 1) 1.0 Rx 0123 2 01 02",
+    ),
+}
+"""Suffix -> the python-can reader and what its file must look like."""
+
+
+class _TextLines:
+    """A binary stream as the text lines a python-can text reader iterates, counted and bounded."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self.line = 0
+        self.closed = False
+
+    def __iter__(self) -> _TextLines:
+        return self
+
+    def __next__(self) -> str:
+        data = self._stream.readline(MAX_LINE_CHARS + 1)
+        if not data:
+            raise StopIteration
+        self.line += 1
+        if len(data) > MAX_LINE_CHARS:
+            raise _Bounded(f"line longer than {MAX_LINE_CHARS} characters")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise _Bounded(f"byte {error.start + 1} of the line is not UTF-8") from error
+        # What python-can's text mode does: universal newlines.
+        return text[:-2] + "\n" if text.endswith("\r\n") else text
+
+    def read(self, size: int = -1) -> str:
+        return "".join(self) if size < 0 else next(self, "")
+
+    def close(self) -> None:
+        self.closed = True
+        self._stream.close()
+
+
+class _BinaryReads:
+    """A binary stream whose reads are bounded and whose offset is known."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self.offset = 0
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0 or size > MAX_BLF_READ:
+            raise _Bounded(f"an object or header of {size} bytes (at most {MAX_BLF_READ} read)")
+        data = self._stream.read(size)
+        self.offset += len(data)
+        return data
+
+    def close(self) -> None:
+        self.closed = True
+        self._stream.close()
+
+
+def _format_of(path: Path) -> _Format:
+    suffixes = [suffix.lower() for suffix in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes.pop()
+    recording_format = RECORDING_FORMATS.get(suffixes[-1]) if suffixes else None
+    if recording_format is None:
+        known = ", ".join(RECORDING_FORMATS)
+        raise HalError(f"recording {path}: format not known; expected a suffix {known}, optionally with .gz")
+    return recording_format
+
+
+def _open(path: Path) -> IO[bytes]:
+    try:
+        if path.suffix.lower() == ".gz":
+            return cast(IO[bytes], gzip.open(path, "rb"))
+        return path.open("rb")
+    except OSError as error:
+        raise BusError(f"recording {path}: cannot be read: {error.strerror or error}") from error
+
+
+def read_recording(path: Path, channel: str | None = None) -> Iterator[can.Message]:
+    """The frames of a python-can recording, optionally only those of one channel.
+
+    Raises:
+        BusError: when the file cannot be opened, or its content is not the format its suffix names (at any
+            point, also after some frames): names the file, the line (text formats) or byte offset (BLF), and
+            the format expected.
+        HalError: when its suffix names no format the project reads.
+    """
+    recording_format = _format_of(path)
+    stream = _open(path)
+    wrapped: _TextLines | _BinaryReads = _TextLines(stream) if recording_format.text else _BinaryReads(stream)
+    try:
+        reader = recording_format.reader(wrapped)  # type: ignore[arg-type]  # file-like, as python-can reads it
+        try:
+            for frame in reader:
+                if channel is None or str(frame.channel) == channel:
+                    yield frame
+        finally:
+            reader.stop()
+    except Exception as error:  # a reader's failure on bad content is of any type: all mean "not this format"
+        if isinstance(wrapped, _TextLines):
+            where = f"line {wrapped.line}" if wrapped.line else "start of the file"
+        else:
+            where = f"byte offset {wrapped.offset}"
+        detail = str(error) or type(error).__name__
+        raise BusError(
+            f"recording {path}: {where}: {_shortened(detail)}; expected {recording_format.expected}"
+        ) from error
+    finally:
+        stream.close()
+
+
+def _shortened(text: str, limit: int = 200) -> str:
+    # A reader quotes what it could not parse; a hostile line must not make the message unbounded.
+    return text if len(text) <= limit else text[: limit - 3] + "..."
