@@ -57,7 +57,7 @@ USAGE_ERRORS = [
     (["subscribe", "Vehicle.Speed", "--server", "https://ecu"], "scheme 'https' is not supported"),
     (["list", "--server", ":55555"], "no host"),
     (["monitor", "--once", "--server", "ecu:http"], "port 'http' is not a TCP port"),
-    (["decode", "--dbc", DEMO_DBC, "--log", MISSING], f"recording {MISSING}: cannot be read"),
+    (["decode", "--dbc", DEMO_DBC, "--log", MISSING + ".log"], f"recording {MISSING}.log: cannot be read"),
     (["serve", "--port", "70000"], "--port 70000 is not a TCP port"),
     (["ota", "push", MISSING, "--target", UNREACHABLE], f"{MISSING}: cannot read bundle"),
     (["ota", "inspect", MISSING], f"{MISSING}: cannot read bundle or trust file"),
@@ -77,7 +77,7 @@ PROBLEM_ERRORS = [
     (["profile", "init", "--dbc", MISSING], f"{MISSING}: file: cannot read the file"),
     (["serve", "--profile", MISSING, "--port", "0"], f"{MISSING}: file: cannot be read"),
     (["codegen", "--profile", MISSING, "-o", MISSING], f"{MISSING}: file: cannot be read"),
-    (["ota", "agent", "--config", MISSING], f"{MISSING}: (file): cannot read the agent configuration"),
+    (["ota", "agent", "--config", MISSING], f"{MISSING}: file: cannot be read"),
 ]
 
 

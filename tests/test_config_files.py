@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sdv.ota.agent_config import load_agent_config
+from sdv.ota.agent.config import load_agent_config
 
 from sdv.broker import Limits
 from sdv.cli.settings import load_settings

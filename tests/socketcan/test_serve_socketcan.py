@@ -18,9 +18,9 @@ from pathlib import Path
 import can
 import pytest
 
-from sdv.broker.model import Status
 from sdv.client import VehicleClient
 from sdv.types.signals import Datapoint
+from sdv.types.status import Status
 from tests.serve_process import serving
 
 pytestmark = pytest.mark.socketcan
