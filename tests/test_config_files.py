@@ -48,6 +48,11 @@ HOSTILE = [
         ("line 4", f"expected at most {MAX_NESTING} levels"),
     ),
     Hostile(
+        "key_given_twice",
+        PROFILE_HEAD.encode() + b"limits:\n  max: 300\n  max: 30\n",
+        ("line 6", "key 'max' is given twice (first on line 5)"),
+    ),
+    Hostile(
         "larger_than_the_bound",
         PROFILE_HEAD.encode() + b"# " + b"x" * MAX_CONFIG_BYTES + b"\n",
         (f"larger than {MAX_CONFIG_BYTES} bytes",),
