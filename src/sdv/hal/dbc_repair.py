@@ -9,11 +9,31 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Final, NamedTuple
+from collections.abc import Mapping
+from typing import Final
 
 from sdv.errors import Problem
+from sdv.hal.dbc_layout import check_layout
+from sdv.hal.dbc_syntax import (
+    BARE_FRACTION_RE,
+    ID_AT_INDEX_1,
+    INDEPENDENT_SIGNALS,
+    KEYWORDS,
+    NEAR_RE,
+    NEWLINE_RE,
+    OBJECT_KEYWORDS,
+    OBJECT_POSITION,
+    SEMICOLON_TERMINATED,
+    STARTERS,
+    SYNTAX,
+    TOKEN_RE,
+    MessageEntry,
+    SignalEntry,
+    Statement,
+    Token,
+    multiplexer_ids,
+    whole_number,
+)
 
 __all__ = [
     "EXTENDED_FLAG",
@@ -38,181 +58,8 @@ MAX_SIGNAL_BITS: Final = 64
 # cantools builds a multiplexed message's codec in time quadratic in its signals; real messages have at most
 # about a hundred (the opendbc corpus: 106).
 MAX_SIGNALS_PER_MESSAGE: Final = 1024
-# How many other signals an overlap warning names.
-_NAMED_CLASHES: Final = 5
 _FLOAT_BITS: Final[Mapping[str, int]] = {"1": 32, "2": 64}
 _DIGITS_RE: Final = re.compile(rf"\d{{{MAX_NUMBER_DIGITS + 1},}}")
-# cantools skips this pseudo message (it holds signals assigned to no message), so its id is no frame id.
-_INDEPENDENT_SIGNALS: Final = "VECTOR__INDEPENDENT_SIG_MSG"
-
-_NUMBER: Final = r"[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?"
-_NAME: Final = r"[A-Za-z_][A-Za-z0-9_]*"
-# The token kinds follow cantools' DBC tokenizer, with three differences. A number may start with "." and a
-# number glued to letters or "_" is an identifier, so that the repairs see what cantools would misread. And a
-# well-formed signal line (standard numbers, names starting with a letter) is one token: none of the repairs
-# applies to it, and it is most of a DBC file, so this keeps the pass fast.
-_TOKEN_RE: Final = re.compile(
-    rf"""
-    (?P<skip>[ \t\r\n]+|//[^\n]*)
-    | (?P<signal>
-        SG_[ \t]+(?P<sg_name>{_NAME})(?:[ \t]+(?P<sg_mux>M|m\d+M?))?[ \t]*:
-        [ \t]*(?P<sg_start>\d+)\|(?P<sg_length>\d+)@(?P<sg_order>[01])[+-]
-        [ \t]*\([ \t]*{_NUMBER}[ \t]*,[ \t]*{_NUMBER}[ \t]*\)
-        [ \t]*\[[ \t]*{_NUMBER}[ \t]*\|[ \t]*{_NUMBER}[ \t]*\]
-        [ \t]*"(?:\\"|[^"])*"
-        [ \t]*{_NAME}(?:[ \t]*,[ \t]*{_NAME})*
-        (?=[ \t]*(?:\r?\n|//|\Z))
-      )
-    | (?P<string>"(?:\\"|[^"])*?")
-    | (?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![A-Za-z0-9_]))
-    | (?P<word>[A-Za-z0-9_]+)
-    | (?P<punct>[()\[\],|@+\-;:])
-    | (?P<other>.)
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-# What a syntax error message quotes: the token at the error's offset.
-NEAR_RE: Final = re.compile(r'"[^"\n]*"?|[A-Za-z0-9_.]+|\S')
-_NEWLINE_RE: Final = re.compile(r"\n")
-_BARE_FRACTION_RE: Final = re.compile(r"^([-+]?)\.")
-_WHOLE_RE: Final = re.compile(r"[-+]?[0-9]+")
-
-# Every keyword cantools' tokenizer knows: a word with one of these values starts or structures a statement.
-_KEYWORDS: Final = frozenset(
-    {
-        "BA_",
-        "BA_DEF_",
-        "BA_DEF_DEF_",
-        "BA_DEF_DEF_REL_",
-        "BA_DEF_REL_",
-        "BA_DEF_SGTYPE_",
-        "BA_REL_",
-        "BA_SGTYPE_",
-        "BO_",
-        "BO_TX_BU_",
-        "BS_",
-        "BU_",
-        "BU_BO_REL_",
-        "BU_EV_REL_",
-        "BU_SG_REL_",
-        "CAT_",
-        "CAT_DEF_",
-        "CM_",
-        "ENVVAR_DATA_",
-        "EV_",
-        "EV_DATA_",
-        "FILTER",
-        "NS_",
-        "NS_DESC_",
-        "SG_",
-        "SG_MUL_VAL_",
-        "SGTYPE_",
-        "SGTYPE_VAL_",
-        "SIG_GROUP_",
-        "SIG_TYPE_REF_",
-        "SIG_VALTYPE_",
-        "SIGTYPE_VALTYPE_",
-        "VAL_",
-        "VAL_TABLE_",
-        "VERSION",
-    }
-)
-# Statements that end with ";". The others (VERSION, NS_, BS_, BU_, BO_, SG_) end where the next one starts.
-_SEMICOLON_TERMINATED: Final = frozenset(
-    {
-        "BA_",
-        "BA_DEF_",
-        "BA_DEF_DEF_",
-        "BA_DEF_DEF_REL_",
-        "BA_DEF_REL_",
-        "BA_REL_",
-        "BO_TX_BU_",
-        "CM_",
-        "ENVVAR_DATA_",
-        "EV_",
-        "SG_MUL_VAL_",
-        "SIG_GROUP_",
-        "SIG_VALTYPE_",
-        "VAL_",
-        "VAL_TABLE_",
-    }
-)
-# Token kinds that start a statement (a keyword, or a whole signal line).
-_STARTERS: Final = frozenset({"keyword", "signal"})
-# Keywords that name an object type inside another statement (CM_ SG_ ..., BA_ "x" BO_ ...). Anywhere else
-# they start a new statement.
-_OBJECT_KEYWORDS: Final = frozenset({"BO_", "SG_", "BU_", "EV_", "BU_SG_REL_", "BU_BO_REL_", "BU_EV_REL_"})
-# Where an object keyword may stand inside a statement: its token index, or None for anywhere.
-_OBJECT_POSITION: Final[Mapping[str, int | None]] = {
-    "CM_": 1,
-    "BA_DEF_": 1,
-    "BA_": 2,
-    "BA_REL_": None,
-    "BA_DEF_REL_": None,
-}
-# Statements whose token 1 is a message id when it is a number (VAL_ may also name an environment variable).
-_ID_AT_INDEX_1: Final = frozenset({"VAL_", "SIG_VALTYPE_", "BO_TX_BU_", "SG_MUL_VAL_", "SIG_GROUP_"})
-
-# What each statement should look like, for syntax errors.
-SYNTAX: Final[Mapping[str, str]] = {
-    "VERSION": 'VERSION "<text>"',
-    "NS_": "NS_ : <keyword> ...",
-    "BS_": "BS_:",
-    "BU_": "BU_: <node> ...",
-    "BO_": "BO_ <id> <name>: <length> <sender>",
-    "SG_": (
-        'SG_ <name> [M|m<value>] : <start>|<length>@<0|1><+|-> (<factor>,<offset>) [<min>|<max>] "<unit>" '
-        "<receiver>,..."
-    ),
-    "CM_": 'CM_ [BU_ <node> | BO_ <id> | SG_ <id> <signal> | EV_ <variable>] "<text>";',
-    "BA_DEF_": 'BA_DEF_ [BU_|BO_|SG_|EV_] "<name>" <INT|HEX|FLOAT|STRING|ENUM> [<min> <max> | "<item>",...];',
-    "BA_DEF_DEF_": 'BA_DEF_DEF_ "<name>" <value>;',
-    "BA_": 'BA_ "<name>" [BU_ <node> | BO_ <id> | SG_ <id> <signal> | EV_ <variable>] <value>;',
-    "BA_DEF_REL_": 'BA_DEF_REL_ <BU_SG_REL_|BU_BO_REL_|BU_EV_REL_> "<name>" <type> ...;',
-    "BA_DEF_DEF_REL_": 'BA_DEF_DEF_REL_ "<name>" <value>;',
-    "BA_REL_": 'BA_REL_ "<name>" BU_SG_REL_ <node> SG_ <id> <signal> <value>;',
-    "VAL_": 'VAL_ <id> <signal> <value> "<label>" ...;',
-    "VAL_TABLE_": 'VAL_TABLE_ <name> <value> "<label>" ...;',
-    "SIG_VALTYPE_": "SIG_VALTYPE_ <id> <signal> : <0|1|2|3>;",
-    "BO_TX_BU_": "BO_TX_BU_ <id> : <node>,...;",
-    "SG_MUL_VAL_": "SG_MUL_VAL_ <id> <signal> <multiplexer> <low>-<high>,...;",
-    "SIG_GROUP_": "SIG_GROUP_ <id> <group> <repetitions> : <signal> ...;",
-    "EV_": 'EV_ <name> : <type> [<min>|<max>] "<unit>" <initial> <id> <access> <node>,...;',
-    "ENVVAR_DATA_": "ENVVAR_DATA_ <variable> : <size>;",
-}
-
-
-class _Token(NamedTuple):
-    kind: str
-    value: str
-    start: int
-    end: int
-
-
-@dataclass
-class _Statement:
-    keyword: str | None
-    tokens: list[_Token]
-    dropped: bool = False
-
-
-@dataclass
-class _Signal:
-    name: str
-    line: int
-    start: int
-    length: int
-    little_endian: bool
-    multiplexer_ids: frozenset[int] | None
-
-
-@dataclass
-class _Message:
-    dbc_id: int
-    name: str
-    line: int
-    length: int
-    signals: dict[str, _Signal] = field(default_factory=dict)
 
 
 class Repairer:
@@ -221,15 +68,15 @@ class Repairer:
     def __init__(self, file: str, text: str) -> None:
         self.file = file
         self.text = text
-        self.line_starts = [0, *(match.end() for match in _NEWLINE_RE.finditer(text))]
+        self.line_starts = [0, *(match.end() for match in NEWLINE_RE.finditer(text))]
         self.edits: list[tuple[int, int, str]] = []
         self.warnings: list[tuple[int, Problem]] = []
         self.errors: list[tuple[int, Problem]] = []
         self.renames: dict[str, str] = {}
-        self.messages: dict[int, _Message] = {}
+        self.messages: dict[int, MessageEntry] = {}
         self.id_rewrites: dict[int, int] = {}
-        self.statements: list[_Statement] = []
-        self.fast_signals: dict[int, _Signal] = {}
+        self.statements: list[Statement] = []
+        self.fast_signals: dict[int, SignalEntry] = {}
         self.words: set[str] | None = None
 
     # -- helpers ---------------------------------------------------------------------------------------------
@@ -245,7 +92,7 @@ class Repairer:
         line = self.line(offset)
         self.errors.append((line, Problem(self.file, f"line {line}", message)))
 
-    def drop(self, statement: _Statement, why: str) -> None:
+    def drop(self, statement: Statement, why: str) -> None:
         first, last = statement.tokens[0], statement.tokens[-1]
         # Keep the newlines so that every later line keeps its number.
         self.edits.append((first.start, last.end, "\n" * self.text.count("\n", first.start, last.end)))
@@ -254,9 +101,9 @@ class Repairer:
 
     # -- pass 1: tokens and statements ---------------------------------------------------------------------
 
-    def tokenize(self) -> list[_Token]:
+    def tokenize(self) -> list[Token]:
         tokens = []
-        for match in _TOKEN_RE.finditer(self.text):
+        for match in TOKEN_RE.finditer(self.text):
             kind = match.lastgroup
             if kind is None or kind == "skip":
                 continue
@@ -268,21 +115,21 @@ class Repairer:
                     f"number of {len(long_number.group())} digits; expected at most {MAX_NUMBER_DIGITS} digits",
                 )
                 continue
-            if kind == "word" and value in _KEYWORDS:
+            if kind == "word" and value in KEYWORDS:
                 kind = "keyword"
             elif kind == "signal":
-                self.fast_signals[match.start()] = _Signal(
+                self.fast_signals[match.start()] = SignalEntry(
                     name=match["sg_name"],
                     line=self.line(match.start()),
                     start=int(match["sg_start"]),
                     length=int(match["sg_length"]),
                     little_endian=match["sg_order"] == "1",
-                    multiplexer_ids=_multiplexer_ids(match["sg_mux"] or ""),
+                    multiplexer_ids=multiplexer_ids(match["sg_mux"] or ""),
                 )
-            tokens.append(_Token(kind, value, match.start(), match.end()))
+            tokens.append(Token(kind, value, match.start(), match.end()))
         return tokens
 
-    def split(self, tokens: list[_Token]) -> None:
+    def split(self, tokens: list[Token]) -> None:
         """Group the tokens into statements, adding each missing ``;``."""
         count = len(tokens)
         index = 0
@@ -295,11 +142,11 @@ class Repairer:
                 end = index + 2
                 while end + 1 < count and tokens[end + 1].value != ":":
                     end += 1
-            elif keyword in _SEMICOLON_TERMINATED:
-                position = _OBJECT_POSITION.get(keyword, -1)
+            elif keyword in SEMICOLON_TERMINATED:
+                position = OBJECT_POSITION.get(keyword, -1)
                 while end < count and tokens[end].value != ";":
                     token = tokens[end]
-                    if token.kind in _STARTERS and self._starts_statement(token, end - index, position):
+                    if token.kind in STARTERS and self._starts_statement(token, end - index, position):
                         break
                     end += 1
                 if end < count and tokens[end].value == ";":
@@ -309,13 +156,13 @@ class Repairer:
                     self.edits.append((last.end, last.end, ";"))
                     self.warn(last.start, f"{keyword} statement has no closing ';'; added one")
             else:
-                while end < count and tokens[end].kind not in _STARTERS:
+                while end < count and tokens[end].kind not in STARTERS:
                     end += 1
-            self.statements.append(_Statement(keyword, tokens[index:end]))
+            self.statements.append(Statement(keyword, tokens[index:end]))
             index = end
 
-    def _starts_statement(self, token: _Token, index: int, position: int | None) -> bool:
-        if token.value not in _OBJECT_KEYWORDS:
+    def _starts_statement(self, token: Token, index: int, position: int | None) -> bool:
+        if token.value not in OBJECT_KEYWORDS:
             return True
         if position is None or index == position:
             return False
@@ -323,7 +170,7 @@ class Repairer:
         # leave it to the syntax check.
         return self.line(token.start) != self.line(self._previous_end(token))
 
-    def _previous_end(self, token: _Token) -> int:
+    def _previous_end(self, token: Token) -> int:
         # The offset just before the token, skipping blanks back to the previous token on the text.
         offset = token.start - 1
         while offset > 0 and self.text[offset] in " \t\r\n":
@@ -333,8 +180,8 @@ class Repairer:
     # -- pass 2: messages and signals ------------------------------------------------------------------------
 
     def collect(self) -> None:
-        current: _Message | None = None
-        names: dict[str, _Message] = {}
+        current: MessageEntry | None = None
+        names: dict[str, MessageEntry] = {}
         for statement in self.statements:
             tokens = statement.tokens
             if statement.keyword == "BO_":
@@ -342,9 +189,9 @@ class Repairer:
                 if len(tokens) < 5 or tokens[1].kind != "number" or not tokens[1].value.isdigit():
                     continue
                 name = tokens[2].value
-                declared = _whole_number(tokens[4].value)
+                declared = whole_number(tokens[4].value)
                 length = declared if declared is not None else 0
-                message = _Message(int(tokens[1].value), name, self.line(tokens[0].start), length)
+                message = MessageEntry(int(tokens[1].value), name, self.line(tokens[0].start), length)
                 current = message
                 if not 0 <= length <= MAX_MESSAGE_BYTES:
                     self.refuse(
@@ -353,7 +200,7 @@ class Repairer:
                         "(a CAN FD frame)",
                     )
                     continue
-                if name == _INDEPENDENT_SIGNALS:
+                if name == INDEPENDENT_SIGNALS:
                     # Kept for the references to it, out of the frame id and name checks.
                     self.messages.setdefault(message.dbc_id, message)
                     continue
@@ -406,7 +253,7 @@ class Repairer:
                     continue
                 current.signals[signal.name] = signal
 
-    def _signal(self, tokens: list[_Token]) -> _Signal | None:
+    def _signal(self, tokens: list[Token]) -> SignalEntry | None:
         # SG_ <name> [mux] : <start> | <length> @ <order> <sign> ...
         if len(tokens) < 8:
             return None
@@ -415,17 +262,17 @@ class Repairer:
             return None
         start, length, order = tokens[colon + 1], tokens[colon + 3], tokens[colon + 5]
         # cantools reads signed numbers here too ("+100000", "-1"): so must the checks.
-        start_bit, bits = _whole_number(start.value), _whole_number(length.value)
+        start_bit, bits = whole_number(start.value), whole_number(length.value)
         if start_bit is None or bits is None or order.value not in {"0", "1"}:
             return None
         mux = tokens[2].value if colon == 3 else ""
-        return _Signal(
+        return SignalEntry(
             name=tokens[1].value,
             line=self.line(tokens[0].start),
             start=start_bit,
             length=bits,
             little_endian=order.value == "1",
-            multiplexer_ids=_multiplexer_ids(mux),
+            multiplexer_ids=multiplexer_ids(mux),
         )
 
     def check_value_types(self) -> None:
@@ -450,7 +297,7 @@ class Repairer:
 
     def check_ids(self) -> None:
         for message in self.messages.values():
-            if message.name == _INDEPENDENT_SIGNALS:
+            if message.name == INDEPENDENT_SIGNALS:
                 continue
             raw = message.dbc_id & ~EXTENDED_FLAG
             if raw >= _EXTENDED_LIMIT:
@@ -489,8 +336,8 @@ class Repairer:
                 continue
             for index, token in enumerate(tokens):
                 if token.kind == "number":
-                    if token.value[0] in ".-+" and _BARE_FRACTION_RE.match(token.value):
-                        fixed = _BARE_FRACTION_RE.sub(r"\g<1>0.", token.value)
+                    if token.value[0] in ".-+" and BARE_FRACTION_RE.match(token.value):
+                        fixed = BARE_FRACTION_RE.sub(r"\g<1>0.", token.value)
                         self.edits.append((token.start, token.end, fixed))
                         self.warn(
                             token.start,
@@ -503,7 +350,7 @@ class Repairer:
                 elif token.kind == "word" and token.value[0].isdigit():
                     self._rename(token)
 
-    def _repair_comment(self, statement: _Statement) -> None:
+    def _repair_comment(self, statement: Statement) -> None:
         tokens = statement.tokens
         second, third = tokens[1], tokens[2]
         if (
@@ -522,7 +369,7 @@ class Repairer:
             else:
                 self.drop(statement, f"CM_ {second.value} lacks the object type and no message has that id")
 
-    def _check_reference(self, statement: _Statement) -> None:
+    def _check_reference(self, statement: Statement) -> None:
         tokens = statement.tokens
         keyword = statement.keyword
         if not tokens[1].value.isdigit():
@@ -531,25 +378,25 @@ class Repairer:
         signal = tokens[2].value
         if message is None:
             self.drop(statement, f"{keyword} names message id {tokens[1].value}, which no BO_ defines")
-        elif message.name == _INDEPENDENT_SIGNALS:
-            self.drop(statement, f"{keyword} names a signal of {_INDEPENDENT_SIGNALS}, which is no message")
+        elif message.name == INDEPENDENT_SIGNALS:
+            self.drop(statement, f"{keyword} names a signal of {INDEPENDENT_SIGNALS}, which is no message")
         elif signal not in message.signals:
             self.drop(
                 statement, f"{keyword} names signal {signal}, which message {message.name} does not have"
             )
 
     @staticmethod
-    def _is_id_reference(keyword: str | None, tokens: list[_Token], index: int) -> bool:
+    def _is_id_reference(keyword: str | None, tokens: list[Token], index: int) -> bool:
         if index == 1:
             # CM_ counts for its "CM_ <id>" form, which the comment repair turns into "CM_ BO_ <id>".
-            return keyword in {"BO_", "CM_"} or keyword in _ID_AT_INDEX_1
+            return keyword in {"BO_", "CM_"} or keyword in ID_AT_INDEX_1
         previous = tokens[index - 1].value
         if previous in {"BO_", "SG_"}:
             return keyword in {"CM_", "BA_", "BA_REL_"}
         # BA_REL_ "<name>" BU_BO_REL_ <node> <id> <value>;
         return keyword == "BA_REL_" and index >= 2 and tokens[index - 2].value == "BU_BO_REL_"
 
-    def _rename(self, token: _Token) -> None:
+    def _rename(self, token: Token) -> None:
         original = token.value
         new = self.renames.get(original)
         if new is None:
@@ -595,84 +442,8 @@ class Repairer:
         return offset - shift
 
     def check_layout(self) -> None:
-        """Warn about signals that share bits or leave their message.
-
-        Signal lengths are bounded (1 to :data:`MAX_SIGNAL_BITS`) when the signals are collected, and only the
-        bits inside the message are recorded, each with its owners grouped by multiplexer value. A warning names
-        at most :data:`_NAMED_CLASHES` other signals, so each signal costs a bounded number of steps however many
-        signals share its bits (a file of thousands of signals on one bit must not take minutes).
-        """
-        for message in self.messages.values():
-            if message.name == _INDEPENDENT_SIGNALS:
-                continue
-            # bit -> multiplexer value (None: always present) -> the signals on that bit, in file order
-            owners: dict[int, dict[int | None, list[_Signal]]] = {}
-            limit = message.length * 8
-            for signal in message.signals.values():
-                bits = _signal_bits(signal)
-                if any(bit >= limit or bit < 0 for bit in bits):
-                    self.warn(
-                        self.line_starts[signal.line - 1],
-                        f"signal {signal.name} of message {message.name} does not fit in {message.length} "
-                        "bytes; kept it as written",
-                    )
-                own_keys: tuple[int | None, ...] = (
-                    (None,) if signal.multiplexer_ids is None else tuple(signal.multiplexer_ids)
-                )
-                clashes: dict[str, None] = {}
-                for bit in bits:
-                    if not 0 <= bit < limit:
-                        continue
-                    groups = owners.setdefault(bit, {})
-                    if len(clashes) <= _NAMED_CLASHES:
-                        _collect_clashes(signal, groups, clashes)
-                    for key in own_keys:
-                        groups.setdefault(key, []).append(signal)
-                if clashes:
-                    names = ", ".join(list(clashes)[:_NAMED_CLASHES])
-                    more = " and more" if len(clashes) > _NAMED_CLASHES else ""
-                    self.warn(
-                        self.line_starts[signal.line - 1],
-                        f"signal {signal.name} of message {message.name} overlaps signal {names}{more}; kept "
-                        "both as written",
-                    )
-
-
-def _collect_clashes(
-    signal: _Signal, groups: dict[int | None, list[_Signal]], clashes: dict[str, None]
-) -> None:
-    # A signal always present shares the bit with every group; a multiplexed one with the always-present
-    # signals and those of its own multiplexer values. Each list is looked at up to the number named.
-    keys: Iterable[int | None] = groups if signal.multiplexer_ids is None else (None, *signal.multiplexer_ids)
-    for key in keys:  # lazily: a bit may carry thousands of multiplexer values
-        for other in groups.get(key, ())[: _NAMED_CLASHES + 1]:
-            clashes.setdefault(other.name)
-            if len(clashes) > _NAMED_CLASHES:
-                return
-
-
-def _whole_number(text: str) -> int | None:
-    """The value of an optionally signed decimal integer (how cantools reads sizes and bits), else None."""
-    return int(text) if _WHOLE_RE.fullmatch(text) else None
-
-
-def _multiplexer_ids(mux: str) -> frozenset[int] | None:
-    # "m3" and "m3M" (a multiplexed multiplexer) are shown for multiplexer value 3; "M" and "" always.
-    if mux.startswith("m") and mux[1:].rstrip("M").isdigit():
-        return frozenset({int(mux[1:].rstrip("M"))})
-    return None
-
-
-def _signal_bits(signal: _Signal) -> list[int]:
-    if signal.little_endian:
-        return list(range(signal.start, signal.start + signal.length))
-    # Motorola order: the start bit is the most significant one, counted in the DBC's sawtooth numbering.
-    bits = []
-    position = signal.start
-    for _ in range(signal.length):
-        bits.append(position)
-        position = position + 15 if position % 8 == 0 else position - 1
-    return bits
+        """Warn about signals that share bits or leave their message (:func:`sdv.hal.dbc_layout.check_layout`)."""
+        check_layout(self)
 
 
 def syntax_problem(file: str, repairer: Repairer, error: Exception) -> Problem:
@@ -687,7 +458,7 @@ def syntax_problem(file: str, repairer: Repairer, error: Exception) -> Problem:
     match = NEAR_RE.match(repairer.text, original)
     near = repr(match.group()) if match else "the end of the file"
     first_on_line = not repairer.text[repairer.line_starts[line - 1] : original].strip()
-    if match and first_on_line and match.group() not in _KEYWORDS:
+    if match and first_on_line and match.group() not in KEYWORDS:
         expected = "a statement starting with a DBC keyword (BO_, SG_, CM_, BA_, VAL_, ...)"
     else:
         starts = [repairer.line(statement.tokens[0].start) for statement in repairer.statements]
