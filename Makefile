@@ -1,6 +1,6 @@
 # Two entry points for a fresh clone with only Python 3.11+ present:
 #   make serve  serve the demo vehicle over gRPC on 127.0.0.1:55555 (the embedded default)
-#   make test   lint, type-check and run the whole test suite
+#   make test   lint, type-check and run the whole test suite (in parallel: pytest -n auto)
 #   make demo   decode and show the bundled demo drive without a server
 PYTHON ?= python3
 VENV := .venv
@@ -30,7 +30,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
 pytest: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
 
 test: lint typecheck pytest
 

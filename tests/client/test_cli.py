@@ -15,7 +15,7 @@ import pytest
 from sdv.broker.access import UNRESTRICTED
 from sdv.hal.vehicle import VehicleDefinition
 
-from ..waiting import wait_until
+from ..waiting import DEADLINE_S, wait_until
 from .conftest import RUN_CLI, Result, received_frames
 from .serving import ServerThread
 
@@ -249,7 +249,7 @@ def test_subscribe_streams_until_interrupted_and_exits_0(server: ServerThread) -
         assert process.stdout is not None
         lines = [process.stdout.readline() for _ in range(5)]
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=10)
+        _, err = process.communicate(timeout=DEADLINE_S)
     finally:
         if process.poll() is None:
             process.kill()

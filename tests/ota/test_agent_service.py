@@ -242,6 +242,7 @@ def test_cancel_abandons_a_transfer(ecu: Ecu, build_bundle: BuildBundle, start_a
     assert not (ecu.state_dir / "incoming.sdvota").exists()
 
 
+@pytest.mark.slow
 def test_push_rides_out_an_agent_killed_mid_transfer_and_resumes(
     ecu: Ecu, build_bundle: BuildBundle, start_agent: StartAgent, tmp_path: Path
 ) -> None:

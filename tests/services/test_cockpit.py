@@ -72,6 +72,7 @@ async def test_the_cluster_stream_delivers_changing_speed(cockpit: cockpit_pb2_g
     assert len(speeds) >= 3, speeds
 
 
+@pytest.mark.slow
 async def test_the_cluster_stream_honours_max_rate_hz(cockpit: cockpit_pb2_grpc.CockpitStub) -> None:
     unlimited = await _collect(cockpit.StreamClusterState(c.StreamClusterStateRequest(max_rate_hz=0)), 1.0)
     limited = await _collect(cockpit.StreamClusterState(c.StreamClusterStateRequest(max_rate_hz=4)), 2.0)
