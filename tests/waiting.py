@@ -9,12 +9,11 @@ a passing test returns as soon as the state holds, and a failing one says what i
 from __future__ import annotations
 
 import asyncio
-import select
 import time
 from collections.abc import Awaitable, Callable
-from typing import IO, TypeVar
+from typing import TypeVar
 
-__all__ = ["DEADLINE_S", "read_line_until", "wait_until", "wait_until_async"]
+__all__ = ["DEADLINE_S", "wait_until", "wait_until_async"]
 
 DEADLINE_S = 60.0
 """Seconds a test waits for a state before it fails."""
@@ -43,25 +42,3 @@ async def wait_until_async(
             raise AssertionError(f"waited {timeout_s:g} s for {what}")
         await asyncio.sleep(_POLL_S)
     return result
-
-
-def read_line_until(
-    stream: IO[str], predicate: Callable[[str], bool], *, what: str, timeout_s: float = DEADLINE_S
-) -> list[str]:
-    """Lines read from a process's pipe up to and including the first for which ``predicate`` holds.
-
-    Fails naming ``what`` (and showing the lines read) when the pipe closes or ``timeout_s`` passes first. The
-    pipe must be line-buffered text (``text=True``) so that ``readline`` returns once a line is complete.
-    """
-    deadline = time.monotonic() + timeout_s
-    lines: list[str] = []
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([stream], [], [], remaining)[0]:
-            raise AssertionError(f"waited {timeout_s:g} s for {what}; read: {lines}")
-        line = stream.readline()
-        if not line:
-            raise AssertionError(f"the output ended before {what}; read: {lines}")
-        lines.append(line)
-        if predicate(line):
-            return lines
