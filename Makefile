@@ -1,6 +1,6 @@
 # Two entry points for a fresh clone with only Python 3.11+ present:
 #   make serve  serve the demo vehicle over gRPC on 127.0.0.1:55555 (the embedded default)
-#   make test   lint, type-check and run the whole test suite (the SocketCAN part in a Linux guest)
+#   make test   lint, type-check and run the whole test suite (in parallel; the SocketCAN part in a Linux guest)
 #   make demo   decode and show the bundled demo drive without a server
 PYTHON ?= python3
 VENV := .venv
@@ -39,7 +39,7 @@ typecheck: $(TOOLCHAIN)
 # The SocketCAN tests need the kernel's CAN stack: they run in a guest (tests/socketcan/guest.py installs what it
 # needs when run as root), or are reported as skipped with the reason when no guest can run here.
 pytest: $(TOOLCHAIN)
-	$(BIN)/pytest -q -m "not socketcan"
+	$(BIN)/pytest -q -n auto -m "not socketcan"
 	$(BIN)/python tests/socketcan/guest.py --ifaces vcan0,vcan1 --otherwise-here SDV_SOCKETCAN_UNAVAILABLE -- \
 		$(BIN)/pytest -q -p no:cacheprovider -m socketcan tests/socketcan
 

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sdv.ota.agent.config import load_agent_config
 
 from sdv.broker import Limits
 from sdv.cli.settings import load_settings
 from sdv.config_files import MAX_CONFIG_BYTES, MAX_NESTING, parse_yaml
 from sdv.errors import SdvError
 from sdv.hal.profile import load_profile_config
+from sdv.ota.agent.config import load_agent_config
 from tests.bounded_process import sdv_bounded
 
 PROFILE_HEAD = "name: hostile\nbuses:\n  - {name: body, interface: virtual, channel: body, dbc: []}\n"

@@ -58,6 +58,7 @@ def serve_process() -> Iterator[int]:
         yield port
 
 
+@pytest.mark.slow
 def test_kuksa_client_reads_speed_its_metadata_and_a_live_subscription(serve_process: int) -> None:
     result = kuksa_client("read", serve_process)
     assert result["server"][0] == "sdv"

@@ -212,6 +212,7 @@ def test_kuksa_set_metadata_is_refused_with_unimplemented(pure_broker: int) -> N
     assert "FIELD_METADATA" in result["message"] and "Vehicle.Speed" in result["message"]
 
 
+@pytest.mark.slow
 async def test_a_provider_that_never_answers_gets_a_bounded_error_and_the_server_keeps_serving(
     tmp_path: Path, kuksa_provider_process: Any
 ) -> None:

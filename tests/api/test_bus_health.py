@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import VehicleDefinition
 
 from ..hal.flaky_bus import FAST_RECONNECT, Plug, flaky_opener, two_bus_vehicle
+from ..waiting import DEADLINE_S, wait_until_async
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -57,12 +57,8 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
         bridge.stop()
 
 
-async def until(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        await asyncio.sleep(0.01)
+async def until(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = DEADLINE_S) -> None:
+    await wait_until_async(condition, what=what, timeout_s=timeout)
 
 
 def actuate_low_beam(on: bool) -> v.ActuateRequest:

@@ -13,6 +13,7 @@ from sdv._proto.kuksa.val.v2 import val_pb2 as v
 from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALStub
 from sdv.broker.access import UNRESTRICTED
 
+from ..waiting import wait_until_async
 from .conftest import Stack
 
 LOW_BEAM = "Vehicle.Body.Lights.Beam.Low.IsOn"
@@ -91,9 +92,11 @@ async def test_claimed_actuator_gets_the_request_and_actuate_waits_for_the_answe
 
     # When the call ends the claim is released: no provider any more.
     provider.call.cancel()
-    async with asyncio.timeout(5):
-        while stack.broker.owner_of(LOW_BEAM) is not stack.hal_signals:  # the HAL still feeds its value
-            await asyncio.sleep(0.01)  # the server notices the cancelled call on this loop
+
+    async def released() -> bool:  # the server notices the cancelled call on this loop
+        return stack.broker.owner_of(LOW_BEAM) is stack.hal_signals  # the HAL still feeds its value
+
+    await wait_until_async(released, what="the server to release the provider's claim")
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await v2.Actuate(v.ActuateRequest(signal_id=t.SignalID(path=LOW_BEAM), value=t.Value(bool=True)))
     assert error.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -153,9 +156,11 @@ async def test_provided_signals_are_published_by_the_stream_only_until_it_ends(
     assert (await provider.read()).HasField("provide_signal_response")
     points = {capacity_id: t.Datapoint(value=t.Value(uint32=82))}
     await provider.send(publish_values_request=v.PublishValuesRequest(request_id=1, data_points=points))
-    async with asyncio.timeout(5):
-        while stack.broker.get(CAPACITY, access=UNRESTRICTED).value != 82:
-            await asyncio.sleep(0.01)
+
+    async def published() -> bool:
+        return stack.broker.get(CAPACITY, access=UNRESTRICTED).value == 82
+
+    await wait_until_async(published, what=f"the provider's value of {CAPACITY}")
     publish = v.PublishValueRequest(signal_id=t.SignalID(path=CAPACITY), data_point=points[capacity_id])
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await v2.PublishValue(publish)  # another publisher

@@ -18,6 +18,8 @@ from sdv._proto.kuksa.val.v2 import val_pb2 as v2_messages
 from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALStub as V2Stub
 from sdv.hal.vehicle import VehicleDefinition
 
+from ..waiting import wait_until_async
+
 LOW_BEAM = "Vehicle.Body.Lights.Beam.Low.IsOn"
 CABIN_TEMPERATURE = "Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"
 
@@ -36,11 +38,11 @@ async def test_server_info(v1: VALStub) -> None:
 
 
 async def test_get_current_value_and_metadata(v1: VALStub) -> None:
-    async with asyncio.timeout(5):  # until the replay delivered the first frame
-        while not (
-            entry := (await v1.Get(get("Vehicle.Speed", t.VIEW_CURRENT_VALUE, t.FIELD_VALUE))).entries[0]
-        ).value.WhichOneof("value"):
-            await asyncio.sleep(0.02)
+    async def current() -> t.DataEntry | None:
+        entry = (await v1.Get(get("Vehicle.Speed", t.VIEW_CURRENT_VALUE, t.FIELD_VALUE))).entries[0]
+        return entry if entry.value.WhichOneof("value") else None
+
+    entry = await wait_until_async(current, what="the replay to deliver Vehicle.Speed")
     assert entry.path == "Vehicle.Speed" and entry.value.WhichOneof("value") == "float"
     assert not entry.HasField("metadata")
     metadata = (await v1.Get(get("Vehicle.Speed", t.VIEW_METADATA, t.FIELD_METADATA))).entries[0].metadata

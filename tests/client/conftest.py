@@ -101,7 +101,9 @@ class Result:
 # The command group is wired into `sdv` by its entry point; this runs it the same way through its register(),
 # with the entry point's contract for the project's errors (one line on stderr, exit code 2).
 RUN_CLI = """
-import argparse, sys
+import argparse, signal, sys
+# Ctrl-C interrupts as in a terminal even when the tests run as a background job (which starts with SIGINT ignored).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from sdv.cli import client_commands
 from sdv.errors import SdvError
 parser = argparse.ArgumentParser(prog="sdv")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from types import TracebackType
 
 from sdv.api.server import SdvServer
@@ -17,6 +16,8 @@ from sdv.broker import Broker, HalBridge
 from sdv.broker.access import UNRESTRICTED
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import VehicleDefinition
+
+from ..waiting import DEADLINE_S, wait_until
 
 __all__ = ["ACTUATION_CHANNEL", "ServerThread"]
 
@@ -82,16 +83,16 @@ class ServerThread:
 
     def __enter__(self) -> ServerThread:
         self._thread.start()
-        self._ready.wait(timeout=10)
+        self._ready.wait(timeout=DEADLINE_S)
         if self._failure is not None:
             raise RuntimeError("the test server did not start") from self._failure
         if not self.port:
-            raise RuntimeError("the test server did not start within 10 s")
-        deadline = time.monotonic() + 10
-        while self.bridge is not None and self.broker.get(self.ready_when, access=UNRESTRICTED).value is None:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the HAL published no {self.ready_when} within 10 s")
-            time.sleep(0.01)
+            raise RuntimeError(f"the test server did not start within {DEADLINE_S:g} s")
+        if self.bridge is not None:
+            wait_until(
+                lambda: self.broker.get(self.ready_when, access=UNRESTRICTED).value is not None,
+                what=f"the HAL to publish {self.ready_when}",
+            )
         return self
 
     def __exit__(
@@ -99,6 +100,6 @@ class ServerThread:
     ) -> None:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=DEADLINE_S)
         if self._thread.is_alive():
-            raise RuntimeError("the test server did not stop within 10 s")
+            raise RuntimeError(f"the test server did not stop within {DEADLINE_S:g} s")

@@ -6,7 +6,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from sdv.broker.access import UNRESTRICTED
 from sdv.hal.vehicle import VehicleDefinition
 
+from ..waiting import DEADLINE_S, wait_until
 from .conftest import RUN_CLI, Result, received_frames
 from .serving import ServerThread
 
@@ -113,7 +113,10 @@ def test_list_without_root_lists_every_signal(
 
 
 def test_monitor_once_shows_signals_and_hal_counters(sdv: Sdv, server: ServerThread) -> None:
-    time.sleep(0.3)  # at least one publication of the counters after frames arrived
+    wait_until(  # at least one publication of the counters after frames arrived
+        lambda: (server.broker.get("Sdv.Hal.Bus.vehicle.Decoded", access=UNRESTRICTED).value or 0) > 0,
+        what="the HAL counters to count a decoded frame",
+    )
     result = sdv("monitor", "--once", "--server", server.target)
     assert result.code == 0, result.stderr
     speed = next(line for line in result.stdout.splitlines() if "Vehicle.Speed " in line)
@@ -246,7 +249,7 @@ def test_subscribe_streams_until_interrupted_and_exits_0(server: ServerThread) -
         assert process.stdout is not None
         lines = [process.stdout.readline() for _ in range(5)]
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=10)
+        _, err = process.communicate(timeout=DEADLINE_S)
     finally:
         if process.poll() is None:
             process.kill()

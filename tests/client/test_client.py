@@ -22,6 +22,7 @@ from sdv.errors import (
 from sdv.hal.vehicle import VehicleDefinition
 from sdv.types.status import Status
 
+from ..waiting import DEADLINE_S
 from .conftest import received_frames
 from .serving import ServerThread
 
@@ -112,7 +113,7 @@ async def test_subscribe_sends_every_signal_then_the_changes(server: ServerThrea
 
 async def test_closing_a_subscription_releases_it_on_the_server(server: ServerThread) -> None:
     async def subscriptions_become(count: int) -> int:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + DEADLINE_S
         while server.broker.subscription_count != count and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         return server.broker.subscription_count

@@ -107,6 +107,7 @@ def test_decode_table_format(short_log: Path, capsys: pytest.CaptureFixture[str]
     assert any("VehicleDynamics" in line and "VehicleSpeed=" in line for line in lines)
 
 
+@pytest.mark.slow
 def test_profile_init_then_check_on_a_real_opendbc_file(tmp_path: Path) -> None:
     import opendbc
 

@@ -118,6 +118,7 @@ def test_integral_values_are_recognised(text: str, x_integral: bool, integral: b
     assert compile_expression(text).is_integral(x_integral) is integral
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(st.text(max_size=80))
 def test_any_text_compiles_or_raises_value_error(text: str) -> None:

@@ -59,6 +59,7 @@ def test_ids_wider_than_29_bits_are_refused_naming_the_message() -> None:
     assert "29 bits" in first.message
 
 
+@pytest.mark.slow
 def test_93_of_94_files_load() -> None:
     loaded = [name for name in NAMES if isinstance(outcome(name), LoadedDbc)]
     assert len(loaded) == 93

@@ -256,6 +256,7 @@ def test_attributes_with_fixed_values(processor: FrameProcessor) -> None:
     assert updates["Vehicle.VehicleIdentification.Brand"].value == "SDV Demo"
 
 
+@pytest.mark.slow
 def test_demo_drive_loops_without_e2e_errors_at_the_seam(demo_vehicle: VehicleDefinition) -> None:
     from sdv.hal.sources import RecordingSource
     from sdv.resources import demo_recording

@@ -27,7 +27,7 @@ from sdv.ota.agent.state import AgentState
 from sdv.ota.bundle.store import read_bundle_header
 from sdv.ota.client import OtaClient, state_name
 
-pytestmark = pytest.mark.usefixtures("no_leaked_threads")
+pytestmark = [pytest.mark.usefixtures("no_leaked_threads"), pytest.mark.slow]
 
 StartAgent = Callable[..., AgentProcess]
 _CHUNK = 1024

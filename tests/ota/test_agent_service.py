@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from tests.waiting import DEADLINE_S, wait_until
 
 from conftest import AgentProcess, BuildBundle, Ecu, run_cli
 from sdv._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
@@ -19,6 +20,9 @@ from sdv.ota.client import OtaClient
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 StartAgent = Callable[..., AgentProcess]
+
+RECONNECTS = int(DEADLINE_S / 0.2)
+"""Reconnects of the push that rides out a killed agent, 0.2 s apart: the restarted agent has the whole deadline."""
 
 
 def _status(target: str) -> dict[str, object]:
@@ -238,6 +242,7 @@ def test_cancel_abandons_a_transfer(ecu: Ecu, build_bundle: BuildBundle, start_a
     assert not (ecu.state_dir / "incoming.sdvota").exists()
 
 
+@pytest.mark.slow
 def test_push_rides_out_an_agent_killed_mid_transfer_and_resumes(
     ecu: Ecu, build_bundle: BuildBundle, start_agent: StartAgent, tmp_path: Path
 ) -> None:
@@ -247,7 +252,6 @@ def test_push_rides_out_an_agent_killed_mid_transfer_and_resumes(
     import socket
     import subprocess
     import sys
-    import time
 
     from sdv.ota.agent.store import read_record
 
@@ -264,23 +268,25 @@ def test_push_rides_out_an_agent_killed_mid_transfer_and_resumes(
     assert first.target == f"127.0.0.1:{port}"
     push = subprocess.Popen(
         [sys.executable, "-m", "sdv.cli.main", "ota", "push", str(bundle), "--target", first.target,
-         "--chunk-size", "4096", "--retries", "10", "--retry-delay", "0.5"],
+         "--chunk-size", "4096", "--retries", str(RECONNECTS), "--retry-delay", "0.2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while True:  # wait until a part of the bundle is persisted, then pull the plug
-        record = read_record(ecu.state_dir)
-        if record.transfer is not None and record.transfer.offset >= 256 * 1024:
-            break
-        assert time.monotonic() < deadline and push.poll() is None, "the push ended before it could be cut"
-        time.sleep(0.01)
+
+    def cut_or_ended() -> (
+        bool
+    ):  # a part of the bundle is persisted (time to pull the plug), or the push ended
+        transfer = read_record(ecu.state_dir).transfer
+        return (transfer is not None and transfer.offset >= 256 * 1024) or push.poll() is not None
+
+    wait_until(cut_or_ended, what="the agent to persist 256 KiB of the bundle")
+    assert push.poll() is None, "the push ended before it could be cut"
     first.kill()
     killed_at = read_record(ecu.state_dir).transfer
     assert killed_at is not None and killed_at.offset < bundle.stat().st_size
     start_agent(ecu.config, extra=["--port", str(port)])
     out, err = push.communicate(timeout=120)
     assert push.returncode == 0, err
-    assert "retrying in 0.5 s" in err
+    assert "retrying in 0.2 s" in err
     resumed = [
         int(line.split("byte ")[1].split()[0]) for line in err.splitlines() if "resuming the transfer" in line
     ]

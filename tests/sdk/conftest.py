@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import AsyncIterator, Iterator
 
 import can
 import pytest
+from pydantic import PrivateAttr
 
 from sdv.api.server import SdvServer
 from sdv.broker import Broker, HalBridge
 from sdv.hal.vehicle import VehicleDefinition
+from sdv.sdk import ReconnectPolicy
 
 from ..client.conftest import closed_port, server
 from ..client.serving import ACTUATION_CHANNEL
 from ..services.conftest import bridge, moving_drive
 
 __all__ = [
+    "ObservedPolicy",
     "bare_server",
     "bare_typed_server",
     "bridge",
@@ -25,6 +30,29 @@ __all__ = [
     "server",
     "typed_server",
 ]
+
+SEVERAL_FAILED = 3
+"""Reconnection attempts in a row that :attr:`ObservedPolicy.several_failed` waits for."""
+
+
+class ObservedPolicy(ReconnectPolicy):
+    """A reconnection policy that tells the test when several attempts in a row failed.
+
+    The SDK asks the policy for the wait before each attempt, passing the attempts that failed so far: that is
+    the event a test waits on to know the client has been retrying against a dead server.
+    """
+
+    _several_failed: asyncio.Event = PrivateAttr(default_factory=asyncio.Event)
+
+    @property
+    def several_failed(self) -> asyncio.Event:
+        """Set once :data:`SEVERAL_FAILED` attempts in a row failed."""
+        return self._several_failed
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        if attempt >= SEVERAL_FAILED:
+            self._several_failed.set()
+        return super().delay(attempt, rng)
 
 
 @pytest.fixture

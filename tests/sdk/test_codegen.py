@@ -126,6 +126,7 @@ def test_generated_code_is_lint_clean(generated: Path) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_mypy_checks_apps_against_the_vehicle(generated: Path) -> None:
     (generated / "good_app.py").write_text(GOOD_APP)
     bad_body = "\n".join(f"        {line}" for line, _ in BAD_LINES)

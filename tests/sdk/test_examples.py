@@ -59,6 +59,7 @@ def _run(script: str, *argv: str, timeout: float = 30) -> subprocess.CompletedPr
     )
 
 
+@pytest.mark.slow
 def test_cluster_printer_prints_count_lines(sdv_serve: str) -> None:
     result = _run("cluster_printer.py", "--server", sdv_serve, "--count", "3")
     assert (result.returncode, result.stderr) == (0, "")

@@ -24,6 +24,8 @@ from sdv.hal.vehicle import VehicleDefinition
 from sdv.sdk import ClusterState, Measurement, Validity, VehicleDynamics
 
 from ..services.conftest import frames
+from ..waiting import wait_until_async
+from .conftest import ObservedPolicy
 
 LIGHTING_REQUEST, CLIMATE_REQUEST = 0x300, 0x301
 
@@ -37,13 +39,12 @@ def test_the_models_have_every_field_of_the_messages() -> None:
 
 
 async def _full_state(vehicle: sdv.sdk.Vehicle) -> ClusterState:
-    # Body and climate frames arrive every 100 and 200 ms: every field has a value shortly.
-    for _ in range(50):
+    async def complete() -> ClusterState | None:
         state = await vehicle.cockpit.get()
-        if all(getattr(state, name) is not None for name in ClusterState.model_fields):
-            return state
-        await asyncio.sleep(0.05)
-    return state
+        return state if all(getattr(state, name) is not None for name in ClusterState.model_fields) else None
+
+    # Body and climate frames arrive every 100 and 200 ms: every field has a value shortly.
+    return await wait_until_async(complete, what="a cluster state with every field")
 
 
 async def test_cockpit_get_returns_typed_values(typed_server: SdvServer) -> None:
@@ -189,7 +190,7 @@ async def test_an_adas_stream_reconnects_to_a_restarted_server(demo_vehicle: Veh
 
     path = "Vehicle.Acceleration.Longitudinal"
     services = demo_vehicle.config.services
-    policy = sdv.sdk.ReconnectPolicy(initial_delay=0.05, max_delay=0.2, jitter=0.1)
+    policy = ObservedPolicy(initial_delay=0.05, max_delay=0.2, jitter=0.1)
     first = SdvServer(Broker.from_vehicle(demo_vehicle), port=0, services=services)
     await first.start()
     port = first.port
@@ -199,14 +200,15 @@ async def test_an_adas_stream_reconnects_to_a_restarted_server(demo_vehicle: Veh
     try:
         async with sdv.connect(f"127.0.0.1:{port}", reconnect=policy) as vehicle:
             updates = vehicle.adas.stream()
-            async with contextlib.aclosing(updates), asyncio.timeout(15):
+            async with contextlib.aclosing(updates), asyncio.timeout(60):
                 assert (await anext(updates)).longitudinal_acceleration.value == -1.0
                 await first.stop(grace=0)
-                await asyncio.sleep(0.5)  # several attempts fail while nothing listens
+                following = asyncio.ensure_future(anext(updates))  # the stream reconnects meanwhile
+                await policy.several_failed.wait()  # attempts fail while nothing listens
                 restarted = SdvServer(Broker.from_vehicle(demo_vehicle), port=port, services=services)
                 await restarted.start()
                 restarted.broker.publish([SignalUpdate(path, -2.0, time.time(), Status.VALID)])
-                assert (await anext(updates)).longitudinal_acceleration.value == -2.0
+                assert (await following).longitudinal_acceleration.value == -2.0
     finally:
         await first.stop(grace=0)
         if restarted is not None:

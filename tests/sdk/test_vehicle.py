@@ -20,6 +20,7 @@ from sdv.types.status import Status
 
 from ..client.conftest import received_frames
 from ..client.serving import ServerThread
+from .conftest import ObservedPolicy
 
 SPEED = "Vehicle.Speed"
 YAW = "Vehicle.AngularVelocity.Yaw"
@@ -128,7 +129,7 @@ async def test_subscription_reconnects_to_a_restarted_server(
 ) -> None:
     from sdv.broker import Broker
 
-    policy = ReconnectPolicy(initial_delay=0.05, max_delay=0.2, jitter=0.1)
+    policy = ObservedPolicy(initial_delay=0.05, max_delay=0.2, jitter=0.1)
     first = SdvServer(Broker.from_vehicle(demo_vehicle), port=0)
     await first.start()
     port = first.port
@@ -138,15 +139,16 @@ async def test_subscription_reconnects_to_a_restarted_server(
     try:
         async with sdv.connect(f"127.0.0.1:{port}", reconnect=policy) as vehicle:
             updates = vehicle.subscribe([SPEED])
-            async with contextlib.aclosing(updates), asyncio.timeout(15):
+            async with contextlib.aclosing(updates), asyncio.timeout(60):
                 assert (await anext(updates))[SPEED].value == 10.0
                 await first.stop(grace=0)
-                await asyncio.sleep(0.5)  # several attempts fail while nothing listens
+                following = asyncio.ensure_future(anext(updates))  # the subscription reconnects meanwhile
+                await policy.several_failed.wait()  # attempts fail while nothing listens
                 restarted = SdvServer(Broker.from_vehicle(demo_vehicle), port=port)
                 await restarted.start()
                 restarted.broker.publish_value(SPEED, 20.0, access=UNRESTRICTED)
                 started = time.monotonic()
-                assert (await anext(updates))[SPEED].value == 20.0  # the new server's current value
+                assert (await following)[SPEED].value == 20.0  # the new server's current value
                 assert time.monotonic() - started < 2  # waits are capped at max_delay (0.2 s)
                 restarted.broker.publish_value(SPEED, 30.0, access=UNRESTRICTED)
                 assert (await anext(updates))[SPEED].value == 30.0

@@ -315,6 +315,7 @@ async def test_health_needs_no_token(stubs: Stubs) -> None:
     assert response.status == health_pb2.HealthCheckResponse.SERVING
 
 
+@pytest.mark.slow
 async def test_a_stream_ends_when_its_token_expires(stubs: Stubs, tokens: Tokens) -> None:
     from sdv.api.tokens import create_token
 

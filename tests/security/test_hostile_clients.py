@@ -23,6 +23,7 @@ import pytest
 
 from sdv._proto.kuksa.val.v2 import types_pb2, val_pb2, val_pb2_grpc
 from tests.serve_process import REPOSITORY, serving
+from tests.waiting import DEADLINE_S
 
 SPEED = "Vehicle.Speed"
 FRAMES = "Sdv.Hal.Bus.vehicle.Frames"
@@ -100,9 +101,9 @@ class Watcher:
             await self._task
 
     async def keeps_receiving(self, phase: str) -> None:
-        """Wait (up to 10 s) for two more updates."""
+        """Wait (up to :data:`DEADLINE_S`) for two more updates."""
         start = self.received
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + DEADLINE_S
         while self.received < start + 2:
             assert self._task is not None and not self._task.done(), f"the watcher's stream ended in {phase}"
             assert time.monotonic() < deadline, f"the watcher received nothing during {phase}"
@@ -183,6 +184,7 @@ async def _subscribe_many(
     return channels, open_calls, outcomes
 
 
+@pytest.mark.slow
 async def test_thousands_of_subscriptions_and_subscribers_that_never_read(
     server: tuple[int, int], watcher: Watcher
 ) -> None:
@@ -203,6 +205,7 @@ async def test_thousands_of_subscriptions_and_subscribers_that_never_read(
     assert rss[2] - rss[1] < 8 * 1024, rss
 
 
+@pytest.mark.slow
 async def test_clients_killed_mid_stream_leave_nothing_behind(
     server: tuple[int, int], watcher: Watcher
 ) -> None:
@@ -225,7 +228,7 @@ async def test_clients_killed_mid_stream_leave_nothing_behind(
             holder.wait()
     await watcher.keeps_receiving("after the holders were killed")
     # Their 250 subscriptions were released: the server's whole budget is available again.
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + DEADLINE_S
     while True:
         channels, _, outcomes = await _subscribe_many(watcher.target, connections=6, per_connection=50)
         accepted = outcomes.get(grpc.StatusCode.OK, 0)

@@ -15,6 +15,8 @@ from sdv.api.server import SdvServer
 from sdv.broker import Broker, Limits
 from sdv.hal.vehicle import VehicleDefinition
 
+from ..waiting import wait_until_async
+
 SPEED = "Vehicle.Speed"
 
 
@@ -53,15 +55,19 @@ async def test_streams_beyond_max_streams_are_refused_until_one_ends(stub: val_p
     await _read(second)
     assert await _refusal(stub.Subscribe(request)) == "2 streams are open; the limit is 2"
     first.cancel()
-    for _ in range(100):  # the server sees the cancellation shortly
+
+    async def admitted() -> (
+        grpc.aio.UnaryStreamCall[val_pb2.SubscribeRequest, val_pb2.SubscribeResponse] | None
+    ):
         again = stub.Subscribe(request)
         try:
             await _read(again)
-            break
         except grpc.aio.AioRpcError:
-            await asyncio.sleep(0.05)
-    else:
-        pytest.fail("the ended stream's slot was not freed")
+            return None
+        return again
+
+    # the server sees the cancellation shortly
+    again = await wait_until_async(admitted, what="the ended stream's slot to be freed")
     again.cancel()
     second.cancel()
 
@@ -72,11 +78,11 @@ async def test_provider_streams_beyond_their_limit_are_refused(
     first = stub.OpenProviderStream()
     second = None
     try:
-        for _ in range(200):  # wait until the server holds the first one open
-            if server.guard.open_provider_streams == 1:
-                break
-            await asyncio.sleep(0.01)
-        assert server.guard.open_provider_streams == 1
+
+        async def held() -> bool:
+            return server.guard.open_provider_streams == 1
+
+        await wait_until_async(held, what="the server to hold the first provider stream open")
         second = stub.OpenProviderStream()
         with contextlib.suppress(asyncio.InvalidStateError, grpc.aio.AioRpcError):
             await second.write(val_pb2.OpenProviderStreamRequest())

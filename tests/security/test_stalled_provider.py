@@ -24,6 +24,8 @@ from sdv.api.server import SdvServer
 from sdv.broker import Broker, Limits
 from sdv.types.signals import SignalMetadata
 
+from ..waiting import wait_until_async
+
 ACTUATOR = "Vehicle.Body.Lights.Beam.Low.IsOn"
 BOUND = 20
 
@@ -116,16 +118,20 @@ async def test_answers_make_room_and_a_disconnect_frees_everything(served: tuple
                     batch_actuate_stream_response=v.BatchActuateStreamResponse(signal_id=item.signal_id)
                 )
             )
-    async with asyncio.timeout(10):
-        while session.pending_actuations != BOUND - 5:
-            await asyncio.sleep(0.01)
+
+    async def made_room() -> bool:
+        return session.pending_actuations == BOUND - 5
+
+    await wait_until_async(made_room, what=f"{BOUND - 5} pending actuations after five answers")
     assert await _flood(stub, 10) == {
         grpc.StatusCode.DEADLINE_EXCEEDED: 5,
         grpc.StatusCode.RESOURCE_EXHAUSTED: 5,
     }
     provider.cancel()
-    async with asyncio.timeout(10):
-        while broker.actuation_provider(ACTUATOR) is not None:
-            await asyncio.sleep(0.01)
+
+    async def released() -> bool:
+        return broker.actuation_provider(ACTUATOR) is None
+
+    await wait_until_async(released, what="the disconnected provider's claim to be released")
     assert session.pending_actuations == 0
     assert await _flood(stub, 3) == {grpc.StatusCode.UNAVAILABLE: 3}

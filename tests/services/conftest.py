@@ -26,6 +26,8 @@ from sdv.hal.sources import RecordingSource, read_recording
 from sdv.hal.vehicle import VehicleDefinition
 from sdv.resources import demo_recording
 
+from ..waiting import wait_until
+
 ACTUATION_CHANNEL = "sdv.vehicle"
 DRIVE_WINDOW = (12.0, 42.0)
 """Seconds of the demo drive replayed: the car moves off at once, so speed changes from the first frame."""
@@ -59,11 +61,10 @@ def bridge(demo_vehicle: VehicleDefinition, moving_drive: Path) -> Iterator[HalB
     bridge = HalBridge(Hal(demo_vehicle, sources={"vehicle": source}), statistics_period=0.5)
     bridge.start()
     try:
-        deadline = time.monotonic() + 10
-        while bridge.broker.get("Vehicle.Speed", access=UNRESTRICTED).value is None:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the HAL published no Vehicle.Speed within 10 s")
-            time.sleep(0.01)
+        wait_until(
+            lambda: bridge.broker.get("Vehicle.Speed", access=UNRESTRICTED).value is not None,
+            what="the HAL to publish Vehicle.Speed",
+        )
         yield bridge
     finally:
         bridge.stop()

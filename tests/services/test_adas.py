@@ -13,6 +13,8 @@ from sdv._proto.sdv.adas.v1 import adas_pb2_grpc
 from sdv.hal.sources import RecordingSource
 from sdv.services import ADAS_FIELDS
 
+from ..waiting import wait_until_async
+
 FRESHNESS_SLACK = 0.5
 """Seconds within which every field turns stale: 3 × the slowest ADAS cycle time (20 ms), plus scheduling."""
 
@@ -49,12 +51,12 @@ def _assert_valid_and_recent(dynamics: a.VehicleDynamics) -> None:
 
 
 async def test_the_snapshot_is_valid_and_recent(adas: adas_pb2_grpc.AdasStub) -> None:
-    dynamics = await adas.GetDynamics(a.GetDynamicsRequest())
-    for _ in range(20):  # the slowest ADAS message (Pedals, DriverAssist) arrives every 20 ms
-        if set(_validities(dynamics).values()) == {a.VALID}:
-            break
-        await asyncio.sleep(0.05)
+    async def valid() -> a.VehicleDynamics | None:
         dynamics = await adas.GetDynamics(a.GetDynamicsRequest())
+        return dynamics if set(_validities(dynamics).values()) == {a.VALID} else None
+
+    # the slowest ADAS message (Pedals, DriverAssist) arrives every 20 ms
+    dynamics = await wait_until_async(valid, what="a snapshot with every field valid")
     _assert_valid_and_recent(dynamics)
     assert dynamics.brake_pressed.value in (0.0, 1.0)
 
