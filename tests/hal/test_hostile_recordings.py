@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import random
 import struct
+import tracemalloc
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,3 +199,29 @@ def test_recording_bus_with_a_name_too_long_is_a_bus_error(tmp_path: Path) -> No
     path = tmp_path / ("recording" * 40 + ".log")
     with pytest.raises(BusError, match="cannot be accessed"):
         RecordingSource("body", path)
+
+
+def test_a_container_is_never_inflated_past_the_bound(tmp_path: Path) -> None:
+    # Found by tests/fuzz: a zlib container of nearly MAX_BLF_READ bytes of zeros inflates to about 260 MB, which
+    # python-can's loop inflates whole before anything can look at it.
+    inflater = zlib.compressobj(9)
+    compressed = b"".join(inflater.compress(bytes(1 << 20)) for _ in range(240)) + inflater.flush()
+    assert len(compressed) < MAX_BLF_READ - 64
+    container = (
+        struct.pack("<4sHHLL", b"LOBJ", 16, 1, 32 + len(compressed), 10)
+        + struct.pack("<H6xL4x", 2, 240 << 20)
+        + compressed
+        + bytes((32 + len(compressed)) % 4)
+    )
+    data = _blf(tmp_path)
+    header_size = struct.unpack_from("<L", data, 4)[0]
+    path = tmp_path / "zeros.blf"
+    path.write_bytes(data[:header_size] + container)
+    tracemalloc.start()
+    try:
+        with pytest.raises(BusError, match=f"inflates to more than {MAX_BLF_PENDING} bytes"):
+            list(read_recording(path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * MAX_BLF_PENDING  # a few bounded buffers, never the 240 MiB the container holds

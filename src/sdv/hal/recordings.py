@@ -21,12 +21,14 @@ Bounds, checked before the reader gets the data:
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator, Mapping
+import zlib
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final, cast
 
 import can
+from can.io import blf as _blf
 
 from sdv.errors import BusError, HalError
 
@@ -44,7 +46,36 @@ class _Bounded(Exception):
 
 
 class _BoundedBLFReader(can.BLFReader):
-    """python-can's BLF reader with a bound on the inflated data it holds between containers."""
+    """python-can's BLF reader with bounds on what a container inflates to and on the data it holds between
+    containers.
+
+    The object loop is the reader's own, with one change: a zlib container is inflated to at most
+    :data:`MAX_BLF_PENDING` bytes (plus one, to see that it is more), never whole, so a 256 KiB container of zeros
+    cannot become a quarter of a gigabyte before any bound is checked.
+    """
+
+    def __iter__(self) -> Generator[can.Message, None, None]:
+        header = _blf.OBJ_HEADER_BASE_STRUCT
+        while data := self.file.read(header.size):
+            signature, _, _, size, kind = header.unpack(data)
+            if signature != b"LOBJ":
+                raise _blf.BLFParseError()
+            body = self.file.read(size - header.size)
+            self.file.read(size % 4)  # objects are padded to 4 bytes
+            if kind != _blf.LOG_CONTAINER:
+                continue
+            method, _ = _blf.LOG_CONTAINER_STRUCT.unpack_from(body)
+            payload = body[_blf.LOG_CONTAINER_STRUCT.size :]
+            if method == _blf.ZLIB_DEFLATE:
+                payload = zlib.decompressobj().decompress(payload, MAX_BLF_PENDING + 1)
+                if len(payload) > MAX_BLF_PENDING:
+                    raise _Bounded(
+                        f"a container inflates to more than {MAX_BLF_PENDING} bytes (at most {MAX_BLF_PENDING})"
+                    )
+            elif method != _blf.NO_COMPRESSION:
+                continue  # a compression python-can does not know either: skipped, as it does
+            yield from self._parse_container(payload)
+        self.stop()
 
     def _parse_container(self, data: bytes) -> Iterator[can.Message]:
         pending = len(getattr(self, "_tail", b"")) + len(data)
