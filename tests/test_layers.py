@@ -57,3 +57,15 @@ def test_no_two_packages_import_each_other() -> None:
         and graph.chain_exists(second, first, as_packages=True)
     ]
     assert cycles == []
+
+
+def test_no_module_is_over_500_lines() -> None:
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[1] / "src" / "sdv"
+    long = {
+        str(path.relative_to(source)): count
+        for path in source.rglob("*.py")
+        if "_proto" not in path.parts and (count := len(path.read_text(encoding="utf-8").splitlines())) > 500
+    }
+    assert long == {}, "split these modules"

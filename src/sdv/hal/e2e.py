@@ -16,9 +16,15 @@ Shipped algorithms:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sdv.hal.codec import MessageCodec
+    from sdv.hal.profile import E2EConfig
 
 __all__ = [
     "ChecksumFunction",
+    "E2ECheck",
     "available_checksums",
     "byte_sum",
     "checksum_function",
@@ -137,3 +143,60 @@ def counter_step_ok(previous: int, current: int, bits: int, max_step: int) -> bo
     """
     step = (current - previous) % (1 << bits)
     return 1 <= step <= max_step
+
+
+class E2ECheck:
+    """Counter and checksum verification of one message, compiled once from its profile entry and codec."""
+
+    __slots__ = (
+        "_after",
+        "_checksum_mask",
+        "_counter_mask",
+        "_first",
+        "_length",
+        "_prefix",
+        "checksum",
+        "checksum_bytes",
+        "counter",
+        "data_id",
+        "function",
+        "max_jump",
+        "previous_counter",
+    )
+
+    def __init__(self, config: E2EConfig, codec: MessageCodec) -> None:
+        self.counter = codec.signal(config.counter)
+        self.checksum = codec.signal(config.checksum)
+        self.checksum_bytes = self.checksum.covered_bytes(8 * codec.length)
+        self.function = checksum_function(config.algorithm)
+        self.data_id = config.data_id
+        self.max_jump = config.max_counter_jump
+        self.previous_counter: int | None = None
+        self._length = codec.length
+        self._prefix = b"" if config.data_id is None else config.data_id.to_bytes(2, "little")
+        self._first = min(self.checksum_bytes)
+        self._after = max(self.checksum_bytes) + 1
+        self._checksum_mask = self.checksum.mask
+        self._counter_mask = self.counter.mask
+
+    def failure(self, data: bytes | bytearray, counter: Any, checksum: Any) -> str | None:
+        """``None`` when the frame passes, else the reason (``e2e_checksum`` or ``e2e_counter``).
+
+        ``data`` is the payload cut to the message length; ``counter`` and ``checksum`` are the two signals'
+        values decoded from it. The checks are those of :func:`sdv.hal.e2e.compute_checksum` and
+        :func:`sdv.hal.e2e.counter_step_ok`, inlined: this runs for every protected frame.
+        """
+        # The checksum covers the payload without its own bytes (a contiguous range), after the data id.
+        if (
+            checksum
+            != self.function(self._prefix + data[: self._first] + data[self._after :]) & self._checksum_mask
+        ):
+            self.previous_counter = None  # a corrupted frame's counter means nothing: resynchronise
+            return "e2e_checksum"
+        previous = self.previous_counter
+        self.previous_counter = counter
+        if previous is not None:
+            step = (counter - previous) & self._counter_mask
+            if step == 0 or step > self.max_jump:
+                return "e2e_counter"
+        return None

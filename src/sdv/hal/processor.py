@@ -26,12 +26,12 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from sdv.hal.codec import DecodeFunction, MessageCodec, SignalLayout
-from sdv.hal.e2e import checksum_function
+from sdv.hal.e2e import E2ECheck
 from sdv.hal.expressions import compile_expression
-from sdv.hal.profile import E2EConfig, SignalConfig
+from sdv.hal.profile import SignalConfig
 from sdv.hal.vehicle import VehicleDefinition, value_table_for
 from sdv.types.datatypes import INTEGER_RANGES, ROUNDING, Value
 from sdv.types.status import Status
@@ -164,63 +164,6 @@ def signal_converter(config: SignalConfig, layout: SignalLayout) -> Converter:
     return float if identity else lambda value: float(value * factor + offset)
 
 
-class _E2ECheck:
-    """Counter and checksum verification of one message (see :mod:`sdv.hal.e2e`)."""
-
-    __slots__ = (
-        "_after",
-        "_checksum_mask",
-        "_counter_mask",
-        "_first",
-        "_length",
-        "_prefix",
-        "checksum",
-        "checksum_bytes",
-        "counter",
-        "data_id",
-        "function",
-        "max_jump",
-        "previous_counter",
-    )
-
-    def __init__(self, config: E2EConfig, codec: MessageCodec) -> None:
-        self.counter = codec.signal(config.counter)
-        self.checksum = codec.signal(config.checksum)
-        self.checksum_bytes = self.checksum.covered_bytes(8 * codec.length)
-        self.function = checksum_function(config.algorithm)
-        self.data_id = config.data_id
-        self.max_jump = config.max_counter_jump
-        self.previous_counter: int | None = None
-        self._length = codec.length
-        self._prefix = b"" if config.data_id is None else config.data_id.to_bytes(2, "little")
-        self._first = min(self.checksum_bytes)
-        self._after = max(self.checksum_bytes) + 1
-        self._checksum_mask = self.checksum.mask
-        self._counter_mask = self.counter.mask
-
-    def failure(self, data: bytes | bytearray, counter: Any, checksum: Any) -> str | None:
-        """``None`` when the frame passes, else the reason (``e2e_checksum`` or ``e2e_counter``).
-
-        ``data`` is the payload cut to the message length; ``counter`` and ``checksum`` are the two signals'
-        values decoded from it. The checks are those of :func:`sdv.hal.e2e.compute_checksum` and
-        :func:`sdv.hal.e2e.counter_step_ok`, inlined: this runs for every protected frame.
-        """
-        # The checksum covers the payload without its own bytes (a contiguous range), after the data id.
-        if (
-            checksum
-            != self.function(self._prefix + data[: self._first] + data[self._after :]) & self._checksum_mask
-        ):
-            self.previous_counter = None  # a corrupted frame's counter means nothing: resynchronise
-            return "e2e_checksum"
-        previous = self.previous_counter
-        self.previous_counter = counter
-        if previous is not None:
-            step = (counter - previous) & self._counter_mask
-            if step == 0 or step > self.max_jump:
-                return "e2e_counter"
-        return None
-
-
 class _Route:
     """A message the processor receives on one bus."""
 
@@ -239,7 +182,7 @@ class _Route:
     )
 
     def __init__(
-        self, codec: MessageCodec, bindings: list[_Binding], e2e: _E2ECheck | None, timeout: float | None
+        self, codec: MessageCodec, bindings: list[_Binding], e2e: E2ECheck | None, timeout: float | None
     ) -> None:
         self.codec = codec
         self.length = codec.length
@@ -284,7 +227,7 @@ class FrameProcessor:
                 bindings = bindings_by_message.get((bus_name, codec.name), [])
                 settings = vehicle.messages.get((bus_name, codec.name))
                 e2e = (
-                    _E2ECheck(settings.e2e, codec)
+                    E2ECheck(settings.e2e, codec)
                     if settings is not None and settings.e2e is not None
                     else None
                 )
