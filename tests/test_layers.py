@@ -69,3 +69,12 @@ def test_no_module_is_over_500_lines() -> None:
         if "_proto" not in path.parts and (count := len(path.read_text(encoding="utf-8").splitlines())) > 500
     }
     assert long == {}, "split these modules"
+
+
+def test_every_public_error_is_exported_by_the_package() -> None:
+    import sdv
+    import sdv.errors
+
+    errors = {name for name in sdv.errors.__all__ if isinstance(getattr(sdv.errors, name), type)}
+    assert errors <= set(sdv.__all__)
+    assert all(issubclass(getattr(sdv, name), sdv.SdvError) for name in errors if name != "Problem")
