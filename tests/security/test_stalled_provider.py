@@ -135,22 +135,3 @@ async def test_answers_make_room_and_a_disconnect_frees_everything(served: tuple
     await wait_until_async(released, what="the disconnected provider's claim to be released")
     assert session.pending_actuations == 0
     assert await _flood(stub, 3) == {grpc.StatusCode.UNAVAILABLE: 3}
-
-
-async def test_without_waiting_for_answers_what_the_provider_has_not_read_is_bounded_too() -> None:
-    metadata = [SignalMetadata(id=1, path=ACTUATOR, kind="actuator", datatype="boolean")]
-    limits = Limits(await_provider_answer=False, max_pending_actuations=BOUND)
-    broker = Broker(metadata, limits)
-    async with SdvServer(broker, port=0) as server, grpc.aio.insecure_channel(server.target) as channel:
-        stub = VALStub(channel)
-        provider = await _claim(stub)
-        try:
-            outcome = collections.Counter[grpc.StatusCode]()
-            # HTTP/2 flow control takes what fits the provider's receive window first; then the server queues
-            # the rest, which is what the bound is about. Flood until the first refusal shows it held.
-            while grpc.StatusCode.RESOURCE_EXHAUSTED not in outcome and sum(outcome.values()) < 200_000:
-                outcome += await _flood(stub, 2000)
-                assert _session(broker).queued_actuations <= BOUND
-            assert grpc.StatusCode.RESOURCE_EXHAUSTED in outcome  # the queue reached the bound and held there
-        finally:
-            provider.cancel()

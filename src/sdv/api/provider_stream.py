@@ -123,12 +123,6 @@ class ProviderSession:
                 f"{self.owner.describe()} has {self._unanswered_total} actuation requests it has not answered; "
                 f"the limit is {limits.max_pending_actuations} (Limits.max_pending_actuations)"
             )
-        if not awaiting and self._outbound.qsize() >= limits.max_pending_actuations:
-            # Not waiting for answers, the server still holds what the provider has not read off its stream.
-            raise LimitExceededError(
-                f"{self.owner.describe()} has not read {self._outbound.qsize()} actuation requests off its stream; "
-                f"the limit is {limits.max_pending_actuations} (Limits.max_pending_actuations)"
-            )
         loop = asyncio.get_running_loop()
         message = val_pb2.BatchActuateStreamRequest()
         waiting: list[tuple[str, asyncio.Future[None]]] = []
@@ -155,11 +149,6 @@ class ProviderSession:
                     queue.remove(future)
                 if queue is not None and not queue:
                     del self._pending[path]
-
-    @property
-    def queued_actuations(self) -> int:
-        """Messages waiting to be written to the provider's stream (it reads slower than they come)."""
-        return self._outbound.qsize()
 
     @property
     def pending_actuations(self) -> int:
