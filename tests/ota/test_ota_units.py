@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from conftest import entry, make_tar
+from sdv.durations import parse_duration
 from sdv.errors import OtaError, SdvError, VerificationError
 from sdv.ota import (
     ArchiveFormatError,
@@ -32,7 +33,7 @@ from sdv.ota.bundle.archive import EntryKind, TarInspector
 from sdv.ota.bundle.canonical import canonical_bytes, canonical_json, parse_canonical, parse_time
 from sdv.ota.bundle.keys import load_private_key_pem, load_public_key_pem
 from sdv.ota.bundle.store import atomic_writer, save_time_state
-from sdv.ota.bundle.trusted_time import TimeState, parse_duration, trusted_now
+from sdv.ota.bundle.trusted_time import TimeState, trusted_now
 
 
 def _inspect(data: bytes, chunk: int = 1 << 20, limits: OtaLimits | None = None) -> TarInspector:

@@ -7,10 +7,10 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 
+from sdv.durations import parse_duration
 from sdv.ota.bundle.manifest import (
     PATTERN_WORDS,
 )
-from sdv.ota.bundle.trusted_time import parse_duration
 
 __all__ = ["DEFAULT_EXPIRY", "duration_argument", "matching", "short_keyid", "time_argument"]
 

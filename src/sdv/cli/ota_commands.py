@@ -24,6 +24,7 @@ from pathlib import Path
 from sdv.cli import ota_agent_commands, ota_record_commands, ota_trust_commands
 from sdv.cli.ota_arguments import DEFAULT_EXPIRY, duration_argument, matching, short_keyid, time_argument
 from sdv.cli.ota_refusals import counter_argument, refusing
+from sdv.durations import parse_duration
 from sdv.errors import OtaError, VerificationError
 from sdv.ota.bundle.canonical import canonical_bytes, format_time
 from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
@@ -54,7 +55,6 @@ from sdv.ota.bundle.trust import (
     RoleName,
     tally_signatures,
 )
-from sdv.ota.bundle.trusted_time import parse_duration
 
 __all__ = ["register"]
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from sdv.cli.ota_arguments import duration_argument, short_keyid, time_argument
 from sdv.cli.ota_refusals import agent_client, refusing
 from sdv.cli.security_options import add_connection_arguments
+from sdv.durations import parse_duration
 from sdv.errors import OtaError
 from sdv.ota.bundle.canonical import signing_input
 from sdv.ota.bundle.config import DEFAULT_LIMITS
@@ -33,7 +34,7 @@ from sdv.ota.bundle.trust import (
     sign_trust_root,
     verify_rotation,
 )
-from sdv.ota.bundle.trusted_time import parse_duration, trusted_now
+from sdv.ota.bundle.trusted_time import trusted_now
 
 __all__ = ["register"]
 

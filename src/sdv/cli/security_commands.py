@@ -21,9 +21,9 @@ from sdv.api.tokens import (
     private_key_pem,
     public_key_pem,
 )
+from sdv.durations import parse_duration
 from sdv.errors import SdvError
 from sdv.ota.bundle.store import read_limited, write_atomically
-from sdv.ota.bundle.trusted_time import parse_duration
 
 __all__ = ["register"]
 

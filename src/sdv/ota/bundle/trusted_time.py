@@ -20,23 +20,19 @@ This module performs no I/O; :mod:`sdv.ota.bundle.store` reads and writes the st
 from __future__ import annotations
 
 import logging
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from sdv.ota.bundle.canonical import UtcTime, format_time
 
-__all__ = ["TIME_STATE_TYPE", "TimeState", "parse_duration", "trusted_now", "whole_seconds"]
+__all__ = ["TIME_STATE_TYPE", "TimeState", "trusted_now", "whole_seconds"]
 
 _logger = logging.getLogger(__name__)
 
 TIME_STATE_TYPE = "sdv-ota/time/v1"
 """The ``type`` of a persisted time state."""
-
-_DURATION_RE = re.compile(r"^([0-9]{1,9})([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def whole_seconds(moment: datetime) -> datetime:
@@ -84,15 +80,3 @@ def trusted_now(clock: datetime, state: TimeState | None) -> datetime:
         format_time(state.latest),
     )
     return state.latest
-
-
-def parse_duration(text: str) -> timedelta:
-    """Parse a duration such as ``30d``, ``12h``, ``2s`` (units s, m, h, d, w).
-
-    Raises:
-        ValueError: if the text is not a positive whole number followed by one unit.
-    """
-    match = _DURATION_RE.match(text.strip())
-    if match is None or int(match.group(1)) == 0:
-        raise ValueError(f"duration {text!r} is not a positive number followed by s, m, h, d or w (e.g. 30d)")
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
