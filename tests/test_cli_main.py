@@ -107,3 +107,20 @@ def test_a_client_command_loads_no_server_hal_or_ota_code(words: list[str]) -> N
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_serve_says_what_it_serves_without_being_asked() -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sdv.cli.main", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert "listening on" in server.stdout.readline()  # the summary is logged before it listens
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=60)
+    assert "INFO sdv.cli.serve_commands: serving profile sdv-demo" in errors
+    assert "41 signals, 13 actuators, buses vehicle" in errors

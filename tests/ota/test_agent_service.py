@@ -52,6 +52,17 @@ def test_push_activate_and_commit_over_grpc(
     assert document["state"] == "activated" and document["installed"]["release_counter"] == 5
     assert document["active_slot"] == "B" and ecu.running() == new_software
     assert agent.stop() == 0  # SIGTERM: a clean stop
+    logged = agent.log.read_text()  # without -v the agent says what it did, step by step
+    for step in (
+        "transferring",
+        "transferred",
+        "processing",
+        "ready",
+        "activating",
+        "verifying",
+        "activated",
+    ):
+        assert f"INFO sdv.ota.agent.base: update agent: {step}\n" in logged, logged
     rebooted = start_agent(ecu.config)
     assert rebooted.target is not None and _status(rebooted.target)["state"] == "activated"
     assert ecu.software("A") == factory

@@ -95,7 +95,8 @@ def _main(argv: Sequence[str] | None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_command_of(words))
     args = parser.parse_args(words)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
+    # services (serve, ota agent) log at INFO by default: what they serve and every update step
+    level = getattr(args, "log_level", logging.WARNING) - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:

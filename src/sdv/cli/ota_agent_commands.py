@@ -308,7 +308,7 @@ def register(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help=f"port (default {_DEFAULT_AGENT_PORT}; 0 picks one)",
     )
     add_server_security_arguments(agent)
-    agent.set_defaults(handler=_agent)
+    agent.set_defaults(handler=_agent, log_level=logging.INFO)  # a service says what it does
 
     install = group.add_parser(
         "install", help="ECU side: verify a local bundle and stage it in the inactive slot"

@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument(
         "--limits", type=Path, metavar="FILE", help="limits (YAML or TOML; fields as in docs/security.md)"
     )
-    serve.set_defaults(handler=_serve)
+    serve.set_defaults(handler=_serve, log_level=logging.INFO)  # a service says what it serves
 
 
 def _serve(args: argparse.Namespace) -> int:
