@@ -16,11 +16,11 @@ import pytest
 from sdv.errors import BusError, HalError
 from sdv.hal.recordings import MAX_BLF_PENDING, MAX_BLF_READ, MAX_LINE_CHARS, read_recording
 from sdv.hal.sources import RecordingSource
-from sdv.resources import demo_dbc
+from sdv.resources import demo_dbc, demo_recording
 from tests.bounded_process import assert_one_line_error, sdv_bounded
 
 EXPECTED = {
-    ".log": "expected candump -L lines: (timestamp) interface id#data",
+    ".log": "expected candump lines: -L (1700000000.000000) can0 123#DEADBEEF, or as candump prints them",
     ".asc": "expected Vector ASC lines",
     ".blf": "expected a Vector BLF file",
     ".csv": "expected python-can CSV rows",
@@ -225,3 +225,47 @@ def test_a_container_is_never_inflated_past_the_bound(tmp_path: Path) -> None:
     finally:
         tracemalloc.stop()
     assert peak < 8 * MAX_BLF_PENDING  # a few bounded buffers, never the 240 MiB the container holds
+
+
+def test_candump_as_it_prints_with_and_without_timestamps(tmp_path: Path) -> None:
+    path = tmp_path / "screen.log"
+    path.write_text(
+        "  can0  123   [4]  DE AD BE EF\n"
+        " (1700000000.250000)  can0  1ABCDEF0   [2]  01 02\n"
+        "  can1  321  [12]  00 11 22 33 44 55 66 77 88 99 AA BB\n"
+        "  can0  7FF   [0]  remote request\n"
+    )
+    frames = list(read_recording(path))
+    assert [
+        (f.arbitration_id, f.is_extended_id, f.is_fd, f.is_remote_frame, bytes(f.data)) for f in frames
+    ] == [
+        (0x123, False, False, False, bytes.fromhex("DEADBEEF")),
+        (0x1ABCDEF0, True, False, False, b"\x01\x02"),
+        (0x321, False, True, False, bytes.fromhex("00112233445566778899AABB")),
+        (0x7FF, False, False, True, b""),
+    ]
+    assert [f.timestamp for f in frames] == [0.0, 1700000000.25, 0.0, 0.0]
+    assert [f.channel for f in frames] == ["can0", "can0", "can1", "can0"]
+
+
+def test_candump_screen_line_with_the_wrong_byte_count_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "short.log"
+    path.write_text("  can0  123   [4]  DE AD\n")
+    with pytest.raises(
+        BusError, match=r"line 1: \[4\] announces 4 bytes, the line has 2; expected candump lines"
+    ):
+        list(read_recording(path))
+
+
+def test_sdv_decode_reads_a_plain_candump_capture(tmp_path: Path) -> None:
+    recording = tmp_path / "plain.log"
+    with can.LogReader(str(demo_recording())) as reader:  # the demo drive, rewritten as candump prints it
+        lines = [
+            f"  {frame.channel}  {frame.arbitration_id:03X}   [{len(frame.data)}]  {bytes(frame.data).hex(' ').upper()}\n"
+            for frame, _ in zip(reader, range(500), strict=False)
+            if not frame.is_fd and not frame.is_extended_id
+        ]
+    recording.write_text("".join(lines))
+    result = sdv_bounded("decode", "--dbc", str(demo_dbc()), "--log", str(recording))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout.count("\n") > 10

@@ -21,6 +21,7 @@ Bounds, checked before the reader gets the data:
 from __future__ import annotations
 
 import gzip
+import re
 import zlib
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
@@ -84,6 +85,83 @@ class _BoundedBLFReader(can.BLFReader):
         yield from super()._parse_container(data)
 
 
+_CANDUMP_LINE: Final = re.compile(
+    r"^\s*(?:\((?P<time>[0-9]+\.[0-9]+)\)\s+)?(?P<channel>\S+)\s+(?P<id>[0-9A-Fa-f]{1,8})\s+"
+    r"\[(?P<length>[0-9]{1,2})\]\s*(?P<rest>.*?)\s*$"
+)
+_LOG_LINE: Final = re.compile(r"\s[^\s#]+#")  # an id#data token: candump -L
+_HEX_BYTES: Final = re.compile(r"^(?:[0-9A-Fa-f]{2}(?:\s+|$))*$")
+
+
+class _CandumpReader:
+    """``candump`` text in any of its forms: ``-L`` lines (python-can's reader), or the screen form with or
+    without a timestamp (``candump can0``, ``candump -ta can0``: ``(1700000000.123456)  can0  123   [4]  DE AD BE
+    EF``). The screen form carries no CAN FD flag but its length, printed with two digits for FD frames
+    (``[08]``); without ``-t`` every frame has time 0 and a replay sends them back to back."""
+
+    def __init__(self, lines: _TextLines) -> None:
+        self._lines = lines
+        self._reader: can.CanutilsLogReader | None = None
+
+    def __iter__(self) -> Iterator[can.Message]:
+        first = next((line for line in self._lines if line.strip()), None)
+        if first is None:
+            return
+        if _LOG_LINE.search(first):  # -L: "(time) can0 123#DEADBEEF", perhaps a flag after it
+            self._reader = can.CanutilsLogReader(_Rest(first, self._lines))  # type: ignore[arg-type]
+            yield from self._reader
+            return
+        yield self._screen_line(first)
+        for line in self._lines:
+            if line.strip():
+                yield self._screen_line(line)
+
+    @staticmethod
+    def _screen_line(line: str) -> can.Message:
+        match = _CANDUMP_LINE.match(line)
+        if match is None:
+            raise ValueError(f"not a candump line: {_shortened(line.strip())}")
+        rest = match["rest"]
+        remote = rest == "remote request"
+        if not remote and not _HEX_BYTES.match(rest):
+            raise ValueError(f"data {_shortened(rest)!r} is not hex bytes")
+        data = b"" if remote else bytes.fromhex(rest)
+        length_text = match["length"]
+        if not remote and len(data) != int(length_text):
+            raise ValueError(f"[{length_text}] announces {length_text} bytes, the line has {len(data)}")
+        frame_id = match["id"]
+        return can.Message(
+            timestamp=float(match["time"] or 0.0),
+            arbitration_id=int(frame_id, 16),
+            is_extended_id=len(frame_id) == 8,
+            is_remote_frame=remote,
+            is_fd=len(length_text) == 2 and not remote,
+            dlc=int(length_text),
+            data=data,
+            channel=match["channel"],
+        )
+
+    def stop(self) -> None:
+        self._lines.close()
+
+
+class _Rest:
+    """The lines of a text after one that was already read (for python-can's reader, which iterates a file)."""
+
+    def __init__(self, first: str, rest: _TextLines) -> None:
+        self._first: str | None = first
+        self._rest = rest
+
+    def __iter__(self) -> Iterator[str]:
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+        yield from self._rest
+
+    def close(self) -> None:
+        self._rest.close()
+
+
 @dataclass(frozen=True)
 class _Format:
     reader: type[can.io.generic.MessageReader]
@@ -93,9 +171,10 @@ class _Format:
 
 RECORDING_FORMATS: Final[Mapping[str, _Format]] = {
     ".log": _Format(
-        can.CanutilsLogReader,
+        _CandumpReader,  # type: ignore[arg-type]  # a MessageReader in all but its base class
         True,
-        "candump -L lines: (timestamp) interface id#data, e.g. (1700000000.000000) can0 123#DEADBEEF",
+        "candump lines: -L (1700000000.000000) can0 123#DEADBEEF, or as candump prints them, "
+        "[(timestamp)] can0 123 [4] DE AD BE EF",
     ),
     ".asc": _Format(
         can.ASCReader,
