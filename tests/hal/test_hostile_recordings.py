@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import random
 import struct
+import subprocess
+import sys
 import tracemalloc
 import zlib
 from dataclasses import dataclass
@@ -269,3 +271,28 @@ def test_sdv_decode_reads_a_plain_candump_capture(tmp_path: Path) -> None:
     result = sdv_bounded("decode", "--dbc", str(demo_dbc()), "--log", str(recording))
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and result.stdout.count("\n") > 10
+
+
+def test_sdv_decode_reads_candump_text_from_standard_input() -> None:
+    lines = "(1.0) can0 0AA#0000000000000000\n  can0  0AA   [8]  00 00 00 00 00 00 00 00\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "sdv.cli.main", "decode", "--dbc", str(demo_dbc()), "--log", "-"],
+        input="(0.5) can0 0B4#0000FEFF00000004\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"message": "VehicleDynamics"' in result.stdout
+    mixed = subprocess.run(
+        [sys.executable, "-m", "sdv.cli.main", "decode", "--dbc", str(demo_dbc()), "--log", "-"],
+        input=lines,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (
+        mixed.returncode == 2 and "recording -: line 2:" in mixed.stderr and "Traceback" not in mixed.stderr
+    )

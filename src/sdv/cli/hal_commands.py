@@ -33,7 +33,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--dbc", action="append", default=[], type=Path, metavar="FILE", help="DBC file (repeatable)"
     )
     decode.add_argument(
-        "--log", required=True, type=Path, metavar="RECORDING", help="candump .log, .asc, .blf, .trc (.gz)"
+        "--log",
+        required=True,
+        type=Path,
+        metavar="RECORDING",
+        help="candump .log, .asc, .blf, .csv, .trc (.gz); - reads candump text from standard input",
     )
     decode.add_argument("--profile", type=Path, metavar="FILE", help="name signals by their profile paths")
     decode.add_argument("--bus", help="with --profile: the bus the recording belongs to (default: the first)")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import sys
 import zlib
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
@@ -33,7 +34,14 @@ from can.io import blf as _blf
 
 from sdv.errors import BusError, HalError
 
-__all__ = ["MAX_BLF_PENDING", "MAX_BLF_READ", "MAX_LINE_CHARS", "RECORDING_FORMATS", "read_recording"]
+__all__ = [
+    "MAX_BLF_PENDING",
+    "MAX_BLF_READ",
+    "MAX_LINE_CHARS",
+    "RECORDING_FORMATS",
+    "STANDARD_INPUT",
+    "read_recording",
+]
 
 MAX_LINE_CHARS: Final = 65_536
 # Vector tools and python-can write BLF containers of at most 128 KiB; twice that is the most one read returns.
@@ -247,7 +255,13 @@ class _BinaryReads:
         self._stream.close()
 
 
+STANDARD_INPUT: Final = Path("-")
+"""The recording name that means standard input, read as candump text (``candump -L can0 | sdv decode --log -``)."""
+
+
 def _format_of(path: Path) -> _Format:
+    if path == STANDARD_INPUT:
+        return RECORDING_FORMATS[".log"]
     suffixes = [suffix.lower() for suffix in path.suffixes]
     if suffixes and suffixes[-1] == ".gz":
         suffixes.pop()
@@ -259,6 +273,8 @@ def _format_of(path: Path) -> _Format:
 
 
 def _open(path: Path) -> IO[bytes]:
+    if path == STANDARD_INPUT:
+        return cast(IO[bytes], open(sys.stdin.fileno(), "rb", closefd=False))
     try:
         if path.suffix.lower() == ".gz":
             return cast(IO[bytes], gzip.open(path, "rb"))
@@ -268,7 +284,8 @@ def _open(path: Path) -> IO[bytes]:
 
 
 def read_recording(path: Path, channel: str | None = None) -> Iterator[can.Message]:
-    """The frames of a python-can recording, optionally only those of one channel.
+    """The frames of a python-can recording, optionally only those of one channel; ``-`` reads candump text
+    (``-L`` or as candump prints it) from standard input.
 
     Raises:
         BusError: when the file cannot be opened, or its content is not the format its suffix names (at any
