@@ -276,3 +276,10 @@ def test_activate_exits_1_when_the_trial_rolled_back(
     )
     shown = ok("ota", "status", "--config", ecu.config)
     assert "group rootfs: active A, running A, bad B" in shown
+
+
+def test_a_group_the_configuration_no_longer_names_keeps_its_counter_and_is_never_on_trial() -> None:
+    record = AgentRecord(groups={"old": GroupRecord(trial_slot="B", counter=9), "rootfs": GroupRecord()})
+    moved = record.with_groups(["rootfs", "app"])
+    assert list(moved.groups) == ["rootfs", "app", "old"]
+    assert moved.groups["old"] == GroupRecord(counter=9)

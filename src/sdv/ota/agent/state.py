@@ -240,12 +240,17 @@ class AgentRecord(BaseModel):
         """The record holding exactly a state for each of ``names``, in that order (a group new to the
         configuration starts as factory software on side A; a version 1 record's state goes to every group).
 
-        Groups the configuration no longer names are kept after these, so their counters are not forgotten.
+        Groups the configuration no longer names are kept after these, so their counters are not forgotten, but
+        never on trial: the agent has no slots for them.
         """
         legacy = self.groups.get(_LEGACY)
         groups = {name: self.groups.get(name) or legacy or GroupRecord() for name in names}
         groups.update(
-            {name: group for name, group in self.groups.items() if name not in groups and name != _LEGACY}
+            {
+                name: group.model_copy(update={"trial_slot": None})
+                for name, group in self.groups.items()
+                if name not in groups and name != _LEGACY
+            }
         )
         if list(groups.items()) == list(self.groups.items()):
             return self
