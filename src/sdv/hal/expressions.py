@@ -19,6 +19,7 @@ import ast
 import functools
 import math
 import operator
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -118,7 +119,9 @@ def compile_expression(text: str) -> Expression:
     if not text.strip():
         raise ValueError("empty expression; expected arithmetic of x such as 'x * 0.1 - 40'")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with warnings.catch_warnings():  # Python's hints on odd text ("1if x") are no problem of the profile
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as error:
         column = f" at column {error.offset}" if error.offset else ""
         raise ValueError(f"not an expression{column}: {error.msg}") from None
