@@ -19,6 +19,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from sdv.types.datatypes import DATATYPES
+
 __all__ = ["ADAS_FIELDS", "COCKPIT_FIELDS", "SERVICE_FIELDS", "Family", "ServiceField", "family_of"]
 
 
@@ -35,21 +37,7 @@ class Family(enum.Enum):
 _FAMILIES: Mapping[str, Family] = {
     "boolean": Family.BOOLEAN,
     "string": Family.STRING,
-    **{
-        datatype: Family.NUMBER
-        for datatype in (
-            "int8",
-            "int16",
-            "int32",
-            "int64",
-            "uint8",
-            "uint16",
-            "uint32",
-            "uint64",
-            "float",
-            "double",
-        )
-    },
+    **{datatype: Family.NUMBER for datatype in DATATYPES if datatype not in ("boolean", "string")},
 }
 
 

@@ -7,7 +7,7 @@ import logging
 
 from sdv.ota.agent.base import AgentBase
 from sdv.ota.agent.records import journaled
-from sdv.ota.agent.slots import PayloadOrigin, SlotGroup, SlotWriter
+from sdv.ota.agent.slots import PayloadOrigin, SlotWriter
 from sdv.ota.agent.state import (
     AgentRecord,
     AgentState,
@@ -18,13 +18,11 @@ from sdv.ota.agent.state import (
 )
 from sdv.ota.bundle.format import read_header
 from sdv.ota.bundle.manifest import Manifest, Payload
-from sdv.ota.bundle.rollback import ComponentCounters
 from sdv.ota.bundle.store import (
     load_time_state,
-    load_trust,
     save_time_state,
 )
-from sdv.ota.bundle.trusted_time import TimeState, trusted_now
+from sdv.ota.bundle.trusted_time import TimeState
 from sdv.ota.bundle.verifier import BundleVerifier
 from sdv.ota.errors import (
     AgentStateError,
@@ -105,26 +103,6 @@ class InstallSteps(AgentBase):
             self.transfers.discard()
             self._staged_bytes = self._staging_total = 0
         return bundle
-
-    def _verifier(self) -> BundleVerifier:
-        state = load_time_state(self.time_state_path)
-        groups = self._record.groups
-        counters = ComponentCounters(
-            counters={name: group.counter for name, group in groups.items()},
-            floors={name: group.floor for name, group in groups.items()},
-            components=self.groups.components,
-            allow_reinstall=self.config.allow_reinstall,
-        )
-        return BundleVerifier(
-            load_trust(self.config.trust, self.config.limits).signed,
-            hardware_id=self.config.hardware_id,
-            rollback=counters,
-            trusted_now=trusted_now(self._clock(), state),
-            limits=self.config.limits,
-        )
-
-    def _group_for(self, payload: Payload, source: str) -> SlotGroup:
-        return self.groups.group_for(payload, source)
 
     def _stage(self, verifier: BundleVerifier, source: str, writers: list[SlotWriter]) -> Manifest:
         with self.incoming.open("rb") as handle:
