@@ -140,10 +140,14 @@ def test_blf_object_claiming_gigabytes_is_refused_before_it_is_read(tmp_path: Pa
 
 def _container(data: bytes) -> bytes:
     """A BLF container object: the object header (type 10), the container header (zlib), the compressed data."""
-    compressed = zlib.compress(data, 9)
+    return _compressed_container(zlib.compress(data, 9), len(data))
+
+
+def _compressed_container(compressed: bytes, inflated_size: int) -> bytes:
+    """A BLF container object holding ``compressed``, zlib data that inflates to ``inflated_size`` bytes."""
     return (
         struct.pack("<4sHHLL", b"LOBJ", 16, 1, 32 + len(compressed), 10)
-        + struct.pack("<H6xL4x", 2, len(data))
+        + struct.pack("<H6xL4x", 2, inflated_size)
         + compressed
         + bytes((32 + len(compressed)) % 4)  # the padding python-can skips: object size modulo 4
     )
@@ -209,12 +213,7 @@ def test_a_container_is_never_inflated_past_the_bound(tmp_path: Path) -> None:
     inflater = zlib.compressobj(9)
     compressed = b"".join(inflater.compress(bytes(1 << 20)) for _ in range(240)) + inflater.flush()
     assert len(compressed) < MAX_BLF_READ - 64
-    container = (
-        struct.pack("<4sHHLL", b"LOBJ", 16, 1, 32 + len(compressed), 10)
-        + struct.pack("<H6xL4x", 2, 240 << 20)
-        + compressed
-        + bytes((32 + len(compressed)) % 4)
-    )
+    container = _compressed_container(compressed, 240 << 20)
     data = _blf(tmp_path)
     header_size = struct.unpack_from("<L", data, 4)[0]
     path = tmp_path / "zeros.blf"
