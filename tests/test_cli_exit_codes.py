@@ -69,6 +69,7 @@ USAGE_ERRORS = [
     ),
     (["keys", "generate", "--private", f"{MISSING}/a.pem", "--public", f"{MISSING}/a.pub"], "cannot write"),
     (["token", "create", "--private-key", MISSING, "--scope", "read:Vehicle"], "cannot read private key"),
+    (["pki", "issue", "--dir", MISSING, "--server", "ecu"], f"CA certificate {MISSING}/ca.crt"),
 ]
 
 # Errors of the project's problem lists: a count, then one line per problem.

@@ -25,6 +25,7 @@ COMMANDS = [
     "ota",
     "keys",
     "token",
+    "pki",
 ]
 
 
