@@ -38,7 +38,12 @@ from sdv._proto.sdv.ota.v1 import ota_pb2
 from sdv.api.ota import OtaServer, status_to_proto
 from sdv.api.security import ServerSecurity
 from sdv.api.server import DEFAULT_ADDRESS
-from sdv.cli.ota_fleet_options import add_fleet_arguments, fleet_from_arguments, identity_of
+from sdv.cli.ota_fleet_options import (
+    add_fleet_arguments,
+    fleet_from_arguments,
+    fleet_usage_error,
+    identity_of,
+)
 from sdv.cli.ota_refusals import EXIT_REFUSED, Handler, agent_client, refusing
 from sdv.cli.running import serve_until_signalled
 from sdv.cli.security_options import (
@@ -265,6 +270,9 @@ def _push(args: argparse.Namespace) -> int:
 def _agent(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         print(f"sdv ota agent: --port {args.port} is not a TCP port (0 to 65535)", file=sys.stderr)
+        return 2
+    if (usage := fleet_usage_error(args)) is not None:
+        print(f"sdv ota agent: {usage}", file=sys.stderr)
         return 2
     security = server_security(args)  # SecurityConfigError: exit code 2 from the entry point
     config = load_agent_config(args.config)

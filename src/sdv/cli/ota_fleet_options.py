@@ -11,14 +11,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from sdv.errors import Problem
 from sdv.located import validation_problems
 from sdv.ota.agent.config import AgentConfig
 from sdv.ota.errors import AgentConfigError
 from sdv.ota.fleet.config import FleetConfig
 from sdv.ota.fleet.updater import Identity
 
-__all__ = ["add_fleet_arguments", "fleet_from_arguments", "identity_of"]
+__all__ = ["add_fleet_arguments", "fleet_from_arguments", "fleet_usage_error", "identity_of"]
 
 
 def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,23 +35,22 @@ def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--fleet-ca", type=Path, help="certificate authorities of the update server (PEM)")
 
 
+def fleet_usage_error(args: argparse.Namespace) -> str | None:
+    """What is wrong with the combination of pulling options, if anything (a usage error, exit code 2)."""
+    if args.hawkbit is None and (args.tenant or args.controller_id or args.token_file or args.gateway_token):
+        return "--tenant, --controller-id, --token-file and --gateway-token go with --hawkbit"
+    if args.hawkbit is not None and not (args.tenant and args.controller_id):
+        return "--hawkbit needs --tenant and --controller-id"
+    return None
+
+
 def fleet_from_arguments(args: argparse.Namespace, configured: FleetConfig | None) -> FleetConfig | None:
     """The fleet section the options give, or the configured one when they give none.
 
     Raises:
-        AgentConfigError: options that do not make a valid fleet section (``--hawkbit`` without ``--tenant``…).
+        AgentConfigError: options that do not make a valid fleet section (a URL that is none).
     """
     if args.hawkbit is None and args.index is None:
-        if args.tenant or args.controller_id or args.token_file:
-            raise AgentConfigError(
-                [
-                    Problem(
-                        "command line",
-                        "--tenant",
-                        "--tenant, --controller-id and --token-file go with --hawkbit",
-                    )
-                ]
-            )
         return configured
     base = configured or FleetConfig.model_construct()
     section: dict[str, object] = {"download": base.download, "tls": base.tls}

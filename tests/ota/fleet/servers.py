@@ -187,10 +187,10 @@ class CuttingProxy:
         self._listener.close()
 
 
-@contextlib.contextmanager
-def nginx_serving(root: Path, work: Path, **options: object) -> Iterator[Nginx]:
-    server = start_nginx(root, work, **options)  # type: ignore[arg-type]
-    try:
-        yield server
-    finally:
-        server.stop()
+@pytest.fixture
+def nginx(tmp_path: Path) -> Iterator[Nginx]:
+    """nginx serving ``tmp_path/www``."""
+    (tmp_path / "www").mkdir(exist_ok=True)
+    server = start_nginx(tmp_path / "www", tmp_path / "nginx")
+    yield server
+    server.stop()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tests.ota.conftest import AgentProcess, BuildBundle, Ecu
 from tests.ota.fleet.ddi_server import Action, DdiServer
-from tests.ota.fleet.servers import Nginx, start_nginx
+from tests.ota.fleet.servers import Nginx
 from tests.waiting import wait_until
 
 from sdv.ota.agent.core import read_record
@@ -25,14 +25,6 @@ def ddi() -> Iterator[DdiServer]:
     server = DdiServer("DEFAULT", "VIN123-IHU", TOKEN)
     yield server
     server.close()
-
-
-@pytest.fixture
-def nginx(tmp_path: Path) -> Iterator[Nginx]:
-    (tmp_path / "www").mkdir()
-    server = start_nginx(tmp_path / "www", tmp_path / "nginx")
-    yield server
-    server.stop()
 
 
 def _agent(ecu: Ecu, ddi: DdiServer, start_agent: Callable[..., AgentProcess]) -> AgentProcess:

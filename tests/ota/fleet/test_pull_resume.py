@@ -8,7 +8,7 @@ import hashlib
 import json
 import random
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,8 +31,8 @@ BIG = 6 * 1024 * 1024 + 123
 
 @pytest.fixture
 def www(tmp_path: Path) -> Path:
-    root = tmp_path / "www"
-    root.mkdir()
+    root = tmp_path / "www"  # what the nginx fixture serves
+    root.mkdir(exist_ok=True)
     return root
 
 
@@ -63,13 +63,6 @@ def _fleet_config(ecu: Ecu, url: str, **download: object) -> None:
         transfer={"min_free_bytes": 0, "max_chunk_bytes": 65536, "sync_interval_bytes": 256 * 1024},
         fleet={"index": {"url": url, "poll_s": 1}, "download": {"chunk_bytes": 65536, **download}},
     )
-
-
-@pytest.fixture
-def nginx(tmp_path: Path, www: Path) -> Iterator[Nginx]:
-    server = start_nginx(www, tmp_path / "nginx")
-    yield server
-    server.stop()
 
 
 def _payload_offsets(bundle: Path) -> tuple[int, int]:
