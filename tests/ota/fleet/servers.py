@@ -99,7 +99,12 @@ class Nginx:
 
 
 def start_nginx(
-    root: Path, work: Path, *, rate: str | None = None, tls: tuple[Path, Path] | None = None
+    root: Path,
+    work: Path,
+    *,
+    rate: str | None = None,
+    tls: tuple[Path, Path] | None = None,
+    client_ca: Path | None = None,
 ) -> Nginx:
     """Start nginx on a free loopback port (chosen again if another process took it in between)."""
     _ensure_nginx()
@@ -109,6 +114,8 @@ def start_nginx(
         port = _free_port()
         server = Nginx(root, work, port, "https" if tls else "http")
         tls_lines = f"ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]};" if tls else ""
+        if client_ca is not None:
+            tls_lines += f" ssl_client_certificate {client_ca}; ssl_verify_client on;"
         (work / "nginx.conf").write_text(
             _CONFIG.format(
                 work=work,

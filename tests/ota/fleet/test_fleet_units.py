@@ -14,6 +14,7 @@ import pytest
 from tests.ota.conftest import BuildBundle, Ecu, Keys, run_cli
 from tests.ota.fleet.servers import Nginx
 
+from sdv.errors import SecurityConfigError
 from sdv.ota.bundle.canonical import canonical_bytes
 from sdv.ota.bundle.config import DEFAULT_LIMITS
 from sdv.ota.bundle.store import load_private_key, load_trust
@@ -268,3 +269,29 @@ def test_index_build_refuses_two_bundles_for_one_hardware_id(
     )
     assert result.code == 2 and "two bundles for hardware id ecu-a" in result.err
     assert not (tmp_path / "i.json").exists()
+
+
+def test_mutual_tls_sends_the_client_certificate(tmp_path: Path) -> None:
+    from tests.ota.fleet.servers import start_nginx
+    from tests.security.pki import Authority
+
+    authority = Authority("fleet CA")
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(authority.pem)
+    certificate, key = authority.issue("127.0.0.1", server=True).write(tmp_path, "server")
+    client_cert, client_key = authority.issue("VIN123-IHU", server=False).write(tmp_path, "client")
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "index.json").write_text("{}")
+    server = start_nginx(tmp_path / "www", tmp_path / "nginx", tls=(certificate, key), client_ca=ca)
+    anonymous = FleetHttp(TlsConfig(ca_file=ca), DownloadConfig())
+    known = FleetHttp(TlsConfig(ca_file=ca, client_cert=client_cert, client_key=client_key), DownloadConfig())
+    try:
+        with pytest.raises(FleetServerError, match="HTTP 400"):
+            anonymous.get_bytes(server.url("index.json"))
+        assert known.get_bytes(server.url("index.json")) == b"{}"
+    finally:
+        anonymous.close()
+        known.close()
+        server.stop()
+    with pytest.raises(SecurityConfigError, match="is for another key"):
+        FleetHttp(TlsConfig(client_cert=client_cert, client_key=tmp_path / "server.key"), DownloadConfig())

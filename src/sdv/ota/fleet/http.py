@@ -23,8 +23,8 @@ from typing import Any
 
 import httpx
 
-from sdv.errors import ServerUnreachableError
-from sdv.files import read_pem
+from sdv.errors import SecurityConfigError, ServerUnreachableError
+from sdv.files import check_key_pair, read_pem
 from sdv.ota.errors import FleetServerError
 from sdv.ota.fleet.config import BackoffConfig, DownloadConfig, TlsConfig
 
@@ -243,11 +243,29 @@ class FleetHttp:
 
 
 def _ssl_context(tls: TlsConfig) -> ssl.SSLContext:
-    """The system's authorities or the configured ones; the client certificate for mutual TLS."""
+    """The system's authorities or the configured ones; the client certificate for mutual TLS.
+
+    Raises:
+        SecurityConfigError: an unreadable CA file, certificate or key, or a key that is not the certificate's.
+    """
     if tls.ca_file is not None:
-        context = ssl.create_default_context(cadata=read_pem(tls.ca_file, "fleet CA file").decode("ascii"))
+        try:
+            context = ssl.create_default_context(
+                cadata=read_pem(tls.ca_file, "fleet CA file").decode("ascii")
+            )
+        except (ValueError, ssl.SSLError) as error:
+            raise SecurityConfigError(f"fleet CA file {tls.ca_file}: no certificates ({error})") from None
     else:
         context = ssl.create_default_context()
     if tls.client_cert is not None and tls.client_key is not None:
-        context.load_cert_chain(tls.client_cert, tls.client_key)
+        check_key_pair(
+            read_pem(tls.client_cert, "fleet client certificate"),
+            read_pem(tls.client_key, "fleet client key"),
+            tls.client_cert,
+            tls.client_key,
+        )
+        try:
+            context.load_cert_chain(tls.client_cert, tls.client_key)
+        except (OSError, ssl.SSLError) as error:
+            raise SecurityConfigError(f"{tls.client_cert}: cannot be used for TLS ({error})") from None
     return context
