@@ -38,6 +38,12 @@ from sdv._proto.sdv.ota.v1 import ota_pb2
 from sdv.api.ota import OtaServer, status_to_proto
 from sdv.api.security import ServerSecurity
 from sdv.api.server import DEFAULT_ADDRESS
+from sdv.cli.ota_fleet_options import (
+    add_fleet_arguments,
+    fleet_from_arguments,
+    fleet_usage_error,
+    identity_of,
+)
 from sdv.cli.ota_refusals import EXIT_REFUSED, Handler, agent_client, refusing
 from sdv.cli.running import serve_until_signalled
 from sdv.cli.security_options import (
@@ -58,6 +64,7 @@ from sdv.ota.errors import (
     OperationCancelledError,
     TransferOffsetError,
 )
+from sdv.ota.fleet.service import FleetService
 
 __all__ = ["register"]
 
@@ -264,15 +271,22 @@ def _agent(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         print(f"sdv ota agent: --port {args.port} is not a TCP port (0 to 65535)", file=sys.stderr)
         return 2
+    if (usage := fleet_usage_error(args)) is not None:
+        print(f"sdv ota agent: {usage}", file=sys.stderr)
+        return 2
     security = server_security(args)  # SecurityConfigError: exit code 2 from the entry point
     config = load_agent_config(args.config)
     # Anyone reaching an open agent could activate, roll back or cancel updates: the same closed-by-default
     # rules as sdv serve, and every RPC needs the ota scope when tokens are checked.
     security.check_address(args.address, "send, install, activate and roll back updates")
+    fleet = fleet_from_arguments(args, config.fleet)  # AgentConfigError: exit code 2
     with UpdateAgent(config, boot=True) as agent:  # starting the agent stands for a boot
         status = agent.status()
         _LOG.info("booted slot %s; update agent %s", status.booted_slot, status.record.state)
-        return asyncio.run(_serve(agent, args.address, args.port, security))
+        if fleet is None:
+            return asyncio.run(_serve(agent, args.address, args.port, security))
+        with FleetService(fleet, agent, identity_of(config)):  # pulls beside the gRPC service
+            return asyncio.run(_serve(agent, args.address, args.port, security))
 
 
 async def _serve(agent: UpdateAgent, address: str, port: int, security: ServerSecurity) -> int:
@@ -308,6 +322,7 @@ def register(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help=f"port (default {_DEFAULT_AGENT_PORT}; 0 picks one)",
     )
     add_server_security_arguments(agent)
+    add_fleet_arguments(agent)
     agent.set_defaults(handler=_agent, log_level=logging.INFO)  # a service says what it does
 
     install = group.add_parser(

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sdv.cli import ota_agent_commands, ota_record_commands, ota_trust_commands
+from sdv.cli import ota_agent_commands, ota_index_commands, ota_record_commands, ota_trust_commands
 from sdv.cli.ota_arguments import DEFAULT_EXPIRY, duration_argument, matching, short_keyid, time_argument
 from sdv.cli.ota_refusals import counter_argument, refusing
 from sdv.durations import parse_duration
@@ -281,6 +281,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     keygen.set_defaults(handler=_keygen)
 
     ota_trust_commands.register(group)
+    ota_index_commands.register(group)
 
     build = group.add_parser("build", help="build an unsigned bundle")
     build.add_argument("--name", required=True, type=matching(NAME_PATTERN), help="the bundle's name")

@@ -21,9 +21,11 @@ __all__ = [
     "BundleFormatError",
     "EventLogError",
     "ExpiredError",
+    "FleetServerError",
     "HardwareIdMismatchError",
     "HashMismatchError",
     "IllegalTransitionError",
+    "IndexFormatError",
     "InsufficientSpaceError",
     "KeyFormatError",
     "LengthMismatchError",
@@ -174,3 +176,15 @@ class BootSelectorError(OtaError):
 
 class EventLogError(OtaError):
     """An event log whose chain does not hold: names the file, the line and what was expected."""
+
+
+# -- pulling updates (hawkBit DDI, a signed index) ---------------------------------------------------------------
+
+
+class FleetServerError(OtaError):
+    """An update server that answers what the agent cannot use (a status, a document too large or malformed, a
+    download that does not honour ``Range``): names the URL and what was expected. The agent retries later."""
+
+
+class IndexFormatError(VerificationError, ValueError):
+    """A bundle index that does not follow the signed index format (``sdv ota index``)."""

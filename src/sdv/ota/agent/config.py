@@ -29,6 +29,7 @@ from sdv.located import node_lines, validation_problems
 from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
 from sdv.ota.bundle.manifest import PATTERN_WORDS, HardwareId, Name, Payload, SlotImageTarget
 from sdv.ota.errors import AgentConfigError
+from sdv.ota.fleet.config import FleetConfig
 
 __all__ = [
     "AgentConfig",
@@ -191,6 +192,7 @@ class AgentConfig(BaseModel):
         ecu_key: the agent's signing key for its reports (default ``STATE_DIR/ecu-key.pem``; created at the
             first start when missing).
         event_log: bounds of the event log.
+        fleet: where the agent pulls updates from (hawkBit or a signed index; see docs/ota.md).
     """
 
     model_config = _STRICT
@@ -208,6 +210,7 @@ class AgentConfig(BaseModel):
     ecu_id: Name | None = None
     ecu_key: Path | None = None
     event_log: EventLogConfig = EventLogConfig()
+    fleet: FleetConfig | None = None  # pulling updates: sdv.ota.fleet
 
     @model_validator(mode="after")
     def _unique(self) -> AgentConfig:
@@ -255,7 +258,21 @@ def _resolve(value: object, base: Path) -> object:
     return value
 
 
-_PATH_KEYS = frozenset({"state_dir", "trust", "a", "b", "root", "cmdline", "ecu_key"})
+_PATH_KEYS = frozenset(
+    {
+        "state_dir",
+        "trust",
+        "a",
+        "b",
+        "root",
+        "cmdline",
+        "ecu_key",
+        "token_file",
+        "ca_file",
+        "client_cert",
+        "client_key",
+    }
+)
 # Commands whose program is a path when it contains a slash (``./health.sh``, ``bin/check``), as a shell finds it.
 _COMMAND_KEYS = frozenset({"command", "reboot_command"})
 _PROGRAM_KEYS = frozenset({"fw_printenv", "fw_setenv"})
