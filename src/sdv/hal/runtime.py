@@ -116,7 +116,9 @@ class Hal:
         if opener is not None:
             return opener()
         bus = self.vehicle.buses[name]
-        return open_source(bus.config, self.vehicle.directory, tuple(bus.codecs))
+        return open_source(
+            bus.config, self.vehicle.directory, tuple(bus.codecs), batch_window_s=self.config.batch_window_s
+        )
 
     def open(self) -> None:
         """Open every bus's source (given ones are used as they are), retrying nothing.
