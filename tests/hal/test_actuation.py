@@ -18,6 +18,7 @@ from sdv.hal.sources import BusSource
 from sdv.hal.vehicle import VehicleDefinition, load_vehicle
 from sdv.resources import demo_profile
 
+from ..waiting import DEADLINE_S
 from .conftest import build_frame
 
 
@@ -193,4 +194,33 @@ def test_given_sources_replace_the_profile_buses(live_vehicle: VehicleDefinition
     try:
         assert hal.sources["vehicle"].bus is bus  # type: ignore[attr-defined]
     finally:
+        hal.stop()
+
+
+def test_a_request_is_sent_while_the_consumer_is_stuck_in_a_batch(
+    live_vehicle: VehicleDefinition, observer: can.BusABC
+) -> None:
+    stuck = threading.Event()
+    release = threading.Event()
+
+    def consumer(updates: list[SignalUpdate]) -> None:
+        if threading.current_thread().name.startswith("sdv-hal-"):
+            stuck.set()
+            release.wait(DEADLINE_S)
+
+    hal = Hal(live_vehicle)
+    hal.start(consumer)
+    try:
+        observer.send(can.Message(arbitration_id=0x7AB, is_extended_id=False, data=bytes(8)))
+        assert stuck.wait(DEADLINE_S), "the reader never delivered a batch"
+        sent: list[can.Message] = []
+        writer = threading.Thread(
+            target=lambda: sent.append(hal.write("Vehicle.Body.Lights.Beam.Low.IsOn", True))
+        )
+        writer.start()
+        writer.join(DEADLINE_S)
+        assert sent, "the request waited behind the consumer's batch"
+        assert hal.statistics()["vehicle"].frames == 1  # nor do the counters wait for the consumer
+    finally:
+        release.set()
         hal.stop()

@@ -274,3 +274,17 @@ def test_demo_drive_loops_without_e2e_errors_at_the_seam(demo_vehicle: VehicleDe
     statistics = processor.statistics()["vehicle"]
     assert statistics.bad == {}
     assert statistics.frames == frames
+
+
+def test_a_bad_value_is_logged_once_with_its_details(
+    processor: FrameProcessor, caplog: pytest.LogCaptureFixture
+) -> None:
+    short = can.Message(arbitration_id=0x0B4, is_extended_id=False, data=bytes(3))
+    wild = can.Message(arbitration_id=0x0AA, is_extended_id=False, data=bytes([0xFF, 0xFF]) + bytes(6))
+    for _ in range(100):  # details are built for the one that is logged, not for the 99 only counted
+        processor.process(0, [short, wild])
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("wrong_length" in message for message in messages) == 1
+    assert any("0x0B4" in message or "0xB4" in message for message in messages)
+    assert any("(3 bytes, " in message and " has 8)" in message for message in messages)
+    assert any("=" in message and " outside [" in message for message in messages)

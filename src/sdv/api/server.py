@@ -31,15 +31,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from sdv._proto.kuksa.val.v1 import val_pb2 as val_v1_pb2
-from sdv._proto.kuksa.val.v1 import val_pb2_grpc as val_v1_pb2_grpc
 from sdv._proto.kuksa.val.v2 import val_pb2 as val_v2_pb2
-from sdv._proto.kuksa.val.v2 import val_pb2_grpc as val_v2_pb2_grpc
 from sdv._proto.sdv.adas.v1 import adas_pb2, adas_pb2_grpc
 from sdv._proto.sdv.cockpit.v1 import cockpit_pb2, cockpit_pb2_grpc
 from sdv.api.adas import AdasServicer
 from sdv.api.bus_health import BusHealthReporter
 from sdv.api.cockpit import CockpitServicer
 from sdv.api.config import ApiConfig
+from sdv.api.encoded import add_servicer
 from sdv.api.guard import CallGuard
 from sdv.api.security import ServerSecurity
 from sdv.api.val_v1 import ValV1Servicer
@@ -176,8 +175,13 @@ class SdvServer:
                 ("grpc.max_concurrent_streams", limits.max_concurrent_streams),
             ],
         )
-        val_v2_pb2_grpc.add_VALServicer_to_server(ValV2Servicer(self.broker, self.config), server)
-        val_v1_pb2_grpc.add_VALServicer_to_server(ValV1Servicer(self.broker, self.config), server)
+        # Their subscriptions answer with responses serialized once for all subscribers (sdv.api.encoded).
+        add_servicer(
+            server, ValV2Servicer(self.broker, self.config), val_v2_pb2.DESCRIPTOR.services_by_name["VAL"]
+        )
+        add_servicer(
+            server, ValV1Servicer(self.broker, self.config), val_v1_pb2.DESCRIPTOR.services_by_name["VAL"]
+        )
         if self.services.cockpit:
             cockpit_pb2_grpc.add_CockpitServicer_to_server(
                 CockpitServicer(self.broker, self.services.cockpit), server

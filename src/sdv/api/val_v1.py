@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Any, TypeAlias
@@ -32,6 +33,7 @@ from sdv import wire as convert
 from sdv._proto.kuksa.val.v1 import types_pb2, val_pb2, val_pb2_grpc
 from sdv.api.calls import caller
 from sdv.api.config import ApiConfig
+from sdv.api.encoded import EntryCache
 from sdv.api.errors import bounded_message, grpc_errors, http_code
 from sdv.api.val_v2 import SERVER_NAME
 from sdv.broker import Broker, Subscription
@@ -136,6 +138,8 @@ class ValV1Servicer(val_pb2_grpc.VALServicer):
     def __init__(self, broker: Broker, config: ApiConfig | None = None) -> None:
         self._broker = broker
         self._config = config or ApiConfig()
+        self._values: EntryCache[str] = EntryCache(functools.partial(_update_entry, False))
+        self._targets: EntryCache[str] = EntryCache(functools.partial(_update_entry, True))
 
     def _entry(self, meta: SignalMetadata, fields: frozenset[Field]) -> types_pb2.DataEntry:
         entry = types_pb2.DataEntry(path=meta.path)
@@ -247,9 +251,9 @@ class ValV1Servicer(val_pb2_grpc.VALServicer):
         return response
 
     @grpc_errors
-    async def Subscribe(
+    async def Subscribe(  # type: ignore[override]  # serialized responses: sdv.api.encoded
         self, request: val_pb2.SubscribeRequest, context: _Context
-    ) -> AsyncIterator[val_pb2.SubscribeResponse]:
+    ) -> AsyncIterator[val_pb2.SubscribeResponse | bytes]:
         """Stream entries as they change: first every entry with the requested fields, then changed values and
         new actuator targets."""
         if not request.entries:
@@ -294,25 +298,20 @@ class ValV1Servicer(val_pb2_grpc.VALServicer):
                 update.entry.CopyFrom(self._entry(meta, fields))
                 update.fields.extend(sorted(fields))
             yield first
+            datatypes = {path: meta.datatype for path, (meta, _) in wanted.items()}
+            values = {
+                path: datatype
+                for path, datatype in datatypes.items()
+                if types_pb2.FIELD_VALUE in wanted[path][1]
+            }
             async with contextlib.aclosing(_merged(subscriptions)) as batches:
                 async for is_target, batch in batches:
-                    response = val_pb2.SubscribeResponse()
-                    for path, datapoint in batch.items():
-                        meta, fields = wanted[path]
-                        if is_target:
-                            update = response.updates.add()
-                            update.entry.path = path
-                            update.entry.actuator_target.CopyFrom(
-                                convert.datapoint_to_v1(meta.datatype, datapoint)
-                            )
-                            update.fields.append(types_pb2.FIELD_ACTUATOR_TARGET)
-                        elif types_pb2.FIELD_VALUE in fields:
-                            update = response.updates.add()
-                            update.entry.path = path
-                            update.entry.value.CopyFrom(convert.datapoint_to_v1(meta.datatype, datapoint))
-                            update.fields.append(types_pb2.FIELD_VALUE)
-                    if response.updates:
-                        yield response
+                    if is_target:
+                        yield self._targets.response(batch, datatypes)
+                        continue
+                    changed = {path: datapoint for path, datapoint in batch.items() if path in values}
+                    if changed:
+                        yield self._values.response(changed, values)
         finally:
             for subscription, _ in subscriptions:
                 subscription.close()
@@ -325,6 +324,17 @@ class ValV1Servicer(val_pb2_grpc.VALServicer):
             grpc.StatusCode.UNIMPLEMENTED, "StreamedUpdate is not served; use kuksa.val.v2 OpenProviderStream"
         )
         yield val_pb2.StreamedUpdateResponse()  # pragma: no cover - abort raises
+
+
+def _update_entry(target: bool, path: str, datatype: str, datapoint: Datapoint) -> bytes:
+    """The serialized one-update response of a changed value (or actuator target)."""
+    response = val_pb2.SubscribeResponse()
+    update = response.updates.add()
+    update.entry.path = path
+    member = update.entry.actuator_target if target else update.entry.value
+    member.CopyFrom(convert.datapoint_to_v1(datatype, datapoint))
+    update.fields.append(types_pb2.FIELD_ACTUATOR_TARGET if target else types_pb2.FIELD_VALUE)
+    return response.SerializeToString()
 
 
 async def _merged(

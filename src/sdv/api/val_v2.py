@@ -8,7 +8,8 @@ Invariants:
   before anything is read, published or actuated.
 * A subscription sends one response per broker batch: the first holds every subscribed signal, the next ones the
   signals that changed (latest value each). Its broker subscription is closed when the call ends, however it
-  ends.
+  ends. Each change is serialized once for all subscribers (:class:`~sdv.api.encoded.EntryCache`), so the
+  servicer is registered with :func:`~sdv.api.encoded.add_servicer`.
 * Actuation returns only after the owning provider accepted the request (for the HAL: the frame was sent).
 """
 
@@ -26,6 +27,7 @@ from sdv import wire as convert
 from sdv._proto.kuksa.val.v2 import types_pb2, val_pb2, val_pb2_grpc
 from sdv.api.calls import caller
 from sdv.api.config import ApiConfig
+from sdv.api.encoded import EntryCache
 from sdv.api.errors import grpc_errors
 from sdv.api.provider_stream import ProviderSession, resolve_signal
 from sdv.broker import Broker
@@ -53,6 +55,8 @@ class ValV2Servicer(val_pb2_grpc.VALServicer):
     def __init__(self, broker: Broker, config: ApiConfig | None = None) -> None:
         self._broker = broker
         self._config = config or ApiConfig()
+        self._by_path = EntryCache(_entry_by_path)
+        self._by_id: EntryCache[tuple[int, str]] = EntryCache(_entry_by_id)
 
     # --- reading -------------------------------------------------------------------------------------------
     @grpc_errors
@@ -123,37 +127,28 @@ class ValV2Servicer(val_pb2_grpc.VALServicer):
             subscription.close()
 
     @grpc_errors
-    async def Subscribe(
+    async def Subscribe(  # type: ignore[override]  # serialized responses: sdv.api.encoded
         self, request: val_pb2.SubscribeRequest, context: _Context
-    ) -> AsyncIterator[val_pb2.SubscribeResponse]:
+    ) -> AsyncIterator[bytes]:
         """Stream the subscribed signals by path, one response per broker batch."""
         interval_ms, deadline = self._check_subscribe(request.buffer_size, request.filter)
         metas = [self._broker.metadata(path, access=caller()) for path in request.signal_paths]
         fields = {meta.path: convert.VALUE_FIELDS[meta.datatype] for meta in metas}
-        fill = convert.fill_datapoint_v2
+        response = self._by_path.response
         async for batch in self._batches(metas, interval_ms, deadline):
-            response = val_pb2.SubscribeResponse()
-            entries = response.entries
-            for path, datapoint in batch.items():
-                fill(entries[path], fields[path], datapoint)
-            yield response
+            yield response(batch, fields)
 
     @grpc_errors
-    async def SubscribeById(
+    async def SubscribeById(  # type: ignore[override]  # serialized responses: sdv.api.encoded
         self, request: val_pb2.SubscribeByIdRequest, context: _Context
-    ) -> AsyncIterator[val_pb2.SubscribeByIdResponse]:
+    ) -> AsyncIterator[bytes]:
         """Stream the subscribed signals by id, one response per broker batch."""
         interval_ms, deadline = self._check_subscribe(request.buffer_size, request.filter)
         metas = [self._broker.metadata_by_id(signal_id, access=caller()) for signal_id in request.signal_ids]
         keys = {meta.path: (meta.id, convert.VALUE_FIELDS[meta.datatype]) for meta in metas}
-        fill = convert.fill_datapoint_v2
+        response = self._by_id.response
         async for batch in self._batches(metas, interval_ms, deadline):
-            response = val_pb2.SubscribeByIdResponse()
-            entries = response.entries
-            for path, datapoint in batch.items():
-                signal_id, field = keys[path]
-                fill(entries[signal_id], field, datapoint)
-            yield response
+            yield response(batch, keys)
 
     # --- actuation -----------------------------------------------------------------------------------------
     def _actuation(self, request: val_pb2.ActuateRequest) -> tuple[str, Value]:
@@ -225,6 +220,18 @@ def publish_datapoint(
     broker.publish_value(
         meta.path, convert.value_from_v2(meta, datapoint.value), timestamp, owner=owner, access=caller()
     )
+
+
+def _entry_by_path(path: str, field: str, datapoint: Datapoint) -> bytes:
+    response = val_pb2.SubscribeResponse()
+    convert.fill_datapoint_v2(response.entries[path], field, datapoint)
+    return response.SerializeToString()
+
+
+def _entry_by_id(path: str, key: tuple[int, str], datapoint: Datapoint) -> bytes:
+    response = val_pb2.SubscribeByIdResponse()
+    convert.fill_datapoint_v2(response.entries[key[0]], key[1], datapoint)
+    return response.SerializeToString()
 
 
 async def _next_before(

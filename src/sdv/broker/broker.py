@@ -39,7 +39,7 @@ from sdv.broker.directory import SignalDirectory
 from sdv.broker.model import metadata_from_catalogue, metadata_from_vehicle
 from sdv.broker.ownership import Owner, Ownership
 from sdv.broker.providers import ActuationProvider
-from sdv.broker.subscription import Subscription
+from sdv.broker.subscription import Subscription, wake
 from sdv.errors import (
     LimitExceededError,
     NoProviderError,
@@ -145,9 +145,11 @@ class Broker:
         """Store the updates and offer the changes to subscribers (the caller holds the lock)."""
         values = self._values
         subscribers = self._subscribers
+        woken: list[Subscription] = []
+        new = tuple.__new__  # a named tuple without its keyword-handling constructor: the hot path
         for update in updates:
             path = update[0]
-            datapoint = Datapoint(update[1], update[2], update[3])
+            datapoint = new(Datapoint, (update[1], update[2], update[3]))
             previous = values.get(path)
             if previous is None:
                 continue  # not a signal of this broker
@@ -157,8 +159,11 @@ class Broker:
             interested = subscribers.get(path)
             if interested:
                 for subscription in interested:
-                    subscription._offer(path, datapoint)
+                    if subscription._queue(path, datapoint):
+                        woken.append(subscription)
         self.updates_published += len(updates)
+        if woken:
+            wake(woken)  # one call into each subscriber's event loop for the whole batch
 
     def publish_value(
         self,
@@ -317,7 +322,13 @@ class Broker:
             if targets and meta.kind != "actuator":
                 raise ReadOnlyError(f"{path} is a {meta.kind}; only actuators have a target value")
         subscription = Subscription(
-            self, paths, min_interval_ms, asyncio.get_running_loop(), client=access.subject, targets=targets
+            self,
+            paths,
+            min_interval_ms,
+            asyncio.get_running_loop(),
+            client=access.subject,
+            targets=targets,
+            tick_ms=self.limits.subscription_tick_ms,
         )
         registry = self._target_subscribers if targets else self._subscribers
         current = self._targets if targets else self._values
@@ -419,12 +430,15 @@ class Broker:
                     f"within {timeout:g} s (Limits.actuation_timeout_s)"
                 ) from None
             now = time.time()
+            woken = []
             with self._lock:
                 for path, value in batch:
                     datapoint = Datapoint(value, now, Status.VALID)
                     self._targets[path] = datapoint
                     for subscription in self._target_subscribers.get(path, ()):
-                        subscription._offer(path, datapoint)
+                        if subscription._queue(path, datapoint):
+                            woken.append(subscription)
+            wake(woken)
 
     # --- statistics ----------------------------------------------------------------------------------------
     def attach_statistics(self, source: Callable[[], dict[str, Any]]) -> None:

@@ -33,6 +33,14 @@ class Limits(BaseModel):
         ge=1,
         description="open subscriptions of one client: a token's subject, or one connection without tokens",
     )
+    subscription_tick_ms: float = Field(
+        2.0,
+        ge=0,
+        le=1000,
+        description="the shortest time between two responses of one subscription while changes keep coming: "
+        "what arrives in between is coalesced into the next response (latest value per signal); a change after "
+        "a quiet tick is sent at once, so the tick adds latency only under load; 0 sends every batch",
+    )
     max_buffer_size: int = Field(
         1000,
         ge=0,

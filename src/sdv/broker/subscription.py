@@ -1,14 +1,19 @@
 """A subscriber's view of the broker: the latest datapoint of each subscribed signal, delivered in batches.
 
-The broker offers each change under its lock (:meth:`Subscription._offer`), which keeps only the latest
+The broker offers each change under its lock (:meth:`Subscription._queue`), which keeps only the latest
 datapoint per signal, so a slow subscriber holds at most one datapoint per signal and never delays a publisher.
+
+Wake-ups: a subscription with a batch pending is woken once, whatever arrives before it takes the batch; a
+publisher wakes all the subscriptions its batch concerns with one call into each event loop (:func:`wake`), not
+one per subscription. While changes keep coming, a subscription's batches are at least ``tick`` apart (what
+arrives in between is coalesced); after a quiet tick the next change is delivered at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from sdv.types.signals import Datapoint
@@ -16,7 +21,7 @@ from sdv.types.signals import Datapoint
 if TYPE_CHECKING:
     from sdv.broker.broker import Broker
 
-__all__ = ["Subscription"]
+__all__ = ["Subscription", "wake"]
 
 
 class Subscription:
@@ -36,11 +41,13 @@ class Subscription:
         *,
         client: str,
         targets: bool = False,
+        tick_ms: float = 0.0,
     ) -> None:
         self.paths = tuple(dict.fromkeys(paths))
         self.targets = targets
         self.client = client
         self.min_interval = min_interval_ms / 1000.0
+        self._spacing = max(self.min_interval, tick_ms / 1000.0)
         self.dropped = 0
         self.delivered = 0
         self._broker = broker
@@ -51,13 +58,24 @@ class Subscription:
         self._closed = False
         self._last_batch = -float("inf")
 
-    def _offer(self, path: str, datapoint: Datapoint) -> None:
-        """Queue a datapoint (the caller holds the broker lock)."""
-        if path in self._pending:
+    def _queue(self, path: str, datapoint: Datapoint) -> bool:
+        """Queue a datapoint (the caller holds the broker lock).
+
+        Returns:
+            Whether the subscription must be woken (:func:`wake`): it had nothing pending.
+        """
+        pending = self._pending
+        if path in pending:
             self.dropped += 1
-        self._pending[path] = datapoint
-        if not self._signalled:
-            self._signalled = True
+        pending[path] = datapoint
+        if self._signalled:
+            return False
+        self._signalled = True
+        return True
+
+    def _offer(self, path: str, datapoint: Datapoint) -> None:
+        """Queue a datapoint and wake the subscription if needed (the caller holds the broker lock)."""
+        if self._queue(path, datapoint):
             self._loop.call_soon_threadsafe(self._event.set)
 
     def __aiter__(self) -> AsyncIterator[dict[str, Datapoint]]:
@@ -66,8 +84,8 @@ class Subscription:
     async def __anext__(self) -> dict[str, Datapoint]:
         while not self._closed:
             await self._event.wait()
-            if self.min_interval:
-                wait = self._last_batch + self.min_interval - time.monotonic()
+            if self._spacing:
+                wait = self._last_batch + self._spacing - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
             with self._broker._lock:
@@ -92,3 +110,17 @@ class Subscription:
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._closed
+
+
+def wake(subscriptions: Iterable[Subscription]) -> None:
+    """Wake subscriptions that :meth:`Subscription._queue` said must be: one call into each event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Subscription]] = {}
+    for subscription in subscriptions:
+        by_loop.setdefault(subscription._loop, []).append(subscription)
+    for loop, group in by_loop.items():
+        loop.call_soon_threadsafe(_set_events, group)
+
+
+def _set_events(subscriptions: list[Subscription]) -> None:
+    for subscription in subscriptions:
+        subscription._event.set()

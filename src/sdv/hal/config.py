@@ -51,6 +51,14 @@ class HalConfig(BaseModel):
     receive_timeout_s: float = Field(
         0.05, gt=0, description="longest wait of a reader for frames (also how fast it notices a stop)"
     )
+    batch_window_s: float = Field(
+        0.002,
+        ge=0,
+        le=1,
+        description="how long a reader keeps collecting frames after the first of a batch: a few ms of frames are "
+        "decoded and published together, which is what keeps the cost per frame low at real-time rates "
+        "(0: only what already arrived)",
+    )
     freshness_period_s: float = Field(0.02, ge=0, description="time between two freshness checks of a bus")
     reconnect: BusReopenPolicy = Field(default_factory=BusReopenPolicy)
     log_interval_s: float = Field(

@@ -240,9 +240,10 @@ class FrameProcessor:
                 routes[route_key(frame_id, extended)] = _Route(codec, bindings, e2e, timeout)
             self._routes.append(routes)
             self._statistics.append(BusStatistics())
-        self._timed = [
-            route for routes in self._routes for route in routes.values() if route.timeout is not None
+        self._timed_by_bus = [
+            [route for route in routes.values() if route.timeout is not None] for routes in self._routes
         ]
+        self._timed = [route for routes in self._timed_by_bus for route in routes]
 
     def bus_index(self, name: str) -> int:
         """Index of a bus, as :meth:`process` takes it."""
@@ -265,7 +266,9 @@ class FrameProcessor:
             if signal.source is None and signal.value is not None
         ]
 
-    def _bad(self, bus_index: int, reason: str, key: int, detail: str) -> None:
+    def _bad(self, bus_index: int, reason: str, key: int, detail: str, *arguments: object) -> None:
+        """Count a bad frame; log the first of its bus, id and reason (``detail % arguments``, formatted only
+        then: bad values can arrive with every frame)."""
         self._statistics[bus_index].bad[reason] += 1
         marker = (bus_index, key, reason)
         if marker not in self._logged:
@@ -275,7 +278,7 @@ class FrameProcessor:
                 self.bus_names[bus_index],
                 reason,
                 key & ~_EXTENDED,
-                detail,
+                detail % arguments if arguments else detail,
             )
 
     def process(self, bus_index: int, frames: Iterable[FrameLike]) -> list[SignalUpdate]:
@@ -308,7 +311,10 @@ class FrameProcessor:
                     bus_index,
                     "wrong_length",
                     key,
-                    f"{len(data)} bytes, {route.codec.name} has {route.length}",
+                    "%d bytes, %s has %d",
+                    len(data),
+                    route.codec.name,
+                    route.length,
                 )
                 continue
             if len(data) > route.length:
@@ -361,7 +367,11 @@ class FrameProcessor:
                         bus_index,
                         "out_of_range",
                         key,
-                        f"{binding.signal}={physical} outside [{binding.low}, {binding.high}]",
+                        "%s=%s outside [%s, %s]",
+                        binding.signal,
+                        physical,
+                        binding.low,
+                        binding.high,
                     )
                     continue
                 try:
@@ -371,12 +381,20 @@ class FrameProcessor:
                         bus_index,
                         "unmapped_value",
                         key,
-                        f"{binding.signal}={physical} not in the value table",
+                        "%s=%s not in the value table",
+                        binding.signal,
+                        physical,
                     )
                     continue
                 except (ArithmeticError, ValueError) as error:
                     self._bad(
-                        bus_index, "out_of_range", key, f"{binding.signal}={physical}: transform: {error}"
+                        bus_index,
+                        "out_of_range",
+                        key,
+                        "%s=%s: transform: %s",
+                        binding.signal,
+                        physical,
+                        error,
                     )
                     continue
                 binding.last_physical = physical
@@ -392,10 +410,14 @@ class FrameProcessor:
         statistics.decoded += decoded
         return updates
 
-    def check_freshness(self, now: float) -> list[SignalUpdate]:
-        """Mark the signals of messages overdue at ``now`` (seconds, the frames' time base) as stale."""
+    def check_freshness(self, now: float, bus_index: int | None = None) -> list[SignalUpdate]:
+        """Mark the signals of messages overdue at ``now`` (seconds, the frames' time base) as stale.
+
+        Args:
+            bus_index: only this bus's messages (a bus's reader judges its own bus); None: every bus.
+        """
         updates = []
-        for route in self._timed:
+        for route in self._timed if bus_index is None else self._timed_by_bus[bus_index]:
             if route.stale or route.last_seen is None or route.timeout is None:
                 continue
             if now - route.last_seen > route.timeout:

@@ -13,10 +13,16 @@ backoff of :class:`~sdv.hal.config.BusReopenPolicy`; the other buses' threads ne
 :meth:`Hal.start` a bus that cannot be opened for a reason that may pass (:class:`~sdv.errors.BusError`) starts
 ``DOWN`` and is retried the same way; configuration that can never work fails the start. :meth:`Hal.open` and
 :meth:`Hal.replay`, meant for finite runs, retry nothing and raise the first failure.
+
+Locking: each bus's decoding state is guarded by a lock of its own, so buses decode independently of each other;
+delivering to the consumer and the listener is serialised by another lock; the sources and bus states by a third,
+only ever held briefly. :meth:`Hal.write` takes that one only, never a bus's decoding lock nor the delivery's: an
+actuation waits neither behind decoding nor behind a slow consumer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 import random
@@ -85,7 +91,10 @@ class Hal:
             for path, signal in self.vehicle.signals.items()
             if signal.actuated_by == "hal"
         }
-        self._lock = threading.RLock()  # consumers may read statistics from inside a batch
+        self._lock = threading.Lock()  # the sources and bus states: held briefly, never around a callback
+        self._delivery = threading.RLock()  # consumer and listener calls, one at a time
+        self._bus_locks = {name: threading.Lock() for name in self.processor.bus_names}
+        self._write_lock = threading.Lock()  # encoders keep counters between requests
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         rng = rng or random.Random()
@@ -107,7 +116,9 @@ class Hal:
         if opener is not None:
             return opener()
         bus = self.vehicle.buses[name]
-        return open_source(bus.config, self.vehicle.directory, tuple(bus.codecs))
+        return open_source(
+            bus.config, self.vehicle.directory, tuple(bus.codecs), batch_window_s=self.config.batch_window_s
+        )
 
     def open(self) -> None:
         """Open every bus's source (given ones are used as they are), retrying nothing.
@@ -158,9 +169,9 @@ class Hal:
                 with self._lock:
                     status = self._states[name].failed(str(error), self._clock())
                 self._log_down(name, status)
-        consumer(self.processor.attribute_updates(self._clock()))
-        if listener is not None:
-            with self._lock:
+        with self._delivery:
+            consumer(self.processor.attribute_updates(self._clock()))
+            if listener is not None:
                 for name, status in self.bus_states().items():
                     listener(name, status)
         for index, name in enumerate(self.processor.bus_names):
@@ -173,6 +184,7 @@ class Hal:
     def _run(self, index: int, name: str, consumer: Consumer) -> None:
         last_check = 0.0
         state = self._states[name]
+        bus_lock = self._bus_locks[name]
         while not self._stop.is_set():
             source = self.sources.get(name)
             if source is None:
@@ -185,20 +197,23 @@ class Hal:
             except EOFError:
                 _LOG.info("bus %s: recording finished", name)
                 with self._lock:
-                    self._notify(name, state.ended(self._clock()))
+                    status = state.ended(self._clock())
+                self._notify(name, status)
                 return
             except _BUS_FAILURES as error:
                 self._failed(index, name, source, error, consumer)
                 continue
-            with self._lock:
-                if frames:
+            if frames:
+                with self._lock:
                     state.delivered()
+            with bus_lock:
                 updates = self.processor.process(index, frames) if frames else []
                 now = self._clock() if source.realtime else (frames[-1].timestamp if frames else last_check)
                 if now - last_check >= self.config.freshness_period_s:
                     last_check = now
-                    updates.extend(self.processor.check_freshness(now))
-                if updates or frames:  # frames without updates still move the counters consumers may show
+                    updates.extend(self.processor.check_freshness(now, index))
+            if updates or frames:  # frames without updates still move the counters consumers may show
+                with self._delivery:
                     consumer(updates)
             if not source.realtime:
                 # A replay as fast as possible never waits for frames, so it would hold the interpreter lock
@@ -215,7 +230,10 @@ class Hal:
         with self._lock:
             now = self._clock()
             status = self._states[name].failed(str(error), now)
-            consumer(self.processor.mark_bus_unavailable(index, now))
+        with self._bus_locks[name]:
+            updates = self.processor.mark_bus_unavailable(index, now)
+        with self._delivery:
+            consumer(updates)
             self._notify(name, status)
         self._log_down(name, status)
 
@@ -225,22 +243,22 @@ class Hal:
         except _BUS_FAILURES as error:
             with self._lock:
                 status = self._states[name].failed(str(error), self._clock())
-                self._notify(name, status)
+            self._notify(name, status)
             _LOG.debug("bus %s: still %s", name, status.describe(self._clock()))
             return
         if self._stop.is_set():  # stopped while opening: nobody would close it
             _close_quietly(source)
             return
-        with self._lock:
-            status = self._opened(name, source)
-            self._notify(name, status)
+        status = self._opened(name, source)
+        self._notify(name, status)
         level = logging.INFO if name in self._warned else logging.DEBUG
         self._warned.discard(name)
         _LOG.log(level, "bus %s is up again (%d reconnects)", name, status.reconnects)
 
     def _notify(self, name: str, status: BusStatus) -> None:
         if self._listener is not None:
-            self._listener(name, status)
+            with self._delivery:
+                self._listener(name, status)
 
     def _log_down(self, name: str, status: BusStatus) -> None:
         """One warning per outage, at most one per ``log_interval_s`` for a bus that keeps failing."""
@@ -345,21 +363,24 @@ class Hal:
         actuator = self.actuator(path)
         with self._lock:
             source = self.sources.get(actuator.bus)
-            if source is None:
-                status = self._states[actuator.bus].status()
-                state = (
-                    status.describe(self._clock()) if status.state is not BusState.CONNECTING else "not open"
-                )
-                raise BusError(f"{path}: bus {actuator.bus} is {state}; the request was not sent")
-            codec = actuator.codec
+            status = self._states[actuator.bus].status()
+        if source is None:
+            state = status.describe(self._clock()) if status.state is not BusState.CONNECTING else "not open"
+            raise BusError(f"{path}: bus {actuator.bus} is {state}; the request was not sent")
+        codec = actuator.codec
+        with self._write_lock:
+            # The last received payload is read without the bus's decoding lock: the reader replaces it whole,
+            # and a request encoded on the payload before or after the frame being decoded is equally right.
             base = self.processor.last_payload(actuator.bus, codec.frame_id, codec.is_extended)
             frame = actuator.encode(value, base, self._clock())
         source.send(frame)
         return frame
 
     def statistics(self) -> dict[str, BusStatistics]:
-        """Frame counters per bus."""
-        with self._lock:
+        """Frame counters per bus (each bus's taken between two of its batches)."""
+        with contextlib.ExitStack() as held:
+            for lock in self._bus_locks.values():  # always in the same order
+                held.enter_context(lock)
             return self.processor.statistics()
 
 

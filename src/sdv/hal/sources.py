@@ -68,13 +68,18 @@ class FrameSource(ABC):
 class BusSource(FrameSource):
     """A python-can bus."""
 
-    def __init__(self, name: str, bus: can.BusABC, *, batch_size: int = DEFAULT_BATCH) -> None:
+    def __init__(
+        self, name: str, bus: can.BusABC, *, batch_size: int = DEFAULT_BATCH, batch_window_s: float = 0.0
+    ) -> None:
         self.name = name
         self.bus = bus
         self.batch_size = batch_size
+        self.batch_window_s = batch_window_s
 
     @classmethod
-    def open(cls, config: BusConfig, receive_ids: Collection[tuple[int, bool]] = ()) -> BusSource:
+    def open(
+        cls, config: BusConfig, receive_ids: Collection[tuple[int, bool]] = (), *, batch_window_s: float = 0.0
+    ) -> BusSource:
         """Open the python-can interface a bus configuration names.
 
         Args:
@@ -82,6 +87,7 @@ class BusSource(FrameSource):
             receive_ids: the (arbitration id, extended) pairs the bus's DBC files declare. On ``socketcan`` they
                 become the socket's kernel receive filters (unless the profile's ``options`` set
                 ``can_filters``), so that frames of other ids never wake the reader.
+            batch_window_s: how long :meth:`receive` keeps collecting after the first frame.
 
         Raises:
             BusError: when the interface cannot be opened now (device missing or down, no permission).
@@ -107,7 +113,7 @@ class BusSource(FrameSource):
             raise HalError(f"{where}: {error}") from error
         except (can.CanError, OSError) as error:
             raise BusError(f"{where}: {error}") from error
-        return cls(config.name, bus)
+        return cls(config.name, bus, batch_window_s=batch_window_s)
 
     def receive(self, timeout: float) -> list[can.Message]:
         """The frames that arrived (see :meth:`FrameSource.receive`).
@@ -120,8 +126,10 @@ class BusSource(FrameSource):
             if first is None:
                 return []
             frames = [first]
+            end = time.monotonic() + self.batch_window_s
             while len(frames) < self.batch_size:
-                frame = self.bus.recv(0)
+                # Within the window wait for more; after it take only what already arrived.
+                frame = self.bus.recv(max(0.0, end - time.monotonic()))
                 if frame is None:
                     break
                 frames.append(frame)
@@ -193,6 +201,7 @@ class RecordingSource(FrameSource):
         channel: str | None = None,
         tx_channel: str | None = None,
         batch_size: int = DEFAULT_BATCH,
+        batch_window_s: float = 0.0,
         clock: Any = time.time,
     ) -> None:
         try:
@@ -209,6 +218,7 @@ class RecordingSource(FrameSource):
         self.loop = loop
         self.channel = channel
         self.batch_size = batch_size
+        self.batch_window_s = batch_window_s
         self._clock = clock
         self._frames = self._timeline()
         self._ahead: can.Message | None = None
@@ -256,6 +266,7 @@ class RecordingSource(FrameSource):
             return []
         frames: list[can.Message] = []
         deadline = self._clock() + timeout
+        batch_end = deadline
         while len(frames) < self.batch_size:
             frame = self._ahead or next(self._frames, None)
             self._ahead = None
@@ -269,13 +280,15 @@ class RecordingSource(FrameSource):
                     self._start_wall, self._start_recorded = now, frame.timestamp
                 due = self._start_wall + (frame.timestamp - self._start_recorded)
                 if due > now:
-                    if frames or due > deadline:
+                    if due > (batch_end if frames else deadline):
                         self._ahead = frame
                         if not frames:
                             time.sleep(max(0.0, deadline - now))
                         return frames
                     time.sleep(due - now)
                 frame.timestamp = due
+                if not frames:  # the batch collects what is due within its window from the first frame on
+                    batch_end = max(due, now) + self.batch_window_s
             frames.append(frame)
         return frames
 
@@ -287,11 +300,16 @@ class RecordingSource(FrameSource):
 
 
 def open_source(
-    config: BusConfig, directory: Path, receive_ids: Collection[tuple[int, bool]] = ()
+    config: BusConfig,
+    directory: Path,
+    receive_ids: Collection[tuple[int, bool]] = (),
+    *,
+    batch_window_s: float = 0.0,
 ) -> FrameSource:
     """The source a bus configuration describes; relative recording paths resolve against ``directory``.
 
-    ``receive_ids`` are the bus's DBC message ids (see :meth:`BusSource.open`).
+    ``receive_ids`` are the bus's DBC message ids (see :meth:`BusSource.open`); ``batch_window_s`` how long a
+    live bus or a recording in real time keeps collecting frames after the first of a batch.
 
     Raises:
         BusError: when the bus cannot be opened now (see :meth:`BusSource.open`, :class:`RecordingSource`).
@@ -307,5 +325,6 @@ def open_source(
             loop=recording.loop,
             channel=recording.channel,
             tx_channel=str(config.channel) if config.channel is not None else None,
+            batch_window_s=batch_window_s,
         )
-    return BusSource.open(config, receive_ids)
+    return BusSource.open(config, receive_ids, batch_window_s=batch_window_s)
