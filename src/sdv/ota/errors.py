@@ -19,11 +19,13 @@ __all__ = [
     "BadSlotError",
     "BootSelectorError",
     "BundleFormatError",
+    "ConsentError",
     "EventLogError",
     "ExpiredError",
     "HardwareIdMismatchError",
     "HashMismatchError",
     "IllegalTransitionError",
+    "InsufficientEnergyError",
     "InsufficientSpaceError",
     "KeyFormatError",
     "LengthMismatchError",
@@ -31,6 +33,8 @@ __all__ = [
     "NonceMismatchError",
     "OperationCancelledError",
     "OtaError",
+    "PreconditionSyntaxError",
+    "PreconditionsUnmetError",
     "RollbackError",
     "RotationError",
     "SizeLimitError",
@@ -174,3 +178,19 @@ class BootSelectorError(OtaError):
 
 class EventLogError(OtaError):
     """An event log whose chain does not hold: names the file, the line and what was expected."""
+
+
+class PreconditionSyntaxError(OtaError, ValueError):
+    """A precondition (in a manifest or the agent configuration) that is not in the condition language."""
+
+
+class PreconditionsUnmetError(AgentStateError):
+    """The vehicle is not in the state an update step needs (a precondition unmet, or a signal unusable)."""
+
+
+class InsufficientEnergyError(PreconditionsUnmetError):
+    """The battery cannot supply the energy the update, its activation and a rollback need."""
+
+
+class ConsentError(AgentStateError):
+    """The driver declined or postponed the update, or gave no answer before the deadline."""
