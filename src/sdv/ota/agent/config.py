@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sdv.config_files import parse_yaml, read_config_text
 from sdv.errors import ConfigError, Problem
 from sdv.located import node_lines, validation_problems
+from sdv.ota.agent.vehicle_config import VehicleConfig
 from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
 from sdv.ota.bundle.manifest import PATTERN_WORDS, HardwareId, Name, Payload, SlotImageTarget
 from sdv.ota.errors import AgentConfigError
@@ -191,6 +192,8 @@ class AgentConfig(BaseModel):
         ecu_key: the agent's signing key for its reports (default ``STATE_DIR/ecu-key.pem``; created at the
             first start when missing).
         event_log: bounds of the event log.
+        vehicle: live signals, preconditions, energy, consent, software identification
+            (:mod:`sdv.ota.agent.vehicle_config`).
     """
 
     model_config = _STRICT
@@ -208,6 +211,7 @@ class AgentConfig(BaseModel):
     ecu_id: Name | None = None
     ecu_key: Path | None = None
     event_log: EventLogConfig = EventLogConfig()
+    vehicle: VehicleConfig = VehicleConfig()
 
     @model_validator(mode="after")
     def _unique(self) -> AgentConfig:
@@ -255,7 +259,7 @@ def _resolve(value: object, base: Path) -> object:
     return value
 
 
-_PATH_KEYS = frozenset({"state_dir", "trust", "a", "b", "root", "cmdline", "ecu_key"})
+_PATH_KEYS = frozenset({"state_dir", "trust", "a", "b", "root", "cmdline", "ecu_key", "token_file", "ca"})
 # Commands whose program is a path when it contains a slash (``./health.sh``, ``bin/check``), as a shell finds it.
 _COMMAND_KEYS = frozenset({"command", "reboot_command"})
 _PROGRAM_KEYS = frozenset({"fw_printenv", "fw_setenv"})

@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import NoReturn
 
 from sdv.ota.errors import PreconditionSyntaxError
 from sdv.types.datatypes import Value
@@ -44,10 +45,11 @@ __all__ = [
     "MAX_CONDITION_CHARS",
     "MAX_DEPTH",
     "Condition",
-    "NamedValues",
     "ConditionResult",
+    "NamedValues",
     "SignalReading",
     "parse_condition",
+    "reading_of",
 ]
 
 MAX_CONDITION_CHARS = 1024
@@ -201,7 +203,7 @@ class Condition:
             max_age_s: a valid value older than this counts as stale (None: no limit).
             names: the numbers named values stand for on signals that carry numbers.
         """
-        readings = tuple(_reading(path, datapoints.get(path), now, max_age_s) for path in self.paths)
+        readings = tuple(reading_of(path, datapoints.get(path), now, max_age_s) for path in self.paths)
         unusable = [reading for reading in readings if not reading.usable]
         if unusable:
             named = ", ".join(f"{reading.path} is {reading.status.replace('_', ' ')}" for reading in unusable)
@@ -213,9 +215,10 @@ class Condition:
         return ConditionResult(self.text, False, readings, f"false for {seen}")
 
 
-def _reading(
-    path: str, datapoint: Datapoint | None, now: float | None, max_age_s: float | None
+def reading_of(
+    path: str, datapoint: Datapoint | None, now: float | None = None, max_age_s: float | None = None
 ) -> SignalReading:
+    """What a condition sees of one signal: its value only when valid and (with an age limit) recent enough."""
     if datapoint is None:
         return SignalReading(path, None, None, Status.NOT_AVAILABLE.value)
     value, timestamp, status = datapoint
@@ -252,7 +255,7 @@ class _Parser:
             self.tokens.append((kind, match[kind], match.start(kind)))
             offset = match.end()
 
-    def fail(self, offset: int, found: str, expected: str = "") -> None:
+    def fail(self, offset: int, found: str, expected: str = "") -> NoReturn:
         wanted = f"; expected {expected}" if expected else ""
         raise PreconditionSyntaxError(
             f"{self.source}: condition {self.text!r}: at character {offset + 1}: {found}{wanted}"
@@ -265,7 +268,6 @@ class _Parser:
         token = self.peek()
         if token is None:
             self.fail(len(self.text), "the condition ends", expected)
-            raise AssertionError  # pragma: no cover - fail raises
         self.position += 1
         return token
 
@@ -277,8 +279,6 @@ class _Parser:
         return False
 
     def condition(self, depth: int) -> _Node:
-        if depth > MAX_DEPTH:
-            self.fail(self.peek()[2] if self.peek() else len(self.text), f"nesting deeper than {MAX_DEPTH}")
         operands = [self.disjunct(depth)]
         while self.word("or"):
             operands.append(self.disjunct(depth))
@@ -291,6 +291,9 @@ class _Parser:
         return operands[0] if len(operands) == 1 else _Join(True, tuple(operands))
 
     def unary(self, depth: int) -> _Node:
+        if depth > MAX_DEPTH:
+            token = self.peek()
+            self.fail(token[2] if token else len(self.text), f"nesting deeper than {MAX_DEPTH}")
         if self.word("not"):
             return _Not(self.unary(depth + 1))
         kind, value, offset = self.take(_SIGNAL)
@@ -322,7 +325,6 @@ class _Parser:
         self.fail(
             offset, f"{value!r}", "a number, a quoted string, true, false or a named value such as PARK"
         )
-        raise AssertionError  # pragma: no cover - fail raises
 
 
 def parse_condition(text: str, source: str = "precondition") -> Condition:

@@ -51,14 +51,14 @@ class EnergyBudget(BaseModel):
     """The expected cost of an update, as the vehicle maker measured it.
 
     Attributes:
-        duration_s: expected seconds of install, activation and a possible rollback together.
-        energy_wh: electrical energy (Wh) they need together.
+        duration_s: expected whole seconds of install, activation and a possible rollback together.
+        energy_wh: whole Wh of electrical energy they need together.
     """
 
     model_config = _STRICT
 
-    duration_s: float = Field(gt=0, le=7 * 24 * 3600)
-    energy_wh: float = Field(gt=0, le=1_000_000)
+    duration_s: int = Field(gt=0, le=7 * 24 * 3600)
+    energy_wh: int = Field(gt=0, le=1_000_000)
 
 
 class NoticeText(BaseModel):
