@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,16 +50,19 @@ from sdv.cli.security_options import (
 from sdv.client.address import OTA_AGENT_PORT
 from sdv.client.errors import ServerUnreachableError
 from sdv.errors import VerificationError
-from sdv.ota.agent.config import load_agent_config
+from sdv.ota.agent.config import AgentConfig, load_agent_config
 from sdv.ota.agent.core import UpdateAgent, local_status
+from sdv.ota.bundle.canonical import format_time
 from sdv.ota.bundle.store import read_bundle_header
 from sdv.ota.client import OtaClient, state_name
+from sdv.ota.cockpit_link import CockpitLink
 from sdv.ota.errors import (
     AgentStateError,
     InsufficientSpaceError,
     OperationCancelledError,
     TransferOffsetError,
 )
+from sdv.ota.signals import RemoteSignals
 
 __all__ = ["register"]
 
@@ -79,7 +84,9 @@ def _bundle_text(bundle: ota_pb2.Bundle) -> str:
     return f"{bundle.name} {bundle.version} (release counter {bundle.release_counter})"
 
 
-_INTEGERS = frozenset({"sequence", "release_counter", "size", "offset", "staged_bytes", "staging_total"})
+_INTEGERS = frozenset(
+    {"sequence", "release_counter", "size", "offset", "staged_bytes", "staging_total", "checked_at"}
+)
 
 
 def _integers(document: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +124,24 @@ def _print_status(status: ota_pb2.Status, as_json: bool) -> None:
         print(f"staged:     {status.staged_bytes} of {status.staging_total} bytes")
     if status.failure:
         print(f"reason:     {status.failure}")
+    if status.HasField("vehicle"):
+        _print_vehicle(status.vehicle)
+
+
+def _print_vehicle(vehicle: ota_pb2.VehicleStatus) -> None:
+    """The preconditions with their live values, the notice and the consent state."""
+    if vehicle.software_id:
+        print(f"software:   {vehicle.software_id}")
+    if vehicle.checked:
+        verdict = "met" if vehicle.met else "NOT met"
+        print(f"vehicle:    preconditions for {vehicle.step} {verdict} at {_time_text(vehicle.checked_at)}")
+        for line in vehicle.unmet:
+            print(f"  unmet:    {line}")
+        for reading in vehicle.signals:
+            value = reading.value if reading.value else "(no value)"
+            print(f"  signal:   {reading.path} = {value} ({reading.status})")
+    if vehicle.notice_id:
+        print(f"notice:     {vehicle.notice_id}{f', consent {vehicle.consent}' if vehicle.consent else ''}")
 
 
 def _group_text(group: ota_pb2.GroupStatus) -> str:
@@ -130,11 +155,29 @@ def _group_text(group: ota_pb2.GroupStatus) -> str:
     )
 
 
+def _time_text(seconds: int) -> str:
+    """Unix seconds as the UTC time the agent's records show."""
+    return format_time(datetime.fromtimestamp(seconds, UTC))
+
+
 # -- local and remote actions ------------------------------------------------------------------------------------
 
 
+def _open_agent(config: AgentConfig, links: contextlib.ExitStack, *, boot: bool = False) -> UpdateAgent:
+    """The agent with the live signals and the cockpit of ``sdv serve`` when ``vehicle.signals.server`` names
+    it (closed with ``links``)."""
+    signals, cockpit = None, None
+    if config.vehicle.signals.server is not None:
+        signals = links.enter_context(RemoteSignals(config.vehicle.signals))
+        cockpit = links.enter_context(CockpitLink(config.vehicle.signals))
+    return links.enter_context(
+        UpdateAgent(config, boot=boot, signals=signals, consent=cockpit, publisher=signals)
+    )
+
+
 def _local(args: argparse.Namespace, action: Callable[[UpdateAgent], object]) -> ota_pb2.Status:
-    with UpdateAgent(load_agent_config(args.config)) as agent:
+    with contextlib.ExitStack() as links:
+        agent = _open_agent(load_agent_config(args.config), links)
         action(agent)
         return status_to_proto(agent.status())
 
@@ -269,7 +312,8 @@ def _agent(args: argparse.Namespace) -> int:
     # Anyone reaching an open agent could activate, roll back or cancel updates: the same closed-by-default
     # rules as sdv serve, and every RPC needs the ota scope when tokens are checked.
     security.check_address(args.address, "send, install, activate and roll back updates")
-    with UpdateAgent(config, boot=True) as agent:  # starting the agent stands for a boot
+    with contextlib.ExitStack() as links:
+        agent = _open_agent(config, links, boot=True)  # starting the agent stands for a boot
         status = agent.status()
         _LOG.info("booted slot %s; update agent %s", status.booted_slot, status.record.state)
         return asyncio.run(_serve(agent, args.address, args.port, security))

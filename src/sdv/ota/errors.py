@@ -31,6 +31,7 @@ __all__ = [
     "LengthMismatchError",
     "NonceFormatError",
     "NonceMismatchError",
+    "NoticeFormatError",
     "OperationCancelledError",
     "OtaError",
     "PreconditionSyntaxError",
@@ -46,6 +47,7 @@ __all__ = [
     "TransferStalledError",
     "TrustRootFormatError",
     "UnknownKeyError",
+    "UnknownNoticeError",
     "UnknownSlotError",
     "UnsafeArchiveEntryError",
     "VerificationError",
@@ -194,3 +196,11 @@ class InsufficientEnergyError(PreconditionsUnmetError):
 
 class ConsentError(AgentStateError):
     """The driver declined or postponed the update, or gave no answer before the deadline."""
+
+
+class UnknownNoticeError(ConsentError):
+    """No notice of that id is on the board."""
+
+
+class NoticeFormatError(OtaError, ValueError):
+    """A notice or a decision received over the wire that is not valid."""

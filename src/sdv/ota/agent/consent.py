@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from sdv.ota.bundle.vehicle_terms import Notice
-from sdv.ota.errors import ConsentError
+from sdv.ota.errors import ConsentError, UnknownNoticeError
 
 __all__ = [
     "MAX_NOTICES",
@@ -175,18 +175,31 @@ class NoticeBoard:
         """Record the driver's answer.
 
         Raises:
-            ConsentError: no such notice, or it was answered already.
+            UnknownNoticeError: no such notice.
+            ConsentError: it was answered already.
         """
         with self._changed:
             notice = self._notices.get(notice_id)
             if notice is None:
-                raise ConsentError(f"no pending notice {notice_id!r}")
+                raise UnknownNoticeError(f"no notice {notice_id!r} on the board")
             if notice.answer is not None:
                 raise ConsentError(f"notice {notice_id} was answered already ({notice.answer.decision})")
             answered = replace(notice, answer=Answer(decision, by, self._clock()))
             self._notices[notice_id] = answered
             self._bump()
             return answered
+
+    def get(self, notice_id: str) -> PostedNotice:
+        """The notice of that id.
+
+        Raises:
+            UnknownNoticeError: there is none.
+        """
+        with self._changed:
+            notice = self._notices.get(notice_id)
+        if notice is None:
+            raise UnknownNoticeError(f"no notice {notice_id!r} on the board")
+        return notice
 
     def notices(self) -> tuple[int, list[PostedNotice]]:
         """The board's version and its notices, oldest first."""

@@ -41,6 +41,7 @@ from sdv.ota.agent.groups import Sides, SlotGroups
 from sdv.ota.agent.install_steps import InstallSteps
 from sdv.ota.agent.preconditions import SignalSource, VehicleGate
 from sdv.ota.agent.records import AgentRecords
+from sdv.ota.agent.software_id import SoftwarePublisher
 from sdv.ota.agent.state import (
     AT_REST,
     AgentRecord,
@@ -83,6 +84,8 @@ class UpdateAgent(TransferSteps, InstallSteps, ActivationSteps):
         signals: the live vehicle signals the preconditions read (:mod:`sdv.ota.signals`; default: none, so
             any precondition is unmet).
         consent: the cockpit that shows notices and takes the driver's answer (default: none).
+        publisher: where the software identification is published at start and after each update (default:
+            nowhere).
 
     Raises:
         StateDirectoryBusyError: another process holds the state directory.
@@ -98,6 +101,7 @@ class UpdateAgent(TransferSteps, InstallSteps, ActivationSteps):
         observer: AgentObserver | None = None,
         signals: SignalSource | None = None,
         consent: ConsentChannel | None = None,
+        publisher: SoftwarePublisher | None = None,
     ) -> None:
         self.config = config
         self.state_dir = config.state_dir
@@ -106,7 +110,7 @@ class UpdateAgent(TransferSteps, InstallSteps, ActivationSteps):
         self.groups = SlotGroups(config, selector)
         self._clock = clock
         self.gate, self.consent = VehicleGate(config.vehicle, signals, clock), consent  # vehicle_steps
-        self.last_check, self.notice_id = None, None
+        self.last_check, self.notice_id, self.publisher, self.consent_state = None, None, publisher, ""
         self._mutex = threading.RLock()
         self._listeners: list[Callable[[AgentStatus], None]] = []
         self._uploading = False
@@ -134,6 +138,7 @@ class UpdateAgent(TransferSteps, InstallSteps, ActivationSteps):
             self.records.started(self._record)
             self._recover(self.groups.start(boot=boot), rebooted=boot)
             self._refresh_boot()
+            self.publish_software()  # the committed software's identification (sdv.ota.agent.software_id)
         except BaseException:
             self.close()
             raise

@@ -31,7 +31,7 @@ from sdv.ota.bundle.manifest import Manifest
 from sdv.ota.bundle.vehicle_terms import parse_conditions
 from sdv.types.signals import Datapoint
 
-__all__ = ["EnergyCheck", "GateCheck", "SignalSource", "VehicleGate"]
+__all__ = ["EnergyCheck", "GateCheck", "SignalSource", "VehicleGate", "VehicleView"]
 
 _logger = logging.getLogger(__name__)
 _PERCENT = 100.0
@@ -112,6 +112,24 @@ class GateCheck:
     def summary(self) -> str:
         """One line: met, or what is unmet."""
         return "all preconditions met" if self.met else "; ".join(self.unmet())
+
+
+@dataclass(frozen=True)
+class VehicleView:
+    """What the agent knows of the vehicle right now, for its status.
+
+    Attributes:
+        check: the last check of the preconditions (None before the first).
+        notice_id: the notice on the cockpit's board for the update under way.
+        consent: the consent state: empty, ``waiting``, or the answer (``accept``, ``postpone``, ``decline``,
+            ``no answer``) with who gave it.
+        software_id: the committed software's identification number.
+    """
+
+    check: GateCheck | None = None
+    notice_id: str | None = None
+    consent: str = ""
+    software_id: str = ""
 
 
 class VehicleGate:

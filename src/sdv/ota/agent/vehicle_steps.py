@@ -4,21 +4,25 @@ result told to the user. Every check, notice and answer is recorded in the event
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import timedelta
 
 from pydantic import ValidationError
 
-from sdv.errors import VerificationError
+from sdv.errors import SdvError, VerificationError
 from sdv.ota.agent.base import AgentBase
 from sdv.ota.agent.consent import ConsentChannel, Decision, PostedNotice, UpdateResult
 from sdv.ota.agent.event_log import BundleSummary, EventKind
-from sdv.ota.agent.preconditions import GateCheck, VehicleGate
+from sdv.ota.agent.preconditions import GateCheck, VehicleGate, VehicleView
+from sdv.ota.agent.software_id import SoftwarePublisher, rxswin, software_attributes
 from sdv.ota.agent.state import AgentState, without_trial
+from sdv.ota.agent.store import AgentStatus
 from sdv.ota.bundle.format import read_header
 from sdv.ota.bundle.manifest import Manifest
 from sdv.ota.bundle.store import read_limited, write_atomically
 from sdv.ota.errors import ConsentError, InsufficientEnergyError, OtaError, PreconditionsUnmetError
+from sdv.types.datatypes import Value
 
 __all__ = ["VehicleSteps"]
 
@@ -36,6 +40,37 @@ class VehicleSteps(AgentBase):
     consent: ConsentChannel | None
     last_check: GateCheck | None
     notice_id: str | None
+    publisher: SoftwarePublisher | None
+    consent_state: str
+
+    def status(self) -> AgentStatus:
+        """The agent's status with what it knows of the vehicle (:class:`VehicleView`)."""
+        view = VehicleView(
+            self.last_check, self.notice_id, self.consent_state, rxswin(self._record, self.config)
+        )
+        return dataclasses.replace(super().status(), vehicle=view)
+
+    def publish_software(self, *, record: bool = False) -> dict[str, Value]:
+        """Publish the software identification of the committed software (at start, after a commit or a
+        rollback); with ``record``, the event log keeps it too. A publisher that fails is logged, not raised: the
+        update's outcome stands, and the next start publishes again."""
+        values = software_attributes(self._record, self.config)
+        if record:
+            branch = self.config.vehicle.software.branch
+            listed = values[f"{branch}.Components"]
+            self.records.journal.append(
+                EventKind.SOFTWARE,
+                self._record.state,
+                reason="; ".join(map(str, listed)) if isinstance(listed, tuple) else None,
+                bundle=BundleSummary.of(self._record.installed),
+                data={"rxswin": str(values[f"{branch}.Rxswin"]), "version": str(values[f"{branch}.Version"])},
+            )
+        if self.publisher is not None:
+            try:
+                self.publisher.publish(values)
+            except (SdvError, OSError) as error:
+                _logger.warning("cannot publish the software identification: %s", error)
+        return values
 
     # -- hooks ---------------------------------------------------------------------------------------------------
 
@@ -74,7 +109,9 @@ class VehicleSteps(AgentBase):
         return None if check.met else f"the vehicle left the update's preconditions: {check.summary()}"
 
     def _vehicle_result(self, success: bool, reason: str | None) -> None:
-        """Tell the cockpit how the update ended (best effort: the update's outcome stands either way)."""
+        """Publish the software identification and tell the cockpit how the update ended (best effort: the
+        update's outcome stands either way)."""
+        self.publish_software(record=success)
         notice_id, self.notice_id = self.notice_id, None
         if self.consent is None or notice_id is None:
             return
@@ -183,7 +220,10 @@ class VehicleSteps(AgentBase):
         )
         if not required:
             return
+        self.consent_state = "waiting for the driver"
+        self._notify()
         answer = self.consent.wait(self.notice_id, policy.timeout_s, self._cancel)
+        self.consent_state = "no answer" if answer is None else f"{answer.decision.value} by {answer.by}"
         self.records.journal.append(
             EventKind.CONSENT,
             self._record.state,
