@@ -226,6 +226,15 @@ def _rollback_local(agent: UpdateAgent, reason: str) -> object:
     return agent.rollback(reason or "rollback requested")
 
 
+def _waiting_text(vehicle: ota_pb2.VehicleStatus) -> str:
+    """What an install waits for, in one line (empty when it waits for nothing)."""
+    if vehicle.consent == "waiting for the driver":
+        return f"waiting for the driver's consent on the cockpit (notice {vehicle.notice_id})"
+    if vehicle.checked and not vehicle.met:
+        return f"waiting for the vehicle: {'; '.join(vehicle.unmet)}"
+    return ""
+
+
 # -- push ----------------------------------------------------------------------------------------------------------
 
 
@@ -277,9 +286,15 @@ def _push(args: argparse.Namespace) -> int:
         status = client.status()
         if status.state == ota_pb2.STATE_TRANSFERRED and not args.no_install:
             staging = progress.add_task("staging ", total=None)
+            shown = [""]
 
             def on_status(update: ota_pb2.Status) -> None:
                 progress.update(staging, total=update.staging_total or None, completed=update.staged_bytes)
+                waiting = _waiting_text(update.vehicle)  # the agent waits for the vehicle or the driver
+                if waiting != shown[0]:
+                    shown[0] = waiting
+                    if waiting:
+                        progress.console.print(waiting)
 
             status = client.install(on_status)
             progress.update(staging, completed=progress.tasks[staging].total or 0)

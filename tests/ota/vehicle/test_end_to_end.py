@@ -333,3 +333,39 @@ def test_the_notice_board_refuses_callers_without_the_scope(vehicle: Vehicle) ->
         with pytest.raises(grpc.RpcError) as caught:
             stub.PostNotice(notices_pb2.PostNoticeRequest(timeout_s=10), metadata=metadata, timeout=10)
         assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+
+
+def test_push_shows_what_the_install_waits_for(
+    ecu: Ecu, vehicle: Vehicle, build_vehicle_bundle: BuildVehicleBundle, start_agent: Any, tmp_path: Path
+) -> None:
+    agent = start_agent(_agent_config(ecu, vehicle, tmp_path))
+    bundle = build_vehicle_bundle()
+    push = subprocess.Popen(
+        [sys.executable, "-m", "sdv.cli.main", "ota", "push", str(bundle), "--target", agent.target],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert push.stderr is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(push.stderr))  # type: ignore[arg-type]
+    reader.start()
+    try:
+        wait_until(
+            lambda: any("waiting for the vehicle" in line for line in lines), what="push to show the wait"
+        )
+        vehicle.drive(PARKED)
+        wait_until(lambda: any("consent" in line for line in lines), what="push to show the wait for consent")
+        _head_unit_answers(vehicle, notices_pb2.DECISION_ACCEPT)
+        out = push.stdout.read() if push.stdout is not None else ""
+        push.wait(timeout=120)
+    finally:
+        if push.poll() is None:
+            push.kill()
+            push.wait()
+        reader.join(timeout=30)
+    err = "".join(lines)
+    assert push.returncode == 0, err
+    assert f"waiting for the vehicle: {SPEED} == 0: false for {SPEED} = 48.0" in err
+    assert "waiting for the driver's consent on the cockpit (notice nav-2.5.0-1)" in err
+    assert "state:      ready" in out
