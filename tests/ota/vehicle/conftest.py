@@ -36,7 +36,7 @@ SIGNALS = (
     SignalMetadata(6, BRAKE, "sensor", "boolean"),
     SignalMetadata(7, "Vehicle.Software.Rxswin", "attribute", "string"),
     SignalMetadata(8, "Vehicle.Software.Components", "attribute", "string[]"),
-    SignalMetadata(9, "Vehicle.Software.Versions", "attribute", "string[]"),
+    SignalMetadata(9, "Vehicle.Software.Version", "attribute", "string"),
 )
 """The signals the tests' preconditions read, and the software identification branch."""
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from tests.waiting import wait_until
 
-from conftest import Ecu
+from conftest import Ecu, ok
 from sdv.broker import Broker
 from sdv.broker.access import UNRESTRICTED
 from sdv.hal.processor import SignalUpdate
@@ -34,7 +34,8 @@ _NO_CONSENT = {key: value for key, value in TERMS.items() if key != "notice"}
 
 def _agent(ecu: Ecu, broker: Broker, board: NoticeBoard | None = None, **vehicle: object) -> UpdateAgent:
     ecu.write_config(vehicle=vehicle) if vehicle else ecu.write_config()
-    return UpdateAgent(load_agent_config(ecu.config), signals=BrokerSignals(broker), consent=board)
+    source = BrokerSignals(broker)  # the in-process broker: signals in, software identification out
+    return UpdateAgent(load_agent_config(ecu.config), signals=source, consent=board, publisher=source)
 
 
 def _events(ecu: Ecu, kind: str) -> list[dict[str, object]]:
@@ -212,6 +213,11 @@ def test_accepted_consent_is_recorded_and_the_result_told(
     consent = _events(ecu, "consent")
     assert consent[0]["action"] == "accept" and "driver on the head unit at " in str(consent[0]["reason"])
     assert [entry["action"] for entry in _events(ecu, "notice")] == ["posted", "result"]
+    shown = ok("ota", "log", "show", "--config", ecu.config)
+    assert "consent to notice nav-2.5.0-1: accept; driver on the head unit at " in shown
+    assert "vehicle check for install: met (Vehicle.Speed=0.0 valid at " in shown
+    assert "software identification ecu-a-SW-" in shown
+    ok("ota", "log", "verify", "--config", ecu.config)  # the new entries keep the chain intact
 
 
 def test_declined_consent_leaves_nothing_installed(
@@ -265,3 +271,22 @@ def test_the_broker_source_reads_with_the_rights_it_is_given(broker: Broker) -> 
     assert BrokerSignals(broker).read([SPEED, "Vehicle.Unknown.Signal"]) == {
         SPEED: broker.get(SPEED, access=UNRESTRICTED)
     }
+
+
+def test_the_signed_report_carries_the_software_identification(
+    ecu: Ecu, broker: Broker, build_vehicle_bundle: BuildVehicleBundle
+) -> None:
+    from sdv.ota.agent.report import canonical_bytes, new_nonce, parse_signed_report, verify_report
+
+    with _agent(ecu, broker, software={"rxswin": "R156-ECU-A-2026.1"}) as agent:
+        assert broker.get("Vehicle.Software.Rxswin", access=UNRESTRICTED).value == "R156-ECU-A-2026.1"
+        agent.receive_file(build_vehicle_bundle(_NO_CONSENT))
+        agent.process()
+        agent.activate()
+        agent.mark_good()
+        nonce = new_nonce()
+        signed = agent.records.report(agent.status(), nonce)
+        key = agent.records.key.public_key
+    parsed = parse_signed_report(canonical_bytes(signed), "report")
+    assert verify_report(parsed, key, nonce=nonce, source="report").software_id == "R156-ECU-A-2026.1"
+    assert broker.get("Vehicle.Software.Version", access=UNRESTRICTED).value == "nav 2.5.0"
