@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["data_dir", "demo_dbc", "demo_overlay", "demo_profile", "demo_recording"]
+__all__ = ["data_dir", "demo_dbc", "demo_overlay", "demo_profile", "demo_recording", "software_overlay"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -40,3 +40,9 @@ def demo_overlay() -> Path:
 def demo_recording() -> Path:
     """The demo drive, a gzip-compressed candump log of the example vehicle's buses."""
     return data_dir("hal") / "recordings" / "demo_drive.log.gz"
+
+
+def software_overlay() -> Path:
+    """The VSS overlay (vss-tools JSON) of the software identification branch ``Vehicle.Software`` the update
+    agent publishes."""
+    return data_dir("ota") / "vss_software_overlay.json"

@@ -46,10 +46,12 @@ from sdv.errors import (
 from sdv.ota.errors import (
     AgentStateError,
     InsufficientSpaceError,
+    NoticeFormatError,
     OperationCancelledError,
     TransferInProgressError,
     TransferOffsetError,
     TransferStalledError,
+    UnknownNoticeError,
 )
 
 __all__ = [
@@ -83,6 +85,8 @@ STATUS_CODES: tuple[tuple[type[SdvError], grpc.StatusCode], ...] = (
     (HalError, grpc.StatusCode.DATA_LOSS),
     # The OTA agent (sdv.ota.v1.Ota); docs/ota.md lists this contract.
     (TransferInProgressError, grpc.StatusCode.ABORTED),
+    (UnknownNoticeError, grpc.StatusCode.NOT_FOUND),  # the update notices (sdv.cockpit.v1.UpdateNotices)
+    (NoticeFormatError, grpc.StatusCode.INVALID_ARGUMENT),
     (AgentStateError, grpc.StatusCode.FAILED_PRECONDITION),
     (TransferOffsetError, grpc.StatusCode.OUT_OF_RANGE),
     (InsufficientSpaceError, grpc.StatusCode.RESOURCE_EXHAUSTED),

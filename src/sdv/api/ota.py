@@ -40,6 +40,7 @@ from sdv.api.server import DEFAULT_ADDRESS, bind, host_port
 from sdv.broker.access import Action
 from sdv.broker.config import Limits
 from sdv.ota.agent.core import AgentStatus, UpdateAgent
+from sdv.ota.agent.preconditions import VehicleView
 from sdv.ota.agent.state import AgentState, BundleRecord, GroupRecord, TransferRecord
 from sdv.ota.agent.store import GroupBoot
 from sdv.ota.bundle.canonical import canonical_bytes
@@ -98,7 +99,29 @@ def status_to_proto(status: AgentStatus) -> ota_pb2.Status:
         staged_bytes=status.staged_bytes,
         staging_total=status.staging_total,
         groups=[_group_status(view, record.groups.get(view.name)) for view in status.groups],
+        vehicle=None if status.vehicle is None else _vehicle_status(status.vehicle),
     )
+
+
+def _vehicle_status(view: VehicleView) -> ota_pb2.VehicleStatus:
+    check = view.check
+    message = ota_pb2.VehicleStatus(
+        notice_id=view.notice_id or "", consent=view.consent, software_id=view.software_id
+    )
+    if check is not None:
+        message.checked, message.step, message.met = True, check.step, check.met
+        message.checked_at = int(check.time.timestamp())
+        message.unmet.extend(check.unmet())
+        message.signals.extend(
+            ota_pb2.SignalReading(
+                path=reading.path,
+                value="" if reading.value is None else str(reading.value),
+                status=reading.status,
+                timestamp=reading.timestamp or 0.0,
+            )
+            for reading in check.readings
+        )
+    return message
 
 
 def _group_status(view: GroupBoot, group: GroupRecord | None) -> ota_pb2.GroupStatus:

@@ -33,10 +33,11 @@ from grpc_reflection.v1alpha import reflection
 from sdv._proto.kuksa.val.v1 import val_pb2 as val_v1_pb2
 from sdv._proto.kuksa.val.v2 import val_pb2 as val_v2_pb2
 from sdv._proto.sdv.adas.v1 import adas_pb2, adas_pb2_grpc
-from sdv._proto.sdv.cockpit.v1 import cockpit_pb2, cockpit_pb2_grpc
+from sdv._proto.sdv.cockpit.v1 import cockpit_pb2, cockpit_pb2_grpc, notices_pb2, notices_pb2_grpc
 from sdv.api.adas import AdasServicer
 from sdv.api.bus_health import BusHealthReporter
 from sdv.api.cockpit import CockpitServicer
+from sdv.api.cockpit_notices import UpdateNoticesServicer
 from sdv.api.config import ApiConfig
 from sdv.api.encoded import add_servicer
 from sdv.api.guard import CallGuard
@@ -46,12 +47,14 @@ from sdv.api.val_v2 import ValV2Servicer
 from sdv.broker import Broker
 from sdv.errors import BindError
 from sdv.hal.profile import ServicesConfig
+from sdv.ota.agent.consent import NoticeBoard
 
 __all__ = [
     "ADAS",
     "COCKPIT",
     "DEFAULT_ADDRESS",
     "DEFAULT_PORT",
+    "NOTICES",
     "SERVICE_NAMES",
     "BindError",
     "SdvServer",
@@ -67,6 +70,7 @@ VAL_V2 = val_v2_pb2.DESCRIPTOR.services_by_name["VAL"].full_name
 VAL_V1 = val_v1_pb2.DESCRIPTOR.services_by_name["VAL"].full_name
 COCKPIT = cockpit_pb2.DESCRIPTOR.services_by_name["Cockpit"].full_name
 ADAS = adas_pb2.DESCRIPTOR.services_by_name["Adas"].full_name
+NOTICES = notices_pb2.DESCRIPTOR.services_by_name["UpdateNotices"].full_name
 SERVICE_NAMES: tuple[str, ...] = (VAL_V2, VAL_V1, health.SERVICE_NAME, reflection.SERVICE_NAME)
 """The services every server offers; :attr:`SdvServer.service_names` adds the typed services it serves."""
 
@@ -113,6 +117,8 @@ class SdvServer:
             whose mapping is empty) that typed service is not served.
         security: TLS material and the token verifier; None serves plaintext without token checks (tests, the
             loopback demo). The address rules are applied by :meth:`ServerSecurity.check_address` before.
+        notices: the vehicle's board of update notices (``sdv.cockpit.v1.UpdateNotices``, always served; default:
+            a new, empty one).
     """
 
     def __init__(
@@ -124,8 +130,10 @@ class SdvServer:
         config: ApiConfig | None = None,
         services: ServicesConfig | None = None,
         security: ServerSecurity | None = None,
+        notices: NoticeBoard | None = None,
     ) -> None:
         self.broker = broker
+        self.notices = notices or NoticeBoard()
         self.security = security or ServerSecurity()
         self.guard = CallGuard(broker.limits, self.security.verifier)
         self.services = services or ServicesConfig()
@@ -145,7 +153,7 @@ class SdvServer:
             for name, mapping in ((COCKPIT, self.services.cockpit), (ADAS, self.services.adas))
             if mapping
         ]
-        return (*SERVICE_NAMES[:2], *typed, *SERVICE_NAMES[2:])
+        return (*SERVICE_NAMES[:2], *typed, NOTICES, *SERVICE_NAMES[2:])
 
     @property
     def target(self) -> str:
@@ -188,6 +196,7 @@ class SdvServer:
             )
         if self.services.adas:
             adas_pb2_grpc.add_AdasServicer_to_server(AdasServicer(self.broker, self.services.adas), server)
+        notices_pb2_grpc.add_UpdateNoticesServicer_to_server(UpdateNoticesServicer(self.notices), server)
         self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = self.service_names

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +56,12 @@ from sdv.cli.security_options import (
 from sdv.client.address import OTA_AGENT_PORT
 from sdv.client.errors import ServerUnreachableError
 from sdv.errors import VerificationError
-from sdv.ota.agent.config import load_agent_config
+from sdv.ota.agent.config import AgentConfig, load_agent_config
 from sdv.ota.agent.core import UpdateAgent, local_status
+from sdv.ota.bundle.canonical import format_time
 from sdv.ota.bundle.store import read_bundle_header
 from sdv.ota.client import OtaClient, state_name
+from sdv.ota.cockpit_link import CockpitLink
 from sdv.ota.errors import (
     AgentStateError,
     InsufficientSpaceError,
@@ -65,6 +69,7 @@ from sdv.ota.errors import (
     TransferOffsetError,
 )
 from sdv.ota.fleet.service import FleetService
+from sdv.ota.signals import RemoteSignals
 
 __all__ = ["register"]
 
@@ -86,7 +91,9 @@ def _bundle_text(bundle: ota_pb2.Bundle) -> str:
     return f"{bundle.name} {bundle.version} (release counter {bundle.release_counter})"
 
 
-_INTEGERS = frozenset({"sequence", "release_counter", "size", "offset", "staged_bytes", "staging_total"})
+_INTEGERS = frozenset(
+    {"sequence", "release_counter", "size", "offset", "staged_bytes", "staging_total", "checked_at"}
+)
 
 
 def _integers(document: dict[str, Any]) -> dict[str, Any]:
@@ -124,6 +131,24 @@ def _print_status(status: ota_pb2.Status, as_json: bool) -> None:
         print(f"staged:     {status.staged_bytes} of {status.staging_total} bytes")
     if status.failure:
         print(f"reason:     {status.failure}")
+    if status.HasField("vehicle"):
+        _print_vehicle(status.vehicle)
+
+
+def _print_vehicle(vehicle: ota_pb2.VehicleStatus) -> None:
+    """The preconditions with their live values, the notice and the consent state."""
+    if vehicle.software_id:
+        print(f"software:   {vehicle.software_id}")
+    if vehicle.checked:
+        verdict = "met" if vehicle.met else "NOT met"
+        print(f"vehicle:    preconditions for {vehicle.step} {verdict} at {_time_text(vehicle.checked_at)}")
+        for line in vehicle.unmet:
+            print(f"  unmet:    {line}")
+        for reading in vehicle.signals:
+            value = reading.value if reading.value else "(no value)"
+            print(f"  signal:   {reading.path} = {value} ({reading.status})")
+    if vehicle.notice_id:
+        print(f"notice:     {vehicle.notice_id}{f', consent {vehicle.consent}' if vehicle.consent else ''}")
 
 
 def _group_text(group: ota_pb2.GroupStatus) -> str:
@@ -137,11 +162,29 @@ def _group_text(group: ota_pb2.GroupStatus) -> str:
     )
 
 
+def _time_text(seconds: int) -> str:
+    """Unix seconds as the UTC time the agent's records show."""
+    return format_time(datetime.fromtimestamp(seconds, UTC))
+
+
 # -- local and remote actions ------------------------------------------------------------------------------------
 
 
+def _open_agent(config: AgentConfig, links: contextlib.ExitStack, *, boot: bool = False) -> UpdateAgent:
+    """The agent with the live signals and the cockpit of ``sdv serve`` when ``vehicle.signals.server`` names
+    it (closed with ``links``)."""
+    signals, cockpit = None, None
+    if config.vehicle.signals.server is not None:
+        signals = links.enter_context(RemoteSignals(config.vehicle.signals))
+        cockpit = links.enter_context(CockpitLink(config.vehicle.signals))
+    return links.enter_context(
+        UpdateAgent(config, boot=boot, signals=signals, consent=cockpit, publisher=signals)
+    )
+
+
 def _local(args: argparse.Namespace, action: Callable[[UpdateAgent], object]) -> ota_pb2.Status:
-    with UpdateAgent(load_agent_config(args.config)) as agent:
+    with contextlib.ExitStack() as links:
+        agent = _open_agent(load_agent_config(args.config), links)
         action(agent)
         return status_to_proto(agent.status())
 
@@ -188,6 +231,15 @@ def _install(args: argparse.Namespace) -> int:
 
 def _rollback_local(agent: UpdateAgent, reason: str) -> object:
     return agent.rollback(reason or "rollback requested")
+
+
+def _waiting_text(vehicle: ota_pb2.VehicleStatus) -> str:
+    """What an install waits for, in one line (empty when it waits for nothing)."""
+    if vehicle.consent == "waiting for the driver":
+        return f"waiting for the driver's consent on the cockpit (notice {vehicle.notice_id})"
+    if vehicle.checked and not vehicle.met:
+        return f"waiting for the vehicle: {'; '.join(vehicle.unmet)}"
+    return ""
 
 
 # -- push ----------------------------------------------------------------------------------------------------------
@@ -241,9 +293,15 @@ def _push(args: argparse.Namespace) -> int:
         status = client.status()
         if status.state == ota_pb2.STATE_TRANSFERRED and not args.no_install:
             staging = progress.add_task("staging ", total=None)
+            shown = [""]
 
             def on_status(update: ota_pb2.Status) -> None:
                 progress.update(staging, total=update.staging_total or None, completed=update.staged_bytes)
+                waiting = _waiting_text(update.vehicle)  # the agent waits for the vehicle or the driver
+                if waiting != shown[0]:
+                    shown[0] = waiting
+                    if waiting:
+                        progress.console.print(waiting)
 
             status = client.install(on_status)
             progress.update(staging, completed=progress.tasks[staging].total or 0)
@@ -280,7 +338,8 @@ def _agent(args: argparse.Namespace) -> int:
     # rules as sdv serve, and every RPC needs the ota scope when tokens are checked.
     security.check_address(args.address, "send, install, activate and roll back updates")
     fleet = fleet_from_arguments(args, config.fleet)  # AgentConfigError: exit code 2
-    with UpdateAgent(config, boot=True) as agent:  # starting the agent stands for a boot
+    with contextlib.ExitStack() as links:
+        agent = _open_agent(config, links, boot=True)  # starting the agent stands for a boot
         status = agent.status()
         _LOG.info("booted slot %s; update agent %s", status.booted_slot, status.record.state)
         if fleet is None:

@@ -55,6 +55,7 @@ from sdv.ota.bundle.trust import (
     RoleName,
     tally_signatures,
 )
+from sdv.ota.bundle.vehicle_terms import load_vehicle_terms
 
 __all__ = ["register"]
 
@@ -129,6 +130,7 @@ def _build(args: argparse.Namespace) -> int:
             expires_in=parse_duration(args.expires),
             reinstall=args.reinstall,
             counter_floors=dict(args.counter_floor or []),
+            vehicle=None if args.vehicle is None else load_vehicle_terms(args.vehicle),
         )
     except VerificationError as error:  # the author's own input: the command cannot run as given (exit 2)
         raise OtaError(str(error)) from error
@@ -318,6 +320,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=_counter_floor,
         metavar="GROUP=COUNTER",
         help="once committed, slot group GROUP refuses release counters below COUNTER (repeat)",
+    )
+    build.add_argument(
+        "--vehicle",
+        type=Path,
+        metavar="FILE",
+        help="YAML file of what the bundle asks of the vehicle: preconditions, energy budget, user notice",
     )
     build.add_argument("-o", "--output", type=Path, required=True)
     build.set_defaults(handler=_build)

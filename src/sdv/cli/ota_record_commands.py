@@ -176,6 +176,13 @@ def _entry_text(entry: EventEntry) -> str:
         EventKind.TRUST: f"trust root version {entry.data.get('from_version')} -> {entry.data.get('to_version')}",
         EventKind.KEY: f"created the ECU key {entry.data.get('keyid')}",
         EventKind.CHECKPOINT: f"checkpoint in {entry.state}",
+        EventKind.PRECONDITIONS: (
+            f"vehicle check for {entry.data.get('step')}: {'met' if entry.data.get('met') else 'NOT met'}"
+            f" ({entry.data.get('signals') or 'no signals read'})"
+        ),
+        EventKind.NOTICE: f"notice {entry.data.get('notice')} {entry.action}",
+        EventKind.CONSENT: f"consent to notice {entry.data.get('notice')}: {entry.action or 'no answer'}",
+        EventKind.SOFTWARE: f"software identification {entry.data.get('rxswin')} ({entry.data.get('version')})",
     }
     text = f"#{entry.seq} {format_time(entry.time)} {entry.event.value:<10} {parts[entry.event]}"
     if entry.outcome is not None:

@@ -35,7 +35,7 @@ from sdv.cli.settings import load_settings
 from sdv.hal.profile import ServicesConfig
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import load_vehicle
-from sdv.resources import demo_overlay, demo_profile
+from sdv.resources import demo_overlay, demo_profile, software_overlay
 from sdv.vss import load_catalogue
 
 __all__ = ["register"]
@@ -96,7 +96,9 @@ def _serve(args: argparse.Namespace) -> int:
     if args.profile is None and catalogue is None:
         # The demo's own overlay alone: it describes the Vehicle.SDV signals; the rest of the demo follows VSS
         # 4.0, which is not shipped to check against (the tests check it)
-        catalogue = load_catalogue([demo_overlay()])
+        catalogue = load_catalogue(
+            [demo_overlay(), software_overlay()]
+        )  # and the update agent's Vehicle.Software
     security.check_address(args.address)  # refuses an open non-loopback address, warns of what is open
     bridge = HalBridge(Hal(vehicle), limits, catalogue=catalogue)
     broker = bridge.broker

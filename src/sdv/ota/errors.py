@@ -19,6 +19,7 @@ __all__ = [
     "BadSlotError",
     "BootSelectorError",
     "BundleFormatError",
+    "ConsentError",
     "EventLogError",
     "ExpiredError",
     "FleetServerError",
@@ -26,13 +27,17 @@ __all__ = [
     "HashMismatchError",
     "IllegalTransitionError",
     "IndexFormatError",
+    "InsufficientEnergyError",
     "InsufficientSpaceError",
     "KeyFormatError",
     "LengthMismatchError",
     "NonceFormatError",
     "NonceMismatchError",
+    "NoticeFormatError",
     "OperationCancelledError",
     "OtaError",
+    "PreconditionSyntaxError",
+    "PreconditionsUnmetError",
     "RollbackError",
     "RotationError",
     "SizeLimitError",
@@ -44,6 +49,7 @@ __all__ = [
     "TransferStalledError",
     "TrustRootFormatError",
     "UnknownKeyError",
+    "UnknownNoticeError",
     "UnknownSlotError",
     "UnsafeArchiveEntryError",
     "VerificationError",
@@ -188,3 +194,30 @@ class FleetServerError(OtaError):
 
 class IndexFormatError(VerificationError, ValueError):
     """A bundle index that does not follow the signed index format (``sdv ota index``)."""
+
+
+# -- the vehicle: preconditions, energy, consent ------------------------------------------------------------------
+
+
+class PreconditionSyntaxError(OtaError, ValueError):
+    """A precondition (in a manifest or the agent configuration) that is not in the condition language."""
+
+
+class PreconditionsUnmetError(AgentStateError):
+    """The vehicle is not in the state an update step needs (a precondition unmet, or a signal unusable)."""
+
+
+class InsufficientEnergyError(PreconditionsUnmetError):
+    """The battery cannot supply the energy the update, its activation and a rollback need."""
+
+
+class ConsentError(AgentStateError):
+    """The driver declined or postponed the update, or gave no answer before the deadline."""
+
+
+class UnknownNoticeError(ConsentError):
+    """No notice of that id is on the board."""
+
+
+class NoticeFormatError(OtaError, ValueError):
+    """A notice or a decision received over the wire that is not valid."""

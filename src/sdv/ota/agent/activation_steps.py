@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import subprocess
 
-from sdv.ota.agent.base import AgentBase
 from sdv.ota.agent.groups import Sides
 from sdv.ota.agent.records import journaled
 from sdv.ota.agent.state import (
@@ -20,6 +19,7 @@ from sdv.ota.agent.state import (
     with_bad_trial_sides,
     without_trial,
 )
+from sdv.ota.agent.vehicle_steps import VehicleSteps
 from sdv.ota.errors import (
     AgentStateError,
 )
@@ -30,7 +30,7 @@ _logger = logging.getLogger(__name__)
 _S = AgentState
 
 
-class ActivationSteps(AgentBase):
+class ActivationSteps(VehicleSteps):
     """Trial, commit and rollback (``Ready`` → ``Activating`` → ``Verifying`` → ``Activated``, or back)."""
 
     def _reboot(self, changing: set[str]) -> Sides | None:
@@ -65,6 +65,7 @@ class ActivationSteps(AgentBase):
         with self._mutex:
             self._require("activate", _S.READY)
             check_activation(self._record)
+            self._vehicle_before_activate()  # preconditions and energy (sdv.ota.agent.vehicle_steps)
             self._go(_S.ACTIVATING)
             self._continue_activation()
             return self._record
@@ -92,7 +93,9 @@ class ActivationSteps(AgentBase):
         self.groups.switch_trees(booted)  # the trial sides' trees go live with them (after a real reboot too)
         if self._record.state is _S.ACTIVATING:
             self._go(_S.VERIFYING)
-        failure = self.groups.health_check(trial)
+        failure = self._vehicle_broken() or self.groups.health_check(
+            trial
+        )  # vehicle first: no check while moving
         if failure is not None:
             self._rollback(failure)
 
@@ -120,8 +123,15 @@ class ActivationSteps(AgentBase):
                         f"slot group {name}: side {slot} is on trial but side {booted[name]} is running; "
                         "reboot first"
                     )
+            broken = (
+                self._vehicle_broken()
+            )  # the vehicle left the update's preconditions: the old software stays
+            if broken is not None:
+                self._rollback(broken)
+                return self._record
             self.groups.mark_good(trial)
             self._go(_S.ACTIVATED, groups=committed_groups(record), installed=record.bundle, failure=None)
+            self._vehicle_result(True, None)
             return self._record
 
     @journaled("roll back")
@@ -149,3 +159,4 @@ class ActivationSteps(AgentBase):
             return  # the reboot finishes the rollback (_recover)
         self.groups.switch_trees(booted)
         self._go(_S.ROLLED_BACK, groups=without_trial(self._record))
+        self._vehicle_result(False, reason)

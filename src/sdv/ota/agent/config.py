@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sdv.config_files import parse_yaml, read_config_text
 from sdv.errors import ConfigError, Problem
 from sdv.located import node_lines, validation_problems
+from sdv.ota.agent.vehicle_config import VehicleConfig
 from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
 from sdv.ota.bundle.manifest import PATTERN_WORDS, HardwareId, Name, Payload, SlotImageTarget
 from sdv.ota.errors import AgentConfigError
@@ -193,6 +194,8 @@ class AgentConfig(BaseModel):
             first start when missing).
         event_log: bounds of the event log.
         fleet: where the agent pulls updates from (hawkBit or a signed index; see docs/ota.md).
+        vehicle: live signals, preconditions, energy, consent, software identification
+            (:mod:`sdv.ota.agent.vehicle_config`).
     """
 
     model_config = _STRICT
@@ -211,6 +214,7 @@ class AgentConfig(BaseModel):
     ecu_key: Path | None = None
     event_log: EventLogConfig = EventLogConfig()
     fleet: FleetConfig | None = None  # pulling updates: sdv.ota.fleet
+    vehicle: VehicleConfig = VehicleConfig()
 
     @model_validator(mode="after")
     def _unique(self) -> AgentConfig:
@@ -271,6 +275,7 @@ _PATH_KEYS = frozenset(
         "ca_file",
         "client_cert",
         "client_key",
+        "ca",
     }
 )
 # Commands whose program is a path when it contains a slash (``./health.sh``, ``bin/check``), as a shell finds it.

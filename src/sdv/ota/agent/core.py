@@ -36,9 +36,12 @@ from types import TracebackType
 from sdv.ota.agent.activation_steps import ActivationSteps
 from sdv.ota.agent.boot import BootSelector
 from sdv.ota.agent.config import AgentConfig
+from sdv.ota.agent.consent import ConsentChannel
 from sdv.ota.agent.groups import Sides, SlotGroups
 from sdv.ota.agent.install_steps import InstallSteps
+from sdv.ota.agent.preconditions import SignalSource, VehicleGate
 from sdv.ota.agent.records import AgentRecords
+from sdv.ota.agent.software_id import SoftwarePublisher
 from sdv.ota.agent.state import (
     AT_REST,
     AgentRecord,
@@ -78,6 +81,11 @@ class UpdateAgent(TransferSteps, InstallSteps, ActivationSteps):
         selector: the boot selector (default: the one the configuration names).
         clock: the clock for expiry checks.
         observer: told of every persisted state and staged chunk (default: nobody).
+        signals: the live vehicle signals the preconditions read (:mod:`sdv.ota.signals`; default: none, so
+            any precondition is unmet).
+        consent: the cockpit that shows notices and takes the driver's answer (default: none).
+        publisher: where the software identification is published at start and after each update (default:
+            nowhere).
 
     Raises:
         StateDirectoryBusyError: another process holds the state directory.
@@ -91,6 +99,9 @@ class UpdateAgent(TransferSteps, InstallSteps, ActivationSteps):
         selector: BootSelector | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         observer: AgentObserver | None = None,
+        signals: SignalSource | None = None,
+        consent: ConsentChannel | None = None,
+        publisher: SoftwarePublisher | None = None,
     ) -> None:
         self.config = config
         self.state_dir = config.state_dir
@@ -98,6 +109,8 @@ class UpdateAgent(TransferSteps, InstallSteps, ActivationSteps):
         self._lock_handle = lock_state_directory(self.state_dir)
         self.groups = SlotGroups(config, selector)
         self._clock = clock
+        self.gate, self.consent = VehicleGate(config.vehicle, signals, clock), consent  # vehicle_steps
+        self.last_check, self.notice_id, self.publisher, self.consent_state = None, None, publisher, ""
         self._mutex = threading.RLock()
         self._listeners: list[Callable[[AgentStatus], None]] = []
         self._uploading = False
@@ -125,6 +138,7 @@ class UpdateAgent(TransferSteps, InstallSteps, ActivationSteps):
             self.records.started(self._record)
             self._recover(self.groups.start(boot=boot), rebooted=boot)
             self._refresh_boot()
+            self.publish_software()  # the committed software's identification (sdv.ota.agent.software_id)
         except BaseException:
             self.close()
             raise

@@ -76,6 +76,12 @@ class EventKind(StrEnum):
     TRUST = "trust"  # a new trust root was accepted
     KEY = "key"  # the agent created its signing key
     CHECKPOINT = "checkpoint"  # first entry of a new file after rotation: restates the state and last result
+    PRECONDITIONS = (
+        "preconditions"  # a check of the vehicle's state: step, result, every signal's value and time
+    )
+    NOTICE = "notice"  # a user notice posted to the cockpit, or the result told to the user afterwards
+    CONSENT = "consent"  # the driver's answer: who, when, accept / postpone / decline
+    SOFTWARE = "software"  # the software identification published after a commit or a start
 
 
 Outcome = Literal["committed", "rolled-back", "failed"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 
-from sdv.ota.agent.base import AgentBase
 from sdv.ota.agent.records import journaled
 from sdv.ota.agent.slots import PayloadOrigin, SlotWriter
 from sdv.ota.agent.state import (
@@ -16,6 +15,7 @@ from sdv.ota.agent.state import (
     updated,
     without_trial,
 )
+from sdv.ota.agent.vehicle_steps import VehicleSteps
 from sdv.ota.bundle.format import read_header
 from sdv.ota.bundle.manifest import Manifest, Payload
 from sdv.ota.bundle.store import (
@@ -48,7 +48,7 @@ class _StagingSink:
         self._agent._staged(chunk, self.writer)
 
 
-class InstallSteps(AgentBase):
+class InstallSteps(VehicleSteps):
     """Verifying and staging a received bundle (``Transferred`` → ``Processing`` → ``Ready``), and cancelling."""
 
     @journaled("install")
@@ -66,7 +66,11 @@ class InstallSteps(AgentBase):
                 ``Transferred`` with the reason, so the install can be retried once there is space.
             OperationCancelledError: :meth:`cancel` stopped it (the state becomes ``Idle``).
             OtaError: the trust file or time state cannot be read (the state stays ``Transferred``).
+            PreconditionsUnmetError, InsufficientEnergyError: the vehicle is not in the state the bundle and the
+                ECU need (after waiting ``vehicle.wait_s``); the state stays ``Transferred``.
+            ConsentError: the driver declined (the bundle is discarded: ``Idle``), postponed or did not answer.
         """
+        self._vehicle_before_install()  # preconditions, energy, consent (sdv.ota.agent.vehicle_steps)
         with self._mutex:
             self._require("install", _S.TRANSFERRED)
             transfer = self._record.transfer

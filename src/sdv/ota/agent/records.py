@@ -45,6 +45,7 @@ from sdv.ota.agent.report import (
     check_nonce,
     sign_report,
 )
+from sdv.ota.agent.software_id import rxswin
 from sdv.ota.agent.state import AgentRecord, AgentState
 from sdv.ota.agent.store import AgentStatus
 from sdv.ota.bundle.canonical import parse_time
@@ -246,6 +247,7 @@ class AgentRecords:
             last_result=_result(self.journal.last_result),
             trust_root_version=load_trust(self.config.trust, self.config.limits).signed.version,
             log_head=None if head is None else ReportedLogHead(seq=head.seq, hash=head.hash),
+            software_id=rxswin(record, self.config),
         )
         return sign_report(report, self.key)
 

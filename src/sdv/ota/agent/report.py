@@ -22,9 +22,9 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from sdv.ota.agent.event_log import BundleSummary, Outcome
 from sdv.ota.agent.state import AgentState, SlotName
@@ -164,6 +164,8 @@ class EcuReport(BaseModel):
         last_result: how the last update ended; ``None`` if the log records none.
         trust_root_version: the version of the ECU's trust root.
         log_head: the newest entry of the event log.
+        software_id: the vehicle's software identification number (RXSWIN; :mod:`sdv.ota.agent.software_id`),
+            left out of the signed form when absent, so reports without it keep their bytes.
     """
 
     model_config = _STRICT
@@ -181,6 +183,14 @@ class EcuReport(BaseModel):
     last_result: ReportedResult | None
     trust_root_version: int = Field(ge=1)
     log_head: ReportedLogHead | None
+    software_id: str | None = Field(default=None, max_length=128)
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("software_id") is None:
+            data.pop("software_id", None)
+        return data
 
 
 class SignedEcuReport(BaseModel):

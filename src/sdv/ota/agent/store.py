@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from sdv.ota.agent.boot import BootEnv, BootSelector, FileBootSelector, UBootBootSelector
 from sdv.ota.agent.config import AgentConfig, HealthCheckConfig, ImageSlotConfig, SlotConfig
+from sdv.ota.agent.preconditions import VehicleView
 from sdv.ota.agent.slots import ImageSlotGroup, SlotGroup, TreeSlotGroup
 from sdv.ota.agent.state import AgentRecord, AgentState, GroupRecord, SlotName, other_slot
 from sdv.ota.bundle.store import read_limited, write_atomically
@@ -126,6 +127,7 @@ class AgentStatus:
         staged_bytes: payload bytes written to the slot so far while processing.
         staging_total: payload bytes of the bundle being processed.
         groups: every slot group's boot selection, the boot selector's group first.
+        vehicle: the last precondition check, the notice and the consent state (a running agent only).
     """
 
     record: AgentRecord
@@ -134,6 +136,7 @@ class AgentStatus:
     staged_bytes: int = 0
     staging_total: int = 0
     groups: tuple[GroupBoot, ...] = ()
+    vehicle: VehicleView | None = None
 
 
 def boot_view(record: AgentRecord, selectors: dict[str, BootSelector]) -> tuple[GroupBoot, ...]:

@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from sdv.ota.bundle.canonical import UtcTime
+from sdv.ota.bundle.vehicle_terms import VehicleTerms
 
 __all__ = [
     "MANIFEST_TYPE",
@@ -80,7 +81,7 @@ PATTERN_WORDS = {
 """What each pattern of the manifest's fields means, for error messages (``sdv.located``)."""
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
-_OPTIONAL_FIELDS = ("reinstall", "counter_floors")
+_OPTIONAL_FIELDS = ("reinstall", "counter_floors", "vehicle")
 
 
 class SlotImageTarget(BaseModel):
@@ -156,8 +157,10 @@ class Manifest(BaseModel):
             (a repair), where the ECU's policy allows it; a lower counter is always refused.
         counter_floors: slot group → the lowest release counter the group accepts once this bundle is
             committed (the vehicle maker's minimum version); floors are only ever raised.
+        vehicle: what the bundle asks of the vehicle: preconditions on live signals, an energy budget, the user
+            notice (:mod:`sdv.ota.bundle.vehicle_terms`).
 
-    ``reinstall`` and ``counter_floors`` are left out of the canonical form at their defaults, so manifests
+    ``reinstall``, ``counter_floors`` and ``vehicle`` are left out of the canonical form at their defaults, so manifests
     without them keep their signed bytes.
     """
 
@@ -175,12 +178,13 @@ class Manifest(BaseModel):
     counter_floors: dict[Name, Annotated[int, Field(ge=1, le=MAX_COUNTER)]] = Field(
         default_factory=dict, max_length=256
     )
+    vehicle: VehicleTerms | None = None
 
     @model_serializer(mode="wrap")
     def _without_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
         for name in _OPTIONAL_FIELDS:
-            if data.get(name) in (False, {}):
+            if name in data and data[name] in (False, {}, None):
                 data.pop(name, None)
         return data
 

@@ -37,6 +37,7 @@ from sdv.ota.bundle.keys import PrivateKey, PublicKey, load_private_key_pem, loa
 from sdv.ota.bundle.manifest import MANIFEST_TYPE, PATTERN_WORDS, Manifest, Payload, PayloadTarget
 from sdv.ota.bundle.trust import SignedTrustRoot, TrustRoot, parse_signed_trust_root
 from sdv.ota.bundle.trusted_time import TimeState, trusted_now, whole_seconds
+from sdv.ota.bundle.vehicle_terms import VehicleTerms
 from sdv.ota.bundle.verifier import BundleVerifier, PayloadChecker, VerifiedBundle
 from sdv.ota.errors import BundleFormatError, OtaError, SizeLimitError, TrustRootFormatError
 
@@ -191,10 +192,11 @@ def build_bundle(
     now: datetime | None = None,
     reinstall: bool = False,
     counter_floors: Mapping[str, int] | None = None,
+    vehicle: VehicleTerms | None = None,
 ) -> Manifest:
     """Build an unsigned bundle file.
 
-    ``reinstall`` and ``counter_floors`` are the manifest's fields of the same names.
+    ``reinstall``, ``counter_floors`` and ``vehicle`` are the manifest's fields of the same names.
 
     Payload files are hashed, then copied into the bundle while being hashed again, so a file that changes in
     between is detected. File-tree payloads are checked for archive safety before they are accepted.
@@ -219,6 +221,7 @@ def build_bundle(
             payloads=entries,
             reinstall=reinstall,
             counter_floors=dict(counter_floors or {}),
+            vehicle=vehicle,
         )
     except ValidationError as error:
         problems = "; ".join(

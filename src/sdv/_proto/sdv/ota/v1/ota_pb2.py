@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14sdv/ota/v1/ota.proto\x12\nsdv.ota.v1\"K\n\x14\x42\x65ginTransferRequest\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x15\n\rbundle_sha256\x18\x02 \x01(\t\x12\x0e\n\x06header\x18\x03 \x01(\x0c\"B\n\x0bUploadChunk\x12\x15\n\rbundle_sha256\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\x80\x01\n\x0eTransferStatus\x12\x15\n\rbundle_sha256\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12 \n\x05state\x18\x04 \x01(\x0e\x32\x11.sdv.ota.v1.State\x12\x17\n\x0fmax_chunk_bytes\x18\x05 \x01(\r\"W\n\x06\x42undle\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x17\n\x0frelease_counter\x18\x03 \x01(\x04\x12\x15\n\rbundle_sha256\x18\x04 \x01(\t\"\xf1\x02\n\x06Status\x12 \n\x05state\x18\x01 \x01(\x0e\x32\x11.sdv.ota.v1.State\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x13\n\x0b\x61\x63tive_slot\x18\x03 \x01(\t\x12\x12\n\ntrial_slot\x18\x04 \x01(\t\x12\x13\n\x0b\x62ooted_slot\x18\x05 \x01(\t\x12\x15\n\rattempts_left\x18\x06 \x01(\r\x12\"\n\x06\x62undle\x18\x07 \x01(\x0b\x32\x12.sdv.ota.v1.Bundle\x12%\n\tinstalled\x18\x08 \x01(\x0b\x32\x12.sdv.ota.v1.Bundle\x12\x0f\n\x07\x66\x61ilure\x18\t \x01(\t\x12,\n\x08transfer\x18\n \x01(\x0b\x32\x1a.sdv.ota.v1.TransferStatus\x12\x14\n\x0cstaged_bytes\x18\x0b \x01(\x04\x12\x15\n\rstaging_total\x18\x0c \x01(\x04\x12\'\n\x06groups\x18\r \x03(\x0b\x32\x17.sdv.ota.v1.GroupStatus\"\xda\x01\n\x0bGroupStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63tive_slot\x18\x02 \x01(\t\x12\x12\n\ntrial_slot\x18\x03 \x01(\t\x12\x13\n\x0b\x62ooted_slot\x18\x04 \x01(\t\x12\x15\n\rattempts_left\x18\x05 \x01(\r\x12\x11\n\tbad_slots\x18\x06 \x03(\t\x12%\n\tinstalled\x18\x07 \x01(\x0b\x32\x12.sdv.ota.v1.Bundle\x12\x17\n\x0frelease_counter\x18\x08 \x01(\x04\x12\x15\n\rcounter_floor\x18\t \x01(\x04\"\x10\n\x0eInstallRequest\"\x11\n\x0f\x41\x63tivateRequest\"\x11\n\x0fMarkGoodRequest\"!\n\x0fRollbackRequest\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x0f\n\rCancelRequest\"\x12\n\x10GetStatusRequest\"\x14\n\x12WatchStatusRequest\"!\n\x10GetReportRequest\x12\r\n\x05nonce\x18\x01 \x01(\t\"-\n\x0fReportSignature\x12\r\n\x05keyid\x18\x01 \x01(\t\x12\x0b\n\x03sig\x18\x02 \x01(\t\"K\n\x06Report\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\x12/\n\nsignatures\x18\x02 \x03(\x0b\x32\x1b.sdv.ota.v1.ReportSignature\"#\n\x12UpdateTrustRequest\x12\r\n\x05roots\x18\x01 \x03(\x0c\"@\n\x13UpdateTrustResponse\x12\x18\n\x10previous_version\x18\x01 \x01(\x04\x12\x0f\n\x07version\x18\x02 \x01(\x04*\x85\x02\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0e\n\nSTATE_IDLE\x10\x01\x12\x16\n\x12STATE_TRANSFERRING\x10\x02\x12\x15\n\x11STATE_TRANSFERRED\x10\x03\x12\x14\n\x10STATE_PROCESSING\x10\x04\x12\x0f\n\x0bSTATE_READY\x10\x05\x12\x14\n\x10STATE_ACTIVATING\x10\x06\x12\x13\n\x0fSTATE_VERIFYING\x10\x07\x12\x13\n\x0fSTATE_ACTIVATED\x10\x08\x12\x16\n\x12STATE_ROLLING_BACK\x10\t\x12\x15\n\x11STATE_ROLLED_BACK\x10\n\x12\x10\n\x0cSTATE_FAILED\x10\x0b\x32\xd7\x05\n\x03Ota\x12M\n\rBeginTransfer\x12 .sdv.ota.v1.BeginTransferRequest\x1a\x1a.sdv.ota.v1.TransferStatus\x12\x41\n\x06Upload\x12\x17.sdv.ota.v1.UploadChunk\x1a\x1a.sdv.ota.v1.TransferStatus(\x01\x30\x01\x12;\n\x07Install\x12\x1a.sdv.ota.v1.InstallRequest\x1a\x12.sdv.ota.v1.Status0\x01\x12;\n\x08\x41\x63tivate\x12\x1b.sdv.ota.v1.ActivateRequest\x1a\x12.sdv.ota.v1.Status\x12;\n\x08MarkGood\x12\x1b.sdv.ota.v1.MarkGoodRequest\x1a\x12.sdv.ota.v1.Status\x12;\n\x08Rollback\x12\x1b.sdv.ota.v1.RollbackRequest\x1a\x12.sdv.ota.v1.Status\x12\x37\n\x06\x43\x61ncel\x12\x19.sdv.ota.v1.CancelRequest\x1a\x12.sdv.ota.v1.Status\x12=\n\tGetStatus\x12\x1c.sdv.ota.v1.GetStatusRequest\x1a\x12.sdv.ota.v1.Status\x12\x43\n\x0bWatchStatus\x12\x1e.sdv.ota.v1.WatchStatusRequest\x1a\x12.sdv.ota.v1.Status0\x01\x12=\n\tGetReport\x12\x1c.sdv.ota.v1.GetReportRequest\x1a\x12.sdv.ota.v1.Report\x12N\n\x0bUpdateTrust\x12\x1e.sdv.ota.v1.UpdateTrustRequest\x1a\x1f.sdv.ota.v1.UpdateTrustResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14sdv/ota/v1/ota.proto\x12\nsdv.ota.v1\"K\n\x14\x42\x65ginTransferRequest\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x15\n\rbundle_sha256\x18\x02 \x01(\t\x12\x0e\n\x06header\x18\x03 \x01(\x0c\"B\n\x0bUploadChunk\x12\x15\n\rbundle_sha256\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\x80\x01\n\x0eTransferStatus\x12\x15\n\rbundle_sha256\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12 \n\x05state\x18\x04 \x01(\x0e\x32\x11.sdv.ota.v1.State\x12\x17\n\x0fmax_chunk_bytes\x18\x05 \x01(\r\"W\n\x06\x42undle\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x17\n\x0frelease_counter\x18\x03 \x01(\x04\x12\x15\n\rbundle_sha256\x18\x04 \x01(\t\"\x9d\x03\n\x06Status\x12 \n\x05state\x18\x01 \x01(\x0e\x32\x11.sdv.ota.v1.State\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x13\n\x0b\x61\x63tive_slot\x18\x03 \x01(\t\x12\x12\n\ntrial_slot\x18\x04 \x01(\t\x12\x13\n\x0b\x62ooted_slot\x18\x05 \x01(\t\x12\x15\n\rattempts_left\x18\x06 \x01(\r\x12\"\n\x06\x62undle\x18\x07 \x01(\x0b\x32\x12.sdv.ota.v1.Bundle\x12%\n\tinstalled\x18\x08 \x01(\x0b\x32\x12.sdv.ota.v1.Bundle\x12\x0f\n\x07\x66\x61ilure\x18\t \x01(\t\x12,\n\x08transfer\x18\n \x01(\x0b\x32\x1a.sdv.ota.v1.TransferStatus\x12\x14\n\x0cstaged_bytes\x18\x0b \x01(\x04\x12\x15\n\rstaging_total\x18\x0c \x01(\x04\x12\'\n\x06groups\x18\r \x03(\x0b\x32\x17.sdv.ota.v1.GroupStatus\x12*\n\x07vehicle\x18( \x01(\x0b\x32\x19.sdv.ota.v1.VehicleStatus\"\xc3\x01\n\rVehicleStatus\x12\x0f\n\x07\x63hecked\x18\x01 \x01(\x08\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x0b\n\x03met\x18\x03 \x01(\x08\x12\x12\n\nchecked_at\x18\x04 \x01(\x03\x12\r\n\x05unmet\x18\x05 \x03(\t\x12*\n\x07signals\x18\x06 \x03(\x0b\x32\x19.sdv.ota.v1.SignalReading\x12\x11\n\tnotice_id\x18\x07 \x01(\t\x12\x0f\n\x07\x63onsent\x18\x08 \x01(\t\x12\x13\n\x0bsoftware_id\x18\t \x01(\t\"O\n\rSignalReading\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x11\n\ttimestamp\x18\x04 \x01(\x01\"\xda\x01\n\x0bGroupStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63tive_slot\x18\x02 \x01(\t\x12\x12\n\ntrial_slot\x18\x03 \x01(\t\x12\x13\n\x0b\x62ooted_slot\x18\x04 \x01(\t\x12\x15\n\rattempts_left\x18\x05 \x01(\r\x12\x11\n\tbad_slots\x18\x06 \x03(\t\x12%\n\tinstalled\x18\x07 \x01(\x0b\x32\x12.sdv.ota.v1.Bundle\x12\x17\n\x0frelease_counter\x18\x08 \x01(\x04\x12\x15\n\rcounter_floor\x18\t \x01(\x04\"\x10\n\x0eInstallRequest\"\x11\n\x0f\x41\x63tivateRequest\"\x11\n\x0fMarkGoodRequest\"!\n\x0fRollbackRequest\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x0f\n\rCancelRequest\"\x12\n\x10GetStatusRequest\"\x14\n\x12WatchStatusRequest\"!\n\x10GetReportRequest\x12\r\n\x05nonce\x18\x01 \x01(\t\"-\n\x0fReportSignature\x12\r\n\x05keyid\x18\x01 \x01(\t\x12\x0b\n\x03sig\x18\x02 \x01(\t\"K\n\x06Report\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\x12/\n\nsignatures\x18\x02 \x03(\x0b\x32\x1b.sdv.ota.v1.ReportSignature\"#\n\x12UpdateTrustRequest\x12\r\n\x05roots\x18\x01 \x03(\x0c\"@\n\x13UpdateTrustResponse\x12\x18\n\x10previous_version\x18\x01 \x01(\x04\x12\x0f\n\x07version\x18\x02 \x01(\x04*\x85\x02\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0e\n\nSTATE_IDLE\x10\x01\x12\x16\n\x12STATE_TRANSFERRING\x10\x02\x12\x15\n\x11STATE_TRANSFERRED\x10\x03\x12\x14\n\x10STATE_PROCESSING\x10\x04\x12\x0f\n\x0bSTATE_READY\x10\x05\x12\x14\n\x10STATE_ACTIVATING\x10\x06\x12\x13\n\x0fSTATE_VERIFYING\x10\x07\x12\x13\n\x0fSTATE_ACTIVATED\x10\x08\x12\x16\n\x12STATE_ROLLING_BACK\x10\t\x12\x15\n\x11STATE_ROLLED_BACK\x10\n\x12\x10\n\x0cSTATE_FAILED\x10\x0b\x32\xd7\x05\n\x03Ota\x12M\n\rBeginTransfer\x12 .sdv.ota.v1.BeginTransferRequest\x1a\x1a.sdv.ota.v1.TransferStatus\x12\x41\n\x06Upload\x12\x17.sdv.ota.v1.UploadChunk\x1a\x1a.sdv.ota.v1.TransferStatus(\x01\x30\x01\x12;\n\x07Install\x12\x1a.sdv.ota.v1.InstallRequest\x1a\x12.sdv.ota.v1.Status0\x01\x12;\n\x08\x41\x63tivate\x12\x1b.sdv.ota.v1.ActivateRequest\x1a\x12.sdv.ota.v1.Status\x12;\n\x08MarkGood\x12\x1b.sdv.ota.v1.MarkGoodRequest\x1a\x12.sdv.ota.v1.Status\x12;\n\x08Rollback\x12\x1b.sdv.ota.v1.RollbackRequest\x1a\x12.sdv.ota.v1.Status\x12\x37\n\x06\x43\x61ncel\x12\x19.sdv.ota.v1.CancelRequest\x1a\x12.sdv.ota.v1.Status\x12=\n\tGetStatus\x12\x1c.sdv.ota.v1.GetStatusRequest\x1a\x12.sdv.ota.v1.Status\x12\x43\n\x0bWatchStatus\x12\x1e.sdv.ota.v1.WatchStatusRequest\x1a\x12.sdv.ota.v1.Status0\x01\x12=\n\tGetReport\x12\x1c.sdv.ota.v1.GetReportRequest\x1a\x12.sdv.ota.v1.Report\x12N\n\x0bUpdateTrust\x12\x1e.sdv.ota.v1.UpdateTrustRequest\x1a\x1f.sdv.ota.v1.UpdateTrustResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sdv.ota.v1.ota_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STATE']._serialized_start=1407
-  _globals['_STATE']._serialized_end=1668
+  _globals['_STATE']._serialized_start=1730
+  _globals['_STATE']._serialized_end=1991
   _globals['_BEGINTRANSFERREQUEST']._serialized_start=36
   _globals['_BEGINTRANSFERREQUEST']._serialized_end=111
   _globals['_UPLOADCHUNK']._serialized_start=113
@@ -42,33 +42,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BUNDLE']._serialized_start=312
   _globals['_BUNDLE']._serialized_end=399
   _globals['_STATUS']._serialized_start=402
-  _globals['_STATUS']._serialized_end=771
-  _globals['_GROUPSTATUS']._serialized_start=774
-  _globals['_GROUPSTATUS']._serialized_end=992
-  _globals['_INSTALLREQUEST']._serialized_start=994
-  _globals['_INSTALLREQUEST']._serialized_end=1010
-  _globals['_ACTIVATEREQUEST']._serialized_start=1012
-  _globals['_ACTIVATEREQUEST']._serialized_end=1029
-  _globals['_MARKGOODREQUEST']._serialized_start=1031
-  _globals['_MARKGOODREQUEST']._serialized_end=1048
-  _globals['_ROLLBACKREQUEST']._serialized_start=1050
-  _globals['_ROLLBACKREQUEST']._serialized_end=1083
-  _globals['_CANCELREQUEST']._serialized_start=1085
-  _globals['_CANCELREQUEST']._serialized_end=1100
-  _globals['_GETSTATUSREQUEST']._serialized_start=1102
-  _globals['_GETSTATUSREQUEST']._serialized_end=1120
-  _globals['_WATCHSTATUSREQUEST']._serialized_start=1122
-  _globals['_WATCHSTATUSREQUEST']._serialized_end=1142
-  _globals['_GETREPORTREQUEST']._serialized_start=1144
-  _globals['_GETREPORTREQUEST']._serialized_end=1177
-  _globals['_REPORTSIGNATURE']._serialized_start=1179
-  _globals['_REPORTSIGNATURE']._serialized_end=1224
-  _globals['_REPORT']._serialized_start=1226
-  _globals['_REPORT']._serialized_end=1301
-  _globals['_UPDATETRUSTREQUEST']._serialized_start=1303
-  _globals['_UPDATETRUSTREQUEST']._serialized_end=1338
-  _globals['_UPDATETRUSTRESPONSE']._serialized_start=1340
-  _globals['_UPDATETRUSTRESPONSE']._serialized_end=1404
-  _globals['_OTA']._serialized_start=1671
-  _globals['_OTA']._serialized_end=2398
+  _globals['_STATUS']._serialized_end=815
+  _globals['_VEHICLESTATUS']._serialized_start=818
+  _globals['_VEHICLESTATUS']._serialized_end=1013
+  _globals['_SIGNALREADING']._serialized_start=1015
+  _globals['_SIGNALREADING']._serialized_end=1094
+  _globals['_GROUPSTATUS']._serialized_start=1097
+  _globals['_GROUPSTATUS']._serialized_end=1315
+  _globals['_INSTALLREQUEST']._serialized_start=1317
+  _globals['_INSTALLREQUEST']._serialized_end=1333
+  _globals['_ACTIVATEREQUEST']._serialized_start=1335
+  _globals['_ACTIVATEREQUEST']._serialized_end=1352
+  _globals['_MARKGOODREQUEST']._serialized_start=1354
+  _globals['_MARKGOODREQUEST']._serialized_end=1371
+  _globals['_ROLLBACKREQUEST']._serialized_start=1373
+  _globals['_ROLLBACKREQUEST']._serialized_end=1406
+  _globals['_CANCELREQUEST']._serialized_start=1408
+  _globals['_CANCELREQUEST']._serialized_end=1423
+  _globals['_GETSTATUSREQUEST']._serialized_start=1425
+  _globals['_GETSTATUSREQUEST']._serialized_end=1443
+  _globals['_WATCHSTATUSREQUEST']._serialized_start=1445
+  _globals['_WATCHSTATUSREQUEST']._serialized_end=1465
+  _globals['_GETREPORTREQUEST']._serialized_start=1467
+  _globals['_GETREPORTREQUEST']._serialized_end=1500
+  _globals['_REPORTSIGNATURE']._serialized_start=1502
+  _globals['_REPORTSIGNATURE']._serialized_end=1547
+  _globals['_REPORT']._serialized_start=1549
+  _globals['_REPORT']._serialized_end=1624
+  _globals['_UPDATETRUSTREQUEST']._serialized_start=1626
+  _globals['_UPDATETRUSTREQUEST']._serialized_end=1661
+  _globals['_UPDATETRUSTRESPONSE']._serialized_start=1663
+  _globals['_UPDATETRUSTRESPONSE']._serialized_end=1727
+  _globals['_OTA']._serialized_start=1994
+  _globals['_OTA']._serialized_end=2721
 # @@protoc_insertion_point(module_scope)

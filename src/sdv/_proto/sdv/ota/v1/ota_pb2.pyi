@@ -203,6 +203,7 @@ class Status(_message.Message):
     STAGED_BYTES_FIELD_NUMBER: _builtins.int
     STAGING_TOTAL_FIELD_NUMBER: _builtins.int
     GROUPS_FIELD_NUMBER: _builtins.int
+    VEHICLE_FIELD_NUMBER: _builtins.int
     state: Global___State.ValueType
     sequence: _builtins.int
     """grows with every persisted change"""
@@ -233,6 +234,10 @@ class Status(_message.Message):
     def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___GroupStatus]:
         """every slot group, the boot selector's group first"""
 
+    @_builtins.property
+    def vehicle(self) -> Global___VehicleStatus:
+        """preconditions, notice and consent, software identification"""
+
     def __init__(
         self,
         *,
@@ -249,14 +254,106 @@ class Status(_message.Message):
         staged_bytes: _builtins.int = ...,
         staging_total: _builtins.int = ...,
         groups: _abc.Iterable[Global___GroupStatus] | None = ...,
+        vehicle: Global___VehicleStatus | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle", "installed", b"installed", "transfer", b"transfer"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle", "installed", b"installed", "transfer", b"transfer", "vehicle", b"vehicle"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_slot", b"active_slot", "attempts_left", b"attempts_left", "booted_slot", b"booted_slot", "bundle", b"bundle", "failure", b"failure", "groups", b"groups", "installed", b"installed", "sequence", b"sequence", "staged_bytes", b"staged_bytes", "staging_total", b"staging_total", "state", b"state", "transfer", b"transfer", "trial_slot", b"trial_slot"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_slot", b"active_slot", "attempts_left", b"attempts_left", "booted_slot", b"booted_slot", "bundle", b"bundle", "failure", b"failure", "groups", b"groups", "installed", b"installed", "sequence", b"sequence", "staged_bytes", b"staged_bytes", "staging_total", b"staging_total", "state", b"state", "transfer", b"transfer", "trial_slot", b"trial_slot", "vehicle", b"vehicle"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Status: _TypeAlias = Status  # noqa: Y015
+
+@_typing.final
+class VehicleStatus(_message.Message):
+    """What the agent knows of the vehicle: the last check of the preconditions on live signals, the notice shown to
+    the driver and the consent state.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECKED_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    MET_FIELD_NUMBER: _builtins.int
+    CHECKED_AT_FIELD_NUMBER: _builtins.int
+    UNMET_FIELD_NUMBER: _builtins.int
+    SIGNALS_FIELD_NUMBER: _builtins.int
+    NOTICE_ID_FIELD_NUMBER: _builtins.int
+    CONSENT_FIELD_NUMBER: _builtins.int
+    SOFTWARE_ID_FIELD_NUMBER: _builtins.int
+    checked: _builtins.bool
+    """a check was made since the agent started"""
+    step: _builtins.str
+    """install, activate or activation (the re-check on trial)"""
+    met: _builtins.bool
+    """the last check passed"""
+    checked_at: _builtins.int
+    """Unix seconds of the last check"""
+    notice_id: _builtins.str
+    """the notice on the cockpit's board for the update under way"""
+    consent: _builtins.str
+    """empty, "waiting for the driver", or the answer and who gave it"""
+    software_id: _builtins.str
+    """the committed software's identification number (RXSWIN)"""
+    @_builtins.property
+    def unmet(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """each unmet condition with the values seen"""
+
+    @_builtins.property
+    def signals(self) -> _containers.RepeatedCompositeFieldContainer[Global___SignalReading]:
+        """every signal the last check read"""
+
+    def __init__(
+        self,
+        *,
+        checked: _builtins.bool = ...,
+        step: _builtins.str = ...,
+        met: _builtins.bool = ...,
+        checked_at: _builtins.int = ...,
+        unmet: _abc.Iterable[_builtins.str] | None = ...,
+        signals: _abc.Iterable[Global___SignalReading] | None = ...,
+        notice_id: _builtins.str = ...,
+        consent: _builtins.str = ...,
+        software_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checked", b"checked", "checked_at", b"checked_at", "consent", b"consent", "met", b"met", "notice_id", b"notice_id", "signals", b"signals", "software_id", b"software_id", "step", b"step", "unmet", b"unmet"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VehicleStatus: _TypeAlias = VehicleStatus  # noqa: Y015
+
+@_typing.final
+class SignalReading(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_FIELD_NUMBER: _builtins.int
+    path: _builtins.str
+    value: _builtins.str
+    """the value as text; empty without a trustworthy one"""
+    status: _builtins.str
+    """valid, stale, e2e_failed, not_available, too_old"""
+    timestamp: _builtins.float
+    """Unix seconds it was measured; 0 when unknown"""
+    def __init__(
+        self,
+        *,
+        path: _builtins.str = ...,
+        value: _builtins.str = ...,
+        status: _builtins.str = ...,
+        timestamp: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["path", b"path", "status", b"status", "timestamp", b"timestamp", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignalReading: _TypeAlias = SignalReading  # noqa: Y015
 
 @_typing.final
 class GroupStatus(_message.Message):
