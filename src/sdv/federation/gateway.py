@@ -89,8 +89,9 @@ class CloudGateway:
             for path, datapoint in batch.items():
                 self._queue.offer(path, datapoint, now)
             self._queue.release_held(now)
-            if not session.info.routers_zid():
-                continue  # the link is down: the values wait in the bounded buffer
+            info = session.info
+            if not (info.routers_zid() or info.peers_zid()):
+                continue  # the link is down (nothing connected): the values wait in the bounded buffer
             for path, datapoint in self._queue.take():
                 session.put(self._layout.signal(path), encode_datapoint(datapoint))
                 self.sent += 1
