@@ -38,6 +38,7 @@ COMMAND_GROUPS: dict[str, str] = {
     "ota": "ota_commands",
     "keys": "security_commands",
     "token": "security_commands",
+    "federation": "federation_commands",
 }
 """Each top-level command → the module of its group (``sdv.cli.<module>``)."""
 
@@ -48,6 +49,7 @@ _GROUP_ORDER = (
     "codegen_commands",
     "ota_commands",
     "security_commands",
+    "federation_commands",
 )
 
 

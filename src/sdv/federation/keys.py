@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["KeyLayout", "key_expressions_for_pattern"]
+__all__ = ["KeyLayout"]
 
 
 @dataclass(frozen=True)
@@ -70,15 +70,3 @@ class KeyLayout:
         prefix = f"{self.root}/ecu/"
         name = key[len(prefix) :] if key.startswith(prefix) else ""
         return name if name and "/" not in name else None
-
-
-def key_expressions_for_pattern(layout: KeyLayout, kind: str, pattern: str) -> list[str]:
-    """The zenoh key expressions that cover a signal path pattern (the path itself and everything below it).
-
-    ``Vehicle.Cabin.*`` → ``[sdv/v/sig/Vehicle/Cabin/*, sdv/v/sig/Vehicle/Cabin/*/**]``; ``**`` → every key.
-    """
-    base = f"{layout.root}/{kind}"
-    if pattern == "**":
-        return [f"{base}/**"]
-    chunks = pattern.replace(".", "/")
-    return [f"{base}/{chunks}", f"{base}/{chunks}/**"]
