@@ -26,6 +26,7 @@ COMMANDS = [
     "keys",
     "token",
     "pki",
+    "federation",
 ]
 
 

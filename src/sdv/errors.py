@@ -27,6 +27,8 @@ __all__ = [
     "LimitExceededError",
     "NoProviderError",
     "OtaError",
+    "OutcomeUnknownError",
+    "OwnerUnreachableError",
     "Problem",
     "ProfileError",
     "ProviderTimeoutError",
@@ -141,12 +143,21 @@ class AlreadyProvidedError(SignalError):
     """Another provider already owns the actuator or signal (gRPC ``ALREADY_EXISTS``)."""
 
 
+class OwnerUnreachableError(NoProviderError):
+    """The ECU owning the actuator is not reachable over the federation (gRPC ``UNAVAILABLE``)."""
+
+
 class ActuationError(SignalError):
     """An actuation its provider accepted but could not carry out (the HAL: the frame was not sent)."""
 
 
 class ProviderTimeoutError(ActuationError, TimeoutError):
     """A provider did not answer an actuation within ``Limits.actuation_timeout_s`` (gRPC ``DEADLINE_EXCEEDED``)."""
+
+
+class OutcomeUnknownError(ActuationError):
+    """An actuation sent to the owning ECU whose reply never came: it may or may not have been carried out (gRPC
+    ``DEADLINE_EXCEEDED``)."""
 
 
 class ServerUnreachableError(SdvError, ConnectionError):

@@ -10,9 +10,10 @@ import contextvars
 
 from sdv.broker.access import NO_RIGHTS, Access
 
-__all__ = ["caller", "serve_for"]
+__all__ = ["caller", "caller_token", "serve_for"]
 
 _CALLER: contextvars.ContextVar[Access] = contextvars.ContextVar("sdv_caller", default=NO_RIGHTS)
+_TOKEN: contextvars.ContextVar[str | None] = contextvars.ContextVar("sdv_caller_token", default=None)
 
 
 def caller() -> Access:
@@ -26,6 +27,16 @@ def caller() -> Access:
     return _CALLER.get()
 
 
-def serve_for(access: Access) -> None:
-    """Serve the rest of the current asyncio task (one gRPC call) on behalf of ``access``."""
+def caller_token() -> str | None:
+    """The bearer token the caller authenticated with (None without token checks or outside a call).
+
+    The federation forwards it with an actuation, so that the ECU owning the actuator checks the caller's
+    rights itself (docs/federation.md).
+    """
+    return _TOKEN.get()
+
+
+def serve_for(access: Access, token: str | None = None) -> None:
+    """Serve the rest of the current asyncio task (one gRPC call) on behalf of ``access`` (from ``token``)."""
     _CALLER.set(access)
+    _TOKEN.set(token)

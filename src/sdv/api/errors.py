@@ -35,6 +35,7 @@ from sdv.errors import (
     HalError,
     LimitExceededError,
     NoProviderError,
+    OutcomeUnknownError,
     ProviderTimeoutError,
     ReadOnlyError,
     SdvError,
@@ -74,6 +75,7 @@ STATUS_CODES: tuple[tuple[type[SdvError], grpc.StatusCode], ...] = (
     (ValueOutOfRangeError, grpc.StatusCode.INVALID_ARGUMENT),
     (NoProviderError, grpc.StatusCode.UNAVAILABLE),
     (ProviderTimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (OutcomeUnknownError, grpc.StatusCode.DEADLINE_EXCEEDED),  # a federated owner's reply never came
     (AlreadyProvidedError, grpc.StatusCode.ALREADY_EXISTS),
     (LimitExceededError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (AccessDenied, grpc.StatusCode.PERMISSION_DENIED),

@@ -119,26 +119,27 @@ class CallGuard(_Interceptor):
         self.open_provider_streams = 0
 
     # --- who is calling ------------------------------------------------------------------------------------
-    def _authenticate(self, context: _Context) -> tuple[Access, float]:
-        """The caller's rights and when they expire (``inf`` without token checks)."""
+    def _authenticate(self, context: _Context) -> tuple[Access, float, str | None]:
+        """The caller's rights, when they expire (``inf`` without token checks) and its token (if checked)."""
         if self._verifier is None:
-            return dataclasses.replace(UNRESTRICTED, subject=context.peer()), float("inf")
+            return dataclasses.replace(UNRESTRICTED, subject=context.peer()), float("inf"), None
         values = [value for key, value in context.invocation_metadata() or () if key == "authorization"]
         if not values:
             raise AuthenticationError("this server requires a bearer token: authorization: Bearer <jwt>")
         header = values[-1] if isinstance(values[-1], str) else values[-1].decode("latin-1")
         if not header.lower().startswith(_BEARER):
             raise AuthenticationError("the authorization metadata must be 'Bearer <jwt>'")
-        return self._verifier.verify(header[len(_BEARER) :].strip())
+        token = header[len(_BEARER) :].strip()
+        return (*self._verifier.verify(token), token)
 
     async def _admit(self, context: _Context) -> float:
         """Authenticate and act for the caller; abort the call with ``UNAUTHENTICATED`` otherwise."""
         try:
-            access, expires = self._authenticate(context)
+            access, expires, token = self._authenticate(context)
         except AuthenticationError as error:
             _LOG.debug("refused a call from %s: %s", context.peer(), error)
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(error))
-        serve_for(access)
+        serve_for(access, token)
         return expires
 
     # --- wrapping the handlers -----------------------------------------------------------------------------

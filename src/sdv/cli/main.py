@@ -39,6 +39,7 @@ COMMAND_GROUPS: dict[str, str] = {
     "keys": "security_commands",
     "token": "security_commands",
     "pki": "pki_commands",
+    "federation": "federation_commands",
 }
 """Each top-level command → the module of its group (``sdv.cli.<module>``)."""
 
@@ -50,6 +51,7 @@ _GROUP_ORDER = (
     "ota_commands",
     "security_commands",
     "pki_commands",
+    "federation_commands",
 )
 
 

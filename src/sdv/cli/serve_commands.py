@@ -24,6 +24,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sdv.api.security import ServerSecurity
 from sdv.api.server import DEFAULT_ADDRESS, DEFAULT_PORT, SdvServer
@@ -37,6 +38,9 @@ from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import load_vehicle
 from sdv.resources import demo_overlay, demo_profile, software_overlay
 from sdv.vss import load_catalogue
+
+if TYPE_CHECKING:
+    from sdv.federation import Federation
 
 __all__ = ["register"]
 
@@ -118,13 +122,62 @@ def _serve(args: argparse.Namespace) -> int:
             if catalogue
             else "",
         )
-        return asyncio.run(_run(broker, args.address, args.port, vehicle.config.services, security))
+        federated = vehicle.config.federation
+        federation = None
+        if federated is not None:
+            from sdv.federation import Federation  # noqa: PLC0415 - zenoh is loaded only by a federated ECU
+
+            home = profile.resolve().parent
+            federation = Federation(
+                broker,
+                vehicle,
+                federated,
+                verifier=security.verifier,
+                resolve=lambda path: path if path.is_absolute() else home / path,
+            )
+        return asyncio.run(
+            _run(broker, args.address, args.port, vehicle.config.services, security, federation)
+        )
     finally:
         bridge.stop()
 
 
+class _FederatedServer:
+    """The gRPC server and this ECU's federation, started and stopped together (the server first, last)."""
+
+    def __init__(self, server: SdvServer, federation: Federation) -> None:
+        self._server = server
+        self._federation = federation
+
+    @property
+    def target(self) -> str:
+        return self._server.target
+
+    async def start(self) -> int:
+        port = await self._server.start()
+        try:
+            await self._federation.start()
+        except BaseException:
+            await self._server.stop()
+            raise
+        return port
+
+    async def stop(self) -> None:
+        try:
+            await self._federation.stop()
+        finally:
+            await self._server.stop()
+
+
 async def _run(
-    broker: Broker, address: str, port: int, services: ServicesConfig, security: ServerSecurity
+    broker: Broker,
+    address: str,
+    port: int,
+    services: ServicesConfig,
+    security: ServerSecurity,
+    federation: Federation | None = None,
 ) -> int:
     server = SdvServer(broker, address=address, port=port, services=services, security=security)
-    return await serve_until_signalled(server, "sdv serve")
+    if federation is None:
+        return await serve_until_signalled(server, "sdv serve")
+    return await serve_until_signalled(_FederatedServer(server, federation), "sdv serve")
