@@ -8,8 +8,8 @@ per-frame path then does a dictionary lookup, one compiled call and a loop over 
 Invariants:
 
 * A frame never raises out of :meth:`FrameProcessor.process`: bad frames are counted per bus and reason
-  (``unknown_id``, ``wrong_length``, ``out_of_range``, ``unmapped_value``, ``e2e_counter``, ``e2e_checksum``,
-  ``error_frame``) and logged at most once per bus, message id and reason.
+  (``unknown_id``, ``wrong_length``, ``unknown_multiplexer``, ``out_of_range``, ``unmapped_value``,
+  ``e2e_counter``, ``e2e_checksum``, ``error_frame``) and logged at most once per bus, message id and reason.
 * An update is emitted only when a signal's value changed (or its status did), at most once per its update
   policy's ``min_interval_ms``; the latest held-back value is emitted when the interval has passed.
 * A message whose E2E check fails publishes nothing from that frame and marks its signals ``E2E_FAILED``; a
@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
+from sdv.errors import FrameError
 from sdv.hal.codec import DecodeFunction, MessageCodec, SignalLayout
 from sdv.hal.e2e import E2ECheck
 from sdv.hal.expressions import compile_expression
@@ -315,22 +316,25 @@ class FrameProcessor:
                 data = data[: route.length]  # excess bytes carry no signal (cantools ignores them too)
             timestamp = frame.timestamp
             route.last_seen = timestamp
-            decoded += 1
             force = route.stale
-            if force:
-                route.stale = False
             decode = route.decode
             e2e = route.e2e
-            if e2e is None:
-                if data == route.last_data and not force and not route.throttled:
-                    continue  # nothing in the payload changed, so no signal did
+            if e2e is None and (
+                decode is None or (data == route.last_data and not force and not route.throttled)
+            ):
+                decoded += 1
                 route.last_data = data
-                if decode is None:
-                    continue
-                values = decode(data)
-            else:
-                route.last_data = data
-                values = decode(data)  # type: ignore[misc]  # an E2E route always has a decoder
+                continue  # nothing in the payload changed, so no signal did (or nothing is mapped)
+            try:
+                values = decode(data)  # type: ignore[misc]  # only a route without E2E may lack a decoder
+            except FrameError as error:  # a multiplexer value that selects no branch
+                self._bad(bus_index, error.reason, key, str(error))
+                continue
+            decoded += 1
+            route.last_data = data
+            if force:
+                route.stale = False
+            if e2e is not None:
                 reason = e2e.failure(data, values[-2], values[-1])
                 if reason is not None:
                     self._bad(bus_index, reason, key, route.codec.name)
