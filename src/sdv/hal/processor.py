@@ -11,7 +11,9 @@ Invariants:
   (``unknown_id``, ``wrong_length``, ``unknown_multiplexer``, ``out_of_range``, ``unmapped_value``,
   ``e2e_counter``, ``e2e_checksum``, ``error_frame``) and logged at most once per bus, message id and reason.
 * An update is emitted only when a signal's value changed (or its status did), at most once per its update
-  policy's ``min_interval_ms``; the latest held-back value is emitted when the interval has passed.
+  policy's ``min_interval_ms``; the latest held-back value is emitted when the interval has passed. A processor
+  built with ``every_frame`` emits every mapped signal of every decoded frame instead (``sdv decode``): the same
+  decoding, checks and conversions, without the publishing policy.
 * A message whose E2E check fails publishes nothing from that frame and marks its signals ``E2E_FAILED``; a
   message not received within ``timeout_multiple`` cycle times marks its signals ``STALE``. Both recover, with
   every signal re-published, on the next good frame.
@@ -206,10 +208,13 @@ class FrameProcessor:
 
     Args:
         vehicle: the checked vehicle model.
+        every_frame: publish every mapped signal of every decoded frame, changed or not and whatever its update
+            policy (what ``sdv decode --profile`` shows); by default only changes, as a server publishes them.
     """
 
-    def __init__(self, vehicle: VehicleDefinition) -> None:
+    def __init__(self, vehicle: VehicleDefinition, *, every_frame: bool = False) -> None:
         self.vehicle = vehicle
+        self.every_frame = every_frame
         self.bus_names: tuple[str, ...] = tuple(vehicle.buses)
         self._routes: list[dict[int, _Route]] = []
         self._statistics: list[BusStatistics] = []
@@ -293,6 +298,7 @@ class FrameProcessor:
         valid = Status.VALID
         received = 0
         decoded = 0
+        every_frame = self.every_frame
         for frame in frames:
             received += 1
             if frame.is_error_frame:
@@ -316,7 +322,7 @@ class FrameProcessor:
                 data = data[: route.length]  # excess bytes carry no signal (cantools ignores them too)
             timestamp = frame.timestamp
             route.last_seen = timestamp
-            force = route.stale
+            force = route.stale or every_frame
             decode = route.decode
             e2e = route.e2e
             if e2e is None and (
@@ -332,7 +338,7 @@ class FrameProcessor:
                 continue
             decoded += 1
             route.last_data = data
-            if force:
+            if route.stale:
                 route.stale = False
             if e2e is not None:
                 reason = e2e.failure(data, values[-2], values[-1])
