@@ -250,16 +250,17 @@ def _decode_live(
         )
     else:
         config = BusConfig(name=_LIVE_BUS, interface=args.interface, channel=args.channel, dbc=args.dbc)
-    source = BusSource.open(config, receive_ids=codecs.keys())
-    print(f"sdv decode: decoding {args.interface} channel {args.channel}", file=sys.stderr, flush=True)
-    try:
-        with _StopRequest() as stop:
+    # The handler is in place before the bus opens: a SIGTERM once frames can arrive stops the decode cleanly.
+    with _StopRequest() as stop:
+        source = BusSource.open(config, receive_ids=codecs.keys())
+        print(f"sdv decode: decoding {args.interface} channel {args.channel}", file=sys.stderr, flush=True)
+        try:
             _write(decoder.decode(_live_frames(source, stop)), args.format, live=True)
-    except KeyboardInterrupt:
-        print(decoder.summary(), file=sys.stderr)
-        return _INTERRUPTED
-    finally:
-        source.close()
+        except KeyboardInterrupt:
+            print(decoder.summary(), file=sys.stderr)
+            return _INTERRUPTED
+        finally:
+            source.close()
     print(decoder.summary(), file=sys.stderr)
     return 0
 
