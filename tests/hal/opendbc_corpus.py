@@ -11,8 +11,9 @@ import functools
 import gc
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["deployable_dbc_files", "gc_paused"]
+__all__ = ["deployable_dbc_files", "gc_paused", "opendbc_decode", "opendbc_messages"]
 
 
 @contextlib.contextmanager
@@ -48,3 +49,27 @@ def deployable_dbc_files() -> list[tuple[str, str]]:
     Names have no ``.dbc`` suffix; generated files end in ``_generated``.
     """
     return list(_corpus())
+
+
+def opendbc_messages(name: str) -> dict[str, Any]:
+    """opendbc's own parse of a corpus file (``opendbc.can.dbc.DBC``, pure Python): message name -> its ``Msg``.
+
+    opendbc reads a file line by line with regular expressions and knows no multiplexing: it decodes every
+    signal it recognises from every frame.
+    """
+    from opendbc.can.dbc import DBC
+
+    return {message.name: message for message in DBC(name).msgs.values()}
+
+
+def opendbc_decode(message: Any, data: bytes) -> dict[str, float]:
+    """The values opendbc's ``CANParser`` computes from a frame of ``message``, by signal name."""
+    from opendbc.can.parser import get_raw_value
+
+    values = {}
+    for signal in message.sigs.values():
+        raw = get_raw_value(data, signal)
+        if signal.is_signed:
+            raw -= ((raw >> (signal.size - 1)) & 0x1) * (1 << signal.size)
+        values[signal.name] = raw * signal.factor + signal.offset
+    return values

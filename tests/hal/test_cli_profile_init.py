@@ -90,3 +90,37 @@ def test_files_that_cannot_share_the_buses_asked_for_are_refused(
     )
     assert_one_clear_line(result, EXIT_USAGE, message)
     assert not output.exists()
+
+
+DIGIT_NAMES_DBC = """VERSION ""
+
+NS_ :
+
+BS_:
+
+BU_: ECU GW
+
+BO_ 264 DAT_BSI: 8 ECU
+ SG_ 0_COUNTER : 35|4@0+ (1,0) [0|15] "" GW
+
+BO_ 1275 2017_5: 8 ECU
+ SG_ NEW_SIGNAL_1 : 7|8@0+ (1,0) [0|255] "" GW
+"""
+
+
+def test_names_that_start_with_a_digit_keep_their_spelling(tmp_path: Path) -> None:
+    dbc = tmp_path / "psa.dbc"
+    dbc.write_text(DIGIT_NAMES_DBC)
+    output = tmp_path / "psa.yaml"
+    result = run("profile", "init", "--dbc", str(dbc), "-o", str(output))
+    assert result.code == 0, result.err
+    profile = yaml.safe_load(output.read_text())
+    sources = {(s["source"]["message"], s["source"]["signal"]): s["path"] for s in profile["signals"]}
+    # The sources name what the file names; a path must start with a letter or "_" (VSS).
+    assert sources == {
+        ("DAT_BSI", "0_COUNTER"): "DAT_BSI.0_COUNTER",
+        ("2017_5", "NEW_SIGNAL_1"): "_2017_5.NEW_SIGNAL_1",
+    }
+    vehicle = load_vehicle(output)
+    assert vehicle.codec("can0", "2017_5").signal_names == ("NEW_SIGNAL_1",)
+    assert vehicle.codec("can0", "DAT_BSI").decode(bytes([0, 0, 0, 0, 0x0A, 0, 0, 0])) == {"0_COUNTER": 0xA}

@@ -308,11 +308,63 @@ def test_simple_multiplexing_decodes_only_the_active_branch() -> None:
     assert codec.signal_names.index("Sel") < codec.signal_names.index("A")
 
 
-def test_mux_value_without_branch_decodes_only_unmultiplexed_signals() -> None:
+def test_mux_value_without_branch_is_a_bad_frame() -> None:
+    # As cantools: a multiplexer value no signal has leaves the frame's meaning unknown.
     codec = simple_mux()
+    payload = bytes([9, 0x10, 0xFF, 0, 0, 0, 0, 5])
 
-    assert codec.decode(bytes([9, 0x10, 0xFF, 0, 0, 0, 0, 5])) == {"Sel": 9, "Always": 5}
-    assert codec.decode_labelled(bytes([9, 0x10, 0xFF, 0, 0, 0, 0, 5])) == {"Sel": 9, "Always": "five"}
+    for decode in (codec.decode, codec.decode_labelled, codec.compile_decoder(["Always"])):
+        with pytest.raises(FrameError) as raised:
+            decode(payload)
+        assert raised.value.reason == "unknown_multiplexer"
+        assert "multiplexer Sel = 9 selects no branch; expected one of 0, 1, 2, 3" in str(raised.value)
+
+
+def test_mux_value_with_a_label_but_no_signal_selects_an_empty_branch() -> None:
+    # Tesla's DBCs name multiplexer values that carry no signal yet; cantools counts a label as a branch.
+    codec = MessageCodec(
+        "Labelled",
+        1,
+        False,
+        2,
+        [
+            SignalLayout("Sel", 0, 8, is_multiplexer=True, choices={0: "first", 7: "reserved"}),
+            SignalLayout("A", 8, 8, multiplexer="Sel", multiplexer_ids=(0,)),
+        ],
+    )
+
+    assert codec.decode_labelled(bytes([7, 3])) == {"Sel": "reserved"}
+    assert codec.decode_labelled(bytes([0, 3])) == {"Sel": "first", "A": 3}
+    with pytest.raises(FrameError):
+        codec.decode(bytes([1, 3]))
+
+
+def test_signal_whose_multiplexer_is_no_multiplexer_is_never_decoded() -> None:
+    # SG_MUL_VAL_ may name a signal that is not marked M: cantools never selects what it "selects".
+    codec = MessageCodec(
+        "Plain",
+        1,
+        False,
+        2,
+        [
+            SignalLayout("Code", 6, 2),
+            SignalLayout("Value", 0, 6, multiplexer="Code", multiplexer_ids=(0,)),
+            SignalLayout("Orphan", 8, 8, multiplexer="Missing", multiplexer_ids=(0,)),
+            SignalLayout("Other", 8, 8),
+        ],
+    )
+
+    assert codec.decode(bytes([0, 9])) == {"Code": 0, "Other": 9}
+    assert codec.skipped_signals == ("Value", "Orphan")
+    assert not codec.has_signal("Value")
+
+
+def test_bytes_past_the_length_are_cut_before_big_endian_signals_are_read() -> None:
+    # A Motorola signal is counted from the payload's last bit: an uncut payload would shift it.
+    codec = MessageCodec("Short", 1, False, 2, [SignalLayout("Be", 7, 16, little_endian=False)])
+
+    assert codec.decode(bytes([0x12, 0x34, 0xAA, 0xBB])) == {"Be": 0x1234}
+    assert codec.payload(bytearray(b"\x12\x34\xaa")) == bytearray(b"\x12\x34")
 
 
 def test_encode_multiplexed_branch() -> None:
@@ -368,9 +420,7 @@ def extended_dbc() -> cantools.database.can.Database:
         (bytes([0x21, 9, 7, 0, 0, 0, 0, 1]), {"Top": "inner", "Inner": 2, "LeafA": 9, "Plain": 1}),
         (bytes([0x61, 9, 7, 0, 0, 0, 0, 1]), {"Top": "inner", "Inner": 6, "LeafA": 9, "Plain": 1}),
         (bytes([0x31, 9, 7, 0, 0, 0, 0, 1]), {"Top": "inner", "Inner": 3, "LeafB": 4.5, "Plain": 1}),
-        (bytes([0x71, 9, 7, 0, 0, 0, 0, 1]), {"Top": "inner", "Inner": 7, "Plain": 1}),
         (bytes([0x32, 9, 7, 0, 0, 0, 0, 1]), {"Top": "other", "Other": 7, "Plain": 1}),
-        (bytes([0x27, 9, 7, 0, 0, 0, 0, 1]), {"Top": 7, "Plain": 1}),
     ],
 )
 def test_extended_multiplexing(
@@ -384,15 +434,22 @@ def test_extended_multiplexing(
     assert_same_values(labelled, expected)
     assert codec.signal("LeafA").multiplexer == "Inner"
     assert codec.signal("LeafA").multiplexer_ids == (2, 5, 6)
-    try:
-        theirs = message.decode(payload)
-    except cantools.database.DecodeError:
-        # cantools refuses multiplexer values without a branch; ours decodes what is unambiguous.
-        assert not {"LeafA", "LeafB", "Other"} & set(labelled)
-    else:
-        assert_same_values(
-            labelled, {k: v if isinstance(v, int | float) else str(v) for k, v in theirs.items()}
-        )
+    theirs = message.decode(payload)
+    assert_same_values(labelled, {k: v if isinstance(v, int | float) else str(v) for k, v in theirs.items()})
+
+
+@pytest.mark.parametrize("payload", [bytes([0x71, 9, 7, 0, 0, 0, 0, 1]), bytes([0x27, 9, 7, 0, 0, 0, 0, 1])])
+def test_extended_multiplexing_refuses_values_without_branch_as_cantools_does(
+    extended_dbc: cantools.database.can.Database, payload: bytes
+) -> None:
+    # 0x71: Inner = 7 (its branches are 2, 3, 5, 6); 0x27: Top = 7 (1 and 2).
+    message = extended_dbc.get_message_by_name("Ext")
+
+    with pytest.raises(FrameError) as raised:
+        codec_from_cantools(message).decode_labelled(payload)
+    assert raised.value.reason == "unknown_multiplexer"
+    with pytest.raises(cantools.database.DecodeError):
+        message.decode(payload)
 
 
 def test_extended_mux_branch_follows_the_nested_multiplexer_value() -> None:
@@ -406,11 +463,12 @@ def test_extended_mux_branch_follows_the_nested_multiplexer_value() -> None:
             SignalLayout("Top", 0, 4, is_multiplexer=True),
             SignalLayout("Inner", 4, 4, is_multiplexer=True, multiplexer="Top", multiplexer_ids=(1,)),
             SignalLayout("Leaf", 8, 8, multiplexer="Inner", multiplexer_ids=(2,)),
+            SignalLayout("Side", 8, 8, multiplexer="Top", multiplexer_ids=(2,)),
         ],
     )
 
     assert codec.decode(bytes([0x21, 5])) == {"Top": 1, "Inner": 2, "Leaf": 5}
-    assert codec.decode(bytes([0x22, 5])) == {"Top": 2}
+    assert codec.decode(bytes([0x22, 5])) == {"Top": 2, "Side": 5}
     assert codec.compile_decoder(["Leaf"])(bytes([0x22, 5])) == (None,)
     assert codec.compile_decoder(["Leaf"])(bytes([0x21, 5])) == (5,)
 
@@ -508,7 +566,7 @@ def test_compile_decoder_returns_requested_order() -> None:
     assert codec.compile_decoder(["B", "Always"])(payload) == (0x10, 5)
     assert codec.compile_decoder(["A", "C", "Always"])(payload) == (None, None, 5)
     assert codec.compile_decoder(["C"])(bytes([2, 0x10, 0, 0, 0, 0, 0, 0])) == (8.0,)
-    assert codec.compile_decoder(["A"])(bytes([9, 0x10, 0, 0, 0, 0, 0, 0])) == (None,)
+    assert codec.compile_decoder(["A"])(bytes([3, 0x10, 0, 0, 0, 0, 0, 0])) == (None,)
 
 
 @SETTINGS

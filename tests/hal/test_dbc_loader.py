@@ -97,7 +97,8 @@ def _bare_fraction(loaded: LoadedDbc) -> None:
 
 
 def _digit_leading_message(loaded: LoadedDbc) -> None:
-    message = loaded.database.get_message_by_name("_2017_5")
+    # Parsed under a leading underscore, loaded under the name in the file.
+    message = loaded.database.get_message_by_name("2017_5")
     assert message.frame_id == 1275
     assert message.comment == "Unknown, 2017 models"
     assert loaded.original_names == {"_2017_5": "2017_5"}
@@ -110,17 +111,19 @@ def _digit_leading_message(loaded: LoadedDbc) -> None:
 
 def _digit_leading_signals(loaded: LoadedDbc) -> None:
     message = loaded.database.get_message_by_name("DAT_BSI")
-    assert message.get_signal_by_name("_0_COUNTER").comment == "Alive counter"
-    assert choices(loaded, "DAT_BSI", "_0_CHECKSUM") == {0: "ZERO"}
+    assert message.get_signal_by_name("0_COUNTER").comment == "Alive counter"
+    assert choices(loaded, "DAT_BSI", "0_CHECKSUM") == {0: "ZERO"}
     assert loaded.original_names == {"_0_COUNTER": "0_COUNTER", "_0_CHECKSUM": "0_CHECKSUM"}
     decoded = message.decode(bytes([0, 0, 0, 0, 0x5A, 0, 0, 0]))
     assert isinstance(decoded, dict)
-    assert decoded["_0_COUNTER"] == 0xA
+    assert decoded["0_COUNTER"] == 0xA
+    assert "_0_COUNTER" not in decoded
 
 
 def _digit_leading_name_taken(loaded: LoadedDbc) -> None:
-    assert {message.name for message in loaded.database.messages} == {"__2017_5", "_2017_5"}
-    assert loaded.database.get_message_by_name("__2017_5").frame_id == 1275
+    assert {message.name for message in loaded.database.messages} == {"2017_5", "_2017_5"}
+    assert loaded.database.get_message_by_name("2017_5").frame_id == 1275
+    assert loaded.database.get_message_by_name("_2017_5").frame_id == 1276
     assert loaded.original_names == {"__2017_5": "2017_5"}
 
 
@@ -196,7 +199,7 @@ REPAIRS = [
         'BO_ 1275 2017_5: 8 ECU\n SG_ NEW_SIGNAL_1 : 7|8@0+ (1,0) [0|255] "" GW\n\n'
         'CM_ BO_ 1275 "Unknown, 2017 models";\n',
         "BO_ 1275 2017_5",
-        "identifier 2017_5 starts with a digit; renamed it _2017_5",
+        "identifier 2017_5 starts with a digit; parsed it as _2017_5, kept as written",
         _digit_leading_message,
     ),
     Repair(
@@ -205,7 +208,7 @@ REPAIRS = [
         ' SG_ 0_CHECKSUM : 39|4@0+ (1,0) [0|15] "" GW\n\n'
         'CM_ SG_ 264 0_COUNTER "Alive counter";\nVAL_ 264 0_CHECKSUM 0 "ZERO";\n',
         "SG_ 0_COUNTER :",
-        "identifier 0_COUNTER starts with a digit; renamed it _0_COUNTER",
+        "identifier 0_COUNTER starts with a digit; parsed it as _0_COUNTER, kept as written",
         _digit_leading_signals,
     ),
     Repair(
@@ -213,7 +216,7 @@ REPAIRS = [
         'BO_ 1275 2017_5: 8 ECU\n SG_ A : 7|8@0+ (1,0) [0|255] "" GW\n\n'
         'BO_ 1276 _2017_5: 8 ECU\n SG_ B : 7|8@0+ (1,0) [0|255] "" GW\n',
         "BO_ 1275",
-        "renamed it __2017_5",
+        "parsed it as __2017_5, kept as written",
         _digit_leading_name_taken,
     ),
     Repair(
@@ -260,11 +263,11 @@ def test_repairs_combine_on_one_message() -> None:
         'CM_ 103596083 "Blind spot"\nVAL_ 103596083 1ST 1 "YES" 0 "NO";\n'
     )
     loaded = load_dbc(FILE, text=text)
-    message = loaded.database.get_message_by_name("_2BSM")
+    message = loaded.database.get_message_by_name("2BSM")
     assert (message.frame_id, message.is_extended_frame, message.comment) == (0x62CC033, True, "Blind spot")
-    signal = message.get_signal_by_name("_1ST")
+    signal = message.get_signal_by_name("1ST")
     assert (signal.scale, signal.maximum) == (0.5, 0.5)
-    assert choices(loaded, "_2BSM", "_1ST") == {1: "YES", 0: "NO"}
+    assert choices(loaded, "2BSM", "1ST") == {1: "YES", 0: "NO"}
     assert loaded.original_names == {"_2BSM": "2BSM", "_1ST": "1ST"}
     assert len(loaded.warnings) == 7
 

@@ -140,8 +140,10 @@ def test_min_interval_holds_back_and_then_delivers_the_latest_value(
             lambda f: can.Message(arbitration_id=0x0AA, is_extended_id=False, is_error_frame=True),
             "error_frame",
         ),
+        # ClimateStatus's Page has branches 0 and 1 only.
+        (lambda f: f("ClimateStatus", {"Page": 3}), "unknown_multiplexer"),
     ],
-    ids=["unknown-id", "wrong-length", "bad-checksum", "out-of-dbc-range", "error-frame"],
+    ids=["unknown-id", "wrong-length", "bad-checksum", "out-of-dbc-range", "error-frame", "unknown-mux"],
 )
 def test_bad_frames_are_counted_by_reason_and_never_raise(
     processor: FrameProcessor,

@@ -191,7 +191,9 @@ def starting_profile(
                     if found.rounding:
                         entry["rounding"] = "round"
                 else:
-                    prefix = f"{branch}." if index is not None else ""
+                    # Without a branch the message name leads the path, and a VSS path starts with a letter
+                    # or "_": a name such as 2017_5 leads as _2017_5 (its source keeps the written name).
+                    prefix = f"{branch}." if index is not None else "_" if codec.name[0].isdigit() else ""
                     path = f"{prefix}{codec.name}.{layout.name}"
                     if path in taken:
                         path = f"{prefix}{bus.name}.{codec.name}.{layout.name}"

@@ -17,6 +17,13 @@ conversion (factor 1, offset 0) keeps the raw integer, integral factor and offse
 other conversion computes ``raw * factor + offset`` as a float; IEEE float signals (``SIG_VALTYPE_``) are read as
 floats. Choice labels are applied by the caller (:meth:`MessageCodec.decode_labelled`), so the hot path stays
 numeric.
+
+A frame decodes into exactly the signals its multiplexing selects, as cantools' signal tree does: the signals
+without multiplexer, and those whose multiplexer (a signal marked ``M``, or ``mNM`` in extended multiplexing) is
+itself selected and has one of their ``multiplexer_ids``. A signal whose multiplexer is not a multiplexer signal
+(``SG_MUL_VAL_`` naming a plain signal) is never selected. A multiplexer value that selects no branch (no signal
+has it and it has no choice label) makes the frame undecodable: :class:`~sdv.errors.FrameError` with reason
+``unknown_multiplexer``, as cantools refuses it. Bytes past the message's length carry no signal and are ignored.
 """
 
 from __future__ import annotations
@@ -208,12 +215,24 @@ class MessageCodec:
         self.cycle_time_ms = cycle_time_ms
         self.sender = sender
         total_bits = 8 * length
+        selected = _selectable(_multiplexers_first(signals), total_bits)
         self.signals: tuple[SignalLayout, ...] = tuple(
-            s for s in _multiplexers_first(signals) if s.fits(total_bits)
+            s for s in _multiplexers_first(signals) if s.name in selected
         )
-        self.skipped_signals: tuple[str, ...] = tuple(s.name for s in signals if not s.fits(total_bits))
+        # Never decoded: they do not fit in the message, or no multiplexer signal selects them.
+        self.skipped_signals: tuple[str, ...] = tuple(s.name for s in signals if s.name not in selected)
         self._by_name = {signal.name: signal for signal in self.signals}
         self.signal_names: tuple[str, ...] = tuple(self._by_name)
+        # multiplexer -> the values that select a branch: those of its signals (decoded or not, as cantools
+        # counts them) and those it has a label for.
+        self.multiplexer_values: Mapping[str, frozenset[int]] = {
+            s.name: frozenset(
+                value for child in signals if child.multiplexer == s.name for value in child.multiplexer_ids
+            )
+            | frozenset(s.choices)
+            for s in self.signals
+            if s.is_multiplexer
+        }
         self._decode_all = self.compile_decoder(self.signal_names)
 
     def signal(self, name: str) -> SignalLayout:
@@ -231,13 +250,16 @@ class MessageCodec:
     def compile_decoder(self, names: Iterable[str]) -> DecodeFunction:
         """Compile a decoder that returns the physical values of ``names``, in that order.
 
-        Multiplexers that select the requested signals are decoded too (internally), so a requested signal is
-        ``None`` exactly when its multiplexer branch is not the active one. The returned function expects a
-        payload of at least :attr:`length` bytes; callers check the length first (see :meth:`check_length`).
+        Every multiplexer of the message is decoded too (internally), so a requested signal is ``None`` exactly
+        when its multiplexer branch is not the active one, and a multiplexer value that selects no branch raises
+        :class:`~sdv.errors.FrameError` (reason ``unknown_multiplexer``) whichever signals are requested. The
+        returned function expects a payload of exactly :attr:`length` bytes; callers check and cut it first (see
+        :meth:`payload`).
         """
         wanted = list(names)
-        needed = self._with_multiplexers(wanted)
-        return _compile(self.name, self.length, [self._by_name[n] for n in needed], wanted)
+        multiplexers = [name for name, values in self.multiplexer_values.items() if values]
+        needed = self._with_multiplexers([*wanted, *multiplexers])
+        return _compile(self, [self._by_name[n] for n in needed], wanted)
 
     def _with_multiplexers(self, names: Sequence[str]) -> list[str]:
         needed: set[str] = set()
@@ -261,22 +283,33 @@ class MessageCodec:
                 f"{self.name} (0x{self.frame_id:X}): payload of {len(data)} bytes, expected {self.length}",
             )
 
+    def payload(self, data: bytes | bytearray) -> bytes | bytearray:
+        """The part of a frame's data that carries the message: its first :attr:`length` bytes.
+
+        Bytes past the length carry no signal (cantools ignores them too); cutting them keeps big-endian
+        signals, which are counted from the end of the payload, where the DBC puts them.
+
+        Raises:
+            FrameError: when the data is shorter than the message (reason ``wrong_length``).
+        """
+        self.check_length(data)
+        return data[: self.length] if len(data) > self.length else data
+
     def decode(self, data: bytes | bytearray) -> dict[str, PhysicalValue]:
         """Physical values of every signal of the active multiplexer branches, by signal name.
 
         Raises:
-            FrameError: when the payload is shorter than the message.
+            FrameError: when the payload is shorter than the message (``wrong_length``) or a multiplexer value
+                selects no branch (``unknown_multiplexer``).
         """
-        self.check_length(data)
-        values = self._decode_all(bytes(data))
+        values = self._decode_all(bytes(self.payload(data)))
         return {
             name: value for name, value in zip(self.signal_names, values, strict=True) if value is not None
         }
 
     def decode_labelled(self, data: bytes | bytearray) -> dict[str, PhysicalValue | str]:
         """Like :meth:`decode`, with choice labels in place of enumerated raw values (as cantools reports them)."""
-        self.check_length(data)
-        values = self._decode_all(bytes(data[: self.length]))
+        values = self._decode_all(bytes(self.payload(data)))
         result: dict[str, PhysicalValue | str] = {}
         for signal, value in zip(self.signals, values, strict=True):
             if value is None:
@@ -342,11 +375,44 @@ def _multiplexers_first(signals: Sequence[SignalLayout]) -> list[SignalLayout]:
     return ordered
 
 
-def _compile(
-    message: str, length: int, signals: Sequence[SignalLayout], wanted: Sequence[str]
-) -> DecodeFunction:
+def _selectable(signals: Sequence[SignalLayout], total_bits: int) -> set[str]:
+    """The signals a frame can decode into: they fit, and their multiplexer is a selectable multiplexer.
+
+    ``signals`` has multiplexers before what they select, so one pass settles every signal.
+    """
+    by_name = {signal.name: signal for signal in signals}
+    selected: set[str] = set()
+    for signal in signals:
+        if not signal.fits(total_bits):
+            continue
+        if signal.multiplexer is not None:
+            parent = by_name.get(signal.multiplexer)
+            if parent is None or not parent.is_multiplexer or parent.name not in selected:
+                continue
+            if not signal.multiplexer_ids:
+                continue
+        selected.add(signal.name)
+    return selected
+
+
+def _unknown_multiplexer(codec: MessageCodec, multiplexer: str, value: PhysicalValue) -> FrameError:
+    known = ", ".join(str(v) for v in sorted(codec.multiplexer_values[multiplexer]))
+    return FrameError(
+        "unknown_multiplexer",
+        f"{codec.name} (0x{codec.frame_id:X}): multiplexer {multiplexer} = {value} selects no branch; "
+        f"expected one of {known}",
+    )
+
+
+def _compile(codec: MessageCodec, signals: Sequence[SignalLayout], wanted: Sequence[str]) -> DecodeFunction:
     """Generate the source of a decoder for ``signals`` and return the compiled function."""
-    total_bits = 8 * length
+    message = codec.name
+    total_bits = 8 * codec.length
+    namespace: dict[str, Any] = {
+        "_unpack": _float_from_bits,
+        "_codec": codec,
+        "_unknown": _unknown_multiplexer,
+    }
     lines = [f"def decode(data, _unpack=_unpack):  # {message}"]
     if any(s.little_endian for s in signals):
         lines.append("    le = int.from_bytes(data, 'little')")
@@ -368,9 +434,16 @@ def _compile(
             ids = tuple(sorted(set(signal.multiplexer_ids)))
             lines.append(f"    {name} = ({value}) if {parent} is not None and {parent} in {ids!r} else None")
         variables[signal.name] = name
+        known = codec.multiplexer_values.get(signal.name)
+        if known:
+            # A frozenset from the namespace: a multiplexer may have thousands of values.
+            namespace[f"_known{index}"] = known
+            lines.append(
+                f"    if {name} is not None and {name} not in _known{index}: "
+                f"raise _unknown(_codec, {signal.name!r}, {name})"
+            )
     results = ", ".join(variables[n] for n in wanted)
     lines.append(f"    return ({results}{',' if len(wanted) == 1 else ''})")
-    namespace: dict[str, Any] = {"_unpack": _float_from_bits}
     exec(compile("\n".join(lines), f"<sdv decoder {message}>", "exec"), namespace)  # noqa: S102 - generated above
     function: DecodeFunction = namespace["decode"]
     return function

@@ -16,9 +16,12 @@ Repaired (a warning each):
 * ``VAL_`` and ``SIG_VALTYPE_`` entries for a message or signal that does not exist (or for a signal of
   ``VECTOR__INDEPENDENT_SIG_MSG``, which cantools skips): dropped.
 * Numbers without a leading digit (``.25``): written ``0.25``.
-* Identifiers that start with a digit (``BO_ 1275 2017_5: ...``, ``SG_ 0_COUNTER : ...``): renamed with a
-  leading underscore (``_2017_5``, ``_0_COUNTER``; more underscores if that name is taken) everywhere they
-  occur. :attr:`LoadedDbc.original_names` maps each new name back to the one in the file.
+* Identifiers that start with a digit (``BO_ 1275 2017_5: ...``, ``SG_ 0_COUNTER : ...``): cantools' grammar
+  has no such names, so they are parsed under a leading underscore (``_2017_5``, ``_0_COUNTER``; more
+  underscores if that name is taken) and given back their spelling in the file once parsed: messages, signals,
+  multiplexer references and nodes of :attr:`LoadedDbc.database` carry the names as written, so decoded
+  output, profiles and generated profiles use them. :attr:`LoadedDbc.original_names` maps each parsed name to
+  the written one.
 * A statement without its closing ``;`` (the next statement starts first): the ``;`` is added.
 * A signal of fewer than 1 or more than 64 bits (nothing can read it): dropped, with what refers to it. The
   length is checked before any work is done per bit, so a declared length costs nothing.
@@ -26,7 +29,10 @@ Repaired (a warning each):
 Reported as warnings but loaded unchanged:
 
 * Signals of one message that share bits (and are not told apart by a multiplexer value), and signals that
-  do not fit in their message's length. cantools loads them with ``strict=False``.
+  do not fit in their message's length. cantools loads them with ``strict=False``; a signal that does not fit
+  is never decoded.
+* A signal whose multiplexer (named by ``SG_MUL_VAL_``) is not a multiplexer signal: cantools never selects
+  it, and neither does :mod:`sdv.hal.codec`.
 
 Refused with :class:`~sdv.errors.DbcError` (every problem of the file at once, each with its line and what was
 expected):
@@ -75,7 +81,8 @@ class LoadedDbc:
         path: the file's path, or the name given with ``text``.
         database: the cantools database of the repaired text.
         warnings: one problem per repair or suspicious construct, in line order, each naming file and line.
-        original_names: repaired identifier -> identifier as written in the file, for each renamed identifier.
+        original_names: the name an identifier was parsed under -> the identifier as written in the file, for
+            each identifier that starts with a digit (the database carries the written ones).
         message_lines: message name -> 1-based line of its ``BO_`` in the original text (see :meth:`line_of`).
     """
 
@@ -155,10 +162,13 @@ def load_dbc(source: str | os.PathLike[str], *, text: str | None = None) -> Load
         database.add_dbc_string(repaired)
     except Exception as error:  # cantools raises parser errors, ValueError, KeyError ...: all mean "bad file"
         raise DbcError([syntax_problem(file, repairer, error)]) from error
+    original_names = {new: old for old, new in repairer.renames.items()}
+    if original_names:
+        _restore_names(database, original_names)
+    _warn_unselected(repairer, database)
     warnings = tuple(_sorted(repairer.warnings))
     for warning in warnings:
         _LOG.warning("%s", warning)
-    original_names = {new: old for old, new in repairer.renames.items()}
     return LoadedDbc(
         path=file,
         database=database,
@@ -166,6 +176,46 @@ def load_dbc(source: str | os.PathLike[str], *, text: str | None = None) -> Load
         original_names=MappingProxyType(original_names),
         message_lines=MappingProxyType(_message_lines(repairer, database, original_names)),
     )
+
+
+def _warn_unselected(repairer: _Repairer, database: Database) -> None:
+    # SG_MUL_VAL_ may name a plain signal as multiplexer: cantools (and so sdv) never selects what it selects.
+    entries = {message.name: message for message in repairer.messages.values()}
+    for message in database.messages:
+        multiplexers = {signal.name for signal in message.signals if signal.is_multiplexer}
+        entry = entries.get(message.name)
+        for signal in message.signals:
+            if (
+                signal.multiplexer_signal is None
+                or signal.multiplexer_signal in multiplexers
+                or entry is None
+            ):
+                continue
+            line = entry.signals[signal.name].line if signal.name in entry.signals else entry.line
+            repairer.warn(
+                repairer.line_starts[line - 1],
+                f"signal {signal.name} of message {message.name} is selected by {signal.multiplexer_signal}, "
+                "which is no multiplexer signal (M); kept it as written, never decoded",
+            )
+
+
+def _restore_names(database: Database, original_names: Mapping[str, str]) -> None:
+    """Give every parsed name of the database back its spelling in the file (then rebuild cantools' lookups)."""
+
+    def written(name: str) -> str:
+        return original_names.get(name, name)
+
+    for node in database.nodes:
+        node.name = written(node.name)
+    for message in database.messages:
+        message.name = written(message.name)
+        message.senders[:] = [written(sender) for sender in message.senders]
+        for signal in message.signals:
+            signal.name = written(signal.name)
+            signal.receivers[:] = [written(receiver) for receiver in signal.receivers]
+            if signal.multiplexer_signal is not None:
+                signal.multiplexer_signal = written(signal.multiplexer_signal)
+    database.refresh()
 
 
 def _message_lines(

@@ -37,7 +37,7 @@ def check_layout(repairer: Repairer) -> None:
                 repairer.warn(
                     repairer.line_starts[signal.line - 1],
                     f"signal {signal.name} of message {message.name} does not fit in {message.length} "
-                    "bytes; kept it as written",
+                    "bytes; kept it as written, never decoded",
                 )
             own_keys: tuple[int | None, ...] = (
                 (None,) if signal.multiplexer_ids is None else tuple(signal.multiplexer_ids)

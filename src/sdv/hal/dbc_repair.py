@@ -412,7 +412,9 @@ class Repairer:
             while new in taken:
                 new = "_" + new
             self.renames[original] = new
-            self.warn(token.start, f"identifier {original} starts with a digit; renamed it {new} throughout")
+            self.warn(
+                token.start, f"identifier {original} starts with a digit; parsed it as {new}, kept as written"
+            )
         self.edits.append((token.start, token.end, new))
 
     # -- pass 4: apply -----------------------------------------------------------------------------------

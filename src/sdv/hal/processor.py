@@ -8,10 +8,12 @@ per-frame path then does a dictionary lookup, one compiled call and a loop over 
 Invariants:
 
 * A frame never raises out of :meth:`FrameProcessor.process`: bad frames are counted per bus and reason
-  (``unknown_id``, ``wrong_length``, ``out_of_range``, ``unmapped_value``, ``e2e_counter``, ``e2e_checksum``,
-  ``error_frame``) and logged at most once per bus, message id and reason.
+  (``unknown_id``, ``wrong_length``, ``unknown_multiplexer``, ``out_of_range``, ``unmapped_value``,
+  ``e2e_counter``, ``e2e_checksum``, ``error_frame``) and logged at most once per bus, message id and reason.
 * An update is emitted only when a signal's value changed (or its status did), at most once per its update
-  policy's ``min_interval_ms``; the latest held-back value is emitted when the interval has passed.
+  policy's ``min_interval_ms``; the latest held-back value is emitted when the interval has passed. A processor
+  built with ``every_frame`` emits every mapped signal of every decoded frame instead (``sdv decode``): the same
+  decoding, checks and conversions, without the publishing policy.
 * A message whose E2E check fails publishes nothing from that frame and marks its signals ``E2E_FAILED``; a
   message not received within ``timeout_multiple`` cycle times marks its signals ``STALE``. Both recover, with
   every signal re-published, on the next good frame.
@@ -28,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
+from sdv.errors import FrameError
 from sdv.hal.codec import DecodeFunction, MessageCodec, SignalLayout
 from sdv.hal.e2e import E2ECheck
 from sdv.hal.expressions import compile_expression
@@ -205,10 +208,13 @@ class FrameProcessor:
 
     Args:
         vehicle: the checked vehicle model.
+        every_frame: publish every mapped signal of every decoded frame, changed or not and whatever its update
+            policy (what ``sdv decode --profile`` shows); by default only changes, as a server publishes them.
     """
 
-    def __init__(self, vehicle: VehicleDefinition) -> None:
+    def __init__(self, vehicle: VehicleDefinition, *, every_frame: bool = False) -> None:
         self.vehicle = vehicle
+        self.every_frame = every_frame
         self.bus_names: tuple[str, ...] = tuple(vehicle.buses)
         self._routes: list[dict[int, _Route]] = []
         self._statistics: list[BusStatistics] = []
@@ -295,6 +301,7 @@ class FrameProcessor:
         valid = Status.VALID
         received = 0
         decoded = 0
+        every_frame = self.every_frame
         for frame in frames:
             received += 1
             if frame.is_error_frame:
@@ -321,22 +328,25 @@ class FrameProcessor:
                 data = data[: route.length]  # excess bytes carry no signal (cantools ignores them too)
             timestamp = frame.timestamp
             route.last_seen = timestamp
-            decoded += 1
-            force = route.stale
-            if force:
-                route.stale = False
+            force = route.stale or every_frame
             decode = route.decode
             e2e = route.e2e
-            if e2e is None:
-                if data == route.last_data and not force and not route.throttled:
-                    continue  # nothing in the payload changed, so no signal did
+            if e2e is None and (
+                decode is None or (data == route.last_data and not force and not route.throttled)
+            ):
+                decoded += 1
                 route.last_data = data
-                if decode is None:
-                    continue
-                values = decode(data)
-            else:
-                route.last_data = data
-                values = decode(data)  # type: ignore[misc]  # an E2E route always has a decoder
+                continue  # nothing in the payload changed, so no signal did (or nothing is mapped)
+            try:
+                values = decode(data)  # type: ignore[misc]  # only a route without E2E may lack a decoder
+            except FrameError as error:  # a multiplexer value that selects no branch
+                self._bad(bus_index, error.reason, key, str(error))
+                continue
+            decoded += 1
+            route.last_data = data
+            if route.stale:
+                route.stale = False
+            if e2e is not None:
                 reason = e2e.failure(data, values[-2], values[-1])
                 if reason is not None:
                     self._bad(bus_index, reason, key, route.codec.name)
