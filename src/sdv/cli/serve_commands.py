@@ -15,6 +15,10 @@ Security (see docs/security.md): ``--tls-cert``/``--tls-key`` serve TLS, ``--tls
 certificates from that CA, ``--jwt-public-key`` checks a bearer token on every call. A non-loopback address
 without TLS or tokens is refused unless ``--insecure`` is given; ``--limits FILE`` (YAML or TOML) replaces the
 default limits.
+
+VISS (docs/api.md, "VISS v2"): ``--viss`` also serves W3C VISS v2 over WebSocket and HTTP on ``--viss-port``
+(default 8090), same address, TLS and tokens, in the same event loop; it prints ``sdv serve: VISS listening on
+ADDRESS:PORT`` after the gRPC line. ``--viss-limits FILE`` replaces its limits (``sdv.viss.VissLimits``).
 """
 
 from __future__ import annotations
@@ -30,13 +34,14 @@ from sdv.api.security import ServerSecurity
 from sdv.api.server import DEFAULT_ADDRESS, DEFAULT_PORT, SdvServer
 from sdv.broker import Broker, HalBridge, Limits
 from sdv.broker.access import UNRESTRICTED
-from sdv.cli.running import serve_until_signalled
+from sdv.cli.running import Startable, serve_until_signalled
 from sdv.cli.security_options import add_server_security_arguments, server_security
 from sdv.cli.settings import load_settings
 from sdv.hal.profile import ServicesConfig
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import load_vehicle
 from sdv.resources import demo_overlay, demo_profile, software_overlay
+from sdv.viss.config import DEFAULT_VISS_PORT, VissLimits
 from sdv.vss import load_catalogue
 
 if TYPE_CHECKING:
@@ -73,17 +78,36 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument(
         "--limits", type=Path, metavar="FILE", help="limits (YAML or TOML; fields as in docs/security.md)"
     )
+    serve.add_argument(
+        "--viss",
+        action="store_true",
+        help="also serve W3C VISS v2 over WebSocket (subprotocol VISSv2) and HTTP, same address, TLS and tokens",
+    )
+    serve.add_argument(
+        "--viss-port",
+        type=int,
+        default=DEFAULT_VISS_PORT,
+        help=f"port of VISS with --viss (default {DEFAULT_VISS_PORT}; 0 picks a free one)",
+    )
+    serve.add_argument(
+        "--viss-limits",
+        type=Path,
+        metavar="FILE",
+        help="VISS limits (YAML or TOML; fields as in docs/api.md)",
+    )
     serve.set_defaults(handler=_serve, log_level=logging.INFO)  # a service says what it serves
 
 
 def _serve(args: argparse.Namespace) -> int:
-    if not 0 <= args.port <= 65535:
-        print(f"sdv serve: --port {args.port} is not a TCP port (0 to 65535)", file=sys.stderr)
-        return 2
+    for flag, port in (("--port", args.port), ("--viss-port", args.viss_port)):
+        if not 0 <= port <= 65535:
+            print(f"sdv serve: {flag} {port} is not a TCP port (0 to 65535)", file=sys.stderr)
+            return 2
     # SecurityConfigError, ProfileError, CatalogueError: reported by the entry point with exit code 2, before
     # anything starts
     security = server_security(args)
     limits = load_settings(args.limits, Limits) if args.limits else Limits()
+    viss = _viss_settings(args)
     catalogue = load_catalogue(args.vss) if args.vss else None
     if catalogue is not None and args.profile is None:
         security.check_address(args.address)
@@ -93,7 +117,7 @@ def _serve(args: argparse.Namespace) -> int:
             " + ".join(str(path) for path in args.vss),
             len(broker.list_metadata(access=UNRESTRICTED)),
         )
-        return asyncio.run(_run(broker, args.address, args.port, ServicesConfig(), security))
+        return asyncio.run(_run(broker, args.address, args.port, ServicesConfig(), security, viss=viss))
     profile: Path = args.profile or demo_profile()
     # refuses a profile that contradicts the catalogue
     vehicle = load_vehicle(profile, catalogue=catalogue)
@@ -136,7 +160,7 @@ def _serve(args: argparse.Namespace) -> int:
                 resolve=lambda path: path if path.is_absolute() else home / path,
             )
         return asyncio.run(
-            _run(broker, args.address, args.port, vehicle.config.services, security, federation)
+            _run(broker, args.address, args.port, vehicle.config.services, security, federation, viss)
         )
     finally:
         bridge.stop()
@@ -169,6 +193,12 @@ class _FederatedServer:
             await self._server.stop()
 
 
+def _viss_settings(args: argparse.Namespace) -> tuple[int, VissLimits] | None:
+    """The VISS port and limits with ``--viss``, None without (``--viss-limits`` read and checked either way)."""
+    limits = load_settings(args.viss_limits, VissLimits) if args.viss_limits else VissLimits()
+    return (args.viss_port, limits) if args.viss else None
+
+
 async def _run(
     broker: Broker,
     address: str,
@@ -176,8 +206,19 @@ async def _run(
     services: ServicesConfig,
     security: ServerSecurity,
     federation: Federation | None = None,
+    viss: tuple[int, VissLimits] | None = None,
 ) -> int:
     server = SdvServer(broker, address=address, port=port, services=services, security=security)
-    if federation is None:
-        return await serve_until_signalled(server, "sdv serve")
-    return await serve_until_signalled(_FederatedServer(server, federation), "sdv serve")
+    beside: list[tuple[str, Startable]] = []
+    if viss is not None:
+        from sdv.viss.server import VissServer  # noqa: PLC0415 - only a server serving VISS loads aiohttp
+
+        viss_port, viss_limits = viss
+        beside.append(
+            (
+                "VISS",
+                VissServer(broker, address=address, port=viss_port, security=security, limits=viss_limits),
+            )
+        )
+    served = server if federation is None else _FederatedServer(server, federation)
+    return await serve_until_signalled(served, "sdv serve", beside=beside)
