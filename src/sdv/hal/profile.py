@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sdv.config_files import parse_toml, parse_yaml, read_config_text
 from sdv.errors import ConfigError, Problem, ProfileError
+from sdv.hal.diagnostics import DiagnosticsConfig
 from sdv.hal.expressions import compile_expression
 from sdv.located import node_lines
 from sdv.types.datatypes import INTEGER_RANGES, Datatype, Rounding
@@ -336,6 +337,7 @@ class ProfileConfig(_Model):
     messages: list[MessageConfig] = Field(default_factory=list)
     freshness: FreshnessConfig = FreshnessConfig()
     services: ServicesConfig = ServicesConfig()
+    diagnostics: DiagnosticsConfig = DiagnosticsConfig()
 
 
 def format_key_path(location: tuple[int | str, ...]) -> str:
