@@ -44,6 +44,19 @@ def ecu_address(
     return isotp.Address(mode, txid=response, rxid=request)
 
 
+class _Stack(isotp.CanStack):
+    """An ECU outlives its bus going down: a receive that fails is a frame not received (after its timeout)."""
+
+    _idle = threading.Event()  # never set: waiting on it is waiting for the timeout
+
+    def _rx_canbus(self, timeout: float) -> isotp.CanMessage | None:
+        try:
+            return super()._rx_canbus(timeout)
+        except can.CanError:
+            self._idle.wait(timeout)
+            return None
+
+
 class UdsResponder:
     """Answers ReadDataByIdentifier requests for ``dids`` (DID → data record) until :meth:`stop`."""
 
@@ -53,7 +66,7 @@ class UdsResponder:
         self.dids = dict(dids)
         self.ignore = ignore
         self.requests = 0
-        self._stack = isotp.CanStack(bus, address=address, params={"tx_padding": 0xCC})
+        self._stack = _Stack(bus, address=address, params={"tx_padding": 0xCC})
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="test-uds-responder", daemon=True)
 

@@ -1,11 +1,12 @@
 """Reading the ECUs of a :class:`~sdv.hal.diagnostics.DiagnosticPlan` over the vehicle's buses.
 
 One thread per bus with ECUs: when started and every ``poll_interval_s`` after, it opens a python-can connection
-of its own to the bus, receiving only the ECUs' response ids (kernel receive filters on SocketCAN, python-can's
-filters elsewhere), reads each ECU's DIDs one after the other with udsoncan's ReadDataByIdentifier on a can-isotp
-stack, hands the values to the consumer as attribute updates, and closes the connection. The HAL's reader of the
-same bus is left alone: its kernel filters pass only the DBC's ids, so the diagnostic traffic never reaches it on
-SocketCAN, and it never has to hand frames to anyone.
+of its own to the bus (on SocketCAN a socket whose kernel receive filters pass only the ECUs' response ids;
+elsewhere it sees every frame and each ISO-TP stack keeps its own ECU's), reads each ECU's DIDs one after the
+other with udsoncan's ReadDataByIdentifier on a can-isotp stack, hands the values to the consumer as attribute
+updates, and closes the connection. The HAL's reader of the same bus is left alone: its kernel filters pass
+only the DBC's ids, so on SocketCAN the diagnostic traffic never reaches it, and it never hands frames to
+anyone (on other interfaces it counts the diagnostic frames as ``unknown_id``, as any tester's).
 
 Failures never stop the runner: an ECU that does not answer is asked again after the ``retry`` backoff, up to
 ``attempts`` times per poll; after that it counts as silent until the next poll (one warning when it falls
@@ -38,11 +39,11 @@ from udsoncan.exceptions import (
 )
 from udsoncan.typing import ClientConfig
 
-from sdv.errors import BusError
+from sdv.errors import BusError, HalError
 from sdv.hal.diagnostics import DiagnosticPlan, DidRead, EcuPlan, decode_did
 from sdv.hal.processor import SignalUpdate
 from sdv.hal.profile import BusConfig
-from sdv.hal.sources import kernel_filters
+from sdv.hal.sources import BusSource
 from sdv.types.status import Status
 
 __all__ = ["BusOpener", "DiagnosticsRunner", "open_diagnostic_bus"]
@@ -57,20 +58,51 @@ _JOIN_SECONDS = 10.0
 
 
 def open_diagnostic_bus(config: BusConfig, receive: list[tuple[int, bool]]) -> can.BusABC:
-    """A python-can connection of its own to a profile bus, receiving only ``receive``.
+    """A python-can connection of its own to a profile bus; on SocketCAN it receives only ``receive``.
+
+    Opened as the HAL opens its buses (:meth:`~sdv.hal.sources.BusSource.open`: an interface that is down is
+    refused); elsewhere it receives every frame, and each ISO-TP stack keeps those of its ECU.
 
     Raises:
-        BusError: the interface cannot be opened (down, missing, misconfigured).
+        HalError: the interface cannot be opened (:class:`~sdv.errors.BusError` when that may pass).
     """
-    options: dict[str, Any] = dict(config.options)
-    options.setdefault("fd", config.fd)
-    options["can_filters"] = kernel_filters(receive)
-    try:
-        return can.Bus(interface=config.interface, channel=config.channel, **options)
-    except (can.CanError, OSError, ValueError, TypeError, ImportError, NotImplementedError) as error:
-        raise BusError(
-            f"bus {config.name}: diagnostics cannot open {config.interface!r} {config.channel!r}: {error}"
-        ) from error
+    return BusSource.open(config, receive).bus
+
+
+class _GuardedStack(isotp.CanStack):
+    """A can-isotp stack on a bus that may fail: a failure ends the stack's traffic instead of its threads.
+
+    can-isotp calls receive and send from its own threads, where a python-can error would end them with a
+    traceback; here it is kept in :attr:`failure` and the poll ends with it.
+    """
+
+    def __init__(self, bus: can.BusABC, **options: Any) -> None:
+        super().__init__(bus, **options)
+        self.failure: BaseException | None = None
+        self._failed = threading.Event()
+        send = self.txfn
+
+        def guarded_send(message: isotp.CanMessage) -> None:
+            if self.failure is None:
+                try:
+                    send(message)
+                except (can.CanError, OSError) as error:
+                    self._fail(error)
+
+        self.txfn = guarded_send
+
+    def _fail(self, error: BaseException) -> None:
+        self.failure = error
+        self._failed.set()
+
+    def _rx_canbus(self, timeout: float) -> isotp.CanMessage | None:
+        if self.failure is None:
+            try:
+                return super()._rx_canbus(timeout)
+            except (can.CanError, OSError) as error:
+                self._fail(error)
+        self._failed.wait(timeout)  # already set: the reader thread only waits for its stop
+        return None
 
 
 class _RawRecord(DidCodec):
@@ -154,10 +186,15 @@ class DiagnosticsRunner:
         ecus = self.plan.ecus.get(bus, ())
         try:
             connection = self._open_bus(self._buses[bus], [ecu.receive_key for ecu in ecus])
-        except BusError as error:
+        except HalError as error:
             level = logging.DEBUG if bus in self._bus_down else logging.WARNING
             self._bus_down.add(bus)
-            _LOG.log(level, "%s; the ECUs are read again in %g s", error, self.plan.config.poll_interval_s)
+            _LOG.log(
+                level,
+                "diagnostics: %s; its ECUs are read again in %g s",
+                error,
+                self.plan.config.poll_interval_s,
+            )
             return
         self._bus_down.discard(bus)
         try:
@@ -168,17 +205,23 @@ class DiagnosticsRunner:
                 if updates:
                     with self._publish_lock:
                         self._consumer(updates)
+        except BusError as error:
+            self._bus_down.add(bus)
+            _LOG.warning(
+                "diagnostics: %s; its ECUs are read again in %g s", error, self.plan.config.poll_interval_s
+            )
+            return
         finally:
             connection.shutdown()
         self.polls[bus] += 1
 
     def _read_ecu(self, connection: can.BusABC, ecu: EcuPlan) -> list[SignalUpdate]:
-        stack = isotp.CanStack(connection, address=ecu.isotp_address(), params=self._isotp_params(ecu))
+        stack = _GuardedStack(connection, address=ecu.isotp_address(), params=self._isotp_params(ecu))
         client = Client(PythonIsoTpConnection(stack, name=_UDS_LOGGER), config=self._client_config(ecu))
         updates: list[SignalUpdate] = []
         with client:
             for read in ecu.reads:
-                update = self._read_did(client, ecu, read)
+                update = self._read_did(client, ecu, read, stack)
                 if update is None:  # silent: the next DIDs would only wait as long
                     break
                 updates.append(update)
@@ -187,8 +230,14 @@ class DiagnosticsRunner:
             _LOG.info("ECU %s on bus %s answers again", ecu.name, ecu.bus)
         return updates
 
-    def _read_did(self, client: Client, ecu: EcuPlan, read: DidRead) -> SignalUpdate | None:
-        """One DID's update, or None when the ECU answered none of the attempts."""
+    def _read_did(
+        self, client: Client, ecu: EcuPlan, read: DidRead, stack: _GuardedStack
+    ) -> SignalUpdate | None:
+        """One DID's update, or None when the ECU answered none of the attempts.
+
+        Raises:
+            BusError: the bus failed under the request (the poll ends; the next one tries again).
+        """
         config = self.plan.config
         for attempt in range(config.attempts):
             if attempt and self._stop.wait(config.retry.delay(attempt - 1, self._rng)):
@@ -196,6 +245,10 @@ class DiagnosticsRunner:
             try:
                 response = client.read_data_by_identifier(read.did)
             except TimeoutException:
+                if stack.failure is not None:
+                    raise BusError(
+                        f"bus {ecu.bus}: failed while reading ECU {ecu.name}: {stack.failure}"
+                    ) from None
                 continue
             except NegativeResponseException as error:
                 code = error.response.code_name if error.response is not None else "negative response"
