@@ -166,8 +166,8 @@ def test_a_bus_that_goes_down_keeps_the_ecus_identification_and_is_read_again_wh
         sh("ip", "link", "set", "vcan0", "up")
     asyncio.run(until(port, BODY_STATE, lambda point: point.value == "UP"))
     asyncio.run(until(port, SPEED, valid(20.0), lambda: sh("cansend", "vcan0", speed_frame(20.0))))
-    # the ECU processes' sockets survive the interface going down: their answers come again
+    # the diagnostics open the bus again at their next poll: the engine is asked again
     with can.Bus(
-        channel="vcan0", interface="socketcan", can_filters=[{"can_id": 0x7E8, "can_mask": 0x7FF}]
+        channel="vcan0", interface="socketcan", can_filters=[{"can_id": 0x7E0, "can_mask": 0x7FF}]
     ) as bus:
-        assert bus.recv(60) is not None, "the engine was not asked again after the bus came back"
+        assert bus.recv(WAIT) is not None, "the engine was not asked again after the bus came back"
