@@ -16,7 +16,9 @@ The state of each bus (:mod:`sdv.hal.bus_state`) is published on every change:
 * ``Sdv.Hal.Bus.NAME.NextRetry`` (``double``, seconds since the Unix epoch): when the next attempt to reopen a bus
   that is ``DOWN`` is due; no value otherwise.
 
-The state signals of all buses come after all counters, so that the counters keep their ids.
+The state signals of all buses come after all counters, so that the counters keep their ids. Then come the
+attributes of the profile's ``diagnostics`` section (:mod:`sdv.hal.diagnostics`: ECU identification read over
+UDS, e.g. ``Vehicle.SDV.Ecu.Engine.SoftwareVersion``, ``string``), not available until their ECU answered.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from sdv.broker.model import metadata_from_catalogue, metadata_from_vehicle
 from sdv.broker.ownership import Owner, OwnerKind
 from sdv.broker.providers import HalProvider
 from sdv.hal.bus_state import BusState, BusStatus
+from sdv.hal.diagnostics import DiagnosticPlan
+from sdv.hal.diagnostics_runner import DiagnosticsRunner
 from sdv.hal.processor import BusStatistics, SignalUpdate, Status
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import VehicleDefinition
@@ -43,6 +47,7 @@ __all__ = [
     "BAD_FRAME_REASONS",
     "HalBridge",
     "bus_state_updates",
+    "diagnostic_metadata",
     "hal_actuator_paths",
     "hal_metadata",
     "hal_owned_paths",
@@ -112,6 +117,20 @@ def hal_metadata(buses: Sequence[str], first_id: int) -> list[SignalMetadata]:
             description=description,
         )
         for index, (path, datatype, description) in enumerate(entries)
+    ]
+
+
+def diagnostic_metadata(plan: DiagnosticPlan, first_id: int) -> list[SignalMetadata]:
+    """Metadata of the attributes the diagnostics read (ECU identification), with ids from ``first_id``."""
+    return [
+        SignalMetadata(
+            id=first_id + index,
+            path=attribute.path,
+            kind="attribute",
+            datatype="string",
+            description=attribute.description,
+        )
+        for index, attribute in enumerate(plan.attributes)
     ]
 
 
@@ -186,9 +205,14 @@ class HalBridge:
         vehicle = hal.vehicle
         signals = metadata_from_vehicle(vehicle, catalogue)
         signals += hal_metadata(list(vehicle.buses), len(signals) + 1)
+        diagnostics = DiagnosticPlan.compile(vehicle.config.diagnostics)
+        signals += diagnostic_metadata(diagnostics, len(signals) + 1)
         if catalogue is not None:
             signals += metadata_from_catalogue(catalogue, len(signals) + 1, {meta.path for meta in signals})
         self.broker = Broker(signals, limits)
+        self.diagnostics = DiagnosticsRunner(
+            diagnostics, {name: bus.config for name, bus in vehicle.buses.items()}, self.broker.publish
+        )
         self.broker.attach_statistics(
             lambda: {"hal": {bus: vars(stats) for bus, stats in hal.statistics().items()}}
         )
@@ -208,7 +232,8 @@ class HalBridge:
         """
         vehicle = self.hal.vehicle
         counters = [path for bus in vehicle.buses for path in [*_paths(bus), *_state_paths(bus)]]
-        self.broker.claim_signals(hal_owned_paths(vehicle) + counters, self.owner, access=UNRESTRICTED)
+        owned = hal_owned_paths(vehicle) + counters + self.diagnostics.plan.paths
+        self.broker.claim_signals(owned, self.owner, access=UNRESTRICTED)
         self.broker.claim_actuators(
             hal_actuator_paths(vehicle), self.owner, HalProvider(self.hal), access=UNRESTRICTED
         )
@@ -218,6 +243,7 @@ class HalBridge:
         self._started = True
         self.broker.publish(hal_statistics_updates(self.hal.statistics(), time.time()))
         self.hal.start(self._consume, self._bus_changed)
+        self.diagnostics.start()
 
     def _consume(self, updates: list[SignalUpdate]) -> None:
         self.broker.publish(updates)
@@ -240,7 +266,8 @@ class HalBridge:
         self.broker.publish(hal_statistics_updates(self.hal.statistics(), now))
 
     def stop(self) -> None:
-        """Stop the HAL and release its actuators and signals."""
+        """Stop the diagnostics and the HAL and release its actuators and signals."""
+        self.diagnostics.stop()
         self.hal.stop()
         if self._started:
             self.broker.release(self.owner)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sdv.config_files import parse_toml, parse_yaml, read_config_text
 from sdv.errors import ConfigError, Problem, ProfileError
 from sdv.federation_config import FederationConfig
+from sdv.hal.diagnostics import DiagnosticsConfig
 from sdv.hal.expressions import compile_expression
 from sdv.located import node_lines
 from sdv.types.datatypes import INTEGER_RANGES, Datatype, Rounding
@@ -338,6 +339,7 @@ class ProfileConfig(_Model):
     freshness: FreshnessConfig = FreshnessConfig()
     services: ServicesConfig = ServicesConfig()
     federation: FederationConfig | None = None  # this ECU in a federated vehicle (docs/federation.md)
+    diagnostics: DiagnosticsConfig = DiagnosticsConfig()
 
 
 def format_key_path(location: tuple[int | str, ...]) -> str:

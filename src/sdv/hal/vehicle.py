@@ -5,7 +5,7 @@ every bus (tolerantly, see :mod:`sdv.hal.dbc`), checks each signal of the profil
 problem at once: unknown bus, message or signal (with close matches), a datatype or range that cannot hold the
 DBC signal, value tables naming labels the DBC does not have, E2E settings naming missing signals, a CAN FD
 message on a classic bus, a ``services`` mapping naming unknown fields or signals, or signals whose datatype, unit
-or kind do not suit the field. Given a VSS catalogue, it also checks every signal against it
+or kind do not suit the field, and a ``diagnostics`` section naming unknown buses or taken paths. Given a VSS catalogue, it also checks every signal against it
 (:mod:`sdv.hal.catalogue_check`). The result is immutable.
 """
 
@@ -20,6 +20,7 @@ from sdv.errors import DbcError, Problem, ProfileError
 from sdv.hal.catalogue_check import catalogue_problems
 from sdv.hal.codec import MessageCodec, SignalLayout, codec_from_cantools
 from sdv.hal.dbc import LoadedDbc, load_dbc
+from sdv.hal.diagnostics import diagnostics_problems
 from sdv.hal.e2e import available_checksums
 from sdv.hal.profile import (
     BusConfig,
@@ -140,6 +141,8 @@ def _check(located: LocatedConfig, catalogue: Catalogue | None = None) -> Vehicl
         if table is not None:
             produced[signal.path] = list(table.values())
     _check_services(located, config.services, {signal.path: signal for signal in config.signals}, problems)
+    paths = {signal.path for signal in config.signals}
+    problems += diagnostics_problems(located, {bus.name: bus for bus in config.buses}, paths, catalogue)
     if catalogue is not None:
         problems.extend(catalogue_problems(located, catalogue, produced))
     if problems:
