@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 
 from sdv.errors import DbcError
-from sdv.hal.codec import codec_from_cantools
+from sdv.hal.codec_cantools import codec_from_cantools
 from sdv.hal.dbc import load_dbc
 from sdv.resources import demo_dbc
 from tests.fuzz.harness import Examples, fuzz_settings, memory_bounded, mutated, run_budget

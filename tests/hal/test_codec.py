@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from sdv.errors import FrameError
-from sdv.hal.codec import MessageCodec, SignalLayout, codec_from_cantools
+from sdv.hal.codec import MessageCodec, SignalLayout
+from sdv.hal.codec_cantools import codec_from_cantools
 from sdv.hal.dbc import load_dbc
 
 CLASSIC_LENGTHS = list(range(1, 9))

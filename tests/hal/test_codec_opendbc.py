@@ -32,7 +32,8 @@ import pytest
 from cantools.database.namedsignalvalue import NamedSignalValue
 
 from sdv.errors import FrameError
-from sdv.hal.codec import MessageCodec, codec_from_cantools
+from sdv.hal.codec import MessageCodec
+from sdv.hal.codec_cantools import codec_from_cantools
 from sdv.hal.dbc import LoadedDbc, load_dbc
 from tests.hal.opendbc_corpus import deployable_dbc_files, gc_paused, opendbc_decode, opendbc_messages
 

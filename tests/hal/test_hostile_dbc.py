@@ -9,7 +9,7 @@ import can
 import pytest
 
 from sdv.errors import DbcError
-from sdv.hal.codec import codec_from_cantools
+from sdv.hal.codec_cantools import codec_from_cantools
 from sdv.hal.dbc import MAX_DBC_BYTES, load_dbc
 from tests.bounded_process import run_bounded, sdv_bounded
 

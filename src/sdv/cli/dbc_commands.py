@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from sdv.errors import DbcError
-from sdv.hal.codec import MessageCodec, SignalLayout, codec_from_cantools
+from sdv.hal.codec import MessageCodec, SignalLayout
+from sdv.hal.codec_cantools import codec_from_cantools
 from sdv.hal.dbc import load_dbc
 
 __all__ = ["format_message", "register"]

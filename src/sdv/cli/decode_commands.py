@@ -31,7 +31,8 @@ from typing import Any, Final, TextIO
 import can
 
 from sdv.errors import FrameError
-from sdv.hal.codec import MessageCodec, codec_from_cantools
+from sdv.hal.codec import MessageCodec
+from sdv.hal.codec_cantools import codec_from_cantools
 from sdv.hal.dbc import load_dbc
 from sdv.hal.processor import FrameProcessor
 from sdv.hal.profile import BusConfig

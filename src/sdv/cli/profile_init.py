@@ -27,7 +27,8 @@ from typing import Any
 import yaml
 
 from sdv.errors import CatalogueError, ProfileError, SdvError
-from sdv.hal.codec import MessageCodec, codec_from_cantools
+from sdv.hal.codec import MessageCodec
+from sdv.hal.codec_cantools import codec_from_cantools
 from sdv.hal.dbc import load_dbc
 from sdv.hal.profile import VSS_PATH
 from sdv.hal.vehicle import vehicle_from_text

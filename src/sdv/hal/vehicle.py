@@ -18,7 +18,8 @@ from pathlib import Path
 
 from sdv.errors import DbcError, Problem, ProfileError
 from sdv.hal.catalogue_check import catalogue_problems
-from sdv.hal.codec import MessageCodec, SignalLayout, codec_from_cantools
+from sdv.hal.codec import MessageCodec, SignalLayout
+from sdv.hal.codec_cantools import codec_from_cantools
 from sdv.hal.dbc import LoadedDbc, load_dbc
 from sdv.hal.diagnostics import diagnostics_problems
 from sdv.hal.e2e import available_checksums
