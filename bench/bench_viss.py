@@ -23,7 +23,6 @@ import asyncio
 import json
 import multiprocessing
 import statistics
-import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -33,15 +32,13 @@ from typing import Any
 import grpc
 import websockets
 
+from bench_broker import POLL_SECONDS, feeding, float_sensors
 from sdv._proto.kuksa.val.v2 import val_pb2
 from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALStub
 from sdv.api.server import SdvServer
 from sdv.broker import Broker
-from sdv.hal.processor import SignalUpdate, Status
-from sdv.types.signals import SignalMetadata
 from sdv.viss.server import SUBPROTOCOL, VissServer
 
-POLL_SECONDS = 0.001
 BRANCH = "Bench"
 
 
@@ -147,30 +144,10 @@ async def _run(
 
 
 async def compare(signals: int, counts: Sequence[int], warmup: float, window: float) -> None:
-    metadata = [
-        SignalMetadata(id=index + 1, path=f"{BRANCH}.Signal{index}", kind="sensor", datatype="float")
-        for index in range(signals)
-    ]
+    metadata = float_sensors(signals)
     paths = [meta.path for meta in metadata]
     broker = Broker(metadata)
-    stop = threading.Event()
-
-    def feed() -> None:
-        step = 0
-        while not stop.is_set():
-            step += 1
-            now = time.time()
-            broker.publish(
-                [
-                    SignalUpdate(path, float(step + index), now, Status.VALID)
-                    for index, path in enumerate(paths)
-                ]
-            )
-            time.sleep(POLL_SECONDS)
-
-    feeder = threading.Thread(target=feed, name="bench-feeder")
-    feeder.start()
-    try:
+    with feeding(broker, paths):
         async with SdvServer(broker, port=0) as server, VissServer(broker, port=0) as viss:
             await asyncio.sleep(warmup)
             published, started = broker.updates_published, time.perf_counter()
@@ -200,9 +177,6 @@ async def compare(signals: int, counts: Sequence[int], warmup: float, window: fl
                         f" {_percentile(result['latencies'], 0.5) * 1000:>7.2f}"
                         f" {_percentile(result['latencies'], 0.99) * 1000:>7.2f} {ratio}"
                     )
-    finally:
-        stop.set()
-        feeder.join()
 
 
 def main() -> None:
