@@ -114,7 +114,9 @@ ERROR_CONTRACT: tuple[ErrorMapping, ...] = (
     ErrorMapping(HalError, _CODE.DATA_LOSS, (502, "bad_gateway")),
     # The OTA agent (sdv.ota.v1.Ota); docs/ota.md lists this contract.
     ErrorMapping(TransferInProgressError, _CODE.ABORTED, None),
-    ErrorMapping(UnknownNoticeError, _CODE.NOT_FOUND, None),  # the update notices (sdv.cockpit.v1.UpdateNotices)
+    ErrorMapping(
+        UnknownNoticeError, _CODE.NOT_FOUND, None
+    ),  # the update notices (sdv.cockpit.v1.UpdateNotices)
     ErrorMapping(NoticeFormatError, _CODE.INVALID_ARGUMENT, None),
     ErrorMapping(AgentStateError, _CODE.FAILED_PRECONDITION, None),
     ErrorMapping(TransferOffsetError, _CODE.OUT_OF_RANGE, None),
