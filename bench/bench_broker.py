@@ -28,11 +28,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import multiprocessing
 import statistics
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -212,16 +213,20 @@ def print_runs(baseline: float, rows: list[tuple[int, dict[str, Any], float]]) -
         )
 
 
-async def capacity(signals: int, counts: Sequence[int], warmup: float, window: float) -> None:
-    metadata = [
+def float_sensors(signals: int) -> list[SignalMetadata]:
+    """``signals`` float sensors ``Bench.Signal0`` ... for the capacity runs."""
+    return [
         SignalMetadata(id=index + 1, path=f"Bench.Signal{index}", kind="sensor", datatype="float")
         for index in range(signals)
     ]
-    broker = Broker(metadata)
+
+
+@contextlib.contextmanager
+def feeding(broker: Broker, paths: Sequence[str]) -> Iterator[None]:
+    """A feeder thread publishing every one of ``paths``, all changed, every ``POLL_SECONDS``, as a provider would."""
     stop = threading.Event()
 
     def feed() -> None:
-        paths = [meta.path for meta in metadata]
         step = 0
         while not stop.is_set():
             step += 1
@@ -237,6 +242,16 @@ async def capacity(signals: int, counts: Sequence[int], warmup: float, window: f
     feeder = threading.Thread(target=feed, name="bench-feeder")
     feeder.start()
     try:
+        yield
+    finally:
+        stop.set()
+        feeder.join()
+
+
+async def capacity(signals: int, counts: Sequence[int], warmup: float, window: float) -> None:
+    metadata = float_sensors(signals)
+    broker = Broker(metadata)
+    with feeding(broker, [meta.path for meta in metadata]):
         async with SdvServer(broker, port=0) as server:
             await asyncio.sleep(warmup)
             published, started = broker.updates_published, time.perf_counter()
@@ -251,9 +266,6 @@ async def capacity(signals: int, counts: Sequence[int], warmup: float, window: f
                 result, produced = await run_subscribers(server, broker, subscribers, warmup, window, False)
                 rows.append((subscribers, result, produced))
             print_runs(baseline, rows)
-    finally:
-        stop.set()
-        feeder.join()
 
 
 async def latency(

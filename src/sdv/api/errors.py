@@ -5,7 +5,9 @@ Invariants:
 * Every RPC handler is wrapped by :func:`grpc_errors`: an :class:`~sdv.errors.SdvError` raised anywhere in it
   ends the call with the status :func:`status_code` gives and the error's own message; nothing else is caught,
   so programming errors keep their traceback (gRPC logs them and answers ``UNKNOWN``).
-* The table is ordered from the most to the least specific class: the first match wins.
+* One table, :data:`ERROR_CONTRACT`, answers every transport: a row per error class with its gRPC status and its
+  VISS v2 error (``sdv.viss.errors``); it is ordered from the most to the least specific class, the first match
+  wins, and :class:`~sdv.errors.SdvError` is the last row.
 * v1 per-entry errors use the HTTP-like codes of :func:`http_code`, derived from the same table.
 * A servicer with a ``SERVICE_NAME`` (the typed services) is refused by the RPC, never by the signals its profile
   maps to it: its caller names no signal, so naming one would tell it the profile.
@@ -22,6 +24,7 @@ import functools
 import inspect
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar, cast, overload
 
 import grpc
@@ -56,8 +59,10 @@ from sdv.ota.errors import (
 )
 
 __all__ = [
+    "ERROR_CONTRACT",
     "MAX_STATUS_MESSAGE_BYTES",
     "STATUS_CODES",
+    "ErrorMapping",
     "UnsupportedRequestError",
     "abort",
     "bounded_message",
@@ -69,35 +74,65 @@ __all__ = [
 _LOG = logging.getLogger(__name__)
 
 
-STATUS_CODES: tuple[tuple[type[SdvError], grpc.StatusCode], ...] = (
-    (UnknownSignalError, grpc.StatusCode.NOT_FOUND),
-    (ReadOnlyError, grpc.StatusCode.INVALID_ARGUMENT),
-    (ValueOutOfRangeError, grpc.StatusCode.INVALID_ARGUMENT),
-    (NoProviderError, grpc.StatusCode.UNAVAILABLE),
-    (ProviderTimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED),
-    (OutcomeUnknownError, grpc.StatusCode.DEADLINE_EXCEEDED),  # a federated owner's reply never came
-    (AlreadyProvidedError, grpc.StatusCode.ALREADY_EXISTS),
-    (LimitExceededError, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (AccessDenied, grpc.StatusCode.PERMISSION_DENIED),
-    (AuthenticationError, grpc.StatusCode.UNAUTHENTICATED),
-    (UnsupportedRequestError, grpc.StatusCode.UNIMPLEMENTED),
+@dataclass(frozen=True)
+class ErrorMapping:
+    """One row of the error contract: how one class of the project's errors is answered on each transport.
+
+    Attributes:
+        error: the class (its subclasses too, unless a row above names them).
+        grpc: the gRPC status code (kuksa.val v1/v2, the typed services, the OTA agent).
+        viss: the VISS v2 error number (an HTTP status) and reason; None: the VISS edge never raises it (the OTA
+            agent's errors), so it falls to the last row.
+    """
+
+    error: type[SdvError]
+    grpc: grpc.StatusCode
+    viss: tuple[int, str] | None
+
+
+_CODE = grpc.StatusCode
+ERROR_CONTRACT: tuple[ErrorMapping, ...] = (
+    ErrorMapping(UnknownSignalError, _CODE.NOT_FOUND, (404, "unavailable_data")),
+    # A sensor or attribute cannot be set: gRPC says the argument is wrong (as KUKSA); VISS says the request is
+    # forbidden, its word for a set of something not settable.
+    ErrorMapping(ReadOnlyError, _CODE.INVALID_ARGUMENT, (403, "forbidden_request")),
+    ErrorMapping(ValueOutOfRangeError, _CODE.INVALID_ARGUMENT, (400, "bad_request")),
+    ErrorMapping(NoProviderError, _CODE.UNAVAILABLE, (503, "service_unavailable")),
+    ErrorMapping(ProviderTimeoutError, _CODE.DEADLINE_EXCEEDED, (504, "gateway_timeout")),
+    # A federated owner's reply never came: whether the frame was sent is unknown.
+    ErrorMapping(OutcomeUnknownError, _CODE.DEADLINE_EXCEEDED, (504, "gateway_timeout")),
+    ErrorMapping(AlreadyProvidedError, _CODE.ALREADY_EXISTS, (403, "forbidden_request")),
+    ErrorMapping(LimitExceededError, _CODE.RESOURCE_EXHAUSTED, (429, "too_many_requests")),
+    ErrorMapping(AccessDenied, _CODE.PERMISSION_DENIED, (403, "forbidden_request")),
+    ErrorMapping(AuthenticationError, _CODE.UNAUTHENTICATED, (401, "invalid_token")),
+    # gRPC has a code for "not offered"; VISS answers a request it does not serve as a bad one.
+    ErrorMapping(UnsupportedRequestError, _CODE.UNIMPLEMENTED, (400, "bad_request")),
     # A provider accepted the request but failed to carry it out (for the HAL: the frame could not be sent).
-    # KUKSA reports such transmission failures as DATA_LOSS; clients written for it check that code.
-    (ActuationError, grpc.StatusCode.DATA_LOSS),
-    (HalError, grpc.StatusCode.DATA_LOSS),
+    # KUKSA reports such transmission failures as DATA_LOSS; clients written for it check that code. For VISS the
+    # upstream failed.
+    ErrorMapping(ActuationError, _CODE.DATA_LOSS, (502, "bad_gateway")),
+    ErrorMapping(HalError, _CODE.DATA_LOSS, (502, "bad_gateway")),
     # The OTA agent (sdv.ota.v1.Ota); docs/ota.md lists this contract.
-    (TransferInProgressError, grpc.StatusCode.ABORTED),
-    (UnknownNoticeError, grpc.StatusCode.NOT_FOUND),  # the update notices (sdv.cockpit.v1.UpdateNotices)
-    (NoticeFormatError, grpc.StatusCode.INVALID_ARGUMENT),
-    (AgentStateError, grpc.StatusCode.FAILED_PRECONDITION),
-    (TransferOffsetError, grpc.StatusCode.OUT_OF_RANGE),
-    (InsufficientSpaceError, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (OperationCancelledError, grpc.StatusCode.CANCELLED),
-    (TransferStalledError, grpc.StatusCode.DEADLINE_EXCEEDED),
+    ErrorMapping(TransferInProgressError, _CODE.ABORTED, None),
+    ErrorMapping(
+        UnknownNoticeError, _CODE.NOT_FOUND, None
+    ),  # the update notices (sdv.cockpit.v1.UpdateNotices)
+    ErrorMapping(NoticeFormatError, _CODE.INVALID_ARGUMENT, None),
+    ErrorMapping(AgentStateError, _CODE.FAILED_PRECONDITION, None),
+    ErrorMapping(TransferOffsetError, _CODE.OUT_OF_RANGE, None),
+    ErrorMapping(InsufficientSpaceError, _CODE.RESOURCE_EXHAUSTED, None),
+    ErrorMapping(OperationCancelledError, _CODE.CANCELLED, None),
+    ErrorMapping(TransferStalledError, _CODE.DEADLINE_EXCEEDED, None),
     # A refused bundle: not authorized by the trust root for this ECU (signatures, expiry, counter...).
-    (VerificationError, grpc.StatusCode.INVALID_ARGUMENT),
-    (SdvError, grpc.StatusCode.INTERNAL),
+    ErrorMapping(VerificationError, _CODE.INVALID_ARGUMENT, None),
+    ErrorMapping(SdvError, _CODE.INTERNAL, (503, "service_unavailable")),
 )
+"""The one error contract of every transport, ordered from the most to the least specific class."""
+
+STATUS_CODES: tuple[tuple[type[SdvError], grpc.StatusCode], ...] = tuple(
+    (row.error, row.grpc) for row in ERROR_CONTRACT
+)
+"""The gRPC column of :data:`ERROR_CONTRACT`."""
 
 _HTTP_CODES: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.NOT_FOUND: 404,

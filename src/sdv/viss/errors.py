@@ -1,9 +1,10 @@
-"""The one mapping from the project's exception tree to VISS v2 error numbers and reasons (docs/api.md, VISS).
+"""VISS v2 error objects for the project's errors: numbers and reasons from the one error contract (docs/api.md, VISS).
 
 VISS answers a refused request with ``error: {number, reason, message}``, the number an HTTP status code (over
 HTTP it is the response status too). Invariants:
 
-* The table is ordered from the most to the least specific class: the first match wins; every
+* The numbers are the VISS column of the project's one error contract, :data:`sdv.api.errors.ERROR_CONTRACT`,
+  shared with gRPC: ordered from the most to the least specific class, the first match wins; every
   :class:`~sdv.errors.SdvError` has a row (the last one).
 * A signal the caller may not read is refused as one that does not exist (404 ``unavailable_data``), with a
   message that depends only on the path asked for: the answer cannot be used to list the catalogue. A caller who
@@ -16,22 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sdv.api.errors import ERROR_CONTRACT
 from sdv.broker.access import Access, Action
-from sdv.errors import (
-    AccessDenied,
-    ActuationError,
-    AlreadyProvidedError,
-    AuthenticationError,
-    HalError,
-    LimitExceededError,
-    NoProviderError,
-    ProviderTimeoutError,
-    ReadOnlyError,
-    SdvError,
-    UnknownSignalError,
-    UnsupportedRequestError,
-    ValueOutOfRangeError,
-)
+from sdv.errors import AccessDenied, AuthenticationError, SdvError
 
 __all__ = ["MAX_ERROR_MESSAGE_CHARACTERS", "VISS_ERRORS", "VissError", "missing_token", "viss_error"]
 
@@ -51,22 +39,10 @@ class VissError:
         return {"number": str(self.number), "reason": self.reason, "message": self.message}
 
 
-VISS_ERRORS: tuple[tuple[type[SdvError], int, str], ...] = (
-    (UnknownSignalError, 404, "unavailable_data"),
-    (ReadOnlyError, 403, "forbidden_request"),  # a sensor or attribute: the server refuses to set it
-    (ValueOutOfRangeError, 400, "bad_request"),
-    (UnsupportedRequestError, 400, "bad_request"),
-    (NoProviderError, 503, "service_unavailable"),
-    (ProviderTimeoutError, 504, "gateway_timeout"),
-    (AlreadyProvidedError, 403, "forbidden_request"),
-    (LimitExceededError, 429, "too_many_requests"),
-    (AccessDenied, 403, "forbidden_request"),
-    (AuthenticationError, 401, "invalid_token"),
-    # The provider (the HAL: the CAN bus) accepted the request but could not carry it out: the upstream failed.
-    (ActuationError, 502, "bad_gateway"),
-    (HalError, 502, "bad_gateway"),
-    (SdvError, 503, "service_unavailable"),
+VISS_ERRORS: tuple[tuple[type[SdvError], int, str], ...] = tuple(
+    (row.error, *row.viss) for row in ERROR_CONTRACT if row.viss is not None
 )
+"""The VISS column of the project's one error contract (:data:`sdv.api.errors.ERROR_CONTRACT`)."""
 
 
 def _bounded(message: str) -> str:

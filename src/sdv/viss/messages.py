@@ -29,6 +29,7 @@ __all__ = [
     "ACTIONS",
     "LOGIC_OPERATORS",
     "ChangeFilter",
+    "EncodedDatapoints",
     "Request",
     "datapoint_json",
     "decode",
@@ -298,6 +299,36 @@ def datapoint_json(path: str, datapoint: Datapoint) -> dict[str, Any]:
             "ts": viss_time(datapoint.timestamp) if datapoint.timestamp is not None else viss_time(),
         },
     }
+
+
+class EncodedDatapoints:
+    """The JSON text of each signal's latest ``data`` entry, encoded once for every subscription that sends it.
+
+    The broker hands the same :class:`~sdv.types.signals.Datapoint` object to every subscription of a signal, so
+    the text is kept per path with the datapoint it was made from and reused while that is the one sent. It holds
+    at most one entry per signal. Not thread-safe: one per event loop.
+    """
+
+    def __init__(self) -> None:
+        self._texts: dict[str, tuple[Datapoint, str]] = {}
+
+    def text(self, path: str, datapoint: Datapoint) -> str:
+        """``json.dumps(datapoint_json(path, datapoint))``, from the cache when this datapoint was encoded."""
+        known = self._texts.get(path)
+        if known is not None and known[0] is datapoint:
+            return known[1]
+        text = json.dumps(datapoint_json(path, datapoint))
+        self._texts[path] = (datapoint, text)
+        return text
+
+    def notification(self, subscription_id: str, entries: dict[str, Datapoint]) -> str:
+        """The text of a VISS ``subscription`` message carrying ``entries`` (one: ``data`` is that entry)."""
+        data = [self.text(path, datapoint) for path, datapoint in entries.items()]
+        joined = data[0] if len(data) == 1 else "[" + ",".join(data) + "]"
+        return (
+            f'{{"action": "subscription", "subscriptionId": {json.dumps(subscription_id)}, "data": {joined}, '
+            f'"ts": "{viss_time()}"}}'
+        )
 
 
 def _metadata_json(meta: SignalMetadata) -> dict[str, Any]:

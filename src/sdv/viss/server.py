@@ -7,8 +7,9 @@ Invariants:
 * Requests are answered by :class:`~sdv.viss.session.VissSession` for the caller's rights (the same tokens and
   scopes as gRPC); the port is TLS (with client certificates with a client CA) exactly when the gRPC port is.
 * A WebSocket connection has one reader and one writer: answers and notifications wait in a queue of at most
-  ``VissLimits.send_queue_messages``; while it is full the connection's subscriptions keep only the latest value
-  per signal in the broker and its reader waits. A write that takes longer than ``VissLimits.send_timeout_s``
+  ``VissLimits.send_queue_messages``, with at most one notification per subscription; until it is written that
+  subscription's values wait in the broker as the latest value per signal, and while the queue is full the
+  connection's reader waits. A write that takes longer than ``VissLimits.send_timeout_s``
   disconnects the client; no other client waits for it.
 * A WebSocket message over ``VissLimits.max_message_bytes`` closes that connection with 1009 (RFC 6455 §7.4.1:
   it cannot be answered without reading it); an HTTP body over it is answered 400. The server serves on.
@@ -35,7 +36,7 @@ from sdv.errors import BindError
 from sdv.viss.auth import Authenticator
 from sdv.viss.config import DEFAULT_VISS_PORT, VissLimits
 from sdv.viss.errors import VissError
-from sdv.viss.messages import viss_time
+from sdv.viss.messages import EncodedDatapoints, viss_time
 from sdv.viss.session import VissSession
 from sdv.viss.tls import server_context
 
@@ -85,6 +86,7 @@ class VissServer:
         self._authenticator = Authenticator(self.security.verifier)
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
+        self._encoded = EncodedDatapoints()  # shared by every connection: the server has one event loop
 
     @property
     def target(self) -> str:
@@ -179,7 +181,9 @@ class VissServer:
         )
 
     def _session(self, request: web.Request, send: Any = None) -> VissSession:
-        return VissSession(self.broker, self.limits, self._authenticator, request.remote or "unknown", send)
+        return VissSession(
+            self.broker, self.limits, self._authenticator, request.remote or "unknown", send, self._encoded
+        )
 
     async def _http_get(self, request: web.Request, path: str) -> web.Response:
         document: dict[str, Any] = {"action": "get", "path": path}
@@ -226,9 +230,17 @@ class VissServer:
                 f"a VISS WebSocket needs the subprotocol {SUBPROTOCOL} (Sec-WebSocket-Protocol)",
             )
         await socket.prepare(request)
-        outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=self.limits.send_queue_messages)
-        session = self._session(request, outbox.put)
+        outbox: asyncio.Queue[tuple[dict[str, Any] | str, asyncio.Future[None]]] = asyncio.Queue(
+            maxsize=self.limits.send_queue_messages
+        )
         loop = asyncio.get_running_loop()
+
+        async def send(message: dict[str, Any] | str) -> asyncio.Future[None]:
+            written: asyncio.Future[None] = loop.create_future()
+            await outbox.put((message, written))
+            return written
+
+        session = self._session(request, send)
         reader = loop.create_task(self._read(socket, session))
         writer = loop.create_task(self._write(socket, outbox, session.peer))
         self._sockets.add(socket)
@@ -257,14 +269,17 @@ class VissServer:
                 return
 
     async def _write(
-        self, socket: web.WebSocketResponse, outbox: asyncio.Queue[dict[str, Any]], peer: str
+        self,
+        socket: web.WebSocketResponse,
+        outbox: asyncio.Queue[tuple[dict[str, Any] | str, asyncio.Future[None]]],
+        peer: str,
     ) -> bool:
         """Write what the connection queues; False when the client stopped reading (True: it went away)."""
         while True:
-            message = await outbox.get()
+            message, written = await outbox.get()
             try:
                 async with asyncio.timeout(self.limits.send_timeout_s):
-                    await socket.send_str(json.dumps(message))
+                    await socket.send_str(message if isinstance(message, str) else json.dumps(message))
             except TimeoutError:
                 _LOG.warning(
                     "disconnecting VISS client %s: a message waited %g s to be written (it reads nothing; "
@@ -275,3 +290,4 @@ class VissServer:
                 return False
             except ConnectionError:
                 return True
+            written.set_result(None)

@@ -36,6 +36,7 @@ from sdv.viss.auth import Authenticator
 from sdv.viss.config import VissLimits
 from sdv.viss.errors import VissError, missing_token, viss_error
 from sdv.viss.messages import (
+    EncodedDatapoints,
     Request,
     datapoint_json,
     decode,
@@ -69,6 +70,7 @@ class VissSession:
         authenticator: checks the requests' tokens.
         peer: who the client is, for the rights without token checks and for logs.
         send: queues a message to the client (a WebSocket); None for HTTP, which has no subscriptions.
+        encoded: the server's datapoint texts, shared by its subscriptions; None: the session's own.
     """
 
     def __init__(
@@ -78,12 +80,14 @@ class VissSession:
         authenticator: Authenticator,
         peer: str,
         send: Send | None = None,
+        encoded: EncodedDatapoints | None = None,
     ) -> None:
         self._broker = broker
         self._limits = limits
         self._authenticator = authenticator
         self.peer = peer
         self._send = send
+        self._encoded = encoded or EncodedDatapoints()
         self._token: tuple[Access, float] | None = None  # the connection's last accepted token
         self._pumps: dict[str, SubscriptionPump] = {}
         self._starting: list[SubscriptionPump] = []  # started once their subscribe answer is queued
@@ -228,6 +232,7 @@ class VissSession:
             expires=expires,
             period_ms=request.period_ms,
             change=request.change,
+            encoded=self._encoded,
         )
         self._pumps[subscription_id] = pump
         self._starting.append(pump)

@@ -3,8 +3,10 @@
 Invariants:
 
 * The datapoints waiting for a client live in the broker's :class:`~sdv.broker.subscription.Subscription`,
-  which keeps the latest one per signal: while the client's send queue is full the pump waits, and nothing
-  accumulates but one datapoint per subscribed signal. A slow client delays no one else.
+  which keeps the latest one per signal: a subscription has at most one notification queued for the client, and
+  takes the next batch from the broker only once that one is written. Nothing accumulates but one datapoint per
+  subscribed signal, a notification carries the latest values rather than a queue of old ones, and a slow client
+  delays no one else.
 * ``timebased`` notifies every signal's latest datapoint once per period whether or not it changed; ``change``
   notifies a signal when its new value passes the filter against the value last notified; without a filter
   every change is notified. The first notification holds the current value of every signal.
@@ -25,12 +27,13 @@ from sdv.broker.subscription import Subscription
 from sdv.errors import AuthenticationError
 from sdv.types.signals import Datapoint
 from sdv.viss.errors import VissError, viss_error
-from sdv.viss.messages import ChangeFilter, datapoint_json, viss_time
+from sdv.viss.messages import ChangeFilter, EncodedDatapoints, viss_time
 
 __all__ = ["Send", "SubscriptionPump"]
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-"""Queues one message for the client (waits while its send queue is full)."""
+Send = Callable[[dict[str, Any] | str], Awaitable["asyncio.Future[None]"]]
+"""Queues one message (an object, or its JSON text) for the client, waiting while its send queue is full; the
+future is done once the message is written."""
 
 
 class SubscriptionPump:
@@ -43,6 +46,7 @@ class SubscriptionPump:
         expires: when the subscribing token expires (seconds since the epoch).
         period_ms: a timebased subscription's period, or None.
         change: a change subscription's filter, or None.
+        encoded: the connection's (the server's) datapoint texts; None: one of its own.
     """
 
     def __init__(
@@ -54,6 +58,7 @@ class SubscriptionPump:
         expires: float,
         period_ms: int | None = None,
         change: ChangeFilter | None = None,
+        encoded: EncodedDatapoints | None = None,
     ) -> None:
         self.subscription_id = subscription_id
         self._subscription = subscription
@@ -62,6 +67,7 @@ class SubscriptionPump:
         self._period_s = period_ms / 1000 if period_ms is not None else None
         self._change = change
         self._notified: dict[str, Datapoint] = {}
+        self._encoded = encoded or EncodedDatapoints()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -130,15 +136,8 @@ class SubscriptionPump:
             await self._send(self.error_message(error))
             return False
         self._notified.update(entries)
-        data = [datapoint_json(path, datapoint) for path, datapoint in entries.items()]
-        await self._send(
-            {
-                "action": "subscription",
-                "subscriptionId": self.subscription_id,
-                "data": data[0] if len(data) == 1 else data,
-                "ts": viss_time(),
-            }
-        )
+        written = await self._send(self._encoded.notification(self.subscription_id, entries))
+        await written  # meanwhile the broker keeps the latest value of each signal
         return True
 
     def error_message(self, error: VissError) -> dict[str, Any]:
