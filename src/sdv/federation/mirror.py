@@ -11,6 +11,11 @@ partition), every signal of that ECU becomes ``NOT_AVAILABLE`` at once and reque
 once with :class:`~sdv.errors.OwnerUnreachableError`; a request whose reply never comes fails after
 ``federation.actuation_timeout_s`` with :class:`~sdv.errors.OutcomeUnknownError`. When the token comes back the
 ECU is synchronised again as on first sight.
+
+The mirror's view of the other ECUs — each one's name, state (``JOINING``, ``UP``, ``GONE``), signals mirrored
+and since when — is published on every change as the status signals under ``Sdv.Federation.Ecu``
+(:data:`~sdv.federation_config.STATUS_SIGNALS`, which ``sdv monitor`` shows one row per ECU), when the broker
+serves them.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from sdv.federation.codec import (
 from sdv.federation.inbox import Inbox
 from sdv.federation.keys import KeyLayout
 from sdv.federation.ownership_map import EcuOwnership
-from sdv.federation_config import FederationConfig
+from sdv.federation_config import STATUS_ROOT, STATUS_SIGNALS, FederationConfig
 from sdv.hal.processor import SignalUpdate
 from sdv.types.datatypes import Value, check_request
 from sdv.types.status import Status
@@ -55,6 +60,8 @@ class RemoteEcu:
     name: str
     owner: Owner
     alive: bool = False
+    state: str = "JOINING"
+    """JOINING (its token seen, being synchronised), UP (alive) or GONE."""
     generation: int = 0
     signals: set[str] = field(default_factory=set)
     actuators: set[str] = field(default_factory=set)
@@ -112,6 +119,9 @@ class Mirror:
         self._inbox = Inbox(loop, self._publish)
         self._tasks: set[asyncio.Task[None]] = set()
         self._declared: list[object] = []
+        self._status = [
+            f"{STATUS_ROOT}.{name}" for name in STATUS_SIGNALS if _served(broker, f"{STATUS_ROOT}.{name}")
+        ]
         self.rejected = 0
         """Samples dropped: undecodable, too large, invalid for the signal, or from an ECU not known alive."""
 
@@ -120,8 +130,14 @@ class Mirror:
         """The remote ECUs seen so far, by name."""
         return dict(self._ecus)
 
+    @property
+    def status_paths(self) -> list[str]:
+        """The status signals this mirror publishes (none when the broker does not serve them)."""
+        return self._status
+
     def start(self) -> None:
-        """Declare the subscribers (samples and liveliness); call on the loop."""
+        """Declare the subscribers (samples and liveliness) and publish the status; call on the loop."""
+        self._status_changed()
         self._declared.append(
             self._session.declare_subscriber(
                 self._layout.every_signal, self._on_sample, allowed_origin=zenoh.Locality.REMOTE
@@ -166,6 +182,8 @@ class Mirror:
     def _joined(self, name: str) -> None:
         ecu = self._remote(name)
         ecu.generation += 1
+        if not ecu.alive:
+            self._enter(ecu, "JOINING")
         _LOG.info("ECU %s joined; synchronising its signals", name)
         task = self._loop.create_task(self._synchronise(ecu, ecu.generation))
         self._tasks.add(task)
@@ -174,10 +192,10 @@ class Mirror:
     def _left(self, name: str) -> None:
         ecu = self._remote(name)
         ecu.generation += 1
-        if not ecu.alive:
+        was_alive, ecu.alive = ecu.alive, False
+        self._enter(ecu, "GONE")
+        if not was_alive:
             return
-        ecu.alive = False
-        ecu.since = time.time()
         _LOG.warning("ECU %s is gone: its %d signals are not available", name, len(ecu.signals))
         now = time.time()
         self._broker.publish([SignalUpdate(path, None, now, Status.NOT_AVAILABLE) for path in ecu.signals])
@@ -199,9 +217,29 @@ class Mirror:
         if ecu.generation != generation:
             return  # it left (and maybe came back) meanwhile: the newer event decides
         ecu.alive = True
-        ecu.since = time.time()
         self._publish({key: payload for key, payload in values})
+        self._enter(ecu, "UP")
         _LOG.info("ECU %s: %d signals, %d actuators mirrored", ecu.name, len(ecu.signals), len(ecu.actuators))
+
+    def _enter(self, ecu: RemoteEcu, state: str) -> None:
+        ecu.state, ecu.since = state, time.time()
+        self._status_changed()
+
+    def _status_changed(self) -> None:
+        if not self._status:
+            return
+        ecus = sorted(self._ecus.values(), key=lambda ecu: ecu.name)
+        columns: dict[str, Value] = {
+            "Names": tuple(ecu.name for ecu in ecus),
+            "States": tuple(ecu.state for ecu in ecus),
+            "Signals": tuple(len(ecu.signals) for ecu in ecus),
+            "Since": tuple(ecu.since for ecu in ecus),
+        }
+        now = time.time()
+        updates = [
+            SignalUpdate(f"{STATUS_ROOT}.{name}", value, now, Status.VALID) for name, value in columns.items()
+        ]
+        self._broker.publish([update for update in updates if update.path in self._status])
 
     async def _get(self, selector: str) -> list[tuple[str, bytes]]:
         """The ``(key, payload)`` of every good reply to a get on ``selector``, within ``query_timeout_s``."""
@@ -329,3 +367,11 @@ def _no_answer(ecu: RemoteEcu, path: str, timeout: float) -> SdvError:
         f"{path}: ECU {ecu.name} did not answer within {timeout:g} s (federation.actuation_timeout_s); the "
         "actuation may or may not have been carried out"
     )
+
+
+def _served(broker: Broker, path: str) -> bool:
+    try:
+        broker.metadata(path, access=UNRESTRICTED)
+    except SdvError:
+        return False
+    return True
