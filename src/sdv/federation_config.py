@@ -83,7 +83,8 @@ class DownsampleRule(_Model):
 
 
 class CloudLink(_Model):
-    """The gateway ECU's own link to the cloud: outbound, TLS, one certificate per vehicle."""
+    """The gateway ECU's own link to the cloud: outbound, TLS, one certificate per vehicle; read-only for the
+    cloud unless ``actuators`` lists what it may request."""
 
     endpoint: str = Field(description="the cloud's zenoh endpoint, e.g. tls/cloud.example:7447")
     tls: FederationTls | None = Field(
@@ -94,8 +95,13 @@ class CloudLink(_Model):
     buffer_size: int = Field(
         10_000, ge=1, le=1_000_000, description="values kept while the link is down (oldest dropped first)"
     )
+    actuators: list[str] = Field(
+        default_factory=list,
+        description="actuator patterns the cloud may send requests for (none by default: the cloud only reads); "
+        "each request carries an app's token, checked here and again at the actuator's owner",
+    )
 
-    @field_validator("export")
+    @field_validator("export", "actuators")
     @classmethod
     def _valid_export(cls, value: list[str]) -> list[str]:
         return _check_patterns(value)

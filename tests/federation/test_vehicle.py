@@ -15,18 +15,16 @@ pairs (skipped, with the reason, where namespaces cannot be created):
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import zenoh
 
 from sdv.client import VehicleClient
 from tests.federation.ecus import Ecu, FrameListener, kuksa
-from tests.federation.network import Loopback, Namespaces, free_port, namespaces_unavailable
+from tests.federation.network import Loopback, Namespaces, cloud_node, free_port, namespaces_unavailable
 from tests.federation.timing import all_available, all_unavailable, seconds_until
 from tests.federation.vehicle import (
     CABIN_TEMPERATURE,
@@ -59,21 +57,6 @@ def network(request: pytest.FixtureRequest) -> Iterator[Any]:
         yield place
     finally:
         place.close()
-
-
-@contextlib.contextmanager
-def cloud_node(host: str, port: int) -> Iterator[zenoh.Session]:
-    """The cloud: a zenoh node listening where the gateway connects to."""
-    settings = {
-        "mode": "peer",
-        "listen": {"endpoints": [f"tcp/{host}:{port}"]},
-        "scouting": {"multicast": {"enabled": False}},
-    }
-    session = zenoh.open(zenoh.Config.from_json5(json.dumps(settings)))
-    try:
-        yield session
-    finally:
-        session.close()
 
 
 ALL_GONE = all_unavailable(C_SIGNALS)

@@ -79,6 +79,9 @@ class Federation:
             raise RuntimeError("the federation is already started")
         loop = asyncio.get_running_loop()
         settings = self.settings()
+        if self.config.gateway is not None:  # refused before anything opens
+            self._gateway = CloudGateway(self.broker, self.config, self._resolve, loop, self._verifier)
+            self._gateway.check()
         session = await asyncio.to_thread(open_session, settings, f"ECU {self.config.ecu}")
         self._session = session
         self._exporter = Exporter(self.broker, session, self.config, self.ownership, self._verifier, loop)
@@ -89,8 +92,7 @@ class Federation:
         self._mirror.start()
         # declared last: a peer that sees the token finds the announcement and the values already answered
         self._token = session.liveliness().declare_token(KeyLayout(self.config.vehicle).ecu(self.config.ecu))
-        if self.config.gateway is not None:
-            self._gateway = CloudGateway(self.broker, self.config, self._resolve, loop)
+        if self._gateway is not None:
             await self._gateway.start()
         _LOG.info(
             "federation: ECU %s of vehicle %s, %d signals owned (%d shared, %d actuators), listening on %s",
