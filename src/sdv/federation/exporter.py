@@ -20,14 +20,12 @@ import logging
 import zenoh
 
 from sdv.api.tokens import TokenVerifier
-from sdv.broker import Broker, Subscription
+from sdv.broker import Subscription
 from sdv.broker.access import UNRESTRICTED, Access
 from sdv.errors import AuthenticationError
 from sdv.federation.codec import encode_announcement, encode_datapoint
-from sdv.federation.keys import KeyLayout
-from sdv.federation.ownership_map import EcuOwnership
+from sdv.federation.context import FederationContext
 from sdv.federation.responder import ActuationResponder, reply
-from sdv.federation_config import FederationConfig
 
 __all__ = ["Exporter"]
 
@@ -38,65 +36,52 @@ class Exporter:
     """Puts the owned signals and answers for them (see the module docstring).
 
     Args:
-        broker: this ECU's broker.
-        session: the federation's zenoh session.
-        config: the ``federation:`` section.
-        ownership: what this ECU owns.
+        context: this ECU's federation.
         verifier: this ECU's token verifier (None: it checks no tokens, as its gRPC API).
-        loop: the event loop the broker's asynchronous side runs on.
     """
 
-    def __init__(
-        self,
-        broker: Broker,
-        session: zenoh.Session,
-        config: FederationConfig,
-        ownership: EcuOwnership,
-        verifier: TokenVerifier | None,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        self._broker = broker
-        self._session = session
-        self._config = config
-        self._layout = KeyLayout(config.vehicle)
-        self._ownership = ownership
+    def __init__(self, context: FederationContext, verifier: TokenVerifier | None) -> None:
+        self._context = context
         self._verifier = verifier
-        self._loop = loop
         self._declared: list[object] = []
         self._subscription: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
         self._responder = ActuationResponder(
-            broker, self._layout, self._rights, config.max_payload_bytes, loop, "a federated"
+            context.broker,
+            context.layout,
+            self._rights,
+            context.config.max_payload_bytes,
+            context.loop,
+            "a federated",
         )
         self.puts = 0
 
     def start(self) -> None:
         """Declare the publishers and queryables and start putting changes; call on the loop."""
-        layout, session = self._layout, self._session
-        announcement = encode_announcement(self._config.ecu, self._ownership.owned)
-        meta_key = layout.meta(self._config.ecu)
+        context = self._context
+        layout, session, ownership = context.layout, context.session, context.ownership
+        announcement = encode_announcement(context.config.ecu, ownership.owned)
+        meta_key = layout.meta(context.config.ecu)
         self._declared.append(
             session.declare_queryable(
                 meta_key, lambda query: reply(query, meta_key, announcement), complete=True
             )
         )
-        for path in self._ownership.exported:
+        for path in ownership.exported:
             self._declared.append(
                 session.declare_queryable(layout.signal(path), self._current_value(path), complete=True)
             )
-        for path in self._ownership.actuators:
+        for path in ownership.actuators:
             self._declared.append(
                 session.declare_queryable(layout.actuator(path), self._responder.handler(path), complete=True)
             )
-        if self._ownership.exported:
-            publishers = {
-                path: session.declare_publisher(layout.signal(path)) for path in self._ownership.exported
-            }
+        if ownership.exported:
+            publishers = {path: session.declare_publisher(layout.signal(path)) for path in ownership.exported}
             self._declared.extend(publishers.values())
-            self._subscription = self._broker.subscribe(
-                list(self._ownership.exported), access=UNRESTRICTED, counted=False
+            self._subscription = context.broker.subscribe(
+                list(ownership.exported), access=UNRESTRICTED, counted=False
             )
-            self._task = self._loop.create_task(self._put_changes(self._subscription, publishers))
+            self._task = context.loop.create_task(self._put_changes(self._subscription, publishers))
 
     async def stop(self) -> None:
         """Stop putting and answering."""
@@ -114,11 +99,11 @@ class Exporter:
             self.puts += len(batch)
 
     def _current_value(self, path: str) -> zenoh.handlers.Callback[zenoh.Query]:
-        key = self._layout.signal(path)
+        key = self._context.layout.signal(path)
 
         def answer(query: zenoh.Query) -> None:
             # a read of the broker's store, which is thread-safe; nothing is written from this thread
-            reply(query, key, encode_datapoint(self._broker.get(path, access=UNRESTRICTED)))
+            reply(query, key, encode_datapoint(self._context.broker.get(path, access=UNRESTRICTED)))
 
         return zenoh.handlers.Callback(answer)
 

@@ -17,6 +17,7 @@ import zenoh
 from sdv.api.tokens import TokenVerifier
 from sdv.broker import Broker, Owner, OwnerKind
 from sdv.broker.access import UNRESTRICTED
+from sdv.federation.context import FederationContext
 from sdv.federation.exporter import Exporter
 from sdv.federation.gateway import CloudGateway
 from sdv.federation.keys import KeyLayout
@@ -84,9 +85,10 @@ class Federation:
             self._gateway.check()
         session = await asyncio.to_thread(open_session, settings, f"ECU {self.config.ecu}")
         self._session = session
-        self._exporter = Exporter(self.broker, session, self.config, self.ownership, self._verifier, loop)
+        context = FederationContext(self.broker, session, self.config, self.ownership, loop)
+        self._exporter = Exporter(context, self._verifier)
         self._exporter.start()
-        self._mirror = Mirror(self.broker, session, self.config, self.ownership, loop)
+        self._mirror = Mirror(context)
         # the status signals are this ECU's own: no outside provider may publish them
         self.broker.claim_signals(self._mirror.status_paths, self._owner, access=UNRESTRICTED)
         self._mirror.start()
