@@ -8,8 +8,10 @@ process of its own subscribes over gRPC:
 * **federated**: the subscriber on ECU b (provider → a's broker → zenoh → b's broker → subscriber);
 * **local** (the baseline, in the same run): the subscriber on ECU a itself (provider → a's broker → subscriber).
 
-(a) Latency: one ``double`` signal published at ``--rate`` values/s, each value the provider's monotonic clock
-    (system-wide on Linux); the subscriber records ``receipt - value``; p50, p99, max.
+(a) Latency: one ``double`` signal published at each of ``--rates`` values/s (200: every value reaches the
+    subscriber; 1,000: the rate of the reference figures, at which a subscriber is sent only the latest value of
+    what changed since its previous response), each value the provider's monotonic clock (system-wide on Linux);
+    the subscriber records ``receipt - value``; p50, p99, max, and how many of the values published it received.
 (b) Throughput: ``--signals`` float signals, every one changed in each ``PublishValuesRequest``, as fast as the
     stream takes them for ``--window`` s; updates received per second (a subscriber gets the latest value of each
     signal that changed since its previous response, so received can be fewer than published).
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import multiprocessing
 import statistics
 import sys
@@ -250,17 +253,20 @@ async def latency_and_throughput(a: Ecu, b: Ecu, args: argparse.Namespace) -> di
         seed.cancel()
         await asyncio.gather(seed, return_exceptions=True)
         for name, ecu in (("local gRPC (a → a)", a), ("federated (a → zenoh → b)", b)):
-            latency = await measure(
-                target(ecu), "latency", [LATENCY], args.window,
-                lambda until: provider.run(paced(provider, args.rate, until)),
-            )  # fmt: skip
+            latencies = {}
+            for rate in args.rates:
+                publish = functools.partial(
+                    lambda rate, until: provider.run(paced(provider, rate, until)), rate
+                )
+                latency = await measure(target(ecu), "latency", [LATENCY], args.window, publish)
+                latencies[rate] = latency["latencies"]
             sent = [0]
-            throughput = await measure(
-                target(ecu), "throughput", loads, args.window,
-                lambda until, sent=sent: provider.run(flooding(provider, loads, until, sent)),
-            )  # fmt: skip
+            flood = functools.partial(
+                lambda sent, until: provider.run(flooding(provider, loads, until, sent)), sent
+            )
+            throughput = await measure(target(ecu), "throughput", loads, args.window, flood)
             results[name] = {
-                "latencies": latency["latencies"],
+                "latencies": latencies,
                 "received": throughput["received"] / args.window,
                 "sent": sent[0] / (args.window + 0.2),
             }
@@ -314,22 +320,27 @@ def report(
 ) -> None:
     """Print the latency and throughput table (``paths``) or the detection table."""
     if paths:
-        print(f"\nECU to ECU over zenoh vs. the local gRPC path ({args.rate:g} values/s for latency; "
-              f"{args.signals} signals per request for throughput; {args.window:g} s windows)")  # fmt: skip
-        print(
-            f"{'path':28} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'samples':>8} {'sent/s':>10} {'received/s':>11}"
-        )
-        for name, figures in paths.items():
-            lat = [value * 1000 for value in figures["latencies"]]
-            print(
-                f"{name:28} {percentile(lat, 0.5):8.2f} {percentile(lat, 0.99):8.2f} {max(lat, default=float('nan')):8.2f} "
-                f"{len(lat):8d} {figures['sent']:10.0f} {figures['received']:11.0f}"
-            )
         local, federated = paths.values()
-        p50 = percentile(federated["latencies"], 0.5) / percentile(local["latencies"], 0.5)
-        p99 = percentile(federated["latencies"], 0.99) / percentile(local["latencies"], 0.99)
-        rate = federated["received"] / local["received"] if local["received"] else float("nan")
-        print(f"{'ratio federated / local':28} {p50:8.2f} {p99:8.2f} {'':8} {'':8} {'':10} {rate:11.2f}")
+        print(f"\nECU-to-ECU latency over zenoh vs. the local gRPC path ({args.window:g} s per rate)")
+        print(f"{'path':28} {'values/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'received':>9}")
+        for rate in args.rates:
+            for name, figures in paths.items():
+                ms = [value * 1000 for value in figures["latencies"][rate]]
+                share = len(ms) / (rate * args.window)
+                print(
+                    f"{name:28} {rate:8.0f} {percentile(ms, 0.5):8.2f} {percentile(ms, 0.99):8.2f} "
+                    f"{max(ms, default=float('nan')):8.2f} {share:9.0%}"
+                )
+            ours, theirs = federated["latencies"][rate], local["latencies"][rate]
+            p50 = percentile(ours, 0.5) / percentile(theirs, 0.5)
+            p99 = percentile(ours, 0.99) / percentile(theirs, 0.99)
+            print(f"{'  ratio federated / local':28} {rate:8.0f} {p50:8.2f} {p99:8.2f}")
+        print(f"\nThroughput: {args.signals} signals changed per request, {args.window:g} s")
+        print(f"{'path':28} {'sent/s':>10} {'received/s':>11}")
+        for name, figures in paths.items():
+            print(f"{name:28} {figures['sent']:10.0f} {figures['received']:11.0f}")
+        ratio = federated["received"] / local["received"] if local["received"] else float("nan")
+        print(f"{'  ratio federated / local':28} {'':10} {ratio:11.2f}")
     if not detected:
         return
     print(f"\nDetection seen on ECU b ({where}; lease_ms {args.lease_ms}, {args.rounds} rounds; ms)")
@@ -341,7 +352,10 @@ def report(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=1000, help="latency: values per second")
+    parser.add_argument(
+        "--rates", type=lambda text: [float(rate) for rate in text.split(",")], default=[200.0, 1000.0],
+        help="latency: values per second, comma-separated (default 200,1000)",
+    )  # fmt: skip
     parser.add_argument("--signals", type=int, default=100, help="throughput: signals per request")
     parser.add_argument("--window", type=float, default=4.0, help="seconds each measurement lasts")
     parser.add_argument("--lease-ms", type=int, default=1000, help="federation.lease_ms of both ECUs")
