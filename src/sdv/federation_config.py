@@ -4,7 +4,8 @@ A module of its own, below the HAL, so that the profile (:mod:`sdv.hal.profile`)
 the HAL importing the federation, which builds on the broker and the HAL (:mod:`sdv.federation`).
 
 Every limit of the federation lives here, with its default; relative file names (TLS material) are resolved
-against the profile's directory by whoever opens them.
+against the profile's directory by whoever opens them. So do the status signals a federated ECU serves
+(:func:`status_metadata`), which the broker is built with before the federation starts.
 """
 
 from __future__ import annotations
@@ -14,7 +15,20 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["NAME_PATTERN", "PATH_PATTERN", "CloudLink", "DownsampleRule", "FederationConfig", "FederationTls"]
+from sdv.types.signals import SignalMetadata
+
+__all__ = [
+    "ECU_STATES",
+    "NAME_PATTERN",
+    "PATH_PATTERN",
+    "STATUS_ROOT",
+    "STATUS_SIGNALS",
+    "CloudLink",
+    "DownsampleRule",
+    "FederationConfig",
+    "FederationTls",
+    "status_metadata",
+]
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 """A vehicle id or ECU name: one zenoh key segment without wildcards, usable as a certificate common name."""
@@ -69,7 +83,8 @@ class DownsampleRule(_Model):
 
 
 class CloudLink(_Model):
-    """The gateway ECU's own link to the cloud: outbound, TLS, one certificate per vehicle."""
+    """The gateway ECU's own link to the cloud: outbound, TLS, one certificate per vehicle; read-only for the
+    cloud unless ``actuators`` lists what it may request."""
 
     endpoint: str = Field(description="the cloud's zenoh endpoint, e.g. tls/cloud.example:7447")
     tls: FederationTls | None = Field(
@@ -80,8 +95,13 @@ class CloudLink(_Model):
     buffer_size: int = Field(
         10_000, ge=1, le=1_000_000, description="values kept while the link is down (oldest dropped first)"
     )
+    actuators: list[str] = Field(
+        default_factory=list,
+        description="actuator patterns the cloud may send requests for (none by default: the cloud only reads); "
+        "each request carries an app's token, checked here and again at the actuator's owner",
+    )
 
-    @field_validator("export")
+    @field_validator("export", "actuators")
     @classmethod
     def _valid_export(cls, value: list[str]) -> list[str]:
         return _check_patterns(value)
@@ -169,3 +189,30 @@ class FederationConfig(_Model):
         if secure and self.tls is None:
             raise ValueError(f"{secure[0]} needs 'tls' (root_ca, certificate, private_key)")
         return self
+
+
+# --- the status signals ----------------------------------------------------------------------------------------
+STATUS_ROOT = "Sdv.Federation.Ecu"
+"""The branch of the status signals: one entry per other ECU seen, in the same order in each array."""
+ECU_STATES = ("JOINING", "UP", "GONE")
+"""JOINING: its token appeared, its signals are being synchronised; UP: mirrored; GONE: its token went."""
+STATUS_SIGNALS: dict[str, tuple[str, str]] = {
+    "Names": ("string[]", "federation: the other ECUs of the vehicle seen so far, by name"),
+    "States": ("string[]", "federation: the state of each: JOINING, UP or GONE (its signals not available)"),
+    "Signals": ("uint32[]", "federation: the signals mirrored from each"),
+    "Since": ("double[]", "federation: when each entered its state (Unix time, s)"),
+}
+
+
+def status_metadata(first_id: int) -> list[SignalMetadata]:
+    """Metadata of the status signals under :data:`STATUS_ROOT`, with ids from ``first_id``."""
+    return [
+        SignalMetadata(
+            id=first_id + index,
+            path=f"{STATUS_ROOT}.{name}",
+            kind="sensor",
+            datatype=datatype,
+            description=description,
+        )
+        for index, (name, (datatype, description)) in enumerate(STATUS_SIGNALS.items())
+    ]

@@ -9,14 +9,18 @@ runs tests in parallel) and everything is deleted in teardown, also after a fail
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import random
 import signal
 import socket
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
-__all__ = ["Loopback", "Namespaces", "namespaces_unavailable"]
+import zenoh
+
+__all__ = ["Loopback", "Namespaces", "cloud_node", "free_port", "namespaces_unavailable"]
 
 ECUS = ("a", "b", "c")
 
@@ -29,6 +33,21 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def cloud_node(host: str, port: int) -> Iterator[zenoh.Session]:
+    """The cloud: a zenoh node listening where the gateway connects to."""
+    settings = {
+        "mode": "peer",
+        "listen": {"endpoints": [f"tcp/{host}:{port}"]},
+        "scouting": {"multicast": {"enabled": False}},
+    }
+    session = zenoh.open(zenoh.Config.from_json5(json.dumps(settings)))
+    try:
+        yield session
+    finally:
+        session.close()
 
 
 class Loopback:

@@ -14,21 +14,18 @@ pairs (skipped, with the reason, where namespaces cannot be created):
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import zenoh
 
 from sdv.client import VehicleClient
-from sdv.types.signals import Datapoint
 from tests.federation.ecus import Ecu, FrameListener, kuksa
-from tests.federation.network import Loopback, Namespaces, free_port, namespaces_unavailable
+from tests.federation.network import Loopback, Namespaces, cloud_node, free_port, namespaces_unavailable
+from tests.federation.timing import all_available, all_unavailable, seconds_until
 from tests.federation.vehicle import (
     CABIN_TEMPERATURE,
     LIGHT_REQUEST_ID,
@@ -62,59 +59,8 @@ def network(request: pytest.FixtureRequest) -> Iterator[Any]:
         place.close()
 
 
-@contextlib.contextmanager
-def cloud_node(host: str, port: int) -> Iterator[zenoh.Session]:
-    """The cloud: a zenoh node listening where the gateway connects to."""
-    settings = {
-        "mode": "peer",
-        "listen": {"endpoints": [f"tcp/{host}:{port}"]},
-        "scouting": {"multicast": {"enabled": False}},
-    }
-    session = zenoh.open(zenoh.Config.from_json5(json.dumps(settings)))
-    try:
-        yield session
-    finally:
-        session.close()
-
-
-async def watch(
-    client: VehicleClient, paths: tuple[str, ...], holds: Callable[[dict[str, Datapoint]], bool]
-) -> AsyncIterator[dict[str, Datapoint]]:
-    """Latest datapoints of ``paths``, updated until ``holds`` is true."""
-    latest: dict[str, Datapoint] = {}
-    async with contextlib.aclosing(client.subscribe(paths)) as stream:
-        async for batch in stream:
-            latest.update(batch)
-            yield latest
-            if holds(latest):
-                return
-
-
-async def seconds_until(
-    client: VehicleClient,
-    paths: tuple[str, ...],
-    holds: Callable[[dict[str, Datapoint]], bool],
-    action: Callable[[], None],
-    timeout_s: float,
-) -> float:
-    """Subscribe, do ``action``, and measure how long until ``holds`` is true of the latest datapoints."""
-    started = 0.0
-    async with asyncio.timeout(timeout_s + 60):  # the extra minute: subscribing on a loaded machine
-        async for latest in watch(client, paths, holds):
-            if not started:
-                action()
-                started = time.monotonic()
-            elif holds(latest):
-                return time.monotonic() - started
-    raise AssertionError("the subscription ended")
-
-
-def all_gone(latest: dict[str, Datapoint]) -> bool:
-    return all(latest.get(path) is not None and latest[path].value is None for path in C_SIGNALS)
-
-
-def all_back(latest: dict[str, Datapoint]) -> bool:
-    return all(latest.get(path) is not None and latest[path].value is not None for path in C_SIGNALS)
+ALL_GONE = all_unavailable(C_SIGNALS)
+ALL_BACK = all_available(C_SIGNALS)
 
 
 def wait_for_values(ecu: Ecu, paths: tuple[str, ...]) -> dict[str, Any]:
@@ -169,14 +115,14 @@ async def test_a_federated_vehicle_survives_a_crash_and_a_partition_of_an_owner(
 
             async with VehicleClient(f"{a.address}:{a.port}") as client:
                 # c crashes: its signals are not available on a within a second, actuation fails at once
-                gone = await seconds_until(client, C_SIGNALS, all_gone, c.kill, NOT_AVAILABLE_WITHIN_S)
+                gone = await seconds_until(client, C_SIGNALS, ALL_GONE, c.kill, NOT_AVAILABLE_WITHIN_S)
                 assert gone < NOT_AVAILABLE_WITHIN_S
                 refused = kuksa("actuate", a, LOW_BEAM, "true")
                 assert refused["code"] == "503" and "unreachable" in refused["message"], refused
                 assert refused["seconds"] < ACTUATION_TIMEOUT_S  # refused, not waited for
 
                 # c comes back: values and actuation are back
-                await seconds_until(client, C_SIGNALS, all_back, c.start, 60)
+                await seconds_until(client, C_SIGNALS, ALL_BACK, c.start, 60)
                 assert kuksa("actuate", a, LOW_BEAM, "false")["result"] == "ok"
                 assert low_beam_requests(listener) == 0
 
@@ -184,10 +130,10 @@ async def test_a_federated_vehicle_survives_a_crash_and_a_partition_of_an_owner(
                 assert c.process is not None
                 process = c.process
                 cut = await seconds_until(
-                    client, C_SIGNALS, all_gone, lambda: network.partition("c", process), 60
+                    client, C_SIGNALS, ALL_GONE, lambda: network.partition("c", process), 60
                 )
                 assert cut < LEASE_MS / 1000 * 1.5, f"a partition noticed after {cut:.2f} s"
-                await seconds_until(client, C_SIGNALS, all_back, lambda: network.heal("c", process), 60)
+                await seconds_until(client, C_SIGNALS, ALL_BACK, lambda: network.heal("c", process), 60)
 
                 # the cloud got telemetry; what it sends back goes nowhere
                 assert any(key.endswith("/Vehicle/Speed") for key in telemetry)

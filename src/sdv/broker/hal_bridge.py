@@ -18,7 +18,9 @@ The state of each bus (:mod:`sdv.hal.bus_state`) is published on every change:
 
 The state signals of all buses come after all counters, so that the counters keep their ids. Then come the
 attributes of the profile's ``diagnostics`` section (:mod:`sdv.hal.diagnostics`: ECU identification read over
-UDS, e.g. ``Vehicle.SDV.Ecu.Engine.SoftwareVersion``, ``string``), not available until their ECU answered.
+UDS, e.g. ``Vehicle.SDV.Ecu.Engine.SoftwareVersion``, ``string``), not available until their ECU answered, and
+last, for a profile with a ``federation:`` section, the federation's status signals (``Sdv.Federation.Ecu``,
+published by :mod:`sdv.federation`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from sdv.broker.config import Limits
 from sdv.broker.model import metadata_from_catalogue, metadata_from_vehicle
 from sdv.broker.ownership import Owner, OwnerKind
 from sdv.broker.providers import HalProvider
+from sdv.federation_config import status_metadata
 from sdv.hal.bus_state import BusState, BusStatus
 from sdv.hal.diagnostics import DiagnosticPlan
 from sdv.hal.diagnostics_runner import DiagnosticsRunner
@@ -209,6 +212,8 @@ class HalBridge:
         signals += diagnostic_metadata(diagnostics, len(signals) + 1)
         if catalogue is not None:
             signals += metadata_from_catalogue(catalogue, len(signals) + 1, {meta.path for meta in signals})
+        if vehicle.config.federation is not None:  # the federation's view of the other ECUs, last: ids stay
+            signals += status_metadata(len(signals) + 1)
         self.broker = Broker(signals, limits)
         self.diagnostics = DiagnosticsRunner(
             diagnostics, {name: bus.config for name, bus in vehicle.buses.items()}, self.broker.publish

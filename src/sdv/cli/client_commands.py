@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from sdv.cli.monitor_federation import FEDERATION_ROOT, STATE_STYLES, remote_ecu_rows
 from sdv.cli.security_options import ENV_SERVER, add_connection_arguments, connection
 from sdv.client import DEFAULT_SERVER, VehicleClient
 from sdv.client.address import SIGNAL_SERVER_PORT
@@ -357,6 +358,8 @@ def render_monitor(
         if match is not None:
             counters.setdefault(match["bus"], {})[match["counter"]] = datapoint.value
             continue
+        if meta.path.startswith(FEDERATION_ROOT + "."):
+            continue  # the other ECUs' rows
         status = _status(datapoint)
         signals.add_row(
             meta.path,
@@ -373,6 +376,8 @@ def render_monitor(
         )
     else:
         parts.append(Text(f"the server publishes no HAL counters ({HAL_ROOT})", style="dim"))
+    remote = remote_ecu_rows(values, lambda since: format_age(Datapoint(None, since, Status.VALID), now))
+    parts.extend(Text(text, style=STATE_STYLES.get(state, "")) for text, state in remote)
     parts.append(signals)
     return Group(*parts)
 

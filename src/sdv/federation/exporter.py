@@ -6,9 +6,9 @@ signal, never blocking the HAL) and puts each changed datapoint on its ``sig`` k
 with the current datapoint, gets on ``meta/<ecu>`` with its announcement, and queries on ``act/<path>`` for each
 actuator it takes requests for.
 
-An actuation request is checked here again, with the same decision as a gRPC call: the forwarded token is verified
-with this ECU's key (when this ECU checks tokens) and the broker checks its rights before the HAL writes a frame.
-Callbacks run on zenoh's threads and only hand the request to the loop.
+An actuation request is checked here again, with the same decision as a gRPC call
+(:class:`~sdv.federation.responder.ActuationResponder`): the forwarded token is verified with this ECU's key (when
+this ECU checks tokens) and the broker checks its rights before the HAL writes a frame.
 """
 
 from __future__ import annotations
@@ -20,19 +20,12 @@ import logging
 import zenoh
 
 from sdv.api.tokens import TokenVerifier
-from sdv.broker import Broker, Subscription
+from sdv.broker import Subscription
 from sdv.broker.access import UNRESTRICTED, Access
-from sdv.errors import ActuationError, AuthenticationError, SdvError, ValueOutOfRangeError
-from sdv.federation.codec import (
-    FederationProtocolError,
-    decode_request,
-    encode_announcement,
-    encode_datapoint,
-    encode_error_reply,
-)
-from sdv.federation.keys import KeyLayout
-from sdv.federation.ownership_map import EcuOwnership
-from sdv.federation_config import FederationConfig
+from sdv.errors import AuthenticationError
+from sdv.federation.codec import encode_announcement, encode_datapoint
+from sdv.federation.context import FederationContext
+from sdv.federation.responder import ActuationResponder, reply
 
 __all__ = ["Exporter"]
 
@@ -43,63 +36,52 @@ class Exporter:
     """Puts the owned signals and answers for them (see the module docstring).
 
     Args:
-        broker: this ECU's broker.
-        session: the federation's zenoh session.
-        config: the ``federation:`` section.
-        ownership: what this ECU owns.
+        context: this ECU's federation.
         verifier: this ECU's token verifier (None: it checks no tokens, as its gRPC API).
-        loop: the event loop the broker's asynchronous side runs on.
     """
 
-    def __init__(
-        self,
-        broker: Broker,
-        session: zenoh.Session,
-        config: FederationConfig,
-        ownership: EcuOwnership,
-        verifier: TokenVerifier | None,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        self._broker = broker
-        self._session = session
-        self._config = config
-        self._layout = KeyLayout(config.vehicle)
-        self._ownership = ownership
+    def __init__(self, context: FederationContext, verifier: TokenVerifier | None) -> None:
+        self._context = context
         self._verifier = verifier
-        self._loop = loop
         self._declared: list[object] = []
         self._subscription: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
-        self._requests: set[asyncio.Future[None]] = set()
+        self._responder = ActuationResponder(
+            context.broker,
+            context.layout,
+            self._rights,
+            context.config.max_payload_bytes,
+            context.loop,
+            "a federated",
+        )
         self.puts = 0
 
     def start(self) -> None:
         """Declare the publishers and queryables and start putting changes; call on the loop."""
-        layout, session = self._layout, self._session
-        announcement = encode_announcement(self._config.ecu, self._ownership.owned)
-        meta_key = layout.meta(self._config.ecu)
+        context = self._context
+        layout, session, ownership = context.layout, context.session, context.ownership
+        announcement = encode_announcement(context.config.ecu, ownership.owned)
+        meta_key = layout.meta(context.config.ecu)
         self._declared.append(
             session.declare_queryable(
-                meta_key, lambda query: _reply(query, meta_key, announcement), complete=True
+                meta_key, lambda query: reply(query, meta_key, announcement), complete=True
             )
         )
-        for path in self._ownership.exported:
+        for path in ownership.exported:
             self._declared.append(
                 session.declare_queryable(layout.signal(path), self._current_value(path), complete=True)
             )
-        for path in self._ownership.actuators:
+        for path in ownership.actuators:
             self._declared.append(
-                session.declare_queryable(layout.actuator(path), self._request_handler(path), complete=True)
+                session.declare_queryable(layout.actuator(path), self._responder.handler(path), complete=True)
             )
-        if self._ownership.exported:
-            publishers = {
-                path: session.declare_publisher(layout.signal(path)) for path in self._ownership.exported
-            }
+        if ownership.exported:
+            publishers = {path: session.declare_publisher(layout.signal(path)) for path in ownership.exported}
             self._declared.extend(publishers.values())
-            self._subscription = self._broker.subscribe(
-                list(self._ownership.exported), access=UNRESTRICTED, counted=False
+            self._subscription = context.broker.subscribe(
+                list(ownership.exported), access=UNRESTRICTED, counted=False
             )
-            self._task = self._loop.create_task(self._put_changes(self._subscription, publishers))
+            self._task = context.loop.create_task(self._put_changes(self._subscription, publishers))
 
     async def stop(self) -> None:
         """Stop putting and answering."""
@@ -108,8 +90,7 @@ class Exporter:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        for request in list(self._requests):
-            request.cancel()
+        self._responder.stop()
 
     async def _put_changes(self, subscription: Subscription, publishers: dict[str, zenoh.Publisher]) -> None:
         async for batch in subscription:
@@ -118,44 +99,13 @@ class Exporter:
             self.puts += len(batch)
 
     def _current_value(self, path: str) -> zenoh.handlers.Callback[zenoh.Query]:
-        key = self._layout.signal(path)
+        key = self._context.layout.signal(path)
 
         def answer(query: zenoh.Query) -> None:
             # a read of the broker's store, which is thread-safe; nothing is written from this thread
-            _reply(query, key, encode_datapoint(self._broker.get(path, access=UNRESTRICTED)))
+            reply(query, key, encode_datapoint(self._context.broker.get(path, access=UNRESTRICTED)))
 
         return zenoh.handlers.Callback(answer)
-
-    def _request_handler(self, path: str) -> zenoh.handlers.Callback[zenoh.Query]:
-        def received(query: zenoh.Query) -> None:
-            payload = query.payload.to_bytes() if query.payload is not None else b""
-            if len(payload) > self._config.max_payload_bytes or self._loop.is_closed():
-                _reply_error(query, ValueOutOfRangeError(f"{path}: the request is over the size limit"))
-                return
-            self._loop.call_soon_threadsafe(self._start_request, query, path, payload)
-
-        return zenoh.handlers.Callback(received)
-
-    def _start_request(self, query: zenoh.Query, path: str, payload: bytes) -> None:
-        request = asyncio.ensure_future(self._carry_out(query, path, payload))
-        self._requests.add(request)
-        request.add_done_callback(self._requests.discard)
-
-    async def _carry_out(self, query: zenoh.Query, path: str, payload: bytes) -> None:
-        try:
-            value, token = decode_request(payload)
-            access = self._rights(token)
-            await self._broker.actuate([(path, value)], access=access)
-        except FederationProtocolError as error:
-            _reply_error(query, ValueOutOfRangeError(f"{path}: {error}"))
-        except SdvError as error:
-            _LOG.info("refused or failed a federated actuation of %s: %s", path, error)
-            _reply_error(query, error)
-        except Exception as error:  # a provider's own failure (a CAN driver's): the requester hears of it
-            _LOG.warning("a federated actuation of %s failed: %s", path, error)
-            _reply_error(query, ActuationError(f"{path}: {error}"))
-        else:
-            _reply(query, self._layout.actuator(path), b"")
 
     def _rights(self, token: str | None) -> Access:
         """The rights a forwarded request carries, decided as this ECU's gRPC API decides a call's."""
@@ -164,21 +114,3 @@ class Exporter:
         if token is None:
             raise AuthenticationError("this ECU checks tokens: the request carries none")
         return self._verifier.verify(token)[0]
-
-
-def _reply(query: zenoh.Query, key: str, payload: bytes) -> None:
-    try:
-        query.reply(key, payload)
-    except zenoh.ZError as error:  # the querier went away
-        _LOG.debug("a reply on %s was not sent: %s", key, error)
-    finally:
-        query.drop()  # type: ignore[no-untyped-call]  # finalises the query for the querier
-
-
-def _reply_error(query: zenoh.Query, error: SdvError) -> None:
-    try:
-        query.reply_err(encode_error_reply(error))
-    except zenoh.ZError as failure:
-        _LOG.debug("an error reply was not sent: %s", failure)
-    finally:
-        query.drop()  # type: ignore[no-untyped-call]  # finalises the query for the querier

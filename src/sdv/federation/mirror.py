@@ -11,6 +11,11 @@ partition), every signal of that ECU becomes ``NOT_AVAILABLE`` at once and reque
 once with :class:`~sdv.errors.OwnerUnreachableError`; a request whose reply never comes fails after
 ``federation.actuation_timeout_s`` with :class:`~sdv.errors.OutcomeUnknownError`. When the token comes back the
 ECU is synchronised again as on first sight.
+
+The mirror's view of the other ECUs — each one's name, state (``JOINING``, ``UP``, ``GONE``), signals mirrored
+and since when — is published on every change as the status signals under ``Sdv.Federation.Ecu``
+(:data:`~sdv.federation_config.STATUS_SIGNALS`, which ``sdv monitor`` shows one row per ECU), when the broker
+serves them.
 """
 
 from __future__ import annotations
@@ -35,10 +40,9 @@ from sdv.federation.codec import (
     decode_reply,
     encode_request,
 )
+from sdv.federation.context import FederationContext
 from sdv.federation.inbox import Inbox
-from sdv.federation.keys import KeyLayout
-from sdv.federation.ownership_map import EcuOwnership
-from sdv.federation_config import FederationConfig
+from sdv.federation_config import STATUS_ROOT, STATUS_SIGNALS
 from sdv.hal.processor import SignalUpdate
 from sdv.types.datatypes import Value, check_request
 from sdv.types.status import Status
@@ -55,6 +59,8 @@ class RemoteEcu:
     name: str
     owner: Owner
     alive: bool = False
+    state: str = "JOINING"
+    """JOINING (its token seen, being synchronised), UP (alive) or GONE."""
     generation: int = 0
     signals: set[str] = field(default_factory=set)
     actuators: set[str] = field(default_factory=set)
@@ -86,32 +92,21 @@ class Mirror:
     """Remote ECUs, their signals and actuators, kept in ``broker`` (see the module docstring).
 
     Args:
-        broker: this ECU's broker.
-        session: the federation's zenoh session.
-        config: the ``federation:`` section.
-        ownership: what this ECU owns and may mirror.
-        loop: the event loop the broker's asynchronous side runs on.
+        context: this ECU's federation (what it owns and may mirror).
     """
 
-    def __init__(
-        self,
-        broker: Broker,
-        session: zenoh.Session,
-        config: FederationConfig,
-        ownership: EcuOwnership,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        self._broker = broker
-        self._session = session
-        self._config = config
-        self._layout = KeyLayout(config.vehicle)
-        self._ownership = ownership
-        self._loop = loop
+    def __init__(self, context: FederationContext) -> None:
+        self._context = context
         self._ecus: dict[str, RemoteEcu] = {}
         self._by_path: dict[str, RemoteEcu] = {}
-        self._inbox = Inbox(loop, self._publish)
+        self._inbox = Inbox(context.loop, self._publish)
         self._tasks: set[asyncio.Task[None]] = set()
         self._declared: list[object] = []
+        self._status = [
+            f"{STATUS_ROOT}.{name}"
+            for name in STATUS_SIGNALS
+            if _served(context.broker, f"{STATUS_ROOT}.{name}")
+        ]
         self.rejected = 0
         """Samples dropped: undecodable, too large, invalid for the signal, or from an ECU not known alive."""
 
@@ -120,16 +115,22 @@ class Mirror:
         """The remote ECUs seen so far, by name."""
         return dict(self._ecus)
 
+    @property
+    def status_paths(self) -> list[str]:
+        """The status signals this mirror publishes (none when the broker does not serve them)."""
+        return self._status
+
     def start(self) -> None:
-        """Declare the subscribers (samples and liveliness); call on the loop."""
+        """Declare the subscribers (samples and liveliness) and publish the status; call on the loop."""
+        self._status_changed()
         self._declared.append(
-            self._session.declare_subscriber(
-                self._layout.every_signal, self._on_sample, allowed_origin=zenoh.Locality.REMOTE
+            self._context.session.declare_subscriber(
+                self._context.layout.every_signal, self._on_sample, allowed_origin=zenoh.Locality.REMOTE
             )
         )
         self._declared.append(
-            self._session.liveliness().declare_subscriber(
-                self._layout.every_ecu, self._on_liveliness, history=True
+            self._context.session.liveliness().declare_subscriber(
+                self._context.layout.every_ecu, self._on_liveliness, history=True
             )
         )
 
@@ -142,17 +143,17 @@ class Mirror:
     # --- zenoh callback threads: hand off only ---------------------------------------------------------------
     def _on_sample(self, sample: zenoh.Sample) -> None:
         payload = sample.payload.to_bytes()
-        if len(payload) > self._config.max_payload_bytes:
+        if len(payload) > self._context.config.max_payload_bytes:
             self.rejected += 1
             return
         self._inbox.offer(str(sample.key_expr), payload)
 
     def _on_liveliness(self, sample: zenoh.Sample) -> None:
-        name = self._layout.ecu_of(str(sample.key_expr))
-        if name is None or name == self._config.ecu or self._loop.is_closed():
+        name = self._context.layout.ecu_of(str(sample.key_expr))
+        if name is None or name == self._context.config.ecu or self._context.loop.is_closed():
             return
         alive = sample.kind == zenoh.SampleKind.PUT
-        self._loop.call_soon_threadsafe(self._joined if alive else self._left, name)
+        self._context.loop.call_soon_threadsafe(self._joined if alive else self._left, name)
 
     # --- on the loop -----------------------------------------------------------------------------------------
     def _remote(self, name: str) -> RemoteEcu:
@@ -166,48 +167,72 @@ class Mirror:
     def _joined(self, name: str) -> None:
         ecu = self._remote(name)
         ecu.generation += 1
+        if not ecu.alive:
+            self._enter(ecu, "JOINING")
         _LOG.info("ECU %s joined; synchronising its signals", name)
-        task = self._loop.create_task(self._synchronise(ecu, ecu.generation))
+        task = self._context.loop.create_task(self._synchronise(ecu, ecu.generation))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     def _left(self, name: str) -> None:
         ecu = self._remote(name)
         ecu.generation += 1
-        if not ecu.alive:
+        was_alive, ecu.alive = ecu.alive, False
+        self._enter(ecu, "GONE")
+        if not was_alive:
             return
-        ecu.alive = False
-        ecu.since = time.time()
         _LOG.warning("ECU %s is gone: its %d signals are not available", name, len(ecu.signals))
         now = time.time()
-        self._broker.publish([SignalUpdate(path, None, now, Status.NOT_AVAILABLE) for path in ecu.signals])
+        self._context.broker.publish(
+            [SignalUpdate(path, None, now, Status.NOT_AVAILABLE) for path in ecu.signals]
+        )
         for waiting in list(ecu.waiting):
             if not waiting.done():
                 waiting.set_result(OwnerUnreachableError(f"its owner, ECU {name}, became unreachable"))
 
     async def _synchronise(self, ecu: RemoteEcu, generation: int) -> None:
         try:
-            replies = await self._get(self._layout.meta(ecu.name))
+            replies = await self._get(self._context.layout.meta(ecu.name))
             announcement = next(
                 (decode_announcement(payload) for _, payload in replies), Announcement(ecu.name, ())
             )
             self._claim(ecu, announcement)
-            values = await self._get(self._layout.every_signal)
+            values = await self._get(self._context.layout.every_signal)
         except (FederationProtocolError, SdvError) as error:
             _LOG.warning("ECU %s could not be synchronised: %s", ecu.name, error)
             return
         if ecu.generation != generation:
             return  # it left (and maybe came back) meanwhile: the newer event decides
         ecu.alive = True
-        ecu.since = time.time()
         self._publish({key: payload for key, payload in values})
+        self._enter(ecu, "UP")
         _LOG.info("ECU %s: %d signals, %d actuators mirrored", ecu.name, len(ecu.signals), len(ecu.actuators))
+
+    def _enter(self, ecu: RemoteEcu, state: str) -> None:
+        ecu.state, ecu.since = state, time.time()
+        self._status_changed()
+
+    def _status_changed(self) -> None:
+        if not self._status:
+            return
+        ecus = sorted(self._ecus.values(), key=lambda ecu: ecu.name)
+        columns: dict[str, Value] = {
+            "Names": tuple(ecu.name for ecu in ecus),
+            "States": tuple(ecu.state for ecu in ecus),
+            "Signals": tuple(len(ecu.signals) for ecu in ecus),
+            "Since": tuple(ecu.since for ecu in ecus),
+        }
+        now = time.time()
+        updates = [
+            SignalUpdate(f"{STATUS_ROOT}.{name}", value, now, Status.VALID) for name, value in columns.items()
+        ]
+        self._context.broker.publish([update for update in updates if update.path in self._status])
 
     async def _get(self, selector: str) -> list[tuple[str, bytes]]:
         """The ``(key, payload)`` of every good reply to a get on ``selector``, within ``query_timeout_s``."""
-        done: asyncio.Future[None] = self._loop.create_future()
+        done: asyncio.Future[None] = self._context.loop.create_future()
         replies: list[tuple[str, bytes]] = []
-        limit = self._config.max_payload_bytes
+        limit = self._context.config.max_payload_bytes
 
         def on_reply(reply: zenoh.Reply) -> None:
             sample = reply.ok
@@ -219,11 +244,13 @@ class Mirror:
                 done.set_result(None)
 
         def finished() -> None:
-            if not self._loop.is_closed():
-                self._loop.call_soon_threadsafe(complete)
+            if not self._context.loop.is_closed():
+                self._context.loop.call_soon_threadsafe(complete)
 
-        self._session.get(
-            selector, zenoh.handlers.Callback(on_reply, finished), timeout=self._config.query_timeout_s
+        self._context.session.get(
+            selector,
+            zenoh.handlers.Callback(on_reply, finished),
+            timeout=self._context.config.query_timeout_s,
         )
         await done
         return replies
@@ -232,10 +259,10 @@ class Mirror:
         signals, actuators = [], []
         for owned in announcement.signals:
             path = owned.path
-            if path not in self._ownership.mirrorable or path in ecu.signals:
+            if path not in self._context.ownership.mirrorable or path in ecu.signals:
                 continue
             try:
-                meta = self._broker.metadata(path, Action.PROVIDE, access=UNRESTRICTED)
+                meta = self._context.broker.metadata(path, Action.PROVIDE, access=UNRESTRICTED)
             except SdvError:
                 continue
             if meta.kind != owned.kind or meta.datatype != owned.datatype:
@@ -248,9 +275,9 @@ class Mirror:
             if owned.actuatable:
                 actuators.append(path)
         try:
-            self._broker.claim_signals(signals, ecu.owner, access=UNRESTRICTED)
+            self._context.broker.claim_signals(signals, ecu.owner, access=UNRESTRICTED)
             if actuators:
-                self._broker.claim_actuators(
+                self._context.broker.claim_actuators(
                     actuators, ecu.owner, RemoteActuator(self, ecu), access=UNRESTRICTED
                 )
         except SdvError as error:  # a local provider holds one: the profile and the ownership map disagree
@@ -264,7 +291,7 @@ class Mirror:
     def _publish(self, pending: dict[str, bytes]) -> None:
         updates = []
         for key, payload in pending.items():
-            path = self._layout.path_of(key)
+            path = self._context.layout.path_of(key)
             ecu = self._by_path.get(path) if path is not None else None
             if path is None or ecu is None or not ecu.alive:
                 self.rejected += 1
@@ -272,7 +299,7 @@ class Mirror:
             try:
                 value, timestamp, status = decode_datapoint(payload)
                 if value is not None:
-                    meta = self._broker.metadata(path, access=UNRESTRICTED)
+                    meta = self._context.broker.metadata(path, access=UNRESTRICTED)
                     value = check_request(
                         path, meta.datatype, value, minimum=meta.min, maximum=meta.max, allowed=meta.allowed
                     )
@@ -282,14 +309,14 @@ class Mirror:
                 continue
             updates.append(SignalUpdate(path, value, timestamp or time.time(), status))
         if updates:
-            self._broker.publish(updates)
+            self._context.broker.publish(updates)
 
     async def request(self, ecu: RemoteEcu, path: str, value: Value) -> None:
         """Send one actuation request to ``ecu`` and wait for its answer (see :class:`RemoteActuator`)."""
         if not ecu.alive:
             raise OwnerUnreachableError(f"{path}: its owner, ECU {ecu.name}, is unreachable")
-        timeout = self._config.actuation_timeout_s
-        answer: asyncio.Future[SdvError | None] = self._loop.create_future()
+        timeout = self._context.config.actuation_timeout_s
+        answer: asyncio.Future[SdvError | None] = self._context.loop.create_future()
 
         def settle(result: SdvError | None) -> None:
             if not answer.done():
@@ -300,15 +327,15 @@ class Mirror:
             result = (
                 None if ok is not None else decode_reply(error.payload.to_bytes() if error else b"", ecu.name)
             )
-            if not self._loop.is_closed():
-                self._loop.call_soon_threadsafe(settle, result)
+            if not self._context.loop.is_closed():
+                self._context.loop.call_soon_threadsafe(settle, result)
 
         def finished() -> None:
-            if not self._loop.is_closed():
-                self._loop.call_soon_threadsafe(settle, _no_answer(ecu, path, timeout))
+            if not self._context.loop.is_closed():
+                self._context.loop.call_soon_threadsafe(settle, _no_answer(ecu, path, timeout))
 
-        self._session.get(
-            self._layout.actuator(path),
+        self._context.session.get(
+            self._context.layout.actuator(path),
             zenoh.handlers.Callback(on_reply, finished),
             payload=encode_request(value, caller_token()),
             timeout=timeout,
@@ -329,3 +356,11 @@ def _no_answer(ecu: RemoteEcu, path: str, timeout: float) -> SdvError:
         f"{path}: ECU {ecu.name} did not answer within {timeout:g} s (federation.actuation_timeout_s); the "
         "actuation may or may not have been carried out"
     )
+
+
+def _served(broker: Broker, path: str) -> bool:
+    try:
+        broker.metadata(path, access=UNRESTRICTED)
+    except SdvError:
+        return False
+    return True

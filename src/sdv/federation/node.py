@@ -15,7 +15,9 @@ from typing import Any
 import zenoh
 
 from sdv.api.tokens import TokenVerifier
-from sdv.broker import Broker
+from sdv.broker import Broker, Owner, OwnerKind
+from sdv.broker.access import UNRESTRICTED
+from sdv.federation.context import FederationContext
 from sdv.federation.exporter import Exporter
 from sdv.federation.gateway import CloudGateway
 from sdv.federation.keys import KeyLayout
@@ -60,6 +62,7 @@ class Federation:
         self._exporter: Exporter | None = None
         self._mirror: Mirror | None = None
         self._gateway: CloudGateway | None = None
+        self._owner = Owner(OwnerKind.CLIENT, f"the federation of ECU {config.ecu}")
 
     def settings(self) -> dict[str, Any]:
         """The zenoh configuration of the in-vehicle session (with the access rules, when configured)."""
@@ -77,16 +80,21 @@ class Federation:
             raise RuntimeError("the federation is already started")
         loop = asyncio.get_running_loop()
         settings = self.settings()
+        if self.config.gateway is not None:  # refused before anything opens
+            self._gateway = CloudGateway(self.broker, self.config, self._resolve, loop, self._verifier)
+            self._gateway.check()
         session = await asyncio.to_thread(open_session, settings, f"ECU {self.config.ecu}")
         self._session = session
-        self._exporter = Exporter(self.broker, session, self.config, self.ownership, self._verifier, loop)
+        context = FederationContext(self.broker, session, self.config, self.ownership, loop)
+        self._exporter = Exporter(context, self._verifier)
         self._exporter.start()
-        self._mirror = Mirror(self.broker, session, self.config, self.ownership, loop)
+        self._mirror = Mirror(context)
+        # the status signals are this ECU's own: no outside provider may publish them
+        self.broker.claim_signals(self._mirror.status_paths, self._owner, access=UNRESTRICTED)
         self._mirror.start()
         # declared last: a peer that sees the token finds the announcement and the values already answered
         self._token = session.liveliness().declare_token(KeyLayout(self.config.vehicle).ecu(self.config.ecu))
-        if self.config.gateway is not None:
-            self._gateway = CloudGateway(self.broker, self.config, self._resolve, loop)
+        if self._gateway is not None:
             await self._gateway.start()
         _LOG.info(
             "federation: ECU %s of vehicle %s, %d signals owned (%d shared, %d actuators), listening on %s",
@@ -110,6 +118,7 @@ class Federation:
         for part in (self._mirror, self._exporter):
             if part is not None:
                 await part.stop()
+        self.broker.release(self._owner)
         session, self._session = self._session, None
         if session is not None:
             await asyncio.to_thread(close_bounded, session, self.config.close_timeout_s)
