@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from sdv.errors import AccessDenied, SdvError
 from sdv.ota.client import OtaClient
 from sdv.resources import software_overlay
 from sdv.sdk import SyncVehicle
+from vehicle.background import Background, events, install_waiting, state_reached
 from vehicle.conftest import BRAKE, CAPACITY, CHARGING, GEAR, SOC, SPEED, TERMS, BuildVehicleBundle
 
 pytestmark = pytest.mark.slow
@@ -114,31 +115,7 @@ def _status(client: OtaClient) -> ota_pb2.Status:
 
 
 def _events(ecu: Ecu, kind: str) -> list[dict[str, Any]]:
-    lines = (ecu.state_dir / "events.log").read_text().splitlines()
-    return [entry for entry in map(json.loads, lines) if entry["event"] == kind]
-
-
-class _Background:
-    """A blocking call on a thread, its result or error kept."""
-
-    def __init__(self, call: Callable[[], Any]) -> None:
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(call,))
-        self._thread.start()
-
-    def _run(self, call: Callable[[], Any]) -> None:
-        try:
-            self.result = call()
-        except BaseException as error:  # handed to the test
-            self.error = error
-
-    def join(self) -> Any:
-        self._thread.join(timeout=120)
-        assert not self._thread.is_alive()
-        if self.error is not None:
-            raise self.error
-        return self.result
+    return events(ecu.state_dir, kind)
 
 
 def _head_unit_answers(
@@ -183,12 +160,7 @@ def test_waits_while_driving_starts_when_parked_and_aborts_when_moving_off(
     factory = ecu.running()
     agent = start_agent(_agent_config(ecu, vehicle, tmp_path))
     with OtaClient(agent.target) as client:
-        client.push(build_vehicle_bundle())
-        install = _Background(client.install)
-        waiting = wait_until(
-            lambda: (status := _status(client)).vehicle.checked and not status.vehicle.met and status,
-            what="the agent waiting for the vehicle to park",
-        )
+        install, waiting = install_waiting(client, build_vehicle_bundle())
         assert waiting.state == ota_pb2.STATE_TRANSFERRED
         assert any(
             line.startswith(f"{SPEED} == 0: false for {SPEED} = 48.0") for line in waiting.vehicle.unmet
@@ -210,7 +182,7 @@ def test_waits_while_driving_starts_when_parked_and_aborts_when_moving_off(
 
         assert client.activate().state == ota_pb2.STATE_VERIFYING
         vehicle.drive({SPEED: 6.5, GEAR: 127})
-        final = client.mark_good()
+        final = state_reached(client, ota_pb2.STATE_ROLLED_BACK, "the agent's trial watch to roll back")
     assert final.state == ota_pb2.STATE_ROLLED_BACK
     assert (
         "the vehicle left the update's preconditions" in final.failure and f"{SPEED} = 6.5" in final.failure
@@ -260,7 +232,7 @@ def test_declined_consent_leaves_nothing_installed(
     agent = start_agent(_agent_config(ecu, vehicle, tmp_path))
     with OtaClient(agent.target) as client:
         client.push(build_vehicle_bundle())
-        install = _Background(client.install)
+        install = Background(client.install)
 
         async def decline() -> notices_pb2.UpdateNotice:  # through the client library this time
             security = ChannelSecurity(token=vehicle.token(HEAD_UNIT_SCOPE, "head-unit"))

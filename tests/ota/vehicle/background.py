@@ -1,0 +1,66 @@
+"""Helpers of the vehicle-aware end-to-end tests: a blocking call run on a thread, and the agent's event log."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.waiting import wait_until
+
+from sdv._proto.sdv.ota.v1 import ota_pb2
+from sdv.ota.client import OtaClient
+
+__all__ = ["Background", "events", "install_waiting", "state_reached"]
+
+
+class Background:
+    """A blocking call on a thread, its result or error kept for :meth:`join`."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(call,))
+        self._thread.start()
+
+    def _run(self, call: Callable[[], Any]) -> None:
+        try:
+            self.result = call()
+        except BaseException as error:  # handed to the test
+            self.error = error
+
+    def join(self) -> Any:
+        """The call's result (its error raised here)."""
+        self._thread.join(timeout=120)
+        assert not self._thread.is_alive()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def events(state_dir: Path, kind: str) -> list[dict[str, Any]]:
+    """The entries of one kind in the agent's event log."""
+    lines = (state_dir / "events.log").read_text().splitlines()
+    return [entry for entry in map(json.loads, lines) if entry["event"] == kind]
+
+
+def state_reached(client: OtaClient, state: ota_pb2.State.ValueType, what: str) -> ota_pb2.Status:
+    """The agent's status once it is in ``state`` (waited for on its status, never on a clock)."""
+    found: ota_pb2.Status = wait_until(
+        lambda: (status := client.status()).state == state and status, what=what
+    )
+    return found
+
+
+def install_waiting(client: OtaClient, bundle: Path) -> tuple[Background, ota_pb2.Status]:
+    """Push ``bundle``, start its install on a thread and wait until the agent reports its preconditions unmet;
+    returns the install under way and that status."""
+    client.push(bundle)
+    install = Background(client.install)
+    waiting: ota_pb2.Status = wait_until(
+        lambda: (status := client.status()).vehicle.checked and not status.vehicle.met and status,
+        what="the agent to find its preconditions unmet",
+    )
+    return install, waiting
