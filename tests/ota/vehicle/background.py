@@ -1,8 +1,11 @@
-"""Helpers of the vehicle-aware end-to-end tests: a blocking call run on a thread, and the agent's event log."""
+"""Helpers of the vehicle-aware end-to-end tests: a blocking call run on a thread, the agent's event log and
+status, and the software identification as ``kuksa-client`` reads it."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +16,25 @@ from tests.waiting import wait_until
 from sdv._proto.sdv.ota.v1 import ota_pb2
 from sdv.ota.client import OtaClient
 
-__all__ = ["Background", "events", "install_waiting", "state_reached"]
+__all__ = ["Background", "events", "install_waiting", "kuksa_software", "state_reached"]
+
+
+KUKSA_SOFTWARE = Path(__file__).with_name("kuksa_software.py")
+
+
+def kuksa_software(port: int, token: str) -> dict[str, Any]:
+    """The ``Vehicle.Software`` attributes of the server on 127.0.0.1:``port`` as the unchanged kuksa-client reads
+    them (in a process of its own: it registers the same protobuf symbols as sdv)."""
+    done = subprocess.run(
+        [sys.executable, str(KUKSA_SOFTWARE), "127.0.0.1", str(port), token],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 class Background:

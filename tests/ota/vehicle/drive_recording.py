@@ -7,15 +7,22 @@ encoded with cantools from the DBC written here, so the recording and the profil
 
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cantools
 import yaml
+from tests.serve_process import serving
 
-__all__ = ["DBC", "Phase", "write_catalogue", "write_drive", "write_profile"]
+from sdv.api.tokens import create_token, generate_key, public_key_pem
+from sdv.resources import software_overlay
+
+__all__ = ["DBC", "Phase", "Replay", "replaying", "write_catalogue", "write_drive", "write_profile"]
 
 CYCLE_S = 0.1
 """Every message is sent every 100 ms."""
@@ -169,3 +176,38 @@ def write_drive(directory: Path, phases: list[Phase], *, start: float = 1_767_22
     path = directory / "drive.log"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+@dataclass
+class Replay:
+    """``sdv serve`` replaying a drive, the key its tokens are signed with, and its process."""
+
+    port: int
+    key: Any
+    process: subprocess.Popen[str]
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def token(self, scope: str, subject: str) -> str:
+        """A token of ``scope`` the server accepts."""
+        return create_token(self.key, scope, subject=subject)
+
+
+@contextlib.contextmanager
+def replaying(directory: Path, phases: list[Phase], *arguments: str) -> Iterator[Replay]:
+    """Run ``sdv serve --profile`` on the small vehicle replaying ``phases`` (from the moment it starts), its
+    profile's catalogue and the software identification overlay, tokens checked; ``arguments`` are added."""
+    drive = directory / "vehicle"
+    drive.mkdir()
+    profile = write_profile(drive)
+    write_drive(drive, phases)
+    key = generate_key()
+    public = directory / "jwt.pub.pem"
+    public.write_bytes(public_key_pem(key))
+    with serving(
+        "--profile", str(profile), "--vss", str(write_catalogue(profile)), "--vss", str(software_overlay()),
+        "--jwt-public-key", str(public), *arguments,
+    ) as (port, process):  # fmt: skip
+        yield Replay(port, key, process)

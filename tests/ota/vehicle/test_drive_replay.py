@@ -7,21 +7,17 @@ longer than the step it has to cover."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.serve_process import serving
 
 from conftest import Ecu
 from sdv._proto.sdv.ota.v1 import ota_pb2
-from sdv.api.tokens import create_token, generate_key, public_key_pem
 from sdv.ota.client import OtaClient
-from sdv.resources import software_overlay
 from vehicle.background import events, install_waiting, state_reached
 from vehicle.conftest import BRAKE, CHARGING, GEAR, SOC, SPEED, BuildVehicleBundle
-from vehicle.drive_recording import Phase, write_catalogue, write_drive, write_profile
+from vehicle.drive_recording import Phase, Replay, replaying
 
 pytestmark = pytest.mark.slow
 
@@ -39,45 +35,20 @@ TERMS: dict[str, Any] = {
 }
 
 
-@dataclass
-class Replay:
-    """``sdv serve`` replaying the drive, and its token key."""
-
-    port: int
-    key: Any
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-
 @pytest.fixture
 def replay(tmp_path: Path) -> Iterator[Replay]:
-    drive = tmp_path / "vehicle"
-    drive.mkdir()
-    profile = write_profile(drive)
-    write_drive(
-        drive,
-        [
-            Phase(DRIVING_S, speed=48.0, gear="D", parking_brake=False, state_of_charge=81.0),
-            Phase(PARKED_S, speed=0.0, gear="P", parking_brake=True, state_of_charge=80.0),
-            Phase(MOVING_OFF_S, speed=6.5, gear="D", parking_brake=False, state_of_charge=80.0),
-        ],
-    )
-    key = generate_key()
-    public = tmp_path / "jwt.pub.pem"
-    public.write_bytes(public_key_pem(key))
-    catalogue = write_catalogue(profile)
-    with serving(
-        "--profile", str(profile), "--vss", str(catalogue), "--vss", str(software_overlay()),
-        "--jwt-public-key", str(public),
-    ) as (port, _):  # fmt: skip
-        yield Replay(port, key)
+    phases = [
+        Phase(DRIVING_S, speed=48.0, gear="D", parking_brake=False, state_of_charge=81.0),
+        Phase(PARKED_S, speed=0.0, gear="P", parking_brake=True, state_of_charge=80.0),
+        Phase(MOVING_OFF_S, speed=6.5, gear="D", parking_brake=False, state_of_charge=80.0),
+    ]
+    with replaying(tmp_path, phases) as started:
+        yield started
 
 
 def _agent_config(ecu: Ecu, replay: Replay, tmp_path: Path) -> Path:
     token = tmp_path / "agent.jwt"
-    token.write_text(create_token(replay.key, AGENT_SCOPE, subject="ota-agent"))
+    token.write_text(replay.token(AGENT_SCOPE, "ota-agent"))
     # no max_age_s: the HAL publishes a value when it changes, and judges the freshness of its messages itself
     signals = {"server": replay.target, "token_file": str(token)}
     return ecu.write_config(

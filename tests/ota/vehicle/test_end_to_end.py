@@ -30,12 +30,11 @@ from sdv.errors import AccessDenied, SdvError
 from sdv.ota.client import OtaClient
 from sdv.resources import software_overlay
 from sdv.sdk import SyncVehicle
-from vehicle.background import Background, events, install_waiting, state_reached
+from vehicle.background import Background, events, install_waiting, kuksa_software, state_reached
 from vehicle.conftest import BRAKE, CAPACITY, CHARGING, GEAR, SOC, SPEED, TERMS, BuildVehicleBundle
 
 pytestmark = pytest.mark.slow
 
-KUKSA_SOFTWARE = Path(__file__).with_name("kuksa_software.py")
 DRIVING = {SPEED: 48.0, GEAR: 127, SOC: 80.0, CAPACITY: 60, CHARGING: False, BRAKE: False}
 PARKED = {SPEED: 0.0, GEAR: 126, BRAKE: True}
 _LEAF = {
@@ -140,18 +139,7 @@ def _head_unit_answers(
 
 
 def _kuksa_software(vehicle: Vehicle) -> dict[str, Any]:
-    """The Vehicle.Software attributes as the unchanged kuksa-client reads them (in its own process)."""
-    token = vehicle.token("read:Vehicle.Software", "dashboard")
-    done = subprocess.run(
-        [sys.executable, str(KUKSA_SOFTWARE), "127.0.0.1", str(vehicle.port), token],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return kuksa_software(vehicle.port, vehicle.token("read:Vehicle.Software", "dashboard"))
 
 
 def test_waits_while_driving_starts_when_parked_and_aborts_when_moving_off(
