@@ -3,6 +3,7 @@ status, and the software identification as ``kuksa-client`` reads it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -13,10 +14,13 @@ from typing import Any
 
 from tests.waiting import wait_until
 
+from sdv._proto.sdv.cockpit.v1 import notices_pb2
 from sdv._proto.sdv.ota.v1 import ota_pb2
+from sdv.client import ChannelSecurity
+from sdv.client.notices import UpdateNoticesClient
 from sdv.ota.client import OtaClient
 
-__all__ = ["Background", "events", "install_waiting", "kuksa_software", "state_reached"]
+__all__ = ["Background", "events", "install_waiting", "kuksa_software", "state_reached", "told_result"]
 
 
 KUKSA_SOFTWARE = Path(__file__).with_name("kuksa_software.py")
@@ -85,3 +89,16 @@ def install_waiting(client: OtaClient, bundle: Path) -> tuple[Background, ota_pb
         what="the agent to find its preconditions unmet",
     )
     return install, waiting
+
+
+def told_result(target: str, token: str) -> notices_pb2.UpdateNotice:
+    """The head unit through the client library: the first notice on the board once the agent told its result."""
+
+    async def told() -> notices_pb2.UpdateNotice:
+        async with UpdateNoticesClient(target, security=ChannelSecurity(token=token)) as notices:
+            async for board in notices.stream(language="en"):
+                if board and board[0].HasField("result"):
+                    return board[0]
+        raise AssertionError("the notice stream ended without a result")
+
+    return asyncio.run(told())

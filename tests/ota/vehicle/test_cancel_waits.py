@@ -4,7 +4,6 @@ idle again with nothing installed and no bundle kept, the cockpit is told, and t
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from pathlib import Path
 from typing import Any
@@ -13,11 +12,8 @@ import pytest
 from tests.waiting import wait_until
 
 from conftest import Ecu
-from sdv._proto.sdv.cockpit.v1 import notices_pb2
 from sdv._proto.sdv.ota.v1 import ota_pb2
 from sdv.broker import Broker
-from sdv.client import ChannelSecurity
-from sdv.client.notices import UpdateNoticesClient
 from sdv.errors import SdvError
 from sdv.ota.agent.config import load_agent_config
 from sdv.ota.agent.consent import Decision, NoticeBoard
@@ -26,7 +22,7 @@ from sdv.ota.agent.state import AgentState
 from sdv.ota.client import OtaClient
 from sdv.ota.errors import OperationCancelledError
 from sdv.ota.signals import BrokerSignals
-from vehicle.background import Background, events
+from vehicle.background import Background, events, told_result
 from vehicle.conftest import SPEED, TERMS, BuildVehicleBundle, publish
 from vehicle.drive_recording import Phase, replaying
 
@@ -139,15 +135,7 @@ def test_cancel_during_the_remote_consent_wait_ends_cleanly(
         assert status.state == ota_pb2.STATE_IDLE and not status.HasField("installed")
         assert status.vehicle.consent == "cancelled"
 
-        async def told() -> notices_pb2.UpdateNotice:
-            security = ChannelSecurity(token=replay.token(HEAD_UNIT_SCOPE, "head-unit"))
-            async with UpdateNoticesClient(replay.target, security=security) as notices:
-                async for board in notices.stream(language="en"):
-                    if board and board[0].HasField("result"):
-                        return board[0]
-            raise AssertionError("no result on the board")
-
-        withdrawn = asyncio.run(told())
+        withdrawn = told_result(replay.target, replay.token(HEAD_UNIT_SCOPE, "head-unit"))
     assert not withdrawn.HasField("answer") and not withdrawn.result.success
     assert "cancelled before the driver answered" in withdrawn.result.message
     assert not (ecu.state_dir / "incoming.sdvota").exists()

@@ -30,7 +30,7 @@ from sdv.errors import AccessDenied, SdvError
 from sdv.ota.client import OtaClient
 from sdv.resources import software_overlay
 from sdv.sdk import SyncVehicle
-from vehicle.background import Background, events, install_waiting, kuksa_software, state_reached
+from vehicle.background import Background, events, install_waiting, kuksa_software, state_reached, told_result
 from vehicle.conftest import BRAKE, CAPACITY, CHARGING, GEAR, SOC, SPEED, TERMS, BuildVehicleBundle
 
 pytestmark = pytest.mark.slow
@@ -186,17 +186,7 @@ def test_waits_while_driving_starts_when_parked_and_aborts_when_moving_off(
     )
     assert checks[-1]["data"]["step"] == "activation" and checks[-1]["data"]["met"] == 0
 
-    async def told() -> notices_pb2.UpdateNotice:
-        security = ChannelSecurity(token=vehicle.token(HEAD_UNIT_SCOPE, "head-unit"))
-        async with UpdateNoticesClient(vehicle.target, security=security) as notices:
-            async for board in notices.stream(language="en"):
-                if board and board[0].HasField("result"):
-                    return board[0]
-        raise AssertionError("no result")
-
-    import asyncio
-
-    result = asyncio.run(told())
+    result = told_result(vehicle.target, vehicle.token(HEAD_UNIT_SCOPE, "head-unit"))
     assert not result.result.success and "Visit a workshop" in result.result.message
 
 

@@ -128,11 +128,7 @@ class VehicleSteps(AgentBase):
         first = None if not texts else next(iter(texts.values()))
         told = first.after_success if success and first else first.after_failure if first else None
         message = told or ("the update is installed" if success else f"the update failed: {reason}")
-        result = UpdateResult(success, message, self._clock())
-        try:
-            self.consent.tell(notice_id, result)
-        except (OSError, OtaError) as error:
-            _logger.warning("cannot tell the cockpit the result of the update: %s", error)
+        self._tell(notice_id, UpdateResult(success, message, self._clock()))
         self.records.journal.append(
             EventKind.NOTICE,
             self._record.state,
@@ -140,6 +136,15 @@ class VehicleSteps(AgentBase):
             reason=message,
             data={"notice": notice_id, "success": int(success)},
         )
+
+    def _tell(self, notice_id: str, result: UpdateResult) -> None:
+        """Tell the cockpit (best effort: a cockpit that cannot be reached is logged)."""
+        if self.consent is None:
+            return
+        try:
+            self.consent.tell(notice_id, result)
+        except (OSError, OtaError) as error:
+            _logger.warning("cannot tell the cockpit about notice %s: %s", notice_id, error)
 
     # -- the gate ------------------------------------------------------------------------------------------------
 
@@ -198,11 +203,8 @@ class VehicleSteps(AgentBase):
         notice_id, self.notice_id = self.notice_id, None
         self.consent_state = "cancelled"
         message = "the update was cancelled before the driver answered; nothing was installed"
-        if self.consent is not None and notice_id is not None:
-            try:
-                self.consent.tell(notice_id, UpdateResult(False, message, self._clock()))
-            except (OSError, OtaError) as error:
-                _logger.warning("cannot withdraw the update notice: %s", error)
+        if notice_id is not None:
+            self._tell(notice_id, UpdateResult(False, message, self._clock()))
         self.records.journal.append(
             EventKind.CONSENT,
             self._record.state,
