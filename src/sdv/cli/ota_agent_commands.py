@@ -88,6 +88,7 @@ _REFUSALS = (
     OperationCancelledError,
 )
 _DEFAULT_AGENT_PORT = OTA_AGENT_PORT
+_WAITING_FOR_DRIVER = "waiting for the driver"  # the consent state of an install waiting for the answer
 
 
 # -- status output -----------------------------------------------------------------------------------------------
@@ -154,7 +155,10 @@ def _print_vehicle(vehicle: ota_pb2.VehicleStatus) -> None:
             value = reading.value if reading.value else "(no value)"
             print(f"  signal:   {reading.path} = {value} ({reading.status})")
     if vehicle.notice_id:
-        print(f"notice:     {vehicle.notice_id}{f', consent {vehicle.consent}' if vehicle.consent else ''}")
+        pending = " (pending on the cockpit)" if vehicle.consent == _WAITING_FOR_DRIVER else ""
+        print(f"notice:     {vehicle.notice_id}{pending}")
+    if vehicle.consent:
+        print(f"consent:    {vehicle.consent}")
 
 
 def _group_text(group: ota_pb2.GroupStatus) -> str:
@@ -271,7 +275,7 @@ def _rollback_local(agent: UpdateAgent, reason: str) -> object:
 
 def _waiting_text(vehicle: ota_pb2.VehicleStatus) -> str:
     """What an install waits for, in one line (empty when it waits for nothing)."""
-    if vehicle.consent == "waiting for the driver":
+    if vehicle.consent == _WAITING_FOR_DRIVER:
         return f"waiting for the driver's consent on the cockpit (notice {vehicle.notice_id})"
     if vehicle.checked and not vehicle.met:
         return f"waiting for the vehicle: {'; '.join(vehicle.unmet)}"

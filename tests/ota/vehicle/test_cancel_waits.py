@@ -4,6 +4,7 @@ idle again with nothing installed and no bundle kept, the cockpit is told, and t
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from tests.waiting import wait_until
 
-from conftest import Ecu
+from conftest import Ecu, run_cli
 from sdv._proto.sdv.ota.v1 import ota_pb2
 from sdv.broker import Broker
 from sdv.errors import SdvError
@@ -128,12 +129,19 @@ def test_cancel_during_the_remote_consent_wait_ends_cleanly(
                 lambda: client.status().vehicle.consent == "waiting for the driver",
                 what="the agent to wait for the driver's consent",
             )
+            shown = run_cli("ota", "status", "--target", agent.target).out.splitlines()
+            assert "notice:     nav-2.5.0-1 (pending on the cockpit)" in shown
+            assert "consent:    waiting for the driver" in shown
+            assert any(line.startswith("vehicle:    preconditions for install met at ") for line in shown)
+            assert "  signal:   Vehicle.Speed = 0.0 (valid)" in shown  # the live value the check saw
             assert client.cancel().state == ota_pb2.STATE_IDLE
             with pytest.raises(SdvError, match="waiting for the driver's consent"):
                 install.join()
             status = client.status()
         assert status.state == ota_pb2.STATE_IDLE and not status.HasField("installed")
         assert status.vehicle.consent == "cancelled"
+        after = run_cli("ota", "status", "--target", agent.target, "--json").out
+        assert json.loads(after)["vehicle"]["consent"] == "cancelled"
 
         withdrawn = told_result(replay.target, replay.token(HEAD_UNIT_SCOPE, "head-unit"))
     assert not withdrawn.HasField("answer") and not withdrawn.result.success
