@@ -179,6 +179,24 @@ def test_moving_off_during_the_trial_rolls_back(
     assert not any(thread.name == "ota-trial-watch" for thread in threading.enumerate())
 
 
+def test_an_agent_restarted_on_trial_watches_the_vehicle_again(
+    ecu: Ecu, broker: Broker, build_vehicle_bundle: BuildVehicleBundle
+) -> None:
+    factory = ecu.running()
+    with _agent(ecu, broker, recheck_interval_s=0.05) as agent:
+        agent.receive_file(build_vehicle_bundle(_NO_CONSENT))
+        agent.process()
+        agent.activate()
+    publish(broker, {SPEED: 12.0})  # driven off while the agent was down
+    with _agent(ecu, broker, recheck_interval_s=0.05) as agent:
+        assert agent.record.state in (_S.VERIFYING, _S.ROLLING_BACK, _S.ROLLED_BACK)
+        wait_until(
+            lambda: agent.record.state is _S.ROLLED_BACK, what="the restarted agent's watch to roll back"
+        )
+        assert f"{SPEED} = 12.0" in (agent.record.failure or "")
+    assert ecu.running() == factory
+
+
 def test_a_commit_checks_the_vehicle_itself_between_two_rounds_of_the_watch(
     ecu: Ecu, broker: Broker, build_vehicle_bundle: BuildVehicleBundle
 ) -> None:
