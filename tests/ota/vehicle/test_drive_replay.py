@@ -21,7 +21,7 @@ from vehicle.drive_recording import Phase, Replay, replaying
 
 pytestmark = pytest.mark.slow
 
-DRIVING_S = 10.0
+DRIVING_S = 15.0
 """Long enough for the agent to start, take the bundle and find the vehicle moving."""
 PARKED_S = 25.0
 """Long enough to install and activate a small bundle on a loaded machine."""
