@@ -1,6 +1,7 @@
 """The update agent's ``sdv ota`` commands.
 
-On the ECU: ``agent`` (the gRPC update agent; its start stands for a boot), ``install BUNDLE``, ``status``,
+On the ECU: ``agent`` (the gRPC update agent; its start stands for a boot; ``sdv serve --ota-agent CONFIG`` runs
+the same agent inside ``sdv serve``, see :func:`open_in_process_agent`), ``install BUNDLE``, ``status``,
 ``activate``, ``mark-good``, ``rollback``, ``cancel``. Each works on the local state directory (``--config``) or,
 with ``--target HOST:PORT``, talks to a running agent. For OTA servers: ``push BUNDLE --target HOST:PORT``,
 which resumes an interrupted transfer from the agent's persisted offset, shows a progress bar and prints the
@@ -22,7 +23,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.json_format import MessageToDict
 from rich.console import Console
@@ -55,7 +56,7 @@ from sdv.cli.security_options import (
 )
 from sdv.client.address import OTA_AGENT_PORT
 from sdv.client.errors import ServerUnreachableError
-from sdv.errors import VerificationError
+from sdv.errors import Problem, VerificationError
 from sdv.ota.agent.config import AgentConfig, load_agent_config
 from sdv.ota.agent.core import UpdateAgent, local_status
 from sdv.ota.bundle.canonical import format_time
@@ -63,15 +64,20 @@ from sdv.ota.bundle.store import read_bundle_header
 from sdv.ota.client import OtaClient, state_name
 from sdv.ota.cockpit_link import CockpitLink
 from sdv.ota.errors import (
+    AgentConfigError,
     AgentStateError,
     InsufficientSpaceError,
     OperationCancelledError,
     TransferOffsetError,
 )
 from sdv.ota.fleet.service import FleetService
-from sdv.ota.signals import RemoteSignals
+from sdv.ota.signals import BrokerSignals, RemoteSignals
 
-__all__ = ["register"]
+if TYPE_CHECKING:
+    from sdv.broker import Broker
+    from sdv.ota.agent.consent import NoticeBoard
+
+__all__ = ["in_process_config", "open_in_process_agent", "register"]
 
 _LOG = logging.getLogger(__name__)
 _REFUSALS = (
@@ -82,6 +88,7 @@ _REFUSALS = (
     OperationCancelledError,
 )
 _DEFAULT_AGENT_PORT = OTA_AGENT_PORT
+_WAITING_FOR_DRIVER = "waiting for the driver"  # the consent state of an install waiting for the answer
 
 
 # -- status output -----------------------------------------------------------------------------------------------
@@ -148,7 +155,10 @@ def _print_vehicle(vehicle: ota_pb2.VehicleStatus) -> None:
             value = reading.value if reading.value else "(no value)"
             print(f"  signal:   {reading.path} = {value} ({reading.status})")
     if vehicle.notice_id:
-        print(f"notice:     {vehicle.notice_id}{f', consent {vehicle.consent}' if vehicle.consent else ''}")
+        pending = " (pending on the cockpit)" if vehicle.consent == _WAITING_FOR_DRIVER else ""
+        print(f"notice:     {vehicle.notice_id}{pending}")
+    if vehicle.consent:
+        print(f"consent:    {vehicle.consent}")
 
 
 def _group_text(group: ota_pb2.GroupStatus) -> str:
@@ -179,6 +189,36 @@ def _open_agent(config: AgentConfig, links: contextlib.ExitStack, *, boot: bool 
         cockpit = links.enter_context(CockpitLink(config.vehicle.signals))
     return links.enter_context(
         UpdateAgent(config, boot=boot, signals=signals, consent=cockpit, publisher=signals)
+    )
+
+
+def in_process_config(path: Path) -> AgentConfig:
+    """The configuration of ``sdv serve --ota-agent PATH``, read before anything starts.
+
+    Raises:
+        AgentConfigError: the configuration cannot be read, or names a server to read the signals from (inside
+            ``sdv serve`` the agent reads the broker of its own process).
+    """
+    config = load_agent_config(path)
+    if config.vehicle.signals.server is not None:
+        message = (
+            "inside sdv serve (--ota-agent) the agent reads the signals of its own process; remove the server, "
+            "or run the agent as sdv ota agent"
+        )
+        raise AgentConfigError([Problem(str(path), "vehicle.signals.server", message)])
+    return config
+
+
+def open_in_process_agent(
+    config: AgentConfig, broker: Broker, board: NoticeBoard, links: contextlib.ExitStack
+) -> UpdateAgent:
+    """The update agent inside ``sdv serve``: its start stands for a boot, it reads the signals of ``broker`` and
+    publishes the software identification into it (:class:`~sdv.ota.signals.BrokerSignals`, with the server's
+    own rights), and posts its notices to ``board``, the board the cockpit service serves (closed with
+    ``links``)."""
+    source = BrokerSignals(broker)
+    return links.enter_context(
+        UpdateAgent(config, boot=True, signals=source, consent=board, publisher=source)
     )
 
 
@@ -235,7 +275,7 @@ def _rollback_local(agent: UpdateAgent, reason: str) -> object:
 
 def _waiting_text(vehicle: ota_pb2.VehicleStatus) -> str:
     """What an install waits for, in one line (empty when it waits for nothing)."""
-    if vehicle.consent == "waiting for the driver":
+    if vehicle.consent == _WAITING_FOR_DRIVER:
         return f"waiting for the driver's consent on the cockpit (notice {vehicle.notice_id})"
     if vehicle.checked and not vehicle.met:
         return f"waiting for the vehicle: {'; '.join(vehicle.unmet)}"

@@ -19,12 +19,18 @@ default limits.
 VISS (docs/api.md, "VISS v2"): ``--viss`` also serves W3C VISS v2 over WebSocket and HTTP on ``--viss-port``
 (default 8090), same address, TLS and tokens, in the same event loop; it prints ``sdv serve: VISS listening on
 ADDRESS:PORT`` after the gRPC line. ``--viss-limits FILE`` replaces its limits (``sdv.viss.VissLimits``).
+
+Update agent (docs/ota.md, "The agent inside sdv serve"): ``--ota-agent CONFIG`` runs the ECU's update agent in
+the same process, reading the broker's signals directly and posting its notices to the cockpit board this server
+serves; its ``sdv.ota.v1.Ota`` service listens on ``--ota-port`` (same address, TLS and tokens) and the line
+``sdv serve: OTA agent listening on ADDRESS:PORT`` follows the gRPC line (and the VISS one).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -37,6 +43,7 @@ from sdv.broker.access import UNRESTRICTED
 from sdv.cli.running import Startable, serve_until_signalled
 from sdv.cli.security_options import add_server_security_arguments, server_security
 from sdv.cli.settings import load_settings
+from sdv.client.address import OTA_AGENT_PORT
 from sdv.hal.profile import ServicesConfig
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import load_vehicle
@@ -46,6 +53,9 @@ from sdv.vss import load_catalogue
 
 if TYPE_CHECKING:
     from sdv.federation import Federation
+    from sdv.ota.agent.config import AgentConfig
+    from sdv.ota.agent.consent import NoticeBoard
+    from sdv.ota.agent.core import UpdateAgent
 
 __all__ = ["register"]
 
@@ -95,11 +105,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="FILE",
         help="VISS limits (YAML or TOML; fields as in docs/api.md)",
     )
+    serve.add_argument(
+        "--ota-agent",
+        type=Path,
+        metavar="CONFIG",
+        help="also run the ECU's update agent (its configuration, YAML) in this process, on the broker's signals",
+    )
+    serve.add_argument(
+        "--ota-port",
+        type=int,
+        default=OTA_AGENT_PORT,
+        help=f"port of the update agent with --ota-agent (default {OTA_AGENT_PORT}; 0 picks a free one)",
+    )
     serve.set_defaults(handler=_serve, log_level=logging.INFO)  # a service says what it serves
 
 
 def _serve(args: argparse.Namespace) -> int:
-    for flag, port in (("--port", args.port), ("--viss-port", args.viss_port)):
+    for flag, port in (("--port", args.port), ("--viss-port", args.viss_port), ("--ota-port", args.ota_port)):
         if not 0 <= port <= 65535:
             print(f"sdv serve: {flag} {port} is not a TCP port (0 to 65535)", file=sys.stderr)
             return 2
@@ -108,6 +130,7 @@ def _serve(args: argparse.Namespace) -> int:
     security = server_security(args)
     limits = load_settings(args.limits, Limits) if args.limits else Limits()
     viss = _viss_settings(args)
+    agent_config = _ota_agent_config(args)  # AgentConfigError: exit code 2, before anything starts
     catalogue = load_catalogue(args.vss) if args.vss else None
     if catalogue is not None and args.profile is None:
         security.check_address(args.address)
@@ -117,7 +140,11 @@ def _serve(args: argparse.Namespace) -> int:
             " + ".join(str(path) for path in args.vss),
             len(broker.list_metadata(access=UNRESTRICTED)),
         )
-        return asyncio.run(_run(broker, args.address, args.port, ServicesConfig(), security, viss=viss))
+        with contextlib.ExitStack() as links:
+            agent = _ota_agent(args, agent_config, broker, links)
+            return asyncio.run(
+                _run(broker, args.address, args.port, ServicesConfig(), security, viss=viss, agent=agent)
+            )
     profile: Path = args.profile or demo_profile()
     # refuses a profile that contradicts the catalogue
     vehicle = load_vehicle(profile, catalogue=catalogue)
@@ -159,9 +186,20 @@ def _serve(args: argparse.Namespace) -> int:
                 verifier=security.verifier,
                 resolve=lambda path: path if path.is_absolute() else home / path,
             )
-        return asyncio.run(
-            _run(broker, args.address, args.port, vehicle.config.services, security, federation, viss)
-        )
+        with contextlib.ExitStack() as links:
+            agent = _ota_agent(args, agent_config, broker, links)
+            return asyncio.run(
+                _run(
+                    broker,
+                    args.address,
+                    args.port,
+                    vehicle.config.services,
+                    security,
+                    federation,
+                    viss,
+                    agent,
+                )
+            )
     finally:
         bridge.stop()
 
@@ -199,6 +237,37 @@ def _viss_settings(args: argparse.Namespace) -> tuple[int, VissLimits] | None:
     return (args.viss_port, limits) if args.viss else None
 
 
+def _ota_agent_config(args: argparse.Namespace) -> AgentConfig | None:
+    """The configuration of ``--ota-agent`` (None without)."""
+    if args.ota_agent is None:
+        return None
+    from sdv.cli.ota_agent_commands import in_process_config  # noqa: PLC0415 - only an ECU with an agent
+
+    return in_process_config(args.ota_agent)
+
+
+def _ota_agent(
+    args: argparse.Namespace, config: AgentConfig | None, broker: Broker, links: contextlib.ExitStack
+) -> _Agent | None:
+    """The update agent of ``--ota-agent`` on ``broker`` and the board the server will serve (None without)."""
+    if config is None:
+        return None
+    from sdv.cli.ota_agent_commands import open_in_process_agent  # noqa: PLC0415 - only an ECU with an agent
+    from sdv.ota.agent.consent import NoticeBoard  # noqa: PLC0415
+
+    board = NoticeBoard()
+    agent = open_in_process_agent(config, broker, board, links)
+    _LOG.info("update agent %s in process (%s)", agent.record.state, args.ota_agent)
+    return _Agent(agent, board, args.ota_port)
+
+
+class _Agent:
+    """The in-process update agent, the notice board it posts to, and the port of its service."""
+
+    def __init__(self, agent: UpdateAgent, board: NoticeBoard, port: int) -> None:
+        self.agent, self.board, self.port = agent, board, port
+
+
 async def _run(
     broker: Broker,
     address: str,
@@ -207,8 +276,12 @@ async def _run(
     security: ServerSecurity,
     federation: Federation | None = None,
     viss: tuple[int, VissLimits] | None = None,
+    agent: _Agent | None = None,
 ) -> int:
-    server = SdvServer(broker, address=address, port=port, services=services, security=security)
+    board = None if agent is None else agent.board
+    server = SdvServer(
+        broker, address=address, port=port, services=services, security=security, notices=board
+    )
     beside: list[tuple[str, Startable]] = []
     if viss is not None:
         from sdv.viss.server import VissServer  # noqa: PLC0415 - only a server serving VISS loads aiohttp
@@ -219,6 +292,12 @@ async def _run(
                 "VISS",
                 VissServer(broker, address=address, port=viss_port, security=security, limits=viss_limits),
             )
+        )
+    if agent is not None:
+        from sdv.api.ota import OtaServer  # noqa: PLC0415 - only a server with an update agent
+
+        beside.append(
+            ("OTA agent", OtaServer(agent.agent, address=address, port=agent.port, security=security))
         )
     served = server if federation is None else _FederatedServer(server, federation)
     return await serve_until_signalled(served, "sdv serve", beside=beside)

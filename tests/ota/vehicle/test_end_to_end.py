@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,11 +30,11 @@ from sdv.errors import AccessDenied, SdvError
 from sdv.ota.client import OtaClient
 from sdv.resources import software_overlay
 from sdv.sdk import SyncVehicle
+from vehicle.background import Background, events, install_waiting, kuksa_software, state_reached, told_result
 from vehicle.conftest import BRAKE, CAPACITY, CHARGING, GEAR, SOC, SPEED, TERMS, BuildVehicleBundle
 
 pytestmark = pytest.mark.slow
 
-KUKSA_SOFTWARE = Path(__file__).with_name("kuksa_software.py")
 DRIVING = {SPEED: 48.0, GEAR: 127, SOC: 80.0, CAPACITY: 60, CHARGING: False, BRAKE: False}
 PARKED = {SPEED: 0.0, GEAR: 126, BRAKE: True}
 _LEAF = {
@@ -114,31 +114,7 @@ def _status(client: OtaClient) -> ota_pb2.Status:
 
 
 def _events(ecu: Ecu, kind: str) -> list[dict[str, Any]]:
-    lines = (ecu.state_dir / "events.log").read_text().splitlines()
-    return [entry for entry in map(json.loads, lines) if entry["event"] == kind]
-
-
-class _Background:
-    """A blocking call on a thread, its result or error kept."""
-
-    def __init__(self, call: Callable[[], Any]) -> None:
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(call,))
-        self._thread.start()
-
-    def _run(self, call: Callable[[], Any]) -> None:
-        try:
-            self.result = call()
-        except BaseException as error:  # handed to the test
-            self.error = error
-
-    def join(self) -> Any:
-        self._thread.join(timeout=120)
-        assert not self._thread.is_alive()
-        if self.error is not None:
-            raise self.error
-        return self.result
+    return events(ecu.state_dir, kind)
 
 
 def _head_unit_answers(
@@ -163,18 +139,7 @@ def _head_unit_answers(
 
 
 def _kuksa_software(vehicle: Vehicle) -> dict[str, Any]:
-    """The Vehicle.Software attributes as the unchanged kuksa-client reads them (in its own process)."""
-    token = vehicle.token("read:Vehicle.Software", "dashboard")
-    done = subprocess.run(
-        [sys.executable, str(KUKSA_SOFTWARE), "127.0.0.1", str(vehicle.port), token],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return kuksa_software(vehicle.port, vehicle.token("read:Vehicle.Software", "dashboard"))
 
 
 def test_waits_while_driving_starts_when_parked_and_aborts_when_moving_off(
@@ -183,12 +148,7 @@ def test_waits_while_driving_starts_when_parked_and_aborts_when_moving_off(
     factory = ecu.running()
     agent = start_agent(_agent_config(ecu, vehicle, tmp_path))
     with OtaClient(agent.target) as client:
-        client.push(build_vehicle_bundle())
-        install = _Background(client.install)
-        waiting = wait_until(
-            lambda: (status := _status(client)).vehicle.checked and not status.vehicle.met and status,
-            what="the agent waiting for the vehicle to park",
-        )
+        install, waiting = install_waiting(client, build_vehicle_bundle())
         assert waiting.state == ota_pb2.STATE_TRANSFERRED
         assert any(
             line.startswith(f"{SPEED} == 0: false for {SPEED} = 48.0") for line in waiting.vehicle.unmet
@@ -210,7 +170,7 @@ def test_waits_while_driving_starts_when_parked_and_aborts_when_moving_off(
 
         assert client.activate().state == ota_pb2.STATE_VERIFYING
         vehicle.drive({SPEED: 6.5, GEAR: 127})
-        final = client.mark_good()
+        final = state_reached(client, ota_pb2.STATE_ROLLED_BACK, "the agent's trial watch to roll back")
     assert final.state == ota_pb2.STATE_ROLLED_BACK
     assert (
         "the vehicle left the update's preconditions" in final.failure and f"{SPEED} = 6.5" in final.failure
@@ -226,17 +186,7 @@ def test_waits_while_driving_starts_when_parked_and_aborts_when_moving_off(
     )
     assert checks[-1]["data"]["step"] == "activation" and checks[-1]["data"]["met"] == 0
 
-    async def told() -> notices_pb2.UpdateNotice:
-        security = ChannelSecurity(token=vehicle.token(HEAD_UNIT_SCOPE, "head-unit"))
-        async with UpdateNoticesClient(vehicle.target, security=security) as notices:
-            async for board in notices.stream(language="en"):
-                if board and board[0].HasField("result"):
-                    return board[0]
-        raise AssertionError("no result")
-
-    import asyncio
-
-    result = asyncio.run(told())
+    result = told_result(vehicle.target, vehicle.token(HEAD_UNIT_SCOPE, "head-unit"))
     assert not result.result.success and "Visit a workshop" in result.result.message
 
 
@@ -260,7 +210,7 @@ def test_declined_consent_leaves_nothing_installed(
     agent = start_agent(_agent_config(ecu, vehicle, tmp_path))
     with OtaClient(agent.target) as client:
         client.push(build_vehicle_bundle())
-        install = _Background(client.install)
+        install = Background(client.install)
 
         async def decline() -> notices_pb2.UpdateNotice:  # through the client library this time
             security = ChannelSecurity(token=vehicle.token(HEAD_UNIT_SCOPE, "head-unit"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -25,6 +26,7 @@ from sdv.ota.errors import (
     PreconditionSyntaxError,
 )
 from sdv.ota.signals import BrokerSignals
+from sdv.types.signals import Datapoint
 from sdv.types.status import Status
 from vehicle.conftest import CAPACITY, CHARGING, SOC, SPEED, TERMS, BuildVehicleBundle, publish
 
@@ -164,12 +166,84 @@ def test_moving_off_during_the_trial_rolls_back(
         agent.process()
         agent.activate()
         assert agent.record.state is _S.VERIFYING
+        publish(broker, {SPEED: 8.0})  # nobody calls the agent: its watch sees the vehicle move
+        wait_until(lambda: agent.record.state is _S.ROLLED_BACK, what="the trial watch to roll back")
+        assert "the vehicle left the update's preconditions" in (agent.record.failure or "")
+        assert f"{SPEED} = 8.0" in (agent.record.failure or "")
+        assert agent.record.installed is None
+    assert ecu.running() == factory
+    watched = _events(ecu, "preconditions")[-1]
+    assert watched["data"]["step"] == "activation" and watched["data"]["met"] == 0  # type: ignore[index]
+    assert f"{SPEED}=8.0 valid" in watched["data"]["signals"]  # type: ignore[index]
+    assert [entry["state"] for entry in _events(ecu, "state")][-2:] == ["rolling-back", "rolled-back"]
+    assert not any(thread.name == "ota-trial-watch" for thread in threading.enumerate())
+
+
+def test_an_agent_restarted_on_trial_watches_the_vehicle_again(
+    ecu: Ecu, broker: Broker, build_vehicle_bundle: BuildVehicleBundle
+) -> None:
+    factory = ecu.running()
+    with _agent(ecu, broker, recheck_interval_s=0.05) as agent:
+        agent.receive_file(build_vehicle_bundle(_NO_CONSENT))
+        agent.process()
+        agent.activate()
+    publish(broker, {SPEED: 12.0})  # driven off while the agent was down
+    with _agent(ecu, broker, recheck_interval_s=0.05) as agent:
+        assert agent.record.state in (_S.VERIFYING, _S.ROLLING_BACK, _S.ROLLED_BACK)
+        wait_until(
+            lambda: agent.record.state is _S.ROLLED_BACK, what="the restarted agent's watch to roll back"
+        )
+        assert f"{SPEED} = 12.0" in (agent.record.failure or "")
+    assert ecu.running() == factory
+
+
+def test_a_commit_checks_the_vehicle_itself_between_two_rounds_of_the_watch(
+    ecu: Ecu, broker: Broker, build_vehicle_bundle: BuildVehicleBundle
+) -> None:
+    factory = ecu.running()
+    with _agent(ecu, broker, recheck_interval_s=60) as agent:  # the watch's first round is a minute away
+        agent.receive_file(build_vehicle_bundle(_NO_CONSENT))
+        agent.process()
+        agent.activate()
         publish(broker, {SPEED: 8.0})
         agent.mark_good()
         assert agent.record.state is _S.ROLLED_BACK
         assert "the vehicle left the update's preconditions" in (agent.record.failure or "")
-        assert agent.record.installed is None
     assert ecu.running() == factory
+
+
+class _CountedSignals(BrokerSignals):
+    """The broker's signals, with an event set at each read after :meth:`arm`."""
+
+    def __init__(self, broker: Broker) -> None:
+        super().__init__(broker)
+        self.read_again = threading.Event()
+        self._armed = False
+
+    def arm(self) -> None:
+        self._armed = True
+
+    def read(self, paths: Sequence[str]) -> Mapping[str, Datapoint]:
+        if self._armed:
+            self.read_again.set()
+        return super().read(paths)
+
+
+def test_a_steady_parked_vehicle_is_recorded_once_on_trial(
+    ecu: Ecu, broker: Broker, build_vehicle_bundle: BuildVehicleBundle
+) -> None:
+    ecu.write_config(vehicle={"recheck_interval_s": 0.05})
+    source = _CountedSignals(broker)
+    with UpdateAgent(load_agent_config(ecu.config), signals=source, publisher=source) as agent:
+        agent.receive_file(build_vehicle_bundle(_NO_CONSENT))
+        agent.process()
+        agent.activate()
+        source.arm()
+        assert source.read_again.wait(30), "the watch never read the signals"
+        agent.mark_good()
+        assert agent.record.state is _S.ACTIVATED
+    steps = [entry["data"]["step"] for entry in _events(ecu, "preconditions")]  # type: ignore[index]
+    assert steps == ["install", "activate", "activation", "activation"]
 
 
 def test_an_activation_refused_while_moving_stays_ready(

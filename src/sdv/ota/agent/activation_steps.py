@@ -19,6 +19,7 @@ from sdv.ota.agent.state import (
     with_bad_trial_sides,
     without_trial,
 )
+from sdv.ota.agent.trial_watch import TrialWatch
 from sdv.ota.agent.vehicle_steps import VehicleSteps
 from sdv.ota.errors import (
     AgentStateError,
@@ -32,6 +33,8 @@ _S = AgentState
 
 class ActivationSteps(VehicleSteps):
     """Trial, commit and rollback (``Ready`` → ``Activating`` → ``Verifying`` → ``Activated``, or back)."""
+
+    _watch: TrialWatch | None
 
     def _reboot(self, changing: set[str]) -> Sides | None:
         """Start what the boot selectors now say for the groups in ``changing``: a real reboot when the
@@ -68,6 +71,7 @@ class ActivationSteps(VehicleSteps):
             self._vehicle_before_activate()  # preconditions and energy (sdv.ota.agent.vehicle_steps)
             self._go(_S.ACTIVATING)
             self._continue_activation()
+            self._watch_trial()  # on trial: the vehicle is watched until the commit or the rollback
             return self._record
 
     def _continue_activation(self) -> None:
@@ -98,6 +102,40 @@ class ActivationSteps(VehicleSteps):
         )  # vehicle first: no check while moving
         if failure is not None:
             self._rollback(failure)
+
+    def _watch_trial(self) -> None:
+        """Watch the vehicle while the update is on trial (:mod:`sdv.ota.agent.trial_watch`), when the staged
+        bundle's gate has anything to check."""
+        if self._record.state is not _S.VERIFYING or (self._watch is not None and self._watch.running):
+            return
+        if not self.gate.needed(self._staged_manifest()):
+            return
+        last = [None if self.last_check is None else self.last_check.summary()]  # recorded by the activation
+
+        def round_() -> bool:
+            if not self._mutex.acquire(blocking=False):
+                return True  # a step under way checks the vehicle itself
+            try:
+                if self._record.state is not _S.VERIFYING:
+                    return False
+                check = self.gate.check("activation", self._staged_manifest())
+                if not check.met or check.summary() != last[0]:  # a steady vehicle is recorded once
+                    self._record_check(check)
+                    last[0] = check.summary()
+                if check.met:
+                    return True
+                _logger.warning("the vehicle left the update's preconditions on trial: %s", check.summary())
+                self.rollback(f"the vehicle left the update's preconditions: {check.summary()}")
+                return False
+            finally:
+                self._mutex.release()
+
+        self._watch = TrialWatch(round_, self.config.vehicle.recheck_interval_s).start()
+
+    def _stop_watch(self) -> None:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.stop()
 
     @journaled("mark good")
     def mark_good(self) -> AgentRecord:

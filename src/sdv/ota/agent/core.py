@@ -116,6 +116,7 @@ class UpdateAgent(TransferSteps, InstallSteps, ActivationSteps):
         self._uploading = False
         self.transfers = TransferStore(self.state_dir, config.transfer, config.limits)
         self._cancel = threading.Event()
+        self._watch = None
         self._staged_bytes = 0
         self._staging_total = 0
         self._observer = observer or AgentObserver()
@@ -139,6 +140,7 @@ class UpdateAgent(TransferSteps, InstallSteps, ActivationSteps):
             self._recover(self.groups.start(boot=boot), rebooted=boot)
             self._refresh_boot()
             self.publish_software()  # the committed software's identification (sdv.ota.agent.software_id)
+            self._watch_trial()  # an update found on trial after a restart is watched again
         except BaseException:
             self.close()
             raise
@@ -147,6 +149,7 @@ class UpdateAgent(TransferSteps, InstallSteps, ActivationSteps):
 
     def close(self) -> None:
         """Release the state directory (bytes received so far are made durable first)."""
+        self._stop_watch()
         try:
             self.sync_transfer()
         finally:

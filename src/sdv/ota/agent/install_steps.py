@@ -166,7 +166,9 @@ class InstallSteps(VehicleSteps):
     def cancel(self) -> AgentRecord:
         """Abandon a transfer or a staged bundle, where that is safe (never once activation began).
 
-        While processing, staging stops at the next chunk and the state becomes ``Idle``.
+        While processing, staging stops at the next chunk and the state becomes ``Idle``. An install waiting for
+        the vehicle or the driver's consent stops waiting (its notice is withdrawn from the cockpit) and the
+        received bundle is discarded.
 
         Raises:
             AgentStateError: nothing to cancel, or activation began (use :meth:`rollback`).
@@ -180,6 +182,7 @@ class InstallSteps(VehicleSteps):
                 "cancel",
                 _S.TRANSFERRING, _S.TRANSFERRED, _S.READY, _S.FAILED, _S.ACTIVATED, _S.ROLLED_BACK,
             )  # fmt: skip
+            self._cancel.set()  # wakes an install waiting for the vehicle or the driver (vehicle_steps)
             self.transfers.discard()
             self._go(_S.IDLE, transfer=None, bundle=None, groups=without_trial(self._record), failure=None)
             return self._record

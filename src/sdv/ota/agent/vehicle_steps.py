@@ -21,7 +21,13 @@ from sdv.ota.agent.store import AgentStatus
 from sdv.ota.bundle.format import read_header
 from sdv.ota.bundle.manifest import Manifest
 from sdv.ota.bundle.store import read_limited, write_atomically
-from sdv.ota.errors import ConsentError, InsufficientEnergyError, OtaError, PreconditionsUnmetError
+from sdv.ota.errors import (
+    ConsentError,
+    InsufficientEnergyError,
+    OperationCancelledError,
+    OtaError,
+    PreconditionsUnmetError,
+)
 from sdv.types.datatypes import Value
 
 __all__ = ["VehicleSteps"]
@@ -79,6 +85,7 @@ class VehicleSteps(AgentBase):
         the policy asks, the driver accepted. A declined update is discarded (nothing is installed)."""
         with self._mutex:
             self._require("install", _S.TRANSFERRED)
+            self._cancel.clear()  # only a cancel from now on stops this install's waits
             transfer = self._record.transfer
             source = f"bundle {(transfer.bundle_sha256 if transfer else '')[:16]}"
             try:
@@ -121,11 +128,7 @@ class VehicleSteps(AgentBase):
         first = None if not texts else next(iter(texts.values()))
         told = first.after_success if success and first else first.after_failure if first else None
         message = told or ("the update is installed" if success else f"the update failed: {reason}")
-        result = UpdateResult(success, message, self._clock())
-        try:
-            self.consent.tell(notice_id, result)
-        except (OSError, OtaError) as error:
-            _logger.warning("cannot tell the cockpit the result of the update: %s", error)
+        self._tell(notice_id, UpdateResult(success, message, self._clock()))
         self.records.journal.append(
             EventKind.NOTICE,
             self._record.state,
@@ -133,6 +136,15 @@ class VehicleSteps(AgentBase):
             reason=message,
             data={"notice": notice_id, "success": int(success)},
         )
+
+    def _tell(self, notice_id: str, result: UpdateResult) -> None:
+        """Tell the cockpit (best effort: a cockpit that cannot be reached is logged)."""
+        if self.consent is None:
+            return
+        try:
+            self.consent.tell(notice_id, result)
+        except (OSError, OtaError) as error:
+            _logger.warning("cannot tell the cockpit about notice %s: %s", notice_id, error)
 
     # -- the gate ------------------------------------------------------------------------------------------------
 
@@ -148,10 +160,13 @@ class VehicleSteps(AgentBase):
     def _pass_gate(self, step: str, manifest: Manifest | None) -> None:
         if not self.gate.needed(manifest):
             return
-        self._cancel.clear()
+        if step == "activate":
+            self._cancel.clear()
         check = self.gate.wait(step, manifest, self._cancel, self._record_check)
         if check.met:
             return
+        if self._cancel.is_set():
+            raise OperationCancelledError(f"cancelled while waiting to {step}: {check.summary()}")
         if check.energy is not None and not check.energy.met and all(result.met for result in check.results):
             raise InsufficientEnergyError(f"cannot {step}: {check.summary()}")
         raise PreconditionsUnmetError(f"cannot {step}: {check.summary()}")
@@ -181,6 +196,26 @@ class VehicleSteps(AgentBase):
         self._notify()
 
     # -- consent -------------------------------------------------------------------------------------------------
+
+    def _consent_cancelled(self) -> None:
+        """The install was cancelled while the driver had not answered: the cockpit is told that the update will
+        not run (best effort), and the event log keeps the cancellation."""
+        notice_id, self.notice_id = self.notice_id, None
+        self.consent_state = "cancelled"
+        message = "the update was cancelled before the driver answered; nothing was installed"
+        if notice_id is not None:
+            self._tell(notice_id, UpdateResult(False, message, self._clock()))
+        self.records.journal.append(
+            EventKind.CONSENT,
+            self._record.state,
+            action="cancelled",
+            reason=message,
+            data={"notice": notice_id or "", "answered": 0},
+        )
+        self._notify()
+        raise OperationCancelledError(
+            f"cancelled while waiting for the driver's consent (notice {notice_id})"
+        )
 
     def _ask_consent(self, manifest: Manifest) -> None:
         terms = manifest.vehicle
@@ -223,6 +258,8 @@ class VehicleSteps(AgentBase):
         self.consent_state = "waiting for the driver"
         self._notify()
         answer = self.consent.wait(self.notice_id, policy.timeout_s, self._cancel)
+        if answer is None and self._cancel.is_set():
+            self._consent_cancelled()
         self.consent_state = "no answer" if answer is None else f"{answer.decision.value} by {answer.by}"
         self.records.journal.append(
             EventKind.CONSENT,
