@@ -1,0 +1,173 @@
+"""On the kernel's SocketCAN: ECU identification over UDS from ECU processes, error frames, a bus going down.
+
+One ``sdv serve`` process for the module serves ``body`` on ``vcan0`` with a ``diagnostics`` section: the engine
+answers on 11-bit ids (0x7E0/0x7E8), the gateway with 29-bit normal fixed addressing (target 0x10), and a third
+ECU never answers. The ECUs are ``tests/uds_responder.py`` processes (can-isotp and udsoncan on their own
+sockets). Values are read with ``kuksa-client`` and the project's client; frames are sent with ``cansend``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import can
+import pytest
+
+from sdv.types.status import Status
+from tests.kuksa_values import read_with_kuksa_client
+from tests.serve_process import REPOSITORY, serving
+from tests.socketcan.test_serve_socketcan import WAIT, read, sh, speed_frame, until, valid
+
+pytestmark = pytest.mark.socketcan
+
+RESPONDER = REPOSITORY / "tests" / "uds_responder.py"
+SPEED = "Vehicle.Speed"
+ENGINE = "Vehicle.SDV.Ecu.Engine."
+GATEWAY = "Vehicle.SDV.Ecu.Gateway."
+SILENT = "Vehicle.SDV.Ecu.Silent."
+ERROR_FRAMES = "Sdv.Hal.Bus.body.Errors.ErrorFrame"
+BODY_FRAMES = "Sdv.Hal.Bus.body.Frames"
+BODY_STATE = "Sdv.Hal.Bus.body.State"
+
+DBC = """VERSION ""
+
+NS_ :
+
+BS_:
+
+BU_: ECU CCU
+
+BO_ 256 Speed: 8 ECU
+ SG_ VehicleSpeed : 0|16@1+ (0.01,0) [0|300] "km/h" CCU
+"""
+
+PROFILE = """name: socketcan-diagnostics
+buses:
+  - {name: body, interface: socketcan, channel: vcan0, dbc: [body.dbc]}
+signals:
+  - {path: Vehicle.Speed, kind: sensor, datatype: float, source: {bus: body, message: Speed, signal: VehicleSpeed}}
+diagnostics:
+  poll_interval_s: 1
+  response_timeout_s: 0.5
+  retry: {initial_delay_s: 0.1, max_delay_s: 0.2}
+  ecus:
+    - {name: Engine, bus: body, request_id: 0x7E0, response_id: 0x7E8}
+    - {name: Gateway, bus: body, addressing: normal_fixed, target_address: 0x10}
+    - {name: Silent, bus: body, request_id: 0x7E1, response_id: 0x7E9}
+"""
+
+
+def responder(*arguments: str) -> subprocess.Popen[str]:
+    """An ECU process on vcan0, once it listens."""
+    process = subprocess.Popen(
+        [sys.executable, str(RESPONDER), "--channel", "vcan0", *arguments],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPOSITORY,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready", "the ECU process did not start"
+    return process
+
+
+@pytest.fixture(scope="module")
+def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    directory = tmp_path_factory.mktemp("diagnostics")
+    (directory / "body.dbc").write_text(DBC)
+    profile = directory / "vehicle.yaml"
+    profile.write_text(PROFILE)
+    ecus = [
+        responder("--request", "7E0", "--response", "7E8", "F189=SW-1.2.3", "F18C=ENG-SN-000000000042"),
+        responder("--target", "10", "F187=GW-PN-77", "F189=GW-4.0", "F18C=GW0001"),
+    ]
+    try:
+        with serving("--profile", str(profile)) as (served, _):
+            asyncio.run(until(served, BODY_STATE, lambda point: point.value == "UP"))
+            yield served
+    finally:
+        for ecu in ecus:
+            ecu.kill()
+            ecu.wait()
+
+
+def test_ecu_identification_from_ecu_processes_is_read_by_kuksa_client(port: int) -> None:
+    asyncio.run(until(port, GATEWAY + "SerialNumber", valid("GW0001")))
+    asyncio.run(until(port, ENGINE + "SerialNumber", valid("ENG-SN-000000000042")))  # segmented by ISO-TP
+    paths = [
+        ENGINE + "SoftwareVersion",
+        ENGINE + "SparePartNumber",
+        GATEWAY + "SoftwareVersion",
+        SILENT + "SoftwareVersion",
+    ]
+    values = read_with_kuksa_client(port, paths)
+    assert {path: entry["value"] for path, entry in values.items()} == {
+        ENGINE + "SoftwareVersion": "SW-1.2.3",
+        ENGINE + "SparePartNumber": None,  # requestOutOfRange from the engine
+        GATEWAY + "SoftwareVersion": "GW-4.0",
+        SILENT + "SoftwareVersion": None,
+    }
+    assert values[ENGINE + "SoftwareVersion"]["entry_type"] == "ATTRIBUTE"
+
+
+def test_the_hal_never_sees_the_diagnostic_traffic(port: int) -> None:
+    asyncio.run(until(port, ENGINE + "SoftwareVersion", valid("SW-1.2.3")))
+    assert (
+        asyncio.run(read(port, "Sdv.Hal.Bus.body.Errors.UnknownId")).value == 0
+    )  # its kernel filters pass 0x100
+
+
+def test_error_frames_are_counted_and_never_decoded(port: int) -> None:
+    speed = can.Message(
+        arbitration_id=0x100, data=(1200).to_bytes(2, "little") + bytes(6), is_extended_id=False
+    )
+    # An error frame (CAN_ERR_FLAG) whose id bits are the speed message's, carrying 100 km/h as its data.
+    send = lambda: sh("cansend", "vcan0", "20000100#1027000000000000")  # noqa: E731
+    sender = (
+        "import can\n"
+        "with can.Bus(channel='vcan0', interface='socketcan') as bus:\n"
+        "    bus.send(can.Message(arbitration_id=0x100, is_error_frame=True, data=bytes(8)))\n"
+    )
+    python_can = lambda: subprocess.run([sys.executable, "-c", sender], check=True, timeout=60)  # noqa: E731
+    with can.Bus(channel="vcan0", interface="socketcan") as bus:
+        cyclic = bus.send_periodic(speed, 0.05)  # as an ECU sends: the counters are published on frames
+        try:
+            asyncio.run(until(port, SPEED, valid(12.0)))
+            before = asyncio.run(read(port, ERROR_FRAMES)).value
+            assert isinstance(before, int)
+            counted = asyncio.run(until(port, ERROR_FRAMES, lambda point: (point.value or 0) > before, send))
+            asyncio.run(
+                until(port, ERROR_FRAMES, lambda point: (point.value or 0) > (counted.value or 0), python_can)
+            )
+            served = asyncio.run(read(port, SPEED))
+        finally:
+            cyclic.stop()
+    assert served.value == pytest.approx(12.0) and served.status is Status.VALID
+
+
+def test_a_bus_that_goes_down_keeps_the_ecus_identification_and_is_read_again_when_up(port: int) -> None:
+    asyncio.run(until(port, ENGINE + "SoftwareVersion", valid("SW-1.2.3")))
+    try:
+        asyncio.run(
+            until(
+                port,
+                SPEED,
+                lambda point: point.status is Status.NOT_AVAILABLE,
+                lambda: sh("ip", "link", "set", "vcan0", "down"),
+            )
+        )
+        assert asyncio.run(read(port, BODY_STATE)).value == "DOWN"
+        # an identification does not change while its bus is down: the attribute keeps the value it was read with
+        assert asyncio.run(read(port, ENGINE + "SoftwareVersion")).value == "SW-1.2.3"
+    finally:
+        sh("ip", "link", "set", "vcan0", "up")
+    asyncio.run(until(port, BODY_STATE, lambda point: point.value == "UP"))
+    asyncio.run(until(port, SPEED, valid(20.0), lambda: sh("cansend", "vcan0", speed_frame(20.0))))
+    # the diagnostics open the bus again at their next poll: the engine is asked again
+    with can.Bus(
+        channel="vcan0", interface="socketcan", can_filters=[{"can_id": 0x7E0, "can_mask": 0x7FF}]
+    ) as bus:
+        assert bus.recv(WAIT) is not None, "the engine was not asked again after the bus came back"
