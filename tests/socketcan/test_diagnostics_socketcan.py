@@ -1,14 +1,17 @@
 """On the kernel's SocketCAN: ECU identification over UDS from ECU processes, error frames, a bus going down.
 
 One ``sdv serve`` process for the module serves ``body`` on ``vcan0`` with a ``diagnostics`` section: the engine
-answers on 11-bit ids (0x7E0/0x7E8), the gateway with 29-bit normal fixed addressing (target 0x10), and a third
-ECU never answers. The ECUs are ``tests/uds_responder.py`` processes (can-isotp and udsoncan on their own
-sockets). Values are read with ``kuksa-client`` and the project's client; frames are sent with ``cansend``.
+answers on 11-bit ids (0x7E0/0x7E8), the gateway with 29-bit normal fixed addressing (target 0x10), the brake on
+11-bit ids (0x7E2/0x7EA) through the kernel's ISO-TP (module ``can-isotp``), and a fourth ECU receives every
+request and never answers. The ECUs are ``tests/uds_responder.py`` processes: can-isotp's user-space stack on a
+raw socket of their own, or the kernel's ISO-TP socket. Values are read with ``kuksa-client`` and the project's
+client; frames are sent with ``cansend``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,7 +30,9 @@ RESPONDER = REPOSITORY / "tests" / "uds_responder.py"
 SPEED = "Vehicle.Speed"
 ENGINE = "Vehicle.SDV.Ecu.Engine."
 GATEWAY = "Vehicle.SDV.Ecu.Gateway."
+BRAKE = "Vehicle.SDV.Ecu.Brake."
 SILENT = "Vehicle.SDV.Ecu.Silent."
+DID_NAMES = ("SparePartNumber", "SoftwareVersion", "SerialNumber")
 ERROR_FRAMES = "Sdv.Hal.Bus.body.Errors.ErrorFrame"
 BODY_FRAMES = "Sdv.Hal.Bus.body.Frames"
 BODY_STATE = "Sdv.Hal.Bus.body.State"
@@ -58,6 +63,19 @@ diagnostics:
     - {name: Gateway, bus: body, addressing: normal_fixed, target_address: 0x10}
     - {name: Silent, bus: body, request_id: 0x7E1, response_id: 0x7E9}
 """
+BRAKE_ECU = "    - {name: Brake, bus: body, request_id: 0x7E2, response_id: 0x7EA}\n"
+
+
+BRAKE_IDENTIFICATION = ("F187=BRK-PN-0815", "F189=BRK-2.1.0-kernel-isotp", "F18C=BRK-SN-00000000000000000007")
+
+
+def kernel_isotp_missing() -> str | None:
+    """Why this kernel has no ISO-TP sockets, or None when it has them."""
+    try:
+        socket.socket(socket.AF_CAN, socket.SOCK_DGRAM, socket.CAN_ISOTP).close()
+    except OSError as error:
+        return f"this kernel has no ISO-TP sockets (module can-isotp: {error}); Debian's user-mode Linux lacks it"
+    return None
 
 
 def responder(*arguments: str) -> subprocess.Popen[str]:
@@ -79,11 +97,14 @@ def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     directory = tmp_path_factory.mktemp("diagnostics")
     (directory / "body.dbc").write_text(DBC)
     profile = directory / "vehicle.yaml"
-    profile.write_text(PROFILE)
+    profile.write_text(PROFILE + ("" if kernel_isotp_missing() else BRAKE_ECU))
     ecus = [
         responder("--request", "7E0", "--response", "7E8", "F189=SW-1.2.3", "F18C=ENG-SN-000000000042"),
         responder("--target", "10", "F187=GW-PN-77", "F189=GW-4.0", "F18C=GW0001"),
+        responder("--request", "7E1", "--response", "7E9", "--ignore", "-1", "F189=NEVER-SENT"),
     ]
+    if not kernel_isotp_missing():
+        ecus.append(responder("--kernel", "--request", "7E2", "--response", "7EA", *BRAKE_IDENTIFICATION))
     try:
         with serving("--profile", str(profile)) as (served, _):
             asyncio.run(until(served, BODY_STATE, lambda point: point.value == "UP"))
@@ -97,20 +118,43 @@ def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 def test_ecu_identification_from_ecu_processes_is_read_by_kuksa_client(port: int) -> None:
     asyncio.run(until(port, GATEWAY + "SerialNumber", valid("GW0001")))
     asyncio.run(until(port, ENGINE + "SerialNumber", valid("ENG-SN-000000000042")))  # segmented by ISO-TP
-    paths = [
-        ENGINE + "SoftwareVersion",
-        ENGINE + "SparePartNumber",
-        GATEWAY + "SoftwareVersion",
-        SILENT + "SoftwareVersion",
-    ]
+    paths = [prefix + name for prefix in (ENGINE, GATEWAY, SILENT) for name in DID_NAMES]
     values = read_with_kuksa_client(port, paths)
     assert {path: entry["value"] for path, entry in values.items()} == {
-        ENGINE + "SoftwareVersion": "SW-1.2.3",
         ENGINE + "SparePartNumber": None,  # requestOutOfRange from the engine
+        ENGINE + "SoftwareVersion": "SW-1.2.3",
+        ENGINE + "SerialNumber": "ENG-SN-000000000042",
+        GATEWAY + "SparePartNumber": "GW-PN-77",
         GATEWAY + "SoftwareVersion": "GW-4.0",
+        GATEWAY + "SerialNumber": "GW0001",
+        SILENT + "SparePartNumber": None,  # asked, never answered
         SILENT + "SoftwareVersion": None,
+        SILENT + "SerialNumber": None,
     }
-    assert values[ENGINE + "SoftwareVersion"]["entry_type"] == "ATTRIBUTE"
+    assert {entry["entry_type"] for entry in values.values()} == {"ATTRIBUTE"}
+
+
+def test_an_ecu_on_the_kernels_isotp_is_read(port: int) -> None:
+    missing = kernel_isotp_missing()
+    if missing:
+        pytest.skip(missing)
+    # segmented by the kernel, which pads its frames and answers the tester's flow control itself
+    asyncio.run(until(port, BRAKE + "SerialNumber", valid("BRK-SN-00000000000000000007")))
+    values = read_with_kuksa_client(port, [BRAKE + name for name in DID_NAMES])
+    assert {path: entry["value"] for path, entry in values.items()} == {
+        BRAKE + "SparePartNumber": "BRK-PN-0815",
+        BRAKE + "SoftwareVersion": "BRK-2.1.0-kernel-isotp",
+        BRAKE + "SerialNumber": "BRK-SN-00000000000000000007",
+    }
+
+
+def test_a_silent_ecu_is_asked_again_and_serving_goes_on(port: int) -> None:
+    with can.Bus(
+        channel="vcan0", interface="socketcan", can_filters=[{"can_id": 0x7E1, "can_mask": 0x7FF}]
+    ) as bus:
+        assert bus.recv(WAIT) is not None, "the silent ECU is not asked again"
+    asyncio.run(until(port, SPEED, valid(33.0), lambda: sh("cansend", "vcan0", speed_frame(33.0))))
+    assert asyncio.run(read(port, SILENT + "SoftwareVersion")).value is None
 
 
 def test_the_hal_never_sees_the_diagnostic_traffic(port: int) -> None:
