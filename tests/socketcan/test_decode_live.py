@@ -22,23 +22,15 @@ from typing import IO
 import pytest
 
 from tests.serve_process import REPOSITORY
-from tests.socketcan.test_serve_socketcan import WAIT, sh
+from tests.socketcan.test_serve_socketcan import SPEED_DBC, WAIT, sh
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.socketcan
 
 DECODE = (sys.executable, "-m", "sdv.cli.main", "decode")
-DBC = """VERSION ""
-
-NS_ :
-
-BS_:
-
-BU_: ECU CCU
-
-BO_ 256 Speed: 8 ECU
- SG_ VehicleSpeed : 0|16@1+ (0.01,0) [0|300] "km/h" CCU
-
+DBC = (
+    SPEED_DBC
+    + """
 BO_ 257 Gear: 2 ECU
  SG_ Position : 7|4@0+ (1,0) [0|15] "" CCU
  SG_ Torque : 3|12@0- (0.5,0) [-1000|1000] "Nm" CCU
@@ -48,6 +40,7 @@ BO_ 2566848528 Trailer: 8 ECU
 
 VAL_ 257 Position 0 "P" 1 "R" 2 "N" 3 "D" ;
 """
+)
 PROFILE = """name: live-decode
 buses:
   - {name: body, interface: socketcan, channel: vcan0, dbc: [car.dbc]}

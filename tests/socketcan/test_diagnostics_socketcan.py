@@ -22,7 +22,7 @@ import pytest
 from sdv.types.status import Status
 from tests.kuksa_values import read_with_kuksa_client
 from tests.serve_process import REPOSITORY, serving
-from tests.socketcan.test_serve_socketcan import WAIT, read, sh, speed_frame, until, valid
+from tests.socketcan.test_serve_socketcan import SPEED_DBC, WAIT, read, sh, speed_frame, until, valid
 
 pytestmark = pytest.mark.socketcan
 
@@ -37,17 +37,7 @@ ERROR_FRAMES = "Sdv.Hal.Bus.body.Errors.ErrorFrame"
 BODY_FRAMES = "Sdv.Hal.Bus.body.Frames"
 BODY_STATE = "Sdv.Hal.Bus.body.State"
 
-DBC = """VERSION ""
-
-NS_ :
-
-BS_:
-
-BU_: ECU CCU
-
-BO_ 256 Speed: 8 ECU
- SG_ VehicleSpeed : 0|16@1+ (0.01,0) [0|300] "km/h" CCU
-"""
+DBC = SPEED_DBC
 
 PROFILE = """name: socketcan-diagnostics
 buses:
