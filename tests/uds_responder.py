@@ -9,7 +9,7 @@ on SocketCAN in the guest::
 
 With ``--kernel`` the ECU's ISO-TP is the Linux kernel's (module ``can-isotp``, an ``AF_CAN``/``CAN_ISOTP`` socket
 with can-isotp's :class:`isotp.socket`), as on ECUs and testers that use it, instead of can-isotp's user-space
-stack over a raw socket: the kernel segments, pads and answers flow control itself.
+stack over a raw socket: the kernel segments (short frames, unpadded) and obeys flow control itself.
 
 It prints ``ready`` once listening and answers until killed. A DID it does not know gets the negative response
 ``requestOutOfRange`` (0x31), as ISO 14229-1 says; ``--ignore N`` leaves the first N requests unanswered (a
@@ -122,9 +122,12 @@ def answer(dids: Mapping[int, bytes], payload: bytes) -> bytes:
 def serve_on_kernel_isotp(
     channel: str, address: isotp.Address, dids: Mapping[int, bytes], ignore: int
 ) -> None:
-    """Answer requests on the kernel's ISO-TP socket until killed (the kernel pads with 0xCC)."""
+    """Answer requests on the kernel's ISO-TP socket until killed.
+
+    Its frames are as short as their data (the kernel's default: no padding), and the tester's flow control is
+    the kernel's to obey.
+    """
     sock = isotp.socket()
-    sock.set_opts(txpad=0xCC)
     sock.bind(channel, address)
     print("ready", flush=True)
     requests = 0

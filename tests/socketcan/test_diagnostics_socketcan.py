@@ -56,7 +56,9 @@ diagnostics:
 BRAKE_ECU = "    - {name: Brake, bus: body, request_id: 0x7E2, response_id: 0x7EA}\n"
 
 
-BRAKE_IDENTIFICATION = ("F187=BRK-PN-0815", "F189=BRK-2.1.0-kernel-isotp", "F18C=BRK-SN-00000000000000000007")
+BRAKE_SERIAL = "BRK-SN-" + "0" * 52 + "7"
+"""60 bytes: 9 consecutive frames, more than a block of 8, so the kernel waits for the tester's second flow control."""
+BRAKE_IDENTIFICATION = ("F187=BRK-PN-0815", "F189=BRK-2.1.0-kernel-isotp", f"F18C={BRAKE_SERIAL}")
 
 
 def kernel_isotp_missing() -> str | None:
@@ -128,13 +130,13 @@ def test_an_ecu_on_the_kernels_isotp_is_read(port: int) -> None:
     missing = kernel_isotp_missing()
     if missing:
         pytest.skip(missing)
-    # segmented by the kernel, which pads its frames and answers the tester's flow control itself
-    asyncio.run(until(port, BRAKE + "SerialNumber", valid("BRK-SN-00000000000000000007")))
+    # segmented by the kernel into unpadded frames, in blocks as the tester's flow control asks
+    asyncio.run(until(port, BRAKE + "SerialNumber", valid(BRAKE_SERIAL)))
     values = read_with_kuksa_client(port, [BRAKE + name for name in DID_NAMES])
     assert {path: entry["value"] for path, entry in values.items()} == {
         BRAKE + "SparePartNumber": "BRK-PN-0815",
         BRAKE + "SoftwareVersion": "BRK-2.1.0-kernel-isotp",
-        BRAKE + "SerialNumber": "BRK-SN-00000000000000000007",
+        BRAKE + "SerialNumber": BRAKE_SERIAL,
     }
 
 
