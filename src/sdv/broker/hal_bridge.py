@@ -268,9 +268,8 @@ class HalBridge:
     def _publish_statistics(self, when: Literal["now", "due", "changed"]) -> None:
         """Publish the HAL's counters ``now``, when the period since the last publication passed (``due``: from a
         batch), or when they ``changed`` since (the ticker)."""
-        with (
-            self._statistics_lock
-        ):  # several buses' threads and the ticker: one publication at a time, in order
+        # Several buses' threads and the ticker: one publication at a time, in order.
+        with self._statistics_lock:
             now = time.monotonic()
             if when == "due" and now < self._next_statistics:
                 return
