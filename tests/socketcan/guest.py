@@ -302,13 +302,13 @@ def _backend(allow: bool, exchange: Path, arguments: list[str]) -> list[str]:
 
 
 def _probe(allow: bool, exchange: Path, arguments: list[str]) -> list[str]:
+    forced = os.environ.get(BACKEND_VARIABLE, "")
+    if forced and forced not in BACKENDS:
+        raise GuestUnavailable(f"{BACKEND_VARIABLE}={forced}: not one of {', '.join(BACKENDS)}")
     CACHE.mkdir(parents=True, exist_ok=True)
     choice = CACHE / "backend"
     _busybox_ready(allow)
     _install(["can-utils", "iproute2"], allow)
-    forced = os.environ.get(BACKEND_VARIABLE, "")
-    if forced and forced not in BACKENDS:
-        raise GuestUnavailable(f"{BACKEND_VARIABLE}={forced}: not one of {', '.join(BACKENDS)}")
     known = forced or (choice.read_text().strip() if choice.exists() else "")
     kvm = os.access("/dev/kvm", os.R_OK | os.W_OK)
     candidates = [known] if known else ["uml", *(["qemu-kvm"] if kvm else []), "qemu"]
