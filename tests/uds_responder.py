@@ -5,15 +5,21 @@ on SocketCAN in the guest::
 
     python tests/uds_responder.py --channel vcan0 --request 7E0 --response 7E8 F189=SW-1.2.3 F18C=SN0042
     python tests/uds_responder.py --channel vcan0 --target 10 F189=GW-7 # normal fixed addressing, 29-bit
+    python tests/uds_responder.py --kernel --channel vcan0 --request 7E2 --response 7EA F189=BRK-2
+
+With ``--kernel`` the ECU's ISO-TP is the Linux kernel's (module ``can-isotp``, an ``AF_CAN``/``CAN_ISOTP`` socket
+with can-isotp's :class:`isotp.socket`), as on ECUs and testers that use it, instead of can-isotp's user-space
+stack over a raw socket: the kernel segments (short frames, unpadded) and obeys flow control itself.
 
 It prints ``ready`` once listening and answers until killed. A DID it does not know gets the negative response
 ``requestOutOfRange`` (0x31), as ISO 14229-1 says; ``--ignore N`` leaves the first N requests unanswered (a
-retry must bring the value).
+retry must bring the value; ``--ignore -1`` never answers, an ECU that receives requests and stays silent).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import threading
 from collections.abc import Mapping
@@ -23,7 +29,7 @@ import isotp
 from udsoncan import Request, Response
 from udsoncan.services import ReadDataByIdentifier
 
-__all__ = ["UdsResponder", "ecu_address"]
+__all__ = ["UdsResponder", "answer", "ecu_address", "serve_on_kernel_isotp"]
 
 TESTER = 0xF1
 
@@ -92,22 +98,50 @@ class UdsResponder:
             if payload is None:
                 continue
             self.requests += 1
-            if self.requests <= self.ignore:
+            if self.ignore < 0 or self.requests <= self.ignore:
                 continue
             self._stack.send(self.answer(bytes(payload)))
 
     def answer(self, payload: bytes) -> bytes:
         """The response payload to one request payload."""
-        request = Request.from_payload(payload)
-        if request.service is not ReadDataByIdentifier or request.data is None or len(request.data) != 2:
-            return Response(ReadDataByIdentifier, Response.Code.ServiceNotSupported).get_payload()
-        did = int.from_bytes(request.data, "big")
-        record = self.dids.get(did)
-        if record is None:
-            return Response(ReadDataByIdentifier, Response.Code.RequestOutOfRange).get_payload()
-        return Response(
-            ReadDataByIdentifier, Response.Code.PositiveResponse, request.data + record
-        ).get_payload()
+        return answer(self.dids, payload)
+
+
+def answer(dids: Mapping[int, bytes], payload: bytes) -> bytes:
+    """The response payload of an ECU holding ``dids`` to one request payload."""
+    request = Request.from_payload(payload)
+    if request.service is not ReadDataByIdentifier or request.data is None or len(request.data) != 2:
+        return Response(ReadDataByIdentifier, Response.Code.ServiceNotSupported).get_payload()
+    did = int.from_bytes(request.data, "big")
+    record = dids.get(did)
+    if record is None:
+        return Response(ReadDataByIdentifier, Response.Code.RequestOutOfRange).get_payload()
+    return Response(ReadDataByIdentifier, Response.Code.PositiveResponse, request.data + record).get_payload()
+
+
+def serve_on_kernel_isotp(
+    channel: str, address: isotp.Address, dids: Mapping[int, bytes], ignore: int
+) -> None:
+    """Answer requests on the kernel's ISO-TP socket until killed.
+
+    Its frames are as short as their data (the kernel's default: no padding), and the tester's flow control is
+    the kernel's to obey.
+    """
+    sock = isotp.socket()
+    sock.bind(channel, address)
+    print("ready", flush=True)
+    requests = 0
+    while True:
+        try:
+            payload = sock.recv()
+        except OSError:  # the interface went down: the socket stays bound and receives again once it is up
+            threading.Event().wait(0.1)
+            continue
+        requests += 1
+        if payload is None or ignore < 0 or requests <= ignore:
+            continue
+        with contextlib.suppress(OSError):
+            sock.send(answer(dids, bytes(payload)))
 
 
 def main() -> None:
@@ -120,13 +154,17 @@ def main() -> None:
     parser.add_argument(
         "--target", type=lambda text: int(text, 16), help="normal fixed addressing: ECU address"
     )
-    parser.add_argument("--ignore", type=int, default=0)
+    parser.add_argument("--ignore", type=int, default=0, help="requests left unanswered first; -1: all")
+    parser.add_argument("--kernel", action="store_true", help="the kernel's ISO-TP (can-isotp module)")
     parser.add_argument("dids", nargs="*", metavar="DID=TEXT")
     options = parser.parse_args()
     dids = {int(did, 16): text.encode() for did, _, text in (item.partition("=") for item in options.dids)}
     address = ecu_address(
         request=options.request, response=options.response, extended=options.extended, target=options.target
     )
+    if options.kernel:
+        serve_on_kernel_isotp(options.channel, address, dids, options.ignore)
+        return
     with (
         can.Bus(interface=options.interface, channel=options.channel) as bus,
         UdsResponder(bus, address, dids, ignore=options.ignore),

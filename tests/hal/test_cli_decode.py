@@ -139,3 +139,36 @@ def test_live_decode_of_a_virtual_bus_ends_on_sigterm(
     assert (
         channel not in virtual.channels or len(virtual.channels[channel]) == 0
     )  # the decoder's bus is closed
+
+
+# Every way a frame of the profile's bus can fail, twice the same reason, and a frame decoded in part.
+BAD_RECORDING = (
+    "(1.0) can0 064#0102AAAAAAAAAAAA\n(2.0) can0 0C8#00070B\n(3.0) can0 0C8#05070B\n(4.0) can0 0C8#0007\n"
+    "(5.0) can0 123#00\n(6.0) can0 0C8#07070B\n(7.0) can0 064#7FFF\n(8.0) can0 0C8#01090B\n"
+)
+
+
+def test_profile_decode_names_each_bad_frame_once_with_its_reasons(
+    files: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, profile, log = files
+    log.write_text(BAD_RECORDING)
+
+    assert main(["decode", "--profile", str(profile), "--log", str(log), "--format", "table"]) == 0
+
+    captured = capsys.readouterr()
+    assert [line.split() for line in captured.out.splitlines()] == [
+        ["1.000000", "can0", "64", "Short", "Vehicle.Angle=129"],
+        ["2.000000", "can0", "C8", "Paged", "Vehicle.Left=7", "Vehicle.Counter=11"],
+        ["7.000000", "can0", "64", "Short"],  # its only signal out of range: the frame decoded, no value
+        ["8.000000", "can0", "C8", "Paged", "Vehicle.Counter=11"],  # page 1: Left is not selected
+    ]
+    assert [line for line in captured.err.splitlines() if not line.startswith("WARNING")] == [
+        "not decoded: 3.000000 id 0xC8: unknown_multiplexer (1)",
+        "not decoded: 4.000000 id 0xC8: wrong_length (1)",
+        "not decoded: 5.000000 id 0x123: unknown_id (1)",
+        "not decoded: 6.000000 id 0xC8: unknown_multiplexer (1)",
+        "decoded in part: 7.000000 id 0x64: out_of_range (1)",
+        "8 frames, 4 decoded, 4 not decoded (out_of_range: 1, unknown_id: 1, unknown_multiplexer: 2, "
+        "wrong_length: 1)",
+    ]

@@ -5,7 +5,8 @@
 Machines that build the project (containers, CI runners) often run kernels without ``AF_CAN``. The guest boots a
 Debian kernel that has it: Debian's user-mode Linux (package ``user-mode-linux``, an ordinary process) when it
 boots on this host, otherwise ``qemu-system-x86_64`` with ``linux-image-amd64`` (KVM when it works, else
-emulation). The guest's root file system is this machine's, read-only, under a tmpfs overlay: it runs the
+emulation); ``SDV_GUEST_BACKEND=uml|qemu-kvm|qemu`` picks one (Debian's user-mode Linux has no ``can-isotp``
+module, its distribution kernel under qemu has). The guest's root file system is this machine's, read-only, under a tmpfs overlay: it runs the
 project's own virtual environment and can-utils, and whatever it writes is gone afterwards. The command runs as
 root in the current directory with the current environment; ``lo`` and the virtual CAN interfaces are up. Its
 output (stdout and stderr together) is copied to stdout while it runs.
@@ -52,6 +53,9 @@ KERNEL_TREES = (
     "kernel/fs/netfs",
     "kernel/fs/fscache",
 )
+BACKENDS = ("uml", "qemu-kvm", "qemu")
+BACKEND_VARIABLE = "SDV_GUEST_BACKEND"
+"""Names the backend to use (one of :data:`BACKENDS`) instead of the first that boots, e.g. qemu for its kernel."""
 _SKIPPED_ENVIRONMENT = {"PWD", "OLDPWD", "SHLVL", "_", "HOSTNAME", "TERM", "DISPLAY", "XDG_RUNTIME_DIR"}
 
 # The guest's first process, from the initramfs: modules, the host's root read-only under a tmpfs overlay, the
@@ -298,11 +302,14 @@ def _backend(allow: bool, exchange: Path, arguments: list[str]) -> list[str]:
 
 
 def _probe(allow: bool, exchange: Path, arguments: list[str]) -> list[str]:
+    forced = os.environ.get(BACKEND_VARIABLE, "")
+    if forced and forced not in BACKENDS:
+        raise GuestUnavailable(f"{BACKEND_VARIABLE}={forced}: not one of {', '.join(BACKENDS)}")
     CACHE.mkdir(parents=True, exist_ok=True)
     choice = CACHE / "backend"
     _busybox_ready(allow)
     _install(["can-utils", "iproute2"], allow)
-    known = choice.read_text().strip() if choice.exists() else ""
+    known = forced or (choice.read_text().strip() if choice.exists() else "")
     kvm = os.access("/dev/kvm", os.R_OK | os.W_OK)
     candidates = [known] if known else ["uml", *(["qemu-kvm"] if kvm else []), "qemu"]
     reasons = []
@@ -319,7 +326,8 @@ def _probe(allow: bool, exchange: Path, arguments: list[str]) -> list[str]:
         if known or _boots(command, exchange, 90 if name == "qemu" else 30):
             for probe_file in ("status", "output"):
                 (exchange / probe_file).unlink(missing_ok=True)
-            choice.write_text(name + "\n")
+            if not forced:
+                choice.write_text(name + "\n")
             return command
         reasons.append(f"{name}: the probe guest did not boot")
     raise GuestUnavailable("; ".join(reasons))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.serve_process import REPOSITORY
 
@@ -37,3 +38,17 @@ def test_without_a_guest_the_socketcan_tests_are_skipped_with_the_reason() -> No
     assert "guest unavailable: cannot prepare a guest" in done.stderr
     assert " passed" not in done.stdout and " failed" not in done.stdout
     assert "SKIPPED" in done.stdout and "no SocketCAN guest could run: cannot prepare a guest" in done.stdout
+
+
+def test_a_backend_asked_for_by_a_name_it_does_not_know_is_refused_with_the_choices(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(GUEST), "--no-install", "--", "true"],
+        cwd=REPOSITORY,
+        env={**os.environ, "SDV_GUEST_BACKEND": "kvm", "XDG_CACHE_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 125
+    assert "SDV_GUEST_BACKEND=kvm: not one of uml, qemu-kvm, qemu" in done.stderr

@@ -38,7 +38,7 @@ KUKSA = Path(__file__).with_name("kuksa_socketcan.py")
 WAIT = 120.0
 """Seconds any one expected change may take: generous, the guest may emulate its CPU."""
 
-DBC = """VERSION ""
+SPEED_DBC = """VERSION ""
 
 NS_ :
 
@@ -48,7 +48,11 @@ BU_: ECU CCU
 
 BO_ 256 Speed: 8 ECU
  SG_ VehicleSpeed : 0|16@1+ (0.01,0) [0|300] "km/h" CCU
-
+"""
+"""A DBC with the speed message (0x100) the SocketCAN tests send."""
+DBC = (
+    SPEED_DBC
+    + """
 BO_ 512 Radar: 64 ECU
  SG_ LeadDistance : 0|16@1+ (0.01,0) [0|250] "m" CCU
 
@@ -58,6 +62,7 @@ BO_ 768 LightRequest: 1 CCU
 BO_ 769 LightStatus: 1 ECU
  SG_ LowBeamOn : 0|1@1+ (1,0) [0|1] "" CCU
 """
+)
 
 PROFILE = """name: socketcan-test
 buses:

@@ -6,7 +6,10 @@ The HAL's counters are served as ordinary sensors under ``Sdv.Hal``, so that any
 * ``Sdv.Hal.Bus.NAME.Frames``, ``Sdv.Hal.Bus.NAME.Decoded``, ``Sdv.Hal.Bus.NAME.BadFrames``;
 * ``Sdv.Hal.Bus.NAME.Errors.<Reason>`` for each bad-frame reason (``UnknownId``, ``WrongLength``, ...).
 
-All are ``uint64``, published at most once per ``statistics_period`` seconds, from the HAL's reader threads.
+All are ``uint64``, published at most once per ``statistics_period`` seconds from the HAL's reader threads as
+frames arrive, and by the bridge's ``sdv-hal-statistics`` thread when they changed within the last period: the
+frames counted after a publication (the end of a burst, error frames on a quiet bus) are served within one
+period, with no frame after them.
 
 The state of each bus (:mod:`sdv.hal.bus_state`) is published on every change:
 
@@ -29,6 +32,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Sequence
+from typing import Literal
 
 from sdv.broker.access import UNRESTRICTED
 from sdv.broker.broker import Broker
@@ -224,6 +228,9 @@ class HalBridge:
         self.statistics_period = statistics_period
         self._next_statistics = 0.0
         self._statistics_lock = threading.Lock()
+        self._published: dict[str, BusStatistics] = {}
+        self._ticker: threading.Thread | None = None
+        self._ticker_stop = threading.Event()
         self.owner = Owner(OwnerKind.HAL, "HAL")
         self._started = False
 
@@ -246,19 +253,37 @@ class HalBridge:
             hal_read_only_actuator_paths(vehicle), self.owner, None, access=UNRESTRICTED
         )
         self._started = True
-        self.broker.publish(hal_statistics_updates(self.hal.statistics(), time.time()))
+        self._publish_statistics("now")
         self.hal.start(self._consume, self._bus_changed)
         self.diagnostics.start()
+        if self.statistics_period > 0:  # with no period every batch publishes them
+            self._ticker_stop.clear()
+            self._ticker = threading.Thread(target=self._tick, name="sdv-hal-statistics", daemon=True)
+            self._ticker.start()
 
     def _consume(self, updates: list[SignalUpdate]) -> None:
         self.broker.publish(updates)
-        now = time.monotonic()
-        if now >= self._next_statistics:
-            with self._statistics_lock:  # several buses' threads may be due at once
-                if now < self._next_statistics:
-                    return
-                self._next_statistics = now + self.statistics_period
-            self.broker.publish(hal_statistics_updates(self.hal.statistics(), time.time()))
+        if time.monotonic() >= self._next_statistics:
+            self._publish_statistics("due")
+
+    def _tick(self) -> None:
+        while not self._ticker_stop.wait(self.statistics_period):
+            self._publish_statistics("changed")
+
+    def _publish_statistics(self, when: Literal["now", "due", "changed"]) -> None:
+        """Publish the HAL's counters ``now``, when the period since the last publication passed (``due``: from a
+        batch), or when they ``changed`` since (the ticker)."""
+        # Several buses' threads and the ticker: one publication at a time, in order.
+        with self._statistics_lock:
+            now = time.monotonic()
+            if when == "due" and now < self._next_statistics:
+                return
+            statistics = self.hal.statistics()
+            if when == "changed" and statistics == self._published:
+                return
+            self._next_statistics = now + self.statistics_period
+            self._published = statistics
+            self.broker.publish(hal_statistics_updates(statistics, time.time()))
 
     def _bus_changed(self, bus: str, status: BusStatus) -> None:
         # The HAL's clock times the state (a fake one in tests); the datapoints carry wall-clock time as the
@@ -268,11 +293,15 @@ class HalBridge:
             status = dataclasses.replace(status, next_retry=now + status.retry_delay)
         self.broker.publish(bus_state_updates(bus, status, now))
         # A bus going down ends the stream of batches from its thread: publish the counters it reached.
-        self.broker.publish(hal_statistics_updates(self.hal.statistics(), now))
+        self._publish_statistics("now")
 
     def stop(self) -> None:
-        """Stop the diagnostics and the HAL and release its actuators and signals."""
+        """Stop the diagnostics, the counters' ticker and the HAL and release its actuators and signals."""
         self.diagnostics.stop()
+        self._ticker_stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
         self.hal.stop()
         if self._started:
             self.broker.release(self.owner)

@@ -104,6 +104,7 @@ class _Decoder:
         self.frames = 0
         self._processor = FrameProcessor(vehicle, every_frame=True) if vehicle is not None else None
         self._bus_index = self._processor.bus_index(bus) if self._processor is not None and bus else 0
+        self._bad_seen: Counter[str] = Counter()  # the bad-frame reasons named so far, to name each new one
         self._profile_codecs = vehicle.buses[bus].codecs if vehicle is not None and bus else {}
         self._bus = bus or ""
 
@@ -137,13 +138,15 @@ class _Decoder:
     def _by_profile(
         self, processor: FrameProcessor, frame: can.Message, where: str
     ) -> tuple[str, Mapping[str, Any]] | None:
-        before = processor.statistics()[self._bus]
+        counters = processor.counters(self._bus_index)  # read as they count: no copy per frame
+        decoded, bad = counters.decoded, counters.bad.total()
         updates = processor.process(self._bus_index, [frame])
-        after = processor.statistics()[self._bus]
-        for reason, count in (after.bad - before.bad).items():
-            state = "decoded in part" if after.decoded > before.decoded else "not decoded"
-            print(f"{state}: {where}: {reason} ({count})", file=self.errors)
-        if after.decoded == before.decoded:
+        if counters.bad.total() != bad:  # only then the reasons are compared, with the copy of the last time
+            state = "decoded in part" if counters.decoded > decoded else "not decoded"
+            for reason, count in (counters.bad - self._bad_seen).items():
+                print(f"{state}: {where}: {reason} ({count})", file=self.errors)
+            self._bad_seen = Counter(counters.bad)
+        if counters.decoded == decoded:
             return None
         codec = self._profile_codecs[(frame.arbitration_id, bool(frame.is_extended_id))]
         return codec.name, {update.path: update.value for update in updates}

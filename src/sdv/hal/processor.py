@@ -255,6 +255,11 @@ class FrameProcessor:
         """Index of a bus, as :meth:`process` takes it."""
         return self.bus_names.index(name)
 
+    def counters(self, bus_index: int) -> BusStatistics:
+        """The frame counters of one bus as they count (not a copy: read them between two :meth:`process` calls,
+        never change them)."""
+        return self._statistics[bus_index]
+
     def statistics(self) -> dict[str, BusStatistics]:
         """Frame counters per bus (copies)."""
         return {name: stats.snapshot() for name, stats in zip(self.bus_names, self._statistics, strict=True)}
