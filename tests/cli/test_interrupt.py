@@ -70,15 +70,3 @@ def test_interrupt_during_start_up_is_one_line_and_exit_130(
     assert lines[0].endswith(": interrupted"), result.stderr
     assert result.stdout == ""
 
-
-def test_the_hook_reaches_the_command() -> None:
-    """Without the hook the same command runs to its usual end: the interrupts above are the hook's."""
-    result = subprocess.run(
-        [sys.executable, "-m", "sdv.cli.main", "get", "Vehicle.Speed", "--server", "127.0.0.1:9"],
-        capture_output=True,
-        text=True,
-        cwd=REPOSITORY,
-        timeout=DEADLINE_S,
-        check=False,
-    )
-    assert result.returncode == 3, result.stderr
