@@ -69,4 +69,3 @@ def test_interrupt_during_start_up_is_one_line_and_exit_130(
     assert len(lines) == 1, result.stderr
     assert lines[0].endswith(": interrupted"), result.stderr
     assert result.stdout == ""
-

@@ -60,6 +60,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     get = subparsers.add_parser("get", parents=[server], help="print the current value of signals")
     get.add_argument("paths", nargs="+", metavar="PATH")
     get.add_argument("--json", action="store_true", help=_JSON_HELP)
+    get.add_argument(
+        "--target",
+        action="store_true",
+        help="print the actuators' target values (the last value asked of each) instead of their current values",
+    )
     get.set_defaults(handler=_get)
 
     set_ = subparsers.add_parser(
@@ -146,8 +151,8 @@ def format_age(datapoint: Datapoint, now: float) -> str:
     return f"{age / 3600:.0f} h"
 
 
-def json_record(path: str, datapoint: Datapoint, meta: SignalMetadata | None) -> str:
-    """A datapoint as one line of ``--json`` output."""
+def json_record(path: str, datapoint: Datapoint, meta: SignalMetadata | None, *, target: bool = False) -> str:
+    """A datapoint as one line of ``--json`` output; an actuator's target value carries ``"target": true``."""
     timestamp = (
         datetime.fromtimestamp(datapoint.timestamp, UTC)
         .isoformat(timespec="microseconds")
@@ -163,6 +168,8 @@ def json_record(path: str, datapoint: Datapoint, meta: SignalMetadata | None) ->
         "timestamp": timestamp,
         "status": datapoint.status.value,
     }
+    if target:
+        record["target"] = True
     return json.dumps(record)
 
 
@@ -197,11 +204,13 @@ def _client(args: argparse.Namespace) -> VehicleClient:
 def _get(args: argparse.Namespace) -> int:
     async def run() -> None:
         async with _client(args) as client:
-            values = await client.get(args.paths)
+            values = await (client.targets if args.target else client.get)(args.paths)
             metas = await _all_metadata(client)
         for path, datapoint in values.items():
-            show = json_record if args.json else _line
-            print(show(path, datapoint, metas.get(path)))
+            if args.json:
+                print(json_record(path, datapoint, metas.get(path), target=args.target))
+            else:
+                print(_line(f"{path} (target)" if args.target else path, datapoint, metas.get(path)))
 
     asyncio.run(run())
     return 0
