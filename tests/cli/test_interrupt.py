@@ -47,6 +47,8 @@ sys.meta_path.insert(0, _InterruptOnImport())
         ("grpc", ["get", "Vehicle.Speed", "--server", "127.0.0.1:9"]),  # the group's dependencies
         ("sdv.cli.ota_commands", ["ota", "status"]),
         ("sdv.cli.hal_commands", ["--help"]),
+        ("sdv.broker", ["serve", "--port", "0"]),
+        ("cantools", ["dbc", "check", str(REPOSITORY / "dbc" / "sdv_demo.dbc")]),
     ],
 )
 def test_interrupt_during_start_up_is_one_line_and_exit_130(
