@@ -1,4 +1,5 @@
-"""The live ``sdv monitor`` in a real terminal (a pseudo-terminal of 80x24): keys page, sort and quit."""
+"""The live ``sdv monitor`` in a real terminal (a pseudo-terminal of 80x24): keys page, sort and quit; the page
+follows a resized terminal."""
 
 from __future__ import annotations
 
@@ -24,7 +25,11 @@ class Terminal:
         self.master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
         self.modes = termios.tcgetattr(slave)
-        self.process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=REPOSITORY)
+        # the terminal's size comes from the terminal, as in a shell (the test run fixes $LINES and $COLUMNS)
+        environment = {name: value for name, value in os.environ.items() if name not in ("LINES", "COLUMNS")}
+        self.process = subprocess.Popen(
+            argv, stdin=slave, stdout=slave, stderr=slave, cwd=REPOSITORY, env=environment
+        )
         os.close(slave)
         self.screen = b""
 
@@ -37,9 +42,11 @@ class Terminal:
                 self.screen += os.read(self.master, 65536)
             if match := re.compile(pattern).search(self.screen, start):
                 return match
-        raise AssertionError(
-            f"waited {DEADLINE_S:g} s for {pattern!r}; the screen ends {self.screen[-300:]!r}"
-        )
+        footers = re.findall(rb"rows \d+-\d+ of \d+, by \w+", self.screen)[-3:]
+        raise AssertionError(f"waited {DEADLINE_S:g} s for {pattern!r}; the last footers drawn: {footers}")
+
+    def resize(self, rows: int, columns: int) -> None:
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
 
     def press(self, keys: bytes) -> None:
         os.write(self.master, keys)
@@ -64,6 +71,8 @@ def test_keys_page_sort_and_quit_and_the_terminal_is_restored() -> None:
             terminal.wait_for(rf"rows {page + 1}-{min(total, 2 * page)} of {total}, by path".encode())
             terminal.press(b"s")
             terminal.wait_for(rf"rows 1-{page} of {total}, by age".encode())
+            terminal.resize(30, 80)
+            terminal.wait_for(rf"rows 1-{min(total, 30 - 8)} of {total}, by age".encode())
             terminal.press(b"q")
             assert terminal.process.wait(DEADLINE_S) == 0
             assert termios.tcgetattr(terminal.master)[3] == terminal.modes[3]  # echo and line mode are back

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import sys
 import time
@@ -230,6 +231,9 @@ def _monitor(args: argparse.Namespace) -> int:
                                 return
                             view = view.after_key(key, len(signals))
                             key = None if pressed.empty() else pressed.get_nowait()
+                        if args.rows is None and console.is_terminal:  # follow a resized terminal
+                            fits = MonitorView.rows_for_height(console.size.height, len(counters))
+                            view = dataclasses.replace(view, rows=fits).clamped(len(signals))
                         screen = render_monitor(
                             title, metas, values, time.time(), view=view, width=console.width, keys=keys
                         )
