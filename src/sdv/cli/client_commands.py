@@ -17,11 +17,10 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sdv.cli.client_options import server_arguments, vehicle_client
+from sdv.cli.client_options import Reconnection, add_reconnect_argument, server_arguments, vehicle_client
 from sdv.cli.formatting import format_value
 from sdv.cli.monitor_commands import add_monitor_parser
 from sdv.client import VehicleClient
-from sdv.client.errors import ServerUnreachableError
 from sdv.errors import AccessDenied, ValueOutOfRangeError
 from sdv.types.datatypes import Value, parse_text
 from sdv.types.signals import Datapoint, SignalMetadata
@@ -33,8 +32,6 @@ __all__ = ["json_record", "register"]
 
 _JSON_HELP = "one JSON object per value: path, value, unit, timestamp (RFC 3339, UTC) and status"
 _OBSERVE_S = 1.0
-# The waits between attempts to reach a lost server (the SDK's policy), capped low: someone watches the terminal.
-_RECONNECT_S = (0.25, 2.0)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -86,12 +83,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     subscribe.add_argument(
         "--interval", type=int, default=0, metavar="MS", help="at most one batch every MS milliseconds"
     )
-    subscribe.add_argument(
-        "--no-reconnect",
-        dest="reconnect",
-        action="store_false",
-        help="end with exit code 3 when the connection is lost, instead of reconnecting until the server is back",
-    )
+    add_reconnect_argument(subscribe)
     subscribe.set_defaults(handler=_subscribe)
 
     list_ = subparsers.add_parser("list", parents=[server], help="list signals with kind, datatype and unit")
@@ -208,55 +200,34 @@ async def _observe(client: VehicleClient, path: str, requested: Value, seconds: 
 
 
 def _subscribe(args: argparse.Namespace) -> int:
-    """Print the updates; a connection lost after the subscription started is bridged as the SDK does.
+    """Print the updates; a connection lost after the subscription started is bridged (:class:`Reconnection`).
 
-    The loss is one line on stderr, the return one more; the attempts between wait as
-    :class:`~sdv.sdk.reconnect.ReconnectPolicy` says (capped at a few seconds, never giving up), and every
-    reconnection starts with a line of each signal's current value.
+    The loss is one line on stderr, the return one more, and every reconnection starts with a line of each
+    signal's current value.
     """
     show = json_record if args.json else _line
-    metas: dict[str, SignalMetadata] | None = None
-    lost = False
+    reconnection = Reconnection(args)
+    metas: dict[str, SignalMetadata] = {}
 
     async def follow(client: VehicleClient) -> None:
-        nonlocal metas, lost
-        if metas is None:
-            metas = await _all_metadata(client)
+        if not reconnection.started:
+            metas.update(await _all_metadata(client))
+            reconnection.started = True
         updates = client.subscribe(args.paths, min_interval_ms=args.interval)
         async with contextlib.aclosing(updates):
             async for batch in updates:
-                if lost:
+                if reconnection.resumed():
                     print(f"sdv subscribe: reconnected to {client.target}", file=sys.stderr, flush=True)
-                    lost = False
                 for path, datapoint in batch.items():
                     print(show(path, datapoint, metas.get(path)), flush=True)
 
-    async def run() -> None:
-        nonlocal lost
-        attempt = 0
-        policy = None
-        while True:
-            try:
-                async with vehicle_client(args) as client:
-                    await follow(client)
-                return  # the server ended the subscription on purpose
-            except ServerUnreachableError as error:
-                if metas is None or not args.reconnect:
-                    raise  # never connected: the address is wrong, not the connection lost
-                if policy is None:  # the SDK (pydantic) loads only when a connection was lost
-                    from sdv.sdk.reconnect import ReconnectPolicy  # noqa: PLC0415
-
-                    policy = ReconnectPolicy(initial_delay=_RECONNECT_S[0], max_delay=_RECONNECT_S[1])
-                if not lost:
-                    print(
-                        f"sdv subscribe: {error}; reconnecting (Ctrl-C to stop)", file=sys.stderr, flush=True
-                    )
-                    lost, attempt = True, 0
-                await asyncio.sleep(policy.delay(attempt))
-                attempt += 1
+    def lost(error: Exception) -> None:
+        print(f"sdv subscribe: {error}; reconnecting (Ctrl-C to stop)", file=sys.stderr, flush=True)
 
     with contextlib.suppress(KeyboardInterrupt):  # the way to end a subscription: not an error
-        asyncio.run(run())
+        asyncio.run(
+            reconnection.run(follow, lost)
+        )  # returns when the server ends the subscription on purpose
     return 0
 
 
