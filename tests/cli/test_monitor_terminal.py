@@ -8,13 +8,14 @@ import os
 import pty
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
 import termios
 import time
 
-from tests.serve_process import REPOSITORY, serving
+from tests.serve_process import REPOSITORY, serving, start_serve
 from tests.waiting import DEADLINE_S
 
 
@@ -79,3 +80,26 @@ def test_keys_page_sort_and_quit_and_the_terminal_is_restored() -> None:
             assert b"Traceback" not in terminal.screen
         finally:
             terminal.close()
+
+
+def test_the_live_screen_says_when_the_server_is_lost_and_goes_on_when_it_is_back() -> None:
+    port, first = start_serve()
+    second: subprocess.Popen[str] | None = None
+    terminal = Terminal(sys.executable, "-m", "sdv.cli.main", "monitor", "--server", f"127.0.0.1:{port}")
+    try:
+        terminal.wait_for(rb"rows 1-\d+ of \d+, by path")
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        terminal.wait_for(rf"at 127\.0\.0\.1:{port}: connection lost; reconnecting".encode())
+        _, second = start_serve("--port", str(port))
+        terminal.wait_for(rf"at 127\.0\.0\.1:{port}(?!: connection lost)".encode())
+        terminal.press(b"q")
+        assert terminal.process.wait(DEADLINE_S) == 0
+        assert b"Traceback" not in terminal.screen
+    finally:
+        terminal.close()
+        for server in (first, second):
+            if server is not None and server.poll() is None:
+                server.kill()
+            if server is not None:
+                server.wait()

@@ -222,7 +222,12 @@ def _subscribe(args: argparse.Namespace) -> int:
                     print(show(path, datapoint, metas.get(path)), flush=True)
 
     def lost(error: Exception) -> None:
-        print(f"sdv subscribe: {error}; reconnecting (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        # not the error's own words: a server that answered before is not one that wants TLS or is misnamed
+        print(
+            f"sdv subscribe: lost the connection to {args.server}; reconnecting (Ctrl-C to stop)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     with contextlib.suppress(KeyboardInterrupt):  # the way to end a subscription: not an error
         asyncio.run(

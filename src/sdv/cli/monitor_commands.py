@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from sdv.cli.client_options import chunks, vehicle_client
+from sdv.cli.client_options import Reconnection, add_reconnect_argument, chunks, vehicle_client
 from sdv.cli.monitor_view import HAL_ROOT, SORT_KEYS, MonitorView, render_monitor, split_buses
 from sdv.client import VehicleClient
 from sdv.errors import SdvError, UnknownSignalError
@@ -32,6 +32,7 @@ from sdv.types.signals import Datapoint, SignalMetadata
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.live import Live
 
 __all__ = ["add_monitor_parser", "parse_keys"]
 
@@ -93,6 +94,7 @@ def add_monitor_parser(
     monitor.add_argument(
         "--refresh", type=float, default=0.25, metavar="SECONDS", help="time between redraws (default 0.25)"
     )
+    add_reconnect_argument(monitor)
     monitor.set_defaults(handler=_monitor)
 
 
@@ -199,6 +201,7 @@ def _monitor(args: argparse.Namespace) -> int:
 
     width = args.width or (None if sys.stdout.isatty() else _NOT_A_TERMINAL_WIDTH)
     console = Console(width=width)
+    reconnection = Reconnection(args)
 
     async def run() -> None:
         async with vehicle_client(args) as client:
@@ -206,47 +209,75 @@ def _monitor(args: argparse.Namespace) -> int:
             title = f"sdv monitor: {name} {version} at {args.server}"
             metas = await _signals(client, args.roots)
             paths = [meta.path for meta in metas]
-            counters, signals = split_buses(metas, {})
-            view = _view(args, console, len(counters), live=not args.once)
             if args.once:
                 snapshot = await _snapshot(client, paths)
-                screen = render_monitor(title, metas, snapshot, time.time(), view=view, width=console.width)
-                console.print(screen)
+                view = _view(args, console, len(split_buses(metas, {})[0]), live=False)
+                console.print(
+                    render_monitor(title, metas, snapshot, time.time(), view=view, width=console.width)
+                )
                 return
-            values: dict[str, Datapoint] = {}
+        reconnection.started = True
+        values: dict[str, Datapoint] = {}
+
+        async def follow(client: VehicleClient) -> None:
+            reconnection.resumed()
             followers = [asyncio.create_task(_follow(client, chunk, values)) for chunk in chunks(paths)]
-            pressed: asyncio.Queue[str] = asyncio.Queue()
             try:
-                with (
-                    _keys_from_terminal(pressed) as keys,
-                    Live(console=console, screen=True, auto_refresh=False) as live,
-                ):
-                    key: str | None = None
-                    while True:
-                        for follower in followers:
-                            if follower.done():
-                                follower.result()  # raises what ended it
-                        while key is not None:
-                            if key in ("q", "Q"):
-                                return
-                            view = view.after_key(key, len(signals))
-                            key = None if pressed.empty() else pressed.get_nowait()
-                        if args.rows is None and console.is_terminal:  # follow a resized terminal
-                            fits = MonitorView.rows_for_height(console.size.height, len(counters))
-                            view = dataclasses.replace(view, rows=fits).clamped(len(signals))
-                        screen = render_monitor(
-                            title, metas, values, time.time(), view=view, width=console.width, keys=keys
-                        )
-                        live.update(screen, refresh=True)
-                        try:  # a key redraws at once
-                            key = await asyncio.wait_for(pressed.get(), args.refresh)
-                        except TimeoutError:
-                            key = None
+                await asyncio.gather(*followers)
             finally:
                 for follower in followers:
                     follower.cancel()
                 await asyncio.gather(*followers, return_exceptions=True)
 
+        following = asyncio.create_task(reconnection.run(follow, lambda error: None))
+        try:
+            await _screen(args, console, Live, title, metas, values, reconnection, following)
+        finally:
+            following.cancel()
+            await asyncio.gather(following, return_exceptions=True)
+
     with contextlib.suppress(KeyboardInterrupt):  # the way to leave the monitor
         asyncio.run(run())
     return 0
+
+
+async def _screen(
+    args: argparse.Namespace,
+    console: Console,
+    live_type: type[Live],
+    title: str,
+    metas: Sequence[SignalMetadata],
+    values: dict[str, Datapoint],
+    reconnection: Reconnection,
+    following: asyncio.Task[None],
+) -> None:
+    """Redraw until ``q`` (or Ctrl-C); raises what ended ``following`` (the values' subscriptions)."""
+    counters, signals = split_buses(metas, values)
+    view = _view(args, console, len(counters), live=True)
+    pressed: asyncio.Queue[str] = asyncio.Queue()
+    with (
+        _keys_from_terminal(pressed) as keys,
+        live_type(console=console, screen=True, auto_refresh=False) as live,
+    ):
+        key: str | None = None
+        while True:
+            if following.done():
+                following.result()  # raises what ended it
+                raise SdvError("the server ended the subscription")
+            while key is not None:
+                if key in ("q", "Q"):
+                    return
+                view = view.after_key(key, len(signals))
+                key = None if pressed.empty() else pressed.get_nowait()
+            if args.rows is None and console.is_terminal:  # follow a resized terminal
+                fits = MonitorView.rows_for_height(console.size.height, len(counters))
+                view = dataclasses.replace(view, rows=fits).clamped(len(signals))
+            heading = title if reconnection.lost is None else f"{title}: connection lost; reconnecting"
+            screen = render_monitor(
+                heading, metas, values, time.time(), view=view, width=console.width, keys=keys
+            )
+            live.update(screen, refresh=True)
+            try:  # a key redraws at once
+                key = await asyncio.wait_for(pressed.get(), args.refresh)
+            except TimeoutError:
+                key = None

@@ -303,7 +303,7 @@ def render_monitor(
             format_age(datapoint, now),
             Text(status, style=_STATUS_STYLES[status]),
         )
-    parts: list[RenderableType] = [Text(title, style="bold")]
+    parts: list[RenderableType] = [Text(title, style="bold", no_wrap=True, overflow="ellipsis")]
     if counters:
         parts.extend(
             Text(
