@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["REPOSITORY", "SERVE", "serving"]
+__all__ = ["REPOSITORY", "SERVE", "serving", "start_serve"]
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 SERVE = ("-m", "sdv.cli.main", "serve")
@@ -18,9 +18,11 @@ SERVE = ("-m", "sdv.cli.main", "serve")
 _LISTENING = re.compile(r"^sdv serve: listening on [^ ]+:(\d+)$")
 
 
-@contextlib.contextmanager
-def serving(*arguments: str) -> Iterator[tuple[int, subprocess.Popen[str]]]:
-    """Run ``sdv serve --port 0 ARGUMENTS``; yields (port, process) and checks it stops cleanly on SIGTERM."""
+def start_serve(*arguments: str) -> tuple[int, subprocess.Popen[str]]:
+    """Start ``sdv serve --port 0 ARGUMENTS`` (a later ``--port`` wins); returns (port, process) once it listens.
+
+    The caller stops the process; :func:`serving` does it for a test that does not kill the server itself.
+    """
     process = subprocess.Popen(
         [sys.executable, *SERVE, "--port", "0", *arguments],
         stdout=subprocess.PIPE,
@@ -28,12 +30,22 @@ def serving(*arguments: str) -> Iterator[tuple[int, subprocess.Popen[str]]]:
         text=True,
         cwd=REPOSITORY,
     )
+    assert process.stdout is not None and process.stderr is not None
+    line = process.stdout.readline().strip()
+    match = _LISTENING.match(line)
+    if not match:
+        process.kill()
+        _, errors = process.communicate()
+        raise AssertionError(f"unexpected first line {line!r}; stderr: {errors}")
+    return int(match[1]), process
+
+
+@contextlib.contextmanager
+def serving(*arguments: str) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """Run ``sdv serve --port 0 ARGUMENTS``; yields (port, process) and checks it stops cleanly on SIGTERM."""
+    port, process = start_serve(*arguments)
     try:
-        assert process.stdout is not None and process.stderr is not None
-        line = process.stdout.readline().strip()
-        match = _LISTENING.match(line)
-        assert match, f"unexpected first line {line!r}; stderr: {process.stderr.read()}"
-        yield int(match[1]), process
+        yield port, process
         process.send_signal(signal.SIGTERM)
         _, errors = process.communicate(timeout=15)
         assert process.returncode == 0, errors

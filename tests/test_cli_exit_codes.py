@@ -167,6 +167,12 @@ def server() -> Iterator[str]:
         (["set", "Vehicle.Speed", "10"], "Vehicle.Speed"),
         (["set", "Vehicle.Body.Lights.Beam.Low.IsOn", "maybe"], "Vehicle.Body.Lights.Beam.Low.IsOn"),
         (["subscribe", "Vehicle.Nope"], "Vehicle.Nope"),
+        (
+            ["get", "--target", "Vehicle.Speed"],
+            "Vehicle.Speed is a sensor; only actuators have a target value",
+        ),
+        (["get", "--target", "Vehicle.Nope"], "Vehicle.Nope"),
+        (["monitor", "--once", "Vehicle.Nope"], "Vehicle.Nope"),
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else None,
 )

@@ -48,7 +48,21 @@ def test_local_commands_end_quietly(argv: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "argv", [["subscribe", "Vehicle.Speed", "Vehicle.Acceleration.Longitudinal"], ["list"]]
+    "argv",
+    [
+        ["subscribe", "Vehicle.Speed", "Vehicle.Acceleration.Longitudinal"],
+        ["subscribe", "--json", "Vehicle.Speed", "Vehicle.Acceleration.Longitudinal"],
+        ["list"],
+        ["monitor", "--once"],
+        [
+            "get",
+            "--json",
+            "Vehicle.Speed",
+            "Vehicle.Acceleration.Longitudinal",
+            "Vehicle.Body.Trunk.Rear.IsOpen",
+        ],
+    ],
+    ids=lambda argv: "-".join(argv[:2]),
 )
 def test_client_commands_end_quietly(server: str, argv: list[str]) -> None:
     line, errors, code = _first_line_then_close(*argv, "--server", server)

@@ -136,7 +136,7 @@ def test_monitor_once_shows_signals_and_hal_counters(sdv: Sdv, server: ServerThr
 def test_monitor_screen_names_errors_and_signals_without_value() -> None:
     from rich.console import Console
 
-    from sdv.cli.client_commands import render_monitor
+    from sdv.cli.monitor_view import render_monitor
     from sdv.types.signals import Datapoint, SignalMetadata
     from sdv.types.status import Status
 
@@ -166,7 +166,7 @@ def test_monitor_screen_names_errors_and_signals_without_value() -> None:
 def test_monitor_screen_shows_a_bus_that_is_down() -> None:
     from rich.console import Console
 
-    from sdv.cli.client_commands import render_monitor
+    from sdv.cli.monitor_view import render_monitor
     from sdv.types.signals import Datapoint, SignalMetadata
     from sdv.types.status import Status
 

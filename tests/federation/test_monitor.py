@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from sdv.cli.client_commands import render_monitor
+from sdv.cli.monitor_view import render_monitor
 from sdv.client import VehicleClient
 from sdv.errors import AlreadyProvidedError
 from sdv.types.signals import Datapoint, SignalMetadata

@@ -13,54 +13,39 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import re
 import sys
-import time
-from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sdv.cli.monitor_federation import FEDERATION_ROOT, STATE_STYLES, remote_ecu_rows
-from sdv.cli.security_options import ENV_SERVER, add_connection_arguments, connection
-from sdv.client import DEFAULT_SERVER, VehicleClient
-from sdv.client.address import SIGNAL_SERVER_PORT
-from sdv.errors import AccessDenied, SdvError, ValueOutOfRangeError
+from sdv.cli.client_options import Reconnection, add_reconnect_argument, server_arguments, vehicle_client
+from sdv.cli.formatting import format_value
+from sdv.cli.monitor_commands import add_monitor_parser
+from sdv.client import VehicleClient
+from sdv.errors import AccessDenied, ValueOutOfRangeError
 from sdv.types.datatypes import Value, parse_text
 from sdv.types.signals import Datapoint, SignalMetadata
-from sdv.types.status import Status
 
 if TYPE_CHECKING:
-    from rich.console import RenderableType
+    pass
 
-__all__ = ["HAL_ROOT", "format_age", "format_value", "json_record", "register", "render_monitor"]
+__all__ = ["json_record", "register"]
 
-HAL_ROOT = "Sdv.Hal"
-"""The branch under which the server publishes the HAL's frame and error counters."""
-_BUS_COUNTER = re.compile(r"^Sdv\.Hal\.Bus\.(?P<bus>[^.]+)\.(?P<counter>.+)$")
-_PATHS_PER_REQUEST = 500  # below the broker's default limit of 1000 paths per request
-_NO_DATA = Datapoint(None, None, Status.NOT_AVAILABLE)
-# Shown as the bus's state, not as counters.
-_BUS_STATE_SIGNALS = frozenset({"State", "LastError", "NextRetry"})
-_BUS_STATE_STYLES = {"DOWN": "bold red", "CONNECTING": "yellow", "ENDED": "yellow"}
 _JSON_HELP = "one JSON object per value: path, value, unit, timestamp (RFC 3339, UTC) and status"
 _OBSERVE_S = 1.0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the client commands to the ``sdv`` parser."""
-    server = argparse.ArgumentParser(add_help=False)
-    server.add_argument(
-        "--server",
-        metavar="HOST[:PORT]",
-        help=f"the server to talk to: HOST[:PORT], grpc://HOST[:PORT] or grpcs://HOST[:PORT] (TLS); "
-        f"default ${ENV_SERVER}, else {DEFAULT_SERVER}; the port defaults to {SIGNAL_SERVER_PORT}",
-    )
-    add_connection_arguments(server)
+    server = server_arguments()
 
     get = subparsers.add_parser("get", parents=[server], help="print the current value of signals")
     get.add_argument("paths", nargs="+", metavar="PATH")
     get.add_argument("--json", action="store_true", help=_JSON_HELP)
+    get.add_argument(
+        "--target",
+        action="store_true",
+        help="print the actuators' target values (the last value asked of each) instead of their current values",
+    )
     get.set_defaults(handler=_get)
 
     set_ = subparsers.add_parser(
@@ -98,6 +83,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     subscribe.add_argument(
         "--interval", type=int, default=0, metavar="MS", help="at most one batch every MS milliseconds"
     )
+    add_reconnect_argument(subscribe)
     subscribe.set_defaults(handler=_subscribe)
 
     list_ = subparsers.add_parser("list", parents=[server], help="list signals with kind, datatype and unit")
@@ -110,45 +96,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     list_.set_defaults(handler=_list)
 
-    monitor = subparsers.add_parser(
-        "monitor", parents=[server], help="live table of every signal and of the HAL's frame counters"
-    )
-    monitor.add_argument("--once", action="store_true", help="print one snapshot and exit")
-    monitor.add_argument(
-        "--refresh", type=float, default=0.25, metavar="SECONDS", help="time between redraws (default 0.25)"
-    )
-    monitor.set_defaults(handler=_monitor)
+    add_monitor_parser(subparsers, server)
 
 
 # --- formatting ------------------------------------------------------------------------------------------------
-def format_value(value: Value | None) -> str:
-    """A value as the command line shows it: ``true``/``false``, numbers as Python prints them, text as is,
-    arrays in brackets."""
-    if value is None:
-        return "(no value)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, tuple):
-        return "[" + ", ".join(format_value(item) for item in value) + "]"
-    return str(value)
-
-
-def format_age(datapoint: Datapoint, now: float) -> str:
-    """How long ago a datapoint was measured (``0.12 s``, ``3.4 s``, ``5 min``), or ``-`` without timestamp."""
-    if datapoint.timestamp is None:
-        return "-"
-    age = max(0.0, now - datapoint.timestamp)
-    if age < 1:
-        return f"{age:.2f} s"
-    if age < 60:
-        return f"{age:.1f} s"
-    if age < 3600:
-        return f"{age / 60:.0f} min"
-    return f"{age / 3600:.0f} h"
-
-
-def json_record(path: str, datapoint: Datapoint, meta: SignalMetadata | None) -> str:
-    """A datapoint as one line of ``--json`` output."""
+def json_record(path: str, datapoint: Datapoint, meta: SignalMetadata | None, *, target: bool = False) -> str:
+    """A datapoint as one line of ``--json`` output; an actuator's target value carries ``"target": true``."""
     timestamp = (
         datetime.fromtimestamp(datapoint.timestamp, UTC)
         .isoformat(timespec="microseconds")
@@ -164,13 +117,9 @@ def json_record(path: str, datapoint: Datapoint, meta: SignalMetadata | None) ->
         "timestamp": timestamp,
         "status": datapoint.status.value,
     }
+    if target:
+        record["target"] = True
     return json.dumps(record)
-
-
-def _status(datapoint: Datapoint) -> str:
-    if datapoint.value is not None:
-        return "valid"
-    return "no data" if datapoint.timestamp is None else "unavailable"
 
 
 def _line(path: str, datapoint: Datapoint, meta: SignalMetadata | None) -> str:
@@ -182,27 +131,17 @@ async def _all_metadata(client: VehicleClient) -> dict[str, SignalMetadata]:
     return {meta.path: meta for meta in await client.list_metadata()}
 
 
-def _chunks(paths: Sequence[str]) -> list[Sequence[str]]:
-    return [paths[start : start + _PATHS_PER_REQUEST] for start in range(0, len(paths), _PATHS_PER_REQUEST)]
-
-
-def _client(args: argparse.Namespace) -> VehicleClient:
-    """A client of the server the flags (or ``$SDV_SERVER``) name."""
-    if args.server is None:
-        args.server = os.environ.get(ENV_SERVER, "").strip() or DEFAULT_SERVER
-    target, security = connection(args, args.server, SIGNAL_SERVER_PORT)
-    return VehicleClient(target, security=security)
-
-
 # --- get, set, subscribe, list ---------------------------------------------------------------------------------
 def _get(args: argparse.Namespace) -> int:
     async def run() -> None:
-        async with _client(args) as client:
-            values = await client.get(args.paths)
+        async with vehicle_client(args) as client:
+            values = await (client.targets if args.target else client.get)(args.paths)
             metas = await _all_metadata(client)
         for path, datapoint in values.items():
-            show = json_record if args.json else _line
-            print(show(path, datapoint, metas.get(path)))
+            if args.json:
+                print(json_record(path, datapoint, metas.get(path), target=args.target))
+            else:
+                print(_line(f"{path} (target)" if args.target else path, datapoint, metas.get(path)))
 
     asyncio.run(run())
     return 0
@@ -210,7 +149,7 @@ def _get(args: argparse.Namespace) -> int:
 
 def _set(args: argparse.Namespace) -> int:
     async def run() -> tuple[Value, Datapoint | None, SignalMetadata]:
-        async with _client(args) as client:
+        async with vehicle_client(args) as client:
             try:
                 meta = await client.metadata(args.path)
             except AccessDenied as error:  # the refusal is of the look-up, not of the request: say so
@@ -261,24 +200,45 @@ async def _observe(client: VehicleClient, path: str, requested: Value, seconds: 
 
 
 def _subscribe(args: argparse.Namespace) -> int:
-    async def run() -> None:
-        async with _client(args) as client:
-            metas = await _all_metadata(client)
-            updates = client.subscribe(args.paths, min_interval_ms=args.interval)
-            async with contextlib.aclosing(updates):
-                async for batch in updates:
-                    show = json_record if args.json else _line
-                    for path, datapoint in batch.items():
-                        print(show(path, datapoint, metas.get(path)), flush=True)
+    """Print the updates; a connection lost after the subscription started is bridged (:class:`Reconnection`).
+
+    The loss is one line on stderr, the return one more, and every reconnection starts with a line of each
+    signal's current value.
+    """
+    show = json_record if args.json else _line
+    reconnection = Reconnection(args)
+    metas: dict[str, SignalMetadata] = {}
+
+    async def follow(client: VehicleClient) -> None:
+        if not reconnection.started:
+            metas.update(await _all_metadata(client))
+            reconnection.started = True
+        updates = client.subscribe(args.paths, min_interval_ms=args.interval)
+        async with contextlib.aclosing(updates):
+            async for batch in updates:
+                if reconnection.resumed():
+                    print(f"sdv subscribe: reconnected to {client.target}", file=sys.stderr, flush=True)
+                for path, datapoint in batch.items():
+                    print(show(path, datapoint, metas.get(path)), flush=True)
+
+    def lost(error: Exception) -> None:
+        # not the error's own words: a server that answered before is not one that wants TLS or is misnamed
+        print(
+            f"sdv subscribe: lost the connection to {args.server}; reconnecting (Ctrl-C to stop)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     with contextlib.suppress(KeyboardInterrupt):  # the way to end a subscription: not an error
-        asyncio.run(run())
+        asyncio.run(
+            reconnection.run(follow, lost)
+        )  # returns when the server ends the subscription on purpose
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
     async def run() -> list[SignalMetadata]:
-        async with _client(args) as client:
+        async with vehicle_client(args) as client:
             return await client.list_metadata(args.root)
 
     metas = asyncio.run(run())
@@ -287,147 +247,4 @@ def _list(args: argparse.Namespace) -> int:
     widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header) - 1)]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
-    return 0
-
-
-# --- monitor ---------------------------------------------------------------------------------------------------
-def _bus_state(signals: Mapping[str, Value | None], now: float) -> str | None:
-    """``UP``, or ``DOWN: <error>, retrying in 2.0 s``; ``None`` for a server that publishes no bus state."""
-    state = signals.get("State")
-    if state is None:
-        return None
-    if state != "DOWN":
-        return str(state)
-    error = signals.get("LastError")
-    retry = signals.get("NextRetry")
-    text = f"DOWN: {error}" if error else "DOWN"
-    if isinstance(retry, int | float) and not isinstance(retry, bool):
-        text += f", retrying in {max(0.0, retry - now):.1f} s"
-    return text
-
-
-def _bus_line(bus: str, counters: Mapping[str, Value | None], now: float) -> str:
-    """``HAL bus vehicle: UP; 1200 Frames, 1195 Decoded, 5 BadFrames, 0 Reconnects; errors: E2eCounter 5``.
-
-    Only non-zero errors are listed; the state leads when the server publishes it.
-    """
-    state = _bus_state(counters, now)
-    totals = [
-        f"{format_value(value)} {name}"
-        for name, value in counters.items()
-        if not name.startswith("Errors.") and name not in _BUS_STATE_SIGNALS
-    ]
-    errors = [
-        f"{name.removeprefix('Errors.')} {format_value(value)}"
-        for name, value in counters.items()
-        if name.startswith("Errors.") and value
-    ]
-    lead = f"HAL bus {bus}: " + (f"{state}; " if state is not None else "")
-    return lead + f"{', '.join(totals)}; " + (f"errors: {', '.join(errors)}" if errors else "no errors")
-
-
-def render_monitor(
-    title: str, metas: Iterable[SignalMetadata], values: Mapping[str, Datapoint], now: float
-) -> RenderableType:
-    """The monitor's screen: a title, one line of HAL state and counters per bus, then a table of the signals.
-
-    The counters come first so that a short terminal, which cuts the table, still shows them.
-
-    Args:
-        title: the first line (server and version).
-        metas: every signal served; those under ``Sdv.Hal.Bus`` are the buses' state and counters.
-        values: the latest datapoint of each signal (missing: no data yet).
-        now: the wall-clock time ages are measured against.
-    """
-    from rich.console import Group  # noqa: PLC0415 - rich is needed by this command only
-    from rich.table import Table  # noqa: PLC0415
-    from rich.text import Text  # noqa: PLC0415
-
-    signals = Table(title="Signals", title_justify="left", expand=False)
-    # Paths give way first on a narrow terminal: the other columns keep the width their content needs.
-    signals.add_column("signal", overflow="ellipsis", min_width=24)  # wrappable: may shrink
-    signals.add_column("value", justify="right", no_wrap=True, min_width=8)
-    signals.add_column("unit", no_wrap=True, min_width=7)
-    signals.add_column("age", justify="right", no_wrap=True, min_width=7)
-    signals.add_column("status", no_wrap=True, min_width=11)
-    counters: dict[str, dict[str, Value | None]] = {}
-    styles = {"valid": "green", "unavailable": "yellow", "no data": "dim"}
-    for meta in metas:
-        datapoint = values.get(meta.path, _NO_DATA)
-        match = _BUS_COUNTER.match(meta.path)
-        if match is not None:
-            counters.setdefault(match["bus"], {})[match["counter"]] = datapoint.value
-            continue
-        if meta.path.startswith(FEDERATION_ROOT + "."):
-            continue  # the other ECUs' rows
-        status = _status(datapoint)
-        signals.add_row(
-            meta.path,
-            format_value(datapoint.value) if datapoint.value is not None else "",
-            meta.unit or "",
-            format_age(datapoint, now),
-            Text(status, style=styles[status]),
-        )
-    parts: list[RenderableType] = [Text(title, style="bold")]
-    if counters:
-        parts.extend(
-            Text(_bus_line(bus, row, now), style=_BUS_STATE_STYLES.get(str(row.get("State")), ""))
-            for bus, row in counters.items()
-        )
-    else:
-        parts.append(Text(f"the server publishes no HAL counters ({HAL_ROOT})", style="dim"))
-    remote = remote_ecu_rows(values, lambda since: format_age(Datapoint(None, since, Status.VALID), now))
-    parts.extend(Text(text, style=STATE_STYLES.get(state, "")) for text, state in remote)
-    parts.append(signals)
-    return Group(*parts)
-
-
-async def _snapshot(client: VehicleClient, paths: Sequence[str]) -> dict[str, Datapoint]:
-    values: dict[str, Datapoint] = {}
-    for chunk in _chunks(paths):
-        values.update(await client.get(chunk))
-    return values
-
-
-async def _follow(client: VehicleClient, paths: Sequence[str], values: dict[str, Datapoint]) -> None:
-    updates = client.subscribe(paths)
-    async with contextlib.aclosing(updates):
-        async for batch in updates:
-            values.update(batch)
-    raise SdvError("the server ended the subscription")
-
-
-def _monitor(args: argparse.Namespace) -> int:
-    from rich.console import Console  # noqa: PLC0415
-    from rich.live import Live  # noqa: PLC0415
-
-    console = Console() if sys.stdout.isatty() else Console(width=160)
-
-    async def run() -> None:
-        async with _client(args) as client:
-            name, version = await client.server_info()
-            title = f"sdv monitor: {name} {version} at {args.server}"
-            metas = await client.list_metadata()
-            paths = [meta.path for meta in metas]
-            if args.once:
-                values = await _snapshot(client, paths)
-                console.print(render_monitor(title, metas, values, time.time()))
-                return
-            values = {}
-            followers = [asyncio.create_task(_follow(client, chunk, values)) for chunk in _chunks(paths)]
-            try:
-                with Live(console=console, screen=True, auto_refresh=False) as live:
-                    while True:
-                        for follower in followers:
-                            if follower.done():
-                                follower.result()  # raises what ended it
-                        live.update(render_monitor(title, metas, values, time.time()), refresh=True)
-                        await asyncio.sleep(args.refresh)
-            finally:
-                for follower in followers:
-                    follower.cancel()
-                await asyncio.gather(*followers, return_exceptions=True)
-
-    with contextlib.suppress(KeyboardInterrupt):  # the way to leave the monitor
-        asyncio.run(run())
     return 0

@@ -4,23 +4,24 @@ Each command group lives in its own module and exposes ``register(subparsers)``;
 sets ``handler`` on them. A handler returns the process exit code. Errors of the project's tree are printed as one
 clear message on stderr with the exit code :mod:`sdv.cli.exit_codes` gives it (docs/cli.md); nothing else is
 caught, so real bugs keep their traceback.
+
+An interrupt (Ctrl-C) ends any command with one line and exit code 130, also while the command is still starting:
+this module imports nothing at its top but :mod:`sys`, so that every import happens inside :func:`main`'s handling
+of ``KeyboardInterrupt``.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import logging
-import os
 import sys
-from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from sdv.errors import SdvError
-from sdv.version import __version__
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
+
+    Handler = Callable[[argparse.Namespace], int]
 
 __all__ = ["build_parser", "main"]
-
-Handler = Callable[[argparse.Namespace], int]
 
 
 COMMAND_GROUPS: dict[str, str] = {
@@ -61,6 +62,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     A command imports only its own group (``sdv get`` loads no HAL, server or OTA code); help and unknown
     commands get the full parser.
     """
+    import argparse  # noqa: PLC0415 - imported inside main's interrupt handling (module docstring)
+    import importlib  # noqa: PLC0415
+
+    from sdv.version import __version__  # noqa: PLC0415
+
     parser = argparse.ArgumentParser(
         prog="sdv", description="On-board middleware for software-defined vehicles."
     )
@@ -82,21 +88,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``sdv`` command and return its exit code.
 
     Output piped into a reader that stops early (``sdv ... | head``) ends the command quietly with exit code 1,
-    as Python's documentation recommends for ``BrokenPipeError``; an interrupt (Ctrl-C) exits with 130.
+    as Python's documentation recommends for ``BrokenPipeError``; an interrupt (Ctrl-C), even while the command
+    is still importing its modules, prints one line and exits with 130.
     """
+    words = list(sys.argv[1:] if argv is None else argv)
     try:
-        return _main(argv)
+        return _main(words)
     except BrokenPipeError:
+        import os  # noqa: PLC0415 - see the module docstring
+
         # the reader is gone: point stdout at devnull so the interpreter's final flush cannot fail again
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
     except KeyboardInterrupt:
-        return 130
+        command = _command_of(words)
+        print(f"sdv{' ' + command if command else ''}: interrupted", file=sys.stderr)
+        return _EXIT_INTERRUPTED
 
 
-def _main(argv: Sequence[str] | None) -> int:
-    words = list(sys.argv[1:] if argv is None else argv)
+_EXIT_INTERRUPTED = 130
+"""128 + SIGINT, as shells report a command ended by Ctrl-C."""
+
+
+def _main(words: list[str]) -> int:
+    import logging  # noqa: PLC0415 - see the module docstring
+
+    from sdv.errors import SdvError  # noqa: PLC0415
+
     parser = build_parser(_command_of(words))
     args = parser.parse_args(words)
     # services (serve, ota agent) log at INFO by default: what they serve and every update step
@@ -113,8 +132,6 @@ def _main(argv: Sequence[str] | None) -> int:
 
         print(f"sdv {args.command}: {error}", file=sys.stderr)
         return exit_code(error)
-    except KeyboardInterrupt:
-        return 130
 
 
 if __name__ == "__main__":

@@ -19,14 +19,29 @@ from typing import TYPE_CHECKING, Self
 
 import grpc
 
+from sdv._proto.kuksa.val.v1 import types_pb2 as v1_types
+from sdv._proto.kuksa.val.v1 import val_pb2 as v1_val
+from sdv._proto.kuksa.val.v1 import val_pb2_grpc as v1_grpc
 from sdv._proto.kuksa.val.v2 import types_pb2, val_pb2, val_pb2_grpc
 from sdv._proto.sdv.ota.v1 import ota_pb2, ota_pb2_grpc
 from sdv.client.address import SIGNAL_SERVER_PORT, resolve_target
 from sdv.client.channel import ChannelSecurity, open_channel
-from sdv.client.convert import datapoint_from_v2, metadata_from_v2
-from sdv.client.errors import ServerUnreachableError, WrongServiceError, handshake_failure, translate
+from sdv.client.convert import datapoint_from_v1, datapoint_from_v2, metadata_from_v2
+from sdv.client.errors import (
+    ServerUnreachableError,
+    WrongServiceError,
+    entry_error,
+    handshake_failure,
+    translate,
+)
 from sdv.client.provider import ProviderStream
-from sdv.errors import ReadOnlyError, SdvError, UnknownSignalError, ValueOutOfRangeError
+from sdv.errors import (
+    ReadOnlyError,
+    SdvError,
+    UnknownSignalError,
+    UnsupportedRequestError,
+    ValueOutOfRangeError,
+)
 from sdv.types.datatypes import coerce
 from sdv.types.signals import Datapoint, SignalMetadata
 from sdv.wire import timestamp_to_proto, value_to_v2
@@ -88,6 +103,17 @@ class VehicleClient:
             await channel.close(None)
 
     @property
+    def channel(self) -> grpc.aio.Channel:
+        """The open channel, for the stubs of other services on the same server.
+
+        Raises:
+            RuntimeError: outside ``async with``.
+        """
+        if self._channel is None:
+            raise RuntimeError("VehicleClient is not connected: use it in 'async with'")
+        return self._channel
+
+    @property
     def stub(self) -> VALAsyncStub:
         """The generated ``kuksa.val.v2.VAL`` stub, for RPCs this class does not wrap.
 
@@ -129,10 +155,8 @@ class VehicleClient:
 
     async def _wrong_service(self) -> WrongServiceError:
         """What answers at the target instead of a signal server: the update agent's status call tells."""
-        if self._channel is None:
-            raise RuntimeError("VehicleClient is not connected: use it in 'async with'")
         try:
-            await ota_pb2_grpc.OtaStub(self._channel).GetStatus(
+            await ota_pb2_grpc.OtaStub(self.channel).GetStatus(
                 ota_pb2.GetStatusRequest(), timeout=self.timeout
             )
         except grpc.aio.AioRpcError as error:
@@ -219,6 +243,45 @@ class VehicleClient:
             raise self._error(error) from error
         finally:
             call.cancel()
+
+    async def targets(self, paths: Iterable[str]) -> dict[str, Datapoint]:
+        """The target value of each actuator (the last value asked of it), keyed by path in request order.
+
+        ``kuksa.val.v2`` has no call that reads a target; this reads it with ``kuksa.val.v1`` ``Get``, which
+        ``sdv serve`` and the KUKSA databroker serve beside v2. A datapoint without value is an actuator nothing
+        was asked of yet.
+
+        Raises:
+            UnknownSignalError: a path names no signal.
+            ReadOnlyError: a path names a sensor or an attribute, which have no target.
+            UnsupportedRequestError: the server does not serve ``kuksa.val.v1``.
+        """
+        wanted = list(dict.fromkeys(paths))
+        for path in wanted:
+            meta = await self.metadata(path)
+            if meta.kind != "actuator":
+                article = "an" if meta.kind[:1] in "aeiou" else "a"
+                raise ReadOnlyError(f"{path} is {article} {meta.kind}; only actuators have a target value")
+        request = v1_val.GetRequest(
+            entries=[
+                v1_val.EntryRequest(
+                    path=path, view=v1_types.VIEW_TARGET_VALUE, fields=[v1_types.FIELD_ACTUATOR_TARGET]
+                )
+                for path in wanted
+            ]
+        )
+        try:
+            response = await v1_grpc.VALStub(self.channel).Get(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.UNIMPLEMENTED:
+                raise UnsupportedRequestError(
+                    f"{self.target} does not serve kuksa.val.v1, the only API that reads an actuator's target"
+                ) from error
+            raise self._error(error) from error
+        for failed in response.errors:
+            raise entry_error(failed.path, failed.error.code, failed.error.message or failed.error.reason)
+        found = {entry.path: entry.actuator_target for entry in response.entries}
+        return {path: datapoint_from_v1(found.get(path, v1_types.Datapoint())) for path in wanted}
 
     async def actuate(self, path: str, value: object) -> None:
         """Ask the actuator at ``path`` for ``value``; returns once the server's provider carried it out.

@@ -17,13 +17,20 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 
+from sdv._proto.kuksa.val.v1 import types_pb2 as v1
 from sdv._proto.kuksa.val.v2 import types_pb2 as v2
 from sdv.types.datatypes import Scalar, Value
 from sdv.types.signals import Datapoint, SignalMetadata
 from sdv.types.status import Status
 from sdv.wire import DATA_TYPES_V2, ENTRY_TYPES_V2, timestamp_from_proto
 
-__all__ = ["datapoint_from_v2", "metadata_from_v2", "shortest_float32", "untyped_value_from_v2"]
+__all__ = [
+    "datapoint_from_v1",
+    "datapoint_from_v2",
+    "metadata_from_v2",
+    "shortest_float32",
+    "untyped_value_from_v2",
+]
 
 _DATATYPES: Mapping[int, str] = {number: name for name, number in DATA_TYPES_V2.items()}
 _KINDS: Mapping[int, str] = {number: name for name, number in ENTRY_TYPES_V2.items()}
@@ -52,15 +59,20 @@ def shortest_float32(number: float) -> float:
 
 def untyped_value_from_v2(value: v2.Value) -> Value | None:
     """The Python value of a v2 ``Value`` (a tuple for an array), or None when it carries none."""
-    member = value.WhichOneof("typed_value")
+    return _untyped_value(value, "typed_value")
+
+
+def _untyped_value(message: v1.Datapoint | v2.Value, oneof: str) -> Value | None:
+    """The value in oneof ``oneof`` of a v2 ``Value`` or a v1 ``Datapoint`` (both name the members alike)."""
+    member = message.WhichOneof(oneof)  # type: ignore[arg-type]
     if member is None:
         return None
     if member in _ARRAYS:
-        items: list[Scalar] = list(getattr(value, member).values)
+        items: list[Scalar] = list(getattr(message, member).values)
         if member == "float_array":
             items = [shortest_float32(float(item)) for item in items]
         return tuple(items)
-    scalar: Scalar = getattr(value, member)
+    scalar: Scalar = getattr(message, member)
     if member == "float":
         return shortest_float32(float(scalar))
     return scalar
@@ -70,6 +82,13 @@ def datapoint_from_v2(datapoint: v2.Datapoint) -> Datapoint:
     """A v2 ``Datapoint`` as the broker's datapoint (``NOT_AVAILABLE`` without a value)."""
     timestamp = timestamp_from_proto(datapoint.timestamp) if datapoint.HasField("timestamp") else None
     value = untyped_value_from_v2(datapoint.value) if datapoint.HasField("value") else None
+    return Datapoint(value, timestamp, Status.NOT_AVAILABLE if value is None else Status.VALID)
+
+
+def datapoint_from_v1(datapoint: v1.Datapoint) -> Datapoint:
+    """A v1 ``Datapoint`` (an actuator's target, which only v1 reads) as the broker's datapoint."""
+    timestamp = timestamp_from_proto(datapoint.timestamp) if datapoint.HasField("timestamp") else None
+    value = _untyped_value(datapoint, "value")
     return Datapoint(value, timestamp, Status.NOT_AVAILABLE if value is None else Status.VALID)
 
 

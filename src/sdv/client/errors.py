@@ -30,7 +30,7 @@ from sdv.errors import (
     WrongServiceError,
 )
 
-__all__ = ["ServerUnreachableError", "WrongServiceError", "handshake_failure", "translate"]
+__all__ = ["ServerUnreachableError", "WrongServiceError", "entry_error", "handshake_failure", "translate"]
 
 
 _ERRORS: dict[grpc.StatusCode, type[SdvError]] = {
@@ -104,3 +104,20 @@ def translate(error: grpc.aio.AioRpcError, target: str, *, reached_server: bool)
             return ProviderTimeoutError(message)
         return SdvError(f"{target} did not answer in time: {message}")
     return _ERRORS.get(code, SdvError)(message)
+
+
+# kuksa.val.v1 reports per-entry problems with HTTP-like codes inside the response.
+_ENTRY_ERRORS: dict[int, type[SdvError]] = {
+    400: ValueOutOfRangeError,
+    401: AuthenticationError,
+    403: AccessDenied,
+    404: UnknownSignalError,
+    409: AlreadyProvidedError,
+}
+
+
+def entry_error(path: str, code: int, message: str) -> SdvError:
+    """The project's exception for a per-entry error of a ``kuksa.val.v1`` response (``DataEntryError``)."""
+    return _ENTRY_ERRORS.get(code, SdvError)(
+        f"{path}: {message}" if path and path not in message else message
+    )
