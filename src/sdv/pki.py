@@ -8,7 +8,9 @@ Invariants:
 
 * A CA certificate is a CA (basic constraints ``ca=True``, path length 0) that may sign certificates and CRLs only.
 * A leaf certificate is for one use: ``server`` (extended key usage serverAuth, with the names a client dials as
-  subject alternative names) or ``client`` (clientAuth, the common name being the client's identity).
+  subject alternative names), ``client`` (clientAuth, the common name being the client's identity) or ``peer``
+  (both, with the names: an ECU of a federated vehicle, which accepts its peers' connections and opens its own,
+  its common name the ECU's name that the access rules name).
 * Validity starts a day early, so that a clock a little behind still accepts a certificate just issued.
 """
 
@@ -31,7 +33,7 @@ from sdv.files import check_key_pair, read_pem
 
 __all__ = ["DevelopmentAuthority", "IssuedCertificate", "Usage"]
 
-Usage = Literal["server", "client"]
+Usage = Literal["server", "client", "peer"]
 
 _CLOCK_SKEW = datetime.timedelta(days=1)
 _MAX_DAYS = 100 * 366  # beyond that, the date overflows what X.509 tools expect
@@ -163,10 +165,10 @@ class DevelopmentAuthority:
 
         Args:
             common_name: the subject's name (a client's identity; a server's name).
-            usage: ``server`` or ``client``.
-            dns_names: for a server, the host names clients dial (``localhost`` and ``127.0.0.1`` are always
+            usage: ``server``, ``client`` or ``peer`` (both at once).
+            dns_names: for a server or peer, the host names clients dial (``localhost`` and ``127.0.0.1`` are always
                 included, so a bench setup works at once).
-            ip_addresses: for a server, the addresses clients dial.
+            ip_addresses: for a server or peer, the addresses clients dial.
             days: validity (default 825, the longest browsers accept for a server).
 
         Raises:
@@ -179,7 +181,11 @@ class DevelopmentAuthority:
             raise ValueError("host names and addresses belong in a server certificate, not a client's")
         key = ec.generate_private_key(ec.SECP256R1())
         not_before, not_after = _validity(days)
-        purpose = ExtendedKeyUsageOID.SERVER_AUTH if usage == "server" else ExtendedKeyUsageOID.CLIENT_AUTH
+        purposes = {
+            "server": [ExtendedKeyUsageOID.SERVER_AUTH],
+            "client": [ExtendedKeyUsageOID.CLIENT_AUTH],
+            "peer": [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+        }[usage]
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(common_name))
@@ -189,12 +195,12 @@ class DevelopmentAuthority:
             .not_valid_before(not_before)
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([purpose]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(purposes), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False
             )
         )
-        if usage == "server":
+        if usage != "client":
             names: list[x509.GeneralName] = [
                 x509.DNSName(name) for name in dict.fromkeys(["localhost", *dns_names])
             ]

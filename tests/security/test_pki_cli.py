@@ -23,6 +23,7 @@ def pki(tmp_path: Path) -> Path:
         ("init", "--dir", str(directory), "--name", "test vehicle CA"),
         ("issue", "--dir", str(directory), "--server", "vehicle", "--dns", "ecu.local", "--ip", "10.0.0.2"),
         ("issue", "--dir", str(directory), "--client", "dashboard"),
+        ("issue", "--dir", str(directory), "--peer", "cockpit", "--ip", "10.0.0.3"),
     ):
         done = sdv("pki", *arguments)
         assert done.returncode == 0, done.stderr
@@ -30,21 +31,28 @@ def pki(tmp_path: Path) -> Path:
     return directory
 
 
-def test_the_written_files_are_a_ca_a_server_and_a_client(pki: Path) -> None:
+def test_the_written_files_are_a_ca_a_server_a_client_and_a_peer(pki: Path) -> None:
     ca = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
     server = x509.load_pem_x509_certificate((pki / "vehicle.crt").read_bytes())
     client = x509.load_pem_x509_certificate((pki / "dashboard.crt").read_bytes())
+    peer = x509.load_pem_x509_certificate((pki / "cockpit.crt").read_bytes())
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    for leaf in (server, client):
+    for leaf in (server, client, peer):
         assert leaf.issuer == ca.subject
         leaf.verify_directly_issued_by(ca)
     usages = {
         name: list(leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
-        for name, leaf in (("server", server), ("client", client))
+        for name, leaf in (("server", server), ("client", client), ("peer", peer))
     }
     assert usages == {
         "server": [ExtendedKeyUsageOID.SERVER_AUTH],
         "client": [ExtendedKeyUsageOID.CLIENT_AUTH],
+        "peer": [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+    }
+    peer_names = peer.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {str(address) for address in peer_names.get_values_for_type(x509.IPAddress)} == {
+        "127.0.0.1",
+        "10.0.0.3",
     }
     names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert set(names.get_values_for_type(x509.DNSName)) == {"localhost", "ecu.local"}
@@ -52,7 +60,7 @@ def test_the_written_files_are_a_ca_a_server_and_a_client(pki: Path) -> None:
         "127.0.0.1",
         "10.0.0.2",
     }
-    for key in ("ca.key", "vehicle.key", "dashboard.key"):
+    for key in ("ca.key", "vehicle.key", "dashboard.key", "cockpit.key"):
         assert stat.S_IMODE((pki / key).stat().st_mode) == 0o600
 
 

@@ -320,7 +320,8 @@ def render_monitor(
         parts.append(Text(f"the server publishes no HAL counters ({HAL_ROOT})", style="dim"))
     remote = remote_ecu_rows(values, lambda since: format_age(Datapoint(None, since, Status.VALID), now))
     parts.extend(
-        Text(text, style=STATE_STYLES.get(state, ""), no_wrap=True, overflow="ellipsis") for text, state in remote
+        Text(text, style=STATE_STYLES.get(state, ""), no_wrap=True, overflow="ellipsis")
+        for text, state in remote
     )
     parts.extend([table, Text(_footer(view, len(rows), keys), style="dim")])
     return Group(*parts)

@@ -3,7 +3,8 @@
 ``sdv pki init --dir pki`` writes ``pki/ca.crt`` and ``pki/ca.key`` (mode 0600). ``sdv pki issue --dir pki
 --server vehicle [--dns ecu.local] [--ip 192.168.0.2]`` writes ``pki/vehicle.crt`` and ``pki/vehicle.key`` for
 ``sdv serve --tls-cert/--tls-key``; ``--client dashboard`` writes a client certificate for ``--tls-cert/--tls-key``
-of a client, accepted by ``sdv serve --tls-client-ca pki/ca.crt``. Nothing is ever overwritten. Each command that
+of a client, accepted by ``sdv serve --tls-client-ca pki/ca.crt``; ``--peer cockpit`` writes a certificate that is
+both (an ECU of a federated vehicle, ``federation.tls``). Nothing is ever overwritten. Each command that
 wrote files warns on standard error that these keys are for development (:mod:`sdv.pki`).
 """
 
@@ -64,8 +65,8 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _issue(args: argparse.Namespace) -> int:
-    usage: Usage = "server" if args.server else "client"
-    stem: str = args.server or args.client
+    usage: Usage = "server" if args.server else "peer" if args.peer else "client"
+    stem: str = args.server or args.peer or args.client
     if not _STEM.match(stem):
         raise SdvError(
             f"--{usage} {stem!r}: expected a name of letters, digits, '_', '.' or '-' (it names the files)"
@@ -102,6 +103,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     who.add_argument("--server", metavar="NAME", help="a server certificate (for sdv serve, sdv ota agent)")
     who.add_argument(
         "--client", metavar="NAME", help="a client certificate for mutual TLS; NAME is its identity"
+    )
+    who.add_argument(
+        "--peer",
+        metavar="NAME",
+        help="a certificate for server and client use at once (a federated ECU; NAME is the ECU's name)",
     )
     issue.add_argument(
         "--dns", action="append", default=[], metavar="HOST", help="a host name clients dial (repeatable)"
