@@ -132,7 +132,13 @@ class InstallSteps(VehicleSteps):
                 if trial is None or trial == self._record.groups[group.name].active_slot:  # pragma: no cover
                     raise AgentStateError(f"slot group {group.name}: refusing to stage into the active side")
                 # a tree is unpacked from the received bundle once verified: its bytes are never copied
-                origin = PayloadOrigin(self.incoming, offsets[payload.name], payload.size)
+                origin = PayloadOrigin(
+                    self.incoming,
+                    offsets[payload.name],
+                    payload.size,
+                    payload.compression,
+                    self.config.limits.max_decoder_memory_bytes,
+                )
                 writer = group.writer(trial, payload, origin)
                 writers.append(writer)
                 return _StagingSink(self, writer)
