@@ -141,7 +141,9 @@ def _build(args: argparse.Namespace) -> int:
         target = targets.pop(path.name) if path.name in targets else _default_target(path)
         algorithm = compressions.pop(path.name, default_compression)
         sources.append(
-            PayloadSource(path, path.name, target, None if algorithm == "none" else cast(Algorithm, algorithm))
+            PayloadSource(
+                path, path.name, target, None if algorithm == "none" else cast(Algorithm, algorithm)
+            )
         )
     if targets:
         raise OtaError(f"--target names no payload: {', '.join(sorted(targets))}")

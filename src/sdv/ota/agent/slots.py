@@ -38,7 +38,7 @@ from sdv.ota.bundle.compression import DecodingReader
 from sdv.ota.bundle.config import DEFAULT_LIMITS
 from sdv.ota.bundle.manifest import Payload, PayloadCompression
 from sdv.ota.bundle.store import fsync_directory
-from sdv.ota.errors import InsufficientSpaceError, SlotError, UnsafeArchiveEntryError
+from sdv.ota.errors import InsufficientSpaceError, SlotError, VerificationError
 
 __all__ = [
     "ImageSlotGroup",
@@ -351,7 +351,7 @@ class _TreeWriter(SlotWriter):
                 # the archive passed sdv.ota.bundle.archive's checks; the unpacker applies them again itself
                 unpack_tree(archive, new, self._label)
             _fsync_tree(new)
-        except UnsafeArchiveEntryError:
+        except VerificationError:  # an unsafe entry, or a compressed archive that does not decode
             shutil.rmtree(new, ignore_errors=True)
             raise
         except OSError as error:

@@ -20,17 +20,17 @@ from __future__ import annotations
 import io
 import lzma
 from collections.abc import Callable
-from typing import Any, BinaryIO, Final, Literal, Protocol
+from typing import IO, Any, BinaryIO, Final, Literal, Protocol, cast
 
 import zstandard
 
-from sdv.ota.errors import ArchiveFormatError, LengthMismatchError
+from sdv.ota.errors import CompressionFormatError, LengthMismatchError
 
 __all__ = [
     "ALGORITHMS",
     "Algorithm",
-    "DecodingReader",
     "Decoder",
+    "DecodingReader",
     "Encoder",
     "new_encoder",
 ]
@@ -113,7 +113,8 @@ class Decoder:
             self._xz = lzma.LZMADecompressor(format=lzma.FORMAT_XZ, memlimit=max_memory)
         else:
             context = zstandard.ZstdDecompressor(max_window_size=max_memory)
-            self._zstd = context.stream_writer(_Forward(self._capped), write_size=piece_bytes)
+            forward = cast(IO[bytes], _Forward(self._capped))
+            self._zstd = context.stream_writer(forward, write_size=piece_bytes)
 
     def _capped(self, piece: bytes) -> None:
         if self.produced + len(piece) > self._cap:
@@ -130,22 +131,22 @@ class Decoder:
 
         Raises:
             LengthMismatchError: the output would exceed the cap.
-            ArchiveFormatError: the bytes are not a valid stream of the algorithm (or need more memory).
+            CompressionFormatError: the bytes are not a valid stream of the algorithm (or need more memory).
         """
         try:
             if self._xz is not None:
-                self._feed_xz(bytes(chunk))
+                self._feed_xz(self._xz, bytes(chunk))
             else:
                 self._zstd.write(chunk)
         except (lzma.LZMAError, zstandard.ZstdError, EOFError) as error:
-            raise ArchiveFormatError(f"{self._label}: not a valid {self._algorithm} stream: {error}") from error
+            raise CompressionFormatError(
+                f"{self._label}: not a valid {self._algorithm} stream: {error}"
+            ) from error
 
-    def _feed_xz(self, data: bytes) -> None:
-        decoder = self._xz
-        assert decoder is not None  # noqa: S101 - set for xz in __init__
+    def _feed_xz(self, decoder: lzma.LZMADecompressor, data: bytes) -> None:
         if decoder.eof:
             if data:
-                raise ArchiveFormatError(f"{self._label}: data after the end of the xz stream")
+                raise CompressionFormatError(f"{self._label}: data after the end of the xz stream")
             return
         while True:
             piece = decoder.decompress(data, max_length=self._piece)
@@ -153,7 +154,7 @@ class Decoder:
             self._capped(piece)
             if decoder.eof:
                 if decoder.unused_data:
-                    raise ArchiveFormatError(f"{self._label}: data after the end of the xz stream")
+                    raise CompressionFormatError(f"{self._label}: data after the end of the xz stream")
                 return
             if decoder.needs_input:
                 return
@@ -162,16 +163,16 @@ class Decoder:
         """Conclude once every compressed byte was fed.
 
         Raises:
-            ArchiveFormatError: an xz stream that did not end (a zstd frame's end is checked by the decompressed
+            CompressionFormatError: an xz stream that did not end (a zstd frame's end is checked by the decompressed
                 size and SHA-256 the caller compares).
         """
         if self._xz is not None and not self._xz.eof:
-            raise ArchiveFormatError(f"{self._label}: the xz stream ends early (truncated)")
+            raise CompressionFormatError(f"{self._label}: the xz stream ends early (truncated)")
         if self._zstd is not None:
             try:
                 self._zstd.flush()
             except zstandard.ZstdError as error:
-                raise ArchiveFormatError(f"{self._label}: not a valid zstd stream: {error}") from error
+                raise CompressionFormatError(f"{self._label}: not a valid zstd stream: {error}") from error
 
 
 class DecodingReader(io.RawIOBase):
@@ -186,7 +187,9 @@ class DecodingReader(io.RawIOBase):
         max_memory: the decoder's memory limit in bytes.
     """
 
-    def __init__(self, source: BinaryIO, algorithm: Algorithm, cap: int, label: str, *, max_memory: int) -> None:
+    def __init__(
+        self, source: BinaryIO, algorithm: Algorithm, cap: int, label: str, *, max_memory: int
+    ) -> None:
         self._source = source
         self._algorithm = algorithm
         self._cap = cap
@@ -206,9 +209,11 @@ class DecodingReader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         try:
-            data = self._read_xz(len(view)) if self._xz is not None else self._zstd.read(len(view))
+            data = self._read_xz(self._xz, len(view)) if self._xz is not None else self._zstd.read(len(view))
         except (lzma.LZMAError, zstandard.ZstdError, EOFError) as error:
-            raise ArchiveFormatError(f"{self._label}: not a valid {self._algorithm} stream: {error}") from error
+            raise CompressionFormatError(
+                f"{self._label}: not a valid {self._algorithm} stream: {error}"
+            ) from error
         if self.produced + len(data) > self._cap:
             raise LengthMismatchError(
                 f"{self._label}: decompresses to more than the {self._cap} bytes the manifest declares"
@@ -217,15 +222,13 @@ class DecodingReader(io.RawIOBase):
         view[: len(data)] = data
         return len(data)
 
-    def _read_xz(self, size: int) -> bytes:
-        decoder = self._xz
-        assert decoder is not None  # noqa: S101 - set for xz in __init__
+    def _read_xz(self, decoder: lzma.LZMADecompressor, size: int) -> bytes:
         while not decoder.eof:
             data = b""
             if decoder.needs_input:
                 data = self._source.read(_READ_BYTES)
                 if not data:
-                    raise ArchiveFormatError(f"{self._label}: the xz stream ends early (truncated)")
+                    raise CompressionFormatError(f"{self._label}: the xz stream ends early (truncated)")
             piece = decoder.decompress(data, max_length=size)
             if piece:
                 return piece

@@ -188,9 +188,7 @@ def _compress_file(source: Path, output: Path, algorithm: Algorithm, chunk_bytes
     return PayloadCompression(algorithm=algorithm, size=size, sha256=digest.hexdigest())
 
 
-def _stored_payloads(
-    payloads: Sequence[PayloadSource], scratch: Path
-) -> tuple[list[Path], list[Payload]]:
+def _stored_payloads(payloads: Sequence[PayloadSource], scratch: Path) -> tuple[list[Path], list[Payload]]:
     """The files to store (compressed copies in ``scratch`` where asked) and their manifest entries."""
     files: list[Path] = []
     entries: list[Payload] = []

@@ -134,6 +134,7 @@ class PayloadChecker:
         self._archive_error: VerificationError | None = None
         compression = payload.compression
         self._content_hash = hashlib.sha256() if compression is not None else None
+        self._decoder_error: VerificationError | None = None
         self._decoder = (
             Decoder(
                 compression.algorithm,
@@ -156,9 +157,12 @@ class PayloadChecker:
         """Check the next bytes of the payload.
 
         Raises:
-            LengthMismatchError: as soon as more bytes arrive than the manifest declares, or a compressed payload
-                decompresses to more than its signed size (before any byte past it reaches the sink).
-            ArchiveFormatError: a compressed payload that is no valid stream of its algorithm.
+            LengthMismatchError: as soon as more bytes arrive than the manifest declares.
+
+        A compressed payload that decompresses to more than its signed size, or is no valid stream of its
+        algorithm, stops being decoded at that point (nothing past the signed size reaches the sink); the error
+        is raised by :meth:`finish`, after the SHA-256 of the stored bytes was checked, so a tampered payload is
+        reported as such.
         """
         size = len(chunk)
         if self._received + size > self._payload.size:
@@ -167,10 +171,13 @@ class PayloadChecker:
             )
         self._received += size
         self._hash.update(chunk)
-        if self._decoder is not None:
-            self._decoder.feed(chunk)
-        else:
+        if self._decoder is None:
             self._content(chunk)
+        elif self._decoder_error is None:
+            try:
+                self._decoder.feed(chunk)
+            except VerificationError as error:  # decoding stops here; reported after the hash check
+                self._decoder_error = error
 
     def _content(self, chunk: bytes | bytearray | memoryview) -> None:
         """The content to install (the payload itself, or its decompressed output)."""
@@ -194,8 +201,8 @@ class PayloadChecker:
             LengthMismatchError: fewer bytes than declared (a truncated bundle), or a compressed payload that
                 decompresses to fewer bytes than its signed size.
             HashMismatchError: a SHA-256 other than the manifest's (of the stored or the decompressed bytes).
-            ArchiveFormatError, UnsafeArchiveEntryError, SizeLimitError: a file tree that is unsafe to unpack, or
-                a compressed stream that does not end.
+            CompressionFormatError: a compressed payload that is no valid (or a truncated) stream.
+            ArchiveFormatError, UnsafeArchiveEntryError, SizeLimitError: a file tree that is unsafe to unpack.
         """
         if self._received != self._payload.size:
             raise LengthMismatchError(
@@ -218,7 +225,13 @@ class PayloadChecker:
         compression, decoder = self._payload.compression, self._decoder
         if compression is None or decoder is None or self._content_hash is None:
             return
-        decoder.finish()
+        if self._decoder_error is None:
+            try:
+                decoder.finish()
+            except VerificationError as error:
+                self._decoder_error = error
+        if self._decoder_error is not None:
+            raise self._decoder_error
         if decoder.produced != compression.size:
             raise LengthMismatchError(
                 f"{self._label}: decompresses to {decoder.produced} bytes, the manifest declares "
