@@ -198,6 +198,27 @@ class _ImageWriter(SlotWriter):
             self._handle.close()
 
 
+class _PlacedWriter(SlotWriter):
+    """The payload already lies in the slot: the verifier reads it from there; nothing is written again."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        """The bytes are in the slot already."""
+
+    def finish(self) -> None:
+        try:
+            with self._path.open("rb") as handle:
+                os.fsync(handle.fileno())
+        except OSError as error:
+            raise SlotError(f"{self._path}: cannot complete the image: {error.strerror}") from error
+        _logger.info("image slot %s verified in place", self._path)
+
+    def abort(self) -> None:
+        """The transfer's own discard empties the image, if the bundle is given up."""
+
+
 class ImageSlotGroup(SlotGroup):
     """Two raw image slots: block devices or image files.
 
@@ -237,6 +258,11 @@ class ImageSlotGroup(SlotGroup):
         except OSError as error:
             raise SlotError(f"slot {self.name}.{slot}: cannot open {path}: {error.strerror}") from error
         return _ImageWriter(path, handle, truncate=not self._is_device(slot))
+
+    def placed_writer(self, slot: SlotName) -> SlotWriter:
+        """A writer for a payload whose bytes the transfer already placed in ``slot``
+        (:mod:`sdv.ota.agent.placement`): it writes nothing, and makes the image durable when it verified."""
+        return _PlacedWriter(self.paths[slot])
 
     def switch(self, slot: SlotName) -> None:
         """Images are switched by the bootloader."""
