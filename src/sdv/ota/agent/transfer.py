@@ -32,7 +32,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sdv.ota.agent.config import TransferConfig
 from sdv.ota.agent.placement import BundleReader, PlacedFiles, Placement, placement_at
@@ -82,6 +82,8 @@ class TransferStore:
         self._clock = clock
         self._synced_at = clock()
         self._placed = PlacedFiles(())
+        self._running: Any = None  # SHA-256 of the bundle's bytes up to _hashed_to, as they were received
+        self._hashed_to = 0
         self.appended_bytes = 0
 
     @property
@@ -93,6 +95,7 @@ class TransferStore:
         """Say which ranges of the transfer in progress go straight into slots (after a restart: as it began)."""
         self.close()
         self._placed = PlacedFiles(placements)
+        self._running = None
 
     def placed_at(self, offset: int) -> bool:
         """Whether a payload starting at ``offset`` is received straight into its slot."""
@@ -140,6 +143,7 @@ class TransferStore:
             raise TransferOffsetError(f"a bundle of {size} bytes cannot hold a header of {len(header)} bytes")
         self.place(placements)
         self._placed.start_fresh()
+        self._running, self._hashed_to = hashlib.sha256(header), len(header)
         with self.path.open("wb") as handle:
             handle.write(header)
             handle.flush()
@@ -183,6 +187,11 @@ class TransferStore:
                 f"chunk ends at {offset + len(data)}, past the bundle's {transfer.size} bytes"
             )
         self._write(offset, memoryview(data))
+        if self._running is not None and offset == self._hashed_to:
+            self._running.update(data)  # hashed as it arrives: no second read at the last byte
+            self._hashed_to += len(data)
+        else:  # a resumed transfer: the bundle is read back whole at the last byte
+            self._running = None
         self._written = offset + len(data)
         self.appended_bytes += len(data)
         config = self._config
@@ -221,8 +230,12 @@ class TransferStore:
         return transfer.model_copy(update={"offset": self._written})
 
     def digest(self) -> str:
-        """SHA-256 of the received bundle (read in chunks, placed ranges from their slots)."""
+        """SHA-256 of the received bundle: hashed as it arrived when it arrived in one run of this process,
+        else read back (in chunks, placed ranges from their slots)."""
         self.close()
+        size = self.path.stat().st_size if self.path.exists() else -1
+        if self._running is not None and self._hashed_to == size:
+            return str(self._running.hexdigest())
         if not self.placements:
             return hash_file(self.path)[1]
         digest = hashlib.sha256()
