@@ -132,7 +132,9 @@ class InstallSteps(VehicleSteps):
                 if trial is None or trial == self._record.groups[group.name].active_slot:  # pragma: no cover
                     raise AgentStateError(f"slot group {group.name}: refusing to stage into the active side")
                 if self.transfers.placed_at(offsets[payload.name]) and isinstance(group, ImageSlotGroup):
-                    writer: SlotWriter = group.placed_writer(trial)  # its bytes arrived in the slot: checked only
+                    writer: SlotWriter = group.placed_writer(
+                        trial
+                    )  # its bytes arrived in the slot: checked only
                     writers.append(writer)
                     return _StagingSink(self, writer)
                 # a tree is unpacked from the received bundle once verified: its bytes are never copied

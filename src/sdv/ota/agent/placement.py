@@ -98,7 +98,9 @@ class PlacedFiles:
                 handle.flush()
                 os.fsync(handle.fileno())
             except OSError as error:
-                raise SlotError(f"{path}: cannot make the received bytes durable: {error.strerror}") from error
+                raise SlotError(
+                    f"{path}: cannot make the received bytes durable: {error.strerror}"
+                ) from error
 
     def cut(self, offset: int) -> None:
         """After a restart: drop what an image file holds past the bundle offset ``offset`` (never persisted)."""

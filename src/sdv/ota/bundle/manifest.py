@@ -100,7 +100,7 @@ class SlotImageTarget(BaseModel):
 
 
 class FileTreeTarget(BaseModel):
-    """Unpack the payload, an uncompressed POSIX tar archive, below a directory.
+    """Unpack the payload, a POSIX tar archive (decompressed first if the payload is compressed), below a directory.
 
     Attributes:
         kind: always ``"file-tree"``.
