@@ -11,10 +11,12 @@ temporary directory:
 * builds and signs the bundle with the ``sdv ota`` commands (threshold 2, as ``bench_ota_verify.py``) and serves
   it with nginx from Debian's packages on 127.0.0.1 (a configuration in the directory, no system service);
 * in a fresh child process, ``--repeat`` rounds, interleaved: ``curl -s -o FILE URL`` followed by ``fsync``;
-  then the agent's pull: the signed header in Range requests, verified, the payload streamed with
-  ``Range: bytes=OFFSET-`` into the agent's transfer (its batched ``fsync``), then staging into the inactive
-  image slot (:meth:`~sdv.ota.agent.core.UpdateAgent.process`). The child reports the best times and its peak
-  resident set size.
+  then the agent's pull with its default download settings (256 KiB chunks): the signed header in Range
+  requests, verified, the payload streamed with ``Range: bytes=OFFSET-`` into the agent's transfer (its batched
+  ``fsync``; an uncompressed image goes straight into the inactive slot, a compressed one into the received
+  file), then the install step (:meth:`~sdv.ota.agent.core.UpdateAgent.process`: the image verified where it
+  lies, or decompressed into the slot while verified). The child reports the best times and its peak resident
+  set size.
 
 It prints the bundle's size, MB/s for curl, the download and download-and-stage (all over the bundle's bytes, so
 a compressed bundle's figures count the bytes on the wire), their ratios to curl of the same file in the same
@@ -113,7 +115,7 @@ def _child(directory: Path, url: str, repeat: int) -> None:
     manifest = read_bundle_header(directory / "www" / "bench.sdvota").parse_manifest("bench")
     artifact = Artifact(url, size, digest, "bench")
     times: dict[str, list[float]] = {"curl": [], "download": [], "stage": []}
-    http = FleetHttp(TlsConfig(), DownloadConfig(chunk_bytes=_MIB))
+    http = FleetHttp(TlsConfig(), DownloadConfig())  # the agent's default chunks (256 KiB)
     with UpdateAgent(config) as agent:
         downloader = Downloader(http, agent, identity_of(config))
         for _ in range(repeat):
