@@ -190,5 +190,5 @@ class BundleReader(io.RawIOBase):
     def opened(cls, path: Path, placements: Sequence[Placement]) -> Iterator[io.BufferedReader]:
         """The bundle as a buffered stream, closed afterwards."""
         reader = cls(path, placements)
-        with io.BufferedReader(cast(Any, reader), 1024 * 1024) as stream:
+        with io.BufferedReader(cast(Any, reader), 64 * 1024) as stream:
             yield stream

@@ -142,7 +142,7 @@ class PayloadChecker:
                 f"{self._label} ({compression.algorithm})",
                 self._content,
                 max_memory=limits.max_decoder_memory_bytes,
-                piece_bytes=limits.chunk_bytes,
+                piece_bytes=min(limits.chunk_bytes, 256 * 1024),
             )
             if compression is not None
             else None
