@@ -281,3 +281,30 @@ def test_a_compressed_tree_bomb_leaves_no_tree(
         agent.process()
     assert agent.record.state is _S.FAILED
     assert sorted(path.name for path in ecu.tree_root.iterdir()) == ["A", "current"]
+
+
+@pytest.mark.parametrize("algorithm", ["zstd", "xz"])
+def test_the_tree_reader_refuses_a_truncated_stream_and_output_past_the_cap(algorithm: str) -> None:
+    import io
+
+    from sdv.ota.bundle.compression import DecodingReader
+
+    content = os.urandom(300_000)
+    stored = _compressed(content, algorithm)
+    whole = DecodingReader(io.BytesIO(stored), algorithm, len(content), "tree", max_memory=64 * _MIB)  # type: ignore[arg-type]
+    assert io.BufferedReader(whole).read() == content
+    capped = DecodingReader(io.BytesIO(stored), algorithm, len(content) - 1, "tree", max_memory=64 * _MIB)  # type: ignore[arg-type]
+    with pytest.raises(LengthMismatchError, match="more than the 299999 bytes"):
+        io.BufferedReader(capped).read()
+    if algorithm == "xz":  # a zstd frame's end is checked by the decompressed size and SHA-256 instead
+        cut = DecodingReader(io.BytesIO(stored[:-40]), algorithm, len(content), "tree", max_memory=64 * _MIB)  # type: ignore[arg-type]
+        with pytest.raises(CompressionFormatError, match="ends early"):
+            io.BufferedReader(cut).read()
+
+
+def test_sign_refuses_a_bomb_and_leaves_the_bundle_as_it_was(tmp_path: Path, keys: Keys) -> None:
+    bundle = _bomb(tmp_path, keys, "zstd", 1 * _MIB, 32 * _MIB)
+    before = bundle.read_bytes()
+    result = run_cli("ota", "sign", bundle, "--key", keys.private("b"))
+    assert result.code == 1 and "decompresses to more than" in result.err and "Traceback" not in result.err
+    assert bundle.read_bytes() == before
