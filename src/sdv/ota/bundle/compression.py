@@ -135,7 +135,9 @@ class Decoder:
         """
         try:
             if self._xz is not None:
-                self._feed_xz(self._xz, bytes(chunk))
+                view = memoryview(chunk).cast("B")
+                for start in range(0, len(view), _READ_BYTES):  # small inputs: the decoder copies what it holds
+                    self._feed_xz(self._xz, view[start : start + _READ_BYTES])
             else:
                 self._zstd.write(chunk)
         except (lzma.LZMAError, zstandard.ZstdError, EOFError) as error:
@@ -143,7 +145,7 @@ class Decoder:
                 f"{self._label}: not a valid {self._algorithm} stream: {error}"
             ) from error
 
-    def _feed_xz(self, decoder: lzma.LZMADecompressor, data: bytes) -> None:
+    def _feed_xz(self, decoder: lzma.LZMADecompressor, data: bytes | memoryview) -> None:
         if decoder.eof:
             if data:
                 raise CompressionFormatError(f"{self._label}: data after the end of the xz stream")
