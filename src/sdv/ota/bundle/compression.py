@@ -136,7 +136,9 @@ class Decoder:
         try:
             if self._xz is not None:
                 view = memoryview(chunk).cast("B")
-                for start in range(0, len(view), _READ_BYTES):  # small inputs: the decoder copies what it holds
+                for start in range(
+                    0, len(view), _READ_BYTES
+                ):  # small inputs: the decoder copies what it holds
                     self._feed_xz(self._xz, view[start : start + _READ_BYTES])
             else:
                 self._zstd.write(chunk)
