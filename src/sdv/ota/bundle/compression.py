@@ -136,9 +136,8 @@ class Decoder:
         try:
             if self._xz is not None:
                 view = memoryview(chunk).cast("B")
-                for start in range(
-                    0, len(view), _READ_BYTES
-                ):  # small inputs: the decoder copies what it holds
+                # in small slices: the decoder keeps a copy of the input it has not consumed yet
+                for start in range(0, len(view), _READ_BYTES):
                     self._feed_xz(self._xz, view[start : start + _READ_BYTES])
             else:
                 self._zstd.write(chunk)
