@@ -7,9 +7,9 @@ import hashlib
 import random
 from pathlib import Path
 
-from tests.ota.conftest import Ecu, Keys, ok
+from tests.ota.conftest import Ecu, Keys
 from tests.ota.fleet.servers import CuttingProxy, Nginx
-from tests.ota.fleet.test_pull_resume import _fleet_config, _identity, publish, www
+from tests.ota.fleet.test_pull_resume import _fleet_config, _identity, build_compressed, publish, www
 
 from sdv.ota.agent.config import load_agent_config
 from sdv.ota.agent.core import UpdateAgent, read_record
@@ -26,14 +26,7 @@ def _build(tmp_path: Path, keys: Keys, payloads: dict[str, Path]) -> tuple[Path,
     """A half-compressible image (zstd) and the test tree (xz) in a signed bundle."""
     image = tmp_path / "rootfs.img"  # half noise, half zeros: compressible, as a real root file system is
     image.write_bytes(random.Random(14).randbytes(2 * _MIB) + bytes(2 * _MIB))
-    bundle = tmp_path / "ihu.sdvota"
-    ok(
-        "ota", "build", "--name", "demo", "--version", "1.5.0", "--release-counter", "5", "--hardware-id", "ecu-a",
-        "--payload", image, "--payload", payloads["tree"], "--compress", "zstd", "--compress", "app.tar=xz",
-        "-o", bundle,
-    )  # fmt: skip
-    for signer in ("a", "e"):
-        ok("ota", "sign", bundle, "--key", keys.private(signer))
+    bundle = build_compressed(image, payloads["tree"], keys, tmp_path / "ihu.sdvota", "zstd", "app.tar=xz")
     return image, bundle
 
 
