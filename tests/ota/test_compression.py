@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import BuildBundle, Ecu, Keys, ok, run_cli
 from sdv.ota.agent.config import load_agent_config
@@ -308,3 +310,35 @@ def test_sign_refuses_a_bomb_and_leaves_the_bundle_as_it_was(tmp_path: Path, key
     result = run_cli("ota", "sign", bundle, "--key", keys.private("b"))
     assert result.code == 1 and "decompresses to more than" in result.err and "Traceback" not in result.err
     assert bundle.read_bytes() == before
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    content=st.binary(max_size=200_000) | st.builds(bytes, st.integers(0, 300_000)),
+    algorithm=st.sampled_from(["zstd", "xz"]),
+    cuts=st.lists(st.integers(1, 70_000), max_size=12),
+    piece=st.integers(1, 100_000),
+)
+def test_decoding_round_trips_in_any_chunking_and_never_emits_more_than_asked(
+    content: bytes, algorithm: str, cuts: list[int], piece: int
+) -> None:
+    from sdv.ota.bundle.compression import Decoder
+
+    stored = _compressed(content, algorithm)
+    out = bytearray()
+    largest = 0
+
+    def emit(data: bytes) -> None:
+        nonlocal largest
+        largest = max(largest, len(data))
+        out.extend(data)
+
+    decoder = Decoder(algorithm, len(content), "round trip", emit, max_memory=64 * _MIB, piece_bytes=piece)  # type: ignore[arg-type]
+    position = 0
+    for cut in [*cuts, len(stored)]:
+        decoder.feed(stored[position : position + cut])
+        position += cut
+    decoder.feed(stored[position:])
+    decoder.finish()
+    assert bytes(out) == content and decoder.produced == len(content)
+    assert largest <= max(piece, 1)

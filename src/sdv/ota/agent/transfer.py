@@ -32,7 +32,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from sdv.ota.agent.config import TransferConfig
 from sdv.ota.agent.placement import BundleReader, PlacedFiles, Placement, placement_at
@@ -82,7 +82,7 @@ class TransferStore:
         self._clock = clock
         self._synced_at = clock()
         self._placed = PlacedFiles(())
-        self._running: Any = None  # SHA-256 of the bundle's bytes up to _hashed_to, as they were received
+        self._running: hashlib._Hash | None = None  # SHA-256 of the bundle's bytes up to _hashed_to, as they were received
         self._hashed_to = 0
         self.appended_bytes = 0
 
@@ -235,7 +235,7 @@ class TransferStore:
         self.close()
         size = self.path.stat().st_size if self.path.exists() else -1
         if self._running is not None and self._hashed_to == size:
-            return str(self._running.hexdigest())
+            return self._running.hexdigest()
         if not self.placements:
             return hash_file(self.path)[1]
         digest = hashlib.sha256()
