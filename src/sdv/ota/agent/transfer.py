@@ -82,7 +82,8 @@ class TransferStore:
         self._clock = clock
         self._synced_at = clock()
         self._placed = PlacedFiles(())
-        self._running: hashlib._Hash | None = None  # SHA-256 of the bundle's bytes up to _hashed_to, as they were received
+        # SHA-256 of the bundle's bytes up to _hashed_to, as they were received
+        self._running: hashlib._Hash | None = None
         self._hashed_to = 0
         self.appended_bytes = 0
 
