@@ -20,6 +20,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 from sdv.cli import ota_agent_commands, ota_index_commands, ota_record_commands, ota_trust_commands
 from sdv.cli.ota_arguments import DEFAULT_EXPIRY, duration_argument, matching, short_keyid, time_argument
@@ -27,6 +28,7 @@ from sdv.cli.ota_refusals import counter_argument, refusing
 from sdv.durations import parse_duration
 from sdv.errors import OtaError, VerificationError
 from sdv.ota.bundle.canonical import canonical_bytes, format_time
+from sdv.ota.bundle.compression import ALGORITHMS, Algorithm
 from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
 from sdv.ota.bundle.format import MAGIC
 from sdv.ota.bundle.keys import KeyType, generate_private_key
@@ -109,16 +111,44 @@ def _default_target(path: Path) -> PayloadTarget:
     return SlotImageTarget(kind="slot-image", slot=path.name.split(".", 1)[0] or path.name)
 
 
+_COMPRESS_CHOICES = (*ALGORITHMS, "none")
+
+
+def _parse_compression(specs: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """The default compression and the per-payload ones of ``--compress ALG`` and ``--compress NAME=ALG``."""
+    default, named = "none", {}
+    for spec in specs:
+        name, separator, algorithm = spec.rpartition("=")
+        if algorithm not in _COMPRESS_CHOICES or (separator and not name):
+            raise OtaError(
+                f"--compress {spec!r}: expected ALGORITHM or NAME=ALGORITHM, ALGORITHM one of "
+                f"{', '.join(_COMPRESS_CHOICES)}"
+            )
+        if separator:
+            named[name] = algorithm
+        else:
+            default = algorithm
+    return default, named
+
+
 def _build(args: argparse.Namespace) -> int:
     targets = _parse_targets(args.target or [])
+    default_compression, compressions = _parse_compression(args.compress or [])
     sources = []
     for path in args.payload:
         if not path.is_file():
             raise OtaError(f"payload {path} is not a file")
         target = targets.pop(path.name) if path.name in targets else _default_target(path)
-        sources.append(PayloadSource(path, path.name, target))
+        algorithm = compressions.pop(path.name, default_compression)
+        sources.append(
+            PayloadSource(
+                path, path.name, target, None if algorithm == "none" else cast(Algorithm, algorithm)
+            )
+        )
     if targets:
         raise OtaError(f"--target names no payload: {', '.join(sorted(targets))}")
+    if compressions:
+        raise OtaError(f"--compress names no payload: {', '.join(sorted(compressions))}")
     try:
         manifest = build_bundle(
             args.output,
@@ -191,6 +221,12 @@ def _inspect_bundle(args: argparse.Namespace) -> int:
             f"slot {target.slot}" if isinstance(target, SlotImageTarget) else f"file tree at {target.path}"
         )
         print(f"    {payload.name}: {payload.size} bytes, sha256 {payload.sha256}, installs to {where}")
+        if payload.compression is not None:
+            packed = payload.compression
+            print(
+                f"      compressed with {packed.algorithm}: decompresses to {packed.size} bytes, "
+                f"sha256 {packed.sha256}"
+            )
     print(f"  signatures ({len(header.signatures)}):")
     release_keys = trust.role_keys(RoleName.RELEASE) if trust else {}
     for signature in header.signatures:
@@ -305,6 +341,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="NAME=slot:SLOT|NAME=tree:/PATH",
         help="install target of the payload named NAME (default: *.tar unpacks to /opt/STEM, others to the slot "
         "named by the file name up to its first dot)",
+    )
+    build.add_argument(
+        "--compress",
+        action="append",
+        metavar="ALG|NAME=ALG",
+        help="store payloads compressed: ALG (zstd, xz or none) for every payload, NAME=ALG for the payload "
+        "named NAME (repeat; default none)",
     )
     build.add_argument(
         "--expires", type=duration_argument, default=DEFAULT_EXPIRY, help="validity, such as 30d or 2s"

@@ -19,6 +19,7 @@ __all__ = [
     "BadSlotError",
     "BootSelectorError",
     "BundleFormatError",
+    "CompressionFormatError",
     "ConsentError",
     "EventLogError",
     "ExpiredError",
@@ -106,6 +107,10 @@ class HashMismatchError(VerificationError):
 
 class ArchiveFormatError(VerificationError, ValueError):
     """A file-tree payload that is not a well-formed POSIX tar archive."""
+
+
+class CompressionFormatError(VerificationError, ValueError):
+    """A compressed payload that is not a valid stream of its algorithm, or needs more decoder memory than allowed."""
 
 
 class UnsafeArchiveEntryError(VerificationError):

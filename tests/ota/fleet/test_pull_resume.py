@@ -52,6 +52,20 @@ def publish(bundle: Path, www: Path, keys: Keys, version: int = 1) -> Path:
     return index
 
 
+def build_compressed(image: Path, tree: Path, keys: Keys, bundle: Path, *compress: str) -> Path:
+    """A signed bundle of ``image`` and ``tree`` built with ``--compress`` each of ``compress``."""
+    arguments: list[str | Path] = [
+        "ota", "build", "--name", "demo", "--version", "1.5.0", "--release-counter", "5", "--hardware-id", "ecu-a",
+        "--payload", image, "--payload", tree, "-o", bundle,
+    ]  # fmt: skip
+    for spec in compress:
+        arguments += ["--compress", spec]
+    ok(*arguments)
+    for signer in ("a", "e"):
+        ok("ota", "sign", bundle, "--key", keys.private(signer))
+    return bundle
+
+
 def _identity(agent: UpdateAgent) -> Identity:
     from sdv.cli.ota_fleet_options import identity_of
 
@@ -100,16 +114,25 @@ def test_a_cut_connection_resumes_at_the_received_offset(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize(
+    ("seed", "compress"), [(1, None), (2, None), (3, "zstd")], ids=["image-1", "image-2", "zstd-3"]
+)
 def test_sigkill_mid_download_resumes_from_the_persisted_offset(
     seed: int,
+    compress: str | None,
     ecu: Ecu,
     big_bundle: Path,
     www: Path,
     keys: Keys,
     tmp_path: Path,
+    payloads: dict[str, Path],
     start_agent: Callable[..., AgentProcess],
 ) -> None:
+    """An uncompressed image is received straight into the slot; a compressed one into the received file."""
+    if compress is not None:  # the same payloads, stored compressed
+        big_bundle = build_compressed(
+            tmp_path / "rootfs.img", payloads["tree"], keys, tmp_path / "ihu.sdvota", compress
+        )
     publish(big_bundle, www, keys)
     header, size = _payload_offsets(big_bundle)
     nginx = start_nginx(www, tmp_path / "slow-nginx", rate="3m")

@@ -148,6 +148,10 @@ class TransferConfig(BaseModel):
             persisted offset.
         sync_interval_s: ... or once this long passed since the last ``fsync``, at the next chunk (default
             1 s). The end of the bundle and the end of every upload stream are always ``fsync``-ed.
+        stream_to_slots: uncompressed slot images are written straight into the inactive slot as they arrive
+            instead of into the received bundle file, so the bundle is never on disk twice (default true;
+            :mod:`sdv.ota.agent.placement`). File trees and compressed payloads are kept in the file until the
+            install step unpacks or decompresses them.
     """
 
     model_config = _STRICT
@@ -157,6 +161,7 @@ class TransferConfig(BaseModel):
     idle_timeout_s: float = Field(default=60.0, gt=0)
     sync_interval_bytes: int = Field(default=4 * _MIB, ge=0)
     sync_interval_s: float = Field(default=1.0, ge=0)
+    stream_to_slots: bool = True
 
 
 class EventLogConfig(BaseModel):

@@ -170,6 +170,8 @@ class UpdateAgent(TransferSteps, InstallSteps, ActivationSteps):
         state = self._record.state
         transfer = self._record.transfer
         trial = trial_sides(self._record)
+        if state in (_S.TRANSFERRING, _S.TRANSFERRED, _S.PROCESSING):
+            self._restore_placements()  # where the payloads received straight into slots lie
         if state is _S.TRANSFERRING and transfer is not None:
             resumed = self.transfers.resume(transfer)
             if resumed != transfer:

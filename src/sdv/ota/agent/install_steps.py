@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from sdv.ota.agent.records import journaled
-from sdv.ota.agent.slots import PayloadOrigin, SlotWriter
+from sdv.ota.agent.slots import ImageSlotGroup, PayloadOrigin, SlotWriter
 from sdv.ota.agent.state import (
     AgentRecord,
     AgentState,
@@ -104,12 +104,12 @@ class InstallSteps(VehicleSteps):
         with self._mutex:
             staged = {name: group.staged() for name, group in self._record.groups.items()}
             self._go(_S.READY, bundle=bundle, transfer=None, groups=staged)
-            self.transfers.discard()
+            self.transfers.discard(staged=True)
             self._staged_bytes = self._staging_total = 0
         return bundle
 
     def _stage(self, verifier: BundleVerifier, source: str, writers: list[SlotWriter]) -> Manifest:
-        with self.incoming.open("rb") as handle:
+        with self.transfers.reader() as handle:  # placed payloads are read from their slots
             header = read_header(handle, source, self.config.limits)
             manifest, _ = verifier.verify_header(header, source)  # before a single byte is written
             groups = dict(self._record.groups)
@@ -131,8 +131,20 @@ class InstallSteps(VehicleSteps):
                 trial = self._record.groups[group.name].trial_slot
                 if trial is None or trial == self._record.groups[group.name].active_slot:  # pragma: no cover
                     raise AgentStateError(f"slot group {group.name}: refusing to stage into the active side")
+                if self.transfers.placed_at(offsets[payload.name]) and isinstance(group, ImageSlotGroup):
+                    writer: SlotWriter = group.placed_writer(
+                        trial
+                    )  # its bytes arrived in the slot: checked only
+                    writers.append(writer)
+                    return _StagingSink(self, writer)
                 # a tree is unpacked from the received bundle once verified: its bytes are never copied
-                origin = PayloadOrigin(self.incoming, offsets[payload.name], payload.size)
+                origin = PayloadOrigin(
+                    self.incoming,
+                    offsets[payload.name],
+                    payload.size,
+                    payload.compression,
+                    self.config.limits.max_decoder_memory_bytes,
+                )
                 writer = group.writer(trial, payload, origin)
                 writers.append(writer)
                 return _StagingSink(self, writer)

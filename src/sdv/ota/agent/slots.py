@@ -34,9 +34,11 @@ from typing import Any, BinaryIO, cast
 
 from sdv.ota.agent.state import SlotName
 from sdv.ota.agent.unpack import unpack_tree
-from sdv.ota.bundle.manifest import Payload
+from sdv.ota.bundle.compression import DecodingReader
+from sdv.ota.bundle.config import DEFAULT_LIMITS
+from sdv.ota.bundle.manifest import Payload, PayloadCompression
 from sdv.ota.bundle.store import fsync_directory
-from sdv.ota.errors import InsufficientSpaceError, SlotError, UnsafeArchiveEntryError
+from sdv.ota.errors import InsufficientSpaceError, SlotError, VerificationError
 
 __all__ = [
     "ImageSlotGroup",
@@ -58,18 +60,34 @@ def _free_bytes(directory: Path) -> int:
 
 @dataclass(frozen=True)
 class PayloadOrigin:
-    """Where a payload's verified bytes lie: ``size`` bytes from ``offset`` in the file ``path``."""
+    """Where a payload's verified bytes lie: ``size`` bytes from ``offset`` in the file ``path``, compressed as
+    ``compression`` says (``None``: stored as is).
+
+    Attributes:
+        max_decoder_memory: the decoder's memory limit for a compressed payload.
+    """
 
     path: Path
     offset: int
     size: int
+    compression: PayloadCompression | None = None
+    max_decoder_memory: int = DEFAULT_LIMITS.max_decoder_memory_bytes
 
     @contextlib.contextmanager
     def open(self) -> Iterator[BinaryIO]:
-        """The payload's bytes as a file that ends where the payload ends."""
+        """The payload's content as a file that ends where the payload ends (decompressed as it is read, never
+        past its signed decompressed size)."""
         with self.path.open("rb") as handle:
             handle.seek(self.offset)
-            yield cast(BinaryIO, _Region(handle, self.size))
+            region = cast(BinaryIO, _Region(handle, self.size))
+            if self.compression is None:
+                yield region
+                return
+            packed = self.compression
+            reader = DecodingReader(
+                region, packed.algorithm, packed.size, str(self.path), max_memory=self.max_decoder_memory
+            )
+            yield cast(BinaryIO, io.BufferedReader(reader, _CHUNK))
 
 
 class _Region(io.RawIOBase):
@@ -117,7 +135,8 @@ class SlotWriter(ABC):
 
     @abstractmethod
     def abort(self) -> None:
-        """Stop writing; leave no partial tree behind (an image slot keeps its bytes, it is only staging)."""
+        """Stop writing; leave no partial tree or image file behind (a block device keeps what was written: it
+        is only staging)."""
 
 
 class SlotGroup(ABC):
@@ -149,9 +168,10 @@ class SlotGroup(ABC):
 
 
 class _ImageWriter(SlotWriter):
-    def __init__(self, path: Path, handle: BinaryIO) -> None:
+    def __init__(self, path: Path, handle: BinaryIO, *, truncate: bool) -> None:
         self._path = path
         self._handle = handle
+        self._truncate = truncate
 
     def write(self, chunk: bytes | bytearray | memoryview) -> None:
         try:
@@ -173,7 +193,30 @@ class _ImageWriter(SlotWriter):
 
     def abort(self) -> None:
         with contextlib.suppress(OSError):  # the slot is abandoned anyway
+            if self._truncate:  # an image file keeps nothing of a refused payload; a device cannot shrink
+                self._handle.truncate(0)
             self._handle.close()
+
+
+class _PlacedWriter(SlotWriter):
+    """The payload already lies in the slot: the verifier reads it from there; nothing is written again."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        """The bytes are in the slot already."""
+
+    def finish(self) -> None:
+        try:
+            with self._path.open("rb") as handle:
+                os.fsync(handle.fileno())
+        except OSError as error:
+            raise SlotError(f"{self._path}: cannot complete the image: {error.strerror}") from error
+        _logger.info("image slot %s verified in place", self._path)
+
+    def abort(self) -> None:
+        """The transfer's own discard empties the image, if the bundle is given up."""
 
 
 class ImageSlotGroup(SlotGroup):
@@ -201,9 +244,9 @@ class ImageSlotGroup(SlotGroup):
         else:
             existing = path.stat().st_size if path.exists() else 0
             capacity = _free_bytes(path.parent) + existing
-        if payload.size > capacity:
+        if payload.installed_size > capacity:
             raise InsufficientSpaceError(
-                f"slot {self.name}.{slot} ({path}): payload {payload.name} needs {payload.size} bytes, "
+                f"slot {self.name}.{slot} ({path}): payload {payload.name} needs {payload.installed_size} bytes, "
                 f"{capacity} available"
             )
 
@@ -214,7 +257,12 @@ class ImageSlotGroup(SlotGroup):
             handle = path.open("r+b") if self._is_device(slot) else path.open("wb")
         except OSError as error:
             raise SlotError(f"slot {self.name}.{slot}: cannot open {path}: {error.strerror}") from error
-        return _ImageWriter(path, handle)
+        return _ImageWriter(path, handle, truncate=not self._is_device(slot))
+
+    def placed_writer(self, slot: SlotName) -> SlotWriter:
+        """A writer for a payload whose bytes the transfer already placed in ``slot``
+        (:mod:`sdv.ota.agent.placement`): it writes nothing, and makes the image durable when it verified."""
+        return _PlacedWriter(self.paths[slot])
 
     def switch(self, slot: SlotName) -> None:
         """Images are switched by the bootloader."""
@@ -329,7 +377,7 @@ class _TreeWriter(SlotWriter):
                 # the archive passed sdv.ota.bundle.archive's checks; the unpacker applies them again itself
                 unpack_tree(archive, new, self._label)
             _fsync_tree(new)
-        except UnsafeArchiveEntryError:
+        except VerificationError:  # an unsafe entry, or a compressed archive that does not decode
             shutil.rmtree(new, ignore_errors=True)
             raise
         except OSError as error:
@@ -387,9 +435,9 @@ class TreeSlotGroup(SlotGroup):
         the file system's blocks and inodes, is counted from the verified archive before unpacking)."""
         self.root.mkdir(parents=True, exist_ok=True)
         free = _free_bytes(self.root)
-        if payload.size > free:
+        if payload.installed_size > free:
             raise InsufficientSpaceError(
-                f"slot {self.name}.{slot} ({self.root}): payload {payload.name} needs at least {payload.size} "
+                f"slot {self.name}.{slot} ({self.root}): payload {payload.name} needs at least {payload.installed_size} "
                 f"bytes to unpack, {free} free"
             )
 

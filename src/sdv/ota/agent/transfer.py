@@ -14,21 +14,28 @@ Invariants:
 * after a restart :meth:`TransferStore.resume` truncates the file to the persisted offset: bytes written but
   never covered by a persisted offset are dropped, and the upload continues from there;
 * a transfer begins only when the bundle's size is within the limits and the directory keeps its reserve of
-  free space afterwards.
+  free space afterwards;
+* uncompressed slot images are not kept in the file: their bytes go straight into the inactive slot as they
+  arrive (:mod:`sdv.ota.agent.placement`), made durable by the same ``fsync`` batches, so the bundle is never on
+  disk twice; the file holds holes there, and :meth:`TransferStore.reader` reads the bundle back whole.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import logging
 import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from sdv.ota.agent.config import TransferConfig
+from sdv.ota.agent.placement import BundleReader, PlacedFiles, Placement, placement_at
 from sdv.ota.agent.state import TransferRecord
 from sdv.ota.bundle.config import OtaLimits
 from sdv.ota.bundle.store import hash_file
@@ -74,7 +81,26 @@ class TransferStore:
         self._written: int | None = None  # the file's bytes up to here are written (not all fsync-ed)
         self._clock = clock
         self._synced_at = clock()
+        self._placed = PlacedFiles(())
+        # SHA-256 of the bundle's bytes up to _hashed_to, as they were received
+        self._running: hashlib._Hash | None = None
+        self._hashed_to = 0
         self.appended_bytes = 0
+
+    @property
+    def placements(self) -> tuple[Placement, ...]:
+        """The payload ranges received straight into slots."""
+        return self._placed.placements
+
+    def place(self, placements: Sequence[Placement]) -> None:
+        """Say which ranges of the transfer in progress go straight into slots (after a restart: as it began)."""
+        self.close()
+        self._placed = PlacedFiles(placements)
+        self._running = None
+
+    def placed_at(self, offset: int) -> bool:
+        """Whether a payload starting at ``offset`` is received straight into its slot."""
+        return any(placement.start == offset for placement in self.placements)
 
     def check_announcement(self, size: int, bundle_sha256: str) -> None:
         """Refuse a transfer whose size or id cannot be a bundle's, or which is larger than the limits allow.
@@ -91,8 +117,11 @@ class TransferStore:
         if size > self._largest:
             raise SizeLimitError(f"a bundle of {size} bytes exceeds the limit of {self._largest} bytes")
 
-    def begin(self, size: int, bundle_sha256: str, header: bytes) -> TransferRecord:
-        """Check a new transfer and create its file, holding the verified header.
+    def begin(
+        self, size: int, bundle_sha256: str, header: bytes, placements: Sequence[Placement] = ()
+    ) -> TransferRecord:
+        """Check a new transfer and create its file, holding the verified header; empty the image files of
+        ``placements``, the payloads received straight into slots.
 
         Returns:
             The transfer, at the offset after the header.
@@ -104,7 +133,8 @@ class TransferStore:
         """
         self.check_announcement(size, bundle_sha256)
         free = shutil.disk_usage(self._directory).free
-        needed = size + self._config.min_free_bytes
+        kept = size - sum(placement.size for placement in placements)
+        needed = kept + self._config.min_free_bytes
         if needed > free:
             raise InsufficientSpaceError(
                 f"{self._directory}: a bundle of {size} bytes needs {needed} bytes free "
@@ -112,7 +142,9 @@ class TransferStore:
             )
         if len(header) >= size:
             raise TransferOffsetError(f"a bundle of {size} bytes cannot hold a header of {len(header)} bytes")
-        self.close()
+        self.place(placements)
+        self._placed.start_fresh()
+        self._running, self._hashed_to = hashlib.sha256(header), len(header)
         with self.path.open("wb") as handle:
             handle.write(header)
             handle.flush()
@@ -155,10 +187,12 @@ class TransferStore:
             raise TransferOffsetError(
                 f"chunk ends at {offset + len(data)}, past the bundle's {transfer.size} bytes"
             )
-        if self._handle is None:
-            self._handle = self.path.open("r+b")
-            self._handle.seek(offset)
-        self._handle.write(data)
+        self._write(offset, memoryview(data))
+        if self._running is not None and offset == self._hashed_to:
+            self._running.update(data)  # hashed as it arrives: no second read at the last byte
+            self._hashed_to += len(data)
+        else:  # a resumed transfer: the bundle is read back whole at the last byte
+            self._running = None
         self._written = offset + len(data)
         self.appended_bytes += len(data)
         config = self._config
@@ -170,19 +204,53 @@ class TransferStore:
             return self.sync(transfer)
         return transfer
 
+    def _write(self, offset: int, data: memoryview) -> None:
+        """Write the bundle's bytes from ``offset``: placed ranges into their slots, the rest into the file."""
+        if self._handle is None:
+            self._handle = self.path.open("r+b")
+        while data:
+            placement, run_end = placement_at(self.placements, offset)
+            count = min(len(data), run_end - offset)
+            if placement is None:
+                self._handle.seek(offset)
+                self._handle.write(data[:count])
+            else:
+                self._placed.write(placement, offset, data[:count])
+            data, offset = data[count:], offset + count
+
     def sync(self, transfer: TransferRecord) -> TransferRecord:
         """``fsync`` what was written; returns the transfer with its offset advanced to it (to persist next)."""
         if self._handle is None or self._written is None or self._written == transfer.offset:
             return transfer
         self._handle.flush()
+        if os.fstat(self._handle.fileno()).st_size < self._written:  # it ended in a placed range: a hole
+            self._handle.truncate(self._written)
+        self._placed.sync()
         os.fsync(self._handle.fileno())  # the bytes are on disk before the offset that covers them is
         self._synced_at = self._clock()
         return transfer.model_copy(update={"offset": self._written})
 
     def digest(self) -> str:
-        """SHA-256 of the received file (read in chunks)."""
+        """SHA-256 of the received bundle: hashed as it arrived when it arrived in one run of this process,
+        else read back (in chunks, placed ranges from their slots)."""
         self.close()
-        return hash_file(self.path)[1]
+        size = self.path.stat().st_size if self.path.exists() else -1
+        if self._running is not None and self._hashed_to == size:
+            return self._running.hexdigest()
+        if not self.placements:
+            return hash_file(self.path)[1]
+        digest = hashlib.sha256()
+        with self.reader() as stream:
+            while chunk := stream.read(1024 * 1024):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[io.BufferedReader]:
+        """The received bundle as one stream from its first byte (placed ranges read from their slots)."""
+        self.close()
+        with BundleReader.opened(self.path, self.placements) as stream:
+            yield stream
 
     def resume(self, transfer: TransferRecord) -> TransferRecord:
         """After a restart: truncate the file to the persisted offset; returns the transfer to continue."""
@@ -196,16 +264,22 @@ class TransferStore:
         with self.path.open("ab") as handle:
             handle.truncate(transfer.offset)
             os.fsync(handle.fileno())
+        self._placed.cut(transfer.offset)
         return transfer
 
-    def discard(self) -> None:
-        """Remove the file."""
+    def discard(self, *, staged: bool = False) -> None:
+        """Remove the file, and empty the image files bytes were placed in (unless ``staged``: the bundle was
+        installed, and the placed bytes are the staged slots' content now)."""
         self.close()
         self.path.unlink(missing_ok=True)
+        if not staged:
+            self._placed.empty()
+        self._placed = PlacedFiles(())
 
     def close(self) -> None:
         """Close the file if it is open for writing (bytes not yet synced are dropped at the next resume)."""
         self._written = None
+        self._placed.close()
         if self._handle is not None:
             self._handle.close()
             self._handle = None

@@ -1,5 +1,6 @@
-"""The update agent's transfer steps: a bundle's header verified first, then its bytes at the persisted offset,
-made durable in batches, and the whole file's SHA-256 checked at the last byte."""
+"""The update agent's transfer steps: a bundle's header verified first, then its bytes at the persisted offset
+(uncompressed slot images straight into the inactive slot), made durable in batches, and the whole bundle's
+SHA-256 checked at the last byte."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sdv.ota.agent.base import AgentBase
+from sdv.ota.agent.placement import Placement
 from sdv.ota.agent.records import journaled
+from sdv.ota.agent.slots import ImageSlotGroup
 from sdv.ota.agent.state import (
     AT_REST,
     AgentState,
@@ -17,6 +20,8 @@ from sdv.ota.agent.state import (
     other_slot,
     updated,
 )
+from sdv.ota.bundle.format import read_header
+from sdv.ota.bundle.manifest import Manifest
 from sdv.ota.bundle.store import (
     hash_file,
     read_bundle_header,
@@ -24,6 +29,7 @@ from sdv.ota.bundle.store import (
 from sdv.ota.errors import (
     AgentStateError,
     BundleFormatError,
+    OtaError,
     TransferInProgressError,
 )
 
@@ -78,12 +84,42 @@ class TransferSteps(AgentBase):
                 raise AgentStateError(
                     f"cannot begin a transfer in state {record.state}: an update is under way; finish or cancel it"
                 )
-            self._admit(header, size, bundle_sha256)
-            transfer = self.transfers.begin(size, bundle_sha256, header)
+            manifest = self._admit(header, size, bundle_sha256)
+            placements = self._placements(manifest, len(header))
+            transfer = self.transfers.begin(size, bundle_sha256, header, placements)
             self._go(_S.TRANSFERRING, transfer=transfer, bundle=None, failure=None)
             return transfer
 
-    def _admit(self, header: bytes, size: int, bundle_sha256: str) -> None:
+    def _placements(self, manifest: Manifest, header_length: int) -> list[Placement]:
+        """The payloads received straight into the inactive side of their slot: uncompressed slot images, one
+        per group (``transfer.stream_to_slots``)."""
+        placements: list[Placement] = []
+        if not self.config.transfer.stream_to_slots:
+            return placements
+        offset, placed = header_length, set()
+        for payload in manifest.payloads:
+            group = self._group_for(payload, manifest.name)
+            if isinstance(group, ImageSlotGroup) and payload.compression is None and group.name not in placed:
+                side = other_slot(self._record.groups[group.name].active_slot)
+                placements.append(Placement(offset, payload.size, group.paths[side]))
+                placed.add(group.name)
+            offset += payload.size
+        return placements
+
+    def _restore_placements(self) -> None:
+        """After a start with a bundle received or being received: where its placed payloads lie, as when its
+        transfer began (the header in the file was verified then)."""
+        if self._record.transfer is None or not self.incoming.exists():
+            return
+        try:
+            with self.incoming.open("rb") as handle:
+                header = read_header(handle, "received bundle", self.config.limits)
+            manifest = header.parse_manifest("received bundle")
+            self.transfers.place(self._placements(manifest, header.encoded_length))
+        except (OSError, OtaError) as error:  # the install's verification refuses such a file with the reason
+            _logger.warning("%s: %s", self.incoming, error)
+
+    def _admit(self, header: bytes, size: int, bundle_sha256: str) -> Manifest:
         """Everything the header alone decides, through the verifier's one header check, and slot space."""
         source = f"bundle {bundle_sha256[:16]}"
         if not header:
@@ -95,6 +131,7 @@ class TransferSteps(AgentBase):
         for payload in manifest.payloads:
             group = self._group_for(payload, source)
             group.check_space(other_slot(self._record.groups[group.name].active_slot), payload)
+        return manifest
 
     def sync_transfer(self) -> None:
         """Make the bytes received so far durable and persist the offset covering them."""

@@ -33,6 +33,8 @@ class OtaLimits(BaseModel):
         max_pax_header_bytes: largest pax or GNU long-name header in a file-tree payload (default 64 KiB).
         max_link_hops: most symbolic links followed while resolving one link target (default 40, as Linux).
         chunk_bytes: size of the buffer payloads are streamed through (default 1 MiB).
+        max_decoder_memory_bytes: largest zstd window or xz dictionary a compressed payload may need to be
+            decompressed (default 64 MiB; ``sdv ota build`` needs 8 MiB at most).
         strict_signatures: when true (default), every signature by a key the trust root lists, in any role,
             must verify, or the bundle is refused (``BadSignatureError``), so that no byte the ECU can check
             changes without the bundle being refused; when false, such a bad signature is ignored. With either
@@ -57,6 +59,7 @@ class OtaLimits(BaseModel):
     max_pax_header_bytes: int = Field(default=64 * _KIB, ge=512, le=16 * _MIB)
     max_link_hops: int = Field(default=40, ge=1, le=1000)
     chunk_bytes: int = Field(default=1 * _MIB, ge=4 * _KIB, le=64 * _MIB)
+    max_decoder_memory_bytes: int = Field(default=64 * _MIB, ge=1 * _MIB, le=2 * _GIB)
     strict_signatures: bool = True
     allow_setid_bits: bool = False
 

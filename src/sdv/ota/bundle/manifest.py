@@ -43,6 +43,7 @@ __all__ = [
     "Manifest",
     "Name",
     "Payload",
+    "PayloadCompression",
     "PayloadTarget",
     "SlotImageTarget",
     "manifest_json_schema",
@@ -99,7 +100,7 @@ class SlotImageTarget(BaseModel):
 
 
 class FileTreeTarget(BaseModel):
-    """Unpack the payload, an uncompressed POSIX tar archive, below a directory.
+    """Unpack the payload, a POSIX tar archive (decompressed first if the payload is compressed), below a directory.
 
     Attributes:
         kind: always ``"file-tree"``.
@@ -123,14 +124,33 @@ PayloadTarget = Annotated[SlotImageTarget | FileTreeTarget, Field(discriminator=
 """Where a payload is installed."""
 
 
+class PayloadCompression(BaseModel):
+    """How a compressed payload is decompressed, and what it must decompress to.
+
+    Attributes:
+        algorithm: ``"zstd"`` (a Zstandard frame) or ``"xz"`` (an xz stream).
+        size: length of the decompressed content in bytes; a decoder stops at this many bytes and refuses the
+            payload when more would follow (the decompression bomb cap).
+        sha256: SHA-256 of the decompressed content in lowercase hex.
+    """
+
+    model_config = _STRICT
+
+    algorithm: Literal["zstd", "xz"]
+    size: int = Field(ge=0, le=MAX_COUNTER)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class Payload(BaseModel):
     """One payload of a bundle, stored in the bundle in manifest order.
 
     Attributes:
         name: unique within the bundle.
-        size: length in bytes.
-        sha256: SHA-256 of the payload in lowercase hex.
+        size: length in bytes as stored in the bundle (compressed, for a compressed payload).
+        sha256: SHA-256 of the bytes stored in the bundle, in lowercase hex.
         target: where it is installed.
+        compression: for a compressed payload, the algorithm and the decompressed size and SHA-256; ``None``
+            (left out of the canonical form, so older manifests keep their signed bytes) for one stored as is.
     """
 
     model_config = _STRICT
@@ -139,6 +159,24 @@ class Payload(BaseModel):
     size: int = Field(ge=0, le=MAX_COUNTER)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     target: PayloadTarget
+    compression: PayloadCompression | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_default(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("compression", False) is None:
+            data.pop("compression")
+        return data
+
+    @property
+    def installed_size(self) -> int:
+        """Length of the content installed: the decompressed size of a compressed payload, else ``size``."""
+        return self.size if self.compression is None else self.compression.size
+
+    @property
+    def installed_sha256(self) -> str:
+        """SHA-256 of the content installed (decompressed for a compressed payload)."""
+        return self.sha256 if self.compression is None else self.compression.sha256
 
 
 class Manifest(BaseModel):
@@ -201,8 +239,13 @@ class Manifest(BaseModel):
 
     @property
     def total_size(self) -> int:
-        """Sum of the payload sizes."""
+        """Sum of the payload sizes as stored in the bundle."""
         return sum(payload.size for payload in self.payloads)
+
+    @property
+    def total_installed_size(self) -> int:
+        """Sum of the installed (decompressed) payload sizes."""
+        return sum(payload.installed_size for payload in self.payloads)
 
 
 def manifest_json_schema() -> dict[str, Any]:

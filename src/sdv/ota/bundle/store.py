@@ -20,21 +20,30 @@ import hashlib
 import io
 import logging
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
 from sdv.files import atomic_writer, fsync_directory, write_atomically
 from sdv.located import validation_problems
 from sdv.ota.bundle.canonical import canonical_bytes, parse_canonical
+from sdv.ota.bundle.compression import Algorithm, new_encoder
 from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
 from sdv.ota.bundle.format import BundleHeader, ByteStream, read_header
 from sdv.ota.bundle.keys import PrivateKey, PublicKey, load_private_key_pem, load_public_key_pem
-from sdv.ota.bundle.manifest import MANIFEST_TYPE, PATTERN_WORDS, Manifest, Payload, PayloadTarget
+from sdv.ota.bundle.manifest import (
+    MANIFEST_TYPE,
+    PATTERN_WORDS,
+    Manifest,
+    Payload,
+    PayloadCompression,
+    PayloadTarget,
+)
 from sdv.ota.bundle.trust import SignedTrustRoot, TrustRoot, parse_signed_trust_root
 from sdv.ota.bundle.trusted_time import TimeState, trusted_now, whole_seconds
 from sdv.ota.bundle.vehicle_terms import VehicleTerms
@@ -156,11 +165,45 @@ class PayloadSource:
         path: the file.
         name: the payload's name in the manifest.
         target: where the ECU installs it.
+        compression: ``zstd`` or ``xz`` to store it compressed, ``None`` to store it as is.
     """
 
     path: Path
     name: str
     target: PayloadTarget
+    compression: Algorithm | None = None
+
+
+def _compress_file(source: Path, output: Path, algorithm: Algorithm, chunk_bytes: int) -> PayloadCompression:
+    """Compress ``source`` into ``output`` in chunks; returns the decompressed size and SHA-256."""
+    encoder = new_encoder(algorithm)
+    digest = hashlib.sha256()
+    size = 0
+    with source.open("rb") as reader, output.open("wb") as writer:
+        while data := reader.read(chunk_bytes):
+            digest.update(data)
+            size += len(data)
+            writer.write(encoder.compress(data))
+        writer.write(encoder.flush())
+    return PayloadCompression(algorithm=algorithm, size=size, sha256=digest.hexdigest())
+
+
+def _stored_payloads(payloads: Sequence[PayloadSource], scratch: Path) -> tuple[list[Path], list[Payload]]:
+    """The files to store (compressed copies in ``scratch`` where asked) and their manifest entries."""
+    files: list[Path] = []
+    entries: list[Payload] = []
+    for index, source in enumerate(payloads):
+        compression = None
+        stored = source.path
+        if source.compression is not None:
+            stored = scratch / f"{index}.{source.compression}"
+            compression = _compress_file(source.path, stored, source.compression, DEFAULT_LIMITS.chunk_bytes)
+        size, digest = hash_file(stored)
+        files.append(stored)
+        entries.append(
+            Payload(name=source.name, size=size, sha256=digest, target=source.target, compression=compression)
+        )
+    return files, entries
 
 
 def _copy_checked(
@@ -198,19 +241,19 @@ def build_bundle(
 
     ``reinstall``, ``counter_floors`` and ``vehicle`` are the manifest's fields of the same names.
 
-    Payload files are hashed, then copied into the bundle while being hashed again, so a file that changes in
-    between is detected. File-tree payloads are checked for archive safety before they are accepted.
+    Payload files are hashed (and compressed, where their source asks, into a scratch file beside ``output``),
+    then copied into the bundle while being hashed again and, if compressed, decompressed and checked against the
+    source's size and SHA-256, so a file that changes in between is detected. File-tree payloads are checked for
+    archive safety before they are accepted.
 
     Returns:
         The bundle's manifest.
     """
     created = whole_seconds(now or datetime.now(UTC))
-    entries = []
-    for source in payloads:
-        size, digest = hash_file(source.path)
-        entries.append(Payload(name=source.name, size=size, sha256=digest, target=source.target))
-    try:
-        manifest = Manifest(
+    with tempfile.TemporaryDirectory(prefix=f".{output.name}.", dir=output.parent) as scratch:
+        files, entries = _stored_payloads(payloads, Path(scratch))
+        manifest = _new_manifest(
+            output,
             type=MANIFEST_TYPE,
             name=name,
             version=version,
@@ -223,20 +266,25 @@ def build_bundle(
             counter_floors=dict(counter_floors or {}),
             vehicle=vehicle,
         )
+        header = BundleHeader.for_manifest(manifest)
+        with atomic_writer(output) as handle:
+            handle.write(header.encode())
+            for source, stored, payload in zip(payloads, files, manifest.payloads, strict=True):
+                with stored.open("rb") as payload_file:
+                    _copy_checked(payload_file, handle, payload, f"{source.path}", DEFAULT_LIMITS.chunk_bytes)
+    _logger.info("built %s: %s %s with %d payload(s)", output, name, version, len(payloads))
+    return manifest
+
+
+def _new_manifest(output: Path, **fields: Any) -> Manifest:
+    try:
+        return Manifest(**fields)
     except ValidationError as error:
         problems = "; ".join(
             f"{problem.location}: {problem.message}"
             for problem in validation_problems(error, str(output), patterns=PATTERN_WORDS)
         )
         raise BundleFormatError(f"{output}: invalid manifest: {problems}") from error
-    header = BundleHeader.for_manifest(manifest)
-    with atomic_writer(output) as handle:
-        handle.write(header.encode())
-        for source, payload in zip(payloads, manifest.payloads, strict=True):
-            with source.path.open("rb") as payload_file:
-                _copy_checked(payload_file, handle, payload, f"{source.path}", DEFAULT_LIMITS.chunk_bytes)
-    _logger.info("built %s: %s %s with %d payload(s)", output, name, version, len(payloads))
-    return manifest
 
 
 def open_for_reading(path: Path, what: str = "bundle") -> io.BufferedReader:

@@ -16,16 +16,20 @@ this fixed order and stops at the first failure with a specific error:
 6. the ECU's hardware id is listed (:class:`HardwareIdMismatchError`; Uptane's hardware identifier check);
 7. the release counter passes the rollback check (:class:`RollbackError`; rollback attack): strictly above the
    installed one, or per slot group as :mod:`sdv.ota.bundle.rollback` describes;
-8. payload count and declared sizes within the limits (:class:`SizeLimitError`; endless data), before any
-   payload byte is read;
+8. payload count and declared sizes (stored and decompressed) within the limits (:class:`SizeLimitError`;
+   endless data), before any payload byte is read;
 9. per payload, while streaming: length (:class:`LengthMismatchError`; partial bundle and endless data), then
-   SHA-256 (:class:`HashMismatchError`; arbitrary software), then for file trees the archive checks of
-   :mod:`sdv.ota.bundle.archive`; a payload is never held in memory, only one chunk at a time;
+   SHA-256 (:class:`HashMismatchError`; arbitrary software); for a compressed payload
+   (:mod:`sdv.ota.bundle.compression`) the decompressed output is capped at its signed size while it streams
+   (:class:`LengthMismatchError`; decompression bomb) and its length and SHA-256 are checked too; then for file
+   trees the archive checks of :mod:`sdv.ota.bundle.archive` on the (decompressed) archive; a payload is never
+   held in memory, only one chunk at a time;
 10. nothing follows the last payload (:class:`LengthMismatchError`).
 
 Streams are passed in already opened; the verifier reads them but opens, writes and times nothing. An agent that
 stages while verifying passes a :class:`PayloadSink` per payload: each chunk reaches the sink only after it went
-through the length check, and the payload counts as verified only once its last chunk was hashed.
+through the length check (decompressed, for a compressed payload, and never past its signed size), and the
+payload counts as verified only once its last chunk was hashed.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from typing import Protocol
 
 from sdv.ota.bundle.archive import ArchiveEntry, TarInspector
 from sdv.ota.bundle.canonical import format_time
+from sdv.ota.bundle.compression import Decoder
 from sdv.ota.bundle.config import DEFAULT_LIMITS, OtaLimits
 from sdv.ota.bundle.format import BundleHeader, ByteStream, read_header
 from sdv.ota.bundle.manifest import MANIFEST_TYPE, FileTreeTarget, Manifest, Payload
@@ -100,21 +105,48 @@ class VerifiedBundle:
 class PayloadChecker:
     """Streams one payload through its length, hash and (for file trees) archive checks.
 
+    A compressed payload's bytes are hashed as they are fed, and decompressed on the fly: the decompressed
+    content is capped at its signed size, hashed, inspected (file trees) and handed to ``sink``. An uncompressed
+    payload's bytes go to ``sink`` as they are.
+
     Args:
         payload: the payload's manifest entry.
-        limits: archive limits.
+        limits: archive and decoder limits.
         label: names the payload in messages.
+        sink: receives the content to install, after its length check (at most the signed size).
     """
 
-    def __init__(self, payload: Payload, limits: OtaLimits = DEFAULT_LIMITS, label: str = "") -> None:
+    def __init__(
+        self,
+        payload: Payload,
+        limits: OtaLimits = DEFAULT_LIMITS,
+        label: str = "",
+        sink: PayloadSink | None = None,
+    ) -> None:
         self._payload = payload
         self._label = label or f"payload {payload.name}"
         self._hash = hashlib.sha256()
         self._received = 0
+        self._sink = sink
         self._inspector = (
             TarInspector(self._label, limits) if isinstance(payload.target, FileTreeTarget) else None
         )
         self._archive_error: VerificationError | None = None
+        compression = payload.compression
+        self._content_hash = hashlib.sha256() if compression is not None else None
+        self._decoder_error: VerificationError | None = None
+        self._decoder = (
+            Decoder(
+                compression.algorithm,
+                compression.size,
+                f"{self._label} ({compression.algorithm})",
+                self._content,
+                max_memory=limits.max_decoder_memory_bytes,
+                piece_bytes=min(limits.chunk_bytes, 256 * 1024),
+            )
+            if compression is not None
+            else None
+        )
 
     @property
     def received(self) -> int:
@@ -126,6 +158,11 @@ class PayloadChecker:
 
         Raises:
             LengthMismatchError: as soon as more bytes arrive than the manifest declares.
+
+        A compressed payload that decompresses to more than its signed size, or is no valid stream of its
+        algorithm, stops being decoded at that point (nothing past the signed size reaches the sink); the error
+        is raised by :meth:`finish`, after the SHA-256 of the stored bytes was checked, so a tampered payload is
+        reported as such.
         """
         size = len(chunk)
         if self._received + size > self._payload.size:
@@ -134,11 +171,25 @@ class PayloadChecker:
             )
         self._received += size
         self._hash.update(chunk)
+        if self._decoder is None:
+            self._content(chunk)
+        elif self._decoder_error is None:
+            try:
+                self._decoder.feed(chunk)
+            except VerificationError as error:  # decoding stops here; reported after the hash check
+                self._decoder_error = error
+
+    def _content(self, chunk: bytes | bytearray | memoryview) -> None:
+        """The content to install (the payload itself, or its decompressed output)."""
+        if self._content_hash is not None:
+            self._content_hash.update(chunk)
         if self._inspector is not None and self._archive_error is None:
             try:
                 self._inspector.feed(chunk)
             except VerificationError as error:  # reported after the hash check, to keep the check order
                 self._archive_error = error
+        if self._sink is not None:
+            self._sink.write(memoryview(chunk))
 
     def finish(self) -> tuple[ArchiveEntry, ...]:
         """Conclude the checks once the payload's last byte was fed.
@@ -147,8 +198,10 @@ class PayloadChecker:
             The archive entries of a file-tree payload, else an empty tuple.
 
         Raises:
-            LengthMismatchError: fewer bytes than declared (a truncated bundle).
-            HashMismatchError: a SHA-256 other than the manifest's.
+            LengthMismatchError: fewer bytes than declared (a truncated bundle), or a compressed payload that
+                decompresses to fewer bytes than its signed size.
+            HashMismatchError: a SHA-256 other than the manifest's (of the stored or the decompressed bytes).
+            CompressionFormatError: a compressed payload that is no valid (or a truncated) stream.
             ArchiveFormatError, UnsafeArchiveEntryError, SizeLimitError: a file tree that is unsafe to unpack.
         """
         if self._received != self._payload.size:
@@ -161,11 +214,34 @@ class PayloadChecker:
             raise HashMismatchError(
                 f"{self._label}: SHA-256 is {digest}, the manifest declares {self._payload.sha256}"
             )
+        self._finish_content()
         if self._inspector is None:
             return ()
         if self._archive_error is not None:
             raise self._archive_error
         return tuple(self._inspector.finish())
+
+    def _finish_content(self) -> None:
+        compression, decoder = self._payload.compression, self._decoder
+        if compression is None or decoder is None or self._content_hash is None:
+            return
+        if self._decoder_error is None:
+            try:
+                decoder.finish()
+            except VerificationError as error:
+                self._decoder_error = error
+        if self._decoder_error is not None:
+            raise self._decoder_error
+        if decoder.produced != compression.size:
+            raise LengthMismatchError(
+                f"{self._label}: decompresses to {decoder.produced} bytes, the manifest declares "
+                f"{compression.size} (truncated)"
+            )
+        digest = self._content_hash.hexdigest()
+        if digest != compression.sha256:
+            raise HashMismatchError(
+                f"{self._label}: decompressed SHA-256 is {digest}, the manifest declares {compression.sha256}"
+            )
 
 
 class BundleVerifier:
@@ -271,15 +347,16 @@ class BundleVerifier:
                 f"{what}: {len(manifest.payloads)} payloads exceed the limit of {limits.max_payloads}"
             )
         for payload in manifest.payloads:
-            if payload.size > limits.max_payload_bytes:
+            largest = max(payload.size, payload.installed_size)  # stored and decompressed alike
+            if largest > limits.max_payload_bytes:
                 raise SizeLimitError(
-                    f"{what}: payload {payload.name} of {payload.size} bytes exceeds the limit of "
+                    f"{what}: payload {payload.name} of {largest} bytes exceeds the limit of "
                     f"{limits.max_payload_bytes}"
                 )
-        if manifest.total_size > limits.max_total_payload_bytes:
+        total = max(manifest.total_size, manifest.total_installed_size)
+        if total > limits.max_total_payload_bytes:
             raise SizeLimitError(
-                f"{what}: payloads total {manifest.total_size} bytes, "
-                f"the limit is {limits.max_total_payload_bytes}"
+                f"{what}: payloads total {total} bytes, the limit is {limits.max_total_payload_bytes}"
             )
 
     def verify_stream(
@@ -306,16 +383,14 @@ class BundleVerifier:
         view = memoryview(buffer)
         verified = []
         for payload in manifest.payloads:
-            checker = PayloadChecker(payload, self._limits, f"{source}: payload {payload.name}")
             sink = sink_for(payload) if sink_for is not None else None
+            checker = PayloadChecker(payload, self._limits, f"{source}: payload {payload.name}", sink)
             remaining = payload.size
             while remaining:
                 count = stream.readinto(view[: min(remaining, len(buffer))])
                 if not count:
                     break
                 checker.feed(view[:count])
-                if sink is not None:
-                    sink.write(view[:count])
                 remaining -= count
             entries = checker.finish()
             verified.append(VerifiedPayload(payload, offset, entries))
