@@ -13,6 +13,7 @@ and each number of subscribers (0, 1, 10), over a short window after a warm-up:
 * the server's CPU (all its threads, from ``/proc/PID/stat``) as % of one core and µs per frame offered;
 * frames decoded per second (the server's ``Sdv.Hal.Bus.*.Frames`` counters) against frames offered: sustained,
   or fell behind;
+* the recording reader's throughput (frames per CPU second) against python-can's, on the bench's recording;
 * latency p50/p99 from a datapoint's timestamp (the frame's scheduled arrival on the wall clock) to its receipt
   by the first subscriber;
 
@@ -132,6 +133,17 @@ def bare_decode_us(recording: Path, frames: int = 20_000) -> float:
     return (time.process_time() - started) / len(sample) * 1e6
 
 
+def reader_rates(recording: Path) -> tuple[float, float]:
+    """Frames per CPU second of the project's candump ``-L`` reader and of python-can's, on one file."""
+    started = time.process_time()
+    ours = sum(1 for _ in read_recording(recording))
+    ours_rate = ours / (time.process_time() - started)
+    started = time.process_time()
+    with recording.open() as stream, can.CanutilsLogReader(stream) as reader:
+        theirs = sum(1 for _ in reader)
+    return ours_rate, theirs / (time.process_time() - started)
+
+
 # --- subscriber process ----------------------------------------------------------------------------------------
 def subscriber_process(target: str, subscribers: int, warmup: float, window: float, conn: Connection) -> None:
     """Open ``subscribers`` subscriptions of every signal; after ``warmup`` s measure for ``window`` s."""
@@ -188,9 +200,12 @@ def cpu_seconds(pid: int) -> float:
 class Server:
     """``sdv serve --profile PROFILE`` on a free port of 127.0.0.1."""
 
-    def __init__(self, profile: Path, buses: int) -> None:
+    def __init__(self, profile: Path, buses: int, limits: Path | None = None) -> None:
+        command = [sys.executable, "-m", "sdv.cli.main", "serve", "--profile", str(profile), "--port", "0"]
+        if limits is not None:
+            command += ["--limits", str(limits)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sdv.cli.main", "serve", "--profile", str(profile), "--port", "0"],
+            command,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -205,6 +220,16 @@ class Server:
         self._channel = grpc.insecure_channel(self.target)
         self._stub = VALStub(self._channel)
         self._counters = [types_pb2.SignalID(path=f"Sdv.Hal.Bus.bus{index}.Frames") for index in range(buses)]
+
+    def wait_for_frames(self, timeout: float = 60.0) -> None:
+        """Return once every bus has counted frames (the HAL runs and has published its counters)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            response = self._stub.GetValues(val_pb2.GetValuesRequest(signal_ids=self._counters))
+            if all(point.value.uint64 for point in response.data_points):
+                return
+            time.sleep(0.1)
+        raise SystemExit(f"sdv serve counted no frames on some bus within {timeout:g} s")
 
     def frames(self) -> tuple[int, float]:
         """Frames received over all buses, and the newest counter's timestamp."""
@@ -263,6 +288,9 @@ def main() -> None:
     parser.add_argument("--subscribers", default="0,1,10", help="numbers of subscribers, comma-separated")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before each measuring window")
     parser.add_argument("--window", type=float, default=3.0, help="seconds of each measuring window")
+    parser.add_argument(
+        "--tick-ms", type=float, help="the server's subscription_tick_ms (default: the server's default)"
+    )
     args = parser.parse_args()
     rates = [int(rate) for rate in args.rates.split(",")]
     counts = [int(count) for count in args.subscribers.split(",")]
@@ -282,10 +310,20 @@ def main() -> None:
                 write_recording(recording, per_bus)
             if baseline is None:
                 baseline = bare_decode_us(recording)
+                ours, theirs = reader_rates(recording)
+                print(
+                    f"recording reader (candump -L): {ours:,.0f} frames/s, python-can's {theirs:,.0f} frames/s "
+                    f"({ours / theirs:.2f}x)"
+                )
             profile = folder / f"profile-{buses}.yaml"
             write_profile(profile, buses, recording)
-            server = Server(profile, buses)
+            limits = None
+            if args.tick_ms is not None:
+                limits = folder / "limits.yaml"
+                limits.write_text(f"subscription_tick_ms: {args.tick_ms}\n")
+            server = Server(profile, buses, limits)
             try:
+                server.wait_for_frames()
                 for subscribers in counts:
                     cell = measure(server, subscribers, args.warmup, args.window)
                     per_frame = cell["cpu"] / rate * 1e6
