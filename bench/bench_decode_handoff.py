@@ -61,10 +61,9 @@ def worker(batch: int, frames: int, compact: bool, conn: Connection) -> None:
         received = source.receive(0.0)
         updates = processor.process(0, received)
         done += len(received)
-        if compact:
+        payload: object = updates
+        if compact:  # the signal's index instead of its path, the status's index instead of the enum
             payload = [(index[u[0]], u[1], u[2], _STATUSES.index(u[3])) for u in updates]
-        else:
-            payload = updates
         conn.send_bytes(pickle.dumps((len(received), payload), pickle.HIGHEST_PROTOCOL))
     conn.send_bytes(pickle.dumps((0, (time.process_time() - started) / done * 1e6)))
     source.close()
