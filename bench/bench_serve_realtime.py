@@ -20,6 +20,9 @@ and each number of subscribers (0, 1, 10), over a short window after a warm-up:
 next to the baseline measured in the same run: a bare cantools ``decode_message`` of the same frames, CPU µs per
 frame, and the ratio of the server's CPU per frame to it.
 
+With ``--before CHECKOUT`` (another checkout of the project, e.g. the main branch) every cell runs twice in the
+same run, first with that checkout's server, then with this tree's: a before/after on the same machine and load.
+
 Prints figures; no pass/fail. Goals: 8 k frames/s with 10 subscribers at most 25 % of a core and p99 at most 5 ms;
 64 k frames/s over 8 buses sustained with 10 subscribers.
 """
@@ -201,12 +204,20 @@ def cpu_seconds(pid: int) -> float:
 class Server:
     """``sdv serve --profile PROFILE`` on a free port of 127.0.0.1."""
 
-    def __init__(self, profile: Path, buses: int, limits: Path | None = None) -> None:
+    def __init__(
+        self, profile: Path, buses: int, limits: Path | None = None, source: Path | None = None
+    ) -> None:
         command = [sys.executable, "-m", "sdv.cli.main", "serve", "--profile", str(profile), "--port", "0"]
         if limits is not None:
             command += ["--limits", str(limits)]
+        environment = dict(os.environ)
+        if source is not None:  # another checkout's code (its src/ first on the path), for a before/after
+            environment["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(source / "src"), environment.get("PYTHONPATH")])
+            )
         self.process = subprocess.Popen(
             command,
+            env=environment,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -279,6 +290,21 @@ def measure(server: Server, subscribers: int, warmup: float, window: float) -> d
     return result
 
 
+def _row(rate: int, buses: int, subscribers: int, cell: dict[str, Any], baseline: float) -> str:
+    per_frame = cell["cpu"] / rate * 1e6
+    # More than offered is a backlog being caught up: the server had fallen behind.
+    steady = abs(cell["decoded_rate"] / rate - 1) <= 1 - SUSTAINED
+    verdict = "sustained" if steady else "fell behind"
+    latencies = sorted(cell["latencies"])
+    p50 = f"{_quantile(latencies, 0.5):7.2f}" if latencies else f"{'-':>7}"
+    p99 = f"{_quantile(latencies, 0.99):7.2f}" if latencies else f"{'-':>7}"
+    responses = f"{cell['responses']:7.0f}" if subscribers else f"{'-':>7}"
+    return (
+        f"{rate:>8,} {buses:>5} {subscribers:>4} {cell['cpu'] * 100:6.1f} {per_frame:8.1f} "
+        f"{per_frame / baseline:6.1f} {cell['decoded_rate']:9,.0f} {verdict:>11} {responses} {p50} {p99}"
+    )
+
+
 def _quantile(samples: list[float], fraction: float) -> float:
     return samples[min(len(samples) - 1, int(fraction * len(samples)))] * 1000
 
@@ -292,7 +318,17 @@ def main() -> None:
     parser.add_argument(
         "--tick-ms", type=float, help="the server's subscription_tick_ms (default: the server's default)"
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also run every cell with the server of another checkout of the project (e.g. the main branch), "
+        "printed as 'before' above this tree's 'after'",
+    )
     args = parser.parse_args()
+    variants: list[tuple[str, Path | None]] = [("after", None)]
+    if args.before is not None:
+        variants.insert(0, ("before", args.before.resolve()))
     rates = [int(rate) for rate in args.rates.split(",")]
     counts = [int(count) for count in args.subscribers.split(",")]
     with tempfile.TemporaryDirectory(prefix="sdv-bench-serve-") as directory:
@@ -300,7 +336,7 @@ def main() -> None:
         baseline: float | None = None
         print("sdv serve fed in real time (recordings, one per bus); CPU of the server process only")
         print(
-            f"{'offered':>8} {'buses':>5} {'subs':>4} {'CPU %':>6} {'µs/frame':>8} {'x bare':>6} "
+            f"{'':>6} {'offered':>8} {'buses':>5} {'subs':>4} {'CPU %':>6} {'µs/frame':>8} {'x bare':>6} "
             f"{'decoded/s':>9} {'verdict':>11} {'resp/s':>7} {'p50 ms':>7} {'p99 ms':>7}"
         )
         for rate in rates:
@@ -322,27 +358,15 @@ def main() -> None:
             if args.tick_ms is not None:
                 limits = folder / "limits.yaml"
                 limits.write_text(f"subscription_tick_ms: {args.tick_ms}\n")
-            server = Server(profile, buses, limits)
-            try:
-                server.wait_for_frames()
-                for subscribers in counts:
-                    cell = measure(server, subscribers, args.warmup, args.window)
-                    per_frame = cell["cpu"] / rate * 1e6
-                    # More than offered is a backlog being caught up: the server had fallen behind.
-                    steady = abs(cell["decoded_rate"] / rate - 1) <= 1 - SUSTAINED
-                    verdict = "sustained" if steady else "fell behind"
-                    latencies = sorted(cell["latencies"])
-                    p50 = f"{_quantile(latencies, 0.5):7.2f}" if latencies else f"{'-':>7}"
-                    p99 = f"{_quantile(latencies, 0.99):7.2f}" if latencies else f"{'-':>7}"
-                    responses = f"{cell['responses']:7.0f}" if subscribers else f"{'-':>7}"
-                    print(
-                        f"{rate:>8,} {buses:>5} {subscribers:>4} {cell['cpu'] * 100:6.1f} {per_frame:8.1f} "
-                        f"{per_frame / baseline:6.1f} {cell['decoded_rate']:9,.0f} {verdict:>11} {responses} "
-                        f"{p50} {p99}",
-                        flush=True,
-                    )
-            finally:
-                server.stop()
+            for label, source in variants:
+                server = Server(profile, buses, limits, source)
+                try:
+                    server.wait_for_frames()
+                    for subscribers in counts:
+                        cell = measure(server, subscribers, args.warmup, args.window)
+                        print(f"{label:>6} {_row(rate, buses, subscribers, cell, baseline)}", flush=True)
+                finally:
+                    server.stop()
         print(f"baseline: bare cantools decode_message {baseline:.1f} µs/frame (same frames, this process)")
 
 
