@@ -51,6 +51,7 @@ bench: $(TOOLCHAIN)
 	$(BIN)/python bench/bench_ota_verify.py
 	$(BIN)/python bench/bench_ota_stage.py
 	$(BIN)/python bench/bench_cli_startup.py
+	$(BIN)/python bench/bench_serve_realtime.py
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .pytest_cache .ruff_cache

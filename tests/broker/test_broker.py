@@ -25,6 +25,8 @@ from sdv.hal.vehicle import VehicleDefinition
 from sdv.types.datatypes import Value
 from sdv.types.signals import Datapoint, SignalMetadata
 
+from ..waiting import DEADLINE_S
+
 SPEED = "Vehicle.Speed"
 LOW_BEAM = "Vehicle.Body.Lights.Beam.Low.IsOn"
 TEMPERATURE = "Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"
@@ -93,13 +95,13 @@ async def test_subscription_starts_with_current_values_then_delivers_changes(bro
     broker.publish([speed(10.0)])
     subscription = broker.subscribe([SPEED, LOW_BEAM], access=UNRESTRICTED)
     iterator = aiter(subscription)
-    first = await asyncio.wait_for(anext(iterator), 1)
+    first = await asyncio.wait_for(anext(iterator), DEADLINE_S)
     assert first == {
         SPEED: Datapoint(10.0, 1.0, Status.VALID),
         LOW_BEAM: Datapoint(None, None, Status.NOT_AVAILABLE),
     }
     broker.publish([speed(11.0, 2.0)])
-    assert await asyncio.wait_for(anext(iterator), 1) == {SPEED: Datapoint(11.0, 2.0, Status.VALID)}
+    assert await asyncio.wait_for(anext(iterator), DEADLINE_S) == {SPEED: Datapoint(11.0, 2.0, Status.VALID)}
     subscription.close()
 
 
@@ -109,9 +111,9 @@ async def test_on_change_filter_skips_repeated_values(broker: Broker) -> None:
     await anext(iterator)
     broker.publish_value(SPEED, 50.0, 1.0, access=UNRESTRICTED)
     broker.publish_value(SPEED, 50.0, 2.0, access=UNRESTRICTED)  # same value: not a change
-    assert await asyncio.wait_for(anext(iterator), 1) == {SPEED: Datapoint(50.0, 1.0, Status.VALID)}
+    assert await asyncio.wait_for(anext(iterator), DEADLINE_S) == {SPEED: Datapoint(50.0, 1.0, Status.VALID)}
     broker.publish_value(SPEED, 51.0, 3.0, access=UNRESTRICTED)
-    assert (await asyncio.wait_for(anext(iterator), 1))[SPEED].value == 51.0
+    assert (await asyncio.wait_for(anext(iterator), DEADLINE_S))[SPEED].value == 51.0
     subscription.close()
 
 
@@ -123,7 +125,7 @@ async def test_min_interval_spaces_batches_and_keeps_the_latest(broker: Broker) 
     start = loop.time()
     for value in range(1, 20):
         broker.publish([speed(float(value), float(value))])
-    batch = await asyncio.wait_for(anext(iterator), 2)
+    batch = await asyncio.wait_for(anext(iterator), DEADLINE_S)
     assert loop.time() - start >= 0.15
     assert batch == {SPEED: Datapoint(19.0, 19.0, Status.VALID)}
     subscription.close()
@@ -137,10 +139,10 @@ async def test_slow_subscriber_gets_latest_values_and_others_keep_up(broker: Bro
     received = []
     for value in range(100):
         broker.publish([speed(float(value), float(value))])
-        received.append((await asyncio.wait_for(anext(fast_iterator), 1))[SPEED].value)
+        received.append((await asyncio.wait_for(anext(fast_iterator), DEADLINE_S))[SPEED].value)
     assert received == [float(v) for v in range(100)]
     # The slow subscriber never read: one pending datapoint, the newest; the rest were dropped and counted.
-    batch = await asyncio.wait_for(anext(slow_iterator), 1)
+    batch = await asyncio.wait_for(anext(slow_iterator), DEADLINE_S)
     assert batch == {SPEED: Datapoint(99.0, 99.0, Status.VALID)}
     assert slow.dropped == 100  # the initial value and 99 superseded updates
     assert len(slow._pending) == 0
@@ -169,9 +171,9 @@ async def test_closed_and_vanished_subscribers_stop_receiving(broker: Broker) ->
     done = asyncio.create_task(anext(aiter(subscription)))
     await asyncio.sleep(0)
     subscription.close()
-    await asyncio.wait_for(done, 1)  # initial batch was pending: returned, then the stream ends
+    await asyncio.wait_for(done, DEADLINE_S)  # initial batch was pending: returned, then the stream ends
     with pytest.raises(StopAsyncIteration):
-        await asyncio.wait_for(anext(aiter(subscription)), 1)
+        await asyncio.wait_for(anext(aiter(subscription)), DEADLINE_S)
     broker.publish([speed(1.0)])
     assert broker.subscription_count == 0
 
@@ -183,7 +185,7 @@ async def test_publishing_from_another_thread_wakes_the_subscriber(broker: Broke
     thread = threading.Thread(target=broker.publish, args=([speed(77.0)],))
     thread.start()
     thread.join()
-    assert (await asyncio.wait_for(anext(iterator), 1))[SPEED].value == 77.0
+    assert (await asyncio.wait_for(anext(iterator), DEADLINE_S))[SPEED].value == 77.0
     subscription.close()
 
 

@@ -11,6 +11,8 @@ from sdv.broker.access import UNRESTRICTED
 from sdv.hal.processor import SignalUpdate, Status
 from sdv.hal.vehicle import VehicleDefinition
 
+from ..waiting import wait_until_async
+
 SPEED = "Vehicle.Speed"
 LOW_BEAM = "Vehicle.Body.Lights.Beam.Low.IsOn"
 
@@ -58,8 +60,11 @@ async def _changes_after_a_wake_up(broker: Broker) -> dict[str, object]:
     await anext(subscription)
     waiting = asyncio.ensure_future(anext(subscription))
     broker.publish([SignalUpdate(SPEED, 1.0, 1.0, Status.VALID)])
-    for _ in range(5):  # let the woken subscriber run up to where it takes (or waits for) its batch
-        await asyncio.sleep(0)
+
+    async def woken() -> bool:  # the subscriber took its batch, or holds it back until its tick
+        return waiting.done() or subscription.holding
+
+    await wait_until_async(woken, what="the subscriber to wake up for the first change")
     broker.publish([SignalUpdate(SPEED, 2.0, 2.0, Status.VALID), SignalUpdate(LOW_BEAM, True, 2.0)])
     batch = await waiting
     subscription.close()
@@ -69,7 +74,7 @@ async def _changes_after_a_wake_up(broker: Broker) -> dict[str, object]:
 async def test_changes_within_a_tick_of_the_previous_response_are_coalesced(
     demo_vehicle: VehicleDefinition,
 ) -> None:
-    broker = Broker.from_vehicle(demo_vehicle, Limits(subscription_tick_ms=100))
+    broker = Broker.from_vehicle(demo_vehicle, Limits(subscription_tick_ms=500))
     assert await _changes_after_a_wake_up(broker) == {SPEED: 2.0, LOW_BEAM: True}
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from pathlib import Path
 
 import can
+import pytest
 
 from sdv.hal.sources import BusSource, RecordingSource
 
@@ -30,6 +32,19 @@ def test_a_real_time_replay_batches_the_frames_due_within_the_window(tmp_path: P
     assert [bytes(frame.data)[0] for frame in frames] == list(range(10))
     steps = [later.timestamp - earlier.timestamp for earlier, later in itertools.pairwise(frames)]
     assert all(abs(step - 0.001) < 1e-6 for step in steps)  # each stamped at its recorded pace
+
+
+def test_a_real_time_batch_is_handed_over_once_its_last_frame_is_due_never_earlier(tmp_path: Path) -> None:
+    # Ten frames 20 ms apart, a window that takes them all: one wait for the batch, none handed before its time.
+    source = RecordingSource("bus", _recording(tmp_path, 10, 0.02), batch_window_s=DEADLINE_S)
+    try:
+        frames = source.receive(DEADLINE_S)
+        handed_at = time.time()
+    finally:
+        source.close()
+    assert len(frames) == 10
+    assert handed_at >= frames[-1].timestamp
+    assert frames[-1].timestamp - frames[0].timestamp == pytest.approx(0.18, abs=1e-6)
 
 
 def test_a_live_bus_batch_takes_frames_arriving_within_the_window(tmp_path: Path) -> None:

@@ -57,6 +57,8 @@ class Subscription:
         self._signalled = False
         self._closed = False
         self._last_batch = -float("inf")
+        self.holding = False
+        """Whether the subscription was woken and holds its batch back until its tick has passed (coalescing)."""
 
     def _queue(self, path: str, datapoint: Datapoint) -> bool:
         """Queue a datapoint (the caller holds the broker lock).
@@ -87,7 +89,11 @@ class Subscription:
             if self._spacing:
                 wait = self._last_batch + self._spacing - time.monotonic()
                 if wait > 0:
-                    await asyncio.sleep(wait)
+                    self.holding = True
+                    try:
+                        await asyncio.sleep(wait)
+                    finally:
+                        self.holding = False
             with self._broker._lock:
                 batch, self._pending = self._pending, {}
                 self._signalled = False

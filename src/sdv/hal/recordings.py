@@ -5,7 +5,9 @@
 bounds below and knows where the reader is: the line of a text format, the byte offset of a BLF file. Whatever a
 reader raises on bad content (``ValueError``, ``IndexError``, ``struct.error``, ``BLFParseError``, a gzip or
 zlib error...) becomes a :class:`~sdv.errors.BusError` naming the file, the line or offset, and the format
-that was expected.
+that was expected. candump text is read by the project's own parser (:func:`_log_frames` for ``-L`` lines: the
+frames python-can's ``CanutilsLogReader`` returns, at about twice its speed; ``tests/hal/
+test_recording_equality.py`` compares every format with python-can's readers).
 
 Bounds, checked before the reader gets the data:
 
@@ -24,7 +26,7 @@ import gzip
 import re
 import sys
 import zlib
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final, cast
@@ -109,15 +111,13 @@ class _CandumpReader:
 
     def __init__(self, lines: _TextLines) -> None:
         self._lines = lines
-        self._reader: can.CanutilsLogReader | None = None
 
     def __iter__(self) -> Iterator[can.Message]:
         first = next((line for line in self._lines if line.strip()), None)
         if first is None:
             return
         if _LOG_LINE.search(first):  # -L: "(time) can0 123#DEADBEEF", perhaps a flag after it
-            self._reader = can.CanutilsLogReader(_Rest(first, self._lines))  # type: ignore[arg-type]
-            yield from self._reader
+            yield from _log_frames(_Rest(first, self._lines))
             return
         yield self._screen_line(first)
         for line in self._lines:
@@ -151,6 +151,73 @@ class _CandumpReader:
 
     def stop(self) -> None:
         self._lines.close()
+
+
+_CAN_ERR_FLAG: Final = 0x20000000
+_CAN_ERR_BUSERROR: Final = 0x00000080
+_CANFD_BRS: Final = 0x01
+_CANFD_ESI: Final = 0x02
+
+
+def _log_frames(lines: Iterable[str]) -> Iterator[can.Message]:
+    """The frames of candump ``-L`` lines, exactly as python-can's ``CanutilsLogReader`` reads them (the same
+    fields, flags and failures on the same lines), at about twice its speed: the payload is parsed with
+    :meth:`bytearray.fromhex` (python-can's per-byte parse is kept only for what ``fromhex`` refuses), and the
+    message is built with positional arguments."""
+    message = can.Message
+    for line in lines:
+        temp = line.strip()
+        if not temp:
+            continue
+        if temp[-2:].lower() in (" r", " t"):
+            timestamp_string, channel_string, frame, is_rx_string = temp.split()
+            is_rx = is_rx_string.strip().lower() == "r"
+        else:
+            timestamp_string, channel_string, frame = temp.split()
+            is_rx = True
+        timestamp = float(timestamp_string[1:-1])
+        can_id_string, data = frame.split("#", maxsplit=1)
+        channel: int | str = int(channel_string) if channel_string.isdigit() else channel_string
+        is_extended = len(can_id_string) > 3
+        can_id = int(can_id_string, 16)
+        is_fd = brs = esi = False
+        if data and data[0] == "#":
+            is_fd = True
+            fd_flags = int(data[1])
+            brs = bool(fd_flags & _CANFD_BRS)
+            esi = bool(fd_flags & _CANFD_ESI)
+            data = data[2:]
+        data_bin: bytearray | None
+        if data and data[0].lower() == "r":
+            is_remote_frame = True
+            dlc = int(data[1:]) if len(data) > 1 else 0
+            data_bin = None
+        else:
+            is_remote_frame = False
+            dlc = len(data) // 2
+            try:
+                data_bin = bytearray.fromhex(data)
+            except ValueError:  # what python-can's int(pair, 16) may still take ("+1"), or refuse as it does
+                data_bin = bytearray(int(data[index : index + 2], 16) for index in range(0, len(data), 2))
+        if can_id & _CAN_ERR_FLAG and can_id & _CAN_ERR_BUSERROR:
+            yield message(timestamp=timestamp, is_error_frame=True)
+            continue
+        # Positional (timestamp, arbitration_id, is_extended_id, is_remote_frame, is_error_frame, channel, dlc,
+        # data, is_fd, is_rx, bitrate_switch, error_state_indicator): a third of the cost of the keyword call.
+        yield message(
+            timestamp,
+            can_id & 0x1FFFFFFF,
+            is_extended,
+            is_remote_frame,
+            False,
+            channel,
+            dlc,
+            data_bin,
+            is_fd,
+            is_rx,
+            brs,
+            esi,
+        )
 
 
 class _Rest:

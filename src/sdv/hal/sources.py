@@ -261,35 +261,42 @@ class RecordingSource(FrameSource):
             shift += last - first + 0.001
 
     def receive(self, timeout: float) -> list[can.Message]:
+        """The frames due (see :meth:`FrameSource.receive`); in real time, those due within the batch window
+        from the first frame on, handed over together once the last of them is due: one wait per batch, not
+        one per frame, as a driver hands over what its buffer collected."""
         if self._paused_at is not None:
             time.sleep(timeout)
             return []
         frames: list[can.Message] = []
-        deadline = self._clock() + timeout
-        batch_end = deadline
+        realtime = self.realtime
+        batch_end = last_due = 0.0
         while len(frames) < self.batch_size:
             frame = self._ahead or next(self._frames, None)
             self._ahead = None
             if frame is None:
                 if frames:
-                    return frames
+                    break
                 raise EOFError(f"end of recording {self.path}")
-            if self.realtime:
-                now = self._clock()
+            if realtime:
                 if self._start_wall is None or self._start_recorded is None:
-                    self._start_wall, self._start_recorded = now, frame.timestamp
+                    self._start_wall, self._start_recorded = self._clock(), frame.timestamp
                 due = self._start_wall + (frame.timestamp - self._start_recorded)
-                if due > now:
-                    if due > (batch_end if frames else deadline):
+                if not frames:
+                    now = self._clock()
+                    if due > now + timeout:
                         self._ahead = frame
-                        if not frames:
-                            time.sleep(max(0.0, deadline - now))
+                        time.sleep(timeout)
                         return frames
-                    time.sleep(due - now)
-                frame.timestamp = due
-                if not frames:  # the batch collects what is due within its window from the first frame on
                     batch_end = max(due, now) + self.batch_window_s
+                elif due > batch_end:
+                    self._ahead = frame
+                    break
+                frame.timestamp = last_due = due
             frames.append(frame)
+        if realtime and frames:
+            wait = last_due - self._clock()
+            if wait > 0:
+                time.sleep(wait)
         return frames
 
     def send(self, frame: can.Message) -> None:
