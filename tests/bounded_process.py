@@ -7,6 +7,7 @@ traceback) instead of slowly taking the machine's memory; a bounded reader ends 
 from __future__ import annotations
 
 import resource
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -22,10 +23,19 @@ def _limit_address_space() -> None:
 
 
 def run_bounded(arguments: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    """Run ``python <arguments>`` in a child process limited to :data:`ADDRESS_SPACE_LIMIT` bytes."""
+    """Run ``python <arguments>`` in a child process limited to :data:`ADDRESS_SPACE_LIMIT` bytes.
+
+    The limit is set by util-linux's ``prlimit`` where it is installed: a ``preexec_fn`` makes Python fork instead of
+    spawning, and in a test process where gRPC's threads run, gRPC's fork handlers can abort the child before it
+    execs.
+    """
+    prlimit = shutil.which("prlimit")
+    command = [sys.executable, *arguments]
+    if prlimit is not None:
+        command = [prlimit, f"--as={ADDRESS_SPACE_LIMIT}", "--", *command]
     return subprocess.run(
-        [sys.executable, *arguments],
-        preexec_fn=_limit_address_space,  # the child runs no threads before exec
+        command,
+        preexec_fn=None if prlimit is not None else _limit_address_space,
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
