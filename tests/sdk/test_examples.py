@@ -65,9 +65,12 @@ def test_cluster_printer_prints_count_lines(sdv_serve: str) -> None:
     assert (result.returncode, result.stderr) == (0, "")
     lines = result.stdout.splitlines()
     assert len(lines) == 3
+    # A value the server cannot vouch for shows as "--": on a loaded machine the replay can fall behind the
+    # signals' cycle times, and the HAL then rightly serves them as stale.
     pattern = (
-        r"speed +\d+\.\d km/h \| gear [PRND] \| SOC \d+\.\d % \| range \d+ km \| indicators (off|left|right) "
-        r"\| doors (closed|[A-Za-z,]+) \| lights (off|low|high|low\+high) \| outside -?\d+\.\d °C"
+        r"speed +(\d+\.\d|--) km/h \| gear ([PRND]|--) \| SOC (\d+\.\d|--) % \| range (\d+|--) km "
+        r"\| indicators (off|left|right|--) \| doors (closed|[A-Za-z,]+|--) \| lights (off|low|high|low\+high|--) "
+        r"\| outside (-?\d+\.\d|--) °C"
     )
     assert all(re.fullmatch(pattern, line) for line in lines), lines
 
@@ -77,7 +80,11 @@ def test_hard_braking_ends_at_its_timeout(sdv_serve: str) -> None:
     started = time.monotonic()
     result = _run("hard_braking.py", "--server", sdv_serve, "--timeout", "1")
     assert (result.returncode, result.stderr) == (0, "")
-    assert result.stdout == "timeout after 1 s: 0 hard-braking event(s)\n"
+    *ignored, last = result.stdout.splitlines()
+    assert last == "timeout after 1 s: 0 hard-braking event(s)"
+    # On a loaded machine the replay can fall behind the signals' cycle times: the example then says which values
+    # it ignored, and still counts nothing.
+    assert all(re.fullmatch(r"ignored \w+: [A-Z0-9_]+, no trustworthy value", line) for line in ignored), ignored
     assert time.monotonic() - started < 15
 
 
