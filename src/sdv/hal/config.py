@@ -6,9 +6,8 @@ waits for frames, how often freshness is judged, and how a bus that failed is re
 
 from __future__ import annotations
 
-import random
-
 import os
+import random
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
