@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -68,9 +68,8 @@ class HalConfig(BaseModel):
         ge=0,
         description="a bus going down is logged as a warning at most once per this interval; more often at DEBUG",
     )
-    decode_workers: int | Literal["auto"] = Field(
+    decode_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
         0,
-        ge=0,
         description="worker processes that receive and decode the buses (:mod:`sdv.hal.workers`), the buses "
         "shared among them in profile order; 0: every bus in this process (the default); auto: one per core "
         "but one (the publishing process keeps a core), at most one per bus, none for one bus or one core",

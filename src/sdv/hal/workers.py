@@ -313,7 +313,10 @@ class PooledHal(Hal):
             machine = self._states[bus]
             if machine.state is not BusState.UP:  # the worker (again) runs the bus: its restarts count
                 machine.opened(self._clock())
-            status = dataclasses.replace(status, reconnects=status.reconnects + machine.status().reconnects)
+            ours = machine.status()  # the worker's restarts and the reason of the last one
+            status = dataclasses.replace(
+                status, reconnects=status.reconnects + ours.reconnects, error=status.error or ours.error
+            )
             self._remote[bus] = status
         self._notify(bus, status)
 
