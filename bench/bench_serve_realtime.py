@@ -25,7 +25,8 @@ same run, first with that checkout's server, then with this tree's: a before/aft
 
 With ``--workers 0,1,2`` every cell of this tree's server runs once per setting of ``sdv serve --decode-workers``
 (``0``: single process, ``auto`` allowed), in the same run; the CPU is then that of serve's whole process tree
-(the serve process, its decode workers and multiprocessing's resource tracker).
+(the serve process, its decode workers and multiprocessing's resource tracker), and ``serve%`` that of the serve
+process alone (publishing and serving; with no workers also receiving and decoding).
 
 Prints figures; no pass/fail. Goals: 8 k frames/s with 10 subscribers at most 25 % of a core and p99 at most 5 ms;
 64 k frames/s over 8 buses sustained with 10 subscribers.
@@ -207,9 +208,10 @@ def _stat(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process and all its descendants (serve's decode workers), all threads."""
-    total = 0.0
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User plus system CPU time of a process and all its descendants (serve's decode workers), all threads;
+    and of the process alone."""
+    total = own = 0.0
     parents = {pid}
     processes: dict[int, list[str]] = {}
     for entry in Path("/proc").iterdir():
@@ -222,9 +224,11 @@ def cpu_seconds(pid: int) -> float:
         parent = parents.pop()
         fields = processes.get(parent)
         if fields is not None:
-            total += (int(fields[11]) + int(fields[12])) / _TICK
+            used = (int(fields[11]) + int(fields[12])) / _TICK
+            total += used
+            own = used if parent == pid else own
         parents |= {child for child, stat in processes.items() if int(stat[1]) == parent}
-    return total
+    return total, own
 
 
 class Server:
@@ -307,7 +311,7 @@ def measure(server: Server, subscribers: int, warmup: float, window: float) -> d
         assert receiver.recv() == "start"
         cpu, frames, wall = cpu_seconds(pid), server.frames(), time.perf_counter()
         assert receiver.recv() == "stop"
-        used, frames_after, elapsed = cpu_seconds(pid) - cpu, server.frames(), time.perf_counter() - wall
+        after, frames_after, elapsed = cpu_seconds(pid), server.frames(), time.perf_counter() - wall
         received = receiver.recv()
         child.join()
         result["latencies"] = received["latencies"]
@@ -316,9 +320,10 @@ def measure(server: Server, subscribers: int, warmup: float, window: float) -> d
         time.sleep(warmup)
         cpu, frames, wall = cpu_seconds(pid), server.frames(), time.perf_counter()
         time.sleep(window)
-        used, frames_after, elapsed = cpu_seconds(pid) - cpu, server.frames(), time.perf_counter() - wall
+        after, frames_after, elapsed = cpu_seconds(pid), server.frames(), time.perf_counter() - wall
     counted = frames_after[1] - frames[1]
-    result["cpu"] = used / elapsed
+    result["cpu"] = (after[0] - cpu[0]) / elapsed
+    result["own_cpu"] = (after[1] - cpu[1]) / elapsed
     result["decoded_rate"] = (frames_after[0] - frames[0]) / counted if counted > 0 else 0.0
     return result
 
@@ -333,7 +338,8 @@ def _row(rate: int, buses: int, subscribers: int, cell: dict[str, Any], baseline
     p99 = f"{_quantile(latencies, 0.99):7.2f}" if latencies else f"{'-':>7}"
     responses = f"{cell['responses']:7.0f}" if subscribers else f"{'-':>7}"
     return (
-        f"{rate:>8,} {buses:>5} {subscribers:>4} {cell['cpu'] * 100:6.1f} {per_frame:8.1f} "
+        f"{rate:>8,} {buses:>5} {subscribers:>4} {cell['cpu'] * 100:6.1f} {cell['own_cpu'] * 100:6.1f} "
+        f"{per_frame:8.1f} "
         f"{per_frame / baseline:6.1f} {cell['decoded_rate']:9,.0f} {verdict:>11} {responses} {p50} {p99}"
     )
 
@@ -377,7 +383,8 @@ def main() -> None:
         baseline: float | None = None
         print("sdv serve fed in real time (recordings, one per bus); CPU of the server's process tree")
         print(
-            f"{'':>6} {'workers':>7} {'offered':>8} {'buses':>5} {'subs':>4} {'CPU %':>6} {'µs/frame':>8} {'x bare':>6} "
+            f"{'':>6} {'workers':>7} {'offered':>8} {'buses':>5} {'subs':>4} {'CPU %':>6} {'serve%':>6} "
+            f"{'µs/frame':>8} {'x bare':>6} "
             f"{'decoded/s':>9} {'verdict':>11} {'resp/s':>7} {'p50 ms':>7} {'p99 ms':>7}"
         )
         for rate in rates:

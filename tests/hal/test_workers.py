@@ -215,3 +215,18 @@ def test_a_bad_worker_count_is_one_line() -> None:
     assert done.returncode == 2
     assert "--decode-workers: 'many' is neither a number of processes (0 or more) nor auto" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_actuation_through_serve_with_a_worker() -> None:
+    with serving("--decode-workers", "1") as (port, _), grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = VALStub(channel)
+        wait_until(lambda: state(port) == "UP", what="the bus up")
+        stub.Actuate(v.ActuateRequest(signal_id=t.SignalID(path=LOW_BEAM), value=t.Value(bool=True)))
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Actuate(
+                v.ActuateRequest(
+                    signal_id=t.SignalID(path="Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"),
+                    value=t.Value(int32=1000),
+                )
+            )
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
