@@ -7,8 +7,9 @@ uses more cores while this process serves the clients. Bus ``i`` of the profile 
 Each worker (:func:`worker_main`) loads the profile from its file (and the VSS catalogue it was checked
 against), runs a plain :class:`~sdv.hal.runtime.Hal` restricted to its buses (opening the sources, reading,
 decoding with the same compiled :class:`~sdv.hal.processor.FrameProcessor`, reopening a failed bus with backoff)
-and sends over its pipe, in order: each batch of :class:`~sdv.hal.processor.SignalUpdate`, each change of a
-bus's state, and its buses' frame counters when they changed (at most every 0.1 s). One thread per worker here
+and sends over its pipe, in order: the :class:`~sdv.hal.processor.SignalUpdate` batches of its buses (those of
+one batch window together, as one message), each change of a bus's state, and its buses' frame counters when they
+changed (at most every 0.1 s). One thread per worker here
 receives them and hands them to the consumer and the listener exactly as the reader threads of a single-process
 HAL do: the same updates, bus state signals and counters reach the broker.
 
@@ -90,26 +91,76 @@ def make_hal(vehicle: VehicleDefinition, config: HalConfig | None = None) -> Hal
 
 
 # --- the worker process ---------------------------------------------------------------------------------------
+class _Outbox:
+    """The worker's end of the pipe: the batches of all its buses within one batch window are sent as one message
+    (one publication in the parent instead of one per bus and batch); any other message first flushes them, so
+    that the parent sees everything in the order it happened."""
+
+    def __init__(self, connection: Connection, window_s: float) -> None:
+        self._connection = connection
+        self._window_s = window_s
+        self._lock = threading.Lock()
+        self._pending: list[SignalUpdate] = []
+        self._due = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="sdv-worker-outbox", daemon=True)
+        self._thread.start()
+
+    def updates(self, updates: list[SignalUpdate]) -> None:
+        if not updates:
+            return  # the counters travel on their own
+        with self._lock:
+            self._pending.extend(updates)
+        self._due.set()
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        with self._lock:
+            self._flush()
+            self._send(message)
+
+    def close(self) -> None:
+        with self._lock:
+            self._flush()
+            self._closed = True
+        self._due.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            self._due.wait()
+            if self._closed:
+                return
+            time.sleep(self._window_s)  # let the other buses' batches of this window join
+            self._due.clear()
+            with self._lock:  # close() may have set the event just before it was cleared
+                if self._closed:
+                    return
+                self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._send(("updates", self._pending))
+            self._pending = []
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        with contextlib.suppress(OSError):  # the parent is gone: the request loop ends on its own
+            self._connection.send(message)
+
+
 def worker_main(spec: WorkerSpec, connection: Connection) -> None:
     """Run the buses of ``spec`` and report over ``connection`` until told to stop or the parent is gone."""
-    signal.signal(
-        signal.SIGINT, signal.SIG_IGN
-    )  # Ctrl-C reaches the process group: the parent stops its workers
+    # Ctrl-C reaches the whole process group: the parent stops its workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(
         level=spec.log_level, format=f"%(levelname)s %(name)s (decode worker {spec.index}): %(message)s"
     )
-    lock = threading.Lock()
-
-    def send(message: tuple[Any, ...]) -> None:
-        with lock, contextlib.suppress(OSError):  # the parent is gone: the request loop ends on its own
-            connection.send(message)
-
+    outbox = _Outbox(connection, spec.config.batch_window_s)
     try:
         catalogue = load_catalogue([Path(file) for file in spec.catalogue]) if spec.catalogue else None
         vehicle = load_vehicle(spec.profile, catalogue=catalogue)
         hal = Hal(vehicle, config=spec.config.model_copy(update={"decode_workers": 0}), buses=spec.buses)
     except SdvError as error:
-        send(("fatal", str(error)))
+        outbox.send(("fatal", str(error)))
         return
     attributes = [True]
 
@@ -117,19 +168,20 @@ def worker_main(spec: WorkerSpec, connection: Connection) -> None:
         if attributes:  # the first batch is the profile's fixed attributes: the parent publishes those
             attributes.clear()
             return
-        send(("updates", updates))
+        outbox.updates(updates)
 
     try:
-        hal.start(consume, lambda bus, status: send(("state", bus, status)))
+        hal.start(consume, lambda bus, status: outbox.send(("state", bus, status)))
     except HalError as error:
-        send(("fatal", str(error)))
+        outbox.send(("fatal", str(error)))
         return
-    send(("started",))
+    outbox.send(("started",))
     try:
-        _serve_requests(hal, connection, send)
+        _serve_requests(hal, connection, outbox.send)
     finally:
         hal.stop()
-        send(("statistics", hal.statistics()))
+        outbox.send(("statistics", hal.statistics()))
+        outbox.close()
         connection.close()
 
 
