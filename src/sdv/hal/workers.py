@@ -4,14 +4,11 @@ One Python process runs on one core. :class:`PooledHal` is a :class:`~sdv.hal.ru
 worker processes (``multiprocessing``, spawn context), so that receiving and decoding a whole vehicle's traffic
 uses more cores while this process serves the clients. Bus ``i`` of the profile goes to worker ``i mod N``.
 
-Each worker (:func:`worker_main`) loads the profile from its file (and the VSS catalogue it was checked
-against), runs a plain :class:`~sdv.hal.runtime.Hal` restricted to its buses (opening the sources, reading,
-decoding with the same compiled :class:`~sdv.hal.processor.FrameProcessor`, reopening a failed bus with backoff)
-and sends over its pipe, in order: the :class:`~sdv.hal.processor.SignalUpdate` batches of its buses (those of
-one batch window together, as one message), each change of a bus's state, and its buses' frame counters when they
-changed (at most every 0.1 s). One thread per worker here
-receives them and hands them to the consumer and the listener exactly as the reader threads of a single-process
-HAL do: the same updates, bus state signals and counters reach the broker.
+Each worker (:mod:`sdv.hal.worker_process`) runs a plain :class:`~sdv.hal.runtime.Hal` on its buses (opening
+the sources, reading, decoding with the same compiled :class:`~sdv.hal.processor.FrameProcessor`, reopening a
+failed bus with backoff) and sends over its pipe its update batches, bus state changes and frame counters, in
+order. One thread per worker here receives them and hands them to the consumer and the listener exactly as the
+reader threads of a single-process HAL do: the same updates, bus state signals and counters reach the broker.
 
 Actuation: a request travels to the worker that owns the bus, which encodes it on the last payload it received
 of the request message (only the worker sees the frames) and sends it on the bus handle it already holds (a
@@ -33,53 +30,29 @@ import dataclasses
 import itertools
 import logging
 import multiprocessing
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
 import can
 
 from sdv.errors import BusError, HalError, SdvError
 from sdv.hal.bus_state import BusState, BusStatus
 from sdv.hal.config import HalConfig, decode_worker_count
-from sdv.hal.processor import BusStatistics, SignalUpdate
+from sdv.hal.processor import BusStatistics
 from sdv.hal.runtime import BusListener, Consumer, Hal
-from sdv.hal.vehicle import VehicleDefinition, load_vehicle
-from sdv.vss import load_catalogue
+from sdv.hal.vehicle import VehicleDefinition
+from sdv.hal.worker_process import WorkerSpec, worker_main
 
-__all__ = ["PooledHal", "WorkerSpec", "make_hal", "worker_main"]
+__all__ = ["PooledHal", "make_hal"]
 
 _LOG = logging.getLogger(__name__)
-_STATISTICS_PERIOD_S = 0.1
 _START_TIMEOUT_S = 120.0  # a loaded machine takes long to start an interpreter and import the HAL
 _WRITE_TIMEOUT_S = 5.0
 _STOP_WAIT_S = 5.0
 _KILL_WAIT_S = 2.0
-
-
-@dataclasses.dataclass(frozen=True)
-class WorkerSpec:
-    """What a worker process runs.
-
-    Attributes:
-        index: the worker's number (in its log lines and errors).
-        profile: the vehicle profile file.
-        catalogue: the VSS catalogue files the profile was checked against (none: not checked).
-        buses: the buses the worker runs.
-        config: how the HAL runs them.
-        log_level: the level of the worker's log (on the standard error it shares with its parent).
-    """
-
-    index: int
-    profile: str
-    catalogue: tuple[str, ...]
-    buses: tuple[str, ...]
-    config: HalConfig
-    log_level: int = logging.WARNING
 
 
 def make_hal(vehicle: VehicleDefinition, config: HalConfig | None = None) -> Hal:
@@ -90,124 +63,6 @@ def make_hal(vehicle: VehicleDefinition, config: HalConfig | None = None) -> Hal
     return Hal(vehicle, config=config)
 
 
-# --- the worker process ---------------------------------------------------------------------------------------
-class _Outbox:
-    """The worker's end of the pipe: the batches of all its buses within one batch window are sent as one message
-    (one publication in the parent instead of one per bus and batch); any other message first flushes them, so
-    that the parent sees everything in the order it happened."""
-
-    def __init__(self, connection: Connection, window_s: float) -> None:
-        self._connection = connection
-        self._window_s = window_s
-        self._lock = threading.Lock()
-        self._pending: list[SignalUpdate] = []
-        self._due = threading.Event()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="sdv-worker-outbox", daemon=True)
-        self._thread.start()
-
-    def updates(self, updates: list[SignalUpdate]) -> None:
-        if not updates:
-            return  # the counters travel on their own
-        with self._lock:
-            self._pending.extend(updates)
-        self._due.set()
-
-    def send(self, message: tuple[Any, ...]) -> None:
-        with self._lock:
-            self._flush()
-            self._send(message)
-
-    def close(self) -> None:
-        with self._lock:
-            self._flush()
-            self._closed = True
-        self._due.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            self._due.wait()
-            if self._closed:
-                return
-            time.sleep(self._window_s)  # let the other buses' batches of this window join
-            self._due.clear()
-            with self._lock:  # close() may have set the event just before it was cleared
-                if self._closed:
-                    return
-                self._flush()
-
-    def _flush(self) -> None:
-        if self._pending:
-            self._send(("updates", self._pending))
-            self._pending = []
-
-    def _send(self, message: tuple[Any, ...]) -> None:
-        with contextlib.suppress(OSError):  # the parent is gone: the request loop ends on its own
-            self._connection.send(message)
-
-
-def worker_main(spec: WorkerSpec, connection: Connection) -> None:
-    """Run the buses of ``spec`` and report over ``connection`` until told to stop or the parent is gone."""
-    # Ctrl-C reaches the whole process group: the parent stops its workers.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(
-        level=spec.log_level, format=f"%(levelname)s %(name)s (decode worker {spec.index}): %(message)s"
-    )
-    outbox = _Outbox(connection, spec.config.batch_window_s)
-    try:
-        catalogue = load_catalogue([Path(file) for file in spec.catalogue]) if spec.catalogue else None
-        vehicle = load_vehicle(spec.profile, catalogue=catalogue)
-        hal = Hal(vehicle, config=spec.config.model_copy(update={"decode_workers": 0}), buses=spec.buses)
-    except SdvError as error:
-        outbox.send(("fatal", str(error)))
-        return
-    attributes = [True]
-
-    def consume(updates: list[SignalUpdate]) -> None:
-        if attributes:  # the first batch is the profile's fixed attributes: the parent publishes those
-            attributes.clear()
-            return
-        outbox.updates(updates)
-
-    try:
-        hal.start(consume, lambda bus, status: outbox.send(("state", bus, status)))
-    except HalError as error:
-        outbox.send(("fatal", str(error)))
-        return
-    outbox.send(("started",))
-    try:
-        _serve_requests(hal, connection, outbox.send)
-    finally:
-        hal.stop()
-        outbox.send(("statistics", hal.statistics()))
-        outbox.close()
-        connection.close()
-
-
-def _serve_requests(hal: Hal, connection: Connection, send: Callable[[tuple[Any, ...]], None]) -> None:
-    """Carry out the parent's write requests and report changed counters, until ``stop`` or the pipe ends."""
-    published: dict[str, BusStatistics] = {}
-    while True:
-        try:
-            if connection.poll(_STATISTICS_PERIOD_S):
-                message = connection.recv()
-                if message[0] == "stop":
-                    return
-                _, request, path, value = message
-                try:
-                    send(("written", request, hal.write(path, value), None))
-                except SdvError as error:
-                    send(("written", request, None, (type(error), str(error))))
-        except (EOFError, OSError):
-            return  # the parent is gone
-        statistics = hal.statistics()
-        if statistics != published:
-            published = statistics
-            send(("statistics", statistics))
-
-
-# --- the parent -----------------------------------------------------------------------------------------------
 class _Reply:
     """A write request waiting for its worker's answer."""
 
