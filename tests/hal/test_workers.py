@@ -11,6 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import yaml
 
 from sdv._proto.kuksa.val.v2 import types_pb2 as t
 from sdv._proto.kuksa.val.v2 import val_pb2 as v
@@ -43,9 +44,27 @@ def played_once(tmp_path: Path, *, realtime: bool = False) -> Path:
     return profile
 
 
-def state(port: int) -> str:
+def two_buses_played_once(tmp_path: Path) -> Path:
+    """The demo bus twice (``vehicle`` and ``second``, its signals under ``Vehicle.Second``), played once."""
+    profile = yaml.safe_load(played_once(tmp_path).read_text())
+    (bus,) = profile["buses"]
+    profile["buses"].append({**bus, "name": "second"})
+    profile["messages"] += [{**message, "bus": "second"} for message in profile["messages"]]
+    for entry in list(profile["signals"]):
+        if entry.get("source") is not None:
+            copy = {**entry, "path": entry["path"].replace("Vehicle.", "Vehicle.Second.", 1)}
+            copy["source"] = {**entry["source"], "bus": "second"}
+            copy.pop("actuator", None)
+            profile["signals"].append(copy)
+    path = tmp_path / "two_buses.yaml"
+    path.write_text(yaml.safe_dump(profile, sort_keys=False))
+    return path
+
+
+def state(port: int, bus: str = "vehicle") -> str:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        response = VALStub(channel).GetValue(v.GetValueRequest(signal_id=t.SignalID(path=STATE)))
+        path = f"Sdv.Hal.Bus.{bus}.State"
+        response = VALStub(channel).GetValue(v.GetValueRequest(signal_id=t.SignalID(path=path)))
     return str(response.data_point.value.string)
 
 
@@ -77,8 +96,9 @@ def alive(pid: int) -> bool:
     return fields[0] != "Z"
 
 
-def final_values(port: int, paths: list[str]) -> dict[str, object]:
-    wait_until(lambda: state(port) == "ENDED", what="the drive played to its end")
+def final_values(port: int, paths: list[str], buses: tuple[str, ...] = ("vehicle",)) -> dict[str, object]:
+    for bus in buses:
+        wait_until(lambda bus=bus: state(port, bus) == "ENDED", what=f"the drive played to its end on {bus}")
     return {path: entry["value"] for path, entry in read_with_kuksa_client(port, paths).items()}
 
 
@@ -105,6 +125,23 @@ def test_values_decoded_in_a_worker_equal_those_decoded_in_process(tmp_path: Pat
         assert len(workers_of(process.pid)) == 1
         pooled = final_values(port, paths)
     assert any(value is not None for value in alone.values())
+    assert pooled == alone
+
+
+def test_two_buses_in_two_workers_equal_one_process(tmp_path: Path) -> None:
+    profile = two_buses_played_once(tmp_path)
+    paths = [
+        path
+        for path, signal_config in Hal(profile).vehicle.signals.items()
+        if signal_config.source is not None
+    ]
+    buses = ("vehicle", "second")
+    with serving("--profile", str(profile)) as (port, _):
+        alone = final_values(port, paths, buses)
+    with serving("--profile", str(profile), "--decode-workers", "2") as (port, process):
+        assert len(workers_of(process.pid)) == 2
+        pooled = final_values(port, paths, buses)
+    assert alone["Vehicle.Second.Speed"] == alone["Vehicle.Speed"] is not None
     assert pooled == alone
 
 
