@@ -16,7 +16,7 @@ import yaml
 from sdv._proto.kuksa.val.v2 import types_pb2 as t
 from sdv._proto.kuksa.val.v2 import val_pb2 as v
 from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALStub
-from sdv.errors import ReadOnlyError, ValueOutOfRangeError
+from sdv.errors import HalError, ReadOnlyError, ValueOutOfRangeError
 from sdv.hal.config import HalConfig, decode_worker_count
 from sdv.hal.runtime import Hal
 from sdv.hal.workers import PooledHal
@@ -267,3 +267,31 @@ def test_actuation_through_serve_with_a_worker() -> None:
                 )
             )
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_bus_failing_in_its_worker_is_down_here_and_a_bad_interface_fails_the_start(tmp_path: Path) -> None:
+    profile = played_once(tmp_path)
+    corrupt = tmp_path / "corrupt.log"
+    corrupt.write_text("not a candump line\n")
+    broken = tmp_path / "broken.yaml"
+    demo = demo_profile().parent / "recordings/demo_drive.log.gz"
+    broken.write_text(profile.read_text().replace(str(demo), str(corrupt)))
+    down = threading.Event()
+    hal = PooledHal(broken, config=HalConfig(decode_workers=1))
+    hal.start(lambda _updates: None, lambda _bus, status: status.state.name == "DOWN" and down.set())
+    try:
+        assert down.wait(60), "the bus down"
+        status = hal.bus_states()["vehicle"]
+        assert status.state.name == "DOWN"
+        assert status.error is not None and "corrupt.log" in status.error
+    finally:
+        hal.stop()
+    unknown = tmp_path / "unknown.yaml"
+    text = profile.read_text()
+    start = text.index("    recording:")
+    end = text.index("    fd: true")
+    unknown.write_text(text[:start] + "    interface: no_such_interface\n    channel: can0\n" + text[end:])
+    bad = PooledHal(unknown, config=HalConfig(decode_workers=1))
+    with pytest.raises(HalError, match="no_such_interface"):
+        bad.start(lambda _updates: None)
+    assert bad.worker_pids[0] is not None and not alive(bad.worker_pids[0])

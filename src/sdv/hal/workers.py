@@ -127,6 +127,7 @@ class PooledHal(Hal):
         self._spawning = threading.Lock()
         self._requests = itertools.count()
         self._pending: dict[int, _Reply] = {}
+        self._running = False  # started: a worker failing is retried, no longer a failure of the start
 
     @property
     def worker_pids(self) -> dict[int, int | None]:
@@ -145,6 +146,7 @@ class PooledHal(Hal):
                 start within two minutes; the workers started are stopped again.
         """
         self._stop.clear()
+        self._running = False
         self._consumer, self._listener = consumer, listener
         with self._delivery:
             consumer(self.processor.attribute_updates(self._clock()))
@@ -158,6 +160,7 @@ class PooledHal(Hal):
             if not worker.started.wait(max(0.0, deadline - time.monotonic())) or worker.fatal is not None:
                 self.stop()
                 raise HalError(worker.fatal or f"decode worker {worker.spec.index} did not start")
+        self._running = True  # from now on a worker that cannot start again is retried like a bus
 
     def _spawn(self, worker: _Worker) -> None:
         context = multiprocessing.get_context("spawn")
@@ -212,7 +215,7 @@ class PooledHal(Hal):
         connection.close()
         worker.connection = None
         worker.started.set()  # a worker that died while starting does not hold up the start: its buses are down
-        if not self._stop.is_set() and worker.fatal is None:
+        if not self._stop.is_set() and (worker.fatal is None or self._running):
             self._died(worker, process, consumer)
 
     def _reported(self, bus: str, status: BusStatus) -> None:
@@ -253,6 +256,9 @@ class PooledHal(Hal):
         """A worker ended unasked: its buses go down, their signals not available, and it restarts after the
         backoff."""
         reason = f"decode worker {worker.spec.index} (pid {process.pid}) exited with code {process.exitcode}"
+        if worker.fatal is not None:
+            reason = f"{reason}: {worker.fatal}"
+            worker.fatal = None
         now = self._clock()
         statuses: dict[str, BusStatus] = {}
         with self._lock:
