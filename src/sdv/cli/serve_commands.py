@@ -49,8 +49,8 @@ from sdv.cli.settings import load_settings
 from sdv.client.address import OTA_AGENT_PORT
 from sdv.hal.config import HalConfig
 from sdv.hal.profile import ServicesConfig
+from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import load_vehicle
-from sdv.hal.workers import make_hal
 from sdv.resources import demo_overlay, demo_profile, software_overlay
 from sdv.viss.config import DEFAULT_VISS_PORT, VissLimits
 from sdv.vss import load_catalogue
@@ -176,9 +176,13 @@ def _serve(args: argparse.Namespace) -> int:
             [demo_overlay(), software_overlay()]
         )  # and the update agent's Vehicle.Software
     security.check_address(args.address)  # refuses an open non-loopback address, warns of what is open
-    bridge = HalBridge(
-        make_hal(vehicle, HalConfig(decode_workers=args.decode_workers)), limits, catalogue=catalogue
-    )
+    if args.decode_workers == 0:
+        hal = Hal(vehicle)
+    else:
+        from sdv.hal.workers import make_hal  # noqa: PLC0415 - multiprocessing only for a server with workers
+
+        hal = make_hal(vehicle, HalConfig(decode_workers=args.decode_workers))
+    bridge = HalBridge(hal, limits, catalogue=catalogue)
     broker = bridge.broker
     bridge.start()  # the HAL's buses into the broker; the HAL owns what it decodes and encodes
     try:
