@@ -41,7 +41,7 @@ import can
 from sdv.errors import BusError, HalError, SdvError
 from sdv.hal.bus_state import BusState, BusStatus
 from sdv.hal.config import HalConfig, decode_worker_count
-from sdv.hal.processor import BusStatistics
+from sdv.hal.processor import BusStatistics, SignalUpdate, Status
 from sdv.hal.runtime import BusListener, Consumer, Hal
 from sdv.hal.vehicle import VehicleDefinition
 from sdv.hal.worker_process import WorkerSpec, worker_main
@@ -49,6 +49,7 @@ from sdv.hal.worker_process import WorkerSpec, worker_main
 __all__ = ["PooledHal", "make_hal"]
 
 _LOG = logging.getLogger(__name__)
+_STATUSES = {status.value: status for status in Status}
 _START_TIMEOUT_S = 120.0  # a loaded machine takes long to start an interpreter and import the HAL
 _WRITE_TIMEOUT_S = 5.0
 _STOP_WAIT_S = 5.0
@@ -191,6 +192,7 @@ class PooledHal(Hal):
     ) -> None:
         consumer = self._consumer
         assert consumer is not None
+        new, status = tuple.__new__, _STATUSES  # the hot path: named tuples without their keyword handling
         while True:
             try:
                 message = connection.recv()
@@ -198,8 +200,12 @@ class PooledHal(Hal):
                 break
             kind = message[0]
             if kind == "updates":
+                batch = [
+                    new(SignalUpdate, (path, value, stamp, status[code]))
+                    for path, value, stamp, code in message[1]
+                ]
                 with self._delivery:
-                    consumer(message[1])
+                    consumer(batch)
             elif kind == "state":
                 self._reported(message[1], message[2])
             elif kind == "statistics":
