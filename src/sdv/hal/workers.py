@@ -90,6 +90,10 @@ class _Worker:
 class PooledHal(Hal):
     """A HAL whose buses are received and decoded by worker processes (see the module docstring).
 
+    :meth:`start`, :meth:`stop`, :meth:`write`, :meth:`bus_states` and :meth:`statistics` go through the workers;
+    :meth:`~sdv.hal.runtime.Hal.open` and :meth:`~sdv.hal.runtime.Hal.replay`, for finite runs, still run in
+    this process as a plain HAL's do.
+
     Args:
         vehicle: the vehicle model (read from a profile file, which each worker loads again), or a profile path.
         config: how the buses are run; ``decode_workers`` says how many workers (at least one here).
