@@ -23,6 +23,11 @@ frame, and the ratio of the server's CPU per frame to it.
 With ``--before CHECKOUT`` (another checkout of the project, e.g. the main branch) every cell runs twice in the
 same run, first with that checkout's server, then with this tree's: a before/after on the same machine and load.
 
+With ``--workers 0,1,2`` every cell of this tree's server runs once per setting of ``sdv serve --decode-workers``
+(``0``: single process, ``auto`` allowed), in the same run; the CPU is then that of serve's whole process tree
+(the serve process, its decode workers and multiprocessing's resource tracker), and ``serve%`` that of the serve
+process alone (publishing and serving; with no workers also receiving and decoding).
+
 Prints figures; no pass/fail. Goals: 8 k frames/s with 10 subscribers at most 25 % of a core and p99 at most 5 ms;
 64 k frames/s over 8 buses sustained with 10 subscribers.
 """
@@ -199,19 +204,47 @@ async def _subscribe(
 
 
 # --- the server process ----------------------------------------------------------------------------------------
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process, all its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User plus system CPU time of a process and all its descendants (serve's decode workers), all threads;
+    and of the process alone."""
+    total = own = 0.0
+    parents = {pid}
+    processes: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                processes[int(entry.name)] = _stat(int(entry.name))
+            except OSError:
+                continue  # ended meanwhile
+    while parents:
+        parent = parents.pop()
+        fields = processes.get(parent)
+        if fields is not None:
+            used = (int(fields[11]) + int(fields[12])) / _TICK
+            total += used
+            own = used if parent == pid else own
+        parents |= {child for child, stat in processes.items() if int(stat[1]) == parent}
+    return total, own
 
 
 class Server:
     """``sdv serve --profile PROFILE`` on a free port of 127.0.0.1."""
 
     def __init__(
-        self, profile: Path, buses: int, limits: Path | None = None, source: Path | None = None
+        self,
+        profile: Path,
+        buses: int,
+        limits: Path | None = None,
+        source: Path | None = None,
+        workers: str = "0",
     ) -> None:
         command = [sys.executable, "-m", "sdv.cli.main", "serve", "--profile", str(profile), "--port", "0"]
+        if workers != "0":
+            command += ["--decode-workers", workers]
         if limits is not None:
             command += ["--limits", str(limits)]
         environment = dict(os.environ)
@@ -278,7 +311,7 @@ def measure(server: Server, subscribers: int, warmup: float, window: float) -> d
         assert receiver.recv() == "start"
         cpu, frames, wall = cpu_seconds(pid), server.frames(), time.perf_counter()
         assert receiver.recv() == "stop"
-        used, frames_after, elapsed = cpu_seconds(pid) - cpu, server.frames(), time.perf_counter() - wall
+        after, frames_after, elapsed = cpu_seconds(pid), server.frames(), time.perf_counter() - wall
         received = receiver.recv()
         child.join()
         result["latencies"] = received["latencies"]
@@ -287,9 +320,10 @@ def measure(server: Server, subscribers: int, warmup: float, window: float) -> d
         time.sleep(warmup)
         cpu, frames, wall = cpu_seconds(pid), server.frames(), time.perf_counter()
         time.sleep(window)
-        used, frames_after, elapsed = cpu_seconds(pid) - cpu, server.frames(), time.perf_counter() - wall
+        after, frames_after, elapsed = cpu_seconds(pid), server.frames(), time.perf_counter() - wall
     counted = frames_after[1] - frames[1]
-    result["cpu"] = used / elapsed
+    result["cpu"] = (after[0] - cpu[0]) / elapsed
+    result["own_cpu"] = (after[1] - cpu[1]) / elapsed
     result["decoded_rate"] = (frames_after[0] - frames[0]) / counted if counted > 0 else 0.0
     return result
 
@@ -304,7 +338,8 @@ def _row(rate: int, buses: int, subscribers: int, cell: dict[str, Any], baseline
     p99 = f"{_quantile(latencies, 0.99):7.2f}" if latencies else f"{'-':>7}"
     responses = f"{cell['responses']:7.0f}" if subscribers else f"{'-':>7}"
     return (
-        f"{rate:>8,} {buses:>5} {subscribers:>4} {cell['cpu'] * 100:6.1f} {per_frame:8.1f} "
+        f"{rate:>8,} {buses:>5} {subscribers:>4} {cell['cpu'] * 100:6.1f} {cell['own_cpu'] * 100:6.1f} "
+        f"{per_frame:8.1f} "
         f"{per_frame / baseline:6.1f} {cell['decoded_rate']:9,.0f} {verdict:>11} {responses} {p50} {p99}"
     )
 
@@ -329,18 +364,27 @@ def main() -> None:
         help="also run every cell with the server of another checkout of the project (e.g. the main branch), "
         "printed as 'before' above this tree's 'after'",
     )
+    parser.add_argument(
+        "--workers",
+        default="0",
+        help="settings of sdv serve --decode-workers for this tree's server, comma-separated (0: one process; "
+        "auto); each runs every cell",
+    )
     args = parser.parse_args()
-    variants: list[tuple[str, Path | None]] = [("after", None)]
+    variants: list[tuple[str, Path | None, str]] = [
+        ("after", None, workers) for workers in args.workers.split(",")
+    ]
     if args.before is not None:
-        variants.insert(0, ("before", args.before.resolve()))
+        variants.insert(0, ("before", args.before.resolve(), "0"))
     rates = [int(rate) for rate in args.rates.split(",")]
     counts = [int(count) for count in args.subscribers.split(",")]
     with tempfile.TemporaryDirectory(prefix="sdv-bench-serve-") as directory:
         folder = Path(directory)
         baseline: float | None = None
-        print("sdv serve fed in real time (recordings, one per bus); CPU of the server process only")
+        print("sdv serve fed in real time (recordings, one per bus); CPU of the server's process tree")
         print(
-            f"{'':>6} {'offered':>8} {'buses':>5} {'subs':>4} {'CPU %':>6} {'µs/frame':>8} {'x bare':>6} "
+            f"{'':>6} {'workers':>7} {'offered':>8} {'buses':>5} {'subs':>4} {'CPU %':>6} {'serve%':>6} "
+            f"{'µs/frame':>8} {'x bare':>6} "
             f"{'decoded/s':>9} {'verdict':>11} {'resp/s':>7} {'p50 ms':>7} {'p99 ms':>7}"
         )
         for rate in rates:
@@ -362,13 +406,14 @@ def main() -> None:
             if args.tick_ms is not None:
                 limits = folder / "limits.yaml"
                 limits.write_text(f"subscription_tick_ms: {args.tick_ms}\n")
-            for label, source in variants:
-                server = Server(profile, buses, limits, source)
+            for label, source, workers in variants:
+                server = Server(profile, buses, limits, source, workers)
                 try:
                     server.wait_for_frames()
                     for subscribers in counts:
                         cell = measure(server, subscribers, args.warmup, args.window)
-                        print(f"{label:>6} {_row(rate, buses, subscribers, cell, baseline)}", flush=True)
+                        row = _row(rate, buses, subscribers, cell, baseline)
+                        print(f"{label:>6} {workers:>7} {row}", flush=True)
                 finally:
                     server.stop()
         print(f"baseline: bare cantools decode_message {baseline:.1f} µs/frame (same frames, this process)")

@@ -24,6 +24,9 @@ Update agent (docs/ota.md, "The agent inside sdv serve"): ``--ota-agent CONFIG``
 the same process, reading the broker's signals directly and posting its notices to the cockpit board this server
 serves; its ``sdv.ota.v1.Ota`` service listens on ``--ota-port`` (same address, TLS and tokens) and the line
 ``sdv serve: OTA agent listening on ADDRESS:PORT`` follows the gRPC line (and the VISS one).
+
+Decode workers (docs/architecture.md, :mod:`sdv.hal.workers`): ``--decode-workers N|auto`` receives and decodes
+the buses in worker processes; this process publishes what they decode and serves the clients.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import contextlib
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from sdv.api.security import ServerSecurity
 from sdv.api.server import DEFAULT_ADDRESS, DEFAULT_PORT, SdvServer
@@ -44,6 +47,7 @@ from sdv.cli.running import Startable, serve_until_signalled
 from sdv.cli.security_options import add_server_security_arguments, server_security
 from sdv.cli.settings import load_settings
 from sdv.client.address import OTA_AGENT_PORT
+from sdv.hal.config import HalConfig
 from sdv.hal.profile import ServicesConfig
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import load_vehicle
@@ -117,7 +121,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=OTA_AGENT_PORT,
         help=f"port of the update agent with --ota-agent (default {OTA_AGENT_PORT}; 0 picks a free one)",
     )
+    serve.add_argument(
+        "--decode-workers",
+        type=_workers,
+        default=0,
+        metavar="N|auto",
+        help="receive and decode the buses in N worker processes (bus i in worker i mod N), so that a vehicle's "
+        "traffic uses more than one core; auto: one per core but one, none for one bus or one core; "
+        "default 0: all in this process",
+    )
     serve.set_defaults(handler=_serve, log_level=logging.INFO)  # a service says what it serves
+
+
+def _workers(text: str) -> int | Literal["auto"]:
+    if text == "auto":
+        return "auto"
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number of processes (0 or more) nor auto")
+    return int(text)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -155,7 +176,13 @@ def _serve(args: argparse.Namespace) -> int:
             [demo_overlay(), software_overlay()]
         )  # and the update agent's Vehicle.Software
     security.check_address(args.address)  # refuses an open non-loopback address, warns of what is open
-    bridge = HalBridge(Hal(vehicle), limits, catalogue=catalogue)
+    if args.decode_workers == 0:
+        hal = Hal(vehicle)
+    else:
+        from sdv.hal.workers import make_hal  # noqa: PLC0415 - multiprocessing only for a server with workers
+
+        hal = make_hal(vehicle, HalConfig(decode_workers=args.decode_workers))
+    bridge = HalBridge(hal, limits, catalogue=catalogue)
     broker = bridge.broker
     bridge.start()  # the HAL's buses into the broker; the HAL owns what it decodes and encodes
     try:

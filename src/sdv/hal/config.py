@@ -6,11 +6,13 @@ waits for frames, how often freshness is judged, and how a bus that failed is re
 
 from __future__ import annotations
 
+import os
 import random
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["BusReopenPolicy", "HalConfig"]
+__all__ = ["BusReopenPolicy", "HalConfig", "decode_worker_count"]
 
 
 class BusReopenPolicy(BaseModel):
@@ -66,3 +68,23 @@ class HalConfig(BaseModel):
         ge=0,
         description="a bus going down is logged as a warning at most once per this interval; more often at DEBUG",
     )
+    decode_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
+        0,
+        description="worker processes that receive and decode the buses (:mod:`sdv.hal.workers`), the buses "
+        "shared among them in profile order; 0: every bus in this process (the default); auto: one per core "
+        "but one (the publishing process keeps a core), at most one per bus, none for one bus or one core",
+    )
+
+
+def decode_worker_count(setting: int | Literal["auto"], buses: int, cores: int | None = None) -> int:
+    """How many decode worker processes a ``decode_workers`` setting means for ``buses`` buses (0: none).
+
+    ``auto`` uses ``cores - 1`` workers (at most one per bus) on a machine with more than one core and a profile
+    with more than one bus; a number is taken as it is, at most one worker per bus.
+    """
+    if setting == "auto":
+        cores = cores if cores is not None else (os.cpu_count() or 1)
+        if buses < 2 or cores < 2:
+            return 0
+        return min(buses, cores - 1)
+    return min(setting, buses)

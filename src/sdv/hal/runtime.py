@@ -28,7 +28,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 
 import can
@@ -66,6 +66,7 @@ class Hal:
         config: how the buses are run and reopened.
         clock: wall clock for freshness of real-time sources and bus state times (a fake one in tests).
         rng: the source of backoff jitter.
+        buses: the buses this HAL runs (a decode worker's share, :mod:`sdv.hal.workers`); by default all.
     """
 
     def __init__(
@@ -77,9 +78,17 @@ class Hal:
         config: HalConfig | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        buses: Collection[str] | None = None,
     ) -> None:
         self.vehicle = vehicle if isinstance(vehicle, VehicleDefinition) else load_vehicle(vehicle)
         self.processor = FrameProcessor(self.vehicle)
+        unknown = sorted(set(buses or ()) - set(self.processor.bus_names))
+        if unknown:
+            raise HalError(f"{self.vehicle.file}: no bus {', '.join(unknown)} in the profile")
+        self.bus_names: tuple[str, ...] = tuple(
+            name for name in self.processor.bus_names if buses is None or name in buses
+        )
+        """The buses this HAL runs, in profile order."""
         self.config = config or HalConfig()
         self._clock = clock
         self._given_sources = dict(sources or {})
@@ -127,7 +136,7 @@ class Hal:
             HalError: when a bus cannot be opened; the buses opened so far are closed again.
         """
         try:
-            for name in self.processor.bus_names:
+            for name in self.bus_names:
                 if name not in self.sources:
                     self._opened(name, self._open_source(name))
         except HalError:
@@ -155,7 +164,7 @@ class Hal:
         """
         self._stop.clear()
         self._listener = listener
-        for name in self.processor.bus_names:
+        for name in self.bus_names:
             if name in self.sources:
                 continue
             try:
@@ -174,7 +183,8 @@ class Hal:
             if listener is not None:
                 for name, status in self.bus_states().items():
                     listener(name, status)
-        for index, name in enumerate(self.processor.bus_names):
+        for name in self.bus_names:
+            index = self.processor.bus_index(name)
             thread = threading.Thread(
                 target=self._run, args=(index, name, consumer), name=f"sdv-hal-{name}", daemon=True
             )
@@ -272,9 +282,9 @@ class Hal:
             _LOG.debug("bus %s is %s", name, status.describe(self._clock()))
 
     def bus_states(self) -> dict[str, BusStatus]:
-        """The state of every bus, by name."""
+        """The state of every bus this HAL runs, by name."""
         with self._lock:
-            return {name: state.status() for name, state in self._states.items()}
+            return {name: self._states[name].status() for name in self.bus_names}
 
     def stop(self) -> None:
         """Stop the reader threads and close the buses."""
@@ -381,7 +391,8 @@ class Hal:
         with contextlib.ExitStack() as held:
             for lock in self._bus_locks.values():  # always in the same order
                 held.enter_context(lock)
-            return self.processor.statistics()
+            statistics = self.processor.statistics()
+        return {name: statistics[name] for name in self.bus_names}
 
 
 def _may_pass(error: BaseException) -> bool:
