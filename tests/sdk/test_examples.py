@@ -84,7 +84,9 @@ def test_hard_braking_ends_at_its_timeout(sdv_serve: str) -> None:
     assert last == "timeout after 1 s: 0 hard-braking event(s)"
     # On a loaded machine the replay can fall behind the signals' cycle times: the example then says which values
     # it ignored, and still counts nothing.
-    assert all(re.fullmatch(r"ignored \w+: [A-Z0-9_]+, no trustworthy value", line) for line in ignored), ignored
+    assert all(re.fullmatch(r"ignored \w+: [A-Z0-9_]+, no trustworthy value", line) for line in ignored), (
+        ignored
+    )
     assert time.monotonic() - started < 15
 
 
