@@ -9,13 +9,17 @@ from pathlib import Path
 
 from tests.ota.conftest import Ecu, Keys
 from tests.ota.fleet.servers import CuttingProxy, Nginx
-from tests.ota.fleet.test_pull_resume import _fleet_config, _identity, build_compressed, publish, www
+from tests.ota.fleet.test_pull_resume import (
+    _fleet_config,
+    build_compressed,
+    poll_once,
+    publish,
+    www,
+)
 
-from sdv.ota.agent.config import load_agent_config
-from sdv.ota.agent.core import UpdateAgent, read_record
+from sdv.ota.agent.core import read_record
 from sdv.ota.agent.state import AgentState
 from sdv.ota.bundle.store import read_bundle_header
-from sdv.ota.fleet.index_poller import IndexPoller
 
 __all__ = ["www"]
 
@@ -47,10 +51,7 @@ def test_a_compressed_bundle_pulled_from_nginx_stages_byte_identical_content(
     ]
     publish(bundle, www, keys)
     _fleet_config(ecu, nginx.url("index.json"))
-    with UpdateAgent(load_agent_config(ecu.config)) as agent:
-        poller = IndexPoller(agent.config.fleet, agent, _identity(agent))  # type: ignore[arg-type]
-        outcome = poller.poll_once()
-        poller.http.close()
+    outcome = poll_once(ecu)
     assert outcome is not None and outcome.finished == "success", outcome
     record = read_record(ecu.state_dir)
     assert record.state is AgentState.ACTIVATED and record.installed is not None
@@ -80,10 +81,7 @@ def test_a_cut_download_of_a_compressed_bundle_resumes_and_stages_byte_identical
     proxy = CuttingProxy(nginx.port, [rng.randrange(300_000, 900_000) for _ in range(2)])
     try:
         _fleet_config(ecu, proxy.url("index.json"), backoff={"initial_s": 0.01, "max_s": 0.05})
-        with UpdateAgent(load_agent_config(ecu.config)) as agent:
-            poller = IndexPoller(agent.config.fleet, agent, _identity(agent))  # type: ignore[arg-type]
-            outcome = poller.poll_once()
-            poller.http.close()
+        outcome = poll_once(ecu)
     finally:
         proxy.close()
     assert outcome is not None and outcome.finished == "success", outcome

@@ -23,6 +23,7 @@ from sdv.ota.agent.config import load_agent_config
 from sdv.ota.agent.core import UpdateAgent, read_record
 from sdv.ota.agent.state import AgentState
 from sdv.ota.bundle.store import read_bundle_header
+from sdv.ota.fleet.delivery import Outcome
 from sdv.ota.fleet.index_poller import IndexPoller
 from sdv.ota.fleet.updater import Identity
 
@@ -72,6 +73,16 @@ def _identity(agent: UpdateAgent) -> Identity:
     return identity_of(agent.config)
 
 
+def poll_once(ecu: Ecu) -> Outcome | None:
+    """One poll of the index, by an agent opened on the ECU's configuration as the agent's loop makes it."""
+    with UpdateAgent(load_agent_config(ecu.config)) as agent:
+        poller = IndexPoller(agent.config.fleet, agent, _identity(agent))  # type: ignore[arg-type]
+        try:
+            return poller.poll_once()
+        finally:
+            poller.http.close()
+
+
 def _fleet_config(ecu: Ecu, url: str, **download: object) -> None:
     ecu.write_config(
         transfer={"min_free_bytes": 0, "max_chunk_bytes": 65536, "sync_interval_bytes": 256 * 1024},
@@ -94,10 +105,7 @@ def test_a_cut_connection_resumes_at_the_received_offset(
     proxy = CuttingProxy(nginx.port, [rng.randrange(700_000, 1_500_000) for _ in range(3)])
     try:
         _fleet_config(ecu, proxy.url("index.json"), backoff={"initial_s": 0.01, "max_s": 0.05})
-        with UpdateAgent(load_agent_config(ecu.config)) as agent:
-            poller = IndexPoller(agent.config.fleet, agent, _identity(agent))  # type: ignore[arg-type]
-            outcome = poller.poll_once()
-            poller.http.close()
+        outcome = poll_once(ecu)
     finally:
         proxy.close()
     assert outcome is not None and outcome.finished == "success", outcome
@@ -180,18 +188,12 @@ def test_tls_with_the_fleet_ca_and_refused_without(
     nginx = start_nginx(www, tmp_path / "tls-nginx", tls=(certificate, key))
     try:
         _fleet_config(ecu, nginx.url("index.json"))
-        with UpdateAgent(load_agent_config(ecu.config)) as agent:
-            poller = IndexPoller(agent.config.fleet, agent, _identity(agent))  # type: ignore[arg-type]
-            with pytest.raises(ServerUnreachableError, match="CERTIFICATE_VERIFY_FAILED"):
-                poller.poll_once()
-            poller.http.close()
+        with pytest.raises(ServerUnreachableError, match="CERTIFICATE_VERIFY_FAILED"):
+            poll_once(ecu)
         document = yaml.safe_load(ecu.config.read_text())
         document["fleet"]["tls"] = {"ca_file": str(ca)}
         ecu.config.write_text(yaml.safe_dump(document))
-        with UpdateAgent(load_agent_config(ecu.config)) as agent:
-            poller = IndexPoller(agent.config.fleet, agent, _identity(agent))  # type: ignore[arg-type]
-            outcome = poller.poll_once()
-            poller.http.close()
+        outcome = poll_once(ecu)
     finally:
         nginx.stop()
     assert outcome is not None and outcome.finished == "success", outcome

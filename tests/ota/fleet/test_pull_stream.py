@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.ota.conftest import BuildBundle, Ecu, Keys
 from tests.ota.fleet.servers import Nginx
-from tests.ota.fleet.test_pull_resume import _fleet_config, _identity, publish, www
+from tests.ota.fleet.test_pull_resume import _fleet_config, _identity, poll_once, publish, www
 
 from sdv.ota.agent.config import load_agent_config
 from sdv.ota.agent.core import UpdateAgent, read_record
@@ -86,10 +86,7 @@ def test_a_refused_pulled_image_leaves_the_slot_empty(
     bundle.write_bytes(bytes(data))
     publish(bundle, www, keys)
     _fleet_config(ecu, nginx.url("index.json"))
-    with UpdateAgent(load_agent_config(ecu.config)) as agent:
-        poller = IndexPoller(agent.config.fleet, agent, _identity(agent))  # type: ignore[arg-type]
-        outcome = poller.poll_once()
-        poller.http.close()
+    outcome = poll_once(ecu)
     assert outcome is not None and outcome.finished == "failure" and "SHA-256" in outcome.details, outcome
     assert read_record(ecu.state_dir).state is AgentState.FAILED
     assert ecu.image("B").stat().st_size == 0 and not (ecu.state_dir / "incoming.sdvota").exists()
