@@ -48,6 +48,27 @@ XZ_PRESET: Final = 6
 
 _PIECE_BYTES = 1024 * 1024
 _READ_BYTES = 64 * 1024
+_FORMAT_ERRORS = (lzma.LZMAError, zstandard.ZstdError, EOFError)
+"""What the decoders raise for bytes that are not a valid stream."""
+
+
+def _xz_decoder(max_memory: int) -> lzma.LZMADecompressor:
+    return lzma.LZMADecompressor(format=lzma.FORMAT_XZ, memlimit=max_memory)
+
+
+def _zstd_decoder(max_memory: int) -> zstandard.ZstdDecompressor:
+    return zstandard.ZstdDecompressor(max_window_size=max_memory)
+
+
+def _not_valid(label: str, algorithm: Algorithm, error: Exception) -> CompressionFormatError:
+    return CompressionFormatError(f"{label}: not a valid {algorithm} stream: {error}")
+
+
+def _beyond_cap(label: str, cap: int) -> LengthMismatchError:
+    return LengthMismatchError(
+        f"{label}: decompresses to more than the {cap} bytes the manifest declares "
+        "(refused at the cap; nothing beyond it was written)"
+    )
 
 
 class Encoder(Protocol):
@@ -110,18 +131,14 @@ class Decoder:
         self._xz: lzma.LZMADecompressor | None = None
         self._zstd: Any = None
         if algorithm == "xz":
-            self._xz = lzma.LZMADecompressor(format=lzma.FORMAT_XZ, memlimit=max_memory)
+            self._xz = _xz_decoder(max_memory)
         else:
-            context = zstandard.ZstdDecompressor(max_window_size=max_memory)
             forward = cast(IO[bytes], _Forward(self._capped))
-            self._zstd = context.stream_writer(forward, write_size=piece_bytes)
+            self._zstd = _zstd_decoder(max_memory).stream_writer(forward, write_size=piece_bytes)
 
     def _capped(self, piece: bytes) -> None:
         if self.produced + len(piece) > self._cap:
-            raise LengthMismatchError(
-                f"{self._label}: decompresses to more than the {self._cap} bytes the manifest declares "
-                "(refused at the cap; nothing beyond it was written)"
-            )
+            raise _beyond_cap(self._label, self._cap)
         self.produced += len(piece)
         if piece:
             self._emit(piece)
@@ -141,10 +158,8 @@ class Decoder:
                     self._feed_xz(self._xz, view[start : start + _READ_BYTES])
             else:
                 self._zstd.write(chunk)
-        except (lzma.LZMAError, zstandard.ZstdError, EOFError) as error:
-            raise CompressionFormatError(
-                f"{self._label}: not a valid {self._algorithm} stream: {error}"
-            ) from error
+        except _FORMAT_ERRORS as error:
+            raise _not_valid(self._label, self._algorithm, error) from error
 
     def _feed_xz(self, decoder: lzma.LZMADecompressor, data: bytes | memoryview) -> None:
         if decoder.eof:
@@ -175,7 +190,7 @@ class Decoder:
             try:
                 self._zstd.flush()
             except zstandard.ZstdError as error:
-                raise CompressionFormatError(f"{self._label}: not a valid zstd stream: {error}") from error
+                raise _not_valid(self._label, "zstd", error) from error
 
 
 class DecodingReader(io.RawIOBase):
@@ -201,10 +216,11 @@ class DecodingReader(io.RawIOBase):
         self._xz: lzma.LZMADecompressor | None = None
         self._zstd: Any = None
         if algorithm == "xz":
-            self._xz = lzma.LZMADecompressor(format=lzma.FORMAT_XZ, memlimit=max_memory)
+            self._xz = _xz_decoder(max_memory)
         else:
-            context = zstandard.ZstdDecompressor(max_window_size=max_memory)
-            self._zstd = context.stream_reader(source, read_size=_READ_BYTES, read_across_frames=False)
+            self._zstd = _zstd_decoder(max_memory).stream_reader(
+                source, read_size=_READ_BYTES, read_across_frames=False
+            )
 
     def readable(self) -> bool:
         return True
@@ -213,14 +229,10 @@ class DecodingReader(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         try:
             data = self._read_xz(self._xz, len(view)) if self._xz is not None else self._zstd.read(len(view))
-        except (lzma.LZMAError, zstandard.ZstdError, EOFError) as error:
-            raise CompressionFormatError(
-                f"{self._label}: not a valid {self._algorithm} stream: {error}"
-            ) from error
+        except _FORMAT_ERRORS as error:
+            raise _not_valid(self._label, self._algorithm, error) from error
         if self.produced + len(data) > self._cap:
-            raise LengthMismatchError(
-                f"{self._label}: decompresses to more than the {self._cap} bytes the manifest declares"
-            )
+            raise _beyond_cap(self._label, self._cap)
         self.produced += len(data)
         view[: len(data)] = data
         return len(data)
