@@ -10,7 +10,8 @@ Invariants:
 * Health checking (``grpc.health.v1.Health``) is the only service served without a token, so that supervisors
   can probe the server; everything else, server reflection included, needs one when tokens are checked.
 * A call refused here never reaches its handler: ``UNAUTHENTICATED`` for a missing or bad token (the message
-  says what was wrong), ``RESOURCE_EXHAUSTED`` for a stream beyond a limit.
+  says what was wrong), ``RESOURCE_EXHAUSTED`` for a stream beyond a limit; a refused client-streaming call is
+  read for a moment first, so that the client sees the refusal rather than its own failed write.
 * A streaming response ends with ``UNAUTHENTICATED`` at the first message after its token expired.
 * A request message that does not parse ends the call with ``INVALID_ARGUMENT`` naming the message type, after
   authentication (so unauthenticated callers learn nothing of the contract).
@@ -132,12 +133,15 @@ class CallGuard(_Interceptor):
         token = header[len(_BEARER) :].strip()
         return (*self._verifier.verify(token), token)
 
-    async def _admit(self, context: _Context) -> float:
-        """Authenticate and act for the caller; abort the call with ``UNAUTHENTICATED`` otherwise."""
+    async def _admit(self, context: _Context, requests: AsyncIterator[Any] | None = None) -> float:
+        """Authenticate and act for the caller; abort the call with ``UNAUTHENTICATED`` otherwise (after reading
+        what a refused client-streaming call is still sending, as for a stream limit: see :func:`_drain`)."""
         try:
             access, expires, token = self._authenticate(context)
         except AuthenticationError as error:
             _LOG.debug("refused a call from %s: %s", context.peer(), error)
+            if requests is not None:
+                await _drain(requests, self._limits.refused_stream_drain_s)
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(error))
         serve_for(access, token)
         return expires
@@ -170,7 +174,7 @@ class CallGuard(_Interceptor):
     def _unary(self, behaviour: Any, streamed: bool) -> Callable[..., Awaitable[Any]]:
         # grpc's typing describes the synchronous handlers; the aio server's behaviours are coroutines.
         async def guarded(request: Any, context: _Context) -> Any:
-            await self._admit(context)
+            await self._admit(context, request if streamed else None)
             if streamed:
                 return await behaviour(_checked_stream(request, context), context)
             await _refuse_malformed(request, context)
@@ -180,7 +184,7 @@ class CallGuard(_Interceptor):
 
     def _stream(self, behaviour: Any, provider: bool, streamed: bool) -> Callable[..., AsyncIterator[Any]]:
         async def guarded(request: Any, context: _Context) -> AsyncIterator[Any]:
-            expires = await self._admit(context)
+            expires = await self._admit(context, request if streamed else None)
             if streamed:
                 request = _checked_stream(request, context)
             else:

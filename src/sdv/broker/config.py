@@ -57,9 +57,9 @@ class Limits(BaseModel):
     refused_stream_drain_s: float = Field(
         0.5,
         ge=0,
-        description="how long the server reads what a client refused by a stream limit is still sending "
-        "before ending its call (RESOURCE_EXHAUSTED), so that the refusal reaches the client intact; a pause "
-        "of a tenth of it ends the reading earlier",
+        description="how long the server reads what a client-streaming call it refuses (a stream limit, a missing "
+        "or bad token) is still sending before ending it (RESOURCE_EXHAUSTED, UNAUTHENTICATED), so that the "
+        "refusal reaches the client intact; a pause of a tenth of it ends the reading earlier",
     )
     # --- outside providers --------------------------------------------------------------------------------
     actuation_timeout_s: float = Field(
