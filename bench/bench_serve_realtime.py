@@ -358,6 +358,17 @@ def main() -> None:
         "--tick-ms", type=float, help="the server's subscription_tick_ms (default: the server's default)"
     )
     parser.add_argument(
+        "--tick-max-ms",
+        type=float,
+        help="the server's subscription_tick_max_ms, the longest tick under load (default: the server's default; "
+        "equal to --tick-ms: a fixed tick)",
+    )
+    parser.add_argument(
+        "--cpu-budget",
+        type=float,
+        help="the server's subscription_cpu_budget, the load (fraction of a core) above which its tick lengthens",
+    )
+    parser.add_argument(
         "--before",
         type=Path,
         metavar="CHECKOUT",
@@ -403,9 +414,16 @@ def main() -> None:
             profile = folder / f"profile-{buses}.yaml"
             write_profile(profile, buses, recording)
             limits = None
-            if args.tick_ms is not None:
+            settings = {
+                "subscription_tick_ms": args.tick_ms,
+                "subscription_tick_max_ms": args.tick_max_ms,
+                "subscription_cpu_budget": args.cpu_budget,
+            }
+            if any(value is not None for value in settings.values()):
                 limits = folder / "limits.yaml"
-                limits.write_text(f"subscription_tick_ms: {args.tick_ms}\n")
+                limits.write_text(
+                    yaml.safe_dump({key: value for key, value in settings.items() if value is not None})
+                )
             for label, source, workers in variants:
                 server = Server(profile, buses, limits, source, workers)
                 try:

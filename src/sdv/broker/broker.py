@@ -40,6 +40,7 @@ from sdv.broker.model import metadata_from_catalogue, metadata_from_vehicle
 from sdv.broker.ownership import Owner, Ownership
 from sdv.broker.providers import ActuationProvider
 from sdv.broker.subscription import Subscription, wake
+from sdv.broker.tick import TickGovernor
 from sdv.errors import (
     LimitExceededError,
     NoProviderError,
@@ -82,6 +83,8 @@ class Broker:
         self._per_client: dict[str, int] = {}
         self._ownership = Ownership()
         self._lock = threading.Lock()
+        self.ticks = TickGovernor(self.limits)
+        """The subscription tick, adapted to the process's load."""
         self._statistics_source: Callable[[], dict[str, Any]] | None = None
         self.updates_published = 0
 
@@ -328,7 +331,7 @@ class Broker:
             asyncio.get_running_loop(),
             client=access.subject,
             targets=targets,
-            tick_ms=self.limits.subscription_tick_ms,
+            ticks=self.ticks,
         )
         registry = self._target_subscribers if targets else self._subscribers
         current = self._targets if targets else self._values

@@ -39,7 +39,28 @@ class Limits(BaseModel):
         le=1000,
         description="the shortest time between two responses of one subscription while changes keep coming: "
         "what arrives in between is coalesced into the next response (latest value per signal); a change after "
-        "a quiet tick is sent at once, so the tick adds latency only under load; 0 sends every batch",
+        "a quiet tick is sent at once, so the tick adds latency only under load; 0 sends every batch. Under load "
+        "the tick lengthens up to subscription_tick_max_ms (sdv.broker.tick)",
+    )
+    subscription_tick_max_ms: float = Field(
+        3.0,
+        ge=0,
+        le=1000,
+        description="the longest the tick becomes while the process uses more than subscription_cpu_budget: "
+        "fewer, fuller responses for at most this much more latency; equal to (or below) subscription_tick_ms, "
+        "or a subscription_tick_ms of 0: the tick never changes",
+    )
+    subscription_cpu_budget: float = Field(
+        0.25,
+        gt=0,
+        description="CPU of the serving process, as a fraction of one core (all its threads), above which the "
+        "subscription tick lengthens step by step; it shortens again below 80 % of it",
+    )
+    subscription_load_window_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="the window the process's CPU is measured over for the subscription tick",
     )
     max_buffer_size: int = Field(
         1000,
