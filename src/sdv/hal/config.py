@@ -83,7 +83,7 @@ class HalConfig(BaseModel):
         # One message for both kinds of value, instead of one per member of the union; and YAML's true is no count.
         if setting == "auto" or (isinstance(setting, int) and not isinstance(setting, bool) and setting >= 0):
             return setting
-        raise ValueError(f"expected a number of processes (0 or more) or auto, not {setting!r}")
+        raise ValueError("expected a number of processes (0 or more) or auto")
 
 
 def decode_worker_count(setting: int | Literal["auto"], buses: int, cores: int | None = None) -> int:
