@@ -342,9 +342,8 @@ class ProfileConfig(_Model):
     services: ServicesConfig = ServicesConfig()
     federation: FederationConfig | None = None  # this ECU in a federated vehicle (docs/federation.md)
     diagnostics: DiagnosticsConfig = DiagnosticsConfig()
-    hal: HalConfig = (
-        HalConfig()
-    )  # how the HAL runs the buses; sdv serve --decode-workers overrides its workers
+    # how the HAL runs the buses; sdv serve --decode-workers overrides its workers
+    hal: HalConfig = HalConfig()
 
 
 def format_key_path(location: tuple[int | str, ...]) -> str:
