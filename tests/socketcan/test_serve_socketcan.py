@@ -8,12 +8,15 @@ read with the project's client (and once with ``kuksa-client``); frames are obse
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import can
 import pytest
@@ -171,55 +174,71 @@ async def read(port: int, path: str) -> Datapoint:
 
 def test_kuksa_client_reads_a_value_and_its_actuation_reaches_the_bus(port: int) -> None:
     asyncio.run(until(port, SPEED, valid(42.0), lambda: sh("cansend", "vcan0", speed_frame(42.0))))
-    with subprocess.Popen(
-        ["candump", "-L", "vcan0,300:7FF,7F0:7FF"], stdout=subprocess.PIPE, text=True
-    ) as candump:
-        try:
-            assert candump.stdout is not None
-            # candump prints nothing until a frame passes its filter: a marker frame shows it is listening.
-            deadline = time.monotonic() + WAIT
-            lines: list[str] = []
-            reader = LineCollector(candump.stdout, lines)
-            while not any("7F0#" in line for line in lines):
-                assert time.monotonic() < deadline, "candump never saw the marker frame"
-                sh("cansend", "vcan0", "7F0#01")
-                reader.wait(0.5)
-            done = subprocess.run(
-                [sys.executable, str(KUKSA), "127.0.0.1", str(port)],
-                capture_output=True,
-                text=True,
-                timeout=WAIT * 2,
-                check=False,
-            )
-            assert done.returncode == 0, done.stderr
-            assert json.loads(done.stdout) == {"speed": pytest.approx(42.0)}
-            while not any("300#" in line for line in lines):
-                assert time.monotonic() < deadline + WAIT, f"no request frame on vcan0: {lines}"
-                reader.wait(0.5)
-            request = next(line for line in lines if "300#" in line)
-            assert request.split()[1:] == ["vcan0", "300#01"]
-        finally:
-            candump.terminate()
+    with listening_candump("vcan0") as frames:
+        assert kuksa_reads_and_sets_low_beam(port, SPEED) == {SPEED: pytest.approx(42.0)}
+        request = frames.first("300#")
+    assert request.split()[1:] == ["vcan0", "300#01"]
 
 
-class LineCollector:
-    """Collects a stream's lines in a thread; ``wait`` returns early when one arrives."""
+def kuksa_reads_and_sets_low_beam(port: int, *paths: str) -> dict[str, object]:
+    """The values of ``paths`` ``kuksa-client`` reads, before it sets the low beam's target to true (:data:`KUKSA`)."""
+    done = subprocess.run(
+        [sys.executable, str(KUKSA), "127.0.0.1", str(port), *paths],
+        capture_output=True,
+        text=True,
+        timeout=WAIT * 2,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    values: dict[str, object] = json.loads(done.stdout)
+    return values
 
-    def __init__(self, stream: object, into: list[str]) -> None:
-        import threading
 
+class CandumpLines:
+    """The lines a running ``candump -L`` prints, collected in a thread."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: list[str] = []
         self._arrived = threading.Event()
-        self._thread = threading.Thread(target=self._read, args=(stream, into), daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
 
-    def _read(self, stream: object, into: list[str]) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            into.append(line.strip())
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.append(line.strip())
             self._arrived.set()
 
     def wait(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for the next line."""
         self._arrived.wait(seconds)
         self._arrived.clear()
+
+    def first(self, text: str) -> str:
+        """The first line containing ``text``, waiting up to :data:`WAIT` for it."""
+        deadline = time.monotonic() + WAIT
+        while not any(text in line for line in self.lines):
+            assert time.monotonic() < deadline, f"candump printed no {text}: {self.lines}"
+            self.wait(0.5)
+        return next(line for line in self.lines if text in line)
+
+
+@contextlib.contextmanager
+def listening_candump(interface: str) -> Iterator[CandumpLines]:
+    """``candump`` of the light request (0x300) on ``interface``, yielded once it is known to be listening."""
+    with subprocess.Popen(
+        ["candump", "-L", f"{interface},300:7FF,7F0:7FF"], stdout=subprocess.PIPE, text=True
+    ) as candump:
+        try:
+            assert candump.stdout is not None
+            frames = CandumpLines(candump.stdout)
+            # candump prints nothing until a frame passes its filter: a marker frame shows it is listening.
+            deadline = time.monotonic() + WAIT
+            while not any("7F0#" in line for line in frames.lines):
+                assert time.monotonic() < deadline, "candump never saw the marker frame"
+                sh("cansend", interface, "7F0#01")
+                frames.wait(0.5)
+            yield frames
+        finally:
+            candump.terminate()
 
 
 def test_frames_of_unmapped_ids_never_reach_the_hal(port: int) -> None:

@@ -26,7 +26,8 @@ serves; its ``sdv.ota.v1.Ota`` service listens on ``--ota-port`` (same address, 
 ``sdv serve: OTA agent listening on ADDRESS:PORT`` follows the gRPC line (and the VISS one).
 
 Decode workers (docs/architecture.md, :mod:`sdv.hal.workers`): ``--decode-workers N|auto`` receives and decodes
-the buses in worker processes; this process publishes what they decode and serves the clients.
+the buses in worker processes; this process publishes what they decode and serves the clients. Without the option
+the profile's ``hal.decode_workers`` counts (the rest of its ``hal:`` section counts either way).
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ from sdv.cli.running import Startable, serve_until_signalled
 from sdv.cli.security_options import add_server_security_arguments, server_security
 from sdv.cli.settings import load_settings
 from sdv.client.address import OTA_AGENT_PORT
-from sdv.hal.config import HalConfig
 from sdv.hal.profile import ServicesConfig
 from sdv.hal.runtime import Hal
 from sdv.hal.vehicle import load_vehicle
@@ -124,11 +124,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument(
         "--decode-workers",
         type=_workers,
-        default=0,
+        default=None,
         metavar="N|auto",
         help="receive and decode the buses in N worker processes (bus i in worker i mod N), so that a vehicle's "
-        "traffic uses more than one core; auto: one per core but one, none for one bus or one core; "
-        "default 0: all in this process",
+        "traffic uses more than one core; auto: one per core but one, none for one bus or one core; 0: all in "
+        "this process; default: the profile's hal.decode_workers (0 unless it says otherwise)",
     )
     serve.set_defaults(handler=_serve, log_level=logging.INFO)  # a service says what it serves
 
@@ -176,12 +176,15 @@ def _serve(args: argparse.Namespace) -> int:
             [demo_overlay(), software_overlay()]
         )  # and the update agent's Vehicle.Software
     security.check_address(args.address)  # refuses an open non-loopback address, warns of what is open
-    if args.decode_workers == 0:
-        hal = Hal(vehicle)
+    hal_config = vehicle.config.hal
+    if args.decode_workers is not None:  # the command line overrides the profile
+        hal_config = hal_config.model_copy(update={"decode_workers": args.decode_workers})
+    if hal_config.decode_workers == 0:
+        hal = Hal(vehicle, config=hal_config)
     else:
         from sdv.hal.workers import make_hal  # noqa: PLC0415 - multiprocessing only for a server with workers
 
-        hal = make_hal(vehicle, HalConfig(decode_workers=args.decode_workers))
+        hal = make_hal(vehicle, hal_config)
     bridge = HalBridge(hal, limits, catalogue=catalogue)
     broker = bridge.broker
     bridge.start()  # the HAL's buses into the broker; the HAL owns what it decodes and encodes

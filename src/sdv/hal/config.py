@@ -1,7 +1,9 @@
 """Runtime settings of the HAL, in one model with documented defaults.
 
 The vehicle profile says *what* the buses are; :class:`HalConfig` says how the HAL runs them: how long a reader
-waits for frames, how often freshness is judged, and how a bus that failed is reopened (:class:`BusReopenPolicy`).
+waits for frames, how often freshness is judged, how a bus that failed is reopened (:class:`BusReopenPolicy`) and
+in how many processes the buses are decoded. A profile carries one in its ``hal:`` section
+(:class:`~sdv.hal.profile.ProfileConfig`); a HAL built from the profile without a config of its own runs with it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import os
 import random
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["BusReopenPolicy", "HalConfig", "decode_worker_count"]
 
@@ -74,6 +76,14 @@ class HalConfig(BaseModel):
         "shared among them in profile order; 0: every bus in this process (the default); auto: one per core "
         "but one (the publishing process keeps a core), at most one per bus, none for one bus or one core",
     )
+
+    @field_validator("decode_workers", mode="before")
+    @classmethod
+    def _worker_setting(cls, setting: object) -> object:
+        # One message for both kinds of value, instead of one per member of the union; and YAML's true is no count.
+        if setting == "auto" or (isinstance(setting, int) and not isinstance(setting, bool) and setting >= 0):
+            return setting
+        raise ValueError("expected a number of processes (0 or more) or auto")
 
 
 def decode_worker_count(setting: int | Literal["auto"], buses: int, cores: int | None = None) -> int:

@@ -5,7 +5,8 @@ module checks the file on its own (shape, types, required fields, duplicates); :
 against the DBC files it names. Both report every problem at once, each with the file and the key path
 (``signals[3].source.message``), and for YAML files the line.
 
-Relative paths in a profile (DBC files, recordings) are resolved against the profile's own directory.
+Relative paths in a profile (DBC files, recordings) are resolved against the profile's own directory. The ``hal:``
+section is a :class:`~sdv.hal.config.HalConfig`: how the HAL runs the buses (decode workers, batching, reopening).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sdv.config_files import parse_toml, parse_yaml, read_config_text
 from sdv.errors import ConfigError, Problem, ProfileError
 from sdv.federation_config import FederationConfig
+from sdv.hal.config import HalConfig
 from sdv.hal.diagnostics import DiagnosticsConfig
 from sdv.hal.expressions import compile_expression
 from sdv.located import node_lines
@@ -340,6 +342,8 @@ class ProfileConfig(_Model):
     services: ServicesConfig = ServicesConfig()
     federation: FederationConfig | None = None  # this ECU in a federated vehicle (docs/federation.md)
     diagnostics: DiagnosticsConfig = DiagnosticsConfig()
+    # how the HAL runs the buses; sdv serve --decode-workers overrides its workers
+    hal: HalConfig = HalConfig()
 
 
 def format_key_path(location: tuple[int | str, ...]) -> str:

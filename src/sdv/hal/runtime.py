@@ -63,7 +63,7 @@ class Hal:
             opens what its profile entry describes.
         openers: functions that open a bus's source, by bus name, used for every opening (also reopening after a
             failure) of a bus without a ready source left; by default the profile entry is opened.
-        config: how the buses are run and reopened.
+        config: how the buses are run and reopened (default: the profile's ``hal:`` section).
         clock: wall clock for freshness of real-time sources and bus state times (a fake one in tests).
         rng: the source of backoff jitter.
         buses: the buses this HAL runs (a decode worker's share, :mod:`sdv.hal.workers`); by default all.
@@ -89,7 +89,7 @@ class Hal:
             name for name in self.processor.bus_names if buses is None or name in buses
         )
         """The buses this HAL runs, in profile order."""
-        self.config = config or HalConfig()
+        self.config = config or self.vehicle.config.hal
         self._clock = clock
         self._given_sources = dict(sources or {})
         self._openers = dict(openers or {})

@@ -57,8 +57,11 @@ _KILL_WAIT_S = 2.0
 
 
 def make_hal(vehicle: VehicleDefinition, config: HalConfig | None = None) -> Hal:
-    """The vehicle's HAL: a :class:`PooledHal` when ``config.decode_workers`` asks for workers, else a plain one."""
-    config = config or HalConfig()
+    """The vehicle's HAL: a :class:`PooledHal` when ``config.decode_workers`` asks for workers, else a plain one.
+
+    Without ``config``, the profile's ``hal:`` section counts.
+    """
+    config = config or vehicle.config.hal
     if decode_worker_count(config.decode_workers, len(vehicle.buses)) > 0:
         return PooledHal(vehicle, config=config)
     return Hal(vehicle, config=config)
