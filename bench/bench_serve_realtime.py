@@ -252,11 +252,13 @@ class Server:
             environment["PYTHONPATH"] = os.pathsep.join(
                 filter(None, [str(source / "src"), environment.get("PYTHONPATH")])
             )
+        # what serve writes to stderr, shown if it does not start; closed by stop()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115
         self.process = subprocess.Popen(
             command,
             env=environment,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=self._log,
             text=True,
         )
         assert self.process.stdout is not None
@@ -264,7 +266,10 @@ class Server:
         match = _LISTENING.match(line)
         if match is None:
             self.process.kill()
-            raise SystemExit(f"sdv serve did not start: {line!r}")
+            self.process.wait()
+            self._log.seek(0)
+            said = self._log.read().decode(errors="replace").strip().splitlines()[-3:]
+            raise SystemExit(f"sdv serve did not start: {line!r}; it said: {' / '.join(said)}")
         self.target = f"127.0.0.1:{match[1]}"
         self._channel = grpc.insecure_channel(self.target)
         self._stub = VALStub(self._channel)
@@ -295,6 +300,7 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self._log.close()
 
 
 def measure(server: Server, subscribers: int, warmup: float, window: float) -> dict[str, Any]:
