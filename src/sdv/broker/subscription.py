@@ -139,10 +139,13 @@ class Subscription:
 
 
 class _Releases:
-    """One event loop's woken subscriptions that wait for their spacing, and the one timer that releases them."""
+    """One event loop's woken subscriptions that wait for their spacing, and the one timer that releases them.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    Called only on that loop (from :func:`wake`'s and the timer's callbacks). It keeps no reference to the loop,
+    so that the registry's entry for a loop goes with the loop.
+    """
+
+    def __init__(self) -> None:
         self._held: list[Subscription] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = math.inf
@@ -168,7 +171,7 @@ class _Releases:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer_due = earliest
-            self._timer = self._loop.call_later(earliest - now, self._due)
+            self._timer = asyncio.get_running_loop().call_later(earliest - now, self._due)
 
     def _due(self) -> None:
         self._timer = None
@@ -183,7 +186,7 @@ _RELEASES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Releases] = wea
 def _releases_of(loop: asyncio.AbstractEventLoop) -> _Releases:
     releases = _RELEASES.get(loop)
     if releases is None:
-        releases = _RELEASES[loop] = _Releases(loop)
+        releases = _RELEASES[loop] = _Releases()
     return releases
 
 
