@@ -74,7 +74,9 @@ class TickGovernor:
             elapsed = self._now() - self._window_started
             if elapsed >= self._window and self._evaluating.acquire(blocking=False):
                 try:
-                    self._evaluate(self._now() - self._window_started)
+                    elapsed = self._now() - self._window_started  # another loop may have judged it meanwhile
+                    if elapsed >= self._window:
+                        self._evaluate(elapsed)
                 finally:
                     self._evaluating.release()
         return self._current()
