@@ -62,11 +62,12 @@ def subscriber_process(
     subscribers: int,
     warmup: float,
     window: float,
-    latency: bool,
+    timed: int,
     conn: Connection,
 ) -> None:
-    """Open ``subscribers`` v2 subscriptions; after ``warmup`` count entries (and latencies) for ``window`` s."""
-    conn.send(asyncio.run(_subscribe(target, paths, subscribers, warmup, window, latency, conn)))
+    """Open ``subscribers`` v2 subscriptions; after ``warmup`` count entries for ``window`` s, and the latency from
+    each datapoint's timestamp to its receipt for the first ``timed`` subscribers."""
+    conn.send(asyncio.run(_subscribe(target, paths, subscribers, warmup, window, timed, conn)))
 
 
 async def _subscribe(
@@ -75,7 +76,7 @@ async def _subscribe(
     subscribers: int,
     warmup: float,
     window: float,
-    latency: bool,
+    timed: int,
     conn: Connection,
 ) -> dict[str, Any]:
     counts = [0] * subscribers
@@ -92,11 +93,12 @@ async def _subscribe(
                     continue
                 counts[index] += len(response.entries)
                 responses[index] += 1
-                if latency:
+                if index < timed:
                     now = time.time()
                     for entry in response.entries.values():
                         stamp = entry.timestamp
-                        latencies.append(now - (stamp.seconds + stamp.nanos / 1e9))
+                        if stamp.seconds:  # a signal without a value has no timestamp
+                            latencies.append(now - (stamp.seconds + stamp.nanos / 1e9))
 
         tasks = [asyncio.create_task(one(index)) for index in range(subscribers)]
         await asyncio.sleep(warmup)
@@ -162,7 +164,8 @@ async def run_subscribers(
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     process = context.Process(
-        target=subscriber_process, args=(server.target, paths, subscribers, warmup, window, latency, child)
+        target=subscriber_process,
+        args=(server.target, paths, subscribers, warmup, window, subscribers if latency else 0, child),
     )
     process.start()
     loop = asyncio.get_running_loop()

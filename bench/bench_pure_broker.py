@@ -111,7 +111,7 @@ async def measured(
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     process = context.Process(
-        target=subscriber_process, args=(server.target, [SIGNAL], subscribers, warmup, window, False, child)
+        target=subscriber_process, args=(server.target, [SIGNAL], subscribers, warmup, window, 0, child)
     )
     process.start()
     loop = asyncio.get_running_loop()

@@ -35,7 +35,6 @@ Prints figures; no pass/fail. Goals: 8 k frames/s with 10 subscribers at most 25
 from __future__ import annotations
 
 import argparse
-import asyncio
 import multiprocessing
 import os
 import re
@@ -45,7 +44,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +52,7 @@ import cantools
 import grpc
 import yaml
 
+from bench_broker import subscriber_process
 from sdv._proto.kuksa.val.v2 import types_pb2, val_pb2
 from sdv._proto.kuksa.val.v2.val_pb2_grpc import VALStub
 from sdv.hal.recordings import read_recording
@@ -157,52 +156,6 @@ def reader_rates(recording: Path, runs: int = 3) -> tuple[float, float]:
     return ours, theirs
 
 
-# --- subscriber process ----------------------------------------------------------------------------------------
-def subscriber_process(target: str, subscribers: int, warmup: float, window: float, conn: Connection) -> None:
-    """Open ``subscribers`` subscriptions of every signal; after ``warmup`` s measure for ``window`` s."""
-    conn.send(asyncio.run(_subscribe(target, subscribers, warmup, window, conn)))
-
-
-async def _subscribe(
-    target: str, subscribers: int, warmup: float, window: float, conn: Connection
-) -> dict[str, Any]:
-    counts = [0] * subscribers
-    responses = [0] * subscribers
-    latencies: list[float] = []
-    measuring = [False]
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = VALStub(channel)
-        listed = await stub.ListMetadata(val_pb2.ListMetadataRequest(root="**"))
-        request = val_pb2.SubscribeRequest(signal_paths=[meta.path for meta in listed.metadata])
-
-        async def one(index: int) -> None:
-            async for response in stub.Subscribe(request):
-                if not measuring[0]:
-                    continue
-                counts[index] += len(response.entries)
-                responses[index] += 1
-                if index == 0:
-                    now = time.time()
-                    for entry in response.entries.values():
-                        stamp = entry.timestamp
-                        if stamp.seconds:
-                            latencies.append(now - (stamp.seconds + stamp.nanos / 1e9))
-
-        tasks = [asyncio.create_task(one(index)) for index in range(subscribers)]
-        await asyncio.sleep(warmup)
-        measuring[0] = True
-        conn.send("start")
-        started = time.perf_counter()
-        await asyncio.sleep(window)
-        measuring[0] = False
-        elapsed = time.perf_counter() - started
-        conn.send("stop")
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    return {"counts": counts, "responses": responses, "elapsed": elapsed, "latencies": latencies}
-
-
 # --- the server process ----------------------------------------------------------------------------------------
 def _stat(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -285,6 +238,11 @@ class Server:
             time.sleep(0.1)
         raise SystemExit(f"sdv serve counted no frames on some bus within {timeout:g} s")
 
+    def paths(self) -> list[str]:
+        """Every signal the server serves."""
+        listed = self._stub.ListMetadata(val_pb2.ListMetadataRequest(root="**"))
+        return [meta.path for meta in listed.metadata]
+
     def frames(self) -> tuple[int, float]:
         """Frames received over all buses, and the newest counter's timestamp."""
         response = self._stub.GetValues(val_pb2.GetValuesRequest(signal_ids=self._counters))
@@ -310,8 +268,10 @@ def measure(server: Server, subscribers: int, warmup: float, window: float) -> d
     if subscribers:
         context = multiprocessing.get_context("spawn")
         receiver, sender = context.Pipe(duplex=False)
+        # Every signal, the first subscriber timed (the others are load).
         child = context.Process(
-            target=subscriber_process, args=(server.target, subscribers, warmup, window, sender)
+            target=subscriber_process,
+            args=(server.target, server.paths(), subscribers, warmup, window, 1, sender),
         )
         child.start()
         assert receiver.recv() == "start"
