@@ -112,13 +112,14 @@ def test_auto_keeps_a_core_for_publishing_and_small_profiles_in_one_process() ->
     assert decode_worker_count(0, buses=8) == 0
 
 
+def decoded_paths(profile: Path) -> list[str]:
+    """The profile's signals that are decoded from frames."""
+    return [path for path, config in Hal(profile).vehicle.signals.items() if config.source is not None]
+
+
 def test_values_decoded_in_a_worker_equal_those_decoded_in_process(tmp_path: Path) -> None:
     profile = played_once(tmp_path)
-    paths = [
-        path
-        for path, signal_config in Hal(profile).vehicle.signals.items()
-        if signal_config.source is not None
-    ]
+    paths = decoded_paths(profile)
     with serving("--profile", str(profile)) as (port, _):
         alone = final_values(port, paths)
     with serving("--profile", str(profile), "--decode-workers", "1") as (port, process):
@@ -130,11 +131,7 @@ def test_values_decoded_in_a_worker_equal_those_decoded_in_process(tmp_path: Pat
 
 def test_two_buses_in_two_workers_equal_one_process(tmp_path: Path) -> None:
     profile = two_buses_played_once(tmp_path)
-    paths = [
-        path
-        for path, signal_config in Hal(profile).vehicle.signals.items()
-        if signal_config.source is not None
-    ]
+    paths = decoded_paths(profile)
     buses = ("vehicle", "second")
     with serving("--profile", str(profile)) as (port, _):
         alone = final_values(port, paths, buses)

@@ -22,7 +22,16 @@ import pytest
 from sdv.types.status import Status
 from tests.kuksa_values import read_with_kuksa_client
 from tests.serve_process import REPOSITORY, serving
-from tests.socketcan.test_serve_socketcan import SPEED_DBC, WAIT, read, sh, speed_frame, until, valid
+from tests.socketcan.test_serve_socketcan import (
+    SPEED_DBC,
+    WAIT,
+    read,
+    sh,
+    speed_frame,
+    take_vcan0_down,
+    until,
+    valid,
+)
 
 pytestmark = pytest.mark.socketcan
 
@@ -180,15 +189,7 @@ def test_error_frames_on_a_quiet_bus_are_counted_and_never_decoded(port: int) ->
 def test_a_bus_that_goes_down_keeps_the_ecus_identification_and_is_read_again_when_up(port: int) -> None:
     asyncio.run(until(port, ENGINE + "SoftwareVersion", valid("SW-1.2.3")))
     try:
-        asyncio.run(
-            until(
-                port,
-                SPEED,
-                lambda point: point.status is Status.NOT_AVAILABLE,
-                lambda: sh("ip", "link", "set", "vcan0", "down"),
-            )
-        )
-        assert asyncio.run(read(port, BODY_STATE)).value == "DOWN"
+        take_vcan0_down(port)
         # an identification does not change while its bus is down: the attribute keeps the value it was read with
         assert asyncio.run(read(port, ENGINE + "SoftwareVersion")).value == "SW-1.2.3"
     finally:
